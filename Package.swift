@@ -1,0 +1,76 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers (see DESIGN.md): prs → PRSRunner → PRSCore; prs → PRSBackends → PRSCore.
+// PRSCore performs no I/O; PRSRunner never names a concrete backend.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "prs",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "prs", targets: ["prs"]),
+        .library(name: "PRSCore", targets: ["PRSCore"]),
+        .library(name: "PRSBackends", targets: ["PRSBackends"]),
+        .library(name: "PRSRunner", targets: ["PRSRunner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+    ],
+    targets: [
+        .target(name: "PRSCore", swiftSettings: strict),
+        .target(
+            name: "PRSBackends",
+            dependencies: [
+                "PRSCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PRSRunner",
+            dependencies: ["PRSCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "prs",
+            dependencies: [
+                "PRSCore", "PRSBackends", "PRSRunner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PRSTestSupport",
+            dependencies: ["PRSCore"],
+            path: "Tests/PRSTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PRSCoreTests", dependencies: ["PRSCore", "PRSTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "PRSBackendsTests",
+            dependencies: [
+                "PRSCore", "PRSBackends", "PRSTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "PRSRunnerTests",
+            dependencies: ["PRSCore", "PRSRunner", "PRSTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PRSIntegrationTests", dependencies: ["PRSCore"], swiftSettings: strict),
+    ]
+)

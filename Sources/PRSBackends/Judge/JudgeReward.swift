@@ -1,0 +1,130 @@
+import Foundation
+import PRSCore
+
+/// An LLM-as-judge reward: asks a generator to rate a response for helpfulness and
+/// adherence to the preference on a 1–9 scale (one digit, so a rating is one token).
+///
+/// With token log-probabilities, the rating is the probability-weighted mean over the digit
+/// tokens at the rating's position; otherwise the digit in the reply. The reward is the rating
+/// mapped to [0, 1] as `(rating − 1) / 8`. An unparseable judgment is asked again (sampled, with
+/// a new seed) and, after `attempts` tries, recorded as a failure, never as a zero.
+public struct JudgeReward: RewardModel {
+    public let generator: any TextGenerator
+    public let attempts: Int
+    public let concurrency: Int
+    public let template: String
+    public var identity: String { "judge[\(generator.identity)]" }
+
+    public static let defaultTemplate = """
+        Rate how well the response answers the request and follows the user's preference.
+
+        Request:
+        {prompt}
+
+        The user's preference:
+        {preference}
+
+        Response:
+        {response}
+
+        Rate the response from 1 (poor) to 9 (excellent). Reply with the single digit only.
+        """
+
+    public init(generator: any TextGenerator, attempts: Int = 3, concurrency: Int = 4, template: String = Self.defaultTemplate) {
+        self.generator = generator
+        self.attempts = max(1, attempts)
+        self.concurrency = max(1, concurrency)
+        self.template = template
+    }
+
+    public func score(_ inputs: [RewardInput]) async throws -> [RewardResult] {
+        var results = [RewardResult?](repeating: nil, count: inputs.count)
+        try await withThrowingTaskGroup(of: (Int, RewardResult).self) { group in
+            var next = 0
+            func add() {
+                let i = next
+                next += 1
+                group.addTask { (i, try await judge(inputs[i])) }
+            }
+            while next < min(concurrency, inputs.count) { add() }
+            for try await (i, r) in group {
+                results[i] = r
+                if next < inputs.count { add() }
+            }
+        }
+        return results.map { $0! }
+    }
+
+    func judge(_ input: RewardInput) async throws -> RewardResult {
+        let pref = input.preference?.text.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let text = PromptTemplates.render(template, [
+            "prompt": input.prompt, "preference": pref.isEmpty ? "(no particular preference)" : pref,
+            "response": input.response])
+        var lastReply = ""
+        for attempt in 0..<attempts {
+            // The first try is greedy; later ones sample so a stuck judgment can change.
+            let params = SamplingParameters(
+                temperature: attempt == 0 ? 0 : 0.7, maxTokens: 12, seed: UInt64(attempt), logprobs: true, topLogprobs: 20)
+            let out = try await generator.generate(GenerationRequest(messages: [.user(text)], n: 1, parameters: params))
+            guard let g = out.first else { continue }
+            lastReply = g.text
+            if let rating = JudgeParsing.rating(text: g.text, logprobs: g.logprobs) {
+                let value = (rating - 1) / 8
+                return RewardResult(value: value, components: ["judge": value])
+            }
+        }
+        return RewardResult(failure: "the judge gave no rating from 1 to 9 in \(attempts) attempts; last reply: \"\(lastReply.prefix(120))\"")
+    }
+}
+
+/// Reading a 1–9 rating out of a judge's reply.
+public enum JudgeParsing {
+    /// The expected rating from log-probabilities when they show one, else the first
+    /// standalone digit 1–9 in the text; `nil` when neither has a rating.
+    public static func rating(text: String, logprobs: [TokenLogprob]?) -> Double? {
+        if let lp = logprobs, let r = expectedRating(lp) { return r }
+        return firstDigit(text)
+    }
+
+    /// The first standalone digit 1–9 (not part of a longer number or a decimal).
+    public static func firstDigit(_ text: String) -> Double? {
+        let chars = Array(text)
+        var i = 0
+        while i < chars.count {
+            if chars[i].isASCII, chars[i].isNumber {
+                var j = i
+                while j < chars.count, chars[j].isASCII, chars[j].isNumber { j += 1 }
+                let decimal = j < chars.count - 1 && chars[j] == "." && chars[j + 1].isNumber
+                if j - i == 1, !decimal, let d = chars[i].wholeNumberValue, (1...9).contains(d) { return Double(d) }
+                i = j
+            } else {
+                i += 1
+            }
+        }
+        return nil
+    }
+
+    static func digit(_ token: String) -> Int? {
+        let t = token.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard t.count == 1, let d = t.first?.wholeNumberValue, (1...9).contains(d) else { return nil }
+        return d
+    }
+
+    /// At the first generated token that is a digit 1–9 (and not part of a longer number),
+    /// the mean digit weighted by the probabilities of the digit alternatives at that position.
+    /// Small judges often write "The response is 3."; the rating is where the digit is.
+    public static func expectedRating(_ logprobs: [TokenLogprob]) -> Double? {
+        for (k, entry) in logprobs.enumerated() {
+            guard let chosen = digit(entry.token) else { continue }
+            if k + 1 < logprobs.count, logprobs[k + 1].token.first?.isNumber == true { continue }
+            if k > 0, logprobs[k - 1].token.last?.isNumber == true { continue }
+            var mass: [Int: Double] = [:]
+            for alt in entry.top { if let d = digit(alt.token) { mass[d, default: 0] += exp(alt.logprob) } }
+            if mass.isEmpty { mass[chosen] = 1 }
+            let total = mass.values.reduce(0, +)
+            guard total > 0 else { return Double(chosen) }
+            return mass.reduce(0) { $0 + Double($1.key) * $1.value } / total
+        }
+        return nil
+    }
+}

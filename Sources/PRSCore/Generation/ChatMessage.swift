@@ -1,0 +1,15 @@
+/// One message of a chat conversation, as OpenAI-compatible servers take it.
+public struct ChatMessage: Sendable, Hashable, Codable {
+    public enum Role: String, Sendable, Codable { case system, user, assistant }
+    public var role: Role
+    public var content: String
+
+    public init(role: Role, content: String) {
+        self.role = role
+        self.content = content
+    }
+
+    public static func system(_ text: String) -> ChatMessage { ChatMessage(role: .system, content: text) }
+    public static func user(_ text: String) -> ChatMessage { ChatMessage(role: .user, content: text) }
+    public static func assistant(_ text: String) -> ChatMessage { ChatMessage(role: .assistant, content: text) }
+}

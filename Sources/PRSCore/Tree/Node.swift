@@ -1,0 +1,65 @@
+/// What a node of a sampling tree is.
+public enum NodeKind: String, Sendable, Hashable, Codable {
+    /// A response sampled from the prompt (and preference) alone; layer 0.
+    case initial
+    /// The policy's critique of the best response so far; not scored, not counted in the budget.
+    case feedback
+    /// A response sampled from the prompt, preference, best response so far and (usually) feedback.
+    case refinement
+}
+
+/// One generation in a tree, with everything needed to see how it came to be.
+public struct Node: Sendable, Hashable, Codable, Identifiable {
+    /// Position in generation order within the item, from 0.
+    public var id: Int
+    /// For a feedback node, the response it critiques; for a refinement, the feedback
+    /// node it applies (or, without feedback, the response it refines).
+    public var parentID: Int?
+    public var kind: NodeKind
+    public var layer: Int
+    public var text: String
+    /// The reward; `nil` for feedback and for responses whose scoring failed.
+    public var reward: Double?
+    /// The reward's components, e.g. `["judge": 0.7]`.
+    public var rewards: [String: Double]?
+    /// Why scoring failed, when it did.
+    public var rewardError: String?
+    public var seed: UInt64?
+    public var params: SamplingParameters
+    public var usage: TokenUsage
+    public var latencyMs: Double
+    public var finishReason: FinishReason
+    /// For a scored refinement: whether it scored strictly above the response it refined.
+    public var improving: Bool?
+
+    public init(
+        id: Int, parentID: Int?, kind: NodeKind, layer: Int, text: String,
+        reward: Double? = nil, rewards: [String: Double]? = nil, rewardError: String? = nil,
+        seed: UInt64?, params: SamplingParameters, usage: TokenUsage, latencyMs: Double,
+        finishReason: FinishReason, improving: Bool? = nil
+    ) {
+        self.id = id
+        self.parentID = parentID
+        self.kind = kind
+        self.layer = layer
+        self.text = text
+        self.reward = reward
+        self.rewards = rewards
+        self.rewardError = rewardError
+        self.seed = seed
+        self.params = params
+        self.usage = usage
+        self.latencyMs = latencyMs
+        self.finishReason = finishReason
+        self.improving = improving
+    }
+
+    /// Responses count toward the budget; feedback does not.
+    public var isResponse: Bool { kind != .feedback }
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, layer, text, reward, rewards, seed, params, usage, improving
+        case parentID = "parent_id", rewardError = "reward_error"
+        case latencyMs = "latency_ms", finishReason = "finish_reason"
+    }
+}

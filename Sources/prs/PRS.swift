@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// Exit statuses of the contract: 0 done, 1 failed, 2 bad usage or input, 3 interrupted (resumable).
+enum Exit {
+    static let failed: Int32 = 1
+    static let badInput: Int32 = 2
+    static let interrupted: Int32 = 3
+}
+
+/// An error that ends the command with a message and an exit status.
+struct CLIFailure: Error, CustomStringConvertible {
+    var code: Int32
+    var description: String
+    static func badInput(_ m: String) -> CLIFailure { CLIFailure(code: Exit.badInput, description: m) }
+    static func failed(_ m: String) -> CLIFailure { CLIFailure(code: Exit.failed, description: m) }
+}
+
+@main
+struct PRS: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prs",
+        abstract: "Preference-guided reflective sampling: sample, refine and select answers under a user's preference.",
+        version: "0.1.0",
+        subcommands: [Sample.self]
+    )
+
+    static func main() async {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = ProcessInfo.processInfo.environment["PRS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return h
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data("prs: \(failure.description)\n".utf8))
+            Foundation.exit(failure.code)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            // Usage errors (ArgumentParser's 64) become the contract's 2.
+            Foundation.exit(code == .validationFailure ? Exit.badInput : code.rawValue)
+        }
+    }
+}

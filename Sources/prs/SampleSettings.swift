@@ -1,0 +1,192 @@
+import Foundation
+import PRSBackends
+import PRSCore
+import Yams
+
+/// The settings of `prs sample` after merging the YAML config and the flags.
+struct SampleSettings {
+    var prompts: String
+    var out: String
+    var strategy: StrategyConfig
+    var policy: PolicySpec
+    var reward: RewardSpec
+    var feedback: FeedbackSpec
+    var concurrency: Int
+    var timeout: Double
+    var retries: Int
+    var skipInvalid: Bool
+
+    enum FeedbackSpec {
+        case selfFeedback
+        case model(PolicySpec)
+
+        static func parse(_ s: String) throws -> FeedbackSpec {
+            if s == "self" { return .selfFeedback }
+            if s.hasPrefix("model:") { return .model(try PolicySpec.parse(String(s.dropFirst("model:".count)))) }
+            if s == "verifier" {
+                throw CLIFailure.badInput("feedback \"verifier\" needs constraint checkers, which this version does not have yet; use self or model:POLICY")
+            }
+            throw CLIFailure.badInput("feedback \"\(s)\": expected self or model:POLICY")
+        }
+    }
+
+    static func resolve(flags: Sample) throws -> SampleSettings {
+        let file = try flags.config.map(ConfigFile.load) ?? ConfigFile()
+        func need<T>(_ v: T?, _ name: String) throws -> T {
+            guard let v else { throw CLIFailure.badInput("missing --\(name) (or \(name.replacingOccurrences(of: "-", with: "_")) in --config)") }
+            return v
+        }
+        let prompts = try need(flags.prompts ?? file.prompts, "prompts")
+        let out = try need(flags.out ?? file.out, "out")
+        let kindName = flags.strategy ?? file.strategy ?? "prs"
+        guard let kind = StrategyKind(rawValue: kindName) else {
+            throw CLIFailure.badInput("strategy \"\(kindName)\": expected one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var split: [Int]?
+        if let s = flags.split ?? file.split {
+            split = try s.split(separator: ",").map { part in
+                guard let v = Int(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw CLIFailure.badInput("split \"\(s)\": \"\(part)\" is not a whole number; write layer sizes like 4,4")
+                }
+                return v
+            }
+        }
+        let budget = flags.budget ?? file.budget ?? split?.reduce(0, +) ?? 8
+        var sampling = SamplingParameters.paper
+        sampling.temperature = flags.temperature ?? file.temperature ?? sampling.temperature
+        sampling.topK = flags.topK ?? file.topK ?? sampling.topK
+        sampling.topP = flags.topP ?? file.topP
+        sampling.minP = flags.minP ?? file.minP
+        sampling.presencePenalty = flags.presencePenalty ?? file.presencePenalty ?? sampling.presencePenalty
+        sampling.frequencyPenalty = file.frequencyPenalty
+        sampling.maxTokens = flags.maxTokens ?? file.maxTokens ?? sampling.maxTokens
+        sampling.stop = file.stop
+        if let mt = sampling.maxTokens, mt < 1 { throw CLIFailure.badInput("max-tokens must be at least 1, got \(mt)") }
+        if let t = sampling.temperature, t < 0 { throw CLIFailure.badInput("temperature must be 0 or more, got \(t)") }
+
+        var templates = PromptTemplates.standard
+        for (key, path) in file.templates ?? [:] {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw CLIFailure.badInput("template \(key): cannot read \(path): \(error.localizedDescription)")
+            }
+            switch key {
+            case "conditioned": templates.conditioned = text
+            case "feedback": templates.feedback = text
+            case "refine": templates.refine = text
+            case "refine_nofeedback": templates.refineWithoutFeedback = text
+            default: throw CLIFailure.badInput("templates.\(key): unknown template; known: conditioned, feedback, refine, refine_nofeedback")
+            }
+        }
+        let strategy: StrategyConfig
+        do {
+            try templates.validate()
+            strategy = try StrategyConfig(kind: kind, budget: budget, split: split, sampling: sampling,
+                                          runSeed: flags.seed ?? file.seed ?? 0, templates: templates)
+        } catch let e as ConfigError {
+            throw CLIFailure.badInput(e.description)
+        }
+        guard let policyText = flags.policy ?? file.policy ?? ProcessInfo.processInfo.environment["PRS_POLICY"] else {
+            throw CLIFailure.badInput("missing --policy: name a server such as openai:http://127.0.0.1:8080/v1 (or set PRS_POLICY)")
+        }
+        let concurrency = flags.concurrency ?? file.concurrency ?? 4
+        guard concurrency >= 1 else { throw CLIFailure.badInput("concurrency must be at least 1, got \(concurrency)") }
+        do {
+            return SampleSettings(
+                prompts: prompts, out: out, strategy: strategy,
+                policy: try PolicySpec.parse(policyText),
+                reward: try RewardSpec.parse(flags.reward ?? file.reward ?? "judge"),
+                feedback: try FeedbackSpec.parse(flags.feedback ?? file.feedback ?? "self"),
+                concurrency: concurrency,
+                timeout: flags.timeout ?? file.timeout ?? 300,
+                retries: flags.retries ?? file.retries ?? 4,
+                skipInvalid: flags.skipInvalid || (file.skipInvalid ?? false))
+        } catch let e as SpecError {
+            throw CLIFailure.badInput(e.description)
+        }
+    }
+}
+
+/// The YAML config of `prs sample`: the flags' names in snake_case.
+struct ConfigFile: Decodable {
+    var prompts: String?
+    var out: String?
+    var strategy: String?
+    var budget: Int?
+    var split: String?
+    var policy: String?
+    var reward: String?
+    var feedback: String?
+    var concurrency: Int?
+    var seed: UInt64?
+    var maxTokens: Int?
+    var temperature: Double?
+    var topK: Int?
+    var topP: Double?
+    var minP: Double?
+    var presencePenalty: Double?
+    var frequencyPenalty: Double?
+    var stop: [String]?
+    var timeout: Double?
+    var retries: Int?
+    var skipInvalid: Bool?
+    var templates: [String: String]?
+
+    init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case prompts, out, strategy, budget, split, policy, reward, feedback, concurrency, seed
+        case temperature, stop, timeout, retries, templates
+        case maxTokens = "max_tokens", topK = "top_k", topP = "top_p", minP = "min_p"
+        case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
+        case skipInvalid = "skip_invalid"
+    }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func opt<T: Decodable>(_ k: CodingKeys) throws -> T? { try c.decodeIfPresent(T.self, forKey: k) }
+        prompts = try opt(.prompts); out = try opt(.out); strategy = try opt(.strategy); budget = try opt(.budget)
+        policy = try opt(.policy); reward = try opt(.reward); feedback = try opt(.feedback)
+        concurrency = try opt(.concurrency); seed = try opt(.seed); maxTokens = try opt(.maxTokens)
+        temperature = try opt(.temperature); topK = try opt(.topK); topP = try opt(.topP); minP = try opt(.minP)
+        presencePenalty = try opt(.presencePenalty); frequencyPenalty = try opt(.frequencyPenalty)
+        stop = try opt(.stop); timeout = try opt(.timeout); retries = try opt(.retries)
+        skipInvalid = try opt(.skipInvalid); templates = try opt(.templates)
+        // split may be written 4,4 (a string) or [4, 4] (a list).
+        if let list = try? c.decodeIfPresent([Int].self, forKey: .split) {
+            split = list.map(String.init).joined(separator: ",")
+        } else {
+            split = try opt(.split)
+        }
+    }
+
+    /// Reads `path`, refusing unknown keys (a typo must not be ignored) and naming the line at fault.
+    static func load(_ path: String) throws -> ConfigFile {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CLIFailure.badInput("\(path): cannot read the config: \(error.localizedDescription)")
+        }
+        let node: Yams.Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw CLIFailure.badInput("\(path): not valid YAML: \(error)")
+        }
+        guard let node else { return ConfigFile() }
+        guard let mapping = node.mapping else { throw CLIFailure.badInput("\(path): the config must be a mapping of settings") }
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        for key in mapping.keys {
+            guard let name = key.string, known.contains(name) else {
+                let line = key.mark.map { ":\($0.line)" } ?? ""
+                throw CLIFailure.badInput("\(path)\(line): \(key.string ?? "?"): unknown setting; known: \(known.sorted().joined(separator: ", "))")
+            }
+        }
+        do {
+            return try YAMLDecoder().decode(ConfigFile.self, from: node)
+        } catch let DecodingError.typeMismatch(type, ctx) {
+            let key = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            let line = ctx.codingPath.first.flatMap { k in mapping.keys.first { (n: Yams.Node) in n.string == k.stringValue }?.mark }.map { ":\($0.line)" } ?? ""
+            throw CLIFailure.badInput("\(path)\(line): \(key): expected \(type)")
+        } catch {
+            throw CLIFailure.badInput("\(path): \(error)")
+        }
+    }
+}
