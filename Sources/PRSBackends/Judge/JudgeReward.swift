@@ -96,6 +96,10 @@ public enum JudgeParsing {
                 while j < chars.count, chars[j].isASCII, chars[j].isNumber { j += 1 }
                 let decimal = j < chars.count - 1 && chars[j] == "." && chars[j + 1].isNumber
                 if j - i == 1, !decimal, let d = chars[i].wholeNumberValue, (1...9).contains(d) { return Double(d) }
+                if decimal {  // skip the fraction too: "3.5" is not a rating of 5
+                    j += 1
+                    while j < chars.count, chars[j].isASCII, chars[j].isNumber { j += 1 }
+                }
                 i = j
             } else {
                 i += 1

@@ -51,7 +51,7 @@ public struct OpenAIClientError: Error, Sendable, CustomStringConvertible {
         case .badBody(let why, let body):
             return "POST \(url) [\(request)]: the response is not an OpenAI chat completion: \(why); body: \(Self.excerpt(body))"
         case .transport(let why):
-            return "POST \(url) [\(request)]: could not reach the server\(tries): \(why) — is it running, and is the URL right?"
+            return "POST \(url) [\(request)]: the connection failed\(tries): \(why) — is the server running, and is the URL right?"
         case .timeout(let s):
             return "POST \(url) [\(request)]: no complete response within \(Self.format(s)) s\(tries) — raise --timeout or check the server"
         }

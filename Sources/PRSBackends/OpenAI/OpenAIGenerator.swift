@@ -39,7 +39,7 @@ public struct OpenAIGenerator: TextGenerator {
     ///   - timeout: seconds for one whole attempt (connect, head and body).
     public init(
         endpoints: [Endpoint], concurrencyPerEndpoint: Int = 8, timeout: Double = 300,
-        retry: RetryPolicy = RetryPolicy(), apiKey: String? = nil, logger: Logger, client: HTTPClient = .shared
+        retry: RetryPolicy = RetryPolicy(), apiKey: String? = nil, logger: Logger, client: HTTPClient = .prs
     ) {
         precondition(!endpoints.isEmpty, "at least one endpoint")
         identity = "openai:" + endpoints.map { $0.baseURL + ($0.model.map { "#" + $0 } ?? "") }.joined(separator: ",")

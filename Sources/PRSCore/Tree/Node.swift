@@ -62,4 +62,23 @@ public struct Node: Sendable, Hashable, Codable, Identifiable {
         case parentID = "parent_id", rewardError = "reward_error"
         case latencyMs = "latency_ms", finishReason = "finish_reason"
     }
+
+    /// `parent_id` and `reward` are always written (null when absent), so readers can index them.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(parentID, forKey: .parentID)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(layer, forKey: .layer)
+        try c.encode(text, forKey: .text)
+        try c.encode(reward, forKey: .reward)
+        try c.encodeIfPresent(rewards, forKey: .rewards)
+        try c.encodeIfPresent(rewardError, forKey: .rewardError)
+        try c.encodeIfPresent(seed, forKey: .seed)
+        try c.encode(params, forKey: .params)
+        try c.encode(usage, forKey: .usage)
+        try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(finishReason, forKey: .finishReason)
+        try c.encodeIfPresent(improving, forKey: .improving)
+    }
 }
