@@ -35,6 +35,15 @@ import Testing
         #expect(JudgeParsing.expectedRating(lp) == nil)
     }
 
+    @Test func fallsBackToTheFirstPositionWithDigitAlternatives() throws {
+        let lp = [
+            TokenLogprob(token: "Great", logprob: log(0.9), top: [.init(token: "Great", logprob: log(0.9)), .init(token: "2", logprob: log(0.05)), .init(token: "4", logprob: log(0.05))]),
+            TokenLogprob(token: "!", logprob: 0, top: [.init(token: "7", logprob: log(0.5))]),
+        ]
+        #expect(try #require(JudgeParsing.expectedRating(lp)) == 3)
+        #expect(JudgeParsing.expectedRating([TokenLogprob(token: "Great", logprob: 0, top: [])]) == nil)
+    }
+
     @Test func recordsAFailureAfterRetriesNeverAZero() async throws {
         let gen = ScriptedGenerator { _, _, _ in "I like it." }
         let judge = JudgeReward(generator: gen, attempts: 3)

@@ -114,21 +114,30 @@ public enum JudgeParsing {
         return d
     }
 
-    /// At the first generated token that is a digit 1–9 (and not part of a longer number),
-    /// the mean digit weighted by the probabilities of the digit alternatives at that position.
+    /// The rating at the first generated token that is a digit 1–9 (and not part of a longer
+    /// number): the mean digit weighted by the probabilities of the digit alternatives there.
     /// Small judges often write "The response is 3."; the rating is where the digit is.
+    /// When no generated token is a digit, the first position whose alternatives include
+    /// digits is used instead: the expected rating given that the reply had been a rating
+    /// there (as G-Eval scores with the digit distribution).
     public static func expectedRating(_ logprobs: [TokenLogprob]) -> Double? {
         for (k, entry) in logprobs.enumerated() {
             guard let chosen = digit(entry.token) else { continue }
             if k + 1 < logprobs.count, logprobs[k + 1].token.first?.isNumber == true { continue }
             if k > 0, logprobs[k - 1].token.last?.isNumber == true { continue }
-            var mass: [Int: Double] = [:]
-            for alt in entry.top { if let d = digit(alt.token) { mass[d, default: 0] += exp(alt.logprob) } }
-            if mass.isEmpty { mass[chosen] = 1 }
-            let total = mass.values.reduce(0, +)
-            guard total > 0 else { return Double(chosen) }
-            return mass.reduce(0) { $0 + Double($1.key) * $1.value } / total
+            return weightedDigit(entry.top) ?? Double(chosen)
+        }
+        for entry in logprobs {
+            if let r = weightedDigit(entry.top) { return r }
         }
         return nil
+    }
+
+    static func weightedDigit(_ alternatives: [TokenLogprob.Alternative]) -> Double? {
+        var mass: [Int: Double] = [:]
+        for alt in alternatives { if let d = digit(alt.token) { mass[d, default: 0] += exp(alt.logprob) } }
+        let total = mass.values.reduce(0, +)
+        guard total > 0 else { return nil }
+        return mass.reduce(0) { $0 + Double($1.key) * $1.value } / total
     }
 }
