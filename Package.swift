@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "prs", targets: ["prs"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "PRSCore", targets: ["PRSCore"]),
         .library(name: "PRSBackends", targets: ["PRSBackends"]),
         .library(name: "PRSRunner", targets: ["PRSRunner"]),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
     ],
     targets: [
+        .target(name: "GGUF", swiftSettings: strict),
         .target(name: "PRSCore", swiftSettings: strict),
         .target(
             name: "PRSBackends",
@@ -59,6 +61,7 @@ let package = Package(
             path: "Tests/PRSTestSupport",
             swiftSettings: strict
         ),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"], exclude: ["Corpus"], swiftSettings: strict),
         .testTarget(name: "PRSCoreTests", dependencies: ["PRSCore", "PRSTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PRSBackendsTests",

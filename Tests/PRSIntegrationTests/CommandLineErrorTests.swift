@@ -59,4 +59,17 @@ import Testing
         #expect(r2.status == 2)
         #expect(r2.stderr.contains("\(typed.path):1: budget: expected Int"), "\(r2.stderr)")
     }
+
+    @Test func templateOverridesAreReadAndChecked() throws {
+        let f = try write("{\"id\":\"a\",\"instruction\":\"ok\"}\n")
+        let t = try write("Improve {draft} using {feedbak}", "refine.txt")
+        let cfg = try write("templates:\n  refine: \(t.path)\n", "prs.yaml")
+        let r = try run(Repo.prs, ["sample", "--config", cfg.path, "--prompts", f.path, "--out", "/tmp/x", "--policy", "openai:http://127.0.0.1:9/v1"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("template refine: unknown placeholder {feedbak}"), "\(r.stderr)")
+        let missing = try write("templates:\n  refine: /nonexistent/refine.txt\n", "missing.yaml")
+        let r2 = try run(Repo.prs, ["sample", "--config", missing.path, "--prompts", f.path, "--out", "/tmp/x", "--policy", "openai:http://127.0.0.1:9/v1"])
+        #expect(r2.status == 2)
+        #expect(r2.stderr.contains("template refine: cannot read /nonexistent/refine.txt"), "\(r2.stderr)")
+    }
 }
