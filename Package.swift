@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "prs", targets: ["prs"]),
         .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "LMEngine", targets: ["LMEngine"]),
         .library(name: "PRSCore", targets: ["PRSCore"]),
         .library(name: "PRSBackends", targets: ["PRSBackends"]),
         .library(name: "PRSRunner", targets: ["PRSRunner"]),
@@ -27,6 +28,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "GGUF", swiftSettings: strict),
+        .target(name: "LMEngine", dependencies: ["GGUF"], swiftSettings: strict),
         .target(name: "PRSCore", swiftSettings: strict),
         .target(
             name: "PRSBackends",
@@ -62,6 +64,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"], exclude: ["Corpus"], swiftSettings: strict),
+        .testTarget(name: "LMEngineTests", dependencies: ["LMEngine", "GGUF"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "PRSCoreTests", dependencies: ["PRSCore", "PRSTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PRSBackendsTests",
