@@ -1,0 +1,46 @@
+import Foundation
+import LMEngine
+import Testing
+
+struct GoldenChat: Decodable, Sendable, CustomTestStringConvertible {
+    struct M: Decodable, Sendable { var role: String; var content: String }
+    var messages: [M]
+    var text: String
+    var testDescription: String { messages.map(\.role).joined(separator: ",") }
+
+    static let all: [GoldenChat] = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/smollm2-chat.json")
+        return (try? JSONDecoder().decode([GoldenChat].self, from: Data(contentsOf: url))) ?? []
+    }()
+}
+
+@Suite struct ChatTemplateTests {
+    /// Rendered by the model's own Jinja template (scripts/reference/chat_render.py).
+    @Test(arguments: GoldenChat.all)
+    func rendersAsTheModelsOwnTemplate(golden: GoldenChat) throws {
+        let file = try SmolLM2.file.get()
+        let template = try ChatTemplate.recognise(try #require(file.content["tokenizer.chat_template"]?.string))
+        #expect(template == .chatML(defaultSystem: "You are a helpful AI assistant named SmolLM, trained by Hugging Face"))
+        #expect(template.render(golden.messages.map { TemplateMessage(role: $0.role, content: $0.content) }) == golden.text)
+    }
+
+    @Test func recognisesTheCommonFormats() throws {
+        #expect(try ChatTemplate.recognise("{{ '<|start_header_id|>' + message['role'] }}") == .llama3)
+        #expect(try ChatTemplate.recognise("{{ '[INST] ' + message['content'] + ' [/INST]' }}") == .mistral)
+        #expect(try ChatTemplate.recognise("{{ '<start_of_turn>' + role }}") == .gemma)
+        #expect(try ChatTemplate.recognise("{% for m in messages %}{{'<|im_start|>' + m['role'] }}{% endfor %}") == .chatML(defaultSystem: nil))
+    }
+
+    @Test func anUnknownTemplateSaysHowToChoose() {
+        #expect { try ChatTemplate.recognise("{{ messages }}") } throws: { String(describing: $0).contains("--template chatml|llama3|mistral|gemma") }
+    }
+
+    @Test func rendersEachFormat() {
+        let m = [TemplateMessage(role: "system", content: "Be brief."), TemplateMessage(role: "user", content: "Hi")]
+        #expect(ChatTemplate.llama3.render(m) == "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        #expect(ChatTemplate.mistral.render(m) == "[INST] Be brief.\n\nHi [/INST]")
+        #expect(ChatTemplate.gemma.render(m) == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n")
+        #expect(ChatTemplate.named("CHATML") == .chatML(defaultSystem: nil))
+        #expect(ChatTemplate.named("vicuna") == nil)
+    }
+}
