@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "prs",
             dependencies: [
-                "PRSCore", "PRSBackends", "PRSRunner",
+                "PRSCore", "PRSBackends", "PRSRunner", "GGUF", "LMEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
