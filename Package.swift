@@ -3,6 +3,13 @@ import PackageDescription
 
 // Layers (see DESIGN.md): prs → PRSRunner → PRSCore; prs → PRSBackends → PRSCore.
 // PRSCore performs no I/O; PRSRunner never names a concrete backend.
+#if arch(x86_64)
+// The kernels need AVX2, FMA and F16C (x86-64-v3); other architectures use the portable C.
+let kernelFlags: [CSetting] = [.unsafeFlags(["-mavx2", "-mfma", "-mf16c", "-O3"])]
+#else
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3"])]
+#endif
+
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
@@ -28,7 +35,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "GGUF", swiftSettings: strict),
-        .target(name: "LMEngine", dependencies: ["GGUF"], swiftSettings: strict),
+        .target(name: "LMKernels", cSettings: kernelFlags),
+        .target(name: "LMEngine", dependencies: ["GGUF", "LMKernels"], swiftSettings: strict),
         .target(name: "PRSCore", swiftSettings: strict),
         .target(
             name: "PRSBackends",

@@ -1,0 +1,100 @@
+import Dispatch
+import GGUF
+import LMKernels
+
+/// A weight matrix `(rows = out, cols = in)` used in place in the mapped file.
+struct WeightMatrix: @unchecked Sendable {
+    let name: String
+    let base: UnsafeRawPointer
+    let type: TensorType
+    let rows: Int
+    let cols: Int
+    let rowBytes: Int
+
+    init(_ file: GGUFFile, _ name: String, rows: Int, cols: Int) throws {
+        guard let t = file.tensor(name) else { throw ModelError("tensor \(name) is missing") }
+        guard t.dimensions == [cols, rows] else {
+            throw ModelError("tensor \(name) has shape \(t.dimensions), expected [\(cols), \(rows)]")
+        }
+        self.name = name
+        base = file.bytes(of: t).baseAddress!
+        type = t.type
+        self.rows = rows
+        self.cols = cols
+        rowBytes = t.byteCount / rows
+    }
+
+    /// The activation format this type's dot product takes, as llama.cpp pairs them.
+    var kernel: Int32? {
+        switch type {
+        case .q4_1: 0
+        case .q8_0: 1
+        case .q4_0: 2
+        default: nil
+        }
+    }
+
+    /// Row `r` as F32.
+    func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        let bytes = UnsafeRawBufferPointer(start: base + r * rowBytes, count: rowBytes)
+        let blocks = cols / type.blockSize
+        for b in 0..<blocks {
+            Dequantize.block(UnsafeRawBufferPointer(rebasing: bytes[(b * type.blockBytes)..<((b + 1) * type.blockBytes)]), type: type,
+                             into: UnsafeMutableBufferPointer(start: out + b * type.blockSize, count: type.blockSize))
+        }
+    }
+}
+
+/// Matrix–vector products on a fixed number of threads, with the activation buffers allocated once.
+final class MatVec: @unchecked Sendable {
+    let threads: Int
+    private let q81: UnsafeMutablePointer<lm_block_q8_1>
+    private let q80: UnsafeMutablePointer<lm_block_q8_0>
+    private let rowScratch: UnsafeMutablePointer<Float>
+    private let maxCols: Int
+
+    init(maxCols: Int, threads: Int) {
+        self.threads = max(1, threads)
+        self.maxCols = maxCols
+        q81 = .allocate(capacity: maxCols / 32 + 1)
+        q80 = .allocate(capacity: maxCols / 32 + 1)
+        rowScratch = .allocate(capacity: maxCols * self.threads)
+    }
+
+    deinit {
+        q81.deallocate()
+        q80.deallocate()
+        rowScratch.deallocate()
+    }
+
+    /// `out = W x`: x quantized once as the weight type's dot product wants, rows split across threads.
+    func apply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        precondition(w.cols <= maxCols)
+        let n = Int32(w.cols)
+        let activations: UnsafeRawPointer?
+        switch w.kernel {
+        case 0?: lm_quantize_q8_1(x, q81, n); activations = UnsafeRawPointer(q81)
+        case 1?, 2?: lm_quantize_q8_0(x, q80, n); activations = UnsafeRawPointer(q80)
+        default: activations = nil
+        }
+        let chunks = min(threads, w.rows)
+        let per = (w.rows + chunks - 1) / chunks
+        // The threads write disjoint rows of `out` and only read the rest.
+        nonisolated(unsafe) let x = x, out = out, acts = activations
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let r0 = c * per, r1 = min(w.rows, r0 + per)
+            guard r0 < r1 else { return }
+            if let kernel = w.kernel, let acts {
+                lm_matvec_rows(kernel, n, w.base, w.rowBytes, acts, out, Int32(r0), Int32(r1))
+            } else {
+                let scratch = rowScratch + c * maxCols
+                for r in r0..<r1 {
+                    w.row(r, into: scratch)
+                    var s: Float = 0
+                    for i in 0..<w.cols { s += scratch[i] * x[i] }
+                    out[r] = s
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import GGUF
+
+/// Hyperparameters of a llama-family model, read from GGUF metadata (`<arch>.*` keys),
+/// never assumed for one model.
+public struct LlamaConfig: Sendable, Hashable {
+    public var architecture: String
+    public var layers: Int
+    public var dim: Int
+    public var hiddenDim: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var ropeDim: Int
+    public var ropeBase: Float
+    public var normEps: Float
+    public var contextLength: Int
+    public var vocabSize: Int
+
+    public static let supported = ["llama", "qwen2"]
+
+    public init(gguf c: GGUFContent) throws {
+        guard let arch = c["general.architecture"]?.string else { throw ModelError("general.architecture is missing") }
+        guard Self.supported.contains(arch) else {
+            throw ModelError("architecture \"\(arch)\" is not supported (prs runs \(Self.supported.joined(separator: ", ")))")
+        }
+        func int(_ key: String, default d: Int? = nil) throws -> Int {
+            guard let v = c["\(arch).\(key)"] else {
+                if let d { return d }
+                throw ModelError("\(arch).\(key) is missing")
+            }
+            guard let i = v.integer else { throw ModelError("\(arch).\(key) must be an integer, found \(v.typeDescription)") }
+            return i
+        }
+        func float(_ key: String, default d: Float) throws -> Float {
+            guard let v = c["\(arch).\(key)"] else { return d }
+            guard let f = v.float else { throw ModelError("\(arch).\(key) must be a float, found \(v.typeDescription)") }
+            return Float(f)
+        }
+        architecture = arch
+        layers = try int("block_count")
+        dim = try int("embedding_length")
+        hiddenDim = try int("feed_forward_length")
+        heads = try int("attention.head_count")
+        kvHeads = try int("attention.head_count_kv", default: heads)
+        guard layers > 0, dim > 0, hiddenDim > 0 else { throw ModelError("\(arch): block_count, embedding_length and feed_forward_length must be positive") }
+        guard heads > 0 else { throw ModelError("\(arch).attention.head_count is \(heads); it must be positive") }
+        guard kvHeads > 0, heads % kvHeads == 0 else {
+            throw ModelError("\(arch).attention.head_count_kv is \(kvHeads); it must be positive and divide head_count \(heads)")
+        }
+        guard dim % heads == 0 else { throw ModelError("\(arch).embedding_length \(dim) is not a multiple of head_count \(heads)") }
+        headDim = dim / heads
+        ropeDim = try int("rope.dimension_count", default: headDim)
+        guard ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else { throw ModelError("\(arch).rope.dimension_count \(ropeDim) must be even and at most the head size \(headDim)") }
+        ropeBase = try float("rope.freq_base", default: 10000)
+        normEps = try float("attention.layer_norm_rms_epsilon", default: 1e-5)
+        contextLength = try int("context_length", default: 4096)
+        guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else { throw ModelError("tokenizer.ggml.tokens is missing") }
+        vocabSize = tokens.count
+    }
+}
+
+/// A model that cannot be loaded or run, with what is wrong.
+public struct ModelError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
