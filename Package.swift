@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "PRSBackends",
             dependencies: [
-                "PRSCore",
+                "PRSCore", "LMEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -32,7 +32,11 @@ struct Backends {
                 timeout: settings.timeout, retry: RetryPolicy(maxRetries: settings.retries),
                 apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
         case .embedded(let path):
-            throw CLIFailure.badInput("embedded:\(path): this build has no embedded engine yet; serve the model with llama.cpp (python -m llama_cpp.server --model \(path)) and pass --policy openai:http://127.0.0.1:8000/v1")
+            do {
+                return try EmbeddedGenerator(path: path, template: settings.template, contextTokens: settings.contextTokens, threads: settings.threads)
+            } catch {
+                throw CLIFailure.badInput("policy embedded:\(path): \(error)")
+            }
         }
     }
 

@@ -21,7 +21,7 @@ struct Sample: AsyncParsableCommand {
     @Option(help: "rand, prand, greedy, prs or prs-nofeedback (default prs).") var strategy: String?
     @Option(help: "N: scored responses per prompt (default 8).") var budget: Int?
     @Option(help: "Responses per PRS layer, e.g. 4,4 or 2,2,2,2 (default N/2,N/2).") var split: String?
-    @Option(help: "openai:http://HOST:PORT/v1[#model][,URL…] or embedded:PATH.gguf.") var policy: String?
+    @Option(help: "embedded:PATH.gguf or openai:http://HOST:PORT/v1[#model][,URL…] (default: the embedded SmolLM2-135M-Instruct).") var policy: String?
     @Option(help: "judge[:POLICY], rubric, http:URL or a mix like 0.7*rubric+0.3*judge (default judge).") var reward: String?
     @Option(help: "Feedback source: self or model:POLICY (default self).") var feedback: String?
     @Option(help: "Prompts in flight at once (default 4).") var concurrency: Int?
@@ -34,6 +34,8 @@ struct Sample: AsyncParsableCommand {
     @Option(name: .customLong("presence-penalty"), help: "Presence penalty (default 1.2).") var presencePenalty: Double?
     @Option(help: "Seconds for one request to a server before it is retried (default 300).") var timeout: Double?
     @Option(help: "Retries of a failed request (default 4).") var retries: Int?
+    @Option(help: "Chat template for an embedded model: chatml, llama3, mistral or gemma (default: recognised from the file).") var template: String?
+    @Option(help: "Threads of the embedded engine (default: all cores).") var threads: Int?
     @Flag(name: .customLong("skip-invalid"), help: "Skip and count bad prompt lines instead of refusing to start.") var skipInvalid = false
 
     func run() async throws {

@@ -15,6 +15,9 @@ struct SampleSettings {
     var timeout: Double
     var retries: Int
     var skipInvalid: Bool
+    var template: String?
+    var contextTokens: Int
+    var threads: Int
 
     enum FeedbackSpec {
         case selfFeedback
@@ -86,8 +89,8 @@ struct SampleSettings {
         } catch let e as ConfigError {
             throw CLIFailure.badInput(e.description)
         }
-        guard let policyText = flags.policy ?? file.policy ?? ProcessInfo.processInfo.environment["PRS_POLICY"] else {
-            throw CLIFailure.badInput("missing --policy: name a server such as openai:http://127.0.0.1:8080/v1 (or set PRS_POLICY)")
+        guard let policyText = flags.policy ?? file.policy ?? ProcessInfo.processInfo.environment["PRS_POLICY"] ?? DefaultModel.spec() else {
+            throw CLIFailure.badInput("no --policy, and the default model is not at \(DefaultModel.relativePath): run scripts/setup.sh, or pass --policy embedded:PATH.gguf or openai:http://HOST:PORT/v1")
         }
         let concurrency = flags.concurrency ?? file.concurrency ?? 4
         guard concurrency >= 1 else { throw CLIFailure.badInput("concurrency must be at least 1, got \(concurrency)") }
@@ -100,7 +103,10 @@ struct SampleSettings {
                 concurrency: concurrency,
                 timeout: flags.timeout ?? file.timeout ?? 300,
                 retries: flags.retries ?? file.retries ?? 4,
-                skipInvalid: flags.skipInvalid || (file.skipInvalid ?? false))
+                skipInvalid: flags.skipInvalid || (file.skipInvalid ?? false),
+                template: flags.template ?? file.template,
+                contextTokens: file.contextTokens ?? 4096,
+                threads: flags.threads ?? file.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         } catch let e as SpecError {
             throw CLIFailure.badInput(e.description)
         }
@@ -131,12 +137,16 @@ struct ConfigFile: Decodable {
     var retries: Int?
     var skipInvalid: Bool?
     var templates: [String: String]?
+    var template: String?
+    var contextTokens: Int?
+    var threads: Int?
 
     init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompts, out, strategy, budget, split, policy, reward, feedback, concurrency, seed
-        case temperature, stop, timeout, retries, templates
+        case temperature, stop, timeout, retries, templates, template, threads
+        case contextTokens = "context_tokens"
         case maxTokens = "max_tokens", topK = "top_k", topP = "top_p", minP = "min_p"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
         case skipInvalid = "skip_invalid"
@@ -152,6 +162,7 @@ struct ConfigFile: Decodable {
         presencePenalty = try opt(.presencePenalty); frequencyPenalty = try opt(.frequencyPenalty)
         stop = try opt(.stop); timeout = try opt(.timeout); retries = try opt(.retries)
         skipInvalid = try opt(.skipInvalid); templates = try opt(.templates)
+        template = try opt(.template); contextTokens = try opt(.contextTokens); threads = try opt(.threads)
         // split may be written 4,4 (a string) or [4, 4] (a list).
         if let list = try? c.decodeIfPresent([Int].self, forKey: .split) {
             split = list.map(String.init).joined(separator: ",")
@@ -188,5 +199,25 @@ struct ConfigFile: Decodable {
         } catch {
             throw CLIFailure.badInput("\(path): \(error)")
         }
+    }
+}
+
+/// The embedded default: SmolLM2-135M-Instruct, installed by scripts/setup.sh into models/.
+enum DefaultModel {
+    static let relativePath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    /// `embedded:PATH` when the model is found under the working directory, `PRS_HOME`, or the
+    /// checkout that holds this executable (.build/<config>/prs).
+    static func spec() -> String? {
+        var roots = [FileManager.default.currentDirectoryPath]
+        if let home = ProcessInfo.processInfo.environment["PRS_HOME"] { roots.insert(home, at: 0) }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 { roots.append(dir.path); dir = dir.deletingLastPathComponent() }
+        for root in roots {
+            let path = URL(fileURLWithPath: root).appendingPathComponent(relativePath).path
+            if FileManager.default.fileExists(atPath: path) { return "embedded:" + path }
+        }
+        return nil
     }
 }

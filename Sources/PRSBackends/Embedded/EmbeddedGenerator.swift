@@ -1,0 +1,93 @@
+import Foundation
+import LMEngine
+import PRSCore
+
+/// A `TextGenerator` running a GGUF model in-process (`embedded:PATH.gguf`).
+///
+/// Messages are rendered with the model's chat template (or one named), and `n` is native:
+/// the prompt is evaluated once and its KV cache serves the `n` continuations, with seeds
+/// `seed, seed+1, …`. One engine per model file serves every request in turn.
+public struct EmbeddedGenerator: TextGenerator {
+    public let identity: String
+    public let engine: Engine
+    let template: ChatTemplate
+    let tokenizer: Tokenizer
+
+    /// Loads `path` (once per process for the same path and context size).
+    public init(path: String, template name: String? = nil, contextTokens: Int = 4096, threads: Int = 2) throws {
+        let model = try EngineCache.shared.model(path)
+        if let name {
+            guard let t = ChatTemplate.named(name) else {
+                throw ModelError("chat template \"\(name)\": expected one of \(ChatTemplate.names.joined(separator: ", "))")
+            }
+            template = t
+        } else {
+            guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
+                throw ModelError("\(path): no chat template in the file; choose one with --template \(ChatTemplate.names.joined(separator: "|"))")
+            }
+            template = try ChatTemplate.recognise(jinja)
+        }
+        tokenizer = model.tokenizer
+        engine = EngineCache.shared.engine(path, model: model, contextTokens: contextTokens, threads: threads)
+        identity = "embedded:\(path)"
+    }
+
+    /// The prompt tokens of `messages`: rendered, then tokenized with special tokens parsed
+    /// (BOS added as the model asks unless the template wrote it).
+    public func promptTokens(_ messages: [ChatMessage]) -> [Int32] {
+        let text = template.render(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) })
+        let bosText = tokenizer.bos.map { tokenizer.tokens[Int($0)] }
+        let templateWroteBOS = bosText.map { !$0.isEmpty && text.hasPrefix($0) } ?? false
+        return tokenizer.encode(text, addSpecial: !templateWroteBOS, parseSpecial: true)
+    }
+
+    public func generate(_ request: GenerationRequest) async throws -> [Generation] {
+        let p = request.parameters
+        let prompt = promptTokens(request.messages)
+        let sampler = SamplerSettings(
+            temperature: Float(p.temperature ?? 0.8), topK: p.topK ?? 0, topP: Float(p.topP ?? 1), minP: Float(p.minP ?? 0),
+            repetitionPenalty: Float(p.repetitionPenalty ?? 1), presencePenalty: Float(p.presencePenalty ?? 0),
+            frequencyPenalty: Float(p.frequencyPenalty ?? 0), seed: p.seed ?? 0)
+        let options = CompletionOptions(maxTokens: p.maxTokens ?? 512, stop: p.stop ?? [], sampler: sampler,
+                                        topLogprobs: p.logprobs == true ? (p.topLogprobs ?? 0) : 0)
+        let completions = try await engine.complete(prompt: prompt, n: max(1, request.n), options: options)
+        return completions.map { c in
+            let lp: [TokenLogprob]? = p.logprobs == true ? c.logprobs.map { s in
+                TokenLogprob(token: piece(s.token), logprob: Double(s.logprob),
+                             top: s.top.map { TokenLogprob.Alternative(token: piece($0.token), logprob: Double($0.logprob)) })
+            } : nil
+            return Generation(text: c.text, finishReason: c.finish == .stop ? .stop : .length,
+                              usage: TokenUsage(promptTokens: prompt.count, completionTokens: c.tokens.count),
+                              seed: c.seed, latencyMs: c.milliseconds, logprobs: lp)
+        }
+    }
+
+    func piece(_ t: Int32) -> String { String(decoding: tokenizer.bytes(of: t, special: true), as: UTF8.self) }
+}
+
+/// Models and engines by file path, so a run's policy, judge and feedback share one copy.
+final class EngineCache: @unchecked Sendable {
+    static let shared = EngineCache()
+    private let lock = NSLock()
+    private var models: [String: LlamaModel] = [:]
+    private var engines: [String: Engine] = [:]
+
+    func model(_ path: String) throws -> LlamaModel {
+        lock.lock()
+        defer { lock.unlock() }
+        if let m = models[path] { return m }
+        let m = try LlamaModel(path: path)
+        models[path] = m
+        return m
+    }
+
+    func engine(_ path: String, model: LlamaModel, contextTokens: Int, threads: Int) -> Engine {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = "\(path)#\(contextTokens)"
+        if let e = engines[key] { return e }
+        let e = Engine(model: model, contextTokens: contextTokens, threads: threads)
+        engines[key] = e
+        return e
+    }
+}

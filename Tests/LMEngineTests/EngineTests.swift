@@ -1,0 +1,69 @@
+import Foundation
+import LMEngine
+import Testing
+
+/// Generation on the real model: shared prompts, seeds, stops.
+@Suite(.serialized) struct EngineTests {
+    static let engine: Result<Engine, any Error> = Result { Engine(model: try ReferenceEqualityTests.model.get(), contextTokens: 512) }
+
+    func prompt(_ text: String) throws -> [Int32] {
+        try ReferenceEqualityTests.model.get().tokenizer.encode(
+            "<|im_start|>user\n\(text)<|im_end|>\n<|im_start|>assistant\n", addSpecial: true, parseSpecial: true)
+    }
+
+    @Test func nContinuationsEqualSeparateRequestsWithSeedsPlusI() async throws {
+        let e = try Self.engine.get()
+        let p = try prompt("Name three fruits.")
+        let options = CompletionOptions(maxTokens: 24, sampler: SamplerSettings(temperature: 0.9, topK: 50, seed: 40))
+        let together = try await e.complete(prompt: p, n: 3, options: options)
+        #expect(together.map(\.seed) == [40, 41, 42])
+        for i in 0..<3 {
+            var o = options
+            o.sampler.seed = 40 + UInt64(i)
+            let alone = try await e.complete(prompt: p, n: 1, options: o)
+            #expect(alone[0].tokens == together[i].tokens, "continuation \(i) is the same alone as among n")
+        }
+        #expect(Set(together.map(\.tokens)).count > 1, "different seeds sample differently")
+    }
+
+    @Test func aSharedPrefixIsReusedNotRecomputed() async throws {
+        let e = try Self.engine.get()
+        let a = try prompt("Tell me about cats, briefly.")
+        _ = try await e.complete(prompt: a, n: 1, options: CompletionOptions(maxTokens: 2, sampler: SamplerSettings(temperature: 0)))
+        let before = await e.promptTokensEvaluated
+        let b = try prompt("Tell me about cats, at length.")
+        _ = try await e.complete(prompt: b, n: 1, options: CompletionOptions(maxTokens: 2, sampler: SamplerSettings(temperature: 0)))
+        let evaluated = await e.promptTokensEvaluated - before
+        var common = 0
+        while a[common] == b[common] { common += 1 }
+        #expect(evaluated == b.count - common, "only the tokens after the shared prefix are evaluated")
+    }
+
+    @Test func stopStringsCutAcrossTokenBoundaries() async throws {
+        let e = try Self.engine.get()
+        let p = try prompt("Count from one to ten in words, separated by commas.")
+        let greedy = CompletionOptions(maxTokens: 40, sampler: SamplerSettings(temperature: 0))
+        let full = try await e.complete(prompt: p, n: 1, options: greedy)[0]
+        #expect(full.text.count > 12)
+        // A stop string spanning the end of one token and the start of the next.
+        let tok = try ReferenceEqualityTests.model.get().tokenizer
+        let first = tok.decode(Array(full.tokens.prefix(3)))
+        let stop = String(first.suffix(2)) + String(tok.decode([full.tokens[3]]).prefix(2))
+        #expect(full.text.contains(stop))
+        var o = greedy
+        o.stop = [stop]
+        let cut = try await e.complete(prompt: p, n: 1, options: o)[0]
+        #expect(cut.finish == .stop)
+        #expect(cut.text == String(full.text[..<full.text.range(of: stop)!.lowerBound]))
+        let short = try await e.complete(prompt: p, n: 1, options: CompletionOptions(maxTokens: 5, sampler: SamplerSettings(temperature: 0)))[0]
+        #expect(short.finish == .length && short.tokens.count == 5)
+        #expect(short.tokens == Array(full.tokens.prefix(5)))
+    }
+
+    @Test func theEndOfTurnTokenEndsGeneration() async throws {
+        let e = try Self.engine.get()
+        let out = try await e.complete(prompt: try prompt("Say hi."), n: 1, options: CompletionOptions(maxTokens: 200, sampler: SamplerSettings(temperature: 0)))[0]
+        #expect(out.finish == .stop)
+        #expect(!out.text.contains("<|im_end|>"))
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import LMEngine
+import Testing
+
+@Suite struct SamplerTests {
+    let logits: [Float] = [2.0, 1.5, 1.0, 0.5, 0.0, -1.0, -3.0, -6.0]
+
+    func draw(_ settings: SamplerSettings, _ logits: [Float]) -> SampledToken {
+        var sampler = Sampler(settings)
+        var l = logits
+        return l.withUnsafeMutableBufferPointer { sampler.sample($0, topLogprobs: 3) }
+    }
+
+    /// 20,000 seeded draws against the computed distribution: a chi-square test at p ≈ 0.001.
+    @Test(arguments: [
+        SamplerSettings(temperature: 1),
+        SamplerSettings(temperature: 0.7, topK: 4),
+        SamplerSettings(temperature: 1.3, topP: 0.8),
+        SamplerSettings(temperature: 1, minP: 0.2),
+        SamplerSettings(temperature: 0.8, topK: 6, topP: 0.95, minP: 0.05),
+    ])
+    func drawsFollowTheDistribution(settings: SamplerSettings) {
+        let expected = Sampler(settings).distribution(logits.withUnsafeBufferPointer { $0 })
+        let n = 20_000
+        var counts: [Int32: Int] = [:]
+        for i in 0..<n {
+            var s = settings
+            s.seed = UInt64(i) &* 0x9E37_79B9
+            counts[draw(s, logits).token, default: 0] += 1
+        }
+        let allowed = Set(expected.map(\.0))
+        #expect(Set(counts.keys).isSubset(of: allowed), "no token outside the truncated set")
+        var chi2 = 0.0
+        for (t, p) in expected {
+            let e = p * Double(n)
+            let o = Double(counts[t] ?? 0)
+            chi2 += (o - e) * (o - e) / e
+        }
+        // Critical values of chi-square at 0.001 for up to 7 degrees of freedom.
+        let critical = [10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32][max(0, expected.count - 2)]
+        #expect(chi2 < critical, "chi² \(chi2) over \(expected.count) tokens")
+    }
+
+    @Test func truncationKeepsWhatItShould() {
+        let d = Sampler(SamplerSettings(temperature: 1, topK: 3)).distribution(logits.withUnsafeBufferPointer { $0 })
+        #expect(d.map(\.0) == [0, 1, 2])
+        let total = exp(2.0) + exp(1.5) + exp(1.0)
+        #expect(abs(d[0].1 - exp(2.0) / total) < 1e-9)
+        let minP = Sampler(SamplerSettings(temperature: 1, minP: 0.5)).distribution(logits.withUnsafeBufferPointer { $0 })
+        #expect(minP.map(\.0) == [0, 1], "e^-0.5 ≥ 0.5 > e^-1")
+    }
+
+    @Test func greedyAndSeedsAreReproducible() {
+        #expect(draw(SamplerSettings(temperature: 0), logits).token == 0)
+        let a = (0..<50).map { draw(SamplerSettings(temperature: 1, seed: UInt64($0)), logits).token }
+        let b = (0..<50).map { draw(SamplerSettings(temperature: 1, seed: UInt64($0)), logits).token }
+        #expect(a == b)
+        #expect(Set(a).count > 1)
+    }
+
+    @Test func logprobsAreOfTheFullDistribution() {
+        let s = draw(SamplerSettings(temperature: 0), logits)
+        let z = log(logits.map { exp(Double($0)) }.reduce(0, +))
+        #expect(abs(Double(s.logprob) - (2.0 - z)) < 1e-5)
+        #expect(s.top.map(\.token) == [0, 1, 2])
+    }
+
+    @Test func penaltiesLowerTokensAlreadyGenerated() {
+        var sampler = Sampler(SamplerSettings(temperature: 0, presencePenalty: 0.6, frequencyPenalty: 0.1))
+        var first = logits
+        let t1 = first.withUnsafeMutableBufferPointer { sampler.sample($0) }.token
+        var second = logits
+        let t2 = second.withUnsafeMutableBufferPointer { sampler.sample($0) }.token
+        #expect(t1 == 0)
+        #expect(t2 == 1, "2.0 − 0.7 falls below 1.5")
+        #expect(abs(second[0] - 1.3) < 1e-6)
+        var rep = Sampler(SamplerSettings(temperature: 0, repetitionPenalty: 2))
+        var l = logits
+        _ = l.withUnsafeMutableBufferPointer { rep.sample($0) }
+        var l2 = logits
+        _ = l2.withUnsafeMutableBufferPointer { rep.sample($0) }
+        #expect(l2[0] == 1.0, "positive logits are divided")
+    }
+}
