@@ -7,7 +7,7 @@ import LMEngine
 struct Model: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect GGUF models and use their tokenizer.",
-        subcommands: [Info.self, Tokenize.self]
+        subcommands: [Info.self, Tokenize.self, Generate.self]
     )
 
     static func open(_ path: String) throws -> GGUFFile {
@@ -105,6 +105,87 @@ struct Model: AsyncParsableCommand {
                 print(try Model.json(Out(tokens: ids, pieces: pieces)))
             } else {
                 for (id, p) in zip(ids, pieces) { print("\(id)\t\(p.debugDescription)") }
+            }
+        }
+    }
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate from a prompt, streaming text to the terminal.",
+            discussion: "The raw prompt is tokenized with BOS as the model asks and special tokens parsed; with --chat it is sent as a user message through the model's chat template.")
+        @Argument(help: "A GGUF model file.") var model: String
+        @Option(help: "The prompt.") var prompt: String
+        @Flag(help: "Wrap the prompt as a user message in the chat template.") var chat = false
+        @Option(help: "Chat template (chatml, llama3, mistral, gemma); default: recognised from the file.") var template: String?
+        @Option(help: "Sampling temperature; 0 is greedy (default 0.8).") var temperature: Float = 0.8
+        @Option(name: .customLong("top-k"), help: "Top-k (default 50; 0 keeps all).") var topK = 50
+        @Option(name: .customLong("top-p"), help: "Top-p (default 1).") var topP: Float = 1
+        @Option(name: .customLong("min-p"), help: "Min-p (default 0).") var minP: Float = 0
+        @Option(name: .customLong("max-tokens"), help: "Token limit (default 128).") var maxTokens = 128
+        @Option(help: "Seed (default 0).") var seed: UInt64 = 0
+        @Option(help: "Stop string (repeatable).") var stop: [String] = []
+        @Option(help: "Threads (default: all cores).") var threads: Int?
+        @Flag(help: "Print JSON: {\"tokens\":[ids],\"text\":…}.") var json = false
+
+        func validate() throws {
+            if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+            if temperature < 0 { throw ValidationError("--temperature must be 0 or more") }
+            if !(0...1).contains(topP) { throw ValidationError("--top-p must be between 0 and 1") }
+        }
+
+        func run() async throws {
+            let file = try Model.open(model)
+            let llama: LlamaModel
+            do { llama = try LlamaModel(file: file) } catch { throw CLIFailure.badInput("\(error)") }
+            var text = prompt
+            if chat {
+                let t: ChatTemplate
+                if let template {
+                    guard let named = ChatTemplate.named(template) else { throw CLIFailure.badInput("--template \(template): expected one of \(ChatTemplate.names.joined(separator: ", "))") }
+                    t = named
+                } else {
+                    guard let jinja = file.content["tokenizer.chat_template"]?.string else { throw CLIFailure.badInput("\(model): no chat template in the file; pass --template") }
+                    do { t = try ChatTemplate.recognise(jinja) } catch { throw CLIFailure.badInput("\(model): \(error)") }
+                }
+                text = t.render([TemplateMessage(role: "user", content: prompt)])
+            }
+            let ids = llama.tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+            let session = LlamaSession(model: llama, maxTokens: min(llama.config.contextLength, ids.count + maxTokens + 1),
+                                       threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            var sampler = Sampler(SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP, seed: seed))
+            for t in ids { try session.forward(t) }
+            var out: [Int32] = []
+            var stream = UTF8Stream()
+            var generated = ""
+            let vocab = llama.config.vocabSize
+            let logits = UnsafeMutableBufferPointer<Float>.allocate(capacity: vocab)
+            defer { logits.deallocate() }
+            var printed = 0
+            while out.count < maxTokens {
+                for j in 0..<vocab { logits[j] = session.logits[j] }
+                let t = sampler.sample(logits).token
+                if llama.tokenizer.endOfGeneration.contains(t) { break }
+                out.append(t)
+                generated += stream.push(llama.tokenizer.bytes(of: t))
+                if let r = stop.compactMap({ generated.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
+                    generated = String(generated[..<r.lowerBound])
+                    break
+                }
+                // Stream what cannot be the start of a stop string any more.
+                let hold = stop.map { $0.count - 1 }.max() ?? 0
+                if !json, generated.count - hold > printed {
+                    let chunk = generated.dropFirst(printed).prefix(generated.count - hold - printed)
+                    FileHandle.standardOutput.write(Data(chunk.utf8))
+                    printed += chunk.count
+                }
+                if out.count < maxTokens { try session.forward(t) }
+            }
+            generated += stream.flush()
+            if json {
+                struct Out: Encodable { var tokens: [Int32]; var text: String }
+                print(try Model.json(Out(tokens: out, text: generated)))
+            } else {
+                print(String(generated.dropFirst(printed)))
             }
         }
     }

@@ -28,25 +28,51 @@ import Testing
 
     struct Reference: Decodable { var prompt: [Int32]; var logits: [Float]; var greedy: [Int32]; var margins: [Float] }
 
-    static let reference: Result<[Reference], any Error> = Result {
+    static let reference: Result<[Reference], any Error> = Result { try llamaCpp(model: SmolLM2.path, prompts: prompts, steps: steps) }
+
+    /// llama.cpp's logits and greedy decoding of `prompts` with the model at `path`.
+    static func llamaCpp(model path: String, prompts: [String], steps: Int) throws -> [Reference] {
         let python = SmolLM2.root.appendingPathComponent(".venv/bin/python").path
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw ModelError("the reference tools are not installed: run scripts/setup.sh (make test does)")
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-ref-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.json"), output = dir.appendingPathComponent("out.json")
         try JSONEncoder().encode(prompts).write(to: input)
         FileManager.default.createFile(atPath: output.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [SmolLM2.root.appendingPathComponent("scripts/reference/llama_reference.py").path, SmolLM2.path, "\(steps)"]
+        p.arguments = [SmolLM2.root.appendingPathComponent("scripts/reference/llama_reference.py").path, path, "\(steps)"]
         p.standardInput = try FileHandle(forReadingFrom: input)
         p.standardOutput = try FileHandle(forWritingTo: output)
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { throw ModelError("the reference script failed (status \(p.terminationStatus))") }
         return try JSONDecoder().decode([Reference].self, from: Data(contentsOf: output))
+    }
+
+    /// Teacher-forced greedy comparison: returns the steps where ours differs, each checked to be a
+    /// near-tie of the reference.
+    static func compareGreedy(_ model: LlamaModel, _ ref: Reference) throws -> [Int] {
+        let s = LlamaSession(model: model, maxTokens: 256)
+        for t in ref.prompt { try s.forward(t) }
+        var nearTies: [Int] = []
+        for step in 0..<ref.greedy.count {
+            var best: Int32 = 0
+            for i in 1..<model.config.vocabSize where s.logits[i] > s.logits[Int(best)] { best = Int32(i) }
+            let theirs = ref.greedy[step]
+            if best != theirs {
+                nearTies.append(step)
+                #expect(ref.margins[step] <= logitTolerance,
+                        "step \(step): ours \(best), llama.cpp \(theirs), whose top-two margin is \(ref.margins[step])")
+                // With every logit within the tolerance, our gap can be at most their margin plus twice it.
+                #expect(s.logits[Int(best)] - s.logits[Int(theirs)] <= ref.margins[step] + 2 * logitTolerance)
+            }
+            if step + 1 < ref.greedy.count { try s.forward(theirs) }
+        }
+        return nearTies
     }
 
     static let model: Result<LlamaModel, any Error> = Result { try LlamaModel(file: SmolLM2.file.get()) }
@@ -77,22 +103,7 @@ import Testing
     func greedyTokensAgree(index: Int) throws {
         let ref = try Self.reference.get()[index]
         let model = try Self.model.get()
-        let s = LlamaSession(model: model, maxTokens: 256)
-        for t in ref.prompt { try s.forward(t) }
-        var nearTies: [Int] = []
-        for step in 0..<ref.greedy.count {
-            var best: Int32 = 0
-            for i in 1..<model.config.vocabSize where s.logits[i] > s.logits[Int(best)] { best = Int32(i) }
-            let theirs = ref.greedy[step]
-            if best != theirs {
-                nearTies.append(step)
-                #expect(ref.margins[step] <= Self.logitTolerance,
-                        "step \(step): ours \(best), llama.cpp \(theirs), whose top-two margin is \(ref.margins[step])")
-                // With every logit within the tolerance, our gap can be at most their margin plus twice it.
-                #expect(s.logits[Int(best)] - s.logits[Int(theirs)] <= ref.margins[step] + 2 * Self.logitTolerance)
-            }
-            if step + 1 < ref.greedy.count { try s.forward(theirs) }
-        }
+        let nearTies = try Self.compareGreedy(model, ref)
         print("prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) identical, near-ties at \(nearTies)")
         #expect(ref.greedy.count == Self.steps || model.tokenizer.endOfGeneration.contains(ref.greedy.last!))
         #expect(nearTies.count <= ref.greedy.count / 8, "near-ties should be rare")

@@ -108,3 +108,35 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
         try expectError(replacing("tokenizer.ggml.merges", .array(.strings(["abc"]))), "merges[0]")
     }
 }
+
+/// Broken model hyperparameters give an error naming the key.
+@Suite struct ModelMetadataTests {
+    func config(_ meta: [(String, MetadataValue)]) throws -> LlamaConfig {
+        var w = GGUFWriter()
+        w.metadata = [("general.architecture", .string("llama")), ("tokenizer.ggml.tokens", .array(.strings(["a"])))] + meta
+        return try LlamaConfig(gguf: try w.encode().withUnsafeBytes { try GGUFContent.parse($0) })
+    }
+
+    let good: [(String, MetadataValue)] = [("llama.block_count", .uint32(2)), ("llama.embedding_length", .uint32(64)),
+                                           ("llama.feed_forward_length", .uint32(128)), ("llama.attention.head_count", .uint32(4))]
+
+    func expectError(_ meta: [(String, MetadataValue)], _ words: String) {
+        #expect { try config(meta) } throws: { String(describing: $0).contains(words) }
+    }
+
+    @Test func readsHyperparametersAndRefusesBadOnes() throws {
+        let c = try config(good)
+        #expect(c.headDim == 16 && c.kvHeads == 4 && c.ropeBase == 10000)
+        func with(_ k: String, _ v: MetadataValue) -> [(String, MetadataValue)] { good.filter { $0.0 != k } + [(k, v)] }
+        expectError(with("llama.attention.head_count", .uint32(0)), "head_count is 0")
+        expectError(with("llama.attention.head_count_kv", .uint32(3)), "must be positive and divide head_count 4")
+        expectError(with("llama.attention.head_count_kv", .uint32(0)), "head_count_kv is 0")
+        expectError(with("llama.embedding_length", .uint32(66)), "not a multiple of head_count")
+        expectError(with("llama.block_count", .string("two")), "must be an integer, found string")
+        expectError(good.filter { $0.0 != "llama.feed_forward_length" }, "llama.feed_forward_length is missing")
+        expectError(with("llama.rope.dimension_count", .uint32(7)), "must be even")
+        #expect { try LlamaConfig(gguf: try GGUFWriter().encode().withUnsafeBytes { try GGUFContent.parse($0) }) } throws: {
+            String(describing: $0).contains("general.architecture is missing")
+        }
+    }
+}
