@@ -6,7 +6,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup build test demo clean
+.PHONY: setup build test demo bench-engine clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,12 @@ test: setup
 
 demo: setup build
 	bash scripts/demo.sh
+
+# This engine and llama.cpp (llama-cpp-python) on the same file and thread count, in one run.
+BENCH_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+BENCH_ARGS  ?= --prompt-tokens 200 --gen 128 --n 8 --threads 2
+bench-engine: setup build
+	bash scripts/bench-engine.sh $(BENCH_MODEL) $(BENCH_ARGS)
 
 clean:
 	rm -rf .build runs/demo

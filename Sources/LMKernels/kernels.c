@@ -181,3 +181,50 @@ void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *
         }
     }
 }
+
+// Attention of one query head over positions [0, n_pos) of an F16 KV cache, as llama.cpp
+// computes it without flash attention: scores = (q · k_t) * scale with q in F16 precision,
+// softmax in F32 with a double sum, weights rounded to F16, out = sum_t w_t v_t in F32.
+void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
+                  float scale, float *scores, float *out) {
+    float qh[256];
+    for (int i = 0; i < hd; i++) qh[i] = lm_f16_to_f32(lm_f32_to_f16(q[i]));
+    float maxs = -INFINITY;
+    for (int t = 0; t < n_pos; t++) {
+        const uint16_t *kt = k + (long)t * stride;
+        float s = 0;
+#if defined(LM_AVX2) && defined(__F16C__)
+        if (hd % 8 == 0) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i += 8) {
+                __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + i)));
+                acc = _mm256_fmadd_ps(kv, _mm256_loadu_ps(qh + i), acc);
+            }
+            s = hsum8(acc);
+        } else
+#endif
+        for (int i = 0; i < hd; i++) s += qh[i] * lm_f16_to_f32(kt[i]);
+        s *= scale;
+        scores[t] = s;
+        if (s > maxs) maxs = s;
+    }
+    double total = 0;
+    for (int t = 0; t < n_pos; t++) { float e = expf(scores[t] - maxs); scores[t] = e; total += e; }
+    float inv = (float)(1.0 / total);
+    for (int i = 0; i < hd; i++) out[i] = 0;
+    for (int t = 0; t < n_pos; t++) {
+        float w = lm_f16_to_f32(lm_f32_to_f16(scores[t] * inv));
+        const uint16_t *vt = v + (long)t * stride;
+#if defined(LM_AVX2) && defined(__F16C__)
+        if (hd % 8 == 0) {
+            __m256 wv = _mm256_set1_ps(w);
+            for (int i = 0; i < hd; i += 8) {
+                __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + i)));
+                _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, vv, _mm256_loadu_ps(out + i)));
+            }
+            continue;
+        }
+#endif
+        for (int i = 0; i < hd; i++) out[i] += w * lm_f16_to_f32(vt[i]);
+    }
+}

@@ -7,7 +7,7 @@ import LMEngine
 struct Model: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect GGUF models and use their tokenizer.",
-        subcommands: [Info.self, Tokenize.self, Generate.self]
+        subcommands: [Info.self, Tokenize.self, Generate.self, Bench.self]
     )
 
     static func open(_ path: String) throws -> GGUFFile {
@@ -187,6 +187,61 @@ struct Model: AsyncParsableCommand {
             } else {
                 print(String(generated.dropFirst(printed)))
             }
+        }
+    }
+
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure this engine alone: prompt processing, decoding, N-way sampling from one prompt, peak memory.")
+        @Argument(help: "A GGUF model file.") var model: String
+        @Option(name: .customLong("prompt-tokens"), help: "Prompt length (default 200).") var promptTokens = 200
+        @Option(help: "Tokens to generate (default 128).") var gen = 128
+        @Option(help: "Continuations of one prompt for the N-way figure (default 8).") var n = 8
+        @Option(help: "Threads (default 2).") var threads = 2
+        @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            if promptTokens < 2 || gen < 1 || n < 1 || threads < 1 { throw ValidationError("--prompt-tokens ≥ 2, --gen, --n and --threads ≥ 1") }
+        }
+
+        func run() async throws {
+            let file = try Model.open(model)
+            let llama: LlamaModel
+            do { llama = try LlamaModel(file: file) } catch { throw CLIFailure.badInput("\(error)") }
+            // A fixed prompt of ordinary text tokens (ids spread over the vocabulary).
+            let prompt: [Int32] = (0..<promptTokens).map { Int32(100 + ($0 * 7919) % (llama.config.vocabSize - 200)) }
+            let clock = ContinuousClock()
+            func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+            let session = LlamaSession(model: llama, maxTokens: promptTokens + gen + 1, threads: threads)
+            var t0 = clock.now
+            for t in prompt { try session.forward(t) }
+            let promptRate = Double(promptTokens) / seconds(clock.now - t0)
+            t0 = clock.now
+            var last: Int32 = 0
+            for _ in 0..<gen {
+                var best: Int32 = 0
+                for i in 1..<llama.config.vocabSize where session.logits[i] > session.logits[Int(best)] { best = Int32(i) }
+                last = best
+                try session.forward(last)
+            }
+            let decodeRate = Double(gen) / seconds(clock.now - t0)
+            let engine = Engine(model: llama, contextTokens: promptTokens + gen + 1, threads: threads)
+            t0 = clock.now
+            let outs = try await engine.complete(prompt: prompt, n: n, options: CompletionOptions(
+                maxTokens: gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)))
+            let nway = Double(outs.reduce(0) { $0 + $1.tokens.count }) / seconds(clock.now - t0)
+            struct Out: Encodable { var prompt_tokens_per_s: Double; var decode_tokens_per_s: Double; var nway_tokens_per_s: Double; var peak_rss_mb: Double }
+            let out = Out(prompt_tokens_per_s: promptRate, decode_tokens_per_s: decodeRate, nway_tokens_per_s: nway, peak_rss_mb: Bench.peakRSSMegabytes())
+            if json { print(try Model.json(out)); return }
+            print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB", promptRate, decodeRate, n, nway, out.peak_rss_mb))
+        }
+
+        /// VmHWM from /proc/self/status (Linux); 0 where it is not available.
+        static func peakRSSMegabytes() -> Double {
+            guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+                  let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+            let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
+            return kb / 1024
         }
     }
 }

@@ -149,33 +149,8 @@ public final class LlamaSession: @unchecked Sendable {
             }
             for h in 0..<c.heads {
                 let kvh = h / group
-                let qh = q + h * hd
-                // Q meets the F16 keys as F16, as llama.cpp's F16 dot product takes it.
-                for i in 0..<hd { qh[i] = lm_f16_to_f32(lm_f32_to_f16(qh[i])) }
-                var maxScore = -Float.infinity
-                for t in 0...pos {
-                    let kt = keys[l] + t * kvDim + kvh * hd
-                    var s: Float = 0
-                    for i in 0..<hd { s += qh[i] * lm_f16_to_f32(kt[i]) }
-                    s *= scale
-                    scores[t] = s
-                    maxScore = max(maxScore, s)
-                }
-                var total: Double = 0
-                for t in 0...pos {
-                    let e = expf(scores[t] - maxScore)
-                    scores[t] = e
-                    total += Double(e)
-                }
-                let out = att + h * hd
-                for i in 0..<hd { out[i] = 0 }
-                let inv = Float(1 / total)
-                for t in 0...pos {
-                    // The weights meet the F16 values as F16, as in llama.cpp's product with V.
-                    let p = lm_f16_to_f32(lm_f32_to_f16(scores[t] * inv))
-                    let vt = values[l] + t * kvDim + kvh * hd
-                    for i in 0..<hd { out[i] += p * lm_f16_to_f32(vt[i]) }
-                }
+                lm_attention(q + h * hd, keys[l] + kvh * hd, values[l] + kvh * hd, kvDim, Int32(pos + 1), Int32(hd),
+                             scale, scores, att + h * hd)
             }
             matvec.apply(layer.wo, att, attOut)
             for i in 0..<dim { x[i] += attOut[i] }

@@ -49,6 +49,7 @@ public struct LlamaConfig: Sendable, Hashable {
         }
         guard dim % heads == 0 else { throw ModelError("\(arch).embedding_length \(dim) is not a multiple of head_count \(heads)") }
         headDim = dim / heads
+        guard headDim <= 256 else { throw ModelError("\(arch): head size \(headDim) is over the 256 prs supports") }
         ropeDim = try int("rope.dimension_count", default: headDim)
         guard ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else { throw ModelError("\(arch).rope.dimension_count \(ropeDim) must be even and at most the head size \(headDim)") }
         ropeBase = try float("rope.freq_base", default: 10000)

@@ -31,6 +31,11 @@ float lm_dot_f16_f32(int n, const uint16_t *w, const float *x);
 /// kind: 0 = Q4_1 with Q8_1 x, 1 = Q8_0 with Q8_0 x, 2 = Q4_0 with Q8_0 x.
 void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *x, float *out, int r0, int r1);
 
+/// Attention of one head (head size hd ≤ 256) over n_pos cached positions whose rows are
+/// `stride` halves apart; scores needs n_pos floats of scratch; out receives hd floats.
+void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
+                  float scale, float *scores, float *out);
+
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
 

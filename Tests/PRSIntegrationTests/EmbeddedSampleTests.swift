@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// `prs sample` and `prs model generate` on the embedded default, no server.
+@Suite(.serialized) struct EmbeddedSampleTests {
+    @Test func sampleRunsOnTheEmbeddedDefault() throws {
+        let dir = Repo.tempDir("embedded")
+        let prompts = dir.appendingPathComponent("p.jsonl")
+        try #"{"id": "tea", "instruction": "How should I brew green tea?", "preference": "Brief, with the exact water temperature."}"#.write(to: prompts, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("run")
+        let args = ["sample", "--prompts", prompts.path, "--out", out.path, "--strategy", "prs", "--budget", "4", "--max-tokens", "24", "--seed", "3"]
+        // Run from the repository so the default model is found as models/… .
+        let r = try run(Repo.prs, args, environment: ["PRS_HOME": Repo.root.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("policy=embedded:"), "the embedded default is used")
+        let tree = try #require(try readTrees(out).first)
+        let nodes = try #require(tree["nodes"] as? [[String: Any]])
+        #expect(nodes.map { $0["kind"] as? String } == ["initial", "initial", "feedback", "refinement", "refinement"])
+        #expect(nodes.filter { $0["kind"] as? String != "feedback" }.allSatisfy { $0["reward"] is Double })
+        // The same seed reproduces the texts exactly on the embedded engine.
+        let again = dir.appendingPathComponent("again")
+        let r2 = try run(Repo.prs, args.map { $0 == out.path ? again.path : $0 }, environment: ["PRS_HOME": Repo.root.path])
+        #expect(r2.status == 0)
+        let nodes2 = try #require(try readTrees(again).first?["nodes"] as? [[String: Any]])
+        #expect(nodes.map { $0["text"] as? String } == nodes2.map { $0["text"] as? String })
+    }
+
+    @Test func generateMatchesLlamaCppGreedy() throws {
+        let r = try run(Repo.prs, ["model", "generate", Repo.model.path, "--prompt", "The capital of France is", "--temperature", "0", "--max-tokens", "8", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        // llama.cpp's greedy tokens for this prompt (scripts/reference/llama_greedy.py).
+        #expect(o["tokens"] as? [Int] == [7042, 30, 198, 198, 504, 1797, 1918, 553])
+        #expect((o["text"] as? String)?.hasPrefix(" Paris.") == true)
+    }
+
+    @Test func badGenerateFlagsExitTwo() throws {
+        let r = try run(Repo.prs, ["model", "generate", Repo.model.path, "--prompt", "x", "--top-p", "2"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("--top-p must be between 0 and 1"))
+        let prompts = Repo.tempDir("bad-model").appendingPathComponent("p.jsonl")
+        try #"{"instruction": "hi"}"#.write(to: prompts, atomically: true, encoding: .utf8)
+        let r2 = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", "/tmp/x", "--policy", "embedded:/nonexistent.gguf"])
+        #expect(r2.status == 2)
+        #expect(r2.stderr.contains("/nonexistent.gguf: cannot open"), "\(r2.stderr)")
+    }
+}
