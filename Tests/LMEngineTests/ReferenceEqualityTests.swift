@@ -42,7 +42,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.json"), output = dir.appendingPathComponent("out.json")
         try JSONEncoder().encode(prompts).write(to: input)
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = [SmolLM2.root.appendingPathComponent("scripts/reference/llama_reference.py").path, path, "\(steps)"]

@@ -81,4 +81,15 @@ import Testing
         _ = l2.withUnsafeMutableBufferPointer { rep.sample($0) }
         #expect(l2[0] == 1.0, "positive logits are divided")
     }
+
+    /// Top-k over a large vocabulary takes a partial selection; it must keep exactly the k largest.
+    @Test func topKOverALargeVocabularyKeepsTheKLargest() {
+        var rng = SplitMix64(seed: 99)
+        let big = (0..<5000).map { _ in Float(Int(rng.next() % 20000)) / 1000 - 10 }
+        for k in [1, 5, 50, 300] {
+            let d = Sampler(SamplerSettings(temperature: 1, topK: k)).distribution(big.withUnsafeBufferPointer { $0 })
+            let expected = big.indices.sorted { big[$0] > big[$1] || (big[$0] == big[$1] && $0 < $1) }.prefix(k).map { Int32($0) }
+            #expect(d.map(\.0) == expected, "k = \(k)")
+        }
+    }
 }

@@ -10,7 +10,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
     /// The names `tokenizer.ggml.pre` may have, mapped to a rule set.
     public static func named(_ name: String) -> PreTokenizer? {
         switch name {
-        case "gpt2", "default", "mpt", "olmo": .gpt2
+        case "gpt-2", "gpt2", "default", "mpt", "olmo": .gpt2
         case "smollm", "starcoder", "refact", "command-r", "codeshell": .smollm
         case "llama3", "llama-bpe", "llama-v3", "falcon3", "pixtral": .llama3
         case "qwen2", "stablelm2", "deepseek-r1-qwen": .qwen2
