@@ -7,9 +7,14 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LM_AVX2 1
+#elif defined(__F16C__)
+#include <immintrin.h>
 #endif
 
 float lm_f16_to_f32(uint16_t h) {
+#if defined(__F16C__)
+    return _cvtsh_ss(h);
+#endif
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
     if (exp == 0) {
