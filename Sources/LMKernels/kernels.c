@@ -233,3 +233,25 @@ void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long str
         for (int i = 0; i < hd; i++) out[i] += w * lm_f16_to_f32(vt[i]);
     }
 }
+
+// out[b * out_stride + r] = dot(row r of w, activations of token b) for r in [r0, r1) and
+// b in [0, batch): each weight row is read once for every token of the batch. `x` holds the
+// batch's quantized activations, `x_stride` bytes apart.
+void lm_matmat_rows(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
+                    float *out, long out_stride, int r0, int r1) {
+    const uint8_t *base = (const uint8_t *)w;
+    const uint8_t *xs = (const uint8_t *)x;
+    for (int r = r0; r < r1; r++) {
+        const void *row = base + (long)r * row_bytes;
+        for (int b = 0; b < batch; b++) {
+            const void *xb = xs + (long)b * x_stride;
+            float v;
+            switch (kind) {
+            case 0: v = lm_dot_q4_1_q8_1(n, row, (const lm_block_q8_1 *)xb); break;
+            case 1: v = lm_dot_q8_0_q8_0(n, row, (const lm_block_q8_0 *)xb); break;
+            default: v = lm_dot_q4_0_q8_0(n, row, (const lm_block_q8_0 *)xb); break;
+            }
+            out[(long)b * out_stride + r] = v;
+        }
+    }
+}

@@ -153,7 +153,7 @@ struct Model: AsyncParsableCommand {
             let session = LlamaSession(model: llama, maxTokens: min(llama.config.contextLength, ids.count + maxTokens + 1),
                                        threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             var sampler = Sampler(SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP, seed: seed))
-            for t in ids { try session.forward(t) }
+            try session.forward(ids)
             var out: [Int32] = []
             var stream = UTF8Stream()
             var generated = ""
@@ -214,7 +214,7 @@ struct Model: AsyncParsableCommand {
             func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
             let session = LlamaSession(model: llama, maxTokens: promptTokens + gen + 1, threads: threads)
             var t0 = clock.now
-            for t in prompt { try session.forward(t) }
+            try session.forward(prompt)
             let promptRate = Double(promptTokens) / seconds(clock.now - t0)
             t0 = clock.now
             var last: Int32 = 0

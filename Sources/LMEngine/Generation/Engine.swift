@@ -116,11 +116,10 @@ public actor Engine {
         session.truncate(to: common)
         cached.removeLast(cached.count - common)
         promptTokensReused += common
-        for t in prompt[common...] {
-            try session.forward(t)
-            cached.append(t)
-            promptTokensEvaluated += 1
-        }
+        let rest = Array(prompt[common...])
+        try session.forward(rest)
+        cached += rest
+        promptTokensEvaluated += rest.count
         for j in 0..<model.config.vocabSize { promptLogits[j] = session.logits[j] }
     }
 

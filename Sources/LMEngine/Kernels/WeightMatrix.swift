@@ -53,11 +53,15 @@ final class MatVec: @unchecked Sendable {
     private let rowScratch: UnsafeMutablePointer<Float>
     private let maxCols: Int
 
-    init(maxCols: Int, threads: Int) {
+    /// Tokens a batched product takes at most.
+    let maxBatch: Int
+
+    init(maxCols: Int, threads: Int, maxBatch: Int = 1) {
         self.threads = max(1, threads)
         self.maxCols = maxCols
-        q81 = .allocate(capacity: maxCols / 32 + 1)
-        q80 = .allocate(capacity: maxCols / 32 + 1)
+        self.maxBatch = max(1, maxBatch)
+        q81 = .allocate(capacity: (maxCols / 32 + 1) * self.maxBatch)
+        q80 = .allocate(capacity: (maxCols / 32 + 1) * self.maxBatch)
         rowScratch = .allocate(capacity: maxCols * self.threads)
     }
 
@@ -95,6 +99,37 @@ final class MatVec: @unchecked Sendable {
                     out[r] = s
                 }
             }
+        }
+    }
+
+    /// `out[b] = W x[b]` for `batch` tokens (rows of x `w.cols` apart, rows of out `w.rows` apart),
+    /// each element computed exactly as `apply` computes it.
+    func apply(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        precondition(w.cols <= maxCols && batch <= maxBatch)
+        guard let kernel = w.kernel else {
+            for b in 0..<batch { apply(w, x + b * w.cols, out + b * w.rows) }
+            return
+        }
+        let n = Int32(w.cols)
+        let blocks = w.cols / 32
+        let acts: UnsafeRawPointer
+        let stride: Int
+        if kernel == 0 {
+            for b in 0..<batch { lm_quantize_q8_1(x + b * w.cols, q81 + b * blocks, n) }
+            acts = UnsafeRawPointer(q81)
+            stride = blocks * MemoryLayout<lm_block_q8_1>.stride
+        } else {
+            for b in 0..<batch { lm_quantize_q8_0(x + b * w.cols, q80 + b * blocks, n) }
+            acts = UnsafeRawPointer(q80)
+            stride = blocks * MemoryLayout<lm_block_q8_0>.stride
+        }
+        let chunks = min(threads, w.rows)
+        let per = (w.rows + chunks - 1) / chunks
+        nonisolated(unsafe) let out = out, a = acts
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let r0 = c * per, r1 = min(w.rows, r0 + per)
+            guard r0 < r1 else { return }
+            lm_matmat_rows(kernel, n, w.base, w.rowBytes, a, stride, Int32(batch), out, w.rows, Int32(r0), Int32(r1))
         }
     }
 }

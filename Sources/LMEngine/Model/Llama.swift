@@ -79,94 +79,125 @@ public final class LlamaModel: @unchecked Sendable {
 }
 
 /// One sequence's state: its KV cache (F16, as llama.cpp keeps it) and every buffer the
-/// forward pass needs, allocated once.
+/// forward pass needs, allocated once. Tokens go through the layers in chunks of up to
+/// `chunk`, so each weight row is read once per chunk; a single token is a chunk of one.
 public final class LlamaSession: @unchecked Sendable {
     public let model: LlamaModel
     public let maxTokens: Int
     /// Tokens evaluated so far (the next position).
     public private(set) var position = 0
+    /// Tokens evaluated together at most.
+    public let chunk: Int
 
     let keys: [UnsafeMutablePointer<UInt16>]
     let values: [UnsafeMutablePointer<UInt16>]
-    let x, xn, q, k, v, att, attOut, gate, up, scores: UnsafeMutablePointer<Float>
+    /// Per token of a chunk: residual stream, normed input, Q, K, V, attention output, projections.
+    let x, xn, q, k, v, att, proj, gate, up, scores: UnsafeMutablePointer<Float>
+    /// The logits after the last token evaluated.
     public let logits: UnsafeMutablePointer<Float>
     let matvec: MatVec
 
-    public init(model: LlamaModel, maxTokens: Int, threads: Int = 2) {
+    public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 32) {
         let c = model.config
         self.model = model
         let capacity = min(maxTokens, c.contextLength)
         self.maxTokens = capacity
+        self.chunk = max(1, chunk)
+        let b = self.chunk
         let kvDim = c.kvHeads * c.headDim
         keys = (0..<c.layers).map { _ in .allocate(capacity: capacity * kvDim) }
         values = (0..<c.layers).map { _ in .allocate(capacity: capacity * kvDim) }
-        x = .allocate(capacity: c.dim)
-        xn = .allocate(capacity: max(c.dim, c.hiddenDim))
-        q = .allocate(capacity: c.dim)
-        k = .allocate(capacity: kvDim)
-        v = .allocate(capacity: kvDim)
-        att = .allocate(capacity: c.dim)
-        attOut = .allocate(capacity: c.dim)
-        gate = .allocate(capacity: c.hiddenDim)
-        up = .allocate(capacity: c.hiddenDim)
+        x = .allocate(capacity: b * c.dim)
+        xn = .allocate(capacity: b * c.dim)
+        q = .allocate(capacity: b * c.dim)
+        k = .allocate(capacity: b * kvDim)
+        v = .allocate(capacity: b * kvDim)
+        att = .allocate(capacity: b * c.dim)
+        proj = .allocate(capacity: b * c.dim)
+        gate = .allocate(capacity: b * c.hiddenDim)
+        up = .allocate(capacity: b * c.hiddenDim)
         scores = .allocate(capacity: capacity)
         logits = .allocate(capacity: c.vocabSize)
-        matvec = MatVec(maxCols: max(c.dim, c.hiddenDim), threads: threads)
+        matvec = MatVec(maxCols: max(c.dim, c.hiddenDim), threads: threads, maxBatch: b)
     }
 
     deinit {
         keys.forEach { $0.deallocate() }
         values.forEach { $0.deallocate() }
-        for p in [x, xn, q, k, v, att, attOut, gate, up, scores, logits] { p.deallocate() }
+        for p in [x, xn, q, k, v, att, proj, gate, up, scores, logits] { p.deallocate() }
     }
 
     /// Forgets everything after the first `n` tokens (their cache entries are overwritten later).
     public func truncate(to n: Int) { position = min(position, max(0, n)) }
 
     /// Evaluates `token` at the next position; the logits of the next token are in `logits`.
-    public func forward(_ token: Int32) throws {
+    public func forward(_ token: Int32) throws { try forward([token]) }
+
+    /// Evaluates `tokens` at the next positions; `logits` then holds the logits after the last one.
+    public func forward(_ tokens: [Int32]) throws {
+        let c = model.config
+        guard position + tokens.count <= maxTokens else {
+            throw ModelError("the sequence is full (\(maxTokens) tokens; \(position) used, \(tokens.count) more asked)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+            throw ModelError("token \(bad) is outside the vocabulary of \(c.vocabSize)")
+        }
+        var i = 0
+        while i < tokens.count {
+            let n = min(chunk, tokens.count - i)
+            run(tokens[i..<(i + n)])
+            i += n
+        }
+    }
+
+    func run(_ tokens: ArraySlice<Int32>) {
         let m = model, c = m.config
-        guard position < maxTokens else { throw ModelError("the sequence is full (\(maxTokens) tokens)") }
-        guard token >= 0, Int(token) < c.vocabSize else { throw ModelError("token \(token) is outside the vocabulary of \(c.vocabSize)") }
+        let batch = tokens.count
         let pos = position
-        let dim = c.dim, hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads
-        m.embedding.row(Int(token), into: x)
+        let dim = c.dim, hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads, hidden = c.hiddenDim
+        for (b, t) in tokens.enumerated() { m.embedding.row(Int(t), into: x + b * dim) }
         let scale = 1 / Float(hd).squareRoot()
         for (l, layer) in m.layers.enumerated() {
-            rmsNorm(x, layer.attnNorm, into: xn, dim)
-            matvec.apply(layer.wq, xn, q)
-            matvec.apply(layer.wk, xn, k)
-            matvec.apply(layer.wv, xn, v)
-            if let b = layer.bq { for i in 0..<dim { q[i] += b[i] } }
-            if let b = layer.bk { for i in 0..<kvDim { k[i] += b[i] } }
-            if let b = layer.bv { for i in 0..<kvDim { v[i] += b[i] } }
-            rope(q, heads: c.heads, pos: pos)
-            rope(k, heads: c.kvHeads, pos: pos)
-            let kc = keys[l] + pos * kvDim, vc = values[l] + pos * kvDim
-            for i in 0..<kvDim {
-                kc[i] = lm_f32_to_f16(k[i])
-                vc[i] = lm_f32_to_f16(v[i])
+            for b in 0..<batch { rmsNorm(x + b * dim, layer.attnNorm, into: xn + b * dim, dim) }
+            matvec.apply(layer.wq, batch: batch, xn, q)
+            matvec.apply(layer.wk, batch: batch, xn, k)
+            matvec.apply(layer.wv, batch: batch, xn, v)
+            for b in 0..<batch {
+                let qb = q + b * dim, kb = k + b * kvDim, vb = v + b * kvDim
+                if let bias = layer.bq { for j in 0..<dim { qb[j] += bias[j] } }
+                if let bias = layer.bk { for j in 0..<kvDim { kb[j] += bias[j] } }
+                if let bias = layer.bv { for j in 0..<kvDim { vb[j] += bias[j] } }
+                rope(qb, heads: c.heads, pos: pos + b)
+                rope(kb, heads: c.kvHeads, pos: pos + b)
+                let kc = keys[l] + (pos + b) * kvDim, vc = values[l] + (pos + b) * kvDim
+                for j in 0..<kvDim {
+                    kc[j] = lm_f32_to_f16(kb[j])
+                    vc[j] = lm_f32_to_f16(vb[j])
+                }
             }
-            for h in 0..<c.heads {
-                let kvh = h / group
-                lm_attention(q + h * hd, keys[l] + kvh * hd, values[l] + kvh * hd, kvDim, Int32(pos + 1), Int32(hd),
-                             scale, scores, att + h * hd)
+            for b in 0..<batch {
+                for h in 0..<c.heads {
+                    let kvh = h / group
+                    lm_attention(q + b * dim + h * hd, keys[l] + kvh * hd, values[l] + kvh * hd, kvDim, Int32(pos + b + 1),
+                                 Int32(hd), scale, scores, att + b * dim + h * hd)
+                }
             }
-            matvec.apply(layer.wo, att, attOut)
-            for i in 0..<dim { x[i] += attOut[i] }
-            rmsNorm(x, layer.ffnNorm, into: xn, dim)
-            matvec.apply(layer.gate, xn, gate)
-            matvec.apply(layer.up, xn, up)
-            for i in 0..<c.hiddenDim {
-                let g = gate[i]
-                gate[i] = g / (1 + expf(-g)) * up[i]
+            matvec.apply(layer.wo, batch: batch, att, proj)
+            for j in 0..<(batch * dim) { x[j] += proj[j] }
+            for b in 0..<batch { rmsNorm(x + b * dim, layer.ffnNorm, into: xn + b * dim, dim) }
+            matvec.apply(layer.gate, batch: batch, xn, gate)
+            matvec.apply(layer.up, batch: batch, xn, up)
+            for j in 0..<(batch * hidden) {
+                let g = gate[j]
+                gate[j] = g / (1 + expf(-g)) * up[j]
             }
-            matvec.apply(layer.down, gate, attOut)
-            for i in 0..<dim { x[i] += attOut[i] }
+            matvec.apply(layer.down, batch: batch, gate, proj)
+            for j in 0..<(batch * dim) { x[j] += proj[j] }
         }
-        rmsNorm(x, m.outputNorm, into: xn, dim)
+        // Only the last token's logits are needed.
+        rmsNorm(x + (batch - 1) * dim, m.outputNorm, into: xn, dim)
         matvec.apply(m.output, xn, logits)
-        position += 1
+        position += batch
     }
 
     /// y = x / sqrt(mean(x²) + eps) · w, the sum of squares in double as ggml does.

@@ -36,6 +36,11 @@ void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *
 void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
                   float scale, float *scores, float *out);
 
+/// The batched form of lm_matvec_rows: `batch` tokens whose quantized activations are
+/// `x_stride` bytes apart; results for token b start at out + b * out_stride.
+void lm_matmat_rows(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
+                    float *out, long out_stride, int r0, int r1);
+
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
 
