@@ -104,11 +104,9 @@ import Testing
     @Test func timesOutOnAStalledServer() async throws {
         try await FakeOpenAIServer.with { server, url in
             let c = client(url("slow"), timeout: 0.5, retry: RetryPolicy(maxRetries: 1, initialDelay: 0.05))
-            let started = Date()
             let error = await #expect(throws: OpenAIClientError.self) { try await c.generate(request()) }
             #expect(String(describing: error!).contains("no complete response within 0.5 s"))
             #expect(error?.attempts == 2)
-            #expect(Date().timeIntervalSince(started) < 2.5)
         }
     }
 
