@@ -187,16 +187,19 @@ void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *
     }
 }
 
-// Attention of one query head over positions [0, n_pos) of an F16 KV cache, as llama.cpp
-// computes it without flash attention: scores = (q · k_t) * scale with q in F16 precision,
-// softmax in F32 with a double sum, weights rounded to F16, out = sum_t w_t v_t in F32.
-void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
-                  float scale, float *scores, float *out) {
+// Attention of one query head over up to two ranges of rows of an F16 KV cache (a shared
+// prompt and a sequence's own tail), as llama.cpp computes it without flash attention:
+// scores = (q · k_t) * scale with q in F16 precision, softmax in F32 with a double sum,
+// weights rounded to F16, out = sum_t w_t v_t in F32. Rows are `stride` halves apart.
+void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long stride,
+                   int start1, int n1, int start2, int n2, int hd, float scale, float *scores, float *out) {
     float qh[256];
     for (int i = 0; i < hd; i++) qh[i] = lm_f16_to_f32(lm_f32_to_f16(q[i]));
+    int n_pos = n1 + n2;
     float maxs = -INFINITY;
     for (int t = 0; t < n_pos; t++) {
-        const uint16_t *kt = k + (long)t * stride;
+        long row = t < n1 ? start1 + t : start2 + (t - n1);
+        const uint16_t *kt = k + row * stride;
         float s = 0;
 #if defined(LM_AVX2) && defined(__F16C__)
         if (hd % 8 == 0) {
@@ -218,8 +221,9 @@ void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long str
     float inv = (float)(1.0 / total);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int t = 0; t < n_pos; t++) {
+        long row = t < n1 ? start1 + t : start2 + (t - n1);
         float w = lm_f16_to_f32(lm_f32_to_f16(scores[t] * inv));
-        const uint16_t *vt = v + (long)t * stride;
+        const uint16_t *vt = v + row * stride;
 #if defined(LM_AVX2) && defined(__F16C__)
         if (hd % 8 == 0) {
             __m256 wv = _mm256_set1_ps(w);
@@ -232,6 +236,11 @@ void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long str
 #endif
         for (int i = 0; i < hd; i++) out[i] += w * lm_f16_to_f32(vt[i]);
     }
+}
+
+void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
+                  float scale, float *scores, float *out) {
+    lm_attention2(q, k, v, stride, 0, n_pos, 0, 0, hd, scale, scores, out);
 }
 
 // out[b * out_stride + r] = dot(row r of w, activations of token b) for r in [r0, r1) and

@@ -66,4 +66,21 @@ import Testing
         #expect(out.finish == .stop)
         #expect(!out.text.contains("<|im_end|>"))
     }
+
+    /// Batch invariance: a continuation's tokens for a seed do not depend on the batch it is
+    /// decoded in, its place in the batch, or the thread count.
+    @Test func tokensDoNotDependOnBatchOrThreads() async throws {
+        let model = try ReferenceEqualityTests.model.get()
+        let p = try prompt("Write one sentence about the sea.")
+        let o = CompletionOptions(maxTokens: 20, sampler: SamplerSettings(temperature: 0.9, topK: 50, seed: 7))
+        let eight = try await Engine(model: model, contextTokens: 512, threads: 1).complete(prompt: p, n: 8, options: o)
+        let two = Engine(model: model, contextTokens: 512, threads: 2)
+        var alone = o
+        alone.sampler.seed = 7 + 5
+        #expect(try await two.complete(prompt: p, n: 1, options: alone)[0].tokens == eight[5].tokens, "alone = 6th of a batch of 8")
+        var four = o
+        four.sampler.seed = 7 + 4
+        let batch4 = try await two.complete(prompt: p, n: 4, options: four)
+        #expect(batch4.map(\.tokens) == Array(eight[4..<8]).map(\.tokens), "first of a batch of 4 = 5th of a batch of 8")
+    }
 }

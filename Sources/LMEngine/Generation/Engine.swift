@@ -69,42 +69,112 @@ public actor Engine {
         let started = clock.now
         try evaluate(prompt)
         let promptTime = Self.ms(clock.now - started)
-        let vocab = model.config.vocabSize
+        let lanes = session.laneCapacity(promptLength: prompt.count, laneLength: options.maxTokens)
         var out: [Completion] = []
-        for i in 0..<max(1, n) {
-            let t0 = clock.now
-            var settings = options.sampler
-            settings.seed = options.sampler.seed &+ UInt64(i)
-            var sampler = Sampler(settings)
+        if n > 1, lanes >= 2 {
+            // The continuations decode together, a group of lanes at a time.
+            var first = 0
+            while first < n {
+                let group = Array(first..<min(n, first + lanes))
+                out += try decodeTogether(prompt: prompt, seeds: group.map { options.sampler.seed &+ UInt64($0) }, options: options,
+                                          promptShare: promptTime / Double(n))
+                first += group.count
+            }
             session.truncate(to: prompt.count)
             cached = prompt
-            _ = scratch.initialize(from: promptLogits)
-            var tokens: [Int32] = []
-            var logprobs: [SampledToken] = []
-            var stream = UTF8Stream()
-            var text = ""
-            var finish = Completion.Finish.length
-            while tokens.count < options.maxTokens {
-                let s = sampler.sample(scratch, topLogprobs: options.topLogprobs)
-                if model.tokenizer.endOfGeneration.contains(s.token) { finish = .stop; break }
-                tokens.append(s.token)
-                logprobs.append(s)
-                text += stream.push(model.tokenizer.bytes(of: s.token))
-                if let cut = Self.firstStop(in: text, options.stop) {
-                    text = String(text[..<cut])
-                    finish = .stop
-                    break
-                }
-                if tokens.count == options.maxTokens || session.position >= session.maxTokens { break }
-                try session.forward(s.token)
-                cached.append(s.token)
-                for j in 0..<vocab { scratch[j] = session.logits[j] }
-            }
-            if finish == .length { text += stream.flush() }
-            out.append(Completion(tokens: tokens, text: text, finish: finish, logprobs: logprobs, seed: settings.seed,
-                                  milliseconds: Self.ms(clock.now - t0) + promptTime / Double(max(1, n))))
+            return out
+        }
+        for i in 0..<max(1, n) {
+            var settings = options.sampler
+            settings.seed = options.sampler.seed &+ UInt64(i)
+            out.append(try decodeAlone(prompt: prompt, settings: settings, options: options, promptShare: promptTime / Double(max(1, n))))
         }
         return out
+    }
+
+    /// What one continuation has produced so far.
+    struct Lane {
+        var sampler: Sampler
+        var tokens: [Int32] = []
+        var logprobs: [SampledToken] = []
+        var stream = UTF8Stream()
+        var text = ""
+        var finish: Completion.Finish?
+
+        init(_ settings: SamplerSettings) { sampler = Sampler(settings) }
+
+        /// Samples from `logits` and records the token; sets `finish` when the lane is done.
+        mutating func step(_ logits: UnsafeMutableBufferPointer<Float>, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
+            let s = sampler.sample(logits, topLogprobs: options.topLogprobs)
+            if tokenizer.endOfGeneration.contains(s.token) { finish = .stop; return }
+            tokens.append(s.token)
+            logprobs.append(s)
+            text += stream.push(tokenizer.bytes(of: s.token))
+            if let cut = Engine.firstStop(in: text, options.stop) {
+                text = String(text[..<cut])
+                finish = .stop
+            } else if tokens.count >= options.maxTokens {
+                finish = .length
+            }
+        }
+
+        func completion(seed: UInt64, ms: Double) -> Completion {
+            var t = text
+            var s = stream
+            if finish != .stop { t += s.flush() }
+            return Completion(tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms)
+        }
+    }
+
+    /// One continuation on the session after the prompt.
+    func decodeAlone(prompt: [Int32], settings: SamplerSettings, options: CompletionOptions, promptShare: Double) throws -> Completion {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let vocab = model.config.vocabSize
+        var lane = Lane(settings)
+        session.truncate(to: prompt.count)
+        cached = prompt
+        _ = scratch.initialize(from: promptLogits)
+        while true {
+            lane.step(scratch, model.tokenizer, options)
+            if lane.finish != nil || session.position >= session.maxTokens { break }
+            try session.forward(lane.tokens.last!)
+            cached.append(lane.tokens.last!)
+            for j in 0..<vocab { scratch[j] = session.logits[j] }
+        }
+        return lane.completion(seed: settings.seed, ms: Self.ms(clock.now - t0) + promptShare)
+    }
+
+    /// Several continuations decoded as one batch per step: the weights are read once per step
+    /// for all of them, and each lane attends to the shared prompt rows and its own rows.
+    func decodeTogether(prompt: [Int32], seeds: [UInt64], options: CompletionOptions, promptShare: Double) throws -> [Completion] {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let vocab = model.config.vocabSize
+        let layout = LlamaSession.Lanes(promptLength: prompt.count, laneLength: options.maxTokens)
+        var lanes = seeds.map { seed -> Lane in
+            var s = options.sampler
+            s.seed = seed
+            return Lane(s)
+        }
+        for i in lanes.indices {
+            _ = scratch.initialize(from: promptLogits)
+            lanes[i].step(scratch, model.tokenizer, options)
+        }
+        var step = 0
+        while true {
+            let active = lanes.indices.filter { lanes[$0].finish == nil }
+            if active.isEmpty { break }
+            try session.forward(lanes: active, tokens: active.map { lanes[$0].tokens.last! }, step: step, layout: layout)
+            for (j, i) in active.enumerated() {
+                let row = session.laneLogits + j * vocab
+                for t in 0..<vocab { scratch[t] = row[t] }
+                lanes[i].step(scratch, model.tokenizer, options)
+            }
+            step += 1
+        }
+        let each = Self.ms(clock.now - t0) / Double(seeds.count) + promptShare
+        return zip(lanes, seeds).map { $0.completion(seed: $1, ms: each) }
     }
 
     /// Brings the KV cache to `prompt`, keeping the prefix it shares with what is cached, and

@@ -95,6 +95,8 @@ public final class LlamaSession: @unchecked Sendable {
     let x, xn, q, k, v, att, proj, gate, up, scores: UnsafeMutablePointer<Float>
     /// The logits after the last token evaluated.
     public let logits: UnsafeMutablePointer<Float>
+    /// After `forward(lanes:)`: the logits of each lane, `vocabSize` apart.
+    public let laneLogits: UnsafeMutablePointer<Float>
     let matvec: MatVec
 
     public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 32) {
@@ -118,13 +120,14 @@ public final class LlamaSession: @unchecked Sendable {
         up = .allocate(capacity: b * c.hiddenDim)
         scores = .allocate(capacity: capacity)
         logits = .allocate(capacity: c.vocabSize)
+        laneLogits = .allocate(capacity: b * c.vocabSize)
         matvec = MatVec(maxCols: max(c.dim, c.hiddenDim), threads: threads, maxBatch: b)
     }
 
     deinit {
         keys.forEach { $0.deallocate() }
         values.forEach { $0.deallocate() }
-        for p in [x, xn, q, k, v, att, proj, gate, up, scores, logits] { p.deallocate() }
+        for p in [x, xn, q, k, v, att, proj, gate, up, scores, logits, laneLogits] { p.deallocate() }
     }
 
     /// Forgets everything after the first `n` tokens (their cache entries are overwritten later).
@@ -145,17 +148,68 @@ public final class LlamaSession: @unchecked Sendable {
         var i = 0
         while i < tokens.count {
             let n = min(chunk, tokens.count - i)
-            run(tokens[i..<(i + n)])
+            let slots = (0..<n).map { j in
+                let p = position + j
+                return Slot(token: tokens[i + j], position: p, row: p, shared: p + 1, ownStart: 0, ownCount: 0)
+            }
+            run(slots, allLogits: false)
+            position += n
             i += n
         }
     }
 
-    func run(_ tokens: ArraySlice<Int32>) {
+    /// Where one token of a batch sits: its position, the cache row its key and value go to,
+    /// and the rows it attends to: rows `0..<shared`, then `ownStart..<ownStart+ownCount`.
+    struct Slot {
+        var token: Int32
+        var position: Int
+        var row: Int
+        var shared: Int
+        var ownStart: Int
+        var ownCount: Int
+    }
+
+    /// The layout of `n` continuations of one prompt decoded together: the prompt's rows are
+    /// shared, and lane `i` keeps its own tokens in rows `promptLength + i * laneLength …`.
+    public struct Lanes: Sendable, Hashable {
+        public var promptLength: Int
+        public var laneLength: Int
+        public init(promptLength: Int, laneLength: Int) {
+            self.promptLength = promptLength
+            self.laneLength = laneLength
+        }
+    }
+
+    /// How many lanes of `laneLength` tokens fit after a prompt of `promptLength`.
+    public func laneCapacity(promptLength: Int, laneLength: Int) -> Int {
+        min(chunk, max(0, (maxTokens - promptLength) / max(1, laneLength)))
+    }
+
+    /// Evaluates one token for each of several lanes at step `step` (the token's position is
+    /// `promptLength + step`); lane `lanes[j]`'s logits land at `laneLogits + j * vocabSize`.
+    /// Each lane's arithmetic is exactly that of evaluating it alone.
+    public func forward(lanes: [Int], tokens: [Int32], step: Int, layout: Lanes) throws {
+        let c = model.config
+        precondition(lanes.count == tokens.count && lanes.count <= chunk && step < layout.laneLength)
+        guard layout.promptLength + (lanes.max()! + 1) * layout.laneLength <= maxTokens else {
+            throw ModelError("the lanes do not fit in the context of \(maxTokens) tokens")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+            throw ModelError("token \(bad) is outside the vocabulary of \(c.vocabSize)")
+        }
+        let slots = zip(lanes, tokens).map { lane, t in
+            let own = layout.promptLength + lane * layout.laneLength
+            return Slot(token: t, position: layout.promptLength + step, row: own + step,
+                        shared: layout.promptLength, ownStart: own, ownCount: step + 1)
+        }
+        run(slots, allLogits: true)
+    }
+
+    func run(_ slots: [Slot], allLogits: Bool) {
         let m = model, c = m.config
-        let batch = tokens.count
-        let pos = position
+        let batch = slots.count
         let dim = c.dim, hd = c.headDim, kvDim = c.kvHeads * hd, group = c.heads / c.kvHeads, hidden = c.hiddenDim
-        for (b, t) in tokens.enumerated() { m.embedding.row(Int(t), into: x + b * dim) }
+        for (b, slot) in slots.enumerated() { m.embedding.row(Int(slot.token), into: x + b * dim) }
         let scale = 1 / Float(hd).squareRoot()
         for (l, layer) in m.layers.enumerated() {
             for b in 0..<batch { rmsNorm(x + b * dim, layer.attnNorm, into: xn + b * dim, dim) }
@@ -167,19 +221,20 @@ public final class LlamaSession: @unchecked Sendable {
                 if let bias = layer.bq { for j in 0..<dim { qb[j] += bias[j] } }
                 if let bias = layer.bk { for j in 0..<kvDim { kb[j] += bias[j] } }
                 if let bias = layer.bv { for j in 0..<kvDim { vb[j] += bias[j] } }
-                rope(qb, heads: c.heads, pos: pos + b)
-                rope(kb, heads: c.kvHeads, pos: pos + b)
-                let kc = keys[l] + (pos + b) * kvDim, vc = values[l] + (pos + b) * kvDim
+                rope(qb, heads: c.heads, pos: slots[b].position)
+                rope(kb, heads: c.kvHeads, pos: slots[b].position)
+                let kc = keys[l] + slots[b].row * kvDim, vc = values[l] + slots[b].row * kvDim
                 for j in 0..<kvDim {
                     kc[j] = lm_f32_to_f16(kb[j])
                     vc[j] = lm_f32_to_f16(vb[j])
                 }
             }
-            for b in 0..<batch {
+            for (b, slot) in slots.enumerated() {
                 for h in 0..<c.heads {
                     let kvh = h / group
-                    lm_attention(q + b * dim + h * hd, keys[l] + kvh * hd, values[l] + kvh * hd, kvDim, Int32(pos + b + 1),
-                                 Int32(hd), scale, scores, att + b * dim + h * hd)
+                    lm_attention2(q + b * dim + h * hd, keys[l] + kvh * hd, values[l] + kvh * hd, kvDim,
+                                  0, Int32(slot.shared), Int32(slot.ownStart), Int32(slot.ownCount),
+                                  Int32(hd), scale, scores, att + b * dim + h * hd)
                 }
             }
             matvec.apply(layer.wo, batch: batch, att, proj)
@@ -194,10 +249,14 @@ public final class LlamaSession: @unchecked Sendable {
             matvec.apply(layer.down, batch: batch, gate, proj)
             for j in 0..<(batch * dim) { x[j] += proj[j] }
         }
-        // Only the last token's logits are needed.
-        rmsNorm(x + (batch - 1) * dim, m.outputNorm, into: xn, dim)
-        matvec.apply(m.output, xn, logits)
-        position += batch
+        if allLogits {
+            for b in 0..<batch { rmsNorm(x + b * dim, m.outputNorm, into: xn + b * dim, dim) }
+            matvec.apply(m.output, batch: batch, xn, laneLogits)
+        } else {
+            // Only the last token's logits are needed.
+            rmsNorm(x + (batch - 1) * dim, m.outputNorm, into: xn, dim)
+            matvec.apply(m.output, xn, logits)
+        }
     }
 
     /// y = x / sqrt(mean(x²) + eps) · w, the sum of squares in double as ggml does.

@@ -36,6 +36,11 @@ void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *
 void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
                   float scale, float *scores, float *out);
 
+/// Attention over rows [start1, start1+n1) then [start2, start2+n2) of the cache (a shared
+/// prompt and one sequence's own tail); scores needs n1+n2 floats of scratch.
+void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long stride,
+                   int start1, int n1, int start2, int n2, int hd, float scale, float *scores, float *out);
+
 /// The batched form of lm_matvec_rows: `batch` tokens whose quantized activations are
 /// `x_stride` bytes apart; results for token b start at out + b * out_stride.
 void lm_matmat_rows(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
