@@ -35,8 +35,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "GGUF", swiftSettings: strict),
-        .target(name: "LMKernels", cSettings: kernelFlags),
-        .target(name: "LMEngine", dependencies: ["GGUF", "LMKernels"], swiftSettings: strict),
+        .target(name: "CKernels", cSettings: kernelFlags),
+        .target(name: "LMEngine", dependencies: ["GGUF", "CKernels"], swiftSettings: strict),
         .target(name: "PRSCore", swiftSettings: strict),
         .target(
             name: "PRSBackends",
@@ -44,7 +44,6 @@ let package = Package(
                 "PRSCore", "LMEngine",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

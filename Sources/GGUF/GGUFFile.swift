@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+import Foundation  // re-exports the C library (mmap, open, stat) on Apple platforms
 #endif
 
 /// A tensor's name, shape, type and place in the data section.

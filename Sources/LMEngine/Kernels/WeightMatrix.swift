@@ -1,6 +1,6 @@
 import Dispatch
 import GGUF
-import LMKernels
+import CKernels
 
 /// A weight matrix `(rows = out, cols = in)` used in place in the mapped file.
 struct WeightMatrix: @unchecked Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 import GGUF
-import LMKernels
+import CKernels
 
 /// A llama-family transformer (llama; qwen2's QKV biases) loaded from a GGUF file, weights in place.
 ///

@@ -1,6 +1,4 @@
 import AsyncHTTPClient
-import NIOCore
-import NIOPosix
 
 extension HTTPClient {
     /// The process-wide client of prs's HTTP backends. Unlike `HTTPClient.shared` it fails a
@@ -12,6 +10,6 @@ extension HTTPClient {
         config.timeout.connect = .seconds(10)
         config.connectionPool.retryConnectionEstablishment = false
         config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: config)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
     }()
 }
