@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs `prs model bench` and llama.cpp's equivalent (scripts/reference/llama_bench.py) on the
 # same model and thread count, and prints each figure with the ratio ours / llama.cpp.
+# N continuations: prs decodes them together over the shared prompt cache; the llama.cpp side
+# decodes them one after another with the prompt's KV cache reused (its Python high-level API).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=$1; shift
@@ -23,7 +25,7 @@ p, g, n, t = sys.argv[3:7]
 print(f"engine bench: {p}-token prompt, {g} generated tokens, N={n}, {t} threads")
 print(f"{'':28}{'prs':>10}{'llama.cpp':>12}{'ratio':>8}")
 for key, label in [("prompt_tokens_per_s", "prompt processing tok/s"), ("decode_tokens_per_s", "decode tok/s"),
-                   ("nway_tokens_per_s", f"N={n} sequential tok/s"), ("peak_rss_mb", "peak RSS MB")]:
+                   ("nway_tokens_per_s", f"N={n} from one prompt tok/s"), ("peak_rss_mb", "peak RSS MB")]:
     a, b = ours[key], theirs[key]
     print(f"{label:28}{a:10.1f}{b:12.1f}{a / b:8.2f}")
 PY
