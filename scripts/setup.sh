@@ -29,10 +29,28 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server, gguf' >/dev/null 2>&1; then
-  log "installing llama-cpp-python[server] and gguf (first build from source takes ~8 minutes)"
+# llama.cpp is built for the documented machine (AVX2, FMA, F16C) rather than -march=native:
+# some of these VMs advertise AVX-512 and AMX, and a native build's AMX kernels die with
+# SIGILL here. pip's wheel cache ignores CMAKE_ARGS, so the wheel is built once into a cache
+# of our own, keyed by version and flags, and installed from there.
+LLAMA_VERSION=0.3.36
+LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+LLAMA_KEY="llama-cpp-python-$LLAMA_VERSION-$(printf '%s' "$LLAMA_FLAGS" | sha1sum | cut -c1-12)"
+WHEELS="${PRS_WHEEL_CACHE:-$HOME/.cache/prs-wheels}/$LLAMA_KEY"
+MARKER="$VENV/.prs-llama-build"
+if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server, gguf' >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q 'llama-cpp-python[server]' gguf
+  if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    log "building llama-cpp-python $LLAMA_VERSION for AVX2 (first build from source takes ~10 minutes)"
+    rm -rf "$WHEELS.part"; mkdir -p "$WHEELS.part"
+    CMAKE_ARGS="$LLAMA_FLAGS" "$VENV/bin/pip" wheel -q --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS.part"
+    rm -rf "$WHEELS"; mv "$WHEELS.part" "$WHEELS"
+  fi
+  log "installing llama-cpp-python[server] (from $WHEELS) and gguf"
+  "$VENV/bin/pip" uninstall -q -y llama-cpp-python >/dev/null 2>&1 || true
+  whl=$(ls "$WHEELS"/llama_cpp_python-*.whl | head -1)
+  "$VENV/bin/pip" install -q "$whl[server]" gguf
+  echo "$LLAMA_KEY" > "$MARKER"
 fi
 
 if [ ! -s "$MODEL" ]; then

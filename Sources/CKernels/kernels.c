@@ -51,11 +51,16 @@ uint16_t lm_f32_to_f16(float f) {
 #endif
 }
 
+static inline float block_amax(const float *v) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
+    return amax;
+}
+
 void lm_quantize_q8_1(const float *x, lm_block_q8_1 *y, int n) {
     for (int b = 0; b < n / 32; b++) {
         const float *v = x + b * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
+        float amax = block_amax(v);
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; j++) { int q = (int)nearbyintf(v[j] * id); y[b].qs[j] = (int8_t)q; sum += q; }
@@ -67,8 +72,7 @@ void lm_quantize_q8_1(const float *x, lm_block_q8_1 *y, int n) {
 void lm_quantize_q8_0(const float *x, lm_block_q8_0 *y, int n) {
     for (int b = 0; b < n / 32; b++) {
         const float *v = x + b * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++) { float a = fabsf(v[j]); if (a > amax) amax = a; }
+        float amax = block_amax(v);
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         for (int j = 0; j < 32; j++) y[b].qs[j] = (int8_t)nearbyintf(v[j] * id);
         y[b].d = lm_f32_to_f16(d);
@@ -169,23 +173,6 @@ float lm_dot_q8_0_q8_0(int n, const void *w, const lm_block_q8_0 *x) {
 #endif
 }
 
-float lm_dot_f16_f32(int n, const uint16_t *w, const float *x) {
-    float sum = 0;
-    for (int i = 0; i < n; i++) sum += lm_f16_to_f32(w[i]) * x[i];
-    return sum;
-}
-
-void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *x, float *out, int r0, int r1) {
-    const uint8_t *base = (const uint8_t *)w;
-    for (int r = r0; r < r1; r++) {
-        const void *row = base + (long)r * row_bytes;
-        switch (kind) {
-        case 0: out[r] = lm_dot_q4_1_q8_1(n, row, (const lm_block_q8_1 *)x); break;
-        case 1: out[r] = lm_dot_q8_0_q8_0(n, row, (const lm_block_q8_0 *)x); break;
-        default: out[r] = lm_dot_q4_0_q8_0(n, row, (const lm_block_q8_0 *)x); break;
-        }
-    }
-}
 
 // Attention of one query head over up to two ranges of rows of an F16 KV cache (a shared
 // prompt and a sequence's own tail), as llama.cpp computes it without flash attention:

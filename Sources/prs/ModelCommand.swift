@@ -150,42 +150,21 @@ struct Model: AsyncParsableCommand {
                 text = t.render([TemplateMessage(role: "user", content: prompt)])
             }
             let ids = llama.tokenizer.encode(text, addSpecial: true, parseSpecial: true)
-            let session = LlamaSession(model: llama, maxTokens: min(llama.config.contextLength, ids.count + maxTokens + 1),
-                                       threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            var sampler = Sampler(SamplerSettings(temperature: temperature, topK: topK, topP: topP, minP: minP, seed: seed))
-            try session.forward(ids)
-            var out: [Int32] = []
-            var stream = UTF8Stream()
-            var generated = ""
-            let vocab = llama.config.vocabSize
-            let logits = UnsafeMutableBufferPointer<Float>.allocate(capacity: vocab)
-            defer { logits.deallocate() }
-            var printed = 0
-            while out.count < maxTokens {
-                for j in 0..<vocab { logits[j] = session.logits[j] }
-                let t = sampler.sample(logits).token
-                if llama.tokenizer.endOfGeneration.contains(t) { break }
-                out.append(t)
-                generated += stream.push(llama.tokenizer.bytes(of: t))
-                if let r = stop.compactMap({ generated.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
-                    generated = String(generated[..<r.lowerBound])
-                    break
-                }
-                // Stream what cannot be the start of a stop string any more.
-                let hold = stop.map { $0.count - 1 }.max() ?? 0
-                if !json, generated.count - hold > printed {
-                    let chunk = generated.dropFirst(printed).prefix(generated.count - hold - printed)
-                    FileHandle.standardOutput.write(Data(chunk.utf8))
-                    printed += chunk.count
-                }
-                if out.count < maxTokens { try session.forward(t) }
+            let engine = Engine(model: llama, contextTokens: min(llama.config.contextLength, ids.count + maxTokens + 1),
+                                threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let options = CompletionOptions(maxTokens: maxTokens, stop: stop, sampler: SamplerSettings(
+                temperature: temperature, topK: topK, topP: topP, minP: minP, seed: seed))
+            let toTerminal: @Sendable (String) -> Void = { piece in FileHandle.standardOutput.write(Data(piece.utf8)) }
+            let stream = json ? nil : toTerminal
+            let out: Completion
+            do { out = try await engine.complete(prompt: ids, n: 1, options: options, onText: stream)[0] } catch {
+                throw CLIFailure.badInput("\(error)")
             }
-            generated += stream.flush()
             if json {
                 struct Out: Encodable { var tokens: [Int32]; var text: String }
-                print(try Model.json(Out(tokens: out, text: generated)))
+                print(try Model.json(Out(tokens: out.tokens, text: out.text)))
             } else {
-                print(String(generated.dropFirst(printed)))
+                print()
             }
         }
     }

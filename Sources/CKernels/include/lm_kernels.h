@@ -24,12 +24,7 @@ float lm_dot_q4_1_q8_1(int n, const void *w, const lm_block_q8_1 *x);
 float lm_dot_q4_0_q8_0(int n, const void *w, const lm_block_q8_0 *x);
 /// Dot product of a Q8_0 weight row (n/32 blocks of 34 bytes) with Q8_0 activations.
 float lm_dot_q8_0_q8_0(int n, const void *w, const lm_block_q8_0 *x);
-/// Dot product of an F16 row with an F32 vector, accumulated in F32.
-float lm_dot_f16_f32(int n, const uint16_t *w, const float *x);
 
-/// out[r] = dot(row r of w, x) for r in [r0, r1); rows are `row_bytes` apart.
-/// kind: 0 = Q4_1 with Q8_1 x, 1 = Q8_0 with Q8_0 x, 2 = Q4_0 with Q8_0 x.
-void lm_matvec_rows(int kind, int n, const void *w, long row_bytes, const void *x, float *out, int r0, int r1);
 
 /// Attention of one head (head size hd ≤ 256) over n_pos cached positions whose rows are
 /// `stride` halves apart; scores needs n_pos floats of scratch; out receives hd floats.
@@ -41,8 +36,9 @@ void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long str
 void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long stride,
                    int start1, int n1, int start2, int n2, int hd, float scale, float *scores, float *out);
 
-/// The batched form of lm_matvec_rows: `batch` tokens whose quantized activations are
-/// `x_stride` bytes apart; results for token b start at out + b * out_stride.
+/// out[b * out_stride + r] = dot(row r of w, activations of token b) for r in [r0, r1) and
+/// b < batch; activations are `x_stride` bytes apart. kind: 0 = Q4_1 with Q8_1 activations,
+/// 1 = Q8_0 with Q8_0, 2 = Q4_0 with Q8_0.
 void lm_matmat_rows(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
                     float *out, long out_stride, int r0, int r1);
 

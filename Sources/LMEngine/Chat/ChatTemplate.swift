@@ -82,9 +82,8 @@ public enum ChatTemplate: Sendable, Hashable {
             return out
         case .mistral:
             var out = ""
-            for (i, m) in Self.foldSystem(messages).enumerated() {
-                if m.role == "user" { out += "[INST] \(m.content) [/INST]" } else { out += m.content + "</s>" }
-                _ = i
+            for m in Self.foldSystem(messages) {
+                out += m.role == "user" ? "[INST] \(m.content) [/INST]" : m.content + "</s>"
             }
             return out
         case .gemma:

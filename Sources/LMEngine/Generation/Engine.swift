@@ -60,7 +60,10 @@ public actor Engine {
     public var contextTokens: Int { session.maxTokens }
 
     /// `n` continuations of `prompt`; continuation `i` samples with seed `options.sampler.seed + i`.
-    public func complete(prompt: [Int32], n: Int, options: CompletionOptions) throws -> [Completion] {
+    /// With `n == 1`, `onText` receives the text as it is generated, holding back what could still
+    /// turn out to be the start of a stop string.
+    public func complete(prompt: [Int32], n: Int, options: CompletionOptions,
+                         onText: (@Sendable (String) -> Void)? = nil) throws -> [Completion] {
         guard !prompt.isEmpty else { throw ModelError("the prompt is empty") }
         guard prompt.count < session.maxTokens else {
             throw ModelError("the prompt has \(prompt.count) tokens; the context holds \(session.maxTokens)")
@@ -87,7 +90,8 @@ public actor Engine {
         for i in 0..<max(1, n) {
             var settings = options.sampler
             settings.seed = options.sampler.seed &+ UInt64(i)
-            out.append(try decodeAlone(prompt: prompt, settings: settings, options: options, promptShare: promptTime / Double(max(1, n))))
+            out.append(try decodeAlone(prompt: prompt, settings: settings, options: options,
+                                       promptShare: promptTime / Double(max(1, n)), onText: n <= 1 ? onText : nil))
         }
         return out
     }
@@ -100,8 +104,21 @@ public actor Engine {
         var stream = UTF8Stream()
         var text = ""
         var finish: Completion.Finish?
+        /// Characters of `text` already handed to a stream.
+        var emitted = 0
 
         init(_ settings: SamplerSettings) { sampler = Sampler(settings) }
+
+        /// Text that is final: everything once finished, otherwise all but what could still be
+        /// the start of a stop string.
+        mutating func newText(_ options: CompletionOptions) -> String {
+            let hold = finish == nil ? max(0, (options.stop.map(\.count).max() ?? 0) - 1) : 0
+            let ready = text.count - hold
+            guard ready > emitted else { return "" }
+            let piece = String(text.dropFirst(emitted).prefix(ready - emitted))
+            emitted = ready
+            return piece
+        }
 
         /// Samples from `logits` and records the token; sets `finish` when the lane is done.
         mutating func step(_ logits: UnsafeMutableBufferPointer<Float>, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
@@ -127,7 +144,8 @@ public actor Engine {
     }
 
     /// One continuation on the session after the prompt.
-    func decodeAlone(prompt: [Int32], settings: SamplerSettings, options: CompletionOptions, promptShare: Double) throws -> Completion {
+    func decodeAlone(prompt: [Int32], settings: SamplerSettings, options: CompletionOptions, promptShare: Double,
+                     onText: (@Sendable (String) -> Void)? = nil) throws -> Completion {
         let clock = ContinuousClock()
         let t0 = clock.now
         let vocab = model.config.vocabSize
@@ -137,12 +155,15 @@ public actor Engine {
         _ = scratch.initialize(from: promptLogits)
         while true {
             lane.step(scratch, model.tokenizer, options)
+            if let onText, case let piece = lane.newText(options), !piece.isEmpty { onText(piece) }
             if lane.finish != nil || session.position >= session.maxTokens { break }
             try session.forward(lane.tokens.last!)
             cached.append(lane.tokens.last!)
             for j in 0..<vocab { scratch[j] = session.logits[j] }
         }
-        return lane.completion(seed: settings.seed, ms: Self.ms(clock.now - t0) + promptShare)
+        let done = lane.completion(seed: settings.seed, ms: Self.ms(clock.now - t0) + promptShare)
+        if let onText, done.text.count > lane.emitted { onText(String(done.text.dropFirst(lane.emitted))) }
+        return done
     }
 
     /// Several continuations decoded as one batch per step: the weights are read once per step

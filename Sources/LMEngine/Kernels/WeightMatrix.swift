@@ -71,35 +71,9 @@ final class MatVec: @unchecked Sendable {
         rowScratch.deallocate()
     }
 
-    /// `out = W x`: x quantized once as the weight type's dot product wants, rows split across threads.
+    /// `out = W x`: the batched product with a batch of one.
     func apply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        precondition(w.cols <= maxCols)
-        let n = Int32(w.cols)
-        let activations: UnsafeRawPointer?
-        switch w.kernel {
-        case 0?: lm_quantize_q8_1(x, q81, n); activations = UnsafeRawPointer(q81)
-        case 1?, 2?: lm_quantize_q8_0(x, q80, n); activations = UnsafeRawPointer(q80)
-        default: activations = nil
-        }
-        let chunks = min(threads, w.rows)
-        let per = (w.rows + chunks - 1) / chunks
-        // The threads write disjoint rows of `out` and only read the rest.
-        nonisolated(unsafe) let x = x, out = out, acts = activations
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let r0 = c * per, r1 = min(w.rows, r0 + per)
-            guard r0 < r1 else { return }
-            if let kernel = w.kernel, let acts {
-                lm_matvec_rows(kernel, n, w.base, w.rowBytes, acts, out, Int32(r0), Int32(r1))
-            } else {
-                let scratch = rowScratch + c * maxCols
-                for r in r0..<r1 {
-                    w.row(r, into: scratch)
-                    var s: Float = 0
-                    for i in 0..<w.cols { s += scratch[i] * x[i] }
-                    out[r] = s
-                }
-            }
-        }
+        apply(w, batch: 1, x, out)
     }
 
     /// `out[b] = W x[b]` for `batch` tokens (rows of x `w.cols` apart, rows of out `w.rows` apart),
@@ -107,7 +81,7 @@ final class MatVec: @unchecked Sendable {
     func apply(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
         precondition(w.cols <= maxCols && batch <= maxBatch)
         guard let kernel = w.kernel else {
-            for b in 0..<batch { apply(w, x + b * w.cols, out + b * w.rows) }
+            for b in 0..<batch { applyDequantized(w, x + b * w.cols, out + b * w.rows) }
             return
         }
         let n = Int32(w.cols)
@@ -130,6 +104,23 @@ final class MatVec: @unchecked Sendable {
             let r0 = c * per, r1 = min(w.rows, r0 + per)
             guard r0 < r1 else { return }
             lm_matmat_rows(kernel, n, w.base, w.rowBytes, a, stride, Int32(batch), out, w.rows, Int32(r0), Int32(r1))
+        }
+    }
+
+    /// Types without a quantized kernel: each row dequantized to F32, then a plain dot product.
+    func applyDequantized(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        let chunks = min(threads, w.rows)
+        let per = (w.rows + chunks - 1) / chunks
+        nonisolated(unsafe) let x = x, out = out
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let r0 = c * per, r1 = min(w.rows, r0 + per)
+            let scratch = rowScratch + c * maxCols
+            for r in r0..<r1 {
+                w.row(r, into: scratch)
+                var s: Float = 0
+                for i in 0..<w.cols { s += scratch[i] * x[i] }
+                out[r] = s
+            }
         }
     }
 }

@@ -65,13 +65,13 @@ public struct Sampler: Sendable {
             if s.repetitionPenalty != 1 { logits[i] = logits[i] > 0 ? logits[i] / s.repetitionPenalty : logits[i] * s.repetitionPenalty }
             logits[i] -= s.presencePenalty + s.frequencyPenalty * Float(n)
         }
-        let (logZ, maxLogit) = Self.logSumExp(logits)
+        let logZ = Self.logSumExp(logits)
         var chosen: Int32
         if s.temperature <= 0 {
             chosen = 0
             for i in 1..<logits.count where logits[i] > logits[Int(chosen)] { chosen = Int32(i) }
         } else {
-            chosen = draw(logits, maxLogit: maxLogit)
+            chosen = draw(logits)
         }
         counts[chosen, default: 0] += 1
         var top: [(Int32, Float)] = []
@@ -109,7 +109,7 @@ public struct Sampler: Sendable {
         return zip(cands, probs).map { ($0.0, $1 / total) }
     }
 
-    mutating func draw(_ logits: UnsafeMutableBufferPointer<Float>, maxLogit: Float) -> Int32 {
+    mutating func draw(_ logits: UnsafeMutableBufferPointer<Float>) -> Int32 {
         let dist = distribution(UnsafeBufferPointer(logits))
         let u = Double(rng.next() >> 11) / Double(1 << 53)
         var cum = 0.0
@@ -120,12 +120,12 @@ public struct Sampler: Sendable {
         return dist.last!.0
     }
 
-    static func logSumExp(_ logits: UnsafeMutableBufferPointer<Float>) -> (Float, Float) {
+    static func logSumExp(_ logits: UnsafeMutableBufferPointer<Float>) -> Float {
         var m = -Float.infinity
         for v in logits where v > m { m = v }
         var sum: Double = 0
         for v in logits { sum += Double(expf(v - m)) }
-        return (m + Float(log(sum)), m)
+        return m + Float(log(sum))
     }
 
     /// Indices of the `k` largest values, largest first (ties: lower index first).
