@@ -1,5 +1,5 @@
 # prs — the two commands that do everything on a fresh machine:
-#   make demo   runs PRS and Rand at equal budget on examples/ and prints both summaries
+#   make demo   runs Rand, PRand and PRS at equal budget on the held-out demo prompts and prints the summaries
 #   make test   runs every test (unit and integration) in a release build
 # Both install what they need first (scripts/setup.sh is idempotent).
 

@@ -3,6 +3,16 @@ import Logging
 import PRSBackends
 import PRSCore
 
+/// How backends reach their models: shared by every command that builds them.
+struct BackendOptions {
+    var concurrency = 4
+    var timeout = 300.0
+    var retries = 4
+    var template: String?
+    var contextTokens = 4096
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+}
+
 /// The concrete backends of a run, built from specs. The only place that names them.
 struct Backends {
     let policy: any TextGenerator
@@ -10,47 +20,53 @@ struct Backends {
     let feedback: (any FeedbackSource)?
 
     init(settings: SampleSettings, logger: Logger) throws {
-        let policy = try Self.generator(settings.policy, settings: settings, logger: logger)
+        let options = settings.backendOptions
+        let policy = try Self.generator(settings.policy, options: options, logger: logger)
         self.policy = policy
-        reward = try Self.reward(settings.reward, policy: policy, settings: settings, logger: logger)
+        reward = try Self.reward(settings.reward, policy: { policy }, options: options, logger: logger)
         switch settings.feedback {
         case .selfFeedback:
             feedback = nil
+        case .verifier:
+            feedback = VerifierFeedback()
         case .model(let spec):
-            let g = try Self.generator(spec, settings: settings, logger: logger)
+            let g = try Self.generator(spec, options: options, logger: logger)
             feedback = GeneratorFeedback(generator: g, templates: settings.strategy.templates,
                                          parameters: settings.strategy.feedbackSampling, name: "model:\(spec)")
         }
     }
 
-    static func generator(_ spec: PolicySpec, settings: SampleSettings, logger: Logger) throws -> any TextGenerator {
+    static func generator(_ spec: PolicySpec, options: BackendOptions, logger: Logger) throws -> any TextGenerator {
         switch spec {
         case .openAI(let endpoints):
             let env = ProcessInfo.processInfo.environment
             return OpenAIGenerator(
-                endpoints: endpoints, concurrencyPerEndpoint: max(settings.concurrency * 2, 4),
-                timeout: settings.timeout, retry: RetryPolicy(maxRetries: settings.retries),
+                endpoints: endpoints, concurrencyPerEndpoint: max(options.concurrency * 2, 4),
+                timeout: options.timeout, retry: RetryPolicy(maxRetries: options.retries),
                 apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
         case .embedded(let path):
             do {
-                return try EmbeddedGenerator(path: path, template: settings.template, contextTokens: settings.contextTokens, threads: settings.threads)
+                return try EmbeddedGenerator(path: path, template: options.template, contextTokens: options.contextTokens, threads: options.threads)
             } catch {
                 throw CLIFailure.badInput("policy embedded:\(path): \(error)")
             }
         }
     }
 
-    static func reward(_ spec: RewardSpec, policy: any TextGenerator, settings: SampleSettings, logger: Logger) throws -> any RewardModel {
+    /// `policy` is called only when a bare `judge` needs the policy as its judge.
+    static func reward(_ spec: RewardSpec, policy: () throws -> any TextGenerator, options: BackendOptions, logger: Logger) throws -> any RewardModel {
         switch spec {
         case .judge(nil):
-            return JudgeReward(generator: policy)
+            return JudgeReward(generator: try policy())
         case .judge(let p?):
-            return JudgeReward(generator: try generator(p, settings: settings, logger: logger))
-        case .rubric, .http:
+            return JudgeReward(generator: try generator(p, options: options, logger: logger))
+        case .rubric(let mode):
+            return RubricReward(mode: mode)
+        case .http:
             throw CLIFailure.badInput("reward \"\(spec)\" is not available in this version; use judge or judge:POLICY")
         case .mix(let parts):
             return WeightedReward(try parts.map { part in
-                (part.weight, part.1.description, try reward(part.1, policy: policy, settings: settings, logger: logger))
+                (part.weight, part.1.description, try reward(part.1, policy: policy, options: options, logger: logger))
             })
         }
     }

@@ -22,8 +22,9 @@ struct Sample: AsyncParsableCommand {
     @Option(help: "N: scored responses per prompt (default 8).") var budget: Int?
     @Option(help: "Responses per PRS layer, e.g. 4,4 or 2,2,2,2 (default N/2,N/2).") var split: String?
     @Option(help: "embedded:PATH.gguf or openai:http://HOST:PORT/v1[#model][,URL…] (default: the embedded SmolLM2-135M-Instruct).") var policy: String?
-    @Option(help: "judge[:POLICY], rubric, http:URL or a mix like 0.7*rubric+0.3*judge (default judge).") var reward: String?
-    @Option(help: "Feedback source: self or model:POLICY (default self).") var feedback: String?
+    @Option(help: "judge[:POLICY], rubric[:loose], http:URL or a mix like 0.7*rubric+0.3*judge (default judge).") var reward: String?
+    @Flag(help: "Z-normalise each part of a mixed reward within each prompt's tree before weighting.") var normalize = false
+    @Option(help: "Feedback source: self, verifier (the failing constraints' critiques) or model:POLICY (default self).") var feedback: String?
     @Option(help: "Prompts in flight at once (default 4).") var concurrency: Int?
     @Option(help: "Run seed; every request's seed derives from it (default 0).") var seed: UInt64?
     @Option(name: .customLong("max-tokens"), help: "Token limit per response (default 512).") var maxTokens: Int?

@@ -19,17 +19,21 @@ struct SampleSettings {
     var contextTokens: Int
     var threads: Int
 
+    var backendOptions: BackendOptions {
+        BackendOptions(concurrency: concurrency, timeout: timeout, retries: retries, template: template,
+                       contextTokens: contextTokens, threads: threads)
+    }
+
     enum FeedbackSpec {
         case selfFeedback
+        case verifier
         case model(PolicySpec)
 
         static func parse(_ s: String) throws -> FeedbackSpec {
             if s == "self" { return .selfFeedback }
+            if s == "verifier" { return .verifier }
             if s.hasPrefix("model:") { return .model(try PolicySpec.parse(String(s.dropFirst("model:".count)))) }
-            if s == "verifier" {
-                throw CLIFailure.badInput("feedback \"verifier\" needs constraint checkers, which this version does not have yet; use self or model:POLICY")
-            }
-            throw CLIFailure.badInput("feedback \"\(s)\": expected self or model:POLICY")
+            throw CLIFailure.badInput("feedback \"\(s)\": expected self, verifier or model:POLICY")
         }
     }
 
@@ -95,10 +99,18 @@ struct SampleSettings {
         let concurrency = flags.concurrency ?? file.concurrency ?? 4
         guard concurrency >= 1 else { throw CLIFailure.badInput("concurrency must be at least 1, got \(concurrency)") }
         do {
+            let reward = try RewardSpec.parse(flags.reward ?? file.reward ?? "judge")
+            var strategy = strategy
+            if flags.normalize || (file.normalize ?? false) {
+                guard case .mix(let parts) = reward else {
+                    throw CLIFailure.badInput("--normalize z-normalises the parts of a mixed reward within each tree; give a mix such as 0.5*rubric+0.5*judge (one reward's ranking would not change)")
+                }
+                strategy.normalization = .zScore(weights: parts.reduce(into: [:]) { $0[$1.1.description, default: 0] += $1.weight })
+            }
             return SampleSettings(
                 prompts: prompts, out: out, strategy: strategy,
                 policy: try PolicySpec.parse(policyText),
-                reward: try RewardSpec.parse(flags.reward ?? file.reward ?? "judge"),
+                reward: reward,
                 feedback: try FeedbackSpec.parse(flags.feedback ?? file.feedback ?? "self"),
                 concurrency: concurrency,
                 timeout: flags.timeout ?? file.timeout ?? 300,
@@ -140,12 +152,13 @@ struct ConfigFile: Decodable {
     var template: String?
     var contextTokens: Int?
     var threads: Int?
+    var normalize: Bool?
 
     init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompts, out, strategy, budget, split, policy, reward, feedback, concurrency, seed
-        case temperature, stop, timeout, retries, templates, template, threads
+        case temperature, stop, timeout, retries, templates, template, threads, normalize
         case contextTokens = "context_tokens"
         case maxTokens = "max_tokens", topK = "top_k", topP = "top_p", minP = "min_p"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
@@ -163,6 +176,7 @@ struct ConfigFile: Decodable {
         stop = try opt(.stop); timeout = try opt(.timeout); retries = try opt(.retries)
         skipInvalid = try opt(.skipInvalid); templates = try opt(.templates)
         template = try opt(.template); contextTokens = try opt(.contextTokens); threads = try opt(.threads)
+        normalize = try opt(.normalize)
         // split may be written 4,4 (a string) or [4, 4] (a list).
         if let list = try? c.decodeIfPresent([Int].self, forKey: .split) {
             split = list.map(String.init).joined(separator: ",")

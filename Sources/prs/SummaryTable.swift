@@ -3,7 +3,7 @@ import PRSCore
 
 /// Strategy summaries side by side, for a terminal.
 enum SummaryTable {
-    static func render(_ summaries: [StrategySummary]) -> String {
+    static func render(_ summaries: [StrategySummary], headers: [String]? = nil) -> String {
         func f(_ v: Double?, _ digits: Int = 3) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "—" }
         func improving(_ s: StrategySummary) -> String {
             guard let rate = s.improvingPairRate else { return "—" }
@@ -23,7 +23,7 @@ enum SummaryTable {
             ("tokens in / out", { s in "\(s.promptTokens) / \(s.completionTokens)" }),
             ("wall time", { s in String(format: "%.1f s", s.wallTimeSeconds) }),
         ]
-        let header = [""] + summaries.map(\.strategy)
+        let header = [""] + (headers ?? summaries.map(\.strategy))
         let body = rows.map { row in [row.0] + summaries.map(row.1) }
         let all = [header] + body
         let widths = (0..<header.count).map { c in all.map { $0[c].count }.max() ?? 0 }

@@ -74,7 +74,8 @@ import Testing
 
     @Test func parsesRewards() throws {
         #expect(try RewardSpec.parse("judge") == .judge(nil))
-        #expect(try RewardSpec.parse("rubric") == .rubric)
+        #expect(try RewardSpec.parse("rubric") == .rubric(.strict))
+        #expect(try RewardSpec.parse("rubric:loose") == .rubric(.loose))
         #expect(try RewardSpec.parse("http:http://h:1/score") == .http("http://h:1/score"))
         let mix = try RewardSpec.parse("0.7*rubric+0.3*judge:openai:http://h:1/v1")
         guard case .mix(let parts) = mix else { Issue.record("not a mix"); return }

@@ -29,7 +29,17 @@ import Testing
         #expect(set.problems.isEmpty)
         #expect(set.items[0].id == "1000")
         #expect(set.items[0].instruction == "Write a haiku.")
-        #expect(set.items[0].preference?.constraints == [.object(["id": .string("change_case:english_lowercase")])])
+        #expect(set.items[0].preference?.constraints?.map(\.id) == ["change_case:english_lowercase"])
+        #expect(set.items[0].preference?.text == "Write the whole answer in lowercase letters; no capital letters.",
+                "constraints without words become the preference")
+    }
+
+    @Test func readsIFEvalKeywordArguments() throws {
+        let set = parse([#"{"key": 7, "prompt": "Describe tea.", "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"], "kwargs": [{"num_words": 40, "relation": "at least", "keywords": null}, {}]}"#])
+        #expect(set.problems.isEmpty)
+        let c = try #require(set.items.first?.preference?.constraints)
+        #expect(c.map(\.kind) == [.numberWords, .noComma])
+        #expect(c[0].check(Array(repeating: "tea", count: 40).joined(separator: " ")).follow)
     }
 
     @Test(arguments: [
@@ -42,11 +52,18 @@ import Testing
         (#"{"id":"a","instruction":"x","preference":["a"]}"#, "p.jsonl:1: preference: expected a string, found an array"),
         (#"{"id":"a","instruction":"x","constraints":[{"num":1}]}"#, "p.jsonl:1: constraints[0].id: missing or not a string"),
         (#"{"key":1,"prompt":"x","instruction_id_list":["a","b"],"kwargs":[{}]}"#, "p.jsonl:1: kwargs: has 1 entries but instruction_id_list has 2"),
+        (#"{"key":1,"prompt":"x","instruction_id_list":["punctuation:no_comma","detectable_format:haiku"],"kwargs":[{},{}]}"#,
+         #"p.jsonl:1: instruction_id_list[1]: unknown instruction id "detectable_format:haiku"; known: "#),
+        (#"{"key":1,"prompt":"x","instruction_id_list":["length_constraints:number_words"],"kwargs":[{"num_words":9}]}"#,
+         "p.jsonl:1: kwargs[0].relation: missing"),
+        (#"{"id":"a","instruction":"x","constraints":[{"id":"keywords:existence","keywords":"tea"}]}"#,
+         "p.jsonl:1: constraints[0].keywords: expected a non-empty list of strings, found a string"),
     ])
     func reportsFileLineFieldProblem(line: String, message: String) {
         let set = parse([line])
         #expect(set.items.isEmpty)
-        #expect(set.problems.map(\.description) == [message])
+        #expect(set.problems.count == 1)
+        #expect(set.problems.first?.description.hasPrefix(message) == true, "\(set.problems)")
     }
 
     @Test func reportsDuplicateIDsWithTheFirstLine() {

@@ -1,8 +1,8 @@
 import PRSCore
 
-/// A weighted sum of rewards. Every part's components are kept on the result (prefixed by
-/// the part's name when two parts share a component name), so a node shows why it won.
-/// A response is a failure when any part fails for it.
+/// A weighted sum of rewards. Each part's value is kept as a component under the part's name
+/// (what z-normalisation weighs), and each part's own components under `name/component`,
+/// so a node shows why it won. A response is a failure when any part fails for it.
 public struct WeightedReward: RewardModel {
     public let parts: [(weight: Double, name: String, model: any RewardModel)]
     public var identity: String { parts.map { "\($0.weight)*\($0.model.identity)" }.joined(separator: "+") }
@@ -11,22 +11,34 @@ public struct WeightedReward: RewardModel {
         self.parts = parts
     }
 
+    /// The weight of each part by name, for `RewardNormalization.zScore`.
+    public var weights: [String: Double] {
+        parts.reduce(into: [:]) { $0[$1.name, default: 0] += $1.weight }
+    }
+
     public func score(_ inputs: [RewardInput]) async throws -> [RewardResult] {
         var all: [[RewardResult]] = []
         for p in parts { all.append(try await p.model.score(inputs)) }
-        let names = parts.map(\.name)
-        let clash = Set(names).count != names.count
         return inputs.indices.map { i in
             var total = 0.0
             var components: [String: Double] = [:]
             var failures: [String] = []
+            var constraints: [ConstraintOutcome]?
             for (k, part) in parts.enumerated() {
                 let r = all[k][i]
-                for (c, v) in r.components { components[clash ? "\(part.name)#\(k).\(c)" : c] = v }
-                if let v = r.value { total += part.weight * v } else { failures.append("\(part.name): \(r.failure ?? "no value")") }
+                constraints = constraints ?? r.constraints
+                for (c, v) in r.components where c != part.name { components["\(part.name)/\(c)"] = v }
+                if let v = r.value {
+                    components[part.name] = v
+                    total += part.weight * v
+                } else {
+                    failures.append("\(part.name): \(r.failure ?? "no value")")
+                }
             }
-            if !failures.isEmpty { return RewardResult(failure: failures.joined(separator: "; "), components: components) }
-            return RewardResult(value: total, components: components)
+            var result = failures.isEmpty ? RewardResult(value: total, components: components)
+                : RewardResult(failure: failures.joined(separator: "; "), components: components)
+            result.constraints = constraints
+            return result
         }
     }
 }

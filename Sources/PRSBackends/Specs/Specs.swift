@@ -1,4 +1,5 @@
 import Foundation
+import PRSCore
 
 /// A policy: where responses come from.
 public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
@@ -43,9 +44,10 @@ public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A reward: `rubric`, `judge[:POLICY_SPEC]`, `http:URL`, or a weighted mix such as `0.7*rubric+0.3*judge`.
+/// A reward: `rubric[:loose]`, `judge[:POLICY_SPEC]`, `http:URL`, or a weighted mix such as `0.7*rubric+0.3*judge`.
 public indirect enum RewardSpec: Sendable, Hashable, CustomStringConvertible {
-    case rubric
+    /// `rubric` (strict) or `rubric:loose`.
+    case rubric(Rubric.Mode)
     /// `nil`: the policy judges.
     case judge(PolicySpec?)
     case http(String)
@@ -70,14 +72,15 @@ public indirect enum RewardSpec: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func parseSingle(_ s: String, whole: String) throws -> RewardSpec {
-        if s == "rubric" { return .rubric }
+        if s == "rubric" || s == "rubric:strict" { return .rubric(.strict) }
+        if s == "rubric:loose" { return .rubric(.loose) }
         if s == "judge" { return .judge(nil) }
         if s.hasPrefix("judge:") { return .judge(try PolicySpec.parse(String(s.dropFirst("judge:".count)))) }
         if s.hasPrefix("http:") || s.hasPrefix("https:") {
             let url = s.hasPrefix("http:http") ? String(s.dropFirst("http:".count)) : s
             return .http(url)
         }
-        throw SpecError("reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric, judge[:POLICY], http:URL or a mix like 0.7*rubric+0.3*judge")
+        throw SpecError("reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric[:loose], judge[:POLICY], http:URL or a mix like 0.7*rubric+0.3*judge")
     }
 
     /// Terms of `w*spec+w*spec`; a '+' only separates terms when a weight follows it.
@@ -115,7 +118,7 @@ public indirect enum RewardSpec: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .rubric: "rubric"
+        case .rubric(let m): m == .strict ? "rubric" : "rubric:loose"
         case .judge(nil): "judge"
         case .judge(let p?): "judge:\(p)"
         case .http(let u): "http:\(u)"

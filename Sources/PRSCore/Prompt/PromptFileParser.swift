@@ -108,26 +108,24 @@ public enum PromptFileParser {
             guard case .string(let s) = v else { return problem("category", "expected a string, found \(v.typeName)") }
             category = s
         }
-        var constraints: [JSONValue]?
+        var constraints: [Constraint]?
         if let v = o["constraints"], v != .null {
             guard case .array(let a) = v else { return problem("constraints", "expected an array, found \(v.typeName)") }
+            var parsed: [Constraint] = []
             for (i, c) in a.enumerated() {
-                guard case .object(let fields) = c else {
-                    return problem("constraints[\(i)]", "expected an object, found \(c.typeName)")
-                }
-                guard fields["id"]?.stringValue != nil else {
-                    return problem("constraints[\(i)].id", "missing or not a string")
+                do { parsed.append(try Constraint(json: c)) } catch {
+                    return problem("constraints[\(i)]" + (error.field.map { "." + $0 } ?? ""), error.message)
                 }
             }
-            constraints = a
+            constraints = parsed
         }
         var preference: Preference?
         if let v = o["preference"], v != .null {
             guard case .string(let s) = v else { return problem("preference", "expected a string, found \(v.typeName)") }
             preference = Preference(text: s, category: category, constraints: constraints)
         } else if category != nil || constraints != nil {
-            // Constraints without words: the rubric layer renders them into text.
-            preference = Preference(text: "", category: category, constraints: constraints)
+            // Constraints without words: their instructions become the preference's words.
+            preference = Preference(text: Preference.text(for: constraints ?? []), category: category, constraints: constraints)
         }
         let metadata = o.filter { !ownKeys.contains($0.key) }
         return .success(PromptItem(id: id, instruction: instruction, input: input, preference: preference, metadata: metadata))
@@ -165,7 +163,7 @@ public enum PromptFileParser {
         if !kwargs.isEmpty && kwargs.count != ids.count {
             return problem("kwargs", "has \(kwargs.count) entries but instruction_id_list has \(ids.count)")
         }
-        var constraints: [JSONValue] = []
+        var constraints: [Constraint] = []
         for (i, cid) in ids.enumerated() {
             var fields: [String: JSONValue] = [:]
             if i < kwargs.count {
@@ -175,9 +173,13 @@ public enum PromptFileParser {
                 fields = k.filter { $0.value != .null }
             }
             fields["id"] = .string(cid)
-            constraints.append(.object(fields))
+            do { constraints.append(try Constraint(json: .object(fields))) } catch {
+                let field = error.field == "id" ? "instruction_id_list[\(i)]" : "kwargs[\(i)]" + (error.field.map { "." + $0 } ?? "")
+                return problem(field, error.message)
+            }
         }
-        let preference = constraints.isEmpty ? nil : Preference(text: "", category: nil, constraints: constraints)
+        let preference = constraints.isEmpty ? nil
+            : Preference(text: Preference.text(for: constraints), category: nil, constraints: constraints)
         let metadata = o.filter { !ifevalKeys.contains($0.key) }
         return .success(PromptItem(id: id, instruction: prompt, input: nil, preference: preference, metadata: metadata))
     }

@@ -4,10 +4,10 @@ public struct Preference: Sendable, Hashable, Codable {
     public var text: String
     /// A label for grouping results, e.g. "concise" or "humorous".
     public var category: String?
-    /// Machine-checkable constraints, kept as given (their checkers arrive with the rubric reward).
-    public var constraints: [JSONValue]?
+    /// Machine-checkable constraints (see `Constraint`), checked by the rubric reward and the verifier.
+    public var constraints: [Constraint]?
 
-    public init(text: String, category: String? = nil, constraints: [JSONValue]? = nil) {
+    public init(text: String, category: String? = nil, constraints: [Constraint]? = nil) {
         self.text = text
         self.category = category
         self.constraints = constraints

@@ -18,6 +18,8 @@ public struct RewardResult: Sendable, Hashable {
     /// Per-component values, e.g. `["judge": 0.71]`, so a user can see why a node won.
     public var components: [String: Double]
     public var failure: String?
+    /// Per-constraint outcomes, from rewards that check constraints (the rubric).
+    public var constraints: [ConstraintOutcome]?
 
     public init(value: Double, components: [String: Double]) {
         self.value = value

@@ -31,6 +31,8 @@ public struct StrategyConfig: Sendable, Hashable {
     public var feedbackSampling: SamplingParameters
     public var runSeed: UInt64
     public var templates: PromptTemplates
+    /// How node rewards are made from their components (z-normalised within a tree, or as given).
+    public var normalization: RewardNormalization = .none
 
     /// Builds and checks a configuration. `split` defaults to two halves of the budget
     /// (the larger first when the budget is odd).

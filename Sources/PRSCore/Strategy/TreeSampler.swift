@@ -85,7 +85,8 @@ public struct TreeSampler: Sendable {
         let seed = Seeds.base(run: config.runSeed, item: item.id, step: 2 * layer - 1)
         let (g, params) = try await feedback.feedback(on: draft.text, for: item, seed: seed)
         let node = Node(id: state.nodes.count, parentID: draft.id, kind: .feedback, layer: layer, text: g.text,
-                        seed: g.seed ?? seed, params: params, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason)
+                        seed: g.seed ?? seed, params: params, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason,
+                        source: feedback.name)
         try await onNodes([node])
         state.nodes.append(node)
         return node
@@ -116,7 +117,7 @@ public struct TreeSampler: Sendable {
                 seed: np.seed, params: np, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason,
                 improving: improving))
         }
-        try await onNodes(new)
-        state.nodes += new
+        state.nodes = config.normalization.apply(state.nodes + new)
+        try await onNodes(Array(state.nodes.suffix(new.count)))
     }
 }

@@ -31,12 +31,14 @@ public struct Node: Sendable, Hashable, Codable, Identifiable {
     public var finishReason: FinishReason
     /// For a scored refinement: whether it scored strictly above the response it refined.
     public var improving: Bool?
+    /// For feedback: who wrote it (`self`, `verifier`, or `model:SPEC`).
+    public var source: String?
 
     public init(
         id: Int, parentID: Int?, kind: NodeKind, layer: Int, text: String,
         reward: Double? = nil, rewards: [String: Double]? = nil, rewardError: String? = nil,
         seed: UInt64?, params: SamplingParameters, usage: TokenUsage, latencyMs: Double,
-        finishReason: FinishReason, improving: Bool? = nil
+        finishReason: FinishReason, improving: Bool? = nil, source: String? = nil
     ) {
         self.id = id
         self.parentID = parentID
@@ -52,13 +54,14 @@ public struct Node: Sendable, Hashable, Codable, Identifiable {
         self.latencyMs = latencyMs
         self.finishReason = finishReason
         self.improving = improving
+        self.source = source
     }
 
     /// Responses count toward the budget; feedback does not.
     public var isResponse: Bool { kind != .feedback }
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, layer, text, reward, rewards, seed, params, usage, improving
+        case id, kind, layer, text, reward, rewards, seed, params, usage, improving, source
         case parentID = "parent_id", rewardError = "reward_error"
         case latencyMs = "latency_ms", finishReason = "finish_reason"
     }
@@ -80,5 +83,6 @@ public struct Node: Sendable, Hashable, Codable, Identifiable {
         try c.encode(latencyMs, forKey: .latencyMs)
         try c.encode(finishReason, forKey: .finishReason)
         try c.encodeIfPresent(improving, forKey: .improving)
+        try c.encodeIfPresent(source, forKey: .source)
     }
 }
