@@ -62,8 +62,12 @@ struct Backends {
             return JudgeReward(generator: try generator(p, options: options, logger: logger))
         case .rubric(let mode):
             return RubricReward(mode: mode)
-        case .http:
-            throw CLIFailure.badInput("reward \"\(spec)\" is not available in this version; use judge or judge:POLICY")
+        case .http(let url):
+            do {
+                return try HTTPRewardModel.make(url: url, logger: logger, timeout: options.timeout, retry: RetryPolicy(maxRetries: options.retries))
+            } catch {
+                throw CLIFailure.badInput("\(error)")
+            }
         case .mix(let parts):
             return WeightedReward(try parts.map { part in
                 (part.weight, part.1.description, try reward(part.1, policy: policy, options: options, logger: logger))

@@ -10,8 +10,8 @@ import NIOCore
 /// Modes: `plain` (one choice, ignores `n`, like llama-cpp-python), `honour-n`, `rate-limited`
 /// (429 with `Retry-After: 1` the first time), `server-error` (always 500), `bad-request` (400),
 /// `flaky` (500 twice, then fine), `truncated` (half a JSON body), `html` (not JSON), `no-choices`,
-/// `slow` (answers after 3 s), `drop` (closes the connection mid-body), `needs-key` (401 without
-/// `Authorization: Bearer sekret`).
+/// `slow` (answers after 3 s), `slowish…` (answers after 0.1 s), `drop` (closes the connection
+/// mid-body), `needs-key` (401 without `Authorization: Bearer sekret`).
 actor FakeOpenAIServer {
     struct Seen: Sendable {
         var mode: String
@@ -71,6 +71,10 @@ actor FakeOpenAIServer {
             case "no-choices": return status(.ok, #"{"choices":[]}"#)
             case "slow":
                 try await Task.sleep(nanoseconds: 3_000_000_000)
+                return completion(choices: 1)
+            case let m where m.hasPrefix("slowish"):
+                // Long enough that balancing, not which client task the scheduler runs first, decides the split.
+                try await Task.sleep(nanoseconds: 100_000_000)
                 return completion(choices: 1)
             case "drop":
                 return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "500"],

@@ -38,21 +38,7 @@ public struct JudgeReward: RewardModel {
     }
 
     public func score(_ inputs: [RewardInput]) async throws -> [RewardResult] {
-        var results = [RewardResult?](repeating: nil, count: inputs.count)
-        try await withThrowingTaskGroup(of: (Int, RewardResult).self) { group in
-            var next = 0
-            func add() {
-                let i = next
-                next += 1
-                group.addTask { (i, try await judge(inputs[i])) }
-            }
-            while next < min(concurrency, inputs.count) { add() }
-            for try await (i, r) in group {
-                results[i] = r
-                if next < inputs.count { add() }
-            }
-        }
-        return results.map { $0! }
+        try await concurrentMap(inputs.count, limit: concurrency) { i in try await judge(inputs[i]) }
     }
 
     func judge(_ input: RewardInput) async throws -> RewardResult {

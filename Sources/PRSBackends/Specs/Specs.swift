@@ -78,6 +78,7 @@ public indirect enum RewardSpec: Sendable, Hashable, CustomStringConvertible {
         if s.hasPrefix("judge:") { return .judge(try PolicySpec.parse(String(s.dropFirst("judge:".count)))) }
         if s.hasPrefix("http:") || s.hasPrefix("https:") {
             let url = s.hasPrefix("http:http") ? String(s.dropFirst("http:".count)) : s
+            _ = try HTTPRewardSpec.parse(url)  // a bad URL or option is a usage error now, not mid-run
             return .http(url)
         }
         throw SpecError("reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric[:loose], judge[:POLICY], http:URL or a mix like 0.7*rubric+0.3*judge")
