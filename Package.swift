@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Layers (see DESIGN.md): prs → PRSRunner → PRSCore; prs → PRSBackends → PRSCore.
+// Layers (see DESIGN.md): prs → PRSRunner → PRSStore → PRSCore; prs → PRSBackends → PRSCore.
 // PRSCore performs no I/O; PRSRunner never names a concrete backend.
 #if arch(x86_64)
 // The kernels need AVX2, FMA and F16C (x86-64-v3); other architectures use the portable C.
@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "LMEngine", targets: ["LMEngine"]),
         .library(name: "PRSCore", targets: ["PRSCore"]),
         .library(name: "PRSBackends", targets: ["PRSBackends"]),
+        .library(name: "PRSStore", targets: ["PRSStore"]),
         .library(name: "PRSRunner", targets: ["PRSRunner"]),
     ],
     dependencies: [
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
     ],
     targets: [
         .target(name: "GGUF", swiftSettings: strict),
@@ -50,14 +52,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "PRSStore",
+            dependencies: ["PRSCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "PRSRunner",
-            dependencies: ["PRSCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PRSCore", "PRSStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "prs",
             dependencies: [
-                "PRSCore", "PRSBackends", "PRSRunner", "GGUF", "LMEngine",
+                "PRSCore", "PRSBackends", "PRSStore", "PRSRunner", "GGUF", "LMEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -83,9 +90,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "PRSStoreTests", dependencies: ["PRSCore", "PRSStore"], swiftSettings: strict),
         .testTarget(
             name: "PRSRunnerTests",
-            dependencies: ["PRSCore", "PRSRunner", "PRSTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PRSCore", "PRSStore", "PRSRunner", "PRSTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(name: "PRSIntegrationTests", dependencies: ["PRSCore"], swiftSettings: strict),

@@ -1,5 +1,5 @@
 import Foundation
-@testable import PRSBackends
+import PRSBackends
 import PRSCore
 import Testing
 

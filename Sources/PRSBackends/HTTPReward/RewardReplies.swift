@@ -9,15 +9,15 @@ import Foundation
 /// - `/classify`: `{"data": [{"index", "probs": [x]}]}`; a reward model has one output, `x`.
 /// - `/score`: `{"data": [{"index", "score"}]}`.
 /// - `/get_reward`: `{"rewards": [numbers]}`, in query order; other keys are ignored.
-enum RewardReplies {
+public enum RewardReplies {
     /// What is wrong with a reply, worded to follow "the response is not …: ".
-    struct BadReply: Error, Equatable {
-        var why: String
-        init(_ why: String) { self.why = why }
+    public struct BadReply: Error, Equatable {
+        public var why: String
+        public init(_ why: String) { self.why = why }
     }
 
     /// The rewards in `body`, one per input of a batch of `count`, in input order.
-    static func rewards(_ endpoint: HTTPRewardSpec.Endpoint, _ body: Data, count: Int) throws(BadReply) -> [Double] {
+    public static func rewards(_ endpoint: HTTPRewardSpec.Endpoint, _ body: Data, count: Int) throws(BadReply) -> [Double] {
         let values: [Double]
         switch endpoint {
         case .pooling:

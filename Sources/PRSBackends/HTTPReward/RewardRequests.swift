@@ -13,14 +13,14 @@ import PRSCore
 ///   prompts differ sends `text_1` as a list, one per response (vLLM pairs them in order).
 /// - `/get_reward` (OpenRLHF): `{"query": [prompt + response texts], "prompts": [prompt texts]}`;
 ///   `prompts` is read by newer OpenRLHF servers and ignored by older ones.
-enum RewardRequests {
+public enum RewardRequests {
     /// How many inputs one request may carry.
-    static func batchLimit(_ spec: HTTPRewardSpec) -> Int {
+    public static func batchLimit(_ spec: HTTPRewardSpec) -> Int {
         spec.endpoint == .pooling && spec.format == .chat ? 1 : spec.batch
     }
 
     /// The body of one request for `batch`, which holds at most `batchLimit(spec)` inputs.
-    static func body(_ batch: [RewardInput], _ spec: HTTPRewardSpec) throws -> Data {
+    public static func body(_ batch: [RewardInput], _ spec: HTTPRewardSpec) throws -> Data {
         let texts = { batch.map { RewardText.text($0, spec.format, spec.template) } }
         switch spec.endpoint {
         case .pooling where spec.format == .chat:

@@ -2,7 +2,7 @@ import LMEngine
 import PRSCore
 
 /// What a reward model reads for one scored response.
-enum RewardText {
+public enum RewardText {
     /// The user's turn: the prompt, with the preference appended as the policy saw it
     /// (`PromptTemplates.standard.conditioned`), so the reward judges the response against both.
     static func userTurn(_ input: RewardInput) -> String {
@@ -17,7 +17,7 @@ enum RewardText {
 
     /// One string: the conversation rendered with `template` (`chat`), or the user's turn and the
     /// response joined by a blank line (`raw`).
-    static func text(_ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate) -> String {
+    public static func text(_ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate) -> String {
         switch format {
         case .raw: userTurn(input) + "\n\n" + input.response
         case .chat: template.render(messages(input).map(Self.templateMessage), addGenerationPrompt: false)
@@ -25,7 +25,7 @@ enum RewardText {
     }
 
     /// The prompt part of `text`: what comes before the response.
-    static func promptText(_ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate) -> String {
+    public static func promptText(_ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate) -> String {
         switch format {
         case .raw: userTurn(input)
         case .chat: template.render([templateMessage(.user(userTurn(input)))], addGenerationPrompt: true)
