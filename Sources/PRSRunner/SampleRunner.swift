@@ -1,57 +1,81 @@
 import Foundation
 import Logging
 import PRSCore
+import PRSStore
 
 /// What a finished (or interrupted) run produced.
 public struct RunOutcome: Sendable {
     public var summary: StrategySummary
-    /// Items that failed, with their errors.
+    /// Items that failed in this process or earlier ones, with their errors.
     public var failures: [(id: String, error: String)]
-    /// True when the run was cancelled before every item was tried.
+    /// True when the run was cancelled (or the store could not be written) before every item was tried.
     public var interrupted: Bool
+    /// Items in each state at the end, over the whole run directory.
+    public var counts: [ItemState: Int]
+    /// Why the run stopped early, when it was not a signal.
+    public var stopReason: String?
 }
 
-/// Runs a tree sampler over a prompt set with a bounded number of prompts in flight,
-/// writing `trees.jsonl` as items finish and `summary.json` at the end.
+/// Runs a tree sampler over a prompt set with a bounded number of prompts in flight, on a
+/// run store: every node is committed as soon as it is scored, so a killed run continues
+/// where it stopped. Finished items are skipped; a half-built tree continues from its stored
+/// nodes; failed items are tried again up to `maxAttempts` attempts in all.
 ///
-/// Re-running into the same directory skips items whose trees are already written.
+/// Each prompt moves through its tree's steps on its own, so with K prompts in flight a
+/// backend has up to K requests outstanding. `trees.jsonl` and `summary.json` are written
+/// from the store at the end.
 public struct SampleRunner: Sendable {
     public let sampler: TreeSampler
     /// Prompts in flight at once.
     public let concurrency: Int
+    public let maxAttempts: Int
     public let logger: Logger
 
-    public init(sampler: TreeSampler, concurrency: Int, logger: Logger) {
+    public init(sampler: TreeSampler, concurrency: Int, maxAttempts: Int = 3, logger: Logger) {
         self.sampler = sampler
         self.concurrency = max(1, concurrency)
+        self.maxAttempts = max(1, maxAttempts)
         self.logger = logger
     }
 
+    /// Opens (or creates) the store in `directory` and runs there.
     public func run(
         items: [PromptItem], directory: URL, onProgress: @escaping @Sendable (RunProgress) -> Void = { _ in }
     ) async throws -> RunOutcome {
-        try Self.makeDirectory(directory)
-        let (log, previous) = try TreeLog.open(directory.appendingPathComponent("trees.jsonl"))
-        let strategy = sampler.config.kind.rawValue
-        if let other = previous.first(where: { $0.strategy != strategy }) {
-            await log.close()
-            throw RunError("\(directory.path)/trees.jsonl holds trees of strategy \(other.strategy), not \(strategy); choose another --out")
+        let store: RunStore
+        do { store = try RunStore.open(directory: directory) } catch let e as StoreError { throw RunError(e.description) }
+        return try await run(items: items.enumerated().map { ($0.offset, $0.element) }, store: store, directory: directory, onProgress: onProgress)
+    }
+
+    /// `items` with their positions in the whole prompt set (a shard keeps the global ones).
+    public func run(
+        items: [(position: Int, item: PromptItem)], store: RunStore, directory: URL,
+        onProgress: @escaping @Sendable (RunProgress) -> Void = { _ in }
+    ) async throws -> RunOutcome {
+        try store.register(items)
+        let stored = Dictionary(uniqueKeysWithValues: try store.items().map { ($0.item.id, $0) })
+        var todo: [PromptItem] = []
+        var resumed = 0, exhausted = 0
+        for (_, item) in items {
+            guard let s = stored[item.id] else { continue }
+            switch s.state {
+            case .done: resumed += 1
+            case .failed where s.attempts >= maxAttempts: exhausted += 1
+            default: todo.append(item)
+            }
         }
-        let wanted = Set(items.map(\.id))
-        let kept = previous.filter { wanted.contains($0.id) }
-        let doneIDs = Set(kept.map(\.id))
-        let todo = items.filter { !doneIDs.contains($0.id) }
-        if !kept.isEmpty {
-            logger.info("resuming run", metadata: ["directory": "\(directory.path)", "finished": "\(kept.count)", "left": "\(todo.count)"])
+        if resumed + exhausted > 0 || stored.values.contains(where: { $0.state == .running }) {
+            logger.info("resuming run", metadata: ["directory": "\(directory.path)", "finished": "\(resumed)",
+                                                  "left": "\(todo.count)", "given_up": "\(exhausted)"])
         }
+        try store.log(resumed > 0 ? "resumed" : "started", detail: "\(todo.count) items to do")
 
         let clock = ContinuousClock()
         let start = clock.now
-        var progress = RunProgress(total: items.count, done: 0, resumed: kept.count, failed: 0, inFlight: 0,
+        var progress = RunProgress(total: items.count, done: 0, resumed: resumed, failed: exhausted, inFlight: 0,
                                    nodes: 0, completionTokens: 0, elapsedSeconds: 0)
-        var trees = kept
-        var failures: [(String, String)] = []
         var interrupted = false
+        var stopReason: String?
         let sampler = self.sampler
         let logger = self.logger
 
@@ -60,11 +84,6 @@ public struct SampleRunner: Sendable {
             var id: String
             var tree: Tree?
             var error: (any Error)?
-            init(id: String, tree: Tree? = nil, error: (any Error)? = nil) {
-                self.id = id
-                self.tree = tree
-                self.error = error
-            }
         }
         await withTaskGroup(of: Finished.self) { group in
             var next = 0
@@ -76,7 +95,14 @@ public struct SampleRunner: Sendable {
                     running += 1
                     group.addTask {
                         do {
-                            return Finished(id: item.id, tree: try await sampler.sample(item))
+                            let t0 = ContinuousClock.now
+                            try store.begin(item.id)
+                            let existing = try store.nodes(of: item.id)
+                            let tree = try await sampler.sample(item, existing: existing) { nodes in
+                                try store.append(nodes, to: item.id)
+                            }
+                            try store.finish(tree, elapsedMs: Self.seconds(ContinuousClock.now - t0) * 1000)
+                            return Finished(id: item.id, tree: tree)
                         } catch {
                             return Finished(id: item.id, error: error)
                         }
@@ -87,65 +113,56 @@ public struct SampleRunner: Sendable {
                 onProgress(progress)
                 guard let finished = await group.next() else { break }
                 running -= 1
-                let id = finished.id
                 if let tree = finished.tree {
-                    do {
-                        try await log.append(tree)
-                        trees.append(tree)
-                        progress.done += 1
-                        progress.nodes += tree.nodes.count
-                        progress.completionTokens += tree.usage.completionTokens
-                    } catch {
-                        // The disk is the source of truth: stop rather than lose work silently.
-                        failures.append((id, "\(error)"))
-                        progress.failed += 1
-                        logger.error("cannot record a finished tree; stopping", metadata: ["item": "\(id)", "error": "\(error)"])
-                        group.cancelAll()
-                        interrupted = true
-                    }
+                    progress.done += 1
+                    progress.nodes += tree.nodes.count
+                    progress.completionTokens += tree.usage.completionTokens
+                    continue
+                }
+                let error = finished.error ?? CancellationError()
+                if let e = error as? StoreError {
+                    // The store is the source of truth: stop rather than go on without it.
+                    stopReason = e.description
+                    logger.error("cannot write the run store; stopping", metadata: ["item": "\(finished.id)", "error": "\(e)"])
+                    interrupted = true
+                    group.cancelAll()
+                } else if error is CancellationError || Task.isCancelled {
+                    interrupted = true
                 } else {
-                    let error = finished.error ?? CancellationError()
-                    if error is CancellationError || Task.isCancelled {
+                    progress.failed += 1
+                    logger.error("item failed", metadata: ["item": "\(finished.id)", "error": "\(error)"])
+                    do { try store.fail(finished.id, error: "\(error)") } catch {
+                        stopReason = "\(error)"
                         interrupted = true
-                    } else {
-                        failures.append((id, "\(error)"))
-                        progress.failed += 1
-                        logger.error("item failed", metadata: ["item": "\(id)", "error": "\(error)"])
+                        group.cancelAll()
                     }
                 }
             }
         }
-        await log.close()
         if Task.isCancelled { interrupted = true }
+        try? store.log(interrupted ? "interrupted" : "finished", detail: stopReason)
+        try? store.addWallTime(Self.seconds(clock.now - start))
+        let wall = (try? store.wallTime()) ?? Self.seconds(clock.now - start)
+        return try finish(store: store, items: items.map(\.item), directory: directory, interrupted: interrupted,
+                          stopReason: stopReason, wallTime: wall)
+    }
 
-        let order = Dictionary(uniqueKeysWithValues: items.enumerated().map { ($1.id, $0) })
-        trees.sort { (order[$0.id] ?? 0) < (order[$1.id] ?? 0) }
+    /// Writes `trees.jsonl` and `summary.json` from the store and counts the items' states.
+    func finish(store: RunStore, items: [PromptItem], directory: URL, interrupted: Bool, stopReason: String?, wallTime: Double) throws -> RunOutcome {
+        let strategy = sampler.config.kind.rawValue
+        let wanted = Set(items.map(\.id))
+        let trees = try store.trees(strategy: strategy).filter { wanted.contains($0.id) }
+        let failures = try store.items().filter { $0.state == .failed && wanted.contains($0.item.id) }.map { ($0.item.id, $0.error ?? "") }
         let summary = StrategySummary(strategy: strategy, budget: sampler.config.budget, trees: trees,
-                                      failed: failures.count, wallTimeSeconds: Self.seconds(clock.now - start))
-        try Self.writeSummary(summary, failures: failures, interrupted: interrupted, to: directory)
-        return RunOutcome(summary: summary, failures: failures, interrupted: interrupted)
-    }
-
-    static func makeDirectory(_ url: URL) throws {
-        do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
-            throw RunError("\(url.path): cannot create the run directory: \(error.localizedDescription)")
+                                      failed: failures.count, wallTimeSeconds: wallTime)
+        let counts = try store.counts()
+        do {
+            try RunFiles.writeTrees(trees, to: directory)
+            try RunFiles.writeSummary(summary, failures: failures, counts: counts, interrupted: interrupted, to: directory)
+        } catch where stopReason != nil {
+            logger.error("cannot write the run files either", metadata: ["error": "\(error)"])
         }
-    }
-
-    static func writeSummary(_ s: StrategySummary, failures: [(String, String)], interrupted: Bool, to directory: URL) throws {
-        struct Failure: Encodable { var id: String; var error: String }
-        struct File: Encodable {
-            var strategies: [StrategySummary]
-            var failures: [Failure]
-            var interrupted: Bool
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        let data = try encoder.encode(File(strategies: [s], failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted))
-        let url = directory.appendingPathComponent("summary.json")
-        do { try data.write(to: url, options: .atomic) } catch {
-            throw RunError("\(url.path): cannot write the summary: \(error.localizedDescription)")
-        }
+        return RunOutcome(summary: summary, failures: failures, interrupted: interrupted, counts: counts, stopReason: stopReason)
     }
 
     static func seconds(_ d: Duration) -> Double {

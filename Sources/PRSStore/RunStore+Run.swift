@@ -37,6 +37,18 @@ extension RunStore {
         }
     }
 
+    /// Adds the wall time of one process's work to the run's total.
+    public func addWallTime(_ seconds: Double) throws {
+        try write("record the wall time") { db in
+            try db.execute(sql: "UPDATE run SET wall_seconds = wall_seconds + ? WHERE id = 1", arguments: [seconds])
+        }
+    }
+
+    /// Wall time of every process that worked on the run.
+    public func wallTime() throws -> Double {
+        try read { db in try Double.fetchOne(db, sql: "SELECT wall_seconds FROM run WHERE id = 1") ?? 0 }
+    }
+
     /// Appends to the run's event log (run started, resumed, interrupted, items failed).
     public func log(_ kind: String, item: String? = nil, detail: String? = nil) throws {
         try write("log an event") { db in try Self.event(db, kind, item: item, detail: detail) }

@@ -14,6 +14,7 @@ enum Schema {
                 t.column("feedback", .text).notNull()
                 t.column("files", .text).notNull()             // JSON: path → content hash
                 t.column("created_at", .datetime).notNull()
+                t.column("wall_seconds", .double).notNull().defaults(to: 0)  // summed over every process that worked on the run
             }
             try db.create(table: "item") { t in
                 t.primaryKey("id", .text)

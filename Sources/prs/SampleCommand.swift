@@ -4,14 +4,17 @@ import Logging
 import PRSBackends
 import PRSCore
 import PRSRunner
+import PRSStore
 
 struct Sample: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sample one tree per prompt with a strategy, score it, and keep the best.",
         discussion: """
-            Writes RUN/trees.jsonl (every node) and RUN/summary.json. Running again into the same \
-            RUN skips prompts whose trees are written. Settings come from --config (YAML, same \
-            names in snake_case) and flags, flags winning.
+            Every node is committed to RUN/run.sqlite as soon as it is scored; RUN/trees.jsonl (every \
+            node) and RUN/summary.json are written at the end. Running the same command again resumes: \
+            finished prompts are skipped, half-built trees continue from their stored nodes, failed \
+            prompts are retried. Settings come from --config (YAML, same names in snake_case) and \
+            flags, flags winning; a run directory refuses other settings unless --force.
             """
     )
 
@@ -38,33 +41,59 @@ struct Sample: AsyncParsableCommand {
     @Option(help: "Chat template for an embedded model: chatml, llama3, mistral or gemma (default: recognised from the file).") var template: String?
     @Option(help: "Threads of the embedded engine (default: all cores).") var threads: Int?
     @Flag(name: .customLong("skip-invalid"), help: "Skip and count bad prompt lines instead of refusing to start.") var skipInvalid = false
+    @Option(help: "Take part I of N of the prompt set (by a hash of each id), e.g. 0/4; join shard runs with prs merge.") var shard: String?
+    @Flag(help: "Reuse a run directory started with other settings (the new settings are recorded).") var force = false
+    @Option(help: "full (a committed node survives power loss; default) or normal (faster).") var durability: String?
+    @Option(name: .customLong("max-attempts"), help: "Attempts per prompt before a failure is final (default 3).") var maxAttempts: Int?
 
     func run() async throws {
         let logger = Logger(label: "prs.sample")
         let settings = try SampleSettings.resolve(flags: self)
-        let promptSet = try PromptLoading.load(settings.prompts, skipInvalid: settings.skipInvalid, logger: logger)
+        let directory = URL(fileURLWithPath: settings.out)
+        // Prompts, then the store: a bad prompt file creates nothing, and a locked, mismatched or
+        // damaged run directory fails before the model loads.
+        let promptSet = try PromptLoading.load(settings.prompts, skipInvalid: settings.skipInvalid, logger: logger, quiet: true)
+        let store: RunStore
+        do { store = try RunStore.open(directory: directory, durability: settings.durability) } catch let e as StoreError {
+            throw CLIFailure.badInput(e.description)
+        }
+        try RunSetup.check(store: store, settings: settings, logger: logger)
+        let fresh = try RunSetup.recordInvalid(promptSet.problems, store: store)
+        if !promptSet.problems.isEmpty {
+            for p in promptSet.problems.suffix(fresh) { logger.warning("skipping a bad prompt line", metadata: ["problem": "\(p)"]) }
+            logger.warning("skipped bad prompt lines", metadata: ["count": "\(promptSet.problems.count)", "new": "\(fresh)", "file": "\(settings.prompts)"])
+        }
+        let all = promptSet.items.enumerated().map { (position: $0.offset, item: $0.element) }
+        let items = settings.shard.map { shard in all.filter { shard.contains($0.item.id) } } ?? all
+        if let shard = settings.shard {
+            logger.info("shard", metadata: ["shard": "\(shard)", "prompts": "\(items.count)", "of": "\(promptSet.items.count)"])
+        }
         let backends = try Backends(settings: settings, logger: logger)
         let sampler = TreeSampler(config: settings.strategy, policy: backends.policy, feedback: backends.feedback, reward: backends.reward)
-        let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, logger: logger)
+        let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, logger: logger)
         let display = ProgressDisplay(logger: logger)
 
         logger.info("sampling", metadata: [
             "strategy": "\(settings.strategy.kind.rawValue)", "budget": "\(settings.strategy.budget)",
             "split": "\(settings.strategy.split.map(String.init).joined(separator: ","))",
-            "prompts": "\(promptSet.items.count)", "policy": "\(backends.policy.identity)",
+            "prompts": "\(items.count)", "policy": "\(backends.policy.identity)",
             "reward": "\(backends.reward.identity)", "out": "\(settings.out)"])
 
         let outcome = try await Interruptible.run {
-            try await runner.run(items: promptSet.items, directory: URL(fileURLWithPath: settings.out)) { display.update($0) }
+            try await runner.run(items: items, store: store, directory: directory) { display.update($0) }
         }
         display.finish()
         print(SummaryTable.render([outcome.summary]))
-        print("wrote \(settings.out)/trees.jsonl and \(settings.out)/summary.json")
+        print(RunSetup.describe(outcome.counts))
+        print("wrote \(settings.out)/run.sqlite, trees.jsonl and summary.json")
+        if let reason = outcome.stopReason {
+            throw CLIFailure.failed("stopped: \(reason)")
+        }
         if outcome.interrupted {
-            throw CLIFailure(code: Exit.interrupted, description: "interrupted; resume with the same command (finished prompts are kept)")
+            throw CLIFailure(code: Exit.interrupted, description: "interrupted; every scored node is kept: run the same command to resume")
         }
         if !outcome.failures.isEmpty {
-            throw CLIFailure.failed("\(outcome.failures.count) of \(promptSet.items.count) prompts failed; first: \(outcome.failures[0].id): \(outcome.failures[0].error). Run the same command again to retry them")
+            throw CLIFailure.failed("\(outcome.failures.count) of \(items.count) prompts failed; first: \(outcome.failures[0].id): \(outcome.failures[0].error). Run the same command again to retry them (up to --max-attempts in all)")
         }
     }
 }

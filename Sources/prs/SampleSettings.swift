@@ -1,6 +1,7 @@
 import Foundation
 import PRSBackends
 import PRSCore
+import PRSStore
 import Yams
 
 /// The settings of `prs sample` after merging the YAML config and the flags.
@@ -18,13 +19,37 @@ struct SampleSettings {
     var template: String?
     var contextTokens: Int
     var threads: Int
+    var shard: Shard?
+    var force: Bool
+    var durability: RunStore.Durability
+    var maxAttempts: Int
+
+    /// The settings that shape a run's data, compared when a run directory is reused.
+    /// Throughput settings (concurrency, threads, timeouts) may change between resumes.
+    var runSettings: [String: String] {
+        let p = strategy.sampling
+        func s<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
+        let t = strategy.templates
+        let templates = ContentHash.fnv1a64(Array([t.conditioned, t.feedback, t.refine, t.refineWithoutFeedback].joined(separator: "\u{0}").utf8))
+        var out: [String: String] = [
+            "strategy": strategy.kind.rawValue, "budget": "\(strategy.budget)",
+            "split": strategy.split.map(String.init).joined(separator: ","), "seed": "\(strategy.runSeed)",
+            "temperature": s(p.temperature), "top_k": s(p.topK), "top_p": s(p.topP), "min_p": s(p.minP),
+            "presence_penalty": s(p.presencePenalty), "frequency_penalty": s(p.frequencyPenalty),
+            "max_tokens": s(p.maxTokens), "stop": (p.stop ?? []).joined(separator: "\u{1F}"),
+            "policy": policy.description, "reward": reward.description, "feedback": feedback.description,
+            "templates": templates, "shard": shard?.description ?? "",
+        ]
+        if case .zScore(let w) = strategy.normalization { out["normalize"] = w.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+        return out
+    }
 
     var backendOptions: BackendOptions {
         BackendOptions(concurrency: concurrency, timeout: timeout, retries: retries, template: template,
                        contextTokens: contextTokens, threads: threads)
     }
 
-    enum FeedbackSpec {
+    enum FeedbackSpec: CustomStringConvertible {
         case selfFeedback
         case verifier
         case model(PolicySpec)
@@ -34,6 +59,14 @@ struct SampleSettings {
             if s == "verifier" { return .verifier }
             if s.hasPrefix("model:") { return .model(try PolicySpec.parse(String(s.dropFirst("model:".count)))) }
             throw CLIFailure.badInput("feedback \"\(s)\": expected self, verifier or model:POLICY")
+        }
+
+        var description: String {
+            switch self {
+            case .selfFeedback: "self"
+            case .verifier: "verifier"
+            case .model(let p): "model:\(p)"
+            }
         }
     }
 
@@ -118,7 +151,23 @@ struct SampleSettings {
                 skipInvalid: flags.skipInvalid || (file.skipInvalid ?? false),
                 template: flags.template ?? file.template,
                 contextTokens: file.contextTokens ?? 4096,
-                threads: flags.threads ?? file.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                threads: flags.threads ?? file.threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                shard: try (flags.shard ?? file.shard).map { text in
+                    do { return try Shard(text) } catch let e as ConfigError { throw CLIFailure.badInput(e.description) }
+                },
+                force: flags.force,
+                durability: try {
+                    let d = flags.durability ?? file.durability ?? "full"
+                    guard let v = RunStore.Durability(rawValue: d) else {
+                        throw CLIFailure.badInput("durability \"\(d)\": expected full (a committed node survives power loss) or normal (faster; survives a crash of prs)")
+                    }
+                    return v
+                }(),
+                maxAttempts: try {
+                    let n = flags.maxAttempts ?? file.maxAttempts ?? 3
+                    guard n >= 1 else { throw CLIFailure.badInput("max-attempts must be at least 1, got \(n)") }
+                    return n
+                }())
         } catch let e as SpecError {
             throw CLIFailure.badInput(e.description)
         }
@@ -153,12 +202,16 @@ struct ConfigFile: Decodable {
     var contextTokens: Int?
     var threads: Int?
     var normalize: Bool?
+    var shard: String?
+    var durability: String?
+    var maxAttempts: Int?
 
     init() {}
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompts, out, strategy, budget, split, policy, reward, feedback, concurrency, seed
-        case temperature, stop, timeout, retries, templates, template, threads, normalize
+        case temperature, stop, timeout, retries, templates, template, threads, normalize, shard, durability
+        case maxAttempts = "max_attempts"
         case contextTokens = "context_tokens"
         case maxTokens = "max_tokens", topK = "top_k", topP = "top_p", minP = "min_p"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
@@ -176,7 +229,8 @@ struct ConfigFile: Decodable {
         stop = try opt(.stop); timeout = try opt(.timeout); retries = try opt(.retries)
         skipInvalid = try opt(.skipInvalid); templates = try opt(.templates)
         template = try opt(.template); contextTokens = try opt(.contextTokens); threads = try opt(.threads)
-        normalize = try opt(.normalize)
+        normalize = try opt(.normalize); shard = try opt(.shard); durability = try opt(.durability)
+        maxAttempts = try opt(.maxAttempts)
         // split may be written 4,4 (a string) or [4, 4] (a list).
         if let list = try? c.decodeIfPresent([Int].self, forKey: .split) {
             split = list.map(String.init).joined(separator: ",")

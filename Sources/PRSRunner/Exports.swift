@@ -1,0 +1,138 @@
+import Foundation
+import PRSCore
+
+/// Training and evaluation data made from a run's trees, in the formats trainers read:
+/// TRL's conversational language-modeling (`sft`) and preference (`dpo`) formats, improving
+/// pairs (`refine`), AlpacaEval's outputs (`alpaca-eval`), and every node (`trees`).
+public enum Exports {
+    public enum Format: String, Sendable, CaseIterable { case sft, dpo, refine, alpacaEval = "alpaca-eval", trees }
+
+    /// How DPO pairs are formed: the best response against the worst, or against a random
+    /// other scored response (seeded).
+    public enum Pairing: String, Sendable, CaseIterable { case bestWorst = "best-worst", bestRandom = "best-random" }
+
+    /// Which prompt the training examples show: `conditioned` (the prompt with the preference,
+    /// as PRS sampled it; the default) or `plain` (the prompt alone).
+    public enum PromptForm: String, Sendable, CaseIterable { case conditioned, plain }
+
+    public struct Options: Sendable {
+        public var minReward: Double?
+        /// SFT: the k best distinct responses of each prompt instead of the single best.
+        public var topK = 1
+        public var pairing = Pairing.bestWorst
+        public var minMargin = 0.0
+        public var seed: UInt64 = 0
+        public var prompt = PromptForm.conditioned
+        public var generator = "prs"
+        public var templates = PromptTemplates.standard
+        public init() {}
+    }
+
+    /// What an export wrote and what it skipped, with the reasons.
+    public struct Report: Sendable {
+        public var data: Data
+        public var written = 0
+        public var skipped: [String: Int] = [:]
+        mutating func skip(_ why: String) { skipped[why, default: 0] += 1 }
+    }
+
+    struct Message: Encodable { var role: String; var content: String }
+
+    public static func export(_ format: Format, trees: [Tree], items: [String: PromptItem], options: Options) throws -> Report {
+        var report = Report(data: Data())
+        var records: [any Encodable] = []
+        for tree in trees {
+            guard let item = items[tree.id] else { report.skip("no prompt stored for the tree"); continue }
+            let prompt = options.prompt == .plain ? options.templates.plainMessages(item) : options.templates.conditionedMessages(item)
+            let messages = prompt.map { Message(role: $0.role.rawValue, content: $0.content) }
+            switch format {
+            case .trees:
+                records.append(tree)
+            case .sft:
+                let ranked = ranked(tree).filter { options.minReward == nil || $0.reward! >= options.minReward! }
+                if ranked.isEmpty { report.skip(tree.scoredResponses.isEmpty ? "no scored response" : "best reward below --min-reward"); continue }
+                for n in ranked.prefix(options.topK) { records.append(SFT(id: tree.id, messages: messages + [Message(role: "assistant", content: n.text)], reward: n.reward!)) }
+            case .dpo:
+                let ranked = ranked(tree)
+                guard ranked.count >= 2, let best = ranked.first else { report.skip("fewer than two scored distinct responses"); continue }
+                if let m = options.minReward, best.reward! < m { report.skip("best reward below --min-reward"); continue }
+                let candidates = ranked.dropFirst().filter { best.reward! - $0.reward! >= options.minMargin && best.reward! > $0.reward! }
+                guard !candidates.isEmpty else { report.skip("no response below the best by --min-margin"); continue }
+                let rejected: Node
+                switch options.pairing {
+                case .bestWorst: rejected = candidates.last!
+                case .bestRandom:
+                    let r = Seeds.base(run: options.seed, item: tree.id, step: 0)
+                    rejected = Array(candidates)[Int(r % UInt64(candidates.count))]
+                }
+                records.append(DPO(id: tree.id, prompt: messages, chosen: [Message(role: "assistant", content: best.text)],
+                                   rejected: [Message(role: "assistant", content: rejected.text)],
+                                   scoreChosen: best.reward!, scoreRejected: rejected.reward!))
+            case .refine:
+                let pairs = improvingPairs(tree)
+                if pairs.isEmpty { report.skip("no improving pair"); continue }
+                for (draft, feedback, better) in pairs {
+                    records.append(Refine(id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "", draft: draft.text,
+                                          feedback: feedback?.text, improved: better.text, draftReward: draft.reward!, improvedReward: better.reward!))
+                }
+            case .alpacaEval:
+                guard let best = tree.best else { report.skip("no scored response"); continue }
+                records.append(Alpaca(instruction: item.prompt, output: best.text, generator: options.generator, id: tree.id))
+            }
+        }
+        report.written = records.count
+        if format == .alpacaEval {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            report.data = try e.encode(records.map(AnyEncodable.init))
+            report.data.append(UInt8(ascii: "\n"))
+        } else {
+            report.data = try RunFiles.jsonLines(records.map(AnyEncodable.init))
+        }
+        return report
+    }
+
+    /// Scored responses, best first, distinct texts only (ties: earlier first).
+    static func ranked(_ tree: Tree) -> [Node] {
+        var seen: Set<String> = []
+        return tree.scoredResponses.sorted { a, b in a.reward! != b.reward! ? a.reward! > b.reward! : a.id < b.id }
+            .filter { seen.insert($0.text).inserted }
+    }
+
+    /// (draft, feedback, refinement) for every refinement that scored above the draft it refined.
+    static func improvingPairs(_ tree: Tree) -> [(Node, Node?, Node)] {
+        let byID = Dictionary(uniqueKeysWithValues: tree.nodes.map { ($0.id, $0) })
+        return tree.nodes.compactMap { n in
+            guard n.kind == .refinement, n.improving == true, n.reward != nil, var parent = n.parentID.flatMap({ byID[$0] }) else { return nil }
+            var feedback: Node?
+            if parent.kind == .feedback {
+                feedback = parent
+                guard let d = parent.parentID.flatMap({ byID[$0] }) else { return nil }
+                parent = d
+            }
+            guard parent.reward != nil else { return nil }
+            return (parent, feedback, n)
+        }
+    }
+
+    struct SFT: Encodable { var id: String; var messages: [Message]; var reward: Double }
+    struct DPO: Encodable {
+        var id: String; var prompt: [Message]; var chosen: [Message]; var rejected: [Message]
+        var scoreChosen: Double; var scoreRejected: Double
+        enum CodingKeys: String, CodingKey { case id, prompt, chosen, rejected, scoreChosen = "score_chosen", scoreRejected = "score_rejected" }
+    }
+    struct Refine: Encodable {
+        var id: String; var prompt: String; var preference: String; var draft: String; var feedback: String?
+        var improved: String; var draftReward: Double; var improvedReward: Double
+        enum CodingKeys: String, CodingKey {
+            case id, prompt, preference, draft, feedback, improved
+            case draftReward = "draft_reward", improvedReward = "improved_reward"
+        }
+    }
+    struct Alpaca: Encodable { var instruction: String; var output: String; var generator: String; var id: String }
+    struct AnyEncodable: Encodable {
+        let value: any Encodable
+        init(_ v: any Encodable) { value = v }
+        func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+    }
+}
