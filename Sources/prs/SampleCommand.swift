@@ -18,6 +18,21 @@ struct Sample: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var options: SampleOptions
+
+    func run() async throws {
+        let logger = Logger(label: "prs.sample")
+        let settings = try SampleSettings.resolve(flags: options)
+        let job = try SampleJob.prepare(settings: settings, logger: logger)
+        let backends = try Backends(settings: settings, logger: logger)
+        let outcome = try await job.run(backends: backends)
+        print(SummaryTable.render([outcome.summary]))
+        try SampleJob.report(outcome, settings: settings, items: job.items.count)
+    }
+}
+
+/// The options of `prs sample`, shared by `prs compare`.
+struct SampleOptions: ParsableArguments {
     @Option(help: "JSONL prompt file (prs or IFEval format).") var prompts: String?
     @Option(help: "Run directory to write.") var out: String?
     @Option(help: "YAML file with the same settings; flags override it.") var config: String?
@@ -46,15 +61,21 @@ struct Sample: AsyncParsableCommand {
     @Option(help: "full (a committed node survives power loss; default) or normal (faster).") var durability: String?
     @Option(name: .customLong("max-attempts"), help: "Attempts per prompt before a failure is final (default 3).") var maxAttempts: Int?
 
-    func run() async throws {
-        let logger = Logger(label: "prs.sample")
-        let settings = try SampleSettings.resolve(flags: self)
-        let directory = URL(fileURLWithPath: settings.out)
-        // Prompts, then the store: a bad prompt file creates nothing, and a locked, mismatched or
-        // damaged run directory fails before the model loads.
+}
+
+/// One `prs sample` run: the prompts read, the store opened and checked, then sampling.
+struct SampleJob {
+    let settings: SampleSettings
+    let store: RunStore
+    let items: [(position: Int, item: PromptItem)]
+    let logger: Logger
+
+    /// Prompts, then the store: a bad prompt file creates nothing, and a locked, mismatched or
+    /// damaged run directory fails before any model loads.
+    static func prepare(settings: SampleSettings, logger: Logger) throws -> SampleJob {
         let promptSet = try PromptLoading.load(settings.prompts, skipInvalid: settings.skipInvalid, logger: logger, quiet: true)
         let store: RunStore
-        do { store = try RunStore.open(directory: directory, durability: settings.durability) } catch let e as StoreError {
+        do { store = try RunStore.open(directory: URL(fileURLWithPath: settings.out), durability: settings.durability) } catch let e as StoreError {
             throw CLIFailure.badInput(e.description)
         }
         try RunSetup.check(store: store, settings: settings, logger: logger)
@@ -68,22 +89,29 @@ struct Sample: AsyncParsableCommand {
         if let shard = settings.shard {
             logger.info("shard", metadata: ["shard": "\(shard)", "prompts": "\(items.count)", "of": "\(promptSet.items.count)"])
         }
-        let backends = try Backends(settings: settings, logger: logger)
+        return SampleJob(settings: settings, store: store, items: items, logger: logger)
+    }
+
+    func run(backends: Backends) async throws -> RunOutcome {
         let sampler = TreeSampler(config: settings.strategy, policy: backends.policy, feedback: backends.feedback, reward: backends.reward)
         let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, logger: logger)
         let display = ProgressDisplay(logger: logger)
-
         logger.info("sampling", metadata: [
             "strategy": "\(settings.strategy.kind.rawValue)", "budget": "\(settings.strategy.budget)",
-            "split": "\(settings.strategy.split.map(String.init).joined(separator: ","))",
+            "split": "\(settings.strategy.split.map(String.init).joined(separator: ","))", "feedback": "\(settings.feedback)",
             "prompts": "\(items.count)", "policy": "\(backends.policy.identity)",
             "reward": "\(backends.reward.identity)", "out": "\(settings.out)"])
-
+        let store = self.store, items = self.items
+        let directory = URL(fileURLWithPath: settings.out)
         let outcome = try await Interruptible.run {
             try await runner.run(items: items, store: store, directory: directory) { display.update($0) }
         }
         display.finish()
-        print(SummaryTable.render([outcome.summary]))
+        return outcome
+    }
+
+    /// Prints the state counts and turns an unfinished run into the contract's exit status.
+    static func report(_ outcome: RunOutcome, settings: SampleSettings, items: Int) throws {
         print(RunSetup.describe(outcome.counts))
         print("wrote \(settings.out)/run.sqlite, trees.jsonl and summary.json")
         if let reason = outcome.stopReason {
@@ -93,7 +121,7 @@ struct Sample: AsyncParsableCommand {
             throw CLIFailure(code: Exit.interrupted, description: "interrupted; every scored node is kept: run the same command to resume")
         }
         if !outcome.failures.isEmpty {
-            throw CLIFailure.failed("\(outcome.failures.count) of \(items.count) prompts failed; first: \(outcome.failures[0].id): \(outcome.failures[0].error). Run the same command again to retry them (up to --max-attempts in all)")
+            throw CLIFailure.failed("\(outcome.failures.count) of \(items) prompts failed; first: \(outcome.failures[0].id): \(outcome.failures[0].error). Run the same command again to retry them (up to --max-attempts in all)")
         }
     }
 }

@@ -70,7 +70,7 @@ struct SampleSettings {
         }
     }
 
-    static func resolve(flags: Sample) throws -> SampleSettings {
+    static func resolve(flags: SampleOptions) throws -> SampleSettings {
         let file = try flags.config.map(ConfigFile.load) ?? ConfigFile()
         func need<T>(_ v: T?, _ name: String) throws -> T {
             guard let v else { throw CLIFailure.badInput("missing --\(name) (or \(name.replacingOccurrences(of: "-", with: "_")) in --config)") }

@@ -8,7 +8,7 @@ import Testing
 @Suite struct OpenAIGeneratorTests {
     let fastRetry = RetryPolicy(maxRetries: 2, initialDelay: 0.05, maxDelay: 0.1, maxRetryAfter: 5)
 
-    func client(_ url: String, timeout: Double = 10, retry: RetryPolicy? = nil, apiKey: String? = nil, model: String? = "m") -> OpenAIGenerator {
+    func client(_ url: String, timeout: Double = 60, retry: RetryPolicy? = nil, apiKey: String? = nil, model: String? = "m") -> OpenAIGenerator {
         OpenAIGenerator(endpoints: [.init(baseURL: url, model: model)], timeout: timeout,
                         retry: retry ?? fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
     }
