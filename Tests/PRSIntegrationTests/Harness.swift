@@ -84,7 +84,7 @@ enum LlamaServer {
         let p = Process()
         p.executableURL = Repo.python
         p.arguments = ["-c", launcher, "\(getpid())", "--model", Repo.model.path, "--host", "127.0.0.1",
-                       "--port", "\(port)", "--n_ctx", "4096", "--n_threads", "2"]
+                       "--port", "\(port)", "--n_ctx", "4096", "--n_threads", "1", "--n_threads_batch", "1"]
         let handle = try FileHandle(forWritingTo: log)
         p.standardOutput = handle
         p.standardError = handle

@@ -36,15 +36,12 @@ public struct Bootstrap: Sendable {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator for resampling.
+/// A seedable generator for resampling: SplitMix64's mix (`Seeds.splitMix`) of a counter.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
+        state &+= 1
+        return Seeds.splitMix(state)
     }
 }
