@@ -6,7 +6,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup build test demo bench-engine clean
+.PHONY: setup build test demo bench-engine bench-concurrency clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ BENCH_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 BENCH_ARGS  ?= --prompt-tokens 200 --gen 128 --n 8 --threads 2
 bench-engine: setup build
 	bash scripts/bench-engine.sh $(BENCH_MODEL) $(BENCH_ARGS)
+
+# One prs sample run against a llama.cpp server (llama-cpp-python's), K prompts in flight against one at a time.
+bench-concurrency: setup build
+	bash scripts/bench-concurrency.sh 4 examples/prefs-heldout.jsonl 8
 
 clean:
 	rm -rf .build runs/demo
