@@ -42,6 +42,7 @@ public struct StoredItem: Sendable, Hashable {
     public var item: PromptItem
     public var position: Int
     public var state: ItemState
+    /// Failed attempts so far.
     public var attempts: Int
     public var error: String?
 }

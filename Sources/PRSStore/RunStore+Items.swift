@@ -36,10 +36,10 @@ extension RunStore {
         }
     }
 
-    /// Marks an item as being worked on and counts the attempt.
+    /// Marks an item as being worked on.
     public func begin(_ id: String) throws {
         try write("start item \(id)") { db in
-            try db.execute(sql: "UPDATE item SET state = 'running', attempts = attempts + 1, started_at = ?, error = NULL WHERE id = ?",
+            try db.execute(sql: "UPDATE item SET state = 'running', started_at = ? WHERE id = ?",
                            arguments: [Date(), id])
         }
     }
@@ -62,10 +62,11 @@ extension RunStore {
         }
     }
 
-    /// A failed attempt: its nodes stay (a retry continues from them), the error is kept.
+    /// A failed attempt, counted: its nodes stay (a retry continues from them), the error is kept.
+    /// Attempts cut short by a kill or a signal are not counted, so they never use up retries.
     public func fail(_ id: String, error: String) throws {
         try write("record the failure of item \(id)") { db in
-            try db.execute(sql: "UPDATE item SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
+            try db.execute(sql: "UPDATE item SET state = 'failed', attempts = attempts + 1, error = ?, finished_at = ? WHERE id = ?",
                            arguments: [error, Date(), id])
             try Self.event(db, "item-failed", item: id, detail: error)
         }

@@ -29,7 +29,7 @@ struct Inspect: AsyncParsableCommand {
                 print("  " + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
                 print("  " + RunSetup.describe(try store.counts()))
                 for s in try store.items() where s.state == .failed {
-                    print("  failed \(s.item.id) after \(s.attempts) attempt(s): \(s.error ?? "")")
+                    print("  failed \(s.item.id) (\(s.attempts) failed attempt(s)): \(s.error ?? "")")
                 }
             }
             guard let found = try? RunSummaryFile.load(in: run) else { continue }
@@ -50,7 +50,7 @@ struct Inspect: AsyncParsableCommand {
         }
         let nodes = try store.nodes(of: id)
         let tree = Tree(id: id, strategy: info.settings["strategy"] ?? "?", nodes: nodes)
-        print("item \(id) (\(stored.state.rawValue), \(stored.attempts) attempt(s))\(stored.error.map { ": \($0)" } ?? "")")
+        print("item \(id) (\(stored.state.rawValue), \(stored.attempts) failed attempt(s))\(stored.error.map { ": \($0)" } ?? "")")
         print("prompt: \(Self.preview(stored.item.prompt, width * 2))")
         if let p = stored.item.preference { print("preference: \(Self.preview(p.text, width * 2))") }
         for n in nodes {

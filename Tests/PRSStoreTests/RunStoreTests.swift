@@ -66,7 +66,7 @@ func node(_ id: Int, _ kind: NodeKind = .initial, reward: Double? = 0.5, parent:
         try store.fail("a", error: "server said 500")
         try store.begin("a")
         let s = try #require(try store.items().first)
-        #expect(s.attempts == 2 && s.state == .running)
+        #expect(s.attempts == 1 && s.state == .running, "a failure counts; starting again does not")
         #expect(try store.nodes(of: "a").count == 1)
     }
 
