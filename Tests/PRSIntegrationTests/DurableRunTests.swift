@@ -80,6 +80,29 @@ import Testing
         #expect(ours == theirs, "the resumed run has the same trees, node for node")
     }
 
+    @Test func sigtermStopsCleanlyWithExitThreeAndTheRunResumes() throws {
+        let reference = try Self.reference.get()
+        let out = Repo.tempDir("durable-term").appendingPathComponent("run")
+        let p = Process()
+        p.executableURL = Repo.prs
+        p.arguments = Self.args(out)
+        p.environment = ProcessInfo.processInfo.environment.merging(Self.env) { $1 }
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        Thread.sleep(forTimeInterval: 2.5)
+        try #require(p.isRunning, "the run finished before it could be stopped")
+        kill(p.processIdentifier, SIGTERM)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 3, "\(stderr)")
+        #expect(stderr.contains("run the same command to resume"), "\(stderr)")
+        let again = try run(Repo.prs, Self.args(out), environment: Self.env)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try texts(out) == texts(reference))
+    }
+
     @Test func twoShardsMergeIntoTheUnshardedRun() throws {
         let reference = try Self.reference.get()
         let dir = Repo.tempDir("durable-shards")
