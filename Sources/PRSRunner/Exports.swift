@@ -82,10 +82,7 @@ public enum Exports {
         }
         report.written = records.count
         if format == .alpacaEval {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            report.data = try e.encode(records.map(AnyEncodable.init))
-            report.data.append(UInt8(ascii: "\n"))
+            report.data = try RunFiles.prettyJSON(records.map(AnyEncodable.init))
         } else {
             report.data = try RunFiles.jsonLines(records.map(AnyEncodable.init))
         }

@@ -20,6 +20,15 @@ public enum RunFiles {
         return data
     }
 
+    /// One indented JSON document (summaries, AlpacaEval arrays), ending with a newline.
+    public static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        var data = try e.encode(value)
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+
     public static func write(_ data: Data, to url: URL, what: String) throws {
         do { try data.write(to: url, options: .atomic) } catch {
             throw RunError("\(url.path): cannot write \(what): \(error.localizedDescription)")
@@ -39,10 +48,8 @@ public enum RunFiles {
             var failures: [Failure]
             var interrupted: Bool
         }
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         let file = File(strategies: [s], items: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
                         failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted)
-        try write(try e.encode(file), to: directory.appendingPathComponent("summary.json"), what: "the summary")
+        try write(try prettyJSON(file), to: directory.appendingPathComponent("summary.json"), what: "the summary")
     }
 }

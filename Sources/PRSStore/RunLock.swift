@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One process per run directory: an exclusive `flock` on `RUN/run.lock`, which the kernel
 /// releases when the process ends, however it ends. The file names the holder (pid, host,

@@ -64,9 +64,7 @@ struct Compare: AsyncParsableCommand {
         let manifest = zip(parsed, zip(labels, jobs)).map { p, lj in
             Entry(label: lj.0, spec: p.entry, strategy: p.name, feedback: "\(lj.1.1.feedback)")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try RunFiles.write(try encoder.encode(manifest), to: URL(fileURLWithPath: root).appendingPathComponent("compare.json"), what: "the comparison's list")
+        try RunFiles.write(try RunFiles.prettyJSON(manifest), to: URL(fileURLWithPath: root).appendingPathComponent("compare.json"), what: "the comparison's list")
         var summaries: [StrategySummary] = []
         for ((job, settings), label) in zip(jobs, labels) {
             logger.info("comparing", metadata: ["strategy": "\(label)"])

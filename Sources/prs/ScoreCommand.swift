@@ -45,12 +45,8 @@ struct Score: AsyncParsableCommand {
             .run(items: promptSet.items, records: records) { display.update($0) }
         display.finish()
         if let out {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            var data = Data()
-            for s in report.scored { data += try encoder.encode(s); data.append(UInt8(ascii: "\n")) }
-            do { try data.write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-                throw CLIFailure.failed("\(out): cannot write the scores: \(error.localizedDescription)")
+            do { try RunFiles.write(try RunFiles.jsonLines(report.scored), to: URL(fileURLWithPath: out), what: "the scores") } catch let e as RunError {
+                throw CLIFailure.failed(e.description)
             }
         }
         print(Self.render(report, reward: rewardModel.identity))

@@ -32,9 +32,9 @@ enum Check: Sendable, Hashable {
     case uppercase
     case capitalWords(Int, Relation)
 
-    init(_ c: Constraint) throws(ConstraintError) {
-        let a = Arguments(c.arguments)
-        switch c.kind {
+    init(kind: ConstraintKind, arguments: [String: JSONValue]) throws(ConstraintError) {
+        let a = Arguments(arguments)
+        switch kind {
         case .numberWords: self = .words(try a.int("num_words"), try a.relation("relation"))
         case .numberSentences: self = .sentences(try a.int("num_sentences"), try a.relation("relation"))
         case .numberParagraphs: self = .starParagraphs(try a.int("num_paragraphs"))

@@ -5,10 +5,12 @@
 /// "num_words": 80, "relation": "less than"}`. `Constraint(json:)` checks the id and the
 /// arguments the kind needs, so a bad prompt file fails when it is read, not mid-run.
 public struct Constraint: Sendable, Hashable, Codable {
-    public var id: String
-    public var kind: ConstraintKind
+    public let id: String
+    public let kind: ConstraintKind
     /// The keyword arguments, without `id`.
-    public var arguments: [String: JSONValue]
+    public let arguments: [String: JSONValue]
+    /// The arguments read and typed once, when the constraint is made.
+    let check: Check
 
     /// Reads and checks one constraint object.
     public init(json: JSONValue) throws(ConstraintError) {
@@ -24,7 +26,7 @@ public struct Constraint: Sendable, Hashable, Codable {
         self.id = id
         self.kind = kind
         self.arguments = fields.filter { $0.value != .null }
-        _ = try Check(self)
+        self.check = try Check(kind: kind, arguments: arguments)
     }
 
     public init(from decoder: any Decoder) throws {

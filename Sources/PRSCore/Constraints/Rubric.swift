@@ -13,7 +13,7 @@ public enum Rubric {
     public static func check(_ response: String, against constraints: [Constraint], mode: Mode = .strict) -> [ConstraintOutcome] {
         let variants = mode == .strict ? [response] : looseVariants(response)
         return constraints.map { c in
-            let check = try! Check(c)  // validated when the constraint was made
+            let check = c.check
             var best: (score: Double, critique: String?) = (-1, nil)
             for v in variants where !v.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || mode == .strict {
                 let r = check.evaluate(v)
@@ -38,7 +38,7 @@ public enum Rubric {
 
 extension Constraint {
     /// The constraint as an instruction to the writer, e.g. "Answer in less than 80 words."
-    public var instruction: String { try! Check(self).instruction }
+    public var instruction: String { check.instruction }
 
     /// Checks one response strictly.
     public func check(_ response: String) -> ConstraintOutcome {
