@@ -78,7 +78,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"], exclude: ["Corpus"], swiftSettings: strict),
-        .testTarget(name: "LMEngineTests", dependencies: ["LMEngine", "GGUF"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "LMEngineTests", dependencies: ["LMEngine", "GGUF", "CKernels"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "PRSCoreTests", dependencies: ["PRSCore", "PRSTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PRSBackendsTests",

@@ -57,25 +57,17 @@ static inline float block_amax(const float *v) {
     return amax;
 }
 
-void lm_quantize_q8_1(const float *x, lm_block_q8_1 *y, int n) {
+static inline float f16_round(float f) { return lm_f16_to_f32(lm_f32_to_f16(f)); }
+
+void lm_quantize_acts(const float *x, lm_act_q8 *y, int n) {
     for (int b = 0; b < n / 32; b++) {
         const float *v = x + b * 32;
         float amax = block_amax(v);
         float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; j++) { int q = (int)nearbyintf(v[j] * id); y[b].qs[j] = (int8_t)q; sum += q; }
-        y[b].d = lm_f32_to_f16(d);
-        y[b].s = lm_f32_to_f16((float)sum * d);
-    }
-}
-
-void lm_quantize_q8_0(const float *x, lm_block_q8_0 *y, int n) {
-    for (int b = 0; b < n / 32; b++) {
-        const float *v = x + b * 32;
-        float amax = block_amax(v);
-        float d = amax / 127.0f, id = amax != 0 ? 127.0f / amax : 0.0f;
-        for (int j = 0; j < 32; j++) y[b].qs[j] = (int8_t)nearbyintf(v[j] * id);
-        y[b].d = lm_f32_to_f16(d);
+        y[b].d = f16_round(d);
+        y[b].s = f16_round((float)sum * d);
     }
 }
 
@@ -100,92 +92,127 @@ static inline __m256 dot_u8_i8(__m256i a, __m256i b) {
 }
 #endif
 
-float lm_dot_q4_1_q8_1(int n, const void *w, const lm_block_q8_1 *x) {
-    const uint8_t *p = (const uint8_t *)w;
-    int nb = n / 32;
+// One tile: NR weight rows (1 or 2) against NT tokens (1..4). Every output element is
+// accumulated the same way whatever NR and NT are (one vector accumulator per element,
+// blocks in order, then a fixed horizontal sum), so results do not depend on the batch.
+#define LM_INLINE static inline __attribute__((always_inline))
+
 #ifdef LM_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0;
-    for (int b = 0; b < nb; b++, p += 20) {
-        uint16_t dw, mw; memcpy(&dw, p, 2); memcpy(&mw, p + 2, 2);
-        float d = lm_f16_to_f32(dw) * lm_f16_to_f32(x[b].d);
-        summs += lm_f16_to_f32(mw) * lm_f16_to_f32(x[b].s);
-        __m256i q4 = nibbles32(p + 4);
-        __m256i q8 = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), dot_u8_i8(q4, q8), acc);
-    }
-    return hsum8(acc) + summs;
-#else
-    float sum = 0;
-    for (int b = 0; b < nb; b++, p += 20) {
-        uint16_t dw, mw; memcpy(&dw, p, 2); memcpy(&mw, p + 2, 2);
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            s += (p[4 + j] & 0x0F) * x[b].qs[j];
-            s += (p[4 + j] >> 4) * x[b].qs[j + 16];
+LM_INLINE void tile_avx2(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
+                         int NR, int NT, float *out, long out_stride) {
+    __m256 acc[2][4];
+    float corr[2][4];
+    for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) { acc[i][j] = _mm256_setzero_ps(); corr[i][j] = 0; }
+    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : 18;
+    for (int b = 0; b < nb; b++) {
+        __m256i q[2];
+        float dw[2], mw[2];
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *p = w0 + i * row_bytes + (long)b * bb;
+            uint16_t h; memcpy(&h, p, 2); dw[i] = lm_f16_to_f32(h);
+            if (kind == 0) { memcpy(&h, p + 2, 2); mw[i] = lm_f16_to_f32(h); q[i] = nibbles32(p + 4); }
+            else if (kind == 1) { q[i] = _mm256_loadu_si256((const __m256i *)(p + 2)); }
+            else { q[i] = _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)); }
         }
-        sum += lm_f16_to_f32(dw) * lm_f16_to_f32(x[b].d) * (float)s + lm_f16_to_f32(mw) * lm_f16_to_f32(x[b].s);
+        __m256i qa[2];
+        if (kind != 0) for (int i = 0; i < NR; i++) qa[i] = _mm256_sign_epi8(q[i], q[i]);
+        for (int j = 0; j < NT; j++) {
+            const lm_act_q8 *a = xs[j] + b;
+            __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
+            for (int i = 0; i < NR; i++) {
+                __m256 dot = kind == 0 ? dot_u8_i8(q[i], y) : dot_u8_i8(qa[i], _mm256_sign_epi8(y, q[i]));
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw[i] * a->d), dot, acc[i][j]);
+                if (kind == 0) corr[i][j] = fmaf(mw[i], a->s, corr[i][j]);
+            }
+        }
     }
-    return sum;
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[j * out_stride + i] = hsum8(acc[i][j]) + corr[i][j];
+}
 #endif
-}
 
-float lm_dot_q4_0_q8_0(int n, const void *w, const lm_block_q8_0 *x) {
-    const uint8_t *p = (const uint8_t *)w;
-    int nb = n / 32;
-    float sum = 0;
-    for (int b = 0; b < nb; b++, p += 18) {
-        uint16_t dw; memcpy(&dw, p, 2);
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            s += ((p[2 + j] & 0x0F) - 8) * x[b].qs[j];
-            s += ((p[2 + j] >> 4) - 8) * x[b].qs[j + 16];
+// The portable tile: integer sums per block, in the same block order.
+LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
+                             int NR, int NT, float *out, long out_stride) {
+    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : 18;
+    for (int i = 0; i < NR; i++) {
+        for (int j = 0; j < NT; j++) {
+            float sum = 0, corr = 0;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *p = w0 + i * row_bytes + (long)b * bb;
+                const lm_act_q8 *a = xs[j] + b;
+                uint16_t h; memcpy(&h, p, 2);
+                float d = lm_f16_to_f32(h);
+                int s = 0;
+                if (kind == 0) {
+                    uint16_t m; memcpy(&m, p + 2, 2);
+                    for (int k = 0; k < 16; k++) s += (p[4 + k] & 0x0F) * a->qs[k] + (p[4 + k] >> 4) * a->qs[k + 16];
+                    corr = fmaf(lm_f16_to_f32(m), a->s, corr);
+                } else if (kind == 1) {
+                    for (int k = 0; k < 32; k++) s += (int8_t)p[2 + k] * a->qs[k];
+                } else {
+                    for (int k = 0; k < 16; k++) s += ((p[2 + k] & 0x0F) - 8) * a->qs[k] + ((p[2 + k] >> 4) - 8) * a->qs[k + 16];
+                }
+                sum = fmaf(d * a->d, (float)s, sum);
+            }
+            out[j * out_stride + i] = sum + corr;
         }
-        sum += lm_f16_to_f32(dw) * lm_f16_to_f32(x[b].d) * (float)s;
     }
-    return sum;
 }
 
-float lm_dot_q8_0_q8_0(int n, const void *w, const lm_block_q8_0 *x) {
-    const uint8_t *p = (const uint8_t *)w;
-    int nb = n / 32;
 #ifdef LM_AVX2
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++, p += 34) {
-        uint16_t dw; memcpy(&dw, p, 2);
-        float d = lm_f16_to_f32(dw) * lm_f16_to_f32(x[b].d);
-        __m256i qa = _mm256_loadu_si256((const __m256i *)(p + 2));
-        __m256i qb = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        // signed × signed: make a unsigned by |a| and move its sign onto b.
-        __m256i ax = _mm256_sign_epi8(qa, qa), sy = _mm256_sign_epi8(qb, qa);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), dot_u8_i8(ax, sy), acc);
-    }
-    return hsum8(acc);
+#define TILE tile_avx2
 #else
-    float sum = 0;
-    for (int b = 0; b < nb; b++, p += 34) {
-        uint16_t dw; memcpy(&dw, p, 2);
-        int s = 0;
-        for (int j = 0; j < 32; j++) s += (int8_t)p[2 + j] * x[b].qs[j];
-        sum += lm_f16_to_f32(dw) * lm_f16_to_f32(x[b].d) * (float)s;
-    }
-    return sum;
+#define TILE tile_portable
 #endif
+
+// Dispatch with constant NR and NT so each tile is fully unrolled with its accumulators in registers.
+static void tile(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
+                 int nr, int nt, float *out, long out_stride) {
+#define CASE(K, R, T) if (kind == K && nr == R && nt == T) { TILE(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
+#define KIND(K) CASE(K,1,1) CASE(K,1,2) CASE(K,1,3) CASE(K,1,4) CASE(K,2,1) CASE(K,2,2) CASE(K,2,3) CASE(K,2,4)
+    KIND(0) KIND(1) KIND(2)
+#undef KIND
+#undef CASE
 }
 
+void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
+               float *out, long out_stride, int r0, int r1) {
+    const uint8_t *base = (const uint8_t *)w;
+    const uint8_t *xb = (const uint8_t *)x;
+    if (kind >= 3) {
+        // K-quants: one dot product per element against Q8_K activations.
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < batch; t++) {
+                const lm_block_q8_k *a = (const lm_block_q8_k *)(xb + (long)t * x_stride);
+                const void *row = base + (long)r * row_bytes;
+                out[(long)t * out_stride + r] = kind == 3 ? lm_dot_q4_k_q8_k(n, row, a) : lm_dot_q6_k_q8_k(n, row, a);
+            }
+        return;
+    }
+    int nb = n / 32;
+    for (int r = r0; r < r1; r += 2) {
+        int nr = r + 1 < r1 ? 2 : 1;
+        for (int t = 0; t < batch; t += 4) {
+            int nt = batch - t < 4 ? batch - t : 4;
+            const lm_act_q8 *xs[4];
+            for (int j = 0; j < nt; j++) xs[j] = (const lm_act_q8 *)(xb + (long)(t + j) * x_stride);
+            tile(kind, nb, base + (long)r * row_bytes, row_bytes, xs, nr, nt, out + (long)t * out_stride + r, out_stride);
+        }
+    }
+}
 
-// Attention of one query head over up to two ranges of rows of an F16 KV cache (a shared
-// prompt and a sequence's own tail), as llama.cpp computes it without flash attention:
-// scores = (q · k_t) * scale with q in F16 precision, softmax in F32 with a double sum,
-// weights rounded to F16, out = sum_t w_t v_t in F32. Rows are `stride` halves apart.
-void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long stride,
-                   int start1, int n1, int start2, int n2, int hd, float scale, float *scores, float *out) {
+// Attention of one query head over the first n_pos positions of a paged F16 cache: position p
+// lives in row table[p / block] * block + p % block, rows `stride` halves apart. As llama.cpp
+// computes it without flash attention: scores = (q · k) * scale with q in F16 precision,
+// softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32.
+void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
+                        int block, int n_pos, int hd, float scale, float *scores, float *out) {
     float qh[256];
-    for (int i = 0; i < hd; i++) qh[i] = lm_f16_to_f32(lm_f32_to_f16(q[i]));
-    int n_pos = n1 + n2;
+    for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
     float maxs = -INFINITY;
     for (int t = 0; t < n_pos; t++) {
-        long row = t < n1 ? start1 + t : start2 + (t - n1);
+        long row = (long)table[t / block] * block + t % block;
         const uint16_t *kt = k + row * stride;
         float s = 0;
 #if defined(LM_AVX2) && defined(__F16C__)
@@ -208,12 +235,12 @@ void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long st
     float inv = (float)(1.0 / total);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int t = 0; t < n_pos; t++) {
-        long row = t < n1 ? start1 + t : start2 + (t - n1);
-        float w = lm_f16_to_f32(lm_f32_to_f16(scores[t] * inv));
+        long row = (long)table[t / block] * block + t % block;
+        float wt = f16_round(scores[t] * inv);
         const uint16_t *vt = v + row * stride;
 #if defined(LM_AVX2) && defined(__F16C__)
         if (hd % 8 == 0) {
-            __m256 wv = _mm256_set1_ps(w);
+            __m256 wv = _mm256_set1_ps(wt);
             for (int i = 0; i < hd; i += 8) {
                 __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + i)));
                 _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, vv, _mm256_loadu_ps(out + i)));
@@ -221,33 +248,6 @@ void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long st
             continue;
         }
 #endif
-        for (int i = 0; i < hd; i++) out[i] += w * lm_f16_to_f32(vt[i]);
-    }
-}
-
-void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
-                  float scale, float *scores, float *out) {
-    lm_attention2(q, k, v, stride, 0, n_pos, 0, 0, hd, scale, scores, out);
-}
-
-// out[b * out_stride + r] = dot(row r of w, activations of token b) for r in [r0, r1) and
-// b in [0, batch): each weight row is read once for every token of the batch. `x` holds the
-// batch's quantized activations, `x_stride` bytes apart.
-void lm_matmat_rows(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
-                    float *out, long out_stride, int r0, int r1) {
-    const uint8_t *base = (const uint8_t *)w;
-    const uint8_t *xs = (const uint8_t *)x;
-    for (int r = r0; r < r1; r++) {
-        const void *row = base + (long)r * row_bytes;
-        for (int b = 0; b < batch; b++) {
-            const void *xb = xs + (long)b * x_stride;
-            float v;
-            switch (kind) {
-            case 0: v = lm_dot_q4_1_q8_1(n, row, (const lm_block_q8_1 *)xb); break;
-            case 1: v = lm_dot_q8_0_q8_0(n, row, (const lm_block_q8_0 *)xb); break;
-            default: v = lm_dot_q4_0_q8_0(n, row, (const lm_block_q8_0 *)xb); break;
-            }
-            out[(long)b * out_stride + r] = v;
-        }
+        for (int i = 0; i < hd; i++) out[i] += wt * lm_f16_to_f32(vt[i]);
     }
 }

@@ -1,49 +1,60 @@
-// Quantized dot products and activation quantization for LMEngine (ggml block layouts).
+// Quantized matrix products, paged attention and a thread pool for LMEngine (ggml block layouts).
 // AVX2/FMA when compiled for it, portable C otherwise; both give the same integer sums.
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H
 #include <stdint.h>
+#include "lm_kquants.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-// Q8_1 activation block of 32: f16 scale d, f16 s = d * sum(q), 32 int8.
-typedef struct { uint16_t d; uint16_t s; int8_t qs[32]; } lm_block_q8_1;
-// Q8_0 block of 32: f16 scale d, 32 int8.
-typedef struct { uint16_t d; int8_t qs[32]; } lm_block_q8_0;
+/// Activations of 32 values quantized to int8 as ggml's AVX2 path quantizes them (scale
+/// d = amax/127 rounded to F16, round half to even); s = d·Σq rounded to F16 (Q4_1 uses it).
+typedef struct { float d; float s; int8_t qs[32]; } lm_act_q8;
 
-/// x (n floats, n a multiple of 32) into n/32 Q8_1 blocks (round to nearest, d = amax/127).
-void lm_quantize_q8_1(const float *x, lm_block_q8_1 *y, int n);
-/// x (n floats, n a multiple of 32) into n/32 Q8_0 blocks.
-void lm_quantize_q8_0(const float *x, lm_block_q8_0 *y, int n);
+/// x (n floats, n a multiple of 32) into n/32 activation blocks.
+void lm_quantize_acts(const float *x, lm_act_q8 *y, int n);
 
-/// Dot product of a Q4_1 weight row (n/32 blocks of 20 bytes) with Q8_1 activations.
-float lm_dot_q4_1_q8_1(int n, const void *w, const lm_block_q8_1 *x);
-/// Dot product of a Q4_0 weight row (n/32 blocks of 18 bytes) with Q8_0 activations.
-float lm_dot_q4_0_q8_0(int n, const void *w, const lm_block_q8_0 *x);
-/// Dot product of a Q8_0 weight row (n/32 blocks of 34 bytes) with Q8_0 activations.
-float lm_dot_q8_0_q8_0(int n, const void *w, const lm_block_q8_0 *x);
+/// Weight kinds of lm_matmul: 0 = Q4_1, 1 = Q8_0, 2 = Q4_0 (activations lm_act_q8);
+/// 3 = Q4_K, 4 = Q6_K (activations lm_block_q8_k).
+/// out[b * out_stride + r] = row r of w · activations of token b, for r in [r0, r1) and b < batch;
+/// activations are `x_stride` bytes apart. Tiled: each pair of weight rows is read once for up
+/// to four tokens. An element's value does not depend on batch, r0 or r1.
+void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
+               float *out, long out_stride, int r0, int r1);
 
-
-/// Attention of one head (head size hd ≤ 256) over n_pos cached positions whose rows are
-/// `stride` halves apart; scores needs n_pos floats of scratch; out receives hd floats.
-void lm_attention(const float *q, const uint16_t *k, const uint16_t *v, long stride, int n_pos, int hd,
-                  float scale, float *scores, float *out);
-
-/// Attention over rows [start1, start1+n1) then [start2, start2+n2) of the cache (a shared
-/// prompt and one sequence's own tail); scores needs n1+n2 floats of scratch.
-void lm_attention2(const float *q, const uint16_t *k, const uint16_t *v, long stride,
-                   int start1, int n1, int start2, int n2, int hd, float scale, float *scores, float *out);
-
-/// out[b * out_stride + r] = dot(row r of w, activations of token b) for r in [r0, r1) and
-/// b < batch; activations are `x_stride` bytes apart. kind: 0 = Q4_1 with Q8_1 activations,
-/// 1 = Q8_0 with Q8_0, 2 = Q4_0 with Q8_0.
-void lm_matmat_rows(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
-                    float *out, long out_stride, int r0, int r1);
+/// Attention of one head over positions [0, n_pos) of a paged F16 cache: position p is row
+/// table[p / block] * block + p % block; rows are `stride` halves apart. scores: n_pos floats.
+void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
+                        int block, int n_pos, int hd, float scale, float *scores, float *out);
 
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
+
+// ---- Thread pool ----
+typedef struct lm_pool lm_pool;
+lm_pool *lm_pool_create(int threads);
+void lm_pool_destroy(lm_pool *pool);
+int lm_pool_threads(const lm_pool *pool);
+
+/// One weight matrix's product for a batch: rows split among the pool's threads.
+typedef struct {
+    int kind; int n; const void *w; long row_bytes; const void *x; long x_stride;
+    float *out; long out_stride; int rows;
+} lm_matmul_job;
+/// Runs each job for `batch` tokens; threads claim chunks of 16 rows until none is left.
+void lm_pool_matmul(lm_pool *pool, const lm_matmul_job *jobs, int count, int batch);
+
+/// One token's attention: its queries (heads × hd), its page table and length, its output.
+typedef struct { const float *q; const int32_t *table; int n_pos; float *out; } lm_attn_slot;
+typedef struct {
+    const lm_attn_slot *slots; int count; int heads; int kv_heads; int hd;
+    const uint16_t *k; const uint16_t *v; long stride; int block; float scale;
+    float *scores; int max_pos;  // scratch: threads × max_pos floats
+} lm_attn_job;
+/// Attention for every (slot, head); threads claim them one at a time. scores: threads × max_pos floats.
+void lm_pool_attention(lm_pool *pool, const lm_attn_job *job);
 
 #ifdef __cplusplus
 }

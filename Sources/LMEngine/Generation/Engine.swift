@@ -29,189 +29,170 @@ public struct Completion: Sendable {
     public var milliseconds: Double
 }
 
-/// Runs a model for one caller at a time: an actor whose methods never suspend, so a request
-/// has the model and its KV cache to itself from start to end.
+/// What an engine has done since it started: the batches it ran and what its prefix cache saved.
+public struct EngineStatistics: Sendable, Hashable, Codable {
+    /// Forward passes run, and the tokens they evaluated.
+    public var steps = 0
+    public var tokens = 0
+    /// The most tokens in one forward pass, and the most sequences decoding together.
+    public var largestBatch = 0
+    public var largestDecodeBatch = 0
+    /// Decode steps by the number of sequences decoding together: key "1", "2-3", "4-7", "8-15", "16+".
+    public var decodeBatches: [String: Int] = [:]
+    /// Sequences decoded, summed over decode steps (so the mean decode batch is this over the decode steps).
+    public var decodeSequenceSteps = 0
+    public var decodeSteps = 0
+    public var requests = 0
+    /// Prompt tokens of all requests, those found in the prefix cache, and those evaluated.
+    public var promptTokens = 0
+    public var promptTokensCached = 0
+    public var promptTokensEvaluated = 0
+    public var generatedTokens = 0
+    /// Cache blocks evicted to make room, and the cache's size.
+    public var evictions = 0
+    public var cacheTokens = 0
+    public var cacheBytes = 0
+    public var maxBatch = 0
+
+    public init() {}
+
+    /// The share of prompt tokens found in the prefix cache.
+    public var prefixHitRate: Double { promptTokens == 0 ? 0 : Double(promptTokensCached) / Double(promptTokens) }
+    public var meanDecodeBatch: Double { decodeSteps == 0 ? 0 : Double(decodeSequenceSteps) / Double(decodeSteps) }
+
+    static func bucket(_ n: Int) -> String {
+        switch n {
+        case ...1: "1"
+        case 2...3: "2-3"
+        case 4...7: "4-7"
+        case 8...15: "8-15"
+        default: "16+"
+        }
+    }
+}
+
+/// How an engine batches and caches.
+public struct EngineSettings: Sendable, Hashable {
+    /// Positions one sequence may use (prompt and continuation).
+    public var contextTokens: Int
+    /// Sequences decoded together at most (continuous batching across requests).
+    public var maxBatch: Int
+    /// Prompt tokens evaluated per step at most, beside the decoding sequences.
+    public var prefillChunk: Int
+    /// Positions the KV cache holds in all (every sequence in flight plus the prefix cache); nil
+    /// picks max(8192, 2 × contextTokens).
+    public var cacheTokens: Int?
+    public var threads: Int
+
+    public init(contextTokens: Int = 4096, maxBatch: Int = 16, prefillChunk: Int = 64, cacheTokens: Int? = nil, threads: Int = 2) {
+        self.contextTokens = contextTokens
+        self.maxBatch = maxBatch
+        self.prefillChunk = prefillChunk
+        self.cacheTokens = cacheTokens
+        self.threads = threads
+    }
+}
+
+/// Generates continuations for any number of callers at once. Requests are queued to one
+/// scheduler thread that runs the model in steps: sequences from different requests join and
+/// leave the running batch at step boundaries (continuous batching), a request's prompt is
+/// evaluated once and its `n` continuations share its cached positions, and prompts that start
+/// like an earlier one reuse its cached blocks (a prefix cache with LRU eviction).
 ///
-/// A prompt is evaluated once; its `n` continuations reuse its KV cache in turn (each one
-/// overwrites only the positions after the prompt). A new prompt reuses the cached prefix it
-/// shares with the tokens already evaluated.
-public actor Engine {
+/// A continuation's tokens depend only on its prompt, options and seed, not on what else is
+/// running: the forward pass treats every token of a batch independently.
+public final class Engine: @unchecked Sendable {
     public let model: LlamaModel
-    let session: LlamaSession
-    /// The tokens whose keys and values are in the session, in order.
-    var cached: [Int32] = []
-    nonisolated(unsafe) let scratch: UnsafeMutableBufferPointer<Float>
-    nonisolated(unsafe) let promptLogits: UnsafeMutableBufferPointer<Float>
-    public private(set) var promptTokensReused = 0
-    public private(set) var promptTokensEvaluated = 0
+    public let settings: EngineSettings
+    let scheduler: Scheduler
 
-    public init(model: LlamaModel, contextTokens: Int = 4096, threads: Int = 2) {
+    public convenience init(model: LlamaModel, contextTokens: Int = 4096, threads: Int = 2, maxBatch: Int = 16, cacheTokens: Int? = nil) {
+        self.init(model: model, settings: EngineSettings(contextTokens: contextTokens, maxBatch: maxBatch, cacheTokens: cacheTokens, threads: threads))
+    }
+
+    public init(model: LlamaModel, settings: EngineSettings) {
+        var s = settings
+        s.contextTokens = max(2, min(s.contextTokens, model.config.contextLength))
+        s.maxBatch = max(1, s.maxBatch)
+        s.prefillChunk = max(1, s.prefillChunk)
+        s.cacheTokens = max(s.cacheTokens ?? max(8192, 2 * s.contextTokens), s.contextTokens)
         self.model = model
-        session = LlamaSession(model: model, maxTokens: contextTokens, threads: threads)
-        scratch = .allocate(capacity: model.config.vocabSize)
-        promptLogits = .allocate(capacity: model.config.vocabSize)
+        self.settings = s
+        scheduler = Scheduler(model: model, settings: s)
+        scheduler.start()
     }
 
-    deinit {
-        scratch.deallocate()
-        promptLogits.deallocate()
-    }
+    deinit { scheduler.stop() }
 
-    public var contextTokens: Int { session.maxTokens }
+    public var contextTokens: Int { settings.contextTokens }
+
+    /// What the engine has done so far.
+    public func statistics() -> EngineStatistics { scheduler.statistics() }
 
     /// `n` continuations of `prompt`; continuation `i` samples with seed `options.sampler.seed + i`.
     /// With `n == 1`, `onText` receives the text as it is generated, holding back what could still
     /// turn out to be the start of a stop string.
     public func complete(prompt: [Int32], n: Int, options: CompletionOptions,
-                         onText: (@Sendable (String) -> Void)? = nil) throws -> [Completion] {
+                         onText: (@Sendable (String) -> Void)? = nil) async throws -> [Completion] {
         guard !prompt.isEmpty else { throw ModelError("the prompt is empty") }
-        guard prompt.count < session.maxTokens else {
-            throw ModelError("the prompt has \(prompt.count) tokens; the context holds \(session.maxTokens)")
+        guard prompt.count < contextTokens else {
+            throw ModelError("the prompt has \(prompt.count) tokens; the context holds \(contextTokens)")
         }
-        let clock = ContinuousClock()
-        let started = clock.now
-        try evaluate(prompt)
-        let promptTime = Self.ms(clock.now - started)
-        let lanes = session.laneCapacity(promptLength: prompt.count, laneLength: options.maxTokens)
-        var out: [Completion] = []
-        if n > 1, lanes >= 2 {
-            // The continuations decode together, a group of lanes at a time.
-            var first = 0
-            while first < n {
-                let group = Array(first..<min(n, first + lanes))
-                out += try decodeTogether(prompt: prompt, seeds: group.map { options.sampler.seed &+ UInt64($0) }, options: options,
-                                          promptShare: promptTime / Double(n))
-                first += group.count
-            }
-            session.truncate(to: prompt.count)
-            cached = prompt
-            return out
-        }
-        for i in 0..<max(1, n) {
-            var settings = options.sampler
-            settings.seed = options.sampler.seed &+ UInt64(i)
-            out.append(try decodeAlone(prompt: prompt, settings: settings, options: options,
-                                       promptShare: promptTime / Double(max(1, n)), onText: n <= 1 ? onText : nil))
-        }
-        return out
-    }
-
-    /// What one continuation has produced so far.
-    struct Lane {
-        var sampler: Sampler
-        var tokens: [Int32] = []
-        var logprobs: [SampledToken] = []
-        var stream = UTF8Stream()
-        var text = ""
-        var finish: Completion.Finish?
-        /// Characters of `text` already handed to a stream.
-        var emitted = 0
-
-        init(_ settings: SamplerSettings) { sampler = Sampler(settings) }
-
-        /// Text that is final: everything once finished, otherwise all but what could still be
-        /// the start of a stop string.
-        mutating func newText(_ options: CompletionOptions) -> String {
-            let hold = finish == nil ? max(0, (options.stop.map(\.count).max() ?? 0) - 1) : 0
-            let ready = text.count - hold
-            guard ready > emitted else { return "" }
-            let piece = String(text.dropFirst(emitted).prefix(ready - emitted))
-            emitted = ready
-            return piece
-        }
-
-        /// Samples from `logits` and records the token; sets `finish` when the lane is done.
-        mutating func step(_ logits: UnsafeMutableBufferPointer<Float>, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
-            let s = sampler.sample(logits, topLogprobs: options.topLogprobs)
-            if tokenizer.endOfGeneration.contains(s.token) { finish = .stop; return }
-            tokens.append(s.token)
-            logprobs.append(s)
-            text += stream.push(tokenizer.bytes(of: s.token))
-            if let cut = Engine.firstStop(in: text, options.stop) {
-                text = String(text[..<cut])
-                finish = .stop
-            } else if tokens.count >= options.maxTokens {
-                finish = .length
-            }
-        }
-
-        func completion(seed: UInt64, ms: Double) -> Completion {
-            var t = text
-            var s = stream
-            if finish != .stop { t += s.flush() }
-            return Completion(tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms)
-        }
-    }
-
-    /// One continuation on the session after the prompt.
-    func decodeAlone(prompt: [Int32], settings: SamplerSettings, options: CompletionOptions, promptShare: Double,
-                     onText: (@Sendable (String) -> Void)? = nil) throws -> Completion {
-        let clock = ContinuousClock()
-        let t0 = clock.now
         let vocab = model.config.vocabSize
-        var lane = Lane(settings)
-        session.truncate(to: prompt.count)
-        cached = prompt
-        _ = scratch.initialize(from: promptLogits)
-        while true {
-            lane.step(scratch, model.tokenizer, options)
-            if let onText, case let piece = lane.newText(options), !piece.isEmpty { onText(piece) }
-            if lane.finish != nil || session.position >= session.maxTokens { break }
-            try session.forward(lane.tokens.last!)
-            cached.append(lane.tokens.last!)
-            for j in 0..<vocab { scratch[j] = session.logits[j] }
+        if let bad = prompt.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw ModelError("token \(bad) is outside the vocabulary of \(vocab)")
         }
-        let done = lane.completion(seed: settings.seed, ms: Self.ms(clock.now - t0) + promptShare)
-        if let onText, done.text.count > lane.emitted { onText(String(done.text.dropFirst(lane.emitted))) }
-        return done
+        return try await withCheckedThrowingContinuation { continuation in
+            scheduler.submit(Scheduler.Request(prompt: prompt, n: max(1, n), options: options, onText: n <= 1 ? onText : nil,
+                                               continuation: continuation))
+        }
+    }
+}
+
+/// What one continuation has produced so far.
+struct Lane {
+    var sampler: Sampler
+    var tokens: [Int32] = []
+    var logprobs: [SampledToken] = []
+    var stream = UTF8Stream()
+    var text = ""
+    var finish: Completion.Finish?
+    /// Characters of `text` already handed to a stream.
+    var emitted = 0
+
+    init(_ settings: SamplerSettings) { sampler = Sampler(settings) }
+
+    /// Text that is final: everything once finished, otherwise all but what could still be
+    /// the start of a stop string.
+    mutating func newText(_ options: CompletionOptions) -> String {
+        let hold = finish == nil ? max(0, (options.stop.map(\.count).max() ?? 0) - 1) : 0
+        let ready = text.count - hold
+        guard ready > emitted else { return "" }
+        let piece = String(text.dropFirst(emitted).prefix(ready - emitted))
+        emitted = ready
+        return piece
     }
 
-    /// Several continuations decoded as one batch per step: the weights are read once per step
-    /// for all of them, and each lane attends to the shared prompt rows and its own rows.
-    func decodeTogether(prompt: [Int32], seeds: [UInt64], options: CompletionOptions, promptShare: Double) throws -> [Completion] {
-        let clock = ContinuousClock()
-        let t0 = clock.now
-        let vocab = model.config.vocabSize
-        let layout = LlamaSession.Lanes(promptLength: prompt.count, laneLength: options.maxTokens)
-        var lanes = seeds.map { seed -> Lane in
-            var s = options.sampler
-            s.seed = seed
-            return Lane(s)
+    /// Samples from `logits` and records the token; sets `finish` when the lane is done.
+    mutating func step(_ logits: UnsafeMutableBufferPointer<Float>, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
+        let s = sampler.sample(logits, topLogprobs: options.topLogprobs)
+        if tokenizer.endOfGeneration.contains(s.token) { finish = .stop; return }
+        tokens.append(s.token)
+        logprobs.append(s)
+        text += stream.push(tokenizer.bytes(of: s.token))
+        if let cut = Lane.firstStop(in: text, options.stop) {
+            text = String(text[..<cut])
+            finish = .stop
+        } else if tokens.count >= options.maxTokens {
+            finish = .length
         }
-        for i in lanes.indices {
-            _ = scratch.initialize(from: promptLogits)
-            lanes[i].step(scratch, model.tokenizer, options)
-        }
-        var step = 0
-        while true {
-            let active = lanes.indices.filter { lanes[$0].finish == nil }
-            if active.isEmpty { break }
-            try session.forward(lanes: active, tokens: active.map { lanes[$0].tokens.last! }, step: step, layout: layout)
-            for (j, i) in active.enumerated() {
-                let row = session.laneLogits + j * vocab
-                for t in 0..<vocab { scratch[t] = row[t] }
-                lanes[i].step(scratch, model.tokenizer, options)
-            }
-            step += 1
-        }
-        let each = Self.ms(clock.now - t0) / Double(seeds.count) + promptShare
-        return zip(lanes, seeds).map { $0.completion(seed: $1, ms: each) }
     }
 
-    /// Brings the KV cache to `prompt`, keeping the prefix it shares with what is cached, and
-    /// leaves the logits after the prompt in `promptLogits`.
-    func evaluate(_ prompt: [Int32]) throws {
-        var common = 0
-        while common < min(cached.count, prompt.count), cached[common] == prompt[common] { common += 1 }
-        common = min(common, prompt.count - 1)  // the last token is evaluated for its logits
-        session.truncate(to: common)
-        cached.removeLast(cached.count - common)
-        promptTokensReused += common
-        let rest = Array(prompt[common...])
-        try session.forward(rest)
-        cached += rest
-        promptTokensEvaluated += rest.count
-        for j in 0..<model.config.vocabSize { promptLogits[j] = session.logits[j] }
+    func completion(seed: UInt64, ms: Double) -> Completion {
+        var t = text
+        var s = stream
+        if finish != .stop { t += s.flush() }
+        return Completion(tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms)
     }
 
     static func firstStop(in text: String, _ stops: [String]) -> String.Index? {
@@ -221,7 +202,9 @@ public actor Engine {
         }
         return best
     }
+}
 
+extension Lane {
     static func ms(_ d: Duration) -> Double {
         Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }

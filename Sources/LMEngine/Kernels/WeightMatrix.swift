@@ -1,4 +1,3 @@
-import Dispatch
 import GGUF
 import CKernels
 
@@ -24,12 +23,18 @@ struct WeightMatrix: @unchecked Sendable {
         rowBytes = t.byteCount / rows
     }
 
-    /// The activation format this type's dot product takes, as llama.cpp pairs them.
-    var kernel: Int32? {
+    /// The activation format of this type's product, as llama.cpp pairs them.
+    enum Activations { case q8, q8k, float }
+
+    /// `lm_matmul`'s kind for this type, with the activations it takes; nil for types
+    /// computed from dequantized rows.
+    var kernel: (kind: Int32, acts: Activations)? {
         switch type {
-        case .q4_1: 0
-        case .q8_0: 1
-        case .q4_0: 2
+        case .q4_1: (0, .q8)
+        case .q8_0: (1, .q8)
+        case .q4_0: (2, .q8)
+        case .q4_K: (3, .q8k)
+        case .q6_K: (4, .q8k)
         default: nil
         }
     }
@@ -45,81 +50,77 @@ struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-/// Matrix–vector products on a fixed number of threads, with the activation buffers allocated once.
-final class MatVec: @unchecked Sendable {
+/// Matrix products for a batch of tokens on a persistent thread pool. An input is quantized
+/// once for every matrix that reads it (Q, K and V read the same normed input; so do gate and
+/// up), and the matrices' rows are shared among the threads in one pool job.
+final class Products: @unchecked Sendable {
+    let pool: OpaquePointer
     let threads: Int
-    private let q81: UnsafeMutablePointer<lm_block_q8_1>
-    private let q80: UnsafeMutablePointer<lm_block_q8_0>
-    private let rowScratch: UnsafeMutablePointer<Float>
-    private let maxCols: Int
-
-    /// Tokens a batched product takes at most.
+    let maxCols: Int
     let maxBatch: Int
+    private let q8: UnsafeMutablePointer<lm_act_q8>
+    private let q8k: UnsafeMutablePointer<lm_block_q8_k>
+    private let rowScratch: UnsafeMutablePointer<Float>
+    private var jobs: [lm_matmul_job] = []
 
-    init(maxCols: Int, threads: Int, maxBatch: Int = 1) {
+    init(maxCols: Int, threads: Int, maxBatch: Int) {
         self.threads = max(1, threads)
         self.maxCols = maxCols
         self.maxBatch = max(1, maxBatch)
-        q81 = .allocate(capacity: (maxCols / 32 + 1) * self.maxBatch)
-        q80 = .allocate(capacity: (maxCols / 32 + 1) * self.maxBatch)
-        rowScratch = .allocate(capacity: maxCols * self.threads)
+        pool = lm_pool_create(Int32(self.threads))
+        q8 = .allocate(capacity: (maxCols / 32 + 1) * self.maxBatch)
+        q8k = .allocate(capacity: (maxCols / 256 + 1) * self.maxBatch)
+        rowScratch = .allocate(capacity: maxCols)
+        jobs.reserveCapacity(4)
     }
 
     deinit {
-        q81.deallocate()
-        q80.deallocate()
+        lm_pool_destroy(pool)
+        q8.deallocate()
+        q8k.deallocate()
         rowScratch.deallocate()
     }
 
-    /// `out = W x`: the batched product with a batch of one.
-    func apply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        apply(w, batch: 1, x, out)
+    /// `outs[i][b] = ws[i] · x[b]` for `batch` tokens; rows of x are `ws[0].cols` apart, rows of
+    /// `outs[i]` are `ws[i].rows` apart. Each element is computed the same way whatever the batch.
+    func apply(_ ws: [WeightMatrix], batch: Int, _ x: UnsafePointer<Float>, _ outs: [UnsafeMutablePointer<Float>]) {
+        let cols = ws[0].cols
+        precondition(cols <= maxCols && batch <= maxBatch && ws.allSatisfy { $0.cols == cols })
+        var quantized8 = false, quantizedK = false
+        jobs.removeAll(keepingCapacity: true)
+        for (w, out) in zip(ws, outs) {
+            guard let (kind, acts) = w.kernel else {
+                applyDequantized(w, batch: batch, x, out)
+                continue
+            }
+            let acts8 = acts == .q8
+            if acts8, !quantized8 {
+                for b in 0..<batch { lm_quantize_acts(x + b * cols, q8 + b * (cols / 32), Int32(cols)) }
+                quantized8 = true
+            }
+            if !acts8, !quantizedK {
+                for b in 0..<batch { lm_quantize_q8_k(x + b * cols, q8k + b * (cols / 256), Int32(cols)) }
+                quantizedK = true
+            }
+            let (base, stride): (UnsafeRawPointer, Int) = acts8
+                ? (UnsafeRawPointer(q8), cols / 32 * MemoryLayout<lm_act_q8>.stride)
+                : (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
+            jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.base, row_bytes: w.rowBytes, x: base, x_stride: stride,
+                                      out: out, out_stride: w.rows, rows: Int32(w.rows)))
+        }
+        if !jobs.isEmpty { lm_pool_matmul(pool, jobs, Int32(jobs.count), Int32(batch)) }
     }
 
-    /// `out[b] = W x[b]` for `batch` tokens (rows of x `w.cols` apart, rows of out `w.rows` apart),
-    /// each element computed exactly as `apply` computes it.
-    func apply(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        precondition(w.cols <= maxCols && batch <= maxBatch)
-        guard let kernel = w.kernel else {
-            for b in 0..<batch { applyDequantized(w, x + b * w.cols, out + b * w.rows) }
-            return
-        }
-        let n = Int32(w.cols)
-        let blocks = w.cols / 32
-        let acts: UnsafeRawPointer
-        let stride: Int
-        if kernel == 0 {
-            for b in 0..<batch { lm_quantize_q8_1(x + b * w.cols, q81 + b * blocks, n) }
-            acts = UnsafeRawPointer(q81)
-            stride = blocks * MemoryLayout<lm_block_q8_1>.stride
-        } else {
-            for b in 0..<batch { lm_quantize_q8_0(x + b * w.cols, q80 + b * blocks, n) }
-            acts = UnsafeRawPointer(q80)
-            stride = blocks * MemoryLayout<lm_block_q8_0>.stride
-        }
-        let chunks = min(threads, w.rows)
-        let per = (w.rows + chunks - 1) / chunks
-        nonisolated(unsafe) let out = out, a = acts
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let r0 = c * per, r1 = min(w.rows, r0 + per)
-            guard r0 < r1 else { return }
-            lm_matmat_rows(kernel, n, w.base, w.rowBytes, a, stride, Int32(batch), out, w.rows, Int32(r0), Int32(r1))
-        }
-    }
-
-    /// Types without a quantized kernel: each row dequantized to F32, then a plain dot product.
-    func applyDequantized(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
-        let chunks = min(threads, w.rows)
-        let per = (w.rows + chunks - 1) / chunks
-        nonisolated(unsafe) let x = x, out = out
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let r0 = c * per, r1 = min(w.rows, r0 + per)
-            let scratch = rowScratch + c * maxCols
-            for r in r0..<r1 {
-                w.row(r, into: scratch)
+    /// Types without a quantized kernel (F32, F16 and the other quantizations): each row
+    /// dequantized to F32, then plain dot products in a fixed order.
+    func applyDequantized(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        for r in 0..<w.rows {
+            w.row(r, into: rowScratch)
+            for b in 0..<batch {
+                let xb = x + b * w.cols
                 var s: Float = 0
-                for i in 0..<w.cols { s += scratch[i] * x[i] }
-                out[r] = s
+                for i in 0..<w.cols { s += rowScratch[i] * xb[i] }
+                out[b * w.rows + r] = s
             }
         }
     }

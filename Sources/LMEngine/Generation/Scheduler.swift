@@ -1,0 +1,311 @@
+import Foundation
+
+/// The engine's scheduler: a thread that owns the model's evaluator and the KV cache and runs
+/// steps. Each step evaluates one token for every decoding sequence (whatever request it
+/// belongs to) plus up to `prefillChunk` prompt tokens of admitted requests, then samples.
+///
+/// Memory is promised before it is used: a prompt is admitted only when the cache can hold all
+/// of it, and a continuation starts only when the cache can hold it to its token limit, so a
+/// step never runs out of blocks. Requests are admitted first come, first served.
+final class Scheduler: @unchecked Sendable {
+    final class Request {
+        let prompt: [Int32]
+        let n: Int
+        let options: CompletionOptions
+        let onText: (@Sendable (String) -> Void)?
+        let continuation: CheckedContinuation<[Completion], any Error>
+        let received = ContinuousClock.now
+        let sequence = CachedSequence()
+        /// Blocks the prompt may hold.
+        var limit = 0
+        var promptLogits: [Float] = []
+        /// Continuations started so far, and their results by index.
+        var started = 0
+        var results: [Completion?]
+        var unfinished: Int
+
+        init(prompt: [Int32], n: Int, options: CompletionOptions, onText: (@Sendable (String) -> Void)?,
+             continuation: CheckedContinuation<[Completion], any Error>) {
+            self.prompt = prompt
+            self.n = n
+            self.options = options
+            self.onText = onText
+            self.continuation = continuation
+            results = Array(repeating: nil, count: n)
+            unfinished = n
+        }
+    }
+
+    /// A continuation being decoded.
+    final class Running {
+        let request: Request
+        let index: Int
+        var lane: Lane
+        let sequence = CachedSequence()
+        var limit = 0
+        init(_ request: Request, _ index: Int) {
+            self.request = request
+            self.index = index
+            var s = request.options.sampler
+            s.seed = request.options.sampler.seed &+ UInt64(index)
+            lane = Lane(s)
+        }
+    }
+
+    let model: LlamaModel
+    let settings: EngineSettings
+    let cache: KVCache
+    let evaluator: Evaluator
+    let scratch: UnsafeMutableBufferPointer<Float>
+
+    private let lock = NSCondition()
+    private var incoming: [Request] = []
+    private var stopping = false
+    private var stats = EngineStatistics()
+
+    // Owned by the scheduler thread.
+    private var waiting: [Request] = []
+    private var prefilling: [Request] = []
+    /// Requests whose prompt is done and that still have continuations to start.
+    private var starting: [Request] = []
+    private var decoding: [Running] = []
+
+    init(model: LlamaModel, settings: EngineSettings) {
+        self.model = model
+        self.settings = settings
+        let c = model.config
+        cache = KVCache(layers: c.layers, kvDim: c.kvHeads * c.headDim, tokens: settings.cacheTokens ?? settings.contextTokens)
+        evaluator = Evaluator(model: model, capacity: settings.maxBatch + settings.prefillChunk,
+                              maxPositions: settings.contextTokens, threads: settings.threads)
+        scratch = .allocate(capacity: c.vocabSize)
+        stats.cacheTokens = cache.blocks * KVCache.blockSize
+        stats.cacheBytes = cache.bytes
+        stats.maxBatch = settings.maxBatch
+    }
+
+    deinit { scratch.deallocate() }
+
+    func start() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "prs-engine"
+        thread.start()
+    }
+
+    func stop() {
+        lock.lock()
+        stopping = true
+        lock.signal()
+        lock.unlock()
+    }
+
+    func submit(_ r: Request) {
+        lock.lock()
+        incoming.append(r)
+        lock.signal()
+        lock.unlock()
+    }
+
+    func statistics() -> EngineStatistics {
+        lock.lock()
+        defer { lock.unlock() }
+        return stats
+    }
+
+    private var idle: Bool { waiting.isEmpty && prefilling.isEmpty && starting.isEmpty && decoding.isEmpty }
+
+    private func loop() {
+        while true {
+            lock.lock()
+            while incoming.isEmpty && idle && !stopping { lock.wait() }
+            let stop = stopping
+            waiting += incoming
+            incoming.removeAll()
+            lock.unlock()
+            if stop {
+                for r in waiting + prefilling + starting + decoding.map(\.request) where r.unfinished > 0 {
+                    r.unfinished = 0
+                    r.continuation.resume(throwing: ModelError("the engine was shut down"))
+                }
+                return
+            }
+            step()
+        }
+    }
+
+    /// Blocks promised to sequences in flight and not yet taken.
+    private var promised: Int {
+        prefilling.reduce(0) { $0 + $1.limit - $1.sequence.table.count }
+            + decoding.reduce(0) { $0 + $1.limit - $1.sequence.table.count }
+    }
+
+    private func blocks(_ positions: Int) -> Int { (positions + KVCache.blockSize - 1) / KVCache.blockSize }
+
+    private var busy: Bool { !prefilling.isEmpty || !starting.isEmpty || !decoding.isEmpty }
+
+    /// Sequences that will want a decode slot soon: decoding, waiting to start, or being prefilled.
+    private var demand: Int {
+        decoding.count + starting.reduce(0) { $0 + $1.n - $1.started } + prefilling.reduce(0) { $0 + $1.n }
+    }
+
+    private func admit() {
+        while let r = waiting.first {
+            if busy, demand >= settings.maxBatch { return }
+            let limit = blocks(r.prompt.count)
+            if cache.available - promised < limit {
+                if busy { return }
+                waiting.removeFirst()
+                fail(r, ModelError("the prompt's \(r.prompt.count) tokens do not fit in the KV cache of \(cache.blocks * KVCache.blockSize) tokens"))
+                continue
+            }
+            waiting.removeFirst()
+            r.limit = limit
+            let found = r.sequence.attach(r.prompt, cache: cache)
+            lock.lock()
+            stats.requests += 1
+            stats.promptTokens += r.prompt.count
+            stats.promptTokensCached += found
+            lock.unlock()
+            prefilling.append(r)
+        }
+    }
+
+    /// Starts continuations whose prompt is done, as batch room and memory allow.
+    private func startContinuations() {
+        outer: while let r = starting.first {
+            while r.started < r.n {
+                if decoding.count >= settings.maxBatch { return }
+                let total = min(settings.contextTokens, r.prompt.count + r.options.maxTokens)
+                let shared = r.sequence.computed / KVCache.blockSize
+                let limit = blocks(total)
+                if cache.available - promised < limit - shared {
+                    if !decoding.isEmpty || !prefilling.isEmpty { return }
+                    // Nothing else will free memory: this continuation can never start.
+                    starting.removeFirst()
+                    release(r)
+                    fail(r, ModelError("a continuation of \(total) tokens does not fit in the KV cache of \(cache.blocks * KVCache.blockSize) tokens"))
+                    continue outer
+                }
+                let run = Running(r, r.started)
+                r.started += 1
+                run.limit = limit
+                guard run.sequence.fork(from: r.sequence, cache: cache) else { preconditionFailure("a promised block was missing") }
+                _ = scratch.initialize(from: r.promptLogits)
+                sample(run)
+                if run.lane.finish != nil { finish(run) } else { decoding.append(run) }
+            }
+            starting.removeFirst()
+            release(r)
+        }
+    }
+
+    /// Samples the next token of `run` from `scratch`, ending it at its limits.
+    private func sample(_ run: Running) {
+        let before = run.lane.tokens.count
+        run.lane.step(scratch, model.tokenizer, run.request.options)
+        if run.lane.tokens.count > before { run.sequence.tokens.append(run.lane.tokens[before]) }
+        if run.lane.finish == nil, run.sequence.computed >= settings.contextTokens { run.lane.finish = .length }
+        stream(run)
+    }
+
+    private func release(_ r: Request) {
+        r.sequence.release(cache)
+        r.limit = 0
+    }
+
+    private func step() {
+        admit()
+        startContinuations()
+        if decoding.isEmpty && prefilling.isEmpty { return }
+        var slots: [Evaluator.Slot] = []
+        var tables: [Int32] = []
+        // One token for every decoding sequence.
+        for run in decoding {
+            let s = run.sequence
+            guard s.reserveNext(cache) else { preconditionFailure("a promised block was missing") }
+            slots.append(Evaluator.Slot(token: s.tokens[s.computed], position: s.computed, tableOffset: tables.count, wantsLogits: true))
+            tables += s.table
+        }
+        // Then prompt tokens, first come first served.
+        var budget = settings.prefillChunk
+        var chunks: [(Request, Int)] = []
+        for r in prefilling where budget > 0 {
+            let s = r.sequence
+            let n = min(budget, s.tokens.count - s.computed)
+            let offset = tables.count
+            for j in 0..<n {
+                let p = s.computed + j
+                if p / KVCache.blockSize >= s.table.count {
+                    guard let b = cache.allocate() else { preconditionFailure("a promised block was missing") }
+                    s.table.append(b)
+                }
+                slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset, wantsLogits: p == s.tokens.count - 1))
+            }
+            tables += s.table
+            chunks.append((r, n))
+            budget -= n
+        }
+        evaluator.run(slots, tables: tables, cache: cache)
+        let vocab = model.config.vocabSize
+        var row = 0
+        var finished: [Running] = []
+        for run in decoding {
+            run.sequence.advance(cache)
+            let logits = evaluator.logits + row * vocab
+            for t in 0..<vocab { scratch[t] = logits[t] }
+            row += 1
+            sample(run)
+            if run.lane.finish != nil { finished.append(run) }
+        }
+        var evaluatedPrompt = 0
+        for (r, n) in chunks {
+            for _ in 0..<n { r.sequence.advance(cache) }
+            evaluatedPrompt += n
+            if r.sequence.computed == r.prompt.count {
+                r.promptLogits = Array(UnsafeBufferPointer(start: evaluator.logits + row * vocab, count: vocab))
+                row += 1
+                prefilling.removeAll { $0 === r }
+                starting.append(r)
+            }
+        }
+        lock.lock()
+        stats.steps += 1
+        stats.tokens += slots.count
+        stats.largestBatch = max(stats.largestBatch, slots.count)
+        stats.promptTokensEvaluated += evaluatedPrompt
+        stats.evictions = cache.evictions
+        if !decoding.isEmpty {
+            stats.decodeSteps += 1
+            stats.decodeSequenceSteps += decoding.count
+            stats.largestDecodeBatch = max(stats.largestDecodeBatch, decoding.count)
+            stats.decodeBatches[EngineStatistics.bucket(decoding.count), default: 0] += 1
+        }
+        lock.unlock()
+        for run in finished { finish(run) }
+        decoding.removeAll { $0.lane.finish != nil }
+    }
+
+    private func stream(_ run: Running) {
+        guard let onText = run.request.onText else { return }
+        let piece = run.lane.newText(run.request.options)
+        if !piece.isEmpty { onText(piece) }
+    }
+
+    private func finish(_ run: Running) {
+        run.sequence.release(cache)
+        let r = run.request
+        let ms = Lane.ms(ContinuousClock.now - r.received)
+        let done = run.lane.completion(seed: run.lane.sampler.settings.seed, ms: ms)
+        lock.lock()
+        stats.generatedTokens += done.tokens.count
+        lock.unlock()
+        if let onText = r.onText, done.text.count > run.lane.emitted { onText(String(done.text.dropFirst(run.lane.emitted))) }
+        r.results[run.index] = done
+        r.unfinished -= 1
+        if r.unfinished == 0 { r.continuation.resume(returning: r.results.map { $0! }) }
+    }
+
+    private func fail(_ r: Request, _ error: any Error) {
+        r.unfinished = 0
+        r.continuation.resume(throwing: error)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+/// One sequence evaluated token by token or in chunks, with a cache of its own: the plain
+/// forward pass, for reference comparisons and benchmarks. Generation goes through `Engine`.
+public final class LlamaSession: @unchecked Sendable {
+    public let model: LlamaModel
+    public let maxTokens: Int
+    /// Tokens evaluated together at most.
+    public let chunk: Int
+    let cache: KVCache
+    let sequence = CachedSequence()
+    let evaluator: Evaluator
+
+    /// The next position.
+    public var position: Int { sequence.computed }
+    /// The logits after the last token evaluated.
+    public var logits: UnsafeMutablePointer<Float> { evaluator.logits }
+
+    public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 32) {
+        self.model = model
+        self.maxTokens = min(maxTokens, model.config.contextLength)
+        self.chunk = max(1, chunk)
+        cache = KVCache(layers: model.config.layers, kvDim: model.config.kvHeads * model.config.headDim, tokens: self.maxTokens)
+        evaluator = Evaluator(model: model, capacity: self.chunk, maxPositions: self.maxTokens, threads: threads)
+    }
+
+    /// Evaluates `token` at the next position.
+    public func forward(_ token: Int32) throws { try forward([token]) }
+
+    /// Evaluates `tokens` at the next positions; `logits` then holds the logits after the last one.
+    public func forward(_ tokens: [Int32]) throws {
+        let c = model.config
+        guard position + tokens.count <= maxTokens else {
+            throw ModelError("the sequence is full (\(maxTokens) tokens; \(position) used, \(tokens.count) more asked)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+            throw ModelError("token \(bad) is outside the vocabulary of \(c.vocabSize)")
+        }
+        var i = 0
+        while i < tokens.count {
+            let n = min(chunk, tokens.count - i)
+            var slots: [Evaluator.Slot] = []
+            sequence.tokens += tokens[i..<(i + n)]
+            for j in 0..<n {
+                guard sequence.reserveNext(cache) else { throw ModelError("the cache is full") }
+                slots.append(Evaluator.Slot(token: tokens[i + j], position: sequence.computed, tableOffset: 0, wantsLogits: j == n - 1))
+                sequence.computed += 1
+            }
+            sequence.computed -= n
+            evaluator.run(slots, tables: sequence.table, cache: cache)
+            for _ in 0..<n { sequence.advance(cache) }
+            i += n
+        }
+    }
+}
