@@ -40,16 +40,17 @@ public enum RunFiles {
     }
 
     public static func writeSummary(_ s: StrategySummary, failures: [(String, String)], counts: [ItemState: Int],
-                                    interrupted: Bool, to directory: URL) throws {
+                                    interrupted: Bool, engine: EngineReport? = nil, to directory: URL) throws {
         struct Failure: Encodable { var id: String; var error: String }
         struct File: Encodable {
             var strategies: [StrategySummary]
             var items: [String: Int]
             var failures: [Failure]
             var interrupted: Bool
+            var engine: EngineReport?
         }
         let file = File(strategies: [s], items: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
-                        failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted)
+                        failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted, engine: engine)
         try write(try prettyJSON(file), to: directory.appendingPathComponent("summary.json"), what: "the summary")
     }
 }

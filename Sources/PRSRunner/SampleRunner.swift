@@ -14,6 +14,8 @@ public struct RunOutcome: Sendable {
     public var counts: [ItemState: Int]
     /// Why the run stopped early, when it was not a signal.
     public var stopReason: String?
+    /// The in-process engine's batching and prefix-cache figures, when the policy runs in-process.
+    public var engine: EngineReport?
 }
 
 /// Runs a tree sampler over a prompt set with a bounded number of prompts in flight, on a
@@ -30,8 +32,12 @@ public struct SampleRunner: Sendable {
     public let concurrency: Int
     public let maxAttempts: Int
     public let logger: Logger
+    /// Reads the in-process engine's figures at the end of the run (nil when there is none).
+    public let engineReport: @Sendable () -> EngineReport?
 
-    public init(sampler: TreeSampler, concurrency: Int, maxAttempts: Int = 3, logger: Logger) {
+    public init(sampler: TreeSampler, concurrency: Int, maxAttempts: Int = 3, logger: Logger,
+                engineReport: @escaping @Sendable () -> EngineReport? = { nil }) {
+        self.engineReport = engineReport
         self.sampler = sampler
         self.concurrency = max(1, concurrency)
         self.maxAttempts = max(1, maxAttempts)
@@ -156,13 +162,14 @@ public struct SampleRunner: Sendable {
         let summary = StrategySummary(strategy: strategy, budget: sampler.config.budget, trees: trees,
                                       failed: failures.count, wallTimeSeconds: wallTime)
         let counts = try store.counts()
+        let engine = engineReport()
         do {
             try RunFiles.writeTrees(trees, to: directory)
-            try RunFiles.writeSummary(summary, failures: failures, counts: counts, interrupted: interrupted, to: directory)
+            try RunFiles.writeSummary(summary, failures: failures, counts: counts, interrupted: interrupted, engine: engine, to: directory)
         } catch where stopReason != nil {
             logger.error("cannot write the run files either", metadata: ["error": "\(error)"])
         }
-        return RunOutcome(summary: summary, failures: failures, interrupted: interrupted, counts: counts, stopReason: stopReason)
+        return RunOutcome(summary: summary, failures: failures, interrupted: interrupted, counts: counts, stopReason: stopReason, engine: engine)
     }
 
     static func seconds(_ d: Duration) -> Double {

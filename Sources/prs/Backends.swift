@@ -11,6 +11,9 @@ struct BackendOptions {
     var template: String?
     var contextTokens = 4096
     var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Embedded engine: sequences decoded together, and KV cache positions (nil: the engine's defaults).
+    var maxBatch: Int?
+    var cacheTokens: Int?
 }
 
 /// The concrete backends of a run, built from specs. The only place that names them.
@@ -57,7 +60,8 @@ struct Backends {
                 apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
         case .embedded(let path):
             do {
-                return try EmbeddedGenerator(path: path, template: options.template, contextTokens: options.contextTokens, threads: options.threads)
+                return try EmbeddedGenerator(path: path, template: options.template, contextTokens: options.contextTokens, threads: options.threads,
+                                             maxBatch: options.maxBatch, cacheTokens: options.cacheTokens)
             } catch {
                 throw CLIFailure.badInput("policy embedded:\(path): \(error)")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LMEngine
 import Logging
 import PRSBackends
 import PRSCore
@@ -55,6 +56,8 @@ struct SampleOptions: ParsableArguments {
     @Option(help: "Retries of a failed request (default 4).") var retries: Int?
     @Option(help: "Chat template for an embedded model: chatml, llama3, mistral or gemma (default: recognised from the file).") var template: String?
     @Option(help: "Threads of the embedded engine (default: all cores).") var threads: Int?
+    @Option(name: .customLong("max-batch"), help: "Sequences the embedded engine decodes together, across requests (default 16).") var maxBatch: Int?
+    @Option(name: .customLong("kv-cache-tokens"), help: "Positions the embedded engine's KV cache holds, prefix cache included (default max(8192, 2 × context)).") var kvCacheTokens: Int?
     @Flag(name: .customLong("skip-invalid"), help: "Skip and count bad prompt lines instead of refusing to start.") var skipInvalid = false
     @Option(help: "Take part I of N of the prompt set (by a hash of each id), e.g. 0/4; join shard runs with prs merge.") var shard: String?
     @Flag(help: "Reuse a run directory started with other settings (the new settings are recorded).") var force = false
@@ -94,7 +97,11 @@ struct SampleJob {
 
     func run(backends: Backends) async throws -> RunOutcome {
         let sampler = TreeSampler(config: settings.strategy, policy: backends.policy, feedback: backends.feedback, reward: backends.reward)
-        let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, logger: logger)
+        // The in-process engine serving this run (the policy's, or else a judge's or critic's).
+        let engine = (backends.policy as? EmbeddedGenerator)?.engine ?? EmbeddedGenerator.loadedEngines.first
+        engine?.resetStatistics()
+        let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, logger: logger,
+                                  engineReport: { engine.map { Self.report($0.statistics()) } })
         let display = ProgressDisplay(logger: logger)
         logger.info("sampling", metadata: [
             "strategy": "\(settings.strategy.kind.rawValue)", "budget": "\(settings.strategy.budget)",
@@ -110,8 +117,16 @@ struct SampleJob {
         return outcome
     }
 
+    static func report(_ s: EngineStatistics) -> EngineReport {
+        EngineReport(requests: s.requests, steps: s.steps, largestDecodeBatch: s.largestDecodeBatch, meanDecodeBatch: s.meanDecodeBatch,
+                     largestBatch: s.largestBatch, decodeBatches: s.decodeBatches, maxBatch: s.maxBatch, promptTokens: s.promptTokens,
+                     promptTokensCached: s.promptTokensCached, prefixHitRate: s.prefixHitRate, generatedTokens: s.generatedTokens,
+                     evictions: s.evictions, cacheTokens: s.cacheTokens)
+    }
+
     /// Prints the state counts and turns an unfinished run into the contract's exit status.
     static func report(_ outcome: RunOutcome, settings: SampleSettings, items: Int) throws {
+        if let engine = outcome.engine { print(engine.line) }
         print(RunSetup.describe(outcome.counts))
         print("wrote \(settings.out)/run.sqlite, trees.jsonl and summary.json")
         if let reason = outcome.stopReason {

@@ -19,6 +19,8 @@ struct SampleSettings {
     var template: String?
     var contextTokens: Int
     var threads: Int
+    var maxBatch: Int?
+    var cacheTokens: Int?
     var shard: Shard?
     var force: Bool
     var durability: RunStore.Durability
@@ -46,7 +48,7 @@ struct SampleSettings {
 
     var backendOptions: BackendOptions {
         BackendOptions(concurrency: concurrency, timeout: timeout, retries: retries, template: template,
-                       contextTokens: contextTokens, threads: threads)
+                       contextTokens: contextTokens, threads: threads, maxBatch: maxBatch, cacheTokens: cacheTokens)
     }
 
     enum FeedbackSpec: CustomStringConvertible {
@@ -152,6 +154,14 @@ struct SampleSettings {
                 template: flags.template ?? file.template,
                 contextTokens: file.contextTokens ?? 4096,
                 threads: flags.threads ?? file.threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                maxBatch: try (flags.maxBatch ?? file.maxBatch).map { n in
+                    guard n >= 1 else { throw CLIFailure.badInput("max-batch must be at least 1, got \(n)") }
+                    return n
+                },
+                cacheTokens: try (flags.kvCacheTokens ?? file.kvCacheTokens).map { n in
+                    guard n >= 16 else { throw CLIFailure.badInput("kv-cache-tokens must be at least 16, got \(n)") }
+                    return n
+                },
                 shard: try (flags.shard ?? file.shard).map { text in
                     do { return try Shard(text) } catch let e as ConfigError { throw CLIFailure.badInput(e.description) }
                 },
@@ -201,6 +211,8 @@ struct ConfigFile: Decodable {
     var template: String?
     var contextTokens: Int?
     var threads: Int?
+    var maxBatch: Int?
+    var kvCacheTokens: Int?
     var normalize: Bool?
     var shard: String?
     var durability: String?
@@ -212,6 +224,7 @@ struct ConfigFile: Decodable {
         case prompts, out, strategy, budget, split, policy, reward, feedback, concurrency, seed
         case temperature, stop, timeout, retries, templates, template, threads, normalize, shard, durability
         case maxAttempts = "max_attempts"
+        case maxBatch = "max_batch", kvCacheTokens = "kv_cache_tokens"
         case contextTokens = "context_tokens"
         case maxTokens = "max_tokens", topK = "top_k", topP = "top_p", minP = "min_p"
         case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
@@ -231,6 +244,7 @@ struct ConfigFile: Decodable {
         template = try opt(.template); contextTokens = try opt(.contextTokens); threads = try opt(.threads)
         normalize = try opt(.normalize); shard = try opt(.shard); durability = try opt(.durability)
         maxAttempts = try opt(.maxAttempts)
+        maxBatch = try opt(.maxBatch); kvCacheTokens = try opt(.kvCacheTokens)
         // split may be written 4,4 (a string) or [4, 4] (a list).
         if let list = try? c.decodeIfPresent([Int].self, forKey: .split) {
             split = list.map(String.init).joined(separator: ",")

@@ -129,6 +129,9 @@ public final class Engine: @unchecked Sendable {
     /// What the engine has done so far.
     public func statistics() -> EngineStatistics { scheduler.statistics() }
 
+    /// Starts the figures afresh (a new run on a long-lived engine); the cache keeps its contents.
+    public func resetStatistics() { scheduler.resetStatistics() }
+
     /// `n` continuations of `prompt`; continuation `i` samples with seed `options.sampler.seed + i`.
     /// With `n == 1`, `onText` receives the text as it is generated, holding back what could still
     /// turn out to be the start of a stop string.

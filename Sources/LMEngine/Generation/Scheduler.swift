@@ -62,6 +62,9 @@ final class Scheduler: @unchecked Sendable {
     private var incoming: [Request] = []
     private var stopping = false
     private var stats = EngineStatistics()
+    /// Evictions before the last reset (scheduler thread), and whether a reset awaits it (under the lock).
+    private var evictionBase = 0
+    private var resetEvictions = false
 
     // Owned by the scheduler thread.
     private var waiting: [Request] = []
@@ -102,6 +105,17 @@ final class Scheduler: @unchecked Sendable {
         lock.lock()
         incoming.append(r)
         lock.signal()
+        lock.unlock()
+    }
+
+    func resetStatistics() {
+        lock.lock()
+        let kept = stats
+        stats = EngineStatistics()
+        stats.cacheTokens = kept.cacheTokens
+        stats.cacheBytes = kept.cacheBytes
+        stats.maxBatch = kept.maxBatch
+        resetEvictions = true
         lock.unlock()
     }
 
@@ -272,7 +286,11 @@ final class Scheduler: @unchecked Sendable {
         stats.tokens += slots.count
         stats.largestBatch = max(stats.largestBatch, slots.count)
         stats.promptTokensEvaluated += evaluatedPrompt
-        stats.evictions = cache.evictions
+        if resetEvictions {
+            evictionBase = cache.evictions
+            resetEvictions = false
+        }
+        stats.evictions = cache.evictions - evictionBase
         if !decoding.isEmpty {
             stats.decodeSteps += 1
             stats.decodeSequenceSteps += decoding.count

@@ -6,7 +6,8 @@ import PRSCore
 ///
 /// Messages are rendered with the model's chat template (or one named), and `n` is native:
 /// the prompt is evaluated once and its KV cache serves the `n` continuations, with seeds
-/// `seed, seed+1, …`. One engine per model file serves every request in turn.
+/// `seed, seed+1, …`. One engine per model file serves every request of the process (policy,
+/// judge and feedback alike), batching requests in flight together.
 public struct EmbeddedGenerator: TextGenerator {
     public let identity: String
     public let engine: Engine
@@ -14,7 +15,8 @@ public struct EmbeddedGenerator: TextGenerator {
     let tokenizer: Tokenizer
 
     /// Loads `path` (once per process for the same path and context size).
-    public init(path: String, template name: String? = nil, contextTokens: Int = 4096, threads: Int = 2) throws {
+    public init(path: String, template name: String? = nil, contextTokens: Int = 4096, threads: Int = 2,
+                maxBatch: Int? = nil, cacheTokens: Int? = nil) throws {
         let model = try EngineCache.shared.model(path)
         if let name {
             guard let t = ChatTemplate.named(name) else {
@@ -28,7 +30,9 @@ public struct EmbeddedGenerator: TextGenerator {
             template = try ChatTemplate.recognise(jinja)
         }
         tokenizer = model.tokenizer
-        engine = EngineCache.shared.engine(path, model: model, contextTokens: contextTokens, threads: threads)
+        var settings = EngineSettings(contextTokens: contextTokens, cacheTokens: cacheTokens, threads: threads)
+        if let maxBatch { settings.maxBatch = maxBatch }
+        engine = EngineCache.shared.engine(path, model: model, settings: settings)
         identity = "embedded:\(path)"
     }
 
@@ -62,6 +66,9 @@ public struct EmbeddedGenerator: TextGenerator {
         }
     }
 
+    /// The engines loaded in this process, by model path.
+    public static var loadedEngines: [Engine] { EngineCache.shared.all }
+
     func piece(_ t: Int32) -> String { String(decoding: tokenizer.bytes(of: t, special: true), as: UTF8.self) }
 }
 
@@ -81,12 +88,19 @@ final class EngineCache: @unchecked Sendable {
         return m
     }
 
-    func engine(_ path: String, model: LlamaModel, contextTokens: Int, threads: Int) -> Engine {
+    /// The engine of `path` with this context size; the first caller's batch and cache settings win.
+    var all: [Engine] {
         lock.lock()
         defer { lock.unlock() }
-        let key = "\(path)#\(contextTokens)"
+        return engines.sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    func engine(_ path: String, model: LlamaModel, settings: EngineSettings) -> Engine {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = "\(path)#\(settings.contextTokens)"
         if let e = engines[key] { return e }
-        let e = Engine(model: model, contextTokens: contextTokens, threads: threads)
+        let e = Engine(model: model, settings: settings)
         engines[key] = e
         return e
     }
