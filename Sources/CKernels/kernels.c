@@ -13,7 +13,9 @@
 
 float lm_f16_to_f32(uint16_t h) {
 #if defined(__F16C__)
-    return _cvtsh_ss(h);
+    // Through a zero-extending move: _cvtsh_ss inserts into a live register, and that false
+    // dependency chains every block of a dot product to the previous one.
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
 #endif
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
@@ -50,6 +52,15 @@ uint16_t lm_f32_to_f16(float f) {
     return sign | (uint16_t)(e << 10) | (uint16_t)h;
 #endif
 }
+
+// Every F16 value as F32, for the weights' block scales: a table load has no dependency on
+// earlier work, where a scalar F16C conversion merges into a live register and so chains
+// each block of a product to the one before.
+static float f16_table[65536];
+__attribute__((constructor)) static void fill_f16_table(void) {
+    for (int i = 0; i < 65536; i++) f16_table[i] = lm_f16_to_f32((uint16_t)i);
+}
+static inline float scale_at(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return f16_table[h]; }
 
 static inline float block_amax(const float *v) {
     float amax = 0;
@@ -109,8 +120,8 @@ LM_INLINE void tile_avx2(int kind, int nb, const uint8_t *w0, long row_bytes, co
         float dw[2], mw[2];
         for (int i = 0; i < NR; i++) {
             const uint8_t *p = w0 + i * row_bytes + (long)b * bb;
-            uint16_t h; memcpy(&h, p, 2); dw[i] = lm_f16_to_f32(h);
-            if (kind == 0) { memcpy(&h, p + 2, 2); mw[i] = lm_f16_to_f32(h); q[i] = nibbles32(p + 4); }
+            dw[i] = scale_at(p);
+            if (kind == 0) { mw[i] = scale_at(p + 2); q[i] = nibbles32(p + 4); }
             else if (kind == 1) { q[i] = _mm256_loadu_si256((const __m256i *)(p + 2)); }
             else { q[i] = _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)); }
         }
@@ -193,6 +204,13 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
     int nb = n / 32;
     for (int r = r0; r < r1; r += 2) {
         int nr = r + 1 < r1 ? 2 : 1;
+#if defined(__SSE__)
+        // The pair of rows two tiles ahead of their use.
+        if (r + 5 < r1) {
+            const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes);
+            for (long o = 0; o < 2 * row_bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+        }
+#endif
         for (int t = 0; t < batch; t += 4) {
             int nt = batch - t < 4 ? batch - t : 4;
             const lm_act_q8 *xs[4];
@@ -202,29 +220,52 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
     }
 }
 
+#if defined(LM_AVX2) && defined(__F16C__)
+// Sums each of 8 vectors: out lane i = sum of a[i]'s lanes, added as ((0+1)+(2+3))+((4+5)+(6+7))
+// whatever the other vectors hold, so a score does not depend on its neighbours.
+static inline __m256 sum8x8(const __m256 a[8]) {
+    __m256 s0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    __m256 s1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    __m256 lo = _mm256_permute2f128_ps(s0, s1, 0x20), hi = _mm256_permute2f128_ps(s0, s1, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+#endif
+
 // Attention of one query head over the first n_pos positions of a paged F16 cache: position p
 // lives in row table[p / block] * block + p % block, rows `stride` halves apart. As llama.cpp
 // computes it without flash attention: scores = (q · k) * scale with q in F16 precision,
-// softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32.
+// softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32. Each score and
+// each output is computed the same way whatever n_pos is.
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
                         int block, int n_pos, int hd, float scale, float *scores, float *out) {
     float qh[256];
     for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
     float maxs = -INFINITY;
-    for (int t = 0; t < n_pos; t++) {
-        long row = (long)table[t / block] * block + t % block;
-        const uint16_t *kt = k + row * stride;
-        float s = 0;
 #if defined(LM_AVX2) && defined(__F16C__)
-        if (hd % 8 == 0) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int i = 0; i < hd; i += 8) {
-                __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + i)));
-                acc = _mm256_fmadd_ps(kv, _mm256_loadu_ps(qh + i), acc);
+    if (hd % 8 == 0) {
+        // Eight positions at a time: one accumulator each, summed together at the end.
+        for (int t0 = 0; t0 < n_pos; t0 += 8) {
+            __m256 acc[8];
+            for (int j = 0; j < 8; j++) {
+                acc[j] = _mm256_setzero_ps();
+                int t = t0 + j;
+                if (t >= n_pos) continue;
+                const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
+                for (int i = 0; i < hd; i += 8)
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + i))), _mm256_loadu_ps(qh + i), acc[j]);
             }
-            s = hsum8(acc);
-        } else
+            float sums[8];
+            _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc), _mm256_set1_ps(scale)));
+            for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
+                scores[t0 + j] = sums[j];
+                if (sums[j] > maxs) maxs = sums[j];
+            }
+        }
+    } else
 #endif
+    for (int t = 0; t < n_pos; t++) {
+        const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
+        float s = 0;
         for (int i = 0; i < hd; i++) s += qh[i] * lm_f16_to_f32(kt[i]);
         s *= scale;
         scores[t] = s;
@@ -233,11 +274,25 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
     double total = 0;
     for (int t = 0; t < n_pos; t++) { float e = expf(scores[t] - maxs); scores[t] = e; total += e; }
     float inv = (float)(1.0 / total);
+#if defined(LM_AVX2) && defined(__F16C__)
+    if (hd == 64) {
+        // The output stays in registers across positions.
+        __m256 o[8];
+        for (int i = 0; i < 8; i++) o[i] = _mm256_setzero_ps();
+        for (int t = 0; t < n_pos; t++) {
+            const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
+            __m256 wv = _mm256_set1_ps(f16_round(scores[t] * inv));
+            for (int i = 0; i < 8; i++)
+                o[i] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))), o[i]);
+        }
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + 8 * i, o[i]);
+        return;
+    }
+#endif
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int t = 0; t < n_pos; t++) {
-        long row = (long)table[t / block] * block + t % block;
+        const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
         float wt = f16_round(scores[t] * inv);
-        const uint16_t *vt = v + row * stride;
 #if defined(LM_AVX2) && defined(__F16C__)
         if (hd % 8 == 0) {
             __m256 wv = _mm256_set1_ps(wt);

@@ -17,7 +17,7 @@ enum { KQ_N = 256, KQ_Q4K_BYTES = 144, KQ_Q6K_BYTES = 210 };
 
 static inline float kq_f16_to_f32(uint16_t h) {
 #if defined(__F16C__)
-    return _cvtsh_ss(h);
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));  // no false dependency, unlike _cvtsh_ss
 #else
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
     if (exp == 0) {

@@ -32,6 +32,7 @@ typedef struct {
     int count;
     lm_matmul_job jobs[LM_MAX_JOBS];
     int first_chunk[LM_MAX_JOBS + 1];
+    int chunk_rows[LM_MAX_JOBS];
     lm_attn_job attn;
 } task;
 
@@ -55,8 +56,8 @@ static void run_chunk(const task *t, int chunk, int thread) {
         int j = 0;
         while (chunk >= t->first_chunk[j + 1]) j++;
         const lm_matmul_job *job = &t->jobs[j];
-        int r0 = (chunk - t->first_chunk[j]) * LM_MATMUL_ROWS;
-        int r1 = r0 + LM_MATMUL_ROWS < job->rows ? r0 + LM_MATMUL_ROWS : job->rows;
+        int r0 = (chunk - t->first_chunk[j]) * t->chunk_rows[j];
+        int r1 = r0 + t->chunk_rows[j] < job->rows ? r0 + t->chunk_rows[j] : job->rows;
         lm_matmul(job->kind, job->n, job->w, job->row_bytes, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
     } else {
         const lm_attn_job *a = &t->attn;
@@ -165,7 +166,12 @@ void lm_pool_matmul(lm_pool *p, const lm_matmul_job *jobs, int count, int batch)
     t->first_chunk[0] = 0;
     for (int j = 0; j < count; j++) {
         t->jobs[j] = jobs[j];
-        t->first_chunk[j + 1] = t->first_chunk[j] + (jobs[j].rows + LM_MATMUL_ROWS - 1) / LM_MATMUL_ROWS;
+        // About four chunks per thread: long contiguous runs of weight rows for the prefetcher,
+        // and enough chunks that a descheduled thread's share is taken by the others.
+        int rows = jobs[j].rows / (4 * p->threads);
+        rows = rows < LM_MATMUL_ROWS ? LM_MATMUL_ROWS : (rows + 1) & ~1;
+        t->chunk_rows[j] = rows;
+        t->first_chunk[j + 1] = t->first_chunk[j] + (jobs[j].rows + rows - 1) / rows;
     }
     run(p, t->first_chunk[count]);
 }

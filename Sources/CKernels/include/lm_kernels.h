@@ -43,7 +43,7 @@ typedef struct {
     int kind; int n; const void *w; long row_bytes; const void *x; long x_stride;
     float *out; long out_stride; int rows;
 } lm_matmul_job;
-/// Runs each job for `batch` tokens; threads claim chunks of 16 rows until none is left.
+/// Runs each job for `batch` tokens; threads claim chunks of rows (about four per thread) until none is left.
 void lm_pool_matmul(lm_pool *pool, const lm_matmul_job *jobs, int count, int batch);
 
 /// One token's attention: its queries (heads × hd), its page table and length, its output.

@@ -81,13 +81,28 @@ public struct Sampler: Sendable {
         return SampledToken(token: chosen, logprob: logits[Int(chosen)] - logZ, top: top)
     }
 
-    /// The distribution the draw uses (after temperature, top-k, top-p, min-p), as (token, probability),
-    /// most likely first. Exposed so tests can compare draws against it.
+    /// The distribution the draw uses (after temperature, top-k, top-p, min-p), as (token, probability):
+    /// most likely first, except without top-k and top-p, where the order is the vocabulary's (no
+    /// sort of the whole vocabulary is needed then). Exposed so tests can compare draws against it.
     public func distribution(_ logits: UnsafeBufferPointer<Float>) -> [(Int32, Double)] {
         let s = settings
         let k = s.topK > 0 ? min(s.topK, logits.count) : logits.count
-        var cands = Self.largest(logits, k).map { ($0, Double(logits[Int($0)]) / Double(s.temperature)) }
-        let m = cands[0].1
+        var cands: [(Int32, Double)]
+        if k == logits.count {
+            // Every token is a candidate: keep those min-p would keep anyway, sorted only for top-p.
+            var m = -Float.infinity
+            for v in logits where v > m { m = v }
+            let floor = s.minP > 0 ? Double(m) / Double(s.temperature) + log(Double(s.minP)) : -Double.infinity
+            cands = []
+            for i in logits.indices {
+                let scaled = Double(logits[i]) / Double(s.temperature)
+                if scaled >= floor { cands.append((Int32(i), scaled)) }
+            }
+            if s.topP < 1 { cands.sort { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) } }
+        } else {
+            cands = Self.largest(logits, k).map { ($0, Double(logits[Int($0)]) / Double(s.temperature)) }
+        }
+        let m = cands.map(\.1).max()!
         var probs = cands.map { exp($0.1 - m) }
         var total = probs.reduce(0, +)
         probs = probs.map { $0 / total }
@@ -100,8 +115,11 @@ public struct Sampler: Sendable {
             }
         }
         if s.minP > 0 {
-            let floor = probs[0] * Double(s.minP)
-            keep = min(keep, probs.prefix(keep).count { $0 >= floor })
+            let floor = probs.max()! * Double(s.minP)
+            let kept = zip(cands, probs).prefix(keep).filter { $0.1 >= floor }
+            cands = kept.map(\.0)
+            probs = kept.map(\.1)
+            keep = cands.count
         }
         cands = Array(cands.prefix(max(1, keep)))
         probs = Array(probs.prefix(max(1, keep)))
