@@ -6,7 +6,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup build test demo bench-engine bench-concurrency clean
+.PHONY: setup build test demo bench-engine bench-run bench-concurrency clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,12 @@ BENCH_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 BENCH_ARGS  ?= --prompt-tokens 200 --gen 128 --n 8 --threads 2
 bench-engine: setup build
 	bash scripts/bench-engine.sh $(BENCH_MODEL) $(BENCH_ARGS)
+
+# A whole prs sample run (16 prompts, PRS budget 8, 8 in flight, 2 threads) against llama.cpp's
+# own llama-server (8 slots, continuous batching; built once by scripts/llama-server.sh) and with
+# the embedded engine: wall time, tokens, peak RSS and the speed-up.
+bench-run: setup build
+	bash scripts/bench-run.sh
 
 # One prs sample run against a llama.cpp server (llama-cpp-python's), K prompts in flight against one at a time.
 bench-concurrency: setup build

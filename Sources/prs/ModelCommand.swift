@@ -209,8 +209,16 @@ struct Model: AsyncParsableCommand {
             let outs = try await engine.complete(prompt: prompt, n: n, options: CompletionOptions(
                 maxTokens: gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)))
             let nway = Double(outs.reduce(0) { $0 + $1.tokens.count }) / seconds(clock.now - t0)
-            struct Out: Encodable { var prompt_tokens_per_s: Double; var decode_tokens_per_s: Double; var nway_tokens_per_s: Double; var peak_rss_mb: Double }
-            let out = Out(prompt_tokens_per_s: promptRate, decode_tokens_per_s: decodeRate, nway_tokens_per_s: nway, peak_rss_mb: Bench.peakRSSMegabytes())
+            struct Out: Encodable {
+                var prompt_tokens_per_s: Double; var decode_tokens_per_s: Double; var nway_tokens_per_s: Double; var peak_rss_mb: Double
+                /// The memory target's parts: the model file, and the KV cache the N-way work fills (F16 keys and values).
+                var model_file_mb: Double; var kv_cache_mb: Double
+            }
+            let c = llama.config
+            let kvBytes = Double(2 * c.layers * c.kvHeads * c.headDim * 2 * (promptTokens + n * gen))
+            let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int).flatMap { $0 } ?? 0
+            let out = Out(prompt_tokens_per_s: promptRate, decode_tokens_per_s: decodeRate, nway_tokens_per_s: nway, peak_rss_mb: Bench.peakRSSMegabytes(),
+                          model_file_mb: Double(fileBytes) / 1_048_576, kv_cache_mb: kvBytes / 1_048_576)
             if json { print(try Model.json(out)); return }
             print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB", promptRate, decodeRate, n, nway, out.peak_rss_mb))
         }

@@ -27,9 +27,9 @@ public struct PromptTemplates: Sendable, Hashable {
 
     public static let standard = PromptTemplates(
         conditioned: "{prompt}\n\nHow I would like the answer: {preference}",
+        // The feedback and refinement requests start with the same text (request, preference,
+        // draft), so an engine with a prefix cache evaluates it once for both.
         feedback: """
-            You are reviewing a draft answer for a user.
-
             Request:
             {prompt}
 
@@ -39,8 +39,9 @@ public struct PromptTemplates: Sendable, Hashable {
             Draft answer:
             {draft}
 
-            In two or three sentences, say where the draft falls short of the user's preference \
-            and what exactly should change. Give feedback only; do not write a new answer.
+            You are reviewing the draft answer for the user. In two or three sentences, say where \
+            the draft falls short of the user's preference and what exactly should change. Give \
+            feedback only; do not write a new answer.
             """,
         refine: """
             Request:

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# One whole `prs sample` run (PRS, budget 8, 48-token responses, K prompts in flight) made twice
+# on the same prompts, model and thread count: against llama.cpp's own llama-server (2 threads,
+# 8 parallel slots, continuous batching; built by scripts/llama-server.sh) and with the embedded
+# engine (--policy embedded:..., --threads 2). The two runs go one after the other, never at the
+# same time. Prints wall time, generated tokens, peak RSS and the speed-up, plus the embedded
+# run's engine statistics when its summary.json has them. Tokens: llama-server's own count from
+# its log (its usage field covers one choice of an n>1 request); the embedded run's summary.
+# RSS: "engine" is llama-server's VmHWM or the embedded prs process; "prs" is the prs process
+# (for the llama-server run, only the HTTP client). Run it on an otherwise idle machine: with
+# other work on the cores, llama.cpp's spinning worker threads can slow down many times over.
+# Usage: scripts/bench-run.sh [PROMPTS_FILE] [COUNT] [K]
+#   PROMPTS_FILE  default examples/prefs-heldout.jsonl; topped up from examples/prefs-train.jsonl
+#                 when it has fewer than COUNT lines
+#   COUNT         prompts (default 16)
+#   K             prompts in flight, --concurrency (default 8)
+# Environment: BENCH_MODEL (default models/SmolLM2-135M-Instruct.Q4_1.gguf), BENCH_KEEP=1 keeps
+# the run directories and logs (their path is printed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROMPTS=${1:-examples/prefs-heldout.jsonl}; COUNT=${2:-16}; K=${3:-8}
+MODEL=${BENCH_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+TOPUP=examples/prefs-train.jsonl
+THREADS=2; SLOTS=8; CTX=16384
+PRS=.build/release/prs
+PY=.venv/bin/python
+log() { printf '[bench-run] %s\n' "$*" >&2; }
+
+[ -f "$MODEL" ] || { log "no model at $MODEL (run scripts/setup.sh)"; exit 1; }
+[ -x "$PRS" ] || { log "no $PRS (run make build)"; exit 1; }
+SERVER_BIN=$(bash scripts/llama-server.sh)
+
+TMP=$(mktemp -d)
+SERVER=
+cleanup() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+head -n "$COUNT" "$PROMPTS" > "$TMP/prompts.jsonl"
+have=$(grep -c . "$TMP/prompts.jsonl" || true)
+if [ "$have" -lt "$COUNT" ] && [ "$(realpath "$PROMPTS")" != "$(realpath "$TOPUP")" ]; then
+  head -n "$((COUNT - have))" "$TOPUP" >> "$TMP/prompts.jsonl"
+fi
+COUNT=$(grep -c . "$TMP/prompts.jsonl")
+
+# Runs one `prs sample` (arguments after the name) and writes NAME.json with its wall seconds,
+# exit status and peak RSS (the child's own ru_maxrss, from wait4).
+measure() {
+  local name=$1; shift
+  "$PY" - "$TMP/$name.json" "$TMP/$name.log" "$@" <<'PY'
+import json, os, subprocess, sys, time
+out, logfile, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(logfile, "w") as log:
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+json.dump({"wall_s": wall, "rc": os.waitstatus_to_exitcode(status), "rss_mb": usage.ru_maxrss / 1024}, open(out, "w"))
+PY
+  local rc
+  rc=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["rc"])' "$TMP/$name.json")
+  if [ "$rc" != 0 ]; then
+    log "$name: prs sample exited with $rc; its log ends with:"; tail -n 20 "$TMP/$name.log" >&2; exit 1
+  fi
+}
+sample_args=(sample --prompts "$TMP/prompts.jsonl" --strategy prs --budget 8 --max-tokens 48 --reward rubric
+  --feedback self --seed 3 --concurrency "$K")
+
+# (a) llama-server on a loopback port.
+PORT=$((20000 + RANDOM % 20000))
+log "starting llama-server on 127.0.0.1:$PORT ($THREADS threads, $SLOTS slots, continuous batching, context $CTX)"
+"$SERVER_BIN" -m "$MODEL" --host 127.0.0.1 --port "$PORT" -t "$THREADS" -tb "$THREADS" -np "$SLOTS" -cb -c "$CTX" \
+  > "$TMP/server.log" 2>&1 &
+SERVER=$!
+for i in $(seq 1 600); do
+  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
+  kill -0 "$SERVER" 2>/dev/null || { log "llama-server exited; its log ends with:"; tail -n 20 "$TMP/server.log" >&2; exit 1; }
+  [ "$i" = 600 ] && { log "llama-server did not answer /health in 5 minutes"; exit 1; }
+  sleep 0.5
+done
+
+# (b) prs sample against it; the server's peak RSS is read just before it stops.
+log "prs sample against llama-server: $COUNT prompts, --concurrency $K"
+measure server "$PRS" "${sample_args[@]}" --out "$TMP/run-server" --policy "openai:http://127.0.0.1:$PORT/v1"
+server_rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER/status")
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+
+# (c) the same run with the embedded engine.
+log "prs sample with the embedded engine: $COUNT prompts, --concurrency $K, --threads $THREADS"
+measure embedded "$PRS" "${sample_args[@]}" --out "$TMP/run-embedded" --policy "embedded:$MODEL" --threads "$THREADS"
+
+# (d) the table.
+"$PY" - "$TMP" "$server_rss_kb" "$COUNT" "$K" "$THREADS" "$SLOTS" <<'PY'
+import json, os, re, sys
+tmp, server_rss_kb, count, k, threads, slots = sys.argv[1], int(sys.argv[2]), *sys.argv[3:7]
+
+def load(name):
+    m = json.load(open(os.path.join(tmp, name + ".json")))
+    try:
+        summary = json.load(open(os.path.join(tmp, "run-" + name, "summary.json")))
+    except (OSError, ValueError):
+        summary = {}
+    strategies = summary.get("strategies") or [{}]
+    return m, summary, strategies[0]
+
+server, server_summary, server_strategy = load("server")
+embedded, embedded_summary, embedded_strategy = load("embedded")
+print(f"prs sample: {count} prompts, PRS budget 8, 48 max tokens, rubric reward, --concurrency {k}, {threads} threads")
+print(f"{'':22}{'wall s':>9}{'tokens':>9}{'tok/s':>9}{'engine RSS MB':>15}{'prs RSS MB':>12}")
+
+# Generated tokens: llama-server's usage counts one choice of an n>1 request only, so its side is
+# the sum of the server's own per-request timings ("eval time = ... / N tokens" in its log).
+server_tokens = 0
+for line in open(os.path.join(tmp, "server.log"), errors="replace"):
+    m = re.search(r"(?<!prompt )eval time =.*/\s*(\d+) tokens", line)
+    if m:
+        server_tokens += int(m.group(1))
+if server_tokens:
+    server_strategy = dict(server_strategy, completion_tokens=server_tokens)
+
+def row(label, m, strategy, engine_rss):
+    tokens = strategy.get("completion_tokens")
+    tok = f"{tokens:9d}" if isinstance(tokens, int) else f"{'-':>9}"
+    rate = f"{tokens / m['wall_s']:9.1f}" if isinstance(tokens, int) else f"{'-':>9}"
+    print(f"{label:22}{m['wall_s']:9.1f}{tok}{rate}{engine_rss:15.1f}{m['rss_mb']:12.1f}")
+
+row(f"llama-server (-np {slots})", server, server_strategy, server_rss_kb / 1024)
+row("embedded", embedded, embedded_strategy, embedded["rss_mb"])
+print(f"speed-up (llama-server time / embedded time): {server['wall_s'] / embedded['wall_s']:.2f}x")
+for label, strategy in [("llama-server", server_strategy), ("embedded", embedded_strategy)]:
+    if "mean_best_reward" in strategy:
+        print(f"mean best reward, {label}: {strategy['mean_best_reward']:.3f}")
+
+engine = embedded_summary.get("engine", embedded_strategy.get("engine"))
+if isinstance(engine, dict) and engine:
+    print("embedded engine statistics:")
+    def order(key):  # histogram buckets like "1", "2-3", "16+" by their lower bound
+        m = re.match(r"\d+", key)
+        return (0, int(m.group()), key) if m else (1, 0, key)
+    def show(obj, prefix=""):
+        for key, value in sorted(obj.items(), key=lambda kv: order(kv[0])):
+            if isinstance(value, dict):
+                show(value, f"{prefix}{key}.")
+            elif isinstance(value, float):
+                print(f"  {prefix}{key}: {value:.4g}")
+            else:
+                print(f"  {prefix}{key}: {value}")
+    show(engine)
+PY
