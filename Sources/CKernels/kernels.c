@@ -313,3 +313,121 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
         for (int i = 0; i < hd; i++) out[i] += wt * lm_f16_to_f32(vt[i]);
     }
 }
+
+#if defined(LM_AVX2) && defined(__F16C__)
+// The query heads that share key/value head `kvh` (grouped-query attention), 64 wide: each key
+// and value row is converted from F16 once for all of them. Every number is computed exactly as
+// lm_attention_paged computes it for one head, so the two give identical results.
+void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
+                          const int32_t *table, int block, int n_pos, float scale, float *scores, float *out) {
+    float qh[8][64];
+    float maxs[8];
+    for (int g = 0; g < group; g++) {
+        for (int i = 0; i < 64; i++) qh[g][i] = f16_round(q[g * 64 + i]);
+        maxs[g] = -INFINITY;
+    }
+    for (int t0 = 0; t0 < n_pos; t0 += 8) {
+        __m256 acc[8][8];
+        for (int j = 0; j < 8; j++) {
+            int t = t0 + j;
+            if (t >= n_pos) { for (int g = 0; g < group; g++) acc[g][j] = _mm256_setzero_ps(); continue; }
+            const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
+            __m256 kf[8];
+            for (int i = 0; i < 8; i++) kf[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + 8 * i)));
+            for (int g = 0; g < group; g++) {
+                __m256 s = _mm256_setzero_ps();
+                for (int i = 0; i < 8; i++) s = _mm256_fmadd_ps(kf[i], _mm256_loadu_ps(qh[g] + 8 * i), s);
+                acc[g][j] = s;
+            }
+        }
+        for (int g = 0; g < group; g++) {
+            float sums[8];
+            _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc[g]), _mm256_set1_ps(scale)));
+            for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
+                scores[g * n_pos + t0 + j] = sums[j];
+                if (sums[j] > maxs[g]) maxs[g] = sums[j];
+            }
+        }
+    }
+    float inv[8];
+    for (int g = 0; g < group; g++) {
+        float *sc = scores + g * n_pos;
+        double total = 0;
+        for (int t = 0; t < n_pos; t++) { float e = expf(sc[t] - maxs[g]); sc[t] = e; total += e; }
+        inv[g] = (float)(1.0 / total);
+        for (int i = 0; i < 64; i++) out[g * 64 + i] = 0;
+    }
+    // Values sixteen rows at a time: converted once, then applied to each head in position order.
+    float vf[16][64];
+    for (int t0 = 0; t0 < n_pos; t0 += 16) {
+        int m = n_pos - t0 < 16 ? n_pos - t0 : 16;
+        for (int j = 0; j < m; j++) {
+            int t = t0 + j;
+            const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(vf[j] + 8 * i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))));
+        }
+        for (int g = 0; g < group; g++) {
+            __m256 o[8];
+            for (int i = 0; i < 8; i++) o[i] = _mm256_loadu_ps(out + g * 64 + 8 * i);
+            const float *sc = scores + g * n_pos + t0;
+            for (int j = 0; j < m; j++) {
+                __m256 wv = _mm256_set1_ps(f16_round(sc[j] * inv[g]));
+                for (int i = 0; i < 8; i++) o[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(vf[j] + 8 * i), o[i]);
+            }
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + g * 64 + 8 * i, o[i]);
+        }
+    }
+}
+#endif
+
+#ifdef LM_AVX2
+// e^x for x ≤ 0 (8 lanes), to about 2 ulp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
+// Taylor polynomial, 2^n through the exponent bits; below -87 it is 0.
+static inline __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+#endif
+
+float lm_log_sum_exp(const float *x, int n) {
+    float m = -INFINITY;
+    int i = 0;
+#ifdef LM_AVX2
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mv);
+    for (int j = 0; j < 8; j++) if (lanes[j] > m) m = lanes[j];
+#endif
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    if (m == -INFINITY) return m;
+    double total = 0;
+    i = 0;
+#ifdef LM_AVX2
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    __m256 mb = _mm256_set1_ps(m);
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb));
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double parts[4];
+    _mm256_storeu_pd(parts, _mm256_add_pd(s0, s1));
+    total = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+#endif
+    for (; i < n; i++) total += (double)expf(x[i] - m);
+    return m + (float)log(total);
+}

@@ -59,6 +59,15 @@ static void run_chunk(const task *t, int chunk, int thread) {
         int r0 = (chunk - t->first_chunk[j]) * t->chunk_rows[j];
         int r1 = r0 + t->chunk_rows[j] < job->rows ? r0 + t->chunk_rows[j] : job->rows;
         lm_matmul(job->kind, job->n, job->w, job->row_bytes, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
+    } else if (t->kind == 2) {
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+        // One item per (token, key/value head): the query heads of a group together.
+        const lm_attn_job *a = &t->attn;
+        const lm_attn_slot *s = &a->slots[chunk / a->kv_heads];
+        int kvh = chunk % a->kv_heads, group = a->heads / a->kv_heads;
+        lm_attention_group64(s->q + (long)kvh * group * 64, group, a->k + (long)kvh * 64, a->v + (long)kvh * 64, a->stride,
+                             s->table, a->block, s->n_pos, a->scale, a->scores + (long)thread * a->max_pos, s->out + (long)kvh * group * 64);
+#endif
     } else {
         const lm_attn_job *a = &t->attn;
         const lm_attn_slot *s = &a->slots[chunk / a->heads];
@@ -177,7 +186,17 @@ void lm_pool_matmul(lm_pool *p, const lm_matmul_job *jobs, int count, int batch)
 }
 
 void lm_pool_attention(lm_pool *p, const lm_attn_job *job) {
-    p->t.kind = 1;
     p->t.attn = *job;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    // Grouped when there are enough (token, key/value head) items to share among the threads;
+    // both ways give identical numbers.
+    int group = job->heads / job->kv_heads;
+    if (job->hd == 64 && group > 1 && group <= 8 && job->count * job->kv_heads >= 4 * p->threads) {
+        p->t.kind = 2;
+        run(p, job->count * job->kv_heads);
+        return;
+    }
+#endif
+    p->t.kind = 1;
     run(p, job->count * job->heads);
 }

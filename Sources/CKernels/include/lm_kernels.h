@@ -29,6 +29,14 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
                         int block, int n_pos, int hd, float scale, float *scores, float *out);
 
+/// log Σ exp(x[i]) over n values: the maximum taken out, the exponentials summed in double.
+float lm_log_sum_exp(const float *x, int n);
+
+/// The `group` query heads (64 wide, consecutive in q and out) sharing one key/value head;
+/// identical results to lm_attention_paged per head. scores: group × n_pos floats.
+void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
+                          const int32_t *table, int block, int n_pos, float scale, float *scores, float *out);
+
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
 
@@ -51,7 +59,7 @@ typedef struct { const float *q; const int32_t *table; int n_pos; float *out; } 
 typedef struct {
     const lm_attn_slot *slots; int count; int heads; int kv_heads; int hd;
     const uint16_t *k; const uint16_t *v; long stride; int block; float scale;
-    float *scores; int max_pos;  // scratch: threads × max_pos floats
+    float *scores; int max_pos;  // scratch: threads × max_pos floats (max_pos ≥ heads/kv_heads × positions)
 } lm_attn_job;
 /// Attention for every (slot, head); threads claim them one at a time. scores: threads × max_pos floats.
 void lm_pool_attention(lm_pool *pool, const lm_attn_job *job);

@@ -17,6 +17,8 @@ final class Evaluator: @unchecked Sendable {
     /// Positions a sequence may have at most.
     let maxPositions: Int
     let products: Products
+    /// Attention scratch per thread: every query head of a group over every position.
+    let scoreStride: Int
 
     struct Slot {
         var token: Int32
@@ -54,7 +56,8 @@ final class Evaluator: @unchecked Sendable {
         ropeSin = .allocate(capacity: b * c.ropeDim / 2)
         logits = .allocate(capacity: b * c.vocabSize)
         products = Products(maxCols: max(c.dim, c.hiddenDim), threads: threads, maxBatch: b)
-        scores = .allocate(capacity: products.threads * (maxPositions + 1))
+        scoreStride = (c.heads / c.kvHeads) * (maxPositions + 1)
+        scores = .allocate(capacity: products.threads * scoreStride)
         qkv = model.layers.map { [$0.wq, $0.wk, $0.wv] }
         gateUp = model.layers.map { [$0.gate, $0.up] }
         wo = model.layers.map { [$0.wo] }
@@ -108,7 +111,7 @@ final class Evaluator: @unchecked Sendable {
                     }
                     var job = lm_attn_job(slots: attnBuffer.baseAddress!, count: Int32(batch), heads: Int32(c.heads),
                                           kv_heads: Int32(c.kvHeads), hd: Int32(hd), k: cache.keys[l], v: cache.values[l],
-                                          stride: kvDim, block: Int32(bs), scale: scale, scores: scores, max_pos: Int32(maxPositions + 1))
+                                          stride: kvDim, block: Int32(bs), scale: scale, scores: scores, max_pos: Int32(scoreStride))
                     lm_pool_attention(products.pool, &job)
                     products.apply(wo[l], batch: batch, att, projOut)
                     for j in 0..<(batch * dim) { x[j] += proj[j] }

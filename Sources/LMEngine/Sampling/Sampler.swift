@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// How to choose the next token from logits.
@@ -139,11 +140,7 @@ public struct Sampler: Sendable {
     }
 
     static func logSumExp(_ logits: UnsafeMutableBufferPointer<Float>) -> Float {
-        var m = -Float.infinity
-        for v in logits where v > m { m = v }
-        var sum: Double = 0
-        for v in logits { sum += Double(expf(v - m)) }
-        return m + Float(log(sum))
+        lm_log_sum_exp(logits.baseAddress!, Int32(logits.count))
     }
 
     /// Indices of the `k` largest values, largest first (ties: lower index first).

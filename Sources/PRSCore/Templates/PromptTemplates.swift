@@ -27,28 +27,25 @@ public struct PromptTemplates: Sendable, Hashable {
 
     public static let standard = PromptTemplates(
         conditioned: "{prompt}\n\nHow I would like the answer: {preference}",
-        // The feedback and refinement requests start with the same text (request, preference,
-        // draft), so an engine with a prefix cache evaluates it once for both.
+        // The feedback and refinement requests start with the first layer's request (the prompt
+        // and the preference, as `conditioned` writes them) and then the draft, so an engine with a
+        // prefix cache evaluates that text once for the whole tree.
         feedback: """
-            Request:
             {prompt}
 
-            The user's preference:
-            {preference}
+            How I would like the answer: {preference}
 
             Draft answer:
             {draft}
 
             You are reviewing the draft answer for the user. In two or three sentences, say where \
-            the draft falls short of the user's preference and what exactly should change. Give \
-            feedback only; do not write a new answer.
+            the draft falls short of how the user would like the answer and what exactly should \
+            change. Give feedback only; do not write a new answer.
             """,
         refine: """
-            Request:
             {prompt}
 
-            The user's preference:
-            {preference}
+            How I would like the answer: {preference}
 
             Draft answer:
             {draft}
@@ -57,20 +54,18 @@ public struct PromptTemplates: Sendable, Hashable {
             {feedback}
 
             Write a new, complete answer to the request that applies the feedback and follows \
-            the user's preference. Reply with the answer only.
+            how the user would like the answer. Reply with the answer only.
             """,
         refineWithoutFeedback: """
-            Request:
             {prompt}
 
-            The user's preference:
-            {preference}
+            How I would like the answer: {preference}
 
             Draft answer:
             {draft}
 
-            Write a new, complete answer to the request that follows the user's preference \
-            more closely than the draft. Reply with the answer only.
+            Write a new, complete answer to the request that follows how the user would like the \
+            answer more closely than the draft. Reply with the answer only.
             """,
         noPreference: "(no particular preference)"
     )
