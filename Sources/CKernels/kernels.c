@@ -137,7 +137,7 @@ LM_INLINE void tile_avx2(int kind, int nb, const uint8_t *w0, long row_bytes, co
             __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
             for (int i = 0; i < NR; i++) {
                 __m256 dot = kind == 0 ? dot_u8_i8(q[i], y) : dot_u8_i8(qa[i], _mm256_sign_epi8(y, q[i]));
-                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw[i] * a->d), dot, acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&dw[i]), _mm256_broadcast_ss(&a->d)), dot, acc[i][j]);
             }
         }
     }
@@ -194,10 +194,53 @@ static void tile(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_a
 #undef CASE
 }
 
+// F16 (kind 5) or F32 (kind 6) weights against F32 activations: each element summed in eight
+// lanes over the columns in order, then the same horizontal sum, whatever the batch. Each
+// weight row is read once for four tokens.
+static void float_rows(int f32, int n, const uint8_t *base, long row_bytes, const float *x, long x_stride, int batch,
+                       float *out, long out_stride, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = base + (long)r * row_bytes;
+        for (int t0 = 0; t0 < batch; t0 += 4) {
+            int nt = batch - t0 < 4 ? batch - t0 : 4;
+#if defined(LM_AVX2) && defined(__F16C__)
+            __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+            int i = 0;
+            for (; i + 8 <= n; i += 8) {
+                __m256 w = f32 ? _mm256_loadu_ps((const float *)row + i)
+                               : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+                for (int j = 0; j < nt; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + (t0 + j) * x_stride + i), acc[j]);
+            }
+            for (int j = 0; j < nt; j++) {
+                float s = hsum8(acc[j]);
+                for (int c = i; c < n; c++) {
+                    float wv = f32 ? ((const float *)row)[c] : lm_f16_to_f32(((const uint16_t *)row)[c]);
+                    s = fmaf(wv, x[(t0 + j) * x_stride + c], s);
+                }
+                out[(long)(t0 + j) * out_stride + r] = s;
+            }
+#else
+            for (int j = 0; j < nt; j++) {
+                float s = 0;
+                for (int c = 0; c < n; c++) {
+                    float wv = f32 ? ((const float *)row)[c] : lm_f16_to_f32(((const uint16_t *)row)[c]);
+                    s = fmaf(wv, x[(t0 + j) * x_stride + c], s);
+                }
+                out[(long)(t0 + j) * out_stride + r] = s;
+            }
+#endif
+        }
+    }
+}
+
 void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
                float *out, long out_stride, int r0, int r1) {
     const uint8_t *base = (const uint8_t *)w;
     const uint8_t *xb = (const uint8_t *)x;
+    if (kind == 5 || kind == 6) {
+        float_rows(kind == 6, n, base, row_bytes, (const float *)x, x_stride / (long)sizeof(float), batch, out, out_stride, r0, r1);
+        return;
+    }
     if (kind >= 3) {
         // K-quants: one dot product per element against Q8_K activations.
         for (int r = r0; r < r1; r++)

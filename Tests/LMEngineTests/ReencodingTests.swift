@@ -3,23 +3,24 @@ import GGUF
 import LMEngine
 import Testing
 
-/// A re-encoding of the model by our writer (every Q4_1 tensor as Q8_0) loads in llama.cpp and
-/// in prs, and both give the same greedy tokens for it.
+/// Re-encodings of the model by our writer (every Q4_1 tensor as Q8_0, or as F16) load in
+/// llama.cpp and in prs, and both give the same greedy tokens for them.
 @Suite(.serialized) struct ReencodingTests {
     static let prompts = ["The capital of France is", "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n", "def add(a, b):"]
 
-    @Test func aQ8_0ReencodingRunsAlikeInLlamaCppAndPrs() throws {
+    /// Every Q4_1 tensor re-encoded as `type` (file type `fileType`), run by llama.cpp and by prs.
+    static func reencode(as type: TensorType, fileType: UInt32) throws {
         let source = try SmolLM2.file.get()
         var w = GGUFWriter()
         w.alignment = source.content.alignment
-        w.metadata = source.content.metadata.map { $0.key == "general.file_type" ? ($0.key, .uint32(7)) : $0 }  // 7: mostly Q8_0
+        w.metadata = source.content.metadata.map { $0.key == "general.file_type" ? ($0.key, .uint32(fileType)) : $0 }
         w.tensors = try source.content.tensors.map { t in
             if t.type == .q4_1 {
-                return .init(name: t.name, dimensions: t.dimensions, type: .q8_0, data: try Quantize.encode(source.floats(t), as: .q8_0))
+                return .init(name: t.name, dimensions: t.dimensions, type: type, data: try Quantize.encode(source.floats(t), as: type))
             }
             return .init(name: t.name, dimensions: t.dimensions, type: t.type, data: [UInt8](source.bytes(of: t)))
         }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("smollm2-q8_0-\(UUID()).gguf").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("smollm2-\(type)-\(UUID()).gguf").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try w.write(to: path)
 
@@ -32,7 +33,12 @@ import Testing
             identical += ref.greedy.count - nearTies.count
             total += ref.greedy.count
         }
-        print("Q8_0 re-encoding: \(identical) of \(total) greedy steps identical to llama.cpp")
+        print("\(type) re-encoding: \(identical) of \(total) greedy steps identical to llama.cpp")
         #expect(identical >= total * 9 / 10)
     }
+
+    @Test func aQ8_0ReencodingRunsAlikeInLlamaCppAndPrs() throws { try Self.reencode(as: .q8_0, fileType: 7) }  // 7: mostly Q8_0
+
+    /// F16 weights go through prs's F16 products (F32 activations; llama.cpp rounds them to F16).
+    @Test func anF16ReencodingRunsAlikeInLlamaCppAndPrs() throws { try Self.reencode(as: .f16, fileType: 1) }  // 1: mostly F16
 }

@@ -17,7 +17,9 @@ typedef struct { float d; float s; int8_t qs[32]; } lm_act_q8;
 void lm_quantize_acts(const float *x, lm_act_q8 *y, int n);
 
 /// Weight kinds of lm_matmul: 0 = Q4_1, 1 = Q8_0, 2 = Q4_0 (activations lm_act_q8);
-/// 3 = Q4_K, 4 = Q6_K (activations lm_block_q8_k).
+/// 3 = Q4_K, 4 = Q6_K (activations lm_block_q8_k); 5 = F16, 6 = F32 (activations F32).
+/// F16/F32 are tiled here rather than handed to BLAS: a BLAS's summation order depends on the
+/// batch's shape and the threads, and a token's numbers must not.
 /// out[b * out_stride + r] = row r of w · activations of token b, for r in [r0, r1) and b < batch;
 /// activations are `x_stride` bytes apart. Tiled: each pair of weight rows is read once for up
 /// to four tokens. An element's value does not depend on batch, r0 or r1.

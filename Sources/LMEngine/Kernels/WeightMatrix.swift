@@ -35,6 +35,8 @@ struct WeightMatrix: @unchecked Sendable {
         case .q4_0: (2, .q8)
         case .q4_K: (3, .q8k)
         case .q6_K: (4, .q8k)
+        case .f16: (5, .float)
+        case .f32: (6, .float)
         default: nil
         }
     }
@@ -98,13 +100,15 @@ final class Products: @unchecked Sendable {
                 for b in 0..<batch { lm_quantize_acts(x + b * cols, q8 + b * (cols / 32), Int32(cols)) }
                 quantized8 = true
             }
-            if !acts8, !quantizedK {
+            if acts == .q8k, !quantizedK {
                 for b in 0..<batch { lm_quantize_q8_k(x + b * cols, q8k + b * (cols / 256), Int32(cols)) }
                 quantizedK = true
             }
-            let (base, stride): (UnsafeRawPointer, Int) = acts8
-                ? (UnsafeRawPointer(q8), cols / 32 * MemoryLayout<lm_act_q8>.stride)
-                : (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
+            let (base, stride): (UnsafeRawPointer, Int) = switch acts {
+            case .q8: (UnsafeRawPointer(q8), cols / 32 * MemoryLayout<lm_act_q8>.stride)
+            case .q8k: (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
+            case .float: (UnsafeRawPointer(x), cols * MemoryLayout<Float>.stride)
+            }
             jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.base, row_bytes: w.rowBytes, x: base, x_stride: stride,
                                       out: out, out_stride: w.rows, rows: Int32(w.rows)))
         }
