@@ -38,9 +38,11 @@ import Testing
         let r = try run(Repo.prs, ["model", "generate", Repo.model.path, "--prompt", "x", "--top-p", "2"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("--top-p must be between 0 and 1"))
-        let prompts = Repo.tempDir("bad-model").appendingPathComponent("p.jsonl")
+        let dir = Repo.tempDir("bad-model")
+        let prompts = dir.appendingPathComponent("p.jsonl")
         try #"{"instruction": "hi"}"#.write(to: prompts, atomically: true, encoding: .utf8)
-        let r2 = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", "/tmp/x", "--policy", "embedded:/nonexistent.gguf"])
+        let r2 = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", dir.appendingPathComponent("run").path,
+                                    "--policy", "embedded:/nonexistent.gguf"])
         #expect(r2.status == 2)
         #expect(r2.stderr.contains("/nonexistent.gguf: cannot open"), "\(r2.stderr)")
     }
