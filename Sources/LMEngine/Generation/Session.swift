@@ -16,7 +16,7 @@ public final class LlamaSession: @unchecked Sendable {
     /// The logits after the last token evaluated.
     public var logits: UnsafeMutablePointer<Float> { evaluator.logits }
 
-    public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 32) {
+    public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 64) {
         self.model = model
         self.maxTokens = min(maxTokens, model.config.contextLength)
         self.chunk = max(1, chunk)
