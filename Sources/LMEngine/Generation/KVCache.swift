@@ -196,9 +196,10 @@ final class CachedSequence {
         return true
     }
 
-    /// Makes room for position `computed` (allocating a block when it starts one); false when the cache is full.
-    func reserveNext(_ cache: KVCache) -> Bool {
-        if computed / KVCache.blockSize < table.count { return true }
+    /// Makes room for positions up to `position` (allocating a block when one starts there);
+    /// false when the cache is full. Positions are made room for in order.
+    func reserve(_ position: Int, _ cache: KVCache) -> Bool {
+        if position / KVCache.blockSize < table.count { return true }
         guard let b = cache.allocate() else { return false }
         table.append(b)
         return true

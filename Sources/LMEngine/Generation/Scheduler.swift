@@ -235,7 +235,7 @@ final class Scheduler: @unchecked Sendable {
         // One token for every decoding sequence.
         for run in decoding {
             let s = run.sequence
-            guard s.reserveNext(cache) else { preconditionFailure("a promised block was missing") }
+            guard s.reserve(s.computed, cache) else { preconditionFailure("a promised block was missing") }
             slots.append(Evaluator.Slot(token: s.tokens[s.computed], position: s.computed, tableOffset: tables.count, wantsLogits: true))
             tables += s.table
         }
@@ -248,10 +248,7 @@ final class Scheduler: @unchecked Sendable {
             let offset = tables.count
             for j in 0..<n {
                 let p = s.computed + j
-                if p / KVCache.blockSize >= s.table.count {
-                    guard let b = cache.allocate() else { preconditionFailure("a promised block was missing") }
-                    s.table.append(b)
-                }
+                guard s.reserve(p, cache) else { preconditionFailure("a promised block was missing") }
                 slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset, wantsLogits: p == s.tokens.count - 1))
             }
             tables += s.table

@@ -42,11 +42,10 @@ public final class LlamaSession: @unchecked Sendable {
             var slots: [Evaluator.Slot] = []
             sequence.tokens += tokens[i..<(i + n)]
             for j in 0..<n {
-                guard sequence.reserveNext(cache) else { throw ModelError("the cache is full") }
-                slots.append(Evaluator.Slot(token: tokens[i + j], position: sequence.computed, tableOffset: 0, wantsLogits: j == n - 1))
-                sequence.computed += 1
+                let p = sequence.computed + j
+                guard sequence.reserve(p, cache) else { throw ModelError("the cache is full") }
+                slots.append(Evaluator.Slot(token: tokens[i + j], position: p, tableOffset: 0, wantsLogits: j == n - 1))
             }
-            sequence.computed -= n
             evaluator.run(slots, tables: sequence.table, cache: cache)
             for _ in 0..<n { sequence.advance(cache) }
             i += n
