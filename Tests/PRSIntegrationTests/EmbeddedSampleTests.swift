@@ -13,6 +13,13 @@ import Testing
         let r = try run(Repo.prs, args, environment: ["PRS_HOME": Repo.root.path])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("policy=embedded:"), "the embedded default is used")
+        // The engine's batching and prefix cache, in the summary and on the terminal.
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as? [String: Any])
+        let engine = try #require(summary["engine"] as? [String: Any], "summary.json has an engine object")
+        #expect((engine["largest_decode_batch"] as? Int ?? 0) >= 2, "the two first-layer answers decoded together")
+        #expect((engine["requests"] as? Int ?? 0) >= 3)
+        #expect((engine["prefix_hit_rate"] as? Double ?? 0) > 0, "the refinement reuses the feedback request's blocks")
+        #expect(r.stdout.contains("prefix cache hit"))
         let tree = try #require(try readTrees(out).first)
         let nodes = try #require(tree["nodes"] as? [[String: Any]])
         #expect(nodes.map { $0["kind"] as? String } == ["initial", "initial", "feedback", "refinement", "refinement"])
@@ -45,5 +52,8 @@ import Testing
                                     "--policy", "embedded:/nonexistent.gguf"])
         #expect(r2.status == 2)
         #expect(r2.stderr.contains("/nonexistent.gguf: cannot open"), "\(r2.stderr)")
+        let r3 = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", dir.appendingPathComponent("run3").path, "--max-batch", "0"])
+        #expect(r3.status == 2)
+        #expect(r3.stderr.contains("max-batch must be at least 1"), "\(r3.stderr)")
     }
 }
