@@ -88,13 +88,14 @@ final class EngineCache: @unchecked Sendable {
         return m
     }
 
-    /// The engine of `path` with this context size; the first caller's batch and cache settings win.
+    /// Every engine loaded, in path order.
     var all: [Engine] {
         lock.lock()
         defer { lock.unlock() }
         return engines.sorted { $0.key < $1.key }.map(\.value)
     }
 
+    /// The engine of `path` with this context size; the first caller's batch and cache settings win.
     func engine(_ path: String, model: LlamaModel, settings: EngineSettings) -> Engine {
         lock.lock()
         defer { lock.unlock() }
