@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "prs", targets: ["prs"]),
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "LMEngine", targets: ["LMEngine"]),
+        .library(name: "LMTraining", targets: ["LMTraining"]),
         .library(name: "PRSCore", targets: ["PRSCore"]),
         .library(name: "PRSBackends", targets: ["PRSBackends"]),
         .library(name: "PRSStore", targets: ["PRSStore"]),
@@ -39,11 +40,14 @@ let package = Package(
         .target(name: "GGUF", swiftSettings: strict),
         .target(name: "CKernels", cSettings: kernelFlags),
         .target(name: "LMEngine", dependencies: ["GGUF", "CKernels"], swiftSettings: strict),
+        // OpenBLAS (Debian's libopenblas-dev) for training's float32/float64 products.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: nil, providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "LMTraining", dependencies: ["LMEngine", "GGUF", "COpenBLAS"], swiftSettings: strict),
         .target(name: "PRSCore", swiftSettings: strict),
         .target(
             name: "PRSBackends",
             dependencies: [
-                "PRSCore", "LMEngine",
+                "PRSCore", "LMEngine", "LMTraining",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -64,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "prs",
             dependencies: [
-                "PRSCore", "PRSBackends", "PRSStore", "PRSRunner", "GGUF", "LMEngine",
+                "PRSCore", "PRSBackends", "PRSStore", "PRSRunner", "GGUF", "LMEngine", "LMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -79,6 +83,7 @@ let package = Package(
         ),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"], exclude: ["Corpus"], swiftSettings: strict),
         .testTarget(name: "LMEngineTests", dependencies: ["LMEngine", "GGUF", "CKernels"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "LMTrainingTests", dependencies: ["LMTraining", "LMEngine", "GGUF"], swiftSettings: strict),
         .testTarget(name: "PRSCoreTests", dependencies: ["PRSCore", "PRSTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PRSBackendsTests",

@@ -135,7 +135,9 @@ public final class Engine: @unchecked Sendable {
     /// `n` continuations of `prompt`; continuation `i` samples with seed `options.sampler.seed + i`.
     /// With `n == 1`, `onText` receives the text as it is generated, holding back what could still
     /// turn out to be the start of a stop string.
-    public func complete(prompt: [Int32], n: Int, options: CompletionOptions,
+    /// With `adapters`, the sequence runs with those LoRA adapters applied (requests with other
+    /// adapters, or none, batch with it; cached blocks are shared only among equal adapter stacks).
+    public func complete(prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
                          onText: (@Sendable (String) -> Void)? = nil) async throws -> [Completion] {
         guard !prompt.isEmpty else { throw ModelError("the prompt is empty") }
         guard prompt.count < contextTokens else {
@@ -147,7 +149,7 @@ public final class Engine: @unchecked Sendable {
         }
         return try await withCheckedThrowingContinuation { continuation in
             scheduler.submit(Scheduler.Request(prompt: prompt, n: max(1, n), options: options, onText: n <= 1 ? onText : nil,
-                                               continuation: continuation))
+                                               adapters: adapters, continuation: continuation))
         }
     }
 }

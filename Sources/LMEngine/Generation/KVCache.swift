@@ -157,14 +157,17 @@ final class CachedSequence {
     var table: [Int32] = []
     /// Index keys of the full blocks, in order.
     var keys: [UInt64] = []
+    /// The key before the first block: 0 for the base model, the adapter stack's root otherwise.
+    var root: UInt64 = 0
 
     /// Takes the longest run of cached full blocks that starts `prompt`, leaving at least its
     /// last token to compute (its logits are needed). Returns the tokens found.
-    func attach(_ prompt: [Int32], cache: KVCache) -> Int {
+    func attach(_ prompt: [Int32], root: UInt64 = 0, cache: KVCache) -> Int {
         tokens = prompt
+        self.root = root
         let bs = KVCache.blockSize
         let usable = (prompt.count - 1) / bs
-        var parent: UInt64 = 0
+        var parent: UInt64 = root
         for b in 0..<usable {
             let slice = prompt[(b * bs)..<((b + 1) * bs)]
             let key = KVCache.key(parent: parent, slice)
@@ -193,6 +196,7 @@ final class CachedSequence {
         tokens = Array(other.tokens.prefix(other.computed))
         computed = other.computed
         keys = Array(other.keys.prefix(full))
+        root = other.root
         return true
     }
 
@@ -212,7 +216,7 @@ final class CachedSequence {
         guard computed % bs == 0 else { return }
         let b = computed / bs - 1
         let slice = tokens[(b * bs)..<(computed)]
-        let key = KVCache.key(parent: keys.last ?? 0, slice)
+        let key = KVCache.key(parent: keys.last ?? root, slice)
         keys.append(key)
         cache.publish(table[b], key: key, slice)
     }

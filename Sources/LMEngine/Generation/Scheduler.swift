@@ -14,6 +14,7 @@ final class Scheduler: @unchecked Sendable {
         let options: CompletionOptions
         let onText: (@Sendable (String) -> Void)?
         let continuation: CheckedContinuation<[Completion], any Error>
+        let adapters: AdapterStack?
         let received = ContinuousClock.now
         let sequence = CachedSequence()
         /// Blocks the prompt may hold.
@@ -25,7 +26,8 @@ final class Scheduler: @unchecked Sendable {
         var unfinished: Int
 
         init(prompt: [Int32], n: Int, options: CompletionOptions, onText: (@Sendable (String) -> Void)?,
-             continuation: CheckedContinuation<[Completion], any Error>) {
+             adapters: AdapterStack? = nil, continuation: CheckedContinuation<[Completion], any Error>) {
+            self.adapters = adapters
             self.prompt = prompt
             self.n = n
             self.options = options
@@ -173,7 +175,7 @@ final class Scheduler: @unchecked Sendable {
             }
             waiting.removeFirst()
             r.limit = limit
-            let found = r.sequence.attach(r.prompt, cache: cache)
+            let found = r.sequence.attach(r.prompt, root: r.adapters?.root ?? 0, cache: cache)
             lock.lock()
             stats.requests += 1
             stats.promptTokens += r.prompt.count
@@ -236,7 +238,8 @@ final class Scheduler: @unchecked Sendable {
         for run in decoding {
             let s = run.sequence
             guard s.reserve(s.computed, cache) else { preconditionFailure("a promised block was missing") }
-            slots.append(Evaluator.Slot(token: s.tokens[s.computed], position: s.computed, tableOffset: tables.count, wantsLogits: true))
+            slots.append(Evaluator.Slot(token: s.tokens[s.computed], position: s.computed, tableOffset: tables.count, wantsLogits: true,
+                                        adapters: run.request.adapters))
             tables += s.table
         }
         // Then prompt tokens, first come first served.
@@ -249,7 +252,8 @@ final class Scheduler: @unchecked Sendable {
             for j in 0..<n {
                 let p = s.computed + j
                 guard s.reserve(p, cache) else { preconditionFailure("a promised block was missing") }
-                slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset, wantsLogits: p == s.tokens.count - 1))
+                slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset, wantsLogits: p == s.tokens.count - 1,
+                                            adapters: r.adapters))
             }
             tables += s.table
             chunks.append((r, n))

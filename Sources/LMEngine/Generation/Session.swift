@@ -10,6 +10,8 @@ public final class LlamaSession: @unchecked Sendable {
     let cache: KVCache
     let sequence = CachedSequence()
     let evaluator: Evaluator
+    /// LoRA adapters applied to every token evaluated (nil: the base model).
+    public var adapters: AdapterStack?
 
     /// The next position.
     public var position: Int { sequence.computed }
@@ -44,7 +46,7 @@ public final class LlamaSession: @unchecked Sendable {
             for j in 0..<n {
                 let p = sequence.computed + j
                 guard sequence.reserve(p, cache) else { throw ModelError("the cache is full") }
-                slots.append(Evaluator.Slot(token: tokens[i + j], position: p, tableOffset: 0, wantsLogits: j == n - 1))
+                slots.append(Evaluator.Slot(token: tokens[i + j], position: p, tableOffset: 0, wantsLogits: j == n - 1, adapters: adapters))
             }
             evaluator.run(slots, tables: sequence.table, cache: cache)
             for _ in 0..<n { sequence.advance(cache) }

@@ -27,6 +27,8 @@ final class Evaluator: @unchecked Sendable {
         var tableOffset: Int
         /// Whether this token's logits are wanted (they land in `logits` in slot order).
         var wantsLogits: Bool
+        /// The adapters this token's sequence runs with (nil: the base model).
+        var adapters: AdapterStack? = nil
     }
 
     let x, xn, q, k, v, att, proj, gate, up, scores, ropeCos, ropeSin: UnsafeMutablePointer<Float>
@@ -71,6 +73,22 @@ final class Evaluator: @unchecked Sendable {
 
     deinit {
         for p in [x, xn, q, k, v, att, proj, gate, up, scores, ropeCos, ropeSin, logits] { p.deallocate() }
+        loraScratch.deallocate()
+    }
+
+    /// Rank-sized scratch for adapters.
+    let loraScratch = UnsafeMutablePointer<Float>.allocate(capacity: 4096)
+
+    /// Adds each adapted slot's LoRA terms for `projections` (indices as AdapterStack's) of layer `l`,
+    /// inputs `x` (`inDim` apart), outputs `outs` (each `outDims[i]` apart).
+    func addAdapters(_ slots: [Slot], layer l: Int, _ projections: [Int], _ x: UnsafePointer<Float>, inDim: Int,
+                     _ outs: [UnsafeMutablePointer<Float>], _ outDims: [Int]) {
+        for (b, slot) in slots.enumerated() {
+            guard let stack = slot.adapters else { continue }
+            for (i, p) in projections.enumerated() where stack.has(layer: l, projection: p) {
+                stack.apply(layer: l, projection: p, x: x + b * inDim, y: outs[i] + b * outDims[i], scratch: loraScratch)
+            }
+        }
     }
 
     /// Evaluates `slots` (at most `capacity`), their block tables in `tables`.
@@ -85,6 +103,7 @@ final class Evaluator: @unchecked Sendable {
             angles(slot.position, into: ropeCos + b * half, ropeSin + b * half)
         }
         let scale = 1 / Float(hd).squareRoot()
+        let adapted = slots.contains { $0.adapters != nil }
         tables.withUnsafeBufferPointer { tableBuffer in
             let attnSlots = slots.enumerated().map { b, slot in
                 lm_attn_slot(q: q + b * dim, table: tableBuffer.baseAddress! + slot.tableOffset,
@@ -94,6 +113,7 @@ final class Evaluator: @unchecked Sendable {
                 for (l, layer) in m.layers.enumerated() {
                     for b in 0..<batch { rmsNorm(x + b * dim, layer.attnNorm, into: xn + b * dim, dim) }
                     products.apply(qkv[l], batch: batch, xn, qkvOut)
+                    if adapted { addAdapters(slots, layer: l, [0, 1, 2], xn, inDim: dim, qkvOut, [dim, kvDim, kvDim]) }
                     for (b, slot) in slots.enumerated() {
                         let qb = q + b * dim, kb = k + b * kvDim, vb = v + b * kvDim
                         if let bias = layer.bq { for j in 0..<dim { qb[j] += bias[j] } }
@@ -114,14 +134,17 @@ final class Evaluator: @unchecked Sendable {
                                           stride: kvDim, block: Int32(bs), scale: scale, scores: scores, max_pos: Int32(scoreStride))
                     lm_pool_attention(products.pool, &job)
                     products.apply(wo[l], batch: batch, att, projOut)
+                    if adapted { addAdapters(slots, layer: l, [3], att, inDim: dim, projOut, [dim]) }
                     for j in 0..<(batch * dim) { x[j] += proj[j] }
                     for b in 0..<batch { rmsNorm(x + b * dim, layer.ffnNorm, into: xn + b * dim, dim) }
                     products.apply(gateUp[l], batch: batch, xn, gateUpOut)
+                    if adapted { addAdapters(slots, layer: l, [4, 5], xn, inDim: dim, gateUpOut, [hidden, hidden]) }
                     for j in 0..<(batch * hidden) {
                         let g = gate[j]
                         gate[j] = g / (1 + expf(-g)) * up[j]
                     }
                     products.apply(down[l], batch: batch, gate, projOut)
+                    if adapted { addAdapters(slots, layer: l, [6], gate, inDim: hidden, projOut, [dim]) }
                     for j in 0..<(batch * dim) { x[j] += proj[j] }
                 }
             }

@@ -1,0 +1,152 @@
+/// Named tensors in one contiguous buffer (llm.c's `ParameterTensors`), with an optional
+/// gradient buffer of the same layout: allocation happens once, and a checkpoint is one write.
+public final class ParameterStore<T: TrainScalar>: @unchecked Sendable {
+    public struct Entry: Sendable, Hashable {
+        public var name: String
+        public var offset: Int
+        /// Row-major rows × cols (a vector has one row).
+        public var rows: Int
+        public var cols: Int
+        public var count: Int { rows * cols }
+    }
+
+    public let entries: [Entry]
+    let index: [String: Int]
+    let values: Buffer<T>
+    let grads: Buffer<T>?
+
+    public var count: Int { values.count }
+
+    init(_ shapes: [(name: String, rows: Int, cols: Int)], gradients: Bool) {
+        var entries: [Entry] = []
+        var offset = 0
+        for s in shapes {
+            entries.append(Entry(name: s.name, offset: offset, rows: s.rows, cols: s.cols))
+            offset += s.rows * s.cols
+        }
+        self.entries = entries
+        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+        values = Buffer(offset)
+        grads = gradients ? Buffer(offset) : nil
+    }
+
+    public func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
+
+    func value(_ name: String) -> UnsafeMutablePointer<T> { values.p + entries[index[name]!].offset }
+    func grad(_ name: String) -> UnsafeMutablePointer<T>? { grads.map { $0.p + entries[index[name]!].offset } }
+
+    /// A tensor's values as an array (row-major).
+    public func array(_ name: String) -> [T] {
+        let e = entries[index[name]!]
+        return Array(UnsafeBufferPointer(start: values.p + e.offset, count: e.count))
+    }
+
+    /// A tensor's gradient as an array (row-major), when the store keeps gradients.
+    public func gradient(_ name: String) -> [T]? {
+        guard let g = grads else { return nil }
+        let e = entries[index[name]!]
+        return Array(UnsafeBufferPointer(start: g.p + e.offset, count: e.count))
+    }
+
+    /// Sets a tensor's values.
+    public func set(_ name: String, _ v: [T]) {
+        let e = entries[index[name]!]
+        precondition(v.count == e.count, "\(name): \(v.count) values for \(e.count)")
+        v.withUnsafeBufferPointer { (values.p + e.offset).update(from: $0.baseAddress!, count: e.count) }
+    }
+
+    public func zeroGradients() { grads?.zero() }
+
+    /// All values (for checkpoints and comparisons), and their replacement.
+    public var allValues: [T] { Array(UnsafeBufferPointer(start: values.p, count: values.count)) }
+    public func setAll(_ v: [T]) {
+        precondition(v.count == values.count)
+        v.withUnsafeBufferPointer { values.p.update(from: $0.baseAddress!, count: v.count) }
+    }
+    public var allGradients: [T]? { grads.map { Array(UnsafeBufferPointer(start: $0.p, count: $0.count)) } }
+}
+
+/// The projections of a llama block, by their short names (`--lora-targets`).
+public enum Projection: String, Sendable, CaseIterable, Codable {
+    case q, k, v, o, gate, up, down
+
+    /// The GGUF tensor name's middle part (`blk.N.<this>.weight`).
+    public var ggufName: String {
+        switch self {
+        case .q: "attn_q"
+        case .k: "attn_k"
+        case .v: "attn_v"
+        case .o: "attn_output"
+        case .gate: "ffn_gate"
+        case .up: "ffn_up"
+        case .down: "ffn_down"
+        }
+    }
+
+    public func tensorName(layer: Int) -> String { "blk.\(layer).\(ggufName).weight" }
+
+    /// (out, in) of the projection in a model.
+    public func shape(_ c: ModelShape) -> (out: Int, in: Int) {
+        switch self {
+        case .q: (c.dim, c.dim)
+        case .k, .v: (c.kvDim, c.dim)
+        case .o: (c.dim, c.dim)
+        case .gate, .up: (c.hiddenDim, c.dim)
+        case .down: (c.dim, c.hiddenDim)
+        }
+    }
+
+    /// `all-linear` or a comma-separated list of projections.
+    public static func parseList(_ s: String) throws -> [Projection] {
+        if s == "all-linear" || s == "all" { return allCases }
+        var out: [Projection] = []
+        for part in s.split(separator: ",") {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let p = Projection(rawValue: name) else {
+                throw TrainingError("--lora-targets: \"\(name)\" is not a projection (all-linear, or some of q,k,v,o,gate,up,down)")
+            }
+            if !out.contains(p) { out.append(p) }
+        }
+        guard !out.isEmpty else { throw TrainingError("--lora-targets: no projection named") }
+        return Projection.allCases.filter(out.contains)
+    }
+}
+
+import Foundation
+
+/// The sizes of a llama-family model that training needs.
+public struct ModelShape: Sendable, Hashable, Codable {
+    public var layers: Int
+    public var dim: Int
+    public var hiddenDim: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var ropeDim: Int
+    public var ropeBase: Double
+    public var normEps: Double
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var kvDim: Int { kvHeads * headDim }
+
+    public init(layers: Int, dim: Int, hiddenDim: Int, heads: Int, kvHeads: Int, ropeDim: Int? = nil, ropeBase: Double = 10000,
+                normEps: Double = 1e-5, vocabSize: Int, contextLength: Int = 2048) {
+        self.layers = layers
+        self.dim = dim
+        self.hiddenDim = hiddenDim
+        self.heads = heads
+        self.kvHeads = kvHeads
+        headDim = dim / heads
+        self.ropeDim = ropeDim ?? dim / heads
+        self.ropeBase = ropeBase
+        self.normEps = normEps
+        self.vocabSize = vocabSize
+        self.contextLength = contextLength
+    }
+}
+
+/// Training that cannot go on, with what is wrong and where.
+public struct TrainingError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

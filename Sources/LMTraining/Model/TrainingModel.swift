@@ -1,0 +1,415 @@
+import Foundation
+
+/// A packed batch: sequences laid end to end, each attending only to itself, positions
+/// restarting at 0 for each; `lossRows` are the rows whose next token is scored, with that token.
+public struct PackedBatch: Sendable {
+    public var tokens: [Int32] = []
+    public var positions: [Int] = []
+    public var segments: [Ops.Segment] = []
+    /// Rows (into `tokens`) whose next-token log-probability is computed, and those next tokens.
+    public var lossRows: [Int] = []
+    public var targets: [Int32] = []
+    /// For each loss row, the sequence (index into `segments`) it belongs to.
+    public var lossSegment: [Int] = []
+
+    public init() {}
+
+    /// Appends a sequence whose tokens at `scored` positions (index ≥ 1) are predicted from the one before.
+    public mutating func append(_ seq: [Int32], scored: [Bool]) {
+        let start = tokens.count, s = segments.count
+        segments.append(Ops.Segment(start: start, length: seq.count))
+        tokens += seq
+        positions += 0..<seq.count
+        for i in 1..<max(1, seq.count) where scored[i] {
+            lossRows.append(start + i - 1)
+            targets.append(seq[i])
+            lossSegment.append(s)
+        }
+    }
+}
+
+/// LoRA settings: rank, alpha (the update is scaled by alpha / rank), dropout on the adapted
+/// input, and which projections of every block are adapted.
+public struct LoRASettings: Sendable, Hashable, Codable {
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targets: [Projection]
+    public init(rank: Int = 16, alpha: Double = 32, dropout: Double = 0, targets: [Projection] = Projection.allCases) {
+        self.rank = rank
+        self.alpha = alpha
+        self.dropout = dropout
+        self.targets = targets
+    }
+    public var scale: Double { alpha / Double(rank) }
+}
+
+/// The llama forward pass with its activations saved, and its backward, for a packed batch.
+///
+/// The base weights are dense (`T`) copies of the GGUF's; with `lora` they are frozen and only
+/// the adapters' A and B get gradients, otherwise every base tensor does (full fine-tuning).
+public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
+    public let shape: ModelShape
+    public let base: ParameterStore<T>
+    public let lora: ParameterStore<T>?
+    public let loraSettings: LoRASettings?
+    public let tiedOutput: Bool
+    /// Which parameters get gradients: the adapters, or every base tensor.
+    public var trainable: ParameterStore<T> { lora ?? base }
+
+    struct LayerWeights {
+        var attnNorm, ffnNorm: UnsafeMutablePointer<T>
+        var dAttnNorm, dFfnNorm: UnsafeMutablePointer<T>?
+        var w: [Projection: UnsafeMutablePointer<T>]
+        var dw: [Projection: UnsafeMutablePointer<T>]
+        var bias: [Projection: UnsafeMutablePointer<T>]
+        var dBias: [Projection: UnsafeMutablePointer<T>]
+        var a: [Projection: UnsafeMutablePointer<T>]
+        var b: [Projection: UnsafeMutablePointer<T>]
+        var dA: [Projection: UnsafeMutablePointer<T>]
+        var dB: [Projection: UnsafeMutablePointer<T>]
+    }
+    let layerWeights: [LayerWeights]
+    let embedding, output, outputNorm: UnsafeMutablePointer<T>
+    let dEmbedding, dOutput, dOutputNorm: UnsafeMutablePointer<T>?
+
+    /// The base tensors' names and shapes for a model (biases for the projections in `biases`).
+    public static func baseShapes(_ s: ModelShape, tied: Bool, biases: Set<Projection>) -> [(name: String, rows: Int, cols: Int)] {
+        var out: [(String, Int, Int)] = [("token_embd.weight", s.vocabSize, s.dim)]
+        if !tied { out.append(("output.weight", s.vocabSize, s.dim)) }
+        out.append(("output_norm.weight", 1, s.dim))
+        for l in 0..<s.layers {
+            out.append(("blk.\(l).attn_norm.weight", 1, s.dim))
+            out.append(("blk.\(l).ffn_norm.weight", 1, s.dim))
+            for p in Projection.allCases {
+                let (o, i) = p.shape(s)
+                out.append((p.tensorName(layer: l), o, i))
+                if biases.contains(p) { out.append(("blk.\(l).\(p.ggufName).bias", 1, o)) }
+            }
+        }
+        return out
+    }
+
+    /// The adapter tensors' names and shapes, as llama.cpp's LoRA GGUF names them.
+    public static func loraShapes(_ s: ModelShape, _ settings: LoRASettings) -> [(name: String, rows: Int, cols: Int)] {
+        var out: [(String, Int, Int)] = []
+        for l in 0..<s.layers {
+            for p in settings.targets {
+                let (o, i) = p.shape(s)
+                out.append((p.tensorName(layer: l) + ".lora_a", settings.rank, i))
+                out.append((p.tensorName(layer: l) + ".lora_b", o, settings.rank))
+            }
+        }
+        return out
+    }
+
+    /// A model over `base` (its tensors named as `baseShapes` names them); with `lora`, adapters
+    /// (A random as PEFT initialises it, B zero) and gradients for them only.
+    public init(shape: ModelShape, base: ParameterStore<T>, lora settings: LoRASettings?, seed: UInt64 = 0) {
+        self.shape = shape
+        self.base = base
+        tiedOutput = base.entry("output.weight") == nil
+        loraSettings = settings
+        if let settings {
+            let store = ParameterStore<T>(Self.loraShapes(shape, settings), gradients: true)
+            var rng = SplitMix64(seed: seed)
+            for e in store.entries where e.name.hasSuffix(".lora_a") {
+                // PEFT's default: kaiming_uniform(a = √5), i.e. U(−1/√in, 1/√in).
+                let bound = 1 / Double(e.cols).squareRoot()
+                let p = store.values.p + e.offset
+                for i in 0..<e.count { p[i] = T(rng.uniform() * 2 * bound - bound) }
+            }
+            lora = store
+        } else {
+            lora = nil
+        }
+        let trainBase = settings == nil
+        precondition(!trainBase || base.grads != nil, "full fine-tuning needs a base store with gradients")
+        let loraStore = lora
+        func g(_ name: String) -> UnsafeMutablePointer<T>? { trainBase ? base.grad(name) : nil }
+        embedding = base.value("token_embd.weight")
+        dEmbedding = g("token_embd.weight")
+        output = tiedOutput ? embedding : base.value("output.weight")
+        dOutput = tiedOutput ? dEmbedding : g("output.weight")
+        outputNorm = base.value("output_norm.weight")
+        dOutputNorm = g("output_norm.weight")
+        layerWeights = (0..<shape.layers).map { l in
+            var lw = LayerWeights(attnNorm: base.value("blk.\(l).attn_norm.weight"), ffnNorm: base.value("blk.\(l).ffn_norm.weight"),
+                                  dAttnNorm: g("blk.\(l).attn_norm.weight"), dFfnNorm: g("blk.\(l).ffn_norm.weight"),
+                                  w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:])
+            for p in Projection.allCases {
+                lw.w[p] = base.value(p.tensorName(layer: l))
+                lw.dw[p] = g(p.tensorName(layer: l))
+                let biasName = "blk.\(l).\(p.ggufName).bias"
+                if base.entry(biasName) != nil {
+                    lw.bias[p] = base.value(biasName)
+                    lw.dBias[p] = g(biasName)
+                }
+            }
+            if let store = loraStore, let settings {
+                for p in settings.targets {
+                    let n = p.tensorName(layer: l)
+                    lw.a[p] = store.value(n + ".lora_a")
+                    lw.b[p] = store.value(n + ".lora_b")
+                    lw.dA[p] = store.grad(n + ".lora_a")
+                    lw.dB[p] = store.grad(n + ".lora_b")
+                }
+            }
+            return lw
+        }
+    }
+
+    // MARK: saved activations
+
+    /// What the forward pass keeps for the backward, sized for the batch it last ran.
+    final class Activations {
+        var rows = 0
+        var residual: [Buffer<T>] = []      // layers + 1, rows × dim
+        var xn1: [Buffer<T>] = [], rstd1: [Buffer<T>] = []
+        var q: [Buffer<T>] = [], k: [Buffer<T>] = [], v: [Buffer<T>] = []
+        var probs: [Buffer<T>] = []
+        var att: [Buffer<T>] = [], x2: [Buffer<T>] = []
+        var xn2: [Buffer<T>] = [], rstd2: [Buffer<T>] = []
+        var g: [Buffer<T>] = [], u: [Buffer<T>] = [], h: [Buffer<T>] = []
+        /// Per layer and adapted projection: x · Aᵀ (rows × rank).
+        var xa: [[Projection: Buffer<T>]] = []
+        var xf: Buffer<T>! , rstdF: Buffer<T>!
+        var headX: Buffer<T>!, lse: Buffer<T>!, logp: Buffer<T>!
+        var dropoutKey: UInt64 = 0
+    }
+    var acts = Activations()
+    var batch = PackedBatch()
+    var cosines: [T] = [], sines: [T] = []
+    var logitScratch: Buffer<T>?
+    var scratch: Buffer<T>?
+
+    func ensureActivations(rows: Int, probCount: Int) {
+        let s = shape, a = acts
+        if a.rows < rows || a.residual.isEmpty {
+            let n = max(rows, a.rows)
+            a.rows = n
+            a.residual = (0...s.layers).map { _ in Buffer(n * s.dim) }
+            func per(_ w: Int) -> [Buffer<T>] { (0..<s.layers).map { _ in Buffer(n * w) } }
+            a.xn1 = per(s.dim); a.rstd1 = per(1); a.q = per(s.dim); a.k = per(s.kvDim); a.v = per(s.kvDim)
+            a.att = per(s.dim); a.x2 = per(s.dim); a.xn2 = per(s.dim); a.rstd2 = per(1)
+            a.g = per(s.hiddenDim); a.u = per(s.hiddenDim); a.h = per(s.hiddenDim)
+            a.xa = (0..<s.layers).map { _ in
+                var d: [Projection: Buffer<T>] = [:]
+                for p in loraSettings?.targets ?? [] { d[p] = Buffer(n * loraSettings!.rank) }
+                return d
+            }
+            a.xf = Buffer(n * s.dim); a.rstdF = Buffer(n)
+            a.headX = Buffer(n * s.dim); a.lse = Buffer(n); a.logp = Buffer(n)
+            a.probs = []
+        }
+        if a.probs.isEmpty || a.probs[0].count < probCount {
+            a.probs = (0..<s.layers).map { _ in Buffer(probCount) }
+        }
+    }
+
+    // MARK: forward
+
+    /// Runs `batch` forward and returns the log-probability of each loss row's target.
+    /// `dropoutKey` seeds the LoRA dropout masks (the backward regenerates them).
+    public func forward(_ batch: PackedBatch, dropoutKey: UInt64 = 0) -> [T] {
+        let s = shape, rows = batch.tokens.count
+        self.batch = batch
+        ensureActivations(rows: rows, probCount: Ops.attentionProbabilityCount(batch.segments, heads: s.heads))
+        let a = acts
+        a.dropoutKey = dropoutKey
+        (cosines, sines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.ropeBase)
+        Ops.embeddingForward(batch.tokens, embedding, s.dim, a.residual[0].p)
+        let eps = T(s.normEps)
+        let tmp = scratchBuffer(rows * max(s.dim, s.hiddenDim))
+        for l in 0..<s.layers {
+            let w = layerWeights[l]
+            let x = a.residual[l].p
+            Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn1[l].p, a.rstd1[l].p)
+            project(.q, l, a.xn1[l].p, rows, a.q[l].p)
+            project(.k, l, a.xn1[l].p, rows, a.k[l].p)
+            project(.v, l, a.xn1[l].p, rows, a.v[l].p)
+            Ops.rope(a.q[l].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
+            Ops.rope(a.k[l].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
+            Ops.attentionForward(a.q[l].p, a.k[l].p, a.v[l].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                                 a.probs[l].p, a.att[l].p)
+            project(.o, l, a.att[l].p, rows, tmp.p)
+            let x2 = a.x2[l].p
+            for i in 0..<(rows * s.dim) { x2[i] = x[i] + tmp.p[i] }
+            Ops.rmsNormForward(x2, w.ffnNorm, rows, s.dim, eps, a.xn2[l].p, a.rstd2[l].p)
+            project(.gate, l, a.xn2[l].p, rows, a.g[l].p)
+            project(.up, l, a.xn2[l].p, rows, a.u[l].p)
+            Ops.swigluForward(a.g[l].p, a.u[l].p, rows * s.hiddenDim, a.h[l].p)
+            project(.down, l, a.h[l].p, rows, tmp.p)
+            let next = a.residual[l + 1].p
+            for i in 0..<(rows * s.dim) { next[i] = x2[i] + tmp.p[i] }
+        }
+        Ops.rmsNormForward(a.residual[s.layers].p, outputNorm, rows, s.dim, eps, a.xf.p, a.rstdF.p)
+        let n = batch.lossRows.count
+        for (i, r) in batch.lossRows.enumerated() { (a.headX.p + i * s.dim).update(from: a.xf.p + r * s.dim, count: s.dim) }
+        let logits = logitBuffer()
+        Ops.headForward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p)
+        return Array(UnsafeBufferPointer(start: a.logp.p, count: n))
+    }
+
+    /// y = x · Wᵀ (+ bias) (+ s · drop(x) · Aᵀ · Bᵀ) for projection `p` of layer `l`.
+    func project(_ p: Projection, _ l: Int, _ x: UnsafePointer<T>, _ rows: Int, _ y: UnsafeMutablePointer<T>) {
+        let (outDim, inDim) = p.shape(shape)
+        let w = layerWeights[l]
+        Ops.linearForward(x, rows, inDim, w.w[p]!, outDim, y)
+        if let bias = w.bias[p] {
+            for r in 0..<rows { let yr = y + r * outDim; for j in 0..<outDim { yr[j] += bias[j] } }
+        }
+        if let a = w.a[p], let b = w.b[p], let settings = loraSettings {
+            let input = dropped(x, rows, inDim, p, l)
+            Ops.loraForward(input, rows, inDim, a, b, settings.rank, outDim, T(settings.scale), acts.xa[l][p]!.p, y)
+        }
+    }
+
+    /// The LoRA input after dropout (x itself without dropout); masks come from a counter-based
+    /// hash of the batch's key, the layer, the projection and the element, so the backward
+    /// regenerates them.
+    func dropped(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ p: Projection, _ l: Int) -> UnsafePointer<T> {
+        guard let settings = loraSettings, settings.dropout > 0 else { return x }
+        let buf = dropoutBuffer(rows * inDim)
+        let keep = 1 - settings.dropout, inv = T(1 / keep)
+        let key = acts.dropoutKey &+ UInt64(l) &* 0x9E37_79B9 &+ UInt64(Projection.allCases.firstIndex(of: p)!) &* 0x85EB_CA6B
+        for i in 0..<(rows * inDim) {
+            buf.p[i] = SplitMix64.unit(key, UInt64(i)) < keep ? x[i] * inv : 0
+        }
+        return UnsafePointer(buf.p)
+    }
+
+    var dropoutScratch: Buffer<T>?
+    func dropoutBuffer(_ n: Int) -> Buffer<T> {
+        if let b = dropoutScratch, b.count >= n { return b }
+        let b = Buffer<T>(n); dropoutScratch = b; return b
+    }
+    func scratchBuffer(_ n: Int) -> Buffer<T> {
+        if let b = scratch, b.count >= n { return b }
+        let b = Buffer<T>(n); scratch = b; return b
+    }
+    func logitBuffer() -> Buffer<T> {
+        if let b = logitScratch { return b }
+        let b = Buffer<T>(Ops.headChunk * shape.vocabSize); logitScratch = b; return b
+    }
+
+    // MARK: backward
+
+    final class Gradients {
+        var rows = 0
+        var dx, dxn, dq, dk, dv, datt, dg, du, dh, dxa, dS, tmp: Buffer<T>!
+    }
+    var grads = Gradients()
+
+    /// Accumulates into the trainable parameters' gradients the gradient of a loss whose
+    /// derivative with respect to the last forward's log-probabilities is `dLogp`.
+    public func backward(_ dLogp: [T]) {
+        let s = shape, rows = batch.tokens.count, a = acts
+        precondition(dLogp.count == batch.lossRows.count)
+        let gr = grads
+        if gr.rows < rows || gr.dx == nil {
+            gr.rows = rows
+            gr.dx = Buffer(rows * s.dim); gr.dxn = Buffer(rows * s.dim); gr.dq = Buffer(rows * s.dim)
+            gr.dk = Buffer(rows * s.kvDim); gr.dv = Buffer(rows * s.kvDim); gr.datt = Buffer(rows * s.dim)
+            gr.dg = Buffer(rows * s.hiddenDim); gr.du = Buffer(rows * s.hiddenDim); gr.dh = Buffer(rows * s.hiddenDim)
+            gr.dxa = Buffer(rows * max(1, loraSettings?.rank ?? 1)); gr.tmp = Buffer(rows * max(s.dim, s.hiddenDim))
+        }
+        let maxL = batch.segments.map(\.length).max() ?? 1
+        if gr.dS == nil || gr.dS.count < maxL * maxL { gr.dS = Buffer(maxL * maxL) }
+        let n = batch.lossRows.count
+        // Head: the gradient of the selected rows, scattered back into the final norm's output.
+        let dHead = scratchBuffer(max(1, n) * s.dim)
+        dHead.p.update(repeating: 0, count: n * s.dim)
+        dLogp.withUnsafeBufferPointer { g in
+            Ops.headBackward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
+                             dHead.p, dOutput)
+        }
+        let dxf = gr.dxn!
+        dxf.p.update(repeating: 0, count: rows * s.dim)
+        for (i, r) in batch.lossRows.enumerated() {
+            let d = dxf.p + r * s.dim, src = dHead.p + i * s.dim
+            for j in 0..<s.dim { d[j] += src[j] }
+        }
+        let dx = gr.dx!
+        dx.p.update(repeating: 0, count: rows * s.dim)
+        Ops.rmsNormBackward(dxf.p, a.residual[s.layers].p, outputNorm, a.rstdF.p, rows, s.dim, dx.p, dOutputNorm)
+        for l in stride(from: s.layers - 1, through: 0, by: -1) {
+            let w = layerWeights[l]
+            // Feed-forward: x_{l+1} = x2 + down(swiglu(gate(xn2), up(xn2))).
+            gr.dh.p.update(repeating: 0, count: rows * s.hiddenDim)
+            projectBackward(.down, l, dx.p, a.h[l].p, rows, gr.dh.p)
+            Ops.swigluBackward(gr.dh.p, a.g[l].p, a.u[l].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
+            gr.dxn.p.update(repeating: 0, count: rows * s.dim)
+            projectBackward(.gate, l, gr.dg.p, a.xn2[l].p, rows, gr.dxn.p)
+            projectBackward(.up, l, gr.du.p, a.xn2[l].p, rows, gr.dxn.p)
+            Ops.rmsNormBackward(gr.dxn.p, a.x2[l].p, w.ffnNorm, a.rstd2[l].p, rows, s.dim, dx.p, w.dFfnNorm)
+            // Attention: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
+            gr.datt.p.update(repeating: 0, count: rows * s.dim)
+            projectBackward(.o, l, dx.p, a.att[l].p, rows, gr.datt.p)
+            gr.dq.p.update(repeating: 0, count: rows * s.dim)
+            gr.dk.p.update(repeating: 0, count: rows * s.kvDim)
+            gr.dv.p.update(repeating: 0, count: rows * s.kvDim)
+            Ops.attentionBackward(gr.datt.p, a.q[l].p, a.k[l].p, a.v[l].p, a.probs[l].p, batch.segments, heads: s.heads,
+                                  kvHeads: s.kvHeads, headDim: s.headDim, gr.dq.p, gr.dk.p, gr.dv.p, gr.dS.p)
+            Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
+            Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
+            gr.dxn.p.update(repeating: 0, count: rows * s.dim)
+            projectBackward(.q, l, gr.dq.p, a.xn1[l].p, rows, gr.dxn.p)
+            projectBackward(.k, l, gr.dk.p, a.xn1[l].p, rows, gr.dxn.p)
+            projectBackward(.v, l, gr.dv.p, a.xn1[l].p, rows, gr.dxn.p)
+            Ops.rmsNormBackward(gr.dxn.p, a.residual[l].p, w.attnNorm, a.rstd1[l].p, rows, s.dim, dx.p, w.dAttnNorm)
+        }
+        if let dEmbedding { Ops.embeddingBackward(batch.tokens, dx.p, s.dim, dEmbedding) }
+    }
+
+    /// The backward of `project`: dx += dy · W (+ the adapter's part), and the trainable
+    /// gradients (W and bias when fine-tuning fully, A and B with LoRA).
+    func projectBackward(_ p: Projection, _ l: Int, _ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int, _ dx: UnsafeMutablePointer<T>) {
+        let (outDim, inDim) = p.shape(shape)
+        let w = layerWeights[l]
+        Ops.linearBackward(dy, x, rows, inDim, w.w[p]!, outDim, dx, w.dw[p])
+        if let db = w.dBias[p] {
+            for r in 0..<rows { let g = dy + r * outDim; for j in 0..<outDim { db[j] += g[j] } }
+        }
+        if let a = w.a[p], let b = w.b[p], let settings = loraSettings {
+            let input = dropped(x, rows, inDim, p, l)
+            if settings.dropout > 0 {
+                // dx += (dxa · A) ⊙ mask / keep: the same mask as the forward, through `dropped` of ones.
+                let tmp = grads.tmp!
+                tmp.p.update(repeating: 0, count: rows * inDim)
+                Ops.loraBackward(dy, input, acts.xa[l][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
+                                 w.dA[p]!, w.dB[p]!, grads.dxa.p, tmp.p)
+                let ones = [T](repeating: 1, count: rows * inDim)
+                ones.withUnsafeBufferPointer { o in
+                    let mask = dropped(o.baseAddress!, rows, inDim, p, l)
+                    for i in 0..<(rows * inDim) { dx[i] += tmp.p[i] * mask[i] }
+                }
+            } else {
+                Ops.loraBackward(dy, input, acts.xa[l][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
+                                 w.dA[p]!, w.dB[p]!, grads.dxa.p, dx)
+            }
+        }
+    }
+}
+
+/// SplitMix64: a small seeded generator (initialisation, shuffles) and a counter-based hash (dropout masks).
+public struct SplitMix64: Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        return Self.mix(state)
+    }
+    /// Uniform in [0, 1).
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// A uniform number in [0, 1) for (key, counter), with no state.
+    static func unit(_ key: UInt64, _ counter: UInt64) -> Double {
+        Double(mix(key ^ mix(counter &+ 0x632B_E59B_D9B4_E019)) >> 11) * 0x1p-53
+    }
+}

@@ -1,0 +1,274 @@
+import Foundation
+
+/// The ops of the llama forward pass with their backward passes, each backward beside its
+/// forward (llm.c's layout). Matrices are row-major; `T` rows are tokens. A backward
+/// *accumulates* into its input gradients (`+=`), so a value read by several ops (the residual
+/// stream, the normed input of Q, K and V) sums their gradients.
+public enum Ops {
+    // MARK: embedding
+
+    /// out[t] = table[tokens[t]] (`dim` wide).
+    static func embeddingForward<T: TrainScalar>(_ tokens: [Int32], _ table: UnsafePointer<T>, _ dim: Int, _ out: UnsafeMutablePointer<T>) {
+        for (t, id) in tokens.enumerated() { (out + t * dim).update(from: table + Int(id) * dim, count: dim) }
+    }
+
+    /// dTable[tokens[t]] += dOut[t].
+    static func embeddingBackward<T: TrainScalar>(_ tokens: [Int32], _ dOut: UnsafePointer<T>, _ dim: Int, _ dTable: UnsafeMutablePointer<T>) {
+        for (t, id) in tokens.enumerated() {
+            let d = dTable + Int(id) * dim, g = dOut + t * dim
+            for j in 0..<dim { d[j] += g[j] }
+        }
+    }
+
+    // MARK: RMSNorm
+
+    /// y = x · r · w with r = 1/√(mean(x²) + eps) per row; r is saved for the backward.
+    static func rmsNormForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ eps: T,
+                                               _ y: UnsafeMutablePointer<T>, _ rstd: UnsafeMutablePointer<T>) {
+        for t in 0..<rows {
+            let xr = x + t * dim, yr = y + t * dim
+            var ss: T = 0
+            for j in 0..<dim { ss += xr[j] * xr[j] }
+            let r = 1 / (ss / T(dim) + eps).squareRoot()
+            rstd[t] = r
+            for j in 0..<dim { yr[j] = xr[j] * r * w[j] }
+        }
+    }
+
+    /// dx += r · (g − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w and x̂ = x · r; dw += Σ_t dy ⊙ x̂.
+    static func rmsNormBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rstd: UnsafePointer<T>,
+                                                _ rows: Int, _ dim: Int, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
+        for t in 0..<rows {
+            let xr = x + t * dim, gr = dy + t * dim, dr = dx + t * dim
+            let r = rstd[t]
+            var dot: T = 0
+            for j in 0..<dim { dot += gr[j] * w[j] * xr[j] * r }
+            let mean = dot / T(dim)
+            for j in 0..<dim {
+                let xhat = xr[j] * r
+                dr[j] += r * (gr[j] * w[j] - xhat * mean)
+            }
+            if let dw { for j in 0..<dim { dw[j] += gr[j] * xr[j] * r } }
+        }
+    }
+
+    // MARK: linear (y = x · Wᵀ, W is out × in)
+
+    static func linearForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ w: UnsafePointer<T>, _ outDim: Int,
+                                              _ y: UnsafeMutablePointer<T>) {
+        T.gemm(false, true, rows, outDim, inDim, 1, x, inDim, w, inDim, 0, y, outDim)
+    }
+
+    /// dx += dy · W; dW += dyᵀ · x.
+    static func linearBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int,
+                                               _ w: UnsafePointer<T>, _ outDim: Int, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
+        T.gemm(false, false, rows, inDim, outDim, 1, dy, outDim, w, inDim, 1, dx, inDim)
+        if let dw { T.gemm(true, false, outDim, inDim, rows, 1, dy, outDim, x, inDim, 1, dw, inDim) }
+    }
+
+    // MARK: LoRA (y += s · (x · Aᵀ) · Bᵀ, A is r × in, B is out × r)
+
+    /// xa = x · Aᵀ (saved), y += s · xa · Bᵀ.
+    static func loraForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+                                            _ rank: Int, _ outDim: Int, _ scale: T, _ xa: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>) {
+        T.gemm(false, true, rows, rank, inDim, 1, x, inDim, a, inDim, 0, xa, rank)
+        T.gemm(false, true, rows, outDim, rank, scale, xa, rank, b, rank, 1, y, outDim)
+    }
+
+    /// dB += s · dyᵀ · xa; dxa = s · dy · B; dA += dxaᵀ · x; dx += dxa · A. `dxa` is scratch (rows × rank).
+    static func loraBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ xa: UnsafePointer<T>, _ rows: Int, _ inDim: Int,
+                                             _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ rank: Int, _ outDim: Int, _ scale: T,
+                                             _ dA: UnsafeMutablePointer<T>, _ dB: UnsafeMutablePointer<T>, _ dxa: UnsafeMutablePointer<T>,
+                                             _ dx: UnsafeMutablePointer<T>?) {
+        T.gemm(true, false, outDim, rank, rows, scale, dy, outDim, xa, rank, 1, dB, rank)
+        T.gemm(false, false, rows, rank, outDim, scale, dy, outDim, b, rank, 0, dxa, rank)
+        T.gemm(true, false, rank, inDim, rows, 1, dxa, rank, x, inDim, 1, dA, inDim)
+        if let dx { T.gemm(false, false, rows, inDim, rank, 1, dxa, rank, a, inDim, 1, dx, inDim) }
+    }
+
+    // MARK: rotary embeddings (adjacent pairs, ggml's normal mode, as GGUF llama weights expect)
+
+    /// The cosines and sines of each token's position: `ropeDim / 2` angles a token,
+    /// θᵢ = pos · base^(−2i / ropeDim).
+    static func ropeTables<T: TrainScalar>(_ positions: [Int], ropeDim: Int, base: Double) -> (cos: [T], sin: [T]) {
+        let half = ropeDim / 2
+        var c = [T](repeating: 0, count: positions.count * half), s = c
+        for (t, pos) in positions.enumerated() {
+            for i in 0..<half {
+                let theta = Double(pos) * Foundation.pow(base, -2 * Double(i) / Double(ropeDim))
+                c[t * half + i] = T(Foundation.cos(theta))
+                s[t * half + i] = T(Foundation.sin(theta))
+            }
+        }
+        return (c, s)
+    }
+
+    /// Rotates each head's first `ropeDim` values in pairs by its token's angles (`inverse`
+    /// rotates back, which is the backward: the rotation's transpose).
+    static func rope<T: TrainScalar>(_ x: UnsafeMutablePointer<T>, _ rows: Int, heads: Int, headDim: Int, ropeDim: Int,
+                                     _ cosines: [T], _ sines: [T], inverse: Bool = false) {
+        let half = ropeDim / 2, width = heads * headDim
+        for t in 0..<rows {
+            for h in 0..<heads {
+                let p = x + t * width + h * headDim
+                for i in 0..<half {
+                    let c = cosines[t * half + i], s = inverse ? -sines[t * half + i] : sines[t * half + i]
+                    let x0 = p[2 * i], x1 = p[2 * i + 1]
+                    p[2 * i] = x0 * c - x1 * s
+                    p[2 * i + 1] = x0 * s + x1 * c
+                }
+            }
+        }
+    }
+
+    // MARK: grouped-query causal attention over packed sequences
+
+    /// One packed sequence: rows [start, start + length) attend only to each other.
+    public struct Segment: Sendable, Hashable {
+        public var start: Int
+        public var length: Int
+        public init(start: Int, length: Int) { self.start = start; self.length = length }
+    }
+
+    /// The scratch a layer's attention saves: per segment and head, the softmax probabilities (L × L).
+    static func attentionProbabilityCount(_ segments: [Segment], heads: Int) -> Int {
+        segments.reduce(0) { $0 + heads * $1.length * $1.length }
+    }
+
+    /// out = softmax(q kᵀ / √hd, causal) v per segment and head; query head h reads key/value
+    /// head h / (heads / kvHeads). `probs` receives the probabilities.
+    static func attentionForward<T: TrainScalar>(_ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>, _ segments: [Segment],
+                                                 heads: Int, kvHeads: Int, headDim hd: Int,
+                                                 _ probs: UnsafeMutablePointer<T>, _ out: UnsafeMutablePointer<T>) {
+        let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
+        let scale = 1 / T(hd).squareRoot()
+        var offset = 0
+        for seg in segments {
+            let L = seg.length
+            for h in 0..<heads {
+                let kh = h / group
+                let p = probs + offset
+                offset += L * L
+                let qs = q + seg.start * dim + h * hd, ks = k + seg.start * kvDim + kh * hd, vs = v + seg.start * kvDim + kh * hd
+                T.gemm(false, true, L, L, hd, scale, qs, dim, ks, kvDim, 0, p, L)
+                for i in 0..<L {
+                    let row = p + i * L
+                    var m = row[0]
+                    for j in 0...i { m = Swift.max(m, row[j]) }
+                    var sum: T = 0
+                    for j in 0...i {
+                        let e = T.exp(row[j] - m)
+                        row[j] = e
+                        sum += e
+                    }
+                    let inv = 1 / sum
+                    for j in 0...i { row[j] *= inv }
+                    for j in (i + 1)..<L { row[j] = 0 }
+                }
+                T.gemm(false, false, L, hd, L, 1, p, L, vs, kvDim, 0, out + seg.start * dim + h * hd, dim)
+            }
+        }
+    }
+
+    /// dq += dS k, dk += dSᵀ q, dv += Pᵀ dout with dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √hd and
+    /// dP = dout vᵀ. `scratch` holds one L × L matrix of the longest segment.
+    static func attentionBackward<T: TrainScalar>(_ dOut: UnsafePointer<T>, _ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>,
+                                                  _ probs: UnsafePointer<T>, _ segments: [Segment], heads: Int, kvHeads: Int, headDim hd: Int,
+                                                  _ dq: UnsafeMutablePointer<T>, _ dk: UnsafeMutablePointer<T>, _ dv: UnsafeMutablePointer<T>,
+                                                  _ scratch: UnsafeMutablePointer<T>) {
+        let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
+        let scale = 1 / T(hd).squareRoot()
+        var offset = 0
+        for seg in segments {
+            let L = seg.length
+            for h in 0..<heads {
+                let kh = h / group
+                let p = probs + offset
+                offset += L * L
+                let qo = seg.start * dim + h * hd, ko = seg.start * kvDim + kh * hd
+                let dS = scratch
+                T.gemm(false, true, L, L, hd, 1, dOut + qo, dim, v + ko, kvDim, 0, dS, L)
+                T.gemm(true, false, L, hd, L, 1, p, L, dOut + qo, dim, 1, dv + ko, kvDim)
+                for i in 0..<L {
+                    let pr = p + i * L, dr = dS + i * L
+                    var dot: T = 0
+                    for j in 0...i { dot += pr[j] * dr[j] }
+                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                    for j in (i + 1)..<L { dr[j] = 0 }
+                }
+                T.gemm(false, false, L, hd, L, 1, dS, L, k + ko, kvDim, 1, dq + qo, dim)
+                T.gemm(true, false, L, hd, L, 1, dS, L, q + qo, dim, 1, dk + ko, kvDim)
+            }
+        }
+    }
+
+    // MARK: SwiGLU
+
+    /// h = silu(g) ⊙ u.
+    static func swigluForward<T: TrainScalar>(_ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int, _ h: UnsafeMutablePointer<T>) {
+        for i in 0..<n {
+            let s = 1 / (1 + T.exp(-g[i]))
+            h[i] = g[i] * s * u[i]
+        }
+    }
+
+    /// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))); du = dh ⊙ silu(g) (both written, not accumulated).
+    static func swigluBackward<T: TrainScalar>(_ dh: UnsafePointer<T>, _ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int,
+                                               _ dg: UnsafeMutablePointer<T>, _ du: UnsafeMutablePointer<T>) {
+        for i in 0..<n {
+            let s = 1 / (1 + T.exp(-g[i]))
+            dg[i] = dh[i] * u[i] * s * (1 + g[i] * (1 - s))
+            du[i] = dh[i] * g[i] * s
+        }
+    }
+
+    // MARK: output head and log-probabilities, in vocabulary chunks of rows
+
+    /// Rows of the head evaluated together: logits take `chunk × vocab` scalars, whatever the batch.
+    static let headChunk = 64
+
+    /// For each row r of `x` (`rows` × dim), the log-probability of `targets[r]` under
+    /// softmax(x · Wᵀ), and the log-sum-exp (saved for the backward). `logits` is scratch
+    /// (headChunk × vocab).
+    static func headForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
+                                            _ targets: [Int32], _ logits: UnsafeMutablePointer<T>,
+                                            _ logp: UnsafeMutablePointer<T>, _ lse: UnsafeMutablePointer<T>) {
+        var r0 = 0
+        while r0 < rows {
+            let n = Swift.min(headChunk, rows - r0)
+            T.gemm(false, true, n, vocab, dim, 1, x + r0 * dim, dim, w, dim, 0, logits, vocab)
+            for i in 0..<n {
+                let row = logits + i * vocab
+                var m = row[0]
+                for j in 1..<vocab { m = Swift.max(m, row[j]) }
+                var sum: T = 0
+                for j in 0..<vocab { sum += T.exp(row[j] - m) }
+                let l = m + T.log(sum)
+                lse[r0 + i] = l
+                logp[r0 + i] = row[Int(targets[r0 + i])] - l
+            }
+            r0 += n
+        }
+    }
+
+    /// With g[r] = ∂loss/∂logp[r]: ∂loss/∂logits = g ⊙ (onehot − softmax); dx += that · W,
+    /// dW += thatᵀ · x. The logits are recomputed chunk by chunk.
+    static func headBackward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
+                                             _ targets: [Int32], _ lse: UnsafePointer<T>, _ g: UnsafePointer<T>,
+                                             _ logits: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
+        var r0 = 0
+        while r0 < rows {
+            let n = Swift.min(headChunk, rows - r0)
+            T.gemm(false, true, n, vocab, dim, 1, x + r0 * dim, dim, w, dim, 0, logits, vocab)
+            for i in 0..<n {
+                let row = logits + i * vocab
+                let gi = g[r0 + i], l = lse[r0 + i]
+                for j in 0..<vocab { row[j] = -gi * T.exp(row[j] - l) }
+                row[Int(targets[r0 + i])] += gi
+            }
+            T.gemm(false, false, n, dim, vocab, 1, logits, vocab, w, dim, 1, dx + r0 * dim, dim)
+            if let dw { T.gemm(true, false, vocab, dim, n, 1, logits, vocab, x + r0 * dim, dim, 1, dw, dim) }
+            r0 += n
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import GGUF
+import LMEngine
+
+/// The files training writes: llama.cpp's LoRA GGUF adapters, and standalone models (a fully
+/// fine-tuned model, or a base with an adapter merged in).
+public enum ModelFiles {
+    /// Writes the adapter tensors of `lora` as llama.cpp's LoRA GGUF: `general.type` adapter,
+    /// `adapter.type` lora, `adapter.lora.alpha`, `NAME.lora_a` (ne [in, r]) and `NAME.lora_b`
+    /// (ne [r, out]) per adapted tensor, with `prs.*` keys recording the base and the settings.
+    public static func writeAdapter(_ lora: ParameterStore<Float>, settings: LoRASettings, architecture: String,
+                                    baseSHA256: String, extra: [(String, MetadataValue)] = [], type: TensorType = .f32,
+                                    to path: String) throws {
+        var w = GGUFWriter()
+        w.metadata = [
+            ("general.architecture", .string(architecture)),
+            ("general.type", .string("adapter")),
+            ("general.name", .string(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)),
+            ("adapter.type", .string("lora")),
+            ("adapter.lora.alpha", .float32(Float(settings.alpha))),
+            ("prs.base_sha256", .string(baseSHA256)),
+            ("prs.lora.rank", .uint32(UInt32(settings.rank))),
+            ("prs.lora.dropout", .float32(Float(settings.dropout))),
+            ("prs.lora.targets", .string(settings.targets.map(\.rawValue).joined(separator: ","))),
+        ] + extra
+        for e in lora.entries {
+            w.tensors.append(.init(name: e.name, dimensions: [e.cols, e.rows], type: type,
+                                   data: try Quantize.encode(lora.array(e.name), as: type)))
+        }
+        try w.write(to: path)
+    }
+
+    /// A standalone model: `base`'s metadata and tensors, with the 2-D tensors in `replace`
+    /// encoded as `type` (1-D ones stay F32) and `general.file_type` updated.
+    public static func writeModel(base: GGUFFile, replace: [String: [Float]], type: TensorType, to path: String) throws {
+        var w = GGUFWriter()
+        let fileType: UInt32 = switch type {
+        case .f32: 0
+        case .f16: 1
+        case .q4_1: 3
+        case .q8_0: 7
+        default: 1
+        }
+        w.metadata = base.content.metadata.map { m in m.key == "general.file_type" ? (m.key, .uint32(fileType)) : m }
+        if !w.metadata.contains(where: { $0.key == "general.file_type" }) { w.metadata.append(("general.file_type", .uint32(fileType))) }
+        w.alignment = base.content.alignment
+        for t in base.content.tensors {
+            if let values = replace[t.name] {
+                let tType = t.dimensions.count >= 2 && t.dimensions[0] % type.blockSize == 0 ? type : .f32
+                w.tensors.append(.init(name: t.name, dimensions: t.dimensions, type: tType, data: try Quantize.encode(values, as: tType)))
+            } else {
+                w.tensors.append(.init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t))))
+            }
+        }
+        try w.write(to: path)
+    }
+
+    /// `base` with adapters merged: W + Σ scale · (alpha/r) · B·A for each adapted tensor.
+    public static func merge(base: GGUFFile, adapters: [LoRAAdapter], type: TensorType, to path: String) throws {
+        var replace: [String: [Float]] = [:]
+        for adapter in adapters {
+            for (name, t) in adapter.tensors {
+                guard let info = base.tensor(name) else { throw TrainingError("\(adapter.path): adapts \(name), which \(base.path) does not have") }
+                var w = replace[name] ?? Dequantize.toFloat(base.bytes(of: info), type: info.type, count: info.elementCount)
+                let s = adapter.scale
+                // W[o][i] += s · Σ_r B[o][r] · A[r][i]
+                for o in 0..<t.outDim {
+                    for r in 0..<t.rank {
+                        let bv = s * t.b[o * t.rank + r]
+                        if bv == 0 { continue }
+                        let row = o * t.inDim, arow = r * t.inDim
+                        for i in 0..<t.inDim { w[row + i] += bv * t.a[arow + i] }
+                    }
+                }
+                replace[name] = w
+            }
+        }
+        // Tensors that were not adapted keep their own encoding unless a type is asked for all.
+        try writeModel(base: base, replace: replace, type: type, to: path)
+    }
+}

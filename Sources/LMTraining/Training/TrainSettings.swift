@@ -1,0 +1,79 @@
+import Foundation
+
+/// How `prs train` trains: the objective, LoRA or full fine-tuning, the optimizer and the
+/// schedule, the batches, validation and checkpoints.
+public struct TrainSettings: Sendable, Hashable, Codable {
+    public enum Objective: String, Sendable, Hashable, Codable, CaseIterable { case sft, dpo }
+
+    public var objective: Objective = .sft
+    /// nil: full fine-tuning of every base tensor.
+    public var lora: LoRASettings? = LoRASettings()
+    public var epochs = 2
+    /// nil picks TRL's defaults: 2e-4 for LoRA SFT, 5e-6 for LoRA DPO, 2e-5 and 5e-7 for full fine-tuning.
+    public var learningRate: Double?
+    /// Tokens an optimizer step covers (examples are added until it is reached; gradients accumulate).
+    public var batchTokens = 4096
+    /// Tokens one forward pass holds at most (bounds activation memory).
+    public var microBatchTokens = 1024
+    public var schedule = LearningRateSchedule.Shape.cosine
+    /// The share of steps spent warming up.
+    public var warmup = 0.05
+    /// DPO's β.
+    public var beta = 0.1
+    /// DPO: the weight of an NLL term on the chosen answers (0: none).
+    public var sftWeight = 0.0
+    /// The share of examples held out for validation (0: none).
+    public var valSplit = 0.0
+    public var seed: UInt64 = 0
+    public var maxGradNorm = 1.0
+    public var weightDecay = 0.0
+    /// Steps between checkpoints (0: none).
+    public var checkpointEvery = 20
+    public var threads = 2
+
+    public init() {}
+
+    public var effectiveLearningRate: Double {
+        if let learningRate { return learningRate }
+        switch (objective, lora != nil) {
+        case (.sft, true): return 2e-4
+        case (.dpo, true): return 5e-6
+        case (.sft, false): return 2e-5
+        case (.dpo, false): return 5e-7
+        }
+    }
+
+    /// A stable description of everything that changes the result (thread count included:
+    /// products' summation order depends on it), for refusing to resume with other settings.
+    public var fingerprint: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var copy = self
+        copy.checkpointEvery = 0
+        return String(decoding: (try? enc.encode(copy)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// One optimizer step, as the progress line and the JSONL log show it.
+public struct StepReport: Sendable, Codable, Hashable {
+    public var step: Int
+    public var steps: Int
+    public var epoch: Int
+    public var loss: Double
+    public var lr: Double
+    public var gradNorm: Double
+    public var tokens: Int
+    public var tokensPerSecond: Double
+    public var elapsedSeconds: Double
+    /// DPO: the share of pairs whose implicit reward ranks chosen first, and the mean margin.
+    public var rewardAccuracy: Double?
+    public var rewardMargin: Double?
+    /// Set on the steps after which validation ran.
+    public var valLoss: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case step, steps, epoch, loss, lr, tokens
+        case gradNorm = "grad_norm", tokensPerSecond = "tokens_per_s", elapsedSeconds = "elapsed_s"
+        case rewardAccuracy = "reward_accuracy", rewardMargin = "reward_margin", valLoss = "val_loss"
+    }
+}
