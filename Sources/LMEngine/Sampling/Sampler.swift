@@ -173,9 +173,22 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
+        return Self.mix(state)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    /// SplitMix64's finaliser: a well-mixed hash of one word.
+    public static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
+    }
+
+    /// A uniform number in [0, 1) for (key, counter), with no state (counter-based draws).
+    public static func unit(_ key: UInt64, _ counter: UInt64) -> Double {
+        Double(mix(key ^ mix(counter &+ 0x632b_e59b_d9b4_e019)) >> 11) * 0x1p-53
     }
 }

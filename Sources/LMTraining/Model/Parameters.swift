@@ -57,6 +57,9 @@ public final class ParameterStore<T: TrainScalar>: @unchecked Sendable {
 
     public func zeroGradients() { grads?.zero() }
 
+    /// The values buffer itself (for finite-difference checks that nudge one value at a time).
+    public var valuesPointer: UnsafeMutablePointer<T> { values.p }
+
     /// All values (for checkpoints and comparisons), and their replacement.
     public var allValues: [T] { Array(UnsafeBufferPointer(start: values.p, count: values.count)) }
     public func setAll(_ v: [T]) {

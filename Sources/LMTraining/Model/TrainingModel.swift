@@ -1,4 +1,5 @@
 import Foundation
+import LMEngine
 
 /// A packed batch: sequences laid end to end, each attending only to itself, positions
 /// restarting at 0 for each; `lossRows` are the rows whose next token is scored, with that token.
@@ -389,27 +390,5 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
                                  w.dA[p]!, w.dB[p]!, grads.dxa.p, dx)
             }
         }
-    }
-}
-
-/// SplitMix64: a small seeded generator (initialisation, shuffles) and a counter-based hash (dropout masks).
-public struct SplitMix64: Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
-    /// Uniform in [0, 1).
-    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-    static func mix(_ x: UInt64) -> UInt64 {
-        var z = x
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// A uniform number in [0, 1) for (key, counter), with no state.
-    static func unit(_ key: UInt64, _ counter: UInt64) -> Double {
-        Double(mix(key ^ mix(counter &+ 0x632B_E59B_D9B4_E019)) >> 11) * 0x1p-53
     }
 }

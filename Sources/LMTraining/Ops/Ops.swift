@@ -8,12 +8,12 @@ public enum Ops {
     // MARK: embedding
 
     /// out[t] = table[tokens[t]] (`dim` wide).
-    static func embeddingForward<T: TrainScalar>(_ tokens: [Int32], _ table: UnsafePointer<T>, _ dim: Int, _ out: UnsafeMutablePointer<T>) {
+    public static func embeddingForward<T: TrainScalar>(_ tokens: [Int32], _ table: UnsafePointer<T>, _ dim: Int, _ out: UnsafeMutablePointer<T>) {
         for (t, id) in tokens.enumerated() { (out + t * dim).update(from: table + Int(id) * dim, count: dim) }
     }
 
     /// dTable[tokens[t]] += dOut[t].
-    static func embeddingBackward<T: TrainScalar>(_ tokens: [Int32], _ dOut: UnsafePointer<T>, _ dim: Int, _ dTable: UnsafeMutablePointer<T>) {
+    public static func embeddingBackward<T: TrainScalar>(_ tokens: [Int32], _ dOut: UnsafePointer<T>, _ dim: Int, _ dTable: UnsafeMutablePointer<T>) {
         for (t, id) in tokens.enumerated() {
             let d = dTable + Int(id) * dim, g = dOut + t * dim
             for j in 0..<dim { d[j] += g[j] }
@@ -23,7 +23,7 @@ public enum Ops {
     // MARK: RMSNorm
 
     /// y = x · r · w with r = 1/√(mean(x²) + eps) per row; r is saved for the backward.
-    static func rmsNormForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ eps: T,
+    public static func rmsNormForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ eps: T,
                                                _ y: UnsafeMutablePointer<T>, _ rstd: UnsafeMutablePointer<T>) {
         for t in 0..<rows {
             let xr = x + t * dim, yr = y + t * dim
@@ -36,7 +36,7 @@ public enum Ops {
     }
 
     /// dx += r · (g − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w and x̂ = x · r; dw += Σ_t dy ⊙ x̂.
-    static func rmsNormBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rstd: UnsafePointer<T>,
+    public static func rmsNormBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rstd: UnsafePointer<T>,
                                                 _ rows: Int, _ dim: Int, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
         for t in 0..<rows {
             let xr = x + t * dim, gr = dy + t * dim, dr = dx + t * dim
@@ -54,13 +54,13 @@ public enum Ops {
 
     // MARK: linear (y = x · Wᵀ, W is out × in)
 
-    static func linearForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ w: UnsafePointer<T>, _ outDim: Int,
+    public static func linearForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ w: UnsafePointer<T>, _ outDim: Int,
                                               _ y: UnsafeMutablePointer<T>) {
         T.gemm(false, true, rows, outDim, inDim, 1, x, inDim, w, inDim, 0, y, outDim)
     }
 
     /// dx += dy · W; dW += dyᵀ · x.
-    static func linearBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int,
+    public static func linearBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int,
                                                _ w: UnsafePointer<T>, _ outDim: Int, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
         T.gemm(false, false, rows, inDim, outDim, 1, dy, outDim, w, inDim, 1, dx, inDim)
         if let dw { T.gemm(true, false, outDim, inDim, rows, 1, dy, outDim, x, inDim, 1, dw, inDim) }
@@ -69,14 +69,14 @@ public enum Ops {
     // MARK: LoRA (y += s · (x · Aᵀ) · Bᵀ, A is r × in, B is out × r)
 
     /// xa = x · Aᵀ (saved), y += s · xa · Bᵀ.
-    static func loraForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+    public static func loraForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
                                             _ rank: Int, _ outDim: Int, _ scale: T, _ xa: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>) {
         T.gemm(false, true, rows, rank, inDim, 1, x, inDim, a, inDim, 0, xa, rank)
         T.gemm(false, true, rows, outDim, rank, scale, xa, rank, b, rank, 1, y, outDim)
     }
 
     /// dB += s · dyᵀ · xa; dxa = s · dy · B; dA += dxaᵀ · x; dx += dxa · A. `dxa` is scratch (rows × rank).
-    static func loraBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ xa: UnsafePointer<T>, _ rows: Int, _ inDim: Int,
+    public static func loraBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ xa: UnsafePointer<T>, _ rows: Int, _ inDim: Int,
                                              _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ rank: Int, _ outDim: Int, _ scale: T,
                                              _ dA: UnsafeMutablePointer<T>, _ dB: UnsafeMutablePointer<T>, _ dxa: UnsafeMutablePointer<T>,
                                              _ dx: UnsafeMutablePointer<T>?) {
@@ -90,7 +90,7 @@ public enum Ops {
 
     /// The cosines and sines of each token's position: `ropeDim / 2` angles a token,
     /// θᵢ = pos · base^(−2i / ropeDim).
-    static func ropeTables<T: TrainScalar>(_ positions: [Int], ropeDim: Int, base: Double) -> (cos: [T], sin: [T]) {
+    public static func ropeTables<T: TrainScalar>(_ positions: [Int], ropeDim: Int, base: Double) -> (cos: [T], sin: [T]) {
         let half = ropeDim / 2
         var c = [T](repeating: 0, count: positions.count * half), s = c
         for (t, pos) in positions.enumerated() {
@@ -105,7 +105,7 @@ public enum Ops {
 
     /// Rotates each head's first `ropeDim` values in pairs by its token's angles (`inverse`
     /// rotates back, which is the backward: the rotation's transpose).
-    static func rope<T: TrainScalar>(_ x: UnsafeMutablePointer<T>, _ rows: Int, heads: Int, headDim: Int, ropeDim: Int,
+    public static func rope<T: TrainScalar>(_ x: UnsafeMutablePointer<T>, _ rows: Int, heads: Int, headDim: Int, ropeDim: Int,
                                      _ cosines: [T], _ sines: [T], inverse: Bool = false) {
         let half = ropeDim / 2, width = heads * headDim
         for t in 0..<rows {
@@ -131,13 +131,13 @@ public enum Ops {
     }
 
     /// The scratch a layer's attention saves: per segment and head, the softmax probabilities (L × L).
-    static func attentionProbabilityCount(_ segments: [Segment], heads: Int) -> Int {
+    public static func attentionProbabilityCount(_ segments: [Segment], heads: Int) -> Int {
         segments.reduce(0) { $0 + heads * $1.length * $1.length }
     }
 
     /// out = softmax(q kᵀ / √hd, causal) v per segment and head; query head h reads key/value
     /// head h / (heads / kvHeads). `probs` receives the probabilities.
-    static func attentionForward<T: TrainScalar>(_ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>, _ segments: [Segment],
+    public static func attentionForward<T: TrainScalar>(_ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>, _ segments: [Segment],
                                                  heads: Int, kvHeads: Int, headDim hd: Int,
                                                  _ probs: UnsafeMutablePointer<T>, _ out: UnsafeMutablePointer<T>) {
         let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
@@ -172,7 +172,7 @@ public enum Ops {
 
     /// dq += dS k, dk += dSᵀ q, dv += Pᵀ dout with dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √hd and
     /// dP = dout vᵀ. `scratch` holds one L × L matrix of the longest segment.
-    static func attentionBackward<T: TrainScalar>(_ dOut: UnsafePointer<T>, _ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>,
+    public static func attentionBackward<T: TrainScalar>(_ dOut: UnsafePointer<T>, _ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>,
                                                   _ probs: UnsafePointer<T>, _ segments: [Segment], heads: Int, kvHeads: Int, headDim hd: Int,
                                                   _ dq: UnsafeMutablePointer<T>, _ dk: UnsafeMutablePointer<T>, _ dv: UnsafeMutablePointer<T>,
                                                   _ scratch: UnsafeMutablePointer<T>) {
@@ -205,7 +205,7 @@ public enum Ops {
     // MARK: SwiGLU
 
     /// h = silu(g) ⊙ u.
-    static func swigluForward<T: TrainScalar>(_ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int, _ h: UnsafeMutablePointer<T>) {
+    public static func swigluForward<T: TrainScalar>(_ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int, _ h: UnsafeMutablePointer<T>) {
         for i in 0..<n {
             let s = 1 / (1 + T.exp(-g[i]))
             h[i] = g[i] * s * u[i]
@@ -213,7 +213,7 @@ public enum Ops {
     }
 
     /// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))); du = dh ⊙ silu(g) (both written, not accumulated).
-    static func swigluBackward<T: TrainScalar>(_ dh: UnsafePointer<T>, _ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int,
+    public static func swigluBackward<T: TrainScalar>(_ dh: UnsafePointer<T>, _ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int,
                                                _ dg: UnsafeMutablePointer<T>, _ du: UnsafeMutablePointer<T>) {
         for i in 0..<n {
             let s = 1 / (1 + T.exp(-g[i]))
@@ -225,12 +225,12 @@ public enum Ops {
     // MARK: output head and log-probabilities, in vocabulary chunks of rows
 
     /// Rows of the head evaluated together: logits take `chunk × vocab` scalars, whatever the batch.
-    static let headChunk = 64
+    public static let headChunk = 64
 
     /// For each row r of `x` (`rows` × dim), the log-probability of `targets[r]` under
     /// softmax(x · Wᵀ), and the log-sum-exp (saved for the backward). `logits` is scratch
     /// (headChunk × vocab).
-    static func headForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
+    public static func headForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
                                             _ targets: [Int32], _ logits: UnsafeMutablePointer<T>,
                                             _ logp: UnsafeMutablePointer<T>, _ lse: UnsafeMutablePointer<T>) {
         var r0 = 0
@@ -253,7 +253,7 @@ public enum Ops {
 
     /// With g[r] = ∂loss/∂logp[r]: ∂loss/∂logits = g ⊙ (onehot − softmax); dx += that · W,
     /// dW += thatᵀ · x. The logits are recomputed chunk by chunk.
-    static func headBackward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
+    public static func headBackward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
                                              _ targets: [Int32], _ lse: UnsafePointer<T>, _ g: UnsafePointer<T>,
                                              _ logits: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
         var r0 = 0

@@ -1,4 +1,5 @@
 import Foundation
+import LMEngine
 
 /// Trains a model's trainable parameters on tokenized examples: steps of about
 /// `batchTokens` tokens (accumulated over packed forward passes of at most
