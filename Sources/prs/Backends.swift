@@ -58,12 +58,12 @@ struct Backends {
                 endpoints: endpoints, concurrencyPerEndpoint: max(options.concurrency * 2, 4),
                 timeout: options.timeout, retry: RetryPolicy(maxRetries: options.retries),
                 apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
-        case .embedded(let path):
+        case .embedded(let path, let adapters):
             do {
-                return try EmbeddedGenerator(path: path, template: options.template, contextTokens: options.contextTokens, threads: options.threads,
-                                             maxBatch: options.maxBatch, cacheTokens: options.cacheTokens)
+                return try EmbeddedGenerator(path: path, adapters: adapters, template: options.template, contextTokens: options.contextTokens,
+                                             threads: options.threads, maxBatch: options.maxBatch, cacheTokens: options.cacheTokens)
             } catch {
-                throw CLIFailure.badInput("policy embedded:\(path): \(error)")
+                throw CLIFailure.badInput("policy \(spec): \(error)")
             }
         }
     }

@@ -3,7 +3,8 @@ import Foundation
 /// Runs work that SIGINT or SIGTERM cancels (the work then winds down and reports
 /// itself interrupted); a second signal exits at once with status 3.
 enum Interruptible {
-    static func run<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// `onSignal` runs on the first signal too (for work that polls a flag rather than checking cancellation).
+    static func run<T: Sendable>(onSignal: (@Sendable () -> Void)? = nil, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
         let task = Task { try await work() }
         var sources: [any DispatchSourceSignal] = []
         let count = SignalCount()
@@ -12,7 +13,8 @@ enum Interruptible {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 if count.increment() > 1 { exit(Exit.interrupted) }
-                FileHandle.standardError.write(Data("\nprs: stopping; finished prompts are kept (again to quit now)\n".utf8))
+                FileHandle.standardError.write(Data("\nprs: stopping; finished work is kept (again to quit now)\n".utf8))
+                onSignal?()
                 task.cancel()
             }
             source.resume()

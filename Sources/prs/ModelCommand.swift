@@ -7,7 +7,7 @@ import LMEngine
 struct Model: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect GGUF models and use their tokenizer.",
-        subcommands: [Info.self, Tokenize.self, Generate.self, Bench.self]
+        subcommands: [Info.self, Tokenize.self, Generate.self, Bench.self, MergeAdapters.self, Eval.self]
     )
 
     static func open(_ path: String) throws -> GGUFFile {
@@ -16,6 +16,17 @@ struct Model: AsyncParsableCommand {
 
     static func tokenizer(_ file: GGUFFile) throws -> Tokenizer {
         do { return try Tokenizer(gguf: file.content) } catch { throw CLIFailure.badInput("\(file.path): \(error)") }
+    }
+
+    /// The adapters of `--lora A.gguf[@SCALE]` options, checked against `model`; nil for none.
+    static func adapters(_ specs: [String], _ model: LlamaModel) throws -> AdapterStack? {
+        guard !specs.isEmpty else { return nil }
+        do {
+            return AdapterStack(try specs.map { spec in
+                let (path, scale) = try LoRAAdapter.parseSpec(spec)
+                return try LoRAAdapter(path: path, scale: scale, model: model)
+            }, layers: model.config.layers)
+        } catch { throw CLIFailure.badInput("--lora: \(error)") }
     }
 
     static func json(_ value: some Encodable) throws -> String {
@@ -125,6 +136,7 @@ struct Model: AsyncParsableCommand {
         @Option(help: "Seed (default 0).") var seed: UInt64 = 0
         @Option(help: "Stop string (repeatable).") var stop: [String] = []
         @Option(help: "Threads (default: all cores).") var threads: Int?
+        @Option(help: "A LoRA adapter to apply, A.gguf or A.gguf@SCALE (repeatable).") var lora: [String] = []
         @Flag(help: "Print JSON: {\"tokens\":[ids],\"text\":…}.") var json = false
 
         func validate() throws {
@@ -157,7 +169,8 @@ struct Model: AsyncParsableCommand {
             let toTerminal: @Sendable (String) -> Void = { piece in FileHandle.standardOutput.write(Data(piece.utf8)) }
             let stream = json ? nil : toTerminal
             let out: Completion
-            do { out = try await engine.complete(prompt: ids, n: 1, options: options, onText: stream)[0] } catch {
+            let adapters = try Model.adapters(lora, llama)
+            do { out = try await engine.complete(prompt: ids, n: 1, options: options, adapters: adapters, onText: stream)[0] } catch {
                 throw CLIFailure.badInput("\(error)")
             }
             if json {
@@ -177,6 +190,7 @@ struct Model: AsyncParsableCommand {
         @Option(help: "Tokens to generate (default 128).") var gen = 128
         @Option(help: "Continuations of one prompt for the N-way figure (default 8).") var n = 8
         @Option(help: "Threads (default 2).") var threads = 2
+        @Option(help: "A LoRA adapter to apply, A.gguf or A.gguf@SCALE (repeatable).") var lora: [String] = []
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
@@ -191,7 +205,9 @@ struct Model: AsyncParsableCommand {
             let prompt: [Int32] = (0..<promptTokens).map { Int32(100 + ($0 * 7919) % (llama.config.vocabSize - 200)) }
             let clock = ContinuousClock()
             func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+            let adapters = try Model.adapters(lora, llama)
             let session = LlamaSession(model: llama, maxTokens: promptTokens + gen + 1, threads: threads)
+            session.adapters = adapters
             var t0 = clock.now
             try session.forward(prompt)
             let promptRate = Double(promptTokens) / seconds(clock.now - t0)
@@ -209,11 +225,12 @@ struct Model: AsyncParsableCommand {
             // this one does too. The N-way request then finds the prompt's whole blocks in the prefix
             // cache (and evaluates the rest).
             t0 = clock.now
-            _ = try await engine.complete(prompt: prompt, n: 1, options: CompletionOptions(maxTokens: 1, sampler: SamplerSettings(temperature: 0)))
+            _ = try await engine.complete(prompt: prompt, n: 1, options: CompletionOptions(maxTokens: 1, sampler: SamplerSettings(temperature: 0)),
+                                          adapters: adapters)
             let promptTime = seconds(clock.now - t0)
             t0 = clock.now
             let outs = try await engine.complete(prompt: prompt, n: n, options: CompletionOptions(
-                maxTokens: gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)))
+                maxTokens: gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)), adapters: adapters)
             let nwayTime = seconds(clock.now - t0)
             let generated = Double(outs.reduce(0) { $0 + $1.tokens.count })
             let nway = generated / nwayTime

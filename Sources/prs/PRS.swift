@@ -23,7 +23,7 @@ struct PRS: AsyncParsableCommand {
         commandName: "prs",
         abstract: "Preference-guided reflective sampling: sample, refine and select answers under a user's preference.",
         version: "0.1.0",
-        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self]
+        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self, Train.self]
     )
 
     static func main() async {

@@ -10,7 +10,7 @@ enum RunSetup {
     static func check(store: RunStore, settings: SampleSettings, logger: Logger) throws {
         var files: [String: String] = [:]
         if let data = FileManager.default.contents(atPath: settings.prompts) { files[settings.prompts] = ContentHash.fnv1a64(data) }
-        if case .embedded(let path) = settings.policy, let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) {
+        if case .embedded(let path, _) = settings.policy, let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) {
             files[path] = ContentHash.fnv1a64(data)
         }
         let info = RunInfo(settings: settings.runSettings, prsVersion: PRS.configuration.version, policy: settings.policy.description,

@@ -125,7 +125,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             lora = nil
         }
         let trainBase = settings == nil
-        precondition(!trainBase || base.grads != nil, "full fine-tuning needs a base store with gradients")
+        // Without LoRA and without base gradients the model is forward-only (evaluation).
         let loraStore = lora
         func g(_ name: String) -> UnsafeMutablePointer<T>? { trainBase ? base.grad(name) : nil }
         embedding = base.value("token_embd.weight")

@@ -55,27 +55,42 @@ public enum ModelFiles {
         try w.write(to: path)
     }
 
-    /// `base` with adapters merged: W + Σ scale · (alpha/r) · B·A for each adapted tensor.
+    /// `base` with adapters merged: W + scale · (alpha/r) · B·A for each adapted tensor; the
+    /// adapted tensors are written as `type`, the others keep their encoding.
     public static func merge(base: GGUFFile, adapters: [LoRAAdapter], type: TensorType, to path: String) throws {
         var replace: [String: [Float]] = [:]
         for adapter in adapters {
-            for (name, t) in adapter.tensors {
+            for (name, pair) in adapter.tensors {
                 guard let info = base.tensor(name) else { throw TrainingError("\(adapter.path): adapts \(name), which \(base.path) does not have") }
                 var w = replace[name] ?? Dequantize.toFloat(base.bytes(of: info), type: info.type, count: info.elementCount)
-                let s = adapter.scale
-                // W[o][i] += s · Σ_r B[o][r] · A[r][i]
-                for o in 0..<t.outDim {
-                    for r in 0..<t.rank {
-                        let bv = s * t.b[o * t.rank + r]
-                        if bv == 0 { continue }
-                        let row = o * t.inDim, arow = r * t.inDim
-                        for i in 0..<t.inDim { w[row + i] += bv * t.a[arow + i] }
-                    }
-                }
+                w.withUnsafeMutableBufferPointer { addDelta(pair, scale: adapter.scale, to: $0.baseAddress!) }
                 replace[name] = w
             }
         }
-        // Tensors that were not adapted keep their own encoding unless a type is asked for all.
         try writeModel(base: base, replace: replace, type: type, to: path)
+    }
+
+    /// Adds each adapter's scale · B·A into the matching dense tensors of `store`.
+    public static func merge(_ adapters: [LoRAAdapter], into store: ParameterStore<Float>) throws {
+        for adapter in adapters {
+            for (name, pair) in adapter.tensors {
+                guard let e = store.entry(name), e.rows == pair.outDim, e.cols == pair.inDim else {
+                    throw TrainingError("\(adapter.path): adapts \(name), which the model does not have with that shape")
+                }
+                addDelta(pair, scale: adapter.scale, to: store.valuesPointer + e.offset)
+            }
+        }
+    }
+
+    /// W[o][i] += s · Σ_r B[o][r] · A[r][i] (W row-major, out × in).
+    static func addDelta(_ t: LoRAAdapter.Pair, scale s: Float, to w: UnsafeMutablePointer<Float>) {
+        for o in 0..<t.outDim {
+            for r in 0..<t.rank {
+                let bv = s * t.b[o * t.rank + r]
+                if bv == 0 { continue }
+                let row = w + o * t.inDim, arow = r * t.inDim
+                for i in 0..<t.inDim { row[i] += bv * t.a[arow + i] }
+            }
+        }
     }
 }

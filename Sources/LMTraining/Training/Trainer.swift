@@ -69,9 +69,13 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: running
 
-    /// Trains to the end of the plan (from a checkpoint at `checkpoint` when one matches),
-    /// calling `onStep` after each step. `fingerprint` names the data and base model.
-    public func run(checkpoint: String?, fingerprint: String, onStep: (StepReport) -> Void = { _ in }) throws {
+    /// Trains to the end of the plan (from the checkpoint at `checkpoint` when there is one),
+    /// calling `onStep` after each step; `fingerprint` names the data and base model, and a
+    /// checkpoint of another fingerprint is refused. The JSONL log at `logPath` is rewritten
+    /// from the checkpoint's on resume, so it holds each step once. When `shouldStop` turns
+    /// true between steps, a checkpoint is written and `TrainingInterrupted` thrown.
+    public func run(checkpoint: String?, fingerprint: String, logPath: String? = nil, shouldStop: () -> Bool = { false },
+                    onStep: (StepReport) -> Void = { _ in }) throws {
         let fullPrint = settings.fingerprint + "|" + fingerprint
         if let checkpoint, let saved = try Checkpoint.load(checkpoint, fingerprint: fullPrint, parameters: model.trainable.count) {
             model.trainable.setAll(saved.parameters)
@@ -80,24 +84,31 @@ public final class Trainer: @unchecked Sendable {
             log = saved.log
             step = saved.step
         }
+        let logFile = try logPath.map { try TrainingLog(path: $0, entries: log) }
         if settings.objective == .dpo && reference.isEmpty { reference = try referenceLogprobs() }
+        func save() throws {
+            guard let checkpoint else { return }
+            try Checkpoint(step: step, parameters: model.trainable.allValues, m: optimizer.state.m, v: optimizer.state.v,
+                           reference: reference, log: log).write(checkpoint, fingerprint: fullPrint)
+        }
         let start = Date()
         var tokensDone = 0
         while step < plan.count {
-            let report = try runStep(step)
-            tokensDone += report.tokens
-            var r = report
+            if shouldStop() {
+                try save()
+                throw TrainingInterrupted(step: step, steps: plan.count)
+            }
+            var r = try runStep(step)
+            tokensDone += r.tokens
             r.elapsedSeconds = Date().timeIntervalSince(start)
             r.tokensPerSecond = Double(tokensDone) / max(1e-9, r.elapsedSeconds)
             let lastOfEpoch = step + 1 == plan.count || plan[step + 1].epoch != plan[step].epoch
             if lastOfEpoch && !validation.isEmpty { r.valLoss = try validationLoss() }
             log.append(r)
+            try logFile?.append(r)
             step += 1
             onStep(r)
-            if let checkpoint, settings.checkpointEvery > 0, step % settings.checkpointEvery == 0 || step == plan.count {
-                try Checkpoint(step: step, parameters: model.trainable.allValues, m: optimizer.state.m, v: optimizer.state.v,
-                               reference: reference, log: log).write(checkpoint, fingerprint: fullPrint)
-            }
+            if settings.checkpointEvery > 0, step % settings.checkpointEvery == 0, step < plan.count { try save() }
         }
     }
 
@@ -267,6 +278,37 @@ public final class Trainer: @unchecked Sendable {
             index += micro.count
         }
         return num / max(1e-12, den)
+    }
+}
+
+/// Training stopped between steps on request; the checkpoint holds every finished step.
+public struct TrainingInterrupted: Error, Sendable, CustomStringConvertible {
+    public var step: Int
+    public var steps: Int
+    public var description: String { "stopped after step \(step) of \(steps); the checkpoint is saved: run the same command to resume" }
+}
+
+/// The JSONL loss log: one line a step.
+final class TrainingLog {
+    let handle: FileHandle
+    init(path: String, entries: [StepReport]) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var data = Data()
+        for e in entries { data.append(try enc.encode(e)); data.append(0x0A) }
+        guard FileManager.default.createFile(atPath: path, contents: data), let h = FileHandle(forWritingAtPath: path) else {
+            throw TrainingError("\(path): cannot write the training log")
+        }
+        h.seekToEndOfFile()
+        handle = h
+    }
+    deinit { try? handle.close() }
+    func append(_ e: StepReport) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        var line = try enc.encode(e)
+        line.append(0x0A)
+        handle.write(line)
     }
 }
 

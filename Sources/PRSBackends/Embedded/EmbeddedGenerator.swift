@@ -13,11 +13,16 @@ public struct EmbeddedGenerator: TextGenerator {
     public let engine: Engine
     let template: ChatTemplate
     let tokenizer: Tokenizer
+    /// The LoRA adapters every request of this generator runs with (nil: the base model).
+    let adapters: AdapterStack?
 
-    /// Loads `path` (once per process for the same path and context size).
-    public init(path: String, template name: String? = nil, contextTokens: Int = 4096, threads: Int = 2,
+    /// Loads `path` (once per process for the same path and context size), with `adapters`
+    /// (`A.gguf` or `A.gguf@SCALE`) applied without merging; generators of one model share its
+    /// engine whatever their adapters, and their requests batch together.
+    public init(path: String, adapters adapterSpecs: [String] = [], template name: String? = nil, contextTokens: Int = 4096, threads: Int = 2,
                 maxBatch: Int? = nil, cacheTokens: Int? = nil) throws {
         let model = try EngineCache.shared.model(path)
+        adapters = adapterSpecs.isEmpty ? nil : try EngineCache.shared.adapters(adapterSpecs, model: model)
         if let name {
             guard let t = ChatTemplate.named(name) else {
                 throw ModelError("chat template \"\(name)\": expected one of \(ChatTemplate.names.joined(separator: ", "))")
@@ -33,7 +38,7 @@ public struct EmbeddedGenerator: TextGenerator {
         var settings = EngineSettings(contextTokens: contextTokens, cacheTokens: cacheTokens, threads: threads)
         if let maxBatch { settings.maxBatch = maxBatch }
         engine = EngineCache.shared.engine(path, model: model, settings: settings)
-        identity = "embedded:\(path)"
+        identity = "embedded:" + ([path] + adapterSpecs).joined(separator: "+")
     }
 
     /// The prompt tokens of `messages`: rendered, then tokenized with special tokens parsed
@@ -54,7 +59,7 @@ public struct EmbeddedGenerator: TextGenerator {
             frequencyPenalty: Float(p.frequencyPenalty ?? 0), seed: p.seed ?? 0)
         let options = CompletionOptions(maxTokens: p.maxTokens ?? 512, stop: p.stop ?? [], sampler: sampler,
                                         topLogprobs: p.logprobs == true ? (p.topLogprobs ?? 0) : 0)
-        let completions = try await engine.complete(prompt: prompt, n: max(1, request.n), options: options)
+        let completions = try await engine.complete(prompt: prompt, n: max(1, request.n), options: options, adapters: adapters)
         return completions.map { c in
             let lp: [TokenLogprob]? = p.logprobs == true ? c.logprobs.map { s in
                 TokenLogprob(token: piece(s.token), logprob: Double(s.logprob),
@@ -87,6 +92,22 @@ final class EngineCache: @unchecked Sendable {
         models[path] = m
         return m
     }
+
+    /// The adapter stack of `specs` on `model`, loaded once per process.
+    func adapters(_ specs: [String], model: LlamaModel) throws -> AdapterStack {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = model.file.path + "|" + specs.joined(separator: "+")
+        if let s = stacks[key] { return s }
+        let loaded = try specs.map { spec in
+            let (path, scale) = try LoRAAdapter.parseSpec(spec)
+            return try LoRAAdapter(path: path, scale: scale, model: model)
+        }
+        let s = AdapterStack(loaded, layers: model.config.layers)
+        stacks[key] = s
+        return s
+    }
+    private var stacks: [String: AdapterStack] = [:]
 
     /// Every engine loaded, in path order.
     var all: [Engine] {

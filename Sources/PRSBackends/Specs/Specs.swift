@@ -5,10 +5,10 @@ import PRSCore
 public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
     /// An OpenAI-compatible server, or several balanced.
     case openAI([OpenAIGenerator.Endpoint])
-    /// A GGUF file run in-process.
-    case embedded(path: String)
+    /// A GGUF file run in-process, with LoRA adapters (`A.gguf` or `A.gguf@SCALE`) applied.
+    case embedded(path: String, adapters: [String] = [])
 
-    /// Parses `openai:http://HOST:PORT/v1[#model][,http://…]` or `embedded:PATH.gguf`.
+    /// Parses `openai:http://HOST:PORT/v1[#model][,http://…]` or `embedded:PATH.gguf[+ADAPTER.gguf[@SCALE]]...`.
     public static func parse(_ spec: String) throws -> PolicySpec {
         if spec.hasPrefix("openai:") {
             let urls = spec.dropFirst("openai:".count).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -29,9 +29,16 @@ public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
             return .openAI(endpoints)
         }
         if spec.hasPrefix("embedded:") {
-            let path = String(spec.dropFirst("embedded:".count))
-            guard !path.isEmpty else { throw SpecError("policy \"\(spec)\": no file after embedded:") }
-            return .embedded(path: path)
+            let parts = spec.dropFirst("embedded:".count).components(separatedBy: "+")
+            guard let path = parts.first, !path.isEmpty else { throw SpecError("policy \"\(spec)\": no file after embedded:") }
+            let adapters = Array(parts.dropFirst())
+            for a in adapters {
+                guard !a.isEmpty, !a.hasPrefix("@") else { throw SpecError("policy \"\(spec)\": an empty adapter after +") }
+                if let at = a.lastIndex(of: "@"), Float(a[a.index(after: at)...]) == nil {
+                    throw SpecError("policy \"\(spec)\": \"\(a)\": the scale after @ must be a number")
+                }
+            }
+            return .embedded(path: path, adapters: adapters)
         }
         throw SpecError("policy \"\(spec)\": expected openai:http://HOST:PORT/v1[#model] or embedded:PATH.gguf")
     }
@@ -39,7 +46,7 @@ public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .openAI(let e): "openai:" + e.map { $0.baseURL + ($0.model.map { "#" + $0 } ?? "") }.joined(separator: ",")
-        case .embedded(let p): "embedded:" + p
+        case .embedded(let p, let adapters): "embedded:" + ([p] + adapters).joined(separator: "+")
         }
     }
 }

@@ -1,0 +1,192 @@
+import ArgumentParser
+import Foundation
+import GGUF
+import LMTraining
+import Logging
+import PRSBackends
+
+struct Train: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune a GGUF model on the CPU (LoRA or full; SFT or DPO) from prs exports or TRL-format data.",
+        discussion: """
+        Data: JSONL in TRL's formats (conversational "messages", "prompt"/"completion", "prompt"/"chosen"/"rejected") \
+        or prs's refine.jsonl. The loss is on the answers' tokens only. The adapter is llama.cpp's LoRA GGUF \
+        (llama-cli --lora A.gguf; prs: embedded:M.gguf+A.gguf). A checkpoint (OUT.ckpt) is written every \
+        --checkpoint-every steps: after a kill, run the same command again to resume.
+
+        Example:
+          prs export runs/x --format sft --out sft.jsonl
+          prs train --data sft.jsonl --model models/SmolLM2-135M-Instruct.Q4_1.gguf --out runs/x/adapter.gguf --epochs 2
+        """)
+
+    @Option(help: "Training data (JSONL; repeatable).") var data: [String] = []
+    @Option(help: "The base GGUF model.") var model: String
+    @Option(help: "Where to write the adapter (or, with --full, the model).") var out: String
+    @Option(help: "sft or dpo (default sft).") var objective: TrainSettings.Objective = .sft
+    @Option(name: .customLong("init"), help: "Continue from this adapter (same rank, alpha and targets).") var initAdapter: String?
+    @Option(name: .customLong("lora-rank"), help: "LoRA rank (default 16).") var loraRank = 16
+    @Option(name: .customLong("lora-alpha"), help: "LoRA alpha; the update is scaled by alpha/rank (default 32).") var loraAlpha = 32.0
+    @Option(name: .customLong("lora-dropout"), help: "Dropout on the adapted inputs (default 0).") var loraDropout = 0.0
+    @Option(name: .customLong("lora-targets"), help: "all-linear, or some of q,k,v,o,gate,up,down (default all-linear).") var loraTargets = "all-linear"
+    @Flag(help: "Full fine-tuning of every tensor instead of LoRA.") var full = false
+    @Option(name: .customLong("full-type"), help: "With --full: the written matrices' type, f16, f32, q8_0 or q4_1 (default f16).") var fullType = "f16"
+    @Option(help: "Passes over the data (default 2).") var epochs = 2
+    @Option(help: "Peak learning rate (default: 2e-4 LoRA SFT, 5e-6 LoRA DPO, 2e-5 full SFT, 5e-7 full DPO).") var lr: Double?
+    @Option(name: .customLong("batch-tokens"), help: "Tokens per optimizer step, gradients accumulated (default 4096).") var batchTokens = 4096
+    @Option(name: .customLong("micro-batch-tokens"), help: "Tokens per forward pass at most (default 1024; bounds memory).") var microBatchTokens = 1024
+    @Option(name: .customLong("max-length"), help: "Tokens of one example at most; longer ones are cut (default 1024).") var maxLength = 1024
+    @Option(help: "cosine, linear or constant after warmup (default cosine).") var schedule: LearningRateSchedule.Shape = .cosine
+    @Option(help: "Share of steps spent warming up (default 0.05).") var warmup = 0.05
+    @Option(help: "DPO β (default 0.1).") var beta = 0.1
+    @Option(name: .customLong("sft-weight"), help: "DPO: weight of an NLL term on the chosen answers (default 0).") var sftWeight = 0.0
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay (default 0).") var weightDecay = 0.0
+    @Option(name: .customLong("max-grad-norm"), help: "Clip the gradient's global norm to this (default 1; 0: no clipping).") var maxGradNorm = 1.0
+    @Option(name: .customLong("val-split"), help: "Share of examples held out for validation (default 0).") var valSplit = 0.0
+    @Option(help: "Seed for initialisation, shuffling and dropout (default 0).") var seed: UInt64 = 0
+    @Option(help: "Threads (default 2). The result depends on it: resume with the same count.") var threads = 2
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (default 20; 0: none).") var checkpointEvery = 20
+    @Option(help: "Chat template (chatml, llama3, mistral, gemma); default: the model's.") var template: String?
+    @Flag(name: .customLong("all-tokens"), help: "Train on every token, prompts included.") var allTokens = false
+    @Option(help: "The JSONL loss log (default: OUT without .gguf, plus .train.jsonl).") var log: String?
+    @Flag(help: "Print a JSON summary at the end.") var json = false
+
+    func validate() throws {
+        if data.isEmpty { throw ValidationError("--data: give at least one training file") }
+        if loraRank < 1 || loraRank > 4096 { throw ValidationError("--lora-rank must be between 1 and 4096") }
+        if loraAlpha <= 0 { throw ValidationError("--lora-alpha must be positive") }
+        if !(0..<1).contains(loraDropout) { throw ValidationError("--lora-dropout must be in [0, 1)") }
+        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
+        if batchTokens < 1 || microBatchTokens < 1 || maxLength < 2 { throw ValidationError("--batch-tokens and --micro-batch-tokens ≥ 1, --max-length ≥ 2") }
+        if !(0..<1).contains(warmup) { throw ValidationError("--warmup is a share of the steps, in [0, 1)") }
+        if !(0..<1).contains(valSplit) { throw ValidationError("--val-split must be in [0, 1)") }
+        if beta <= 0 { throw ValidationError("--beta must be positive") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
+        if full && initAdapter != nil { throw ValidationError("--init continues a LoRA adapter; it does not go with --full") }
+        if !["f16", "f32", "q8_0", "q4_1"].contains(fullType) { throw ValidationError("--full-type: expected f16, f32, q8_0 or q4_1") }
+    }
+
+    func job() throws -> EmbeddedTrainingJob {
+        var s = TrainSettings()
+        s.objective = objective
+        s.lora = full ? nil : LoRASettings(rank: loraRank, alpha: loraAlpha, dropout: loraDropout,
+                                           targets: try Projection.parseList(loraTargets))
+        s.epochs = epochs
+        s.learningRate = lr
+        s.batchTokens = batchTokens
+        s.microBatchTokens = microBatchTokens
+        s.schedule = schedule
+        s.warmup = warmup
+        s.beta = beta
+        s.sftWeight = sftWeight
+        s.weightDecay = weightDecay
+        s.maxGradNorm = maxGradNorm
+        s.valSplit = valSplit
+        s.seed = seed
+        s.threads = threads
+        s.checkpointEvery = checkpointEvery
+        var j = EmbeddedTrainingJob(data: data, model: model, out: out)
+        j.initAdapter = initAdapter
+        j.settings = s
+        j.template = template
+        j.maxLength = maxLength
+        j.allTokens = allTokens
+        j.fullType = ["f32": .f32, "q8_0": .q8_0, "q4_1": .q4_1][fullType] ?? .f16
+        j.log = log
+        return j
+    }
+
+    func run() async throws {
+        let logger = Logger(label: "prs.train")
+        let job: EmbeddedTrainingJob
+        do { job = try self.job() } catch { throw CLIFailure.badInput("\(error)") }
+        for f in data where !FileManager.default.fileExists(atPath: f) { throw CLIFailure.badInput("\(f): no such file") }
+        guard FileManager.default.fileExists(atPath: model) else { throw CLIFailure.badInput("\(model): no such file (make demo or scripts/setup.sh downloads the default model)") }
+        let progress = TrainProgress(logger: logger)
+        let stop = StopFlag()
+        let result: EmbeddedTrainingResult
+        do {
+            result = try await Interruptible.run(onSignal: { stop.set() }) {
+                try EmbeddedTraining.run(job, shouldStop: { stop.isSet }, onStart: { trainer in
+                    logger.info("training", metadata: ["examples": "\(trainer.train.count)", "validation": "\(trainer.validation.count)",
+                                                      "steps": "\(trainer.plan.count)", "lr": "\(job.settings.effectiveLearningRate)",
+                                                      "mode": "\(job.settings.lora == nil ? "full" : "lora r=\(job.settings.lora!.rank)")"])
+                }, onStep: progress.update)
+            }
+        } catch let e as TrainingInputError {
+            progress.finish()
+            throw CLIFailure.badInput(e.description)
+        } catch let e as TrainingInterrupted {
+            progress.finish()
+            throw CLIFailure(code: Exit.interrupted, description: e.description)
+        } catch {
+            progress.finish()
+            throw CLIFailure.failed("\(error)")
+        }
+        progress.finish()
+        if json {
+            struct Out: Encodable {
+                var out: String, examples: Int, validation_examples: Int, steps: Int, loss: Double?, val_loss: Double?, seconds: Double
+            }
+            print(try Model.json(Out(out: result.out, examples: result.examples, validation_examples: result.validationExamples, steps: result.steps,
+                                     loss: result.finalLoss, val_loss: result.validationLoss, seconds: result.seconds)))
+        } else {
+            var line = "wrote \(result.out): \(result.steps) steps over \(result.examples) examples in \(String(format: "%.1f", result.seconds)) s"
+            if let l = result.finalLoss { line += ", last loss \(String(format: "%.4f", l))" }
+            if let v = result.validationLoss { line += ", validation loss \(String(format: "%.4f", v))" }
+            print(line)
+        }
+    }
+}
+
+/// A flag a signal handler sets and the training loop reads between steps.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// Training progress: one line redrawn on a terminal (step, loss, tokens/s, ETA); otherwise a
+/// log line about every 10% of the steps.
+final class TrainProgress: @unchecked Sendable {
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private let logger: Logger
+    private var lastDecile = -1
+    private var shown = false
+
+    init(logger: Logger) { self.logger = logger }
+
+    func update(_ r: StepReport) {
+        let remaining = Double(r.steps - r.step)
+        let perStep = r.elapsedSeconds / Double(max(1, r.step))
+        var line = "step \(r.step)/\(r.steps) epoch \(r.epoch) loss \(String(format: "%.4f", r.loss)) lr \(String(format: "%.2e", r.lr)) "
+            + "\(Int(r.tokensPerSecond)) tok/s ETA \(Self.duration(remaining * perStep))"
+        if let v = r.valLoss { line += " val \(String(format: "%.4f", v))" }
+        if let a = r.rewardAccuracy { line += " acc \(String(format: "%.2f", a))" }
+        if terminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+            shown = true
+        } else {
+            let decile = r.step * 10 / max(1, r.steps)
+            if decile != lastDecile || r.valLoss != nil {
+                lastDecile = decile
+                logger.info("progress", metadata: ["status": "\(line)"])
+            }
+        }
+    }
+
+    func finish() {
+        if terminal, shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        shown = false
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+    }
+}
+
+extension TrainSettings.Objective: ExpressibleByArgument {}
+extension LearningRateSchedule.Shape: ExpressibleByArgument {}
