@@ -1,0 +1,154 @@
+import Foundation
+import GGUF
+import LMEngine
+import LMTraining
+import Testing
+
+/// An adapter prs trains, as llama.cpp sees it: llama.cpp loads it (`lora_path`), its NLL of
+/// the training answers falls, its logits equal the embedded engine's with the adapter (the
+/// engine's tolerance, max |Δ| ≤ 1.0), and the merged model gives the same as both.
+@Suite(.serialized) struct AdapterInteropTests {
+    static let train: [(String, String)] = [
+        ("Name a colour.", "Ahoy! Blue, arr."), ("What do bees make?", "Ahoy! Honey, arr."),
+        ("How many legs has a spider?", "Ahoy! Eight, arr."), ("What is the capital of France?", "Ahoy! Paris, arr."),
+        ("Name a fruit.", "Ahoy! An apple, arr."), ("What is ice made of?", "Ahoy! Water, arr."),
+        ("Which animal barks?", "Ahoy! A dog, arr."), ("What is two plus two?", "Ahoy! Four, arr."),
+    ]
+    static let unseen = ["Name a planet.", "What is the opposite of cold?", "Name a musical instrument."]
+
+    struct Trained {
+        var llama: LlamaModel
+        var examples: [TrainingExample]
+        var adapter: String
+        var prsNLL: [Double]
+        var dir: URL
+    }
+
+    static let trained: Result<Trained, any Error> = Result {
+        let llama = try LlamaModel(path: Project.smolLM2)
+        let template = try ChatTemplate.recognise(llama.file.content["tokenizer.chat_template"]!.string!)
+        let tok = ExampleTokenizer(template: template, tokenizer: llama.tokenizer, maxLength: 256)
+        let examples = try train.enumerated().map { i, p in
+            try tok.example(.conversation([TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1)]),
+                            weight: 1, source: "train:\(i + 1)")
+        }
+        BLASThreads.set(2)
+        let base: ParameterStore<Float> = try BaseWeights.load(llama, gradients: false)
+        let settings = LoRASettings(rank: 8, alpha: 16)
+        let model = TrainingModel(shape: BaseWeights.shape(llama.config), base: base, lora: settings, seed: 1)
+        var ts = TrainSettings()
+        ts.lora = settings
+        ts.epochs = 6
+        ts.batchTokens = 300
+        ts.learningRate = 1e-3
+        ts.checkpointEvery = 0
+        let trainer = try Trainer(model: model, examples: examples, settings: ts)
+        try trainer.run(checkpoint: nil, fingerprint: "interop")
+        let dir = try Project.temporaryDirectory("interop")
+        let adapter = dir.appendingPathComponent("pirate.gguf").path
+        try ModelFiles.writeAdapter(model.lora!, settings: settings, architecture: "llama", baseSHA256: "test", to: adapter)
+        // prs's own NLL of each example with the trained adapter.
+        let nll: [Double] = examples.map { e in
+            guard case .sft(let s) = e.body else { return 0 }
+            var b = PackedBatch()
+            b.append(s.tokens, scored: s.scored)
+            return -model.forward(b).reduce(0.0) { $0 + Double($1) }
+        }
+        return Trained(llama: llama, examples: examples, adapter: adapter, prsNLL: nll, dir: dir)
+    }
+
+    struct NLL: Decodable { var nll: Double; var tokens: Int }
+
+    static func llamaNLL(_ model: String, lora: String?, _ examples: [TrainingExample]) throws -> [NLL] {
+        struct Seq: Encodable { var tokens: [Int32]; var scored: [Bool] }
+        let seqs: [Seq] = examples.map { e in
+            guard case .sft(let s) = e.body else { fatalError() }
+            return Seq(tokens: s.tokens, scored: s.scored)
+        }
+        let dir = try Project.temporaryDirectory("nll")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.json")
+        try JSONEncoder().encode(seqs).write(to: input)
+        let out = try Project.python("scripts/reference/llama_nll.py", [model] + (lora.map { [$0] } ?? []) + ["--input", input.path])
+        return try JSONDecoder().decode([NLL].self, from: Data(out.utf8))
+    }
+
+    @Test func llamaCppLoadsTheAdapterAndItsNLLOfTheTrainingAnswersFalls() throws {
+        let t = try Self.trained.get()
+        let before = try Self.llamaNLL(Project.smolLM2, lora: nil, t.examples)
+        let after = try Self.llamaNLL(Project.smolLM2, lora: t.adapter, t.examples)
+        let tokens = Double(after.reduce(0) { $0 + $1.tokens })
+        let b = before.reduce(0) { $0 + $1.nll } / tokens, a = after.reduce(0) { $0 + $1.nll } / tokens
+        print("llama.cpp mean NLL of the training answers: base \(b), with prs's adapter \(a)")
+        #expect(a < 0.5 * b, "the adapter lowers llama.cpp's NLL (base \(b), adapter \(a))")
+        // llama.cpp applies the adapter as prs trained it. prs trains in float32 on dequantized
+        // weights, llama.cpp runs the quantized products on int8 activations, so they differ per
+        // answer token by a few hundredths of a nat: allowed 0.06 a token, 5% overall.
+        for (i, (ours, theirs)) in zip(t.prsNLL, after).enumerated() {
+            #expect(abs(ours - theirs.nll) <= 0.06 * Double(theirs.tokens), "example \(i + 1): prs \(ours), llama.cpp \(theirs.nll) over \(theirs.tokens) tokens")
+        }
+        let ours = t.prsNLL.reduce(0, +) / tokens
+        #expect(abs(ours - a) <= 0.05 * a, "mean NLL: prs \(ours), llama.cpp \(a)")
+    }
+
+    static func chatPrompt(_ user: String, _ llama: LlamaModel) throws -> String {
+        let template = try ChatTemplate.recognise(llama.file.content["tokenizer.chat_template"]!.string!)
+        return template.render([TemplateMessage(role: "user", content: user)])
+    }
+
+    @Test func theEngineWithTheAdapterAndTheMergedModelGiveLlamaCppsLogits() throws {
+        let t = try Self.trained.get()
+        let prompts = try Self.unseen.map { try Self.chatPrompt($0, t.llama) }
+        struct Ref: Decodable { var prompt: [Int32]; var logits: [Float]; var greedy: [Int32] }
+        func reference(_ model: String, _ lora: String?) throws -> [Ref] {
+            let dir = try Project.temporaryDirectory("ref")
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let input = dir.appendingPathComponent("prompts.json")
+            try JSONEncoder().encode(prompts).write(to: input)
+            let out = try Project.python("scripts/reference/llama_reference.py", [model, "12"] + (lora.map { [$0] } ?? []) + ["--input", input.path])
+            return try JSONDecoder().decode([Ref].self, from: Data(out.utf8))
+        }
+        let withAdapter = try reference(Project.smolLM2, t.adapter)
+        let merged = t.dir.appendingPathComponent("merged.gguf").path
+        let adapter = try LoRAAdapter(path: t.adapter, model: t.llama)
+        try ModelFiles.merge(base: t.llama.file, adapters: [adapter], type: .f16, to: merged)
+        let mergedModel = try LlamaModel(path: merged)
+        let mergedRef = try reference(merged, nil)
+        let stack = AdapterStack([adapter], layers: t.llama.config.layers)
+        var worst: Float = 0, worstMerged: Float = 0, worstMergedLlama: Float = 0
+        for (i, ref) in withAdapter.enumerated() {
+            let s = LlamaSession(model: t.llama, maxTokens: 256)
+            s.adapters = stack
+            try s.forward(ref.prompt)
+            let ours = Array(UnsafeBufferPointer(start: s.logits, count: t.llama.config.vocabSize))
+            let m = LlamaSession(model: mergedModel, maxTokens: 256)
+            try m.forward(ref.prompt)
+            let fromMerged = Array(UnsafeBufferPointer(start: m.logits, count: t.llama.config.vocabSize))
+            let d = zip(ours, ref.logits).map { abs($0 - $1) }.max()!
+            let dm = zip(fromMerged, ref.logits).map { abs($0 - $1) }.max()!
+            let dl = zip(mergedRef[i].logits, ref.logits).map { abs($0 - $1) }.max()!
+            worst = max(worst, d); worstMerged = max(worstMerged, dm); worstMergedLlama = max(worstMergedLlama, dl)
+            #expect(d <= 1.0, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d)")
+            #expect(dm <= 1.0, "prompt \(i): merged model in prs vs llama.cpp with adapter: max |Δlogit| \(dm)")
+            #expect(dl <= 1.0, "prompt \(i): merged model in llama.cpp vs llama.cpp with adapter: max |Δlogit| \(dl)")
+        }
+        print("max |Δlogit| against llama.cpp with the adapter: engine + adapter \(worst), merged in prs \(worstMerged), merged in llama.cpp \(worstMergedLlama)")
+    }
+
+    @Test func repliesToUnseenPromptsTakeTheTrainedStyle() async throws {
+        let t = try Self.trained.get()
+        let adapter = try LoRAAdapter(path: t.adapter, model: t.llama)
+        let engine = Engine(model: t.llama, contextTokens: 512, threads: 2)
+        var styled = 0, baseStyled = 0
+        for q in Self.unseen {
+            let ids = t.llama.tokenizer.encode(try Self.chatPrompt(q, t.llama), addSpecial: false, parseSpecial: true)
+            let options = CompletionOptions(maxTokens: 12, sampler: SamplerSettings(temperature: 0))
+            let tuned = try await engine.complete(prompt: ids, n: 1, options: options, adapters: AdapterStack([adapter], layers: t.llama.config.layers))[0]
+            let base = try await engine.complete(prompt: ids, n: 1, options: options)[0]
+            if tuned.text.hasPrefix("Ahoy") { styled += 1 }
+            if base.text.hasPrefix("Ahoy") { baseStyled += 1 }
+        }
+        #expect(styled == Self.unseen.count, "every unseen prompt's reply opens in the trained style (\(styled) of \(Self.unseen.count))")
+        #expect(baseStyled == 0)
+    }
+}
