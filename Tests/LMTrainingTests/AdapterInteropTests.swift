@@ -152,3 +152,41 @@ import Testing
         #expect(baseStyled == 0)
     }
 }
+
+/// Sequences with different adapters (and none) decode in one batch, each as it does alone, and
+/// the prefix cache never serves blocks computed under another adapter.
+@Suite(.serialized) struct AdapterBatchingTests {
+    @Test func requestsWithDifferentAdaptersBatchTogetherAndEachEqualsItselfAlone() async throws {
+        let t = try AdapterInteropTests.trained.get()
+        let adapter = try LoRAAdapter(path: t.adapter, model: t.llama)
+        let half = try LoRAAdapter(path: t.adapter, scale: 0.5, model: t.llama)
+        let stacks: [AdapterStack?] = [nil, AdapterStack([adapter], layers: t.llama.config.layers), AdapterStack([half], layers: t.llama.config.layers)]
+        #expect(Set(stacks.map { $0?.root ?? 0 }).count == 3, "each adapter stack keys the cache apart")
+        // A long shared prompt, so full cache blocks exist to be (wrongly) shared.
+        let prompt = try AdapterInteropTests.chatPrompt("Tell me about the sea, the ships on it and the people who sail them, in a few words.", t.llama)
+        let ids = t.llama.tokenizer.encode(prompt, addSpecial: false, parseSpecial: true)
+        #expect(ids.count > 32)
+        let options = CompletionOptions(maxTokens: 16, sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 5))
+        var alone: [[Int32]] = []
+        for s in stacks {
+            let e = Engine(model: t.llama, contextTokens: 512, threads: 1, maxBatch: 1)
+            alone.append(try await e.complete(prompt: ids, n: 2, options: options, adapters: s).flatMap(\.tokens))
+        }
+        #expect(alone[0] != alone[1], "the adapter changes what is sampled")
+        // One engine, all three at once: the second and third find the first's prompt blocks only if keyed alike.
+        let shared = Engine(model: t.llama, contextTokens: 512, threads: 2, maxBatch: 8)
+        let together = try await withThrowingTaskGroup(of: (Int, [Int32]).self) { group in
+            for (i, s) in stacks.enumerated() {
+                group.addTask { (i, try await shared.complete(prompt: ids, n: 2, options: options, adapters: s).flatMap(\.tokens)) }
+            }
+            var out = [[Int32]](repeating: [], count: stacks.count)
+            for try await (i, toks) in group { out[i] = toks }
+            return out
+        }
+        #expect(together == alone, "batched with other adapters, each request equals itself alone")
+        // Again on the warm cache: each stack's own blocks serve it, and the answers do not change.
+        let again = try await shared.complete(prompt: ids, n: 2, options: options, adapters: stacks[1]).flatMap(\.tokens)
+        #expect(again == alone[1])
+        #expect(shared.statistics().promptTokensCached > 0, "the prefix cache served the repeat")
+    }
+}
