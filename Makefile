@@ -6,7 +6,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup build test demo bench-engine bench-run bench-concurrency clean
+.PHONY: setup build test demo bench-engine bench-run bench-concurrency bench-train clean
 
 setup:
 	bash scripts/setup.sh
@@ -37,6 +37,11 @@ bench-run: setup build
 # One prs sample run against a llama.cpp server (llama-cpp-python's), K prompts in flight against one at a time.
 bench-concurrency: setup build
 	bash scripts/bench-concurrency.sh 4 examples/prefs-heldout.jsonl 8
+
+# prs train against PyTorch + PEFT (CPU; installed into .venv-bench) on the same model, batch
+# shape (4 x 256 tokens), threads and LoRA settings: tokens/s and peak RSS with the ratios.
+bench-train: setup build
+	bash scripts/bench-train.sh
 
 clean:
 	rm -rf .build runs/demo

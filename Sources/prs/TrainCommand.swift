@@ -128,9 +128,11 @@ struct Train: AsyncParsableCommand {
         if json {
             struct Out: Encodable {
                 var out: String, examples: Int, validation_examples: Int, steps: Int, loss: Double?, val_loss: Double?, seconds: Double
+                var tokens_per_s: Double?, peak_rss_mb: Double
             }
             print(try Model.json(Out(out: result.out, examples: result.examples, validation_examples: result.validationExamples, steps: result.steps,
-                                     loss: result.finalLoss, val_loss: result.validationLoss, seconds: result.seconds)))
+                                     loss: result.finalLoss, val_loss: result.validationLoss, seconds: result.seconds,
+                                     tokens_per_s: result.log.last?.tokensPerSecond, peak_rss_mb: Model.Bench.peakRSSMegabytes())))
         } else {
             var line = "wrote \(result.out): \(result.steps) steps over \(result.examples) examples in \(String(format: "%.1f", result.seconds)) s"
             if let l = result.finalLoss { line += ", last loss \(String(format: "%.4f", l))" }
