@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "LMEngine", dependencies: ["GGUF", "CKernels"], swiftSettings: strict),
         // OpenBLAS (Debian's libopenblas-dev) for training's float32/float64 products.
         .systemLibrary(name: "COpenBLAS", pkgConfig: nil, providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "LMTraining", dependencies: ["LMEngine", "GGUF", "COpenBLAS"], swiftSettings: strict),
+        .target(name: "LMTraining", dependencies: ["LMEngine", "GGUF", "CKernels", "COpenBLAS"], swiftSettings: strict),
         .target(name: "PRSCore", swiftSettings: strict),
         .target(
             name: "PRSBackends",

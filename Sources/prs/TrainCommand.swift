@@ -44,6 +44,7 @@ struct Train: AsyncParsableCommand {
     @Option(name: .customLong("val-split"), help: "Share of examples held out for validation (default 0).") var valSplit = 0.0
     @Option(help: "Seed for initialisation, shuffling and dropout (default 0).") var seed: UInt64 = 0
     @Option(help: "Threads (default 2). The result depends on it: resume with the same count.") var threads = 2
+    @Option(help: "fp32, or bf16: LoRA's frozen products on AMX bfloat16 tiles where the processor has them (default fp32).") var precision: TrainSettings.Precision = .fp32
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (default 20; 0: none).") var checkpointEvery = 20
     @Option(help: "Chat template (chatml, llama3, mistral, gemma); default: the model's.") var template: String?
     @Flag(name: .customLong("all-tokens"), help: "Train on every token, prompts included.") var allTokens = false
@@ -63,6 +64,7 @@ struct Train: AsyncParsableCommand {
         if beta <= 0 { throw ValidationError("--beta must be positive") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
+        if full && precision == .bf16 { throw ValidationError("--precision bf16 is for LoRA; full fine-tuning runs in float32") }
         if full && initAdapter != nil { throw ValidationError("--init continues a LoRA adapter; it does not go with --full") }
         if !["f16", "f32", "q8_0", "q4_1"].contains(fullType) { throw ValidationError("--full-type: expected f16, f32, q8_0 or q4_1") }
     }
@@ -86,6 +88,7 @@ struct Train: AsyncParsableCommand {
         s.seed = seed
         s.threads = threads
         s.checkpointEvery = checkpointEvery
+        s.precision = precision
         var j = EmbeddedTrainingJob(data: data, model: model, out: out)
         j.initAdapter = initAdapter
         j.settings = s
@@ -191,4 +194,5 @@ final class TrainProgress: @unchecked Sendable {
 }
 
 extension TrainSettings.Objective: ExpressibleByArgument {}
+extension TrainSettings.Precision: ExpressibleByArgument {}
 extension LearningRateSchedule.Shape: ExpressibleByArgument {}

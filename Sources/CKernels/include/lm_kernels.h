@@ -4,6 +4,7 @@
 #define LM_KERNELS_H
 #include <stdint.h>
 #include "lm_kquants.h"
+#include "lm_amx.h"
 
 #ifdef __cplusplus
 extern "C" {

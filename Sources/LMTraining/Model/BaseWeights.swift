@@ -10,12 +10,49 @@ public enum BaseWeights {
                    ropeBase: Double(c.ropeBase), normEps: Double(c.normEps), vocabSize: c.vocabSize, contextLength: c.contextLength)
     }
 
-    /// Every tensor the forward pass reads, dequantized (`gradients` for full fine-tuning).
-    public static func load<T: TrainScalar>(_ model: LlamaModel, gradients: Bool) throws -> ParameterStore<T> {
+    /// Whether bfloat16 AMX products can be used on this machine.
+    public static var bf16Available: Bool { BF16Matrix.available }
+
+    /// A model ready for training: the base weights, with LoRA frozen projections as bfloat16
+    /// AMX tiles when `bf16` (and the output head too), float32 otherwise.
+    public static func model(_ llama: LlamaModel, lora: LoRASettings?, seed: UInt64, bf16: Bool, threads: Int) throws -> TrainingModel<Float> {
+        guard !bf16 || lora != nil else { throw TrainingError("bfloat16 training is for LoRA; full fine-tuning runs in float32") }
+        guard !bf16 || BF16Matrix.available else {
+            throw TrainingError("bfloat16 training needs AVX512-BF16 or AMX-BF16, which this processor does not have (or PRS_ISA turned off); use --precision fp32")
+        }
+        let s = shape(llama.config)
+        let base: ParameterStore<Float> = try load(llama, gradients: lora == nil, matrices: !bf16)
+        var packed: [String: BF16Matrix] = [:]
+        if bf16 {
+            for l in 0..<s.layers {
+                for p in Projection.allCases {
+                    let name = p.tensorName(layer: l)
+                    let (o, i) = p.shape(s)
+                    let values = try dense(llama.file, name, count: o * i)
+                    packed[name] = values.withUnsafeBufferPointer { BF16Matrix($0.baseAddress!, rows: o, cols: i, threads: threads) }
+                }
+            }
+        }
+        let m = TrainingModel(shape: s, base: base, lora: lora, seed: seed, packed: packed)
+        if bf16 {
+            let out = base.entry("output.weight") != nil ? "output.weight" : "token_embd.weight"
+            m.outputPacked = BF16Matrix(base.value(out), rows: s.vocabSize, cols: s.dim, threads: threads)
+        }
+        return m
+    }
+
+    static func dense(_ file: GGUFFile, _ name: String, count: Int) throws -> [Float] {
+        guard let t = file.tensor(name), t.elementCount == count else { throw TrainingError("\(file.path): tensor \(name) is missing or of another shape") }
+        return Dequantize.toFloat(file.bytes(of: t), type: t.type, count: t.elementCount)
+    }
+
+    /// Every tensor the forward pass reads, dequantized (`gradients` for full fine-tuning;
+    /// without the projection matrices unless `matrices`).
+    public static func load<T: TrainScalar>(_ model: LlamaModel, gradients: Bool, matrices: Bool = true) throws -> ParameterStore<T> {
         let file = model.file, s = shape(model.config)
         let tied = file.tensor("output.weight") == nil
         let biases = Set(Projection.allCases.filter { file.tensor("blk.0.\($0.ggufName).bias") != nil })
-        let store = ParameterStore<T>(TrainingModel<T>.baseShapes(s, tied: tied, biases: biases), gradients: gradients)
+        let store = ParameterStore<T>(TrainingModel<T>.baseShapes(s, tied: tied, biases: biases, matrices: matrices), gradients: gradients)
         for e in store.entries {
             guard let t = file.tensor(e.name) else { throw TrainingError("\(file.path): tensor \(e.name) is missing") }
             guard t.elementCount == e.count else {

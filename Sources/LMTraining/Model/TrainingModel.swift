@@ -57,6 +57,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     public let tiedOutput: Bool
     /// Which parameters get gradients: the adapters, or every base tensor.
     public var trainable: ParameterStore<T> { lora ?? base }
+    /// Whether the frozen products run in bfloat16 on AMX tiles.
+    public let usesBF16: Bool
+    let bf16Scratch = BF16Scratch()
+    /// The output head as bfloat16 tiles (with `usesBF16`).
+    var outputPacked: BF16Matrix?
 
     struct LayerWeights {
         var attnNorm, ffnNorm: UnsafeMutablePointer<T>
@@ -69,13 +74,16 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         var b: [Projection: UnsafeMutablePointer<T>]
         var dA: [Projection: UnsafeMutablePointer<T>]
         var dB: [Projection: UnsafeMutablePointer<T>]
+        /// Frozen projections held as bfloat16 tiles instead of `w` (LoRA on AMX).
+        var packed: [Projection: BF16Matrix]
     }
     let layerWeights: [LayerWeights]
     let embedding, output, outputNorm: UnsafeMutablePointer<T>
     let dEmbedding, dOutput, dOutputNorm: UnsafeMutablePointer<T>?
 
-    /// The base tensors' names and shapes for a model (biases for the projections in `biases`).
-    public static func baseShapes(_ s: ModelShape, tied: Bool, biases: Set<Projection>) -> [(name: String, rows: Int, cols: Int)] {
+    /// The base tensors' names and shapes for a model (biases for the projections in `biases`;
+    /// without the projection matrices when `matrices` is false).
+    public static func baseShapes(_ s: ModelShape, tied: Bool, biases: Set<Projection>, matrices: Bool = true) -> [(name: String, rows: Int, cols: Int)] {
         var out: [(String, Int, Int)] = [("token_embd.weight", s.vocabSize, s.dim)]
         if !tied { out.append(("output.weight", s.vocabSize, s.dim)) }
         out.append(("output_norm.weight", 1, s.dim))
@@ -84,7 +92,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             out.append(("blk.\(l).ffn_norm.weight", 1, s.dim))
             for p in Projection.allCases {
                 let (o, i) = p.shape(s)
-                out.append((p.tensorName(layer: l), o, i))
+                if matrices { out.append((p.tensorName(layer: l), o, i)) }
                 if biases.contains(p) { out.append(("blk.\(l).\(p.ggufName).bias", 1, o)) }
             }
         }
@@ -106,8 +114,13 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
 
     /// A model over `base` (its tensors named as `baseShapes` names them); with `lora`, adapters
     /// (A random as PEFT initialises it, B zero) and gradients for them only.
-    public init(shape: ModelShape, base: ParameterStore<T>, lora settings: LoRASettings?, seed: UInt64 = 0) {
+    /// `packed`: frozen projections (by tensor name) held as bfloat16 tiles, absent from `base`
+    /// (LoRA only, `T` = Float).
+    public init(shape: ModelShape, base: ParameterStore<T>, lora settings: LoRASettings?, seed: UInt64 = 0,
+                packed: [String: BF16Matrix] = [:]) {
+        precondition(packed.isEmpty || (T.self == Float.self && settings != nil), "bfloat16 weights are for LoRA in float32")
         self.shape = shape
+        self.usesBF16 = !packed.isEmpty
         self.base = base
         tiedOutput = base.entry("output.weight") == nil
         loraSettings = settings
@@ -137,10 +150,14 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         layerWeights = (0..<shape.layers).map { l in
             var lw = LayerWeights(attnNorm: base.value("blk.\(l).attn_norm.weight"), ffnNorm: base.value("blk.\(l).ffn_norm.weight"),
                                   dAttnNorm: g("blk.\(l).attn_norm.weight"), dFfnNorm: g("blk.\(l).ffn_norm.weight"),
-                                  w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:])
+                                  w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:], packed: [:])
             for p in Projection.allCases {
-                lw.w[p] = base.value(p.tensorName(layer: l))
-                lw.dw[p] = g(p.tensorName(layer: l))
+                if let m = packed[p.tensorName(layer: l)] {
+                    lw.packed[p] = m
+                } else {
+                    lw.w[p] = base.value(p.tensorName(layer: l))
+                    lw.dw[p] = g(p.tensorName(layer: l))
+                }
                 let biasName = "blk.\(l).\(p.ggufName).bias"
                 if base.entry(biasName) != nil {
                     lw.bias[p] = base.value(biasName)
@@ -159,6 +176,9 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             return lw
         }
     }
+
+    @inline(__always) static func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+    @inline(__always) static func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
 
     // MARK: saved activations
 
@@ -248,7 +268,13 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let n = batch.lossRows.count
         for (i, r) in batch.lossRows.enumerated() { (a.headX.p + i * s.dim).update(from: a.xf.p + r * s.dim, count: s.dim) }
         let logits = logitBuffer()
-        Ops.headForward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p)
+        if let m = outputPacked {
+            Ops.headForward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p) { xs, rows, out in
+                m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false, scratch: bf16Scratch)
+            }
+        } else {
+            Ops.headForward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p)
+        }
         return Array(UnsafeBufferPointer(start: a.logp.p, count: n))
     }
 
@@ -256,7 +282,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     func project(_ p: Projection, _ l: Int, _ x: UnsafePointer<T>, _ rows: Int, _ y: UnsafeMutablePointer<T>) {
         let (outDim, inDim) = p.shape(shape)
         let w = layerWeights[l]
-        Ops.linearForward(x, rows, inDim, w.w[p]!, outDim, y)
+        if let m = w.packed[p] {
+            m.multiply(Self.float(x), rows, Self.float(y), accumulate: false, scratch: bf16Scratch)
+        } else {
+            Ops.linearForward(x, rows, inDim, w.w[p]!, outDim, y)
+        }
         if let bias = w.bias[p] {
             for r in 0..<rows { let yr = y + r * outDim; for j in 0..<outDim { yr[j] += bias[j] } }
         }
@@ -322,8 +352,15 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let dHead = scratchBuffer(max(1, n) * s.dim)
         dHead.p.update(repeating: 0, count: n * s.dim)
         dLogp.withUnsafeBufferPointer { g in
-            Ops.headBackward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
-                             dHead.p, dOutput)
+            if let m = outputPacked {
+                let scratch = bf16Scratch
+                Ops.headBackward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p, dHead.p, nil,
+                                 product: { xs, rows, out in m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false, scratch: scratch) },
+                                 productT: { dl, rows, out in m.multiplyTransposed(Self.float(dl), rows, Self.float(out), accumulate: true, scratch: scratch) })
+            } else {
+                Ops.headBackward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
+                                 dHead.p, dOutput)
+            }
         }
         let dxf = gr.dxn!
         dxf.p.update(repeating: 0, count: rows * s.dim)
@@ -368,7 +405,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     func projectBackward(_ p: Projection, _ l: Int, _ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int, _ dx: UnsafeMutablePointer<T>) {
         let (outDim, inDim) = p.shape(shape)
         let w = layerWeights[l]
-        Ops.linearBackward(dy, x, rows, inDim, w.w[p]!, outDim, dx, w.dw[p])
+        if let m = w.packed[p] {
+            m.multiplyTransposed(Self.float(dy), rows, Self.float(dx), accumulate: true, scratch: bf16Scratch)
+        } else {
+            Ops.linearBackward(dy, x, rows, inDim, w.w[p]!, outDim, dx, w.dw[p])
+        }
         if let db = w.dBias[p] {
             for r in 0..<rows { let g = dy + r * outDim; for j in 0..<outDim { db[j] += g[j] } }
         }

@@ -25,7 +25,14 @@ public enum Ops {
     /// y = x · r · w with r = 1/√(mean(x²) + eps) per row; r is saved for the backward.
     public static func rmsNormForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ eps: T,
                                                _ y: UnsafeMutablePointer<T>, _ rstd: UnsafeMutablePointer<T>) {
-        for t in 0..<rows {
+        let x = SendablePointer(UnsafeMutablePointer(mutating: x)), w = SendablePointer(UnsafeMutablePointer(mutating: w))
+        let y = SendablePointer(y), rstd = SendablePointer(rstd)
+        Parallel.rows(rows) { lo, hi in rmsNormRows(x.p, w.p, lo, hi, dim, eps, y.p, rstd.p) }
+    }
+
+    static func rmsNormRows<T: TrainScalar>(_ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ lo: Int, _ hi: Int, _ dim: Int, _ eps: T,
+                                            _ y: UnsafeMutablePointer<T>, _ rstd: UnsafeMutablePointer<T>) {
+        for t in lo..<hi {
             let xr = x + t * dim, yr = y + t * dim
             var ss: T = 0
             for j in 0..<dim { ss += xr[j] * xr[j] }
@@ -38,18 +45,23 @@ public enum Ops {
     /// dx += r · (g − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w and x̂ = x · r; dw += Σ_t dy ⊙ x̂.
     public static func rmsNormBackward<T: TrainScalar>(_ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ rstd: UnsafePointer<T>,
                                                 _ rows: Int, _ dim: Int, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
-        for t in 0..<rows {
-            let xr = x + t * dim, gr = dy + t * dim, dr = dx + t * dim
-            let r = rstd[t]
-            var dot: T = 0
-            for j in 0..<dim { dot += gr[j] * w[j] * xr[j] * r }
-            let mean = dot / T(dim)
-            for j in 0..<dim {
-                let xhat = xr[j] * r
-                dr[j] += r * (gr[j] * w[j] - xhat * mean)
+        let (pdy, px, pw, pr, pdx) = (SendablePointer(UnsafeMutablePointer(mutating: dy)), SendablePointer(UnsafeMutablePointer(mutating: x)),
+                                      SendablePointer(UnsafeMutablePointer(mutating: w)), SendablePointer(UnsafeMutablePointer(mutating: rstd)), SendablePointer(dx))
+        Parallel.rows(rows) { lo, hi in
+            for t in lo..<hi {
+                let xr = px.p + t * dim, gr = pdy.p + t * dim, dr = pdx.p + t * dim, w = pw.p
+                let r = pr.p[t]
+                var dot: T = 0
+                for j in 0..<dim { dot += gr[j] * w[j] * xr[j] * r }
+                let mean = dot / T(dim)
+                for j in 0..<dim {
+                    let xhat = xr[j] * r
+                    dr[j] += r * (gr[j] * w[j] - xhat * mean)
+                }
             }
-            if let dw { for j in 0..<dim { dw[j] += gr[j] * xr[j] * r } }
         }
+        // The weight's gradient sums over rows: one thread, rows in order.
+        if let dw { for t in 0..<rows { let xr = x + t * dim, gr = dy + t * dim, r = rstd[t]; for j in 0..<dim { dw[j] += gr[j] * xr[j] * r } } }
     }
 
     // MARK: linear (y = x · Wᵀ, W is out × in)
@@ -142,15 +154,18 @@ public enum Ops {
                                                  _ probs: UnsafeMutablePointer<T>, _ out: UnsafeMutablePointer<T>) {
         let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
         let scale = 1 / T(hd).squareRoot()
+        // (segment, head) pairs are independent: each writes its own probabilities and output columns.
+        var tasks: [(seg: Segment, h: Int, offset: Int)] = []
         var offset = 0
-        for seg in segments {
-            let L = seg.length
-            for h in 0..<heads {
-                let kh = h / group
-                let p = probs + offset
-                offset += L * L
-                let qs = q + seg.start * dim + h * hd, ks = k + seg.start * kvDim + kh * hd, vs = v + seg.start * kvDim + kh * hd
-                T.gemm(false, true, L, L, hd, scale, qs, dim, ks, kvDim, 0, p, L)
+        for seg in segments { for h in 0..<heads { tasks.append((seg, h, offset)); offset += seg.length * seg.length } }
+        let (pq, pk, pv, pp, po) = (SendablePointer(UnsafeMutablePointer(mutating: q)), SendablePointer(UnsafeMutablePointer(mutating: k)),
+                                    SendablePointer(UnsafeMutablePointer(mutating: v)), SendablePointer(probs), SendablePointer(out))
+        Parallel.rows(tasks.count, minimum: 1) { lo, hi in
+            for (seg, h, off) in tasks[lo..<hi] {
+                let L = seg.length, kh = h / group
+                let p = pp.p + off
+                let qs = pq.p + seg.start * dim + h * hd, ks = pk.p + seg.start * kvDim + kh * hd, vs = pv.p + seg.start * kvDim + kh * hd
+                T.gemmSerial(false, true, L, L, hd, scale, qs, dim, ks, kvDim, 0, p, L)
                 for i in 0..<L {
                     let row = p + i * L
                     var m = row[0]
@@ -165,39 +180,52 @@ public enum Ops {
                     for j in 0...i { row[j] *= inv }
                     for j in (i + 1)..<L { row[j] = 0 }
                 }
-                T.gemm(false, false, L, hd, L, 1, p, L, vs, kvDim, 0, out + seg.start * dim + h * hd, dim)
+                T.gemmSerial(false, false, L, hd, L, 1, p, L, vs, kvDim, 0, po.p + seg.start * dim + h * hd, dim)
             }
         }
     }
 
     /// dq += dS k, dk += dSᵀ q, dv += Pᵀ dout with dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √hd and
-    /// dP = dout vᵀ. `scratch` holds one L × L matrix of the longest segment.
+    /// dP = dout vᵀ. Work is split by (segment, key/value head), so no two threads add into
+    /// the same dk or dv; `scratch` is unused (each part has its own L × L matrix).
     public static func attentionBackward<T: TrainScalar>(_ dOut: UnsafePointer<T>, _ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>,
                                                   _ probs: UnsafePointer<T>, _ segments: [Segment], heads: Int, kvHeads: Int, headDim hd: Int,
                                                   _ dq: UnsafeMutablePointer<T>, _ dk: UnsafeMutablePointer<T>, _ dv: UnsafeMutablePointer<T>,
                                                   _ scratch: UnsafeMutablePointer<T>) {
         let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
         let scale = 1 / T(hd).squareRoot()
+        var tasks: [(seg: Segment, kh: Int, offset: Int)] = []
         var offset = 0
         for seg in segments {
-            let L = seg.length
-            for h in 0..<heads {
-                let kh = h / group
-                let p = probs + offset
-                offset += L * L
-                let qo = seg.start * dim + h * hd, ko = seg.start * kvDim + kh * hd
-                let dS = scratch
-                T.gemm(false, true, L, L, hd, 1, dOut + qo, dim, v + ko, kvDim, 0, dS, L)
-                T.gemm(true, false, L, hd, L, 1, p, L, dOut + qo, dim, 1, dv + ko, kvDim)
-                for i in 0..<L {
-                    let pr = p + i * L, dr = dS + i * L
-                    var dot: T = 0
-                    for j in 0...i { dot += pr[j] * dr[j] }
-                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                    for j in (i + 1)..<L { dr[j] = 0 }
+            for kh in 0..<kvHeads { tasks.append((seg, kh, offset + kh * group * seg.length * seg.length)) }
+            offset += heads * seg.length * seg.length
+        }
+        let (pd, pq, pk, pv, pp) = (SendablePointer(UnsafeMutablePointer(mutating: dOut)), SendablePointer(UnsafeMutablePointer(mutating: q)),
+                                    SendablePointer(UnsafeMutablePointer(mutating: k)), SendablePointer(UnsafeMutablePointer(mutating: v)),
+                                    SendablePointer(UnsafeMutablePointer(mutating: probs)))
+        let (pdq, pdk, pdv) = (SendablePointer(dq), SendablePointer(dk), SendablePointer(dv))
+        Parallel.rows(tasks.count, minimum: 1) { lo, hi in
+            let maxL = tasks[lo..<hi].map(\.seg.length).max() ?? 1
+            let dS = UnsafeMutablePointer<T>.allocate(capacity: maxL * maxL)
+            defer { dS.deallocate() }
+            for (seg, kh, base) in tasks[lo..<hi] {
+                let L = seg.length
+                for g in 0..<group {
+                    let h = kh * group + g
+                    let p = pp.p + base + g * L * L
+                    let qo = seg.start * dim + h * hd, ko = seg.start * kvDim + kh * hd
+                    T.gemmSerial(false, true, L, L, hd, 1, pd.p + qo, dim, pv.p + ko, kvDim, 0, dS, L)
+                    T.gemmSerial(true, false, L, hd, L, 1, p, L, pd.p + qo, dim, 1, pdv.p + ko, kvDim)
+                    for i in 0..<L {
+                        let pr = p + i * L, dr = dS + i * L
+                        var dot: T = 0
+                        for j in 0...i { dot += pr[j] * dr[j] }
+                        for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                        for j in (i + 1)..<L { dr[j] = 0 }
+                    }
+                    T.gemmSerial(false, false, L, hd, L, 1, dS, L, pk.p + ko, kvDim, 1, pdq.p + qo, dim)
+                    T.gemmSerial(true, false, L, hd, L, 1, dS, L, pq.p + qo, dim, 1, pdk.p + ko, kvDim)
                 }
-                T.gemm(false, false, L, hd, L, 1, dS, L, k + ko, kvDim, 1, dq + qo, dim)
-                T.gemm(true, false, L, hd, L, 1, dS, L, q + qo, dim, 1, dk + ko, kvDim)
             }
         }
     }
@@ -206,19 +234,26 @@ public enum Ops {
 
     /// h = silu(g) ⊙ u.
     public static func swigluForward<T: TrainScalar>(_ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int, _ h: UnsafeMutablePointer<T>) {
-        for i in 0..<n {
-            let s = 1 / (1 + T.exp(-g[i]))
-            h[i] = g[i] * s * u[i]
+        let (pg, pu, ph) = (SendablePointer(UnsafeMutablePointer(mutating: g)), SendablePointer(UnsafeMutablePointer(mutating: u)), SendablePointer(h))
+        Parallel.rows(n, minimum: 4096) { lo, hi in
+            for i in lo..<hi {
+                let s = 1 / (1 + T.exp(-pg.p[i]))
+                ph.p[i] = pg.p[i] * s * pu.p[i]
+            }
         }
     }
 
     /// dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))); du = dh ⊙ silu(g) (both written, not accumulated).
     public static func swigluBackward<T: TrainScalar>(_ dh: UnsafePointer<T>, _ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int,
                                                _ dg: UnsafeMutablePointer<T>, _ du: UnsafeMutablePointer<T>) {
-        for i in 0..<n {
-            let s = 1 / (1 + T.exp(-g[i]))
-            dg[i] = dh[i] * u[i] * s * (1 + g[i] * (1 - s))
-            du[i] = dh[i] * g[i] * s
+        let (pdh, pg, pu, pdg, pdu) = (SendablePointer(UnsafeMutablePointer(mutating: dh)), SendablePointer(UnsafeMutablePointer(mutating: g)),
+                                       SendablePointer(UnsafeMutablePointer(mutating: u)), SendablePointer(dg), SendablePointer(du))
+        Parallel.rows(n, minimum: 4096) { lo, hi in
+            for i in lo..<hi {
+                let g = pg.p[i], s = 1 / (1 + T.exp(-g))
+                pdg.p[i] = pdh.p[i] * pu.p[i] * s * (1 + g * (1 - s))
+                pdu.p[i] = pdh.p[i] * g * s
+            }
         }
     }
 
@@ -233,10 +268,19 @@ public enum Ops {
     public static func headForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
                                             _ targets: [Int32], _ logits: UnsafeMutablePointer<T>,
                                             _ logp: UnsafeMutablePointer<T>, _ lse: UnsafeMutablePointer<T>) {
+        headForward(x, rows, dim, vocab, targets, logits, logp, lse) { xs, n, out in
+            T.gemm(false, true, n, vocab, dim, 1, xs, dim, w, dim, 0, out, vocab)
+        }
+    }
+
+    /// `headForward` with the logits' product given (`product(x rows, n, logits)`), e.g. on bfloat16 tiles.
+    static func headForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ vocab: Int, _ targets: [Int32],
+                                            _ logits: UnsafeMutablePointer<T>, _ logp: UnsafeMutablePointer<T>, _ lse: UnsafeMutablePointer<T>,
+                                            product: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void) {
         var r0 = 0
         while r0 < rows {
             let n = Swift.min(headChunk, rows - r0)
-            T.gemm(false, true, n, vocab, dim, 1, x + r0 * dim, dim, w, dim, 0, logits, vocab)
+            product(x + r0 * dim, n, logits)
             for i in 0..<n {
                 let row = logits + i * vocab
                 var m = row[0]
@@ -256,17 +300,31 @@ public enum Ops {
     public static func headBackward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ w: UnsafePointer<T>, _ vocab: Int,
                                              _ targets: [Int32], _ lse: UnsafePointer<T>, _ g: UnsafePointer<T>,
                                              _ logits: UnsafeMutablePointer<T>, _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?) {
+        headBackward(x, rows, dim, vocab, targets, lse, g, logits, dx, dw, product: { xs, n, out in
+            T.gemm(false, true, n, vocab, dim, 1, xs, dim, w, dim, 0, out, vocab)
+        }, productT: { dl, n, out in
+            T.gemm(false, false, n, dim, vocab, 1, dl, vocab, w, dim, 1, out, dim)
+        })
+    }
+
+    /// `headBackward` with the products given: `product` for the logits, `productT(dlogits, n, dx)`
+    /// accumulating dlogits · W into dx.
+    static func headBackward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ vocab: Int, _ targets: [Int32],
+                                             _ lse: UnsafePointer<T>, _ g: UnsafePointer<T>, _ logits: UnsafeMutablePointer<T>,
+                                             _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?,
+                                             product: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void,
+                                             productT: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void) {
         var r0 = 0
         while r0 < rows {
             let n = Swift.min(headChunk, rows - r0)
-            T.gemm(false, true, n, vocab, dim, 1, x + r0 * dim, dim, w, dim, 0, logits, vocab)
+            product(x + r0 * dim, n, logits)
             for i in 0..<n {
                 let row = logits + i * vocab
                 let gi = g[r0 + i], l = lse[r0 + i]
                 for j in 0..<vocab { row[j] = -gi * T.exp(row[j] - l) }
                 row[Int(targets[r0 + i])] += gi
             }
-            T.gemm(false, false, n, dim, vocab, 1, logits, vocab, w, dim, 1, dx + r0 * dim, dim)
+            productT(logits, n, dx + r0 * dim)
             if let dw { T.gemm(true, false, vocab, dim, n, 1, logits, vocab, x + r0 * dim, dim, 1, dw, dim) }
             r0 += n
         }

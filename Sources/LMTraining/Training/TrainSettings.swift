@@ -30,6 +30,11 @@ public struct TrainSettings: Sendable, Hashable, Codable {
     /// Steps between checkpoints (0: none).
     public var checkpointEvery = 20
     public var threads = 2
+    /// The frozen products' precision: float32 (BLAS), or bfloat16 on AMX tiles (LoRA only;
+    /// adapters, gradients and optimizer state stay float32).
+    public var precision = Precision.fp32
+
+    public enum Precision: String, Sendable, Hashable, Codable, CaseIterable { case fp32, bf16 }
 
     public init() {}
 

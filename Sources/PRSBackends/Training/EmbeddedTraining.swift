@@ -114,8 +114,12 @@ public enum EmbeddedTraining {
         let examples = try examples(job.data, model: llama, template: template, maxLength: job.maxLength, allTokens: job.allTokens,
                                     templates: job.templates)
         BLASThreads.set(job.settings.threads)
-        let base: ParameterStore<Float> = try BaseWeights.load(llama, gradients: job.settings.lora == nil)
-        let model = TrainingModel(shape: BaseWeights.shape(llama.config), base: base, lora: job.settings.lora, seed: job.settings.seed)
+        let model: TrainingModel<Float>
+        do {
+            model = try BaseWeights.model(llama, lora: job.settings.lora, seed: job.settings.seed, bf16: job.settings.precision == .bf16,
+                                          threads: job.settings.threads)
+        } catch let e as TrainingError { throw TrainingInputError(description: e.description) }
+        let base = model.base
         var fingerprint = "base:" + (try SHA256.file(job.model))
         for f in job.data { fingerprint += "|data:" + (try SHA256.file(f)) }
         if let initPath = job.initAdapter {
