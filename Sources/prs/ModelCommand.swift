@@ -38,7 +38,12 @@ struct Model: AsyncParsableCommand {
     struct Info: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Architecture, hyperparameters, tensor types and sizes, template, tokenizer.")
         @Argument(help: "A GGUF model file.") var model: String
+        @Option(help: "A LoRA adapter to describe and check against the model, A.gguf or A.gguf@SCALE (repeatable).") var lora: [String] = []
         @Flag(help: "Print JSON.") var json = false
+
+        struct AdapterInfo: Encodable {
+            var path: String; var rank: Int; var alpha: Float; var scale: Float; var tensors: Int; var base_sha256: String?; var matches_base: Bool?
+        }
 
         struct Report: Encodable {
             struct TypeUse: Encodable { var tensors: Int; var bytes: Int; var elements: Int }
@@ -56,6 +61,7 @@ struct Model: AsyncParsableCommand {
             var tensors: Int
             var chat_template: String?
             var tokenizer: TokenizerInfo?
+            var adapters: [AdapterInfo]?
         }
 
         func run() async throws {
@@ -81,7 +87,8 @@ struct Model: AsyncParsableCommand {
                 name: c["general.name"]?.string, parameters: c.tensors.reduce(0) { $0 + $1.elementCount },
                 hyperparameters: hyper, tensor_types: types, tensors: c.tensors.count, chat_template: template,
                 tokenizer: tok.map { .init(model: c["tokenizer.ggml.model"]?.string, pre: c["tokenizer.ggml.pre"]?.string,
-                                           tokens: $0.count, bos: $0.bos, eos: $0.eos, add_bos: $0.addBOS) })
+                                           tokens: $0.count, bos: $0.bos, eos: $0.eos, add_bos: $0.addBOS) },
+                adapters: try adapterInfo(file))
             if json { print(try Model.json(report)); return }
             print("\(model) (GGUF v\(c.version), \(String(format: "%.1f", Double(file.fileSize) / 1_048_576)) MiB)")
             print("  architecture   \(arch ?? "?")  \(report.name ?? "")")
@@ -95,6 +102,28 @@ struct Model: AsyncParsableCommand {
             print("  chat template  \(template ?? "none")")
             if let t = report.tokenizer {
                 print("  tokenizer      \(t.model ?? "?") (\(t.pre ?? "default")), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos \(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)")
+            }
+            for a in report.adapters ?? [] {
+                let base = a.matches_base.map { $0 ? "trained on this file" : "trained on another file" } ?? "base not recorded"
+                print("  adapter        \(a.path): LoRA rank \(a.rank), alpha \(a.alpha), scale \(a.scale), \(a.tensors) tensors, \(base)")
+            }
+        }
+
+        /// The `--lora` adapters, checked against the model (shapes, architecture, recorded base hash).
+        func adapterInfo(_ file: GGUFFile) throws -> [AdapterInfo]? {
+            guard !lora.isEmpty else { return nil }
+            let llama: LlamaModel
+            do { llama = try LlamaModel(file: file) } catch { throw CLIFailure.badInput("\(error)") }
+            let sha = try? SHA256.file(model)
+            return try lora.map { spec in
+                let adapter: LoRAAdapter
+                do {
+                    let (path, scale) = try LoRAAdapter.parseSpec(spec)
+                    adapter = try LoRAAdapter(path: path, scale: scale, model: llama)
+                } catch { throw CLIFailure.badInput("--lora: \(error)") }
+                let recorded = (try? GGUFFile(path: adapter.path))?.content["prs.base_sha256"]?.string
+                return AdapterInfo(path: adapter.path, rank: adapter.tensors.values.first?.rank ?? 0, alpha: adapter.alpha, scale: adapter.scale,
+                                   tensors: adapter.tensors.count, base_sha256: recorded, matches_base: recorded.map { $0 == sha })
             }
         }
     }
