@@ -71,7 +71,7 @@ public struct SampleRunner: Sendable {
             }
         }
         if resumed + exhausted > 0 || stored.values.contains(where: { $0.state == .running }) {
-            logger.info("resuming run", metadata: ["directory": "\(directory.path)", "finished": "\(resumed)",
+            logger.notice("resuming run", metadata: ["directory": "\(directory.path)", "finished": "\(resumed)",
                                                   "left": "\(todo.count)", "given_up": "\(exhausted)"])
         }
         try store.log(resumed > 0 ? "resumed" : "started", detail: "\(todo.count) items to do")

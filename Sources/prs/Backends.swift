@@ -59,6 +59,9 @@ struct Backends {
                 timeout: options.timeout, retry: RetryPolicy(maxRetries: options.retries),
                 apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
         case .embedded(let path, let adapters):
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw CLIFailure.badInput("policy \(spec): \(path): no such file; `make demo` or `bash scripts/setup.sh` downloads the default model (SmolLM2-135M-Instruct) into models/")
+            }
             do {
                 return try EmbeddedGenerator(path: path, adapters: adapters, template: options.template, contextTokens: options.contextTokens,
                                              threads: options.threads, maxBatch: options.maxBatch, cacheTokens: options.cacheTokens)

@@ -12,6 +12,9 @@ struct Compare: AsyncParsableCommand {
             prs, prs-nofeedback), optionally a PRS split written with + (prs:2+2+2+2) and a feedback source \
             (prs@verifier, prs@model:openai:http://h:8000/v1). Each runs into RUN/LABEL with its own store, so \
             the command resumes like prs sample. Then: prs report RUN --out report.html.
+
+            Example:
+              prs compare --prompts examples/prefs-heldout.jsonl --out runs/cmp --budget 8 --reward rubric --strategies rand,prand,prs
             """
     )
 
@@ -67,7 +70,7 @@ struct Compare: AsyncParsableCommand {
         try RunFiles.write(try RunFiles.prettyJSON(manifest), to: URL(fileURLWithPath: root).appendingPathComponent("compare.json"), what: "the comparison's list")
         var summaries: [StrategySummary] = []
         for ((job, settings), label) in zip(jobs, labels) {
-            logger.info("comparing", metadata: ["strategy": "\(label)"])
+            logger.notice("comparing", metadata: ["strategy": "\(label)"])
             let backends = Backends(policy: base.policy, reward: base.reward,
                                     feedback: try Backends.feedback(settings, options: settings.backendOptions, logger: logger))
             let outcome = try await job.run(backends: backends)
@@ -75,6 +78,19 @@ struct Compare: AsyncParsableCommand {
             try SampleJob.report(outcome, settings: settings, items: job.items.count)
         }
         print(SummaryTable.render(summaries, headers: labels))
+        let bests = labels.map { label in (label: label, values: Self.bestRewards(URL(fileURLWithPath: root).appendingPathComponent(label))) }
+        if let reading = ComparisonReading.sentence(bests, budget: jobs[0].1.strategy.budget) { print(reading) }
         print("next: prs report \(root) --out \(root)/report.html")
+    }
+
+    /// The best reward of each tree in a run directory's trees.jsonl (trees without one left out).
+    static func bestRewards(_ run: URL) -> [Double] {
+        guard let text = try? String(contentsOf: run.appendingPathComponent("trees.jsonl"), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let tree = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                  let best = tree["best_id"] as? String, let nodes = tree["nodes"] as? [[String: Any]],
+                  let node = nodes.first(where: { $0["id"] as? String == best }) else { return nil }
+            return (node["reward"] as? NSNumber)?.doubleValue
+        }
     }
 }

@@ -13,6 +13,9 @@ struct Export: AsyncParsableCommand {
             lists, with score_chosen/score_rejected). refine: improving pairs (prompt, preference, draft, \
             feedback, improved answer). alpaca-eval: a JSON array of {"instruction","output","generator"}. \
             trees: every node, one tree a line.
+
+            Example:
+              prs export runs/cmp/prs --format sft --out sft.jsonl --min-reward 0.5
             """
     )
 

@@ -6,7 +6,7 @@ import PRSStore
 struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show runs: settings, item states and summaries side by side, or one item's tree.",
-        discussion: "With --item, prints that item's tree: one line per node, indented by layer, with its kind, reward and the start of its text."
+        discussion: "With --item, prints that item's tree: one line per node, indented by layer, with its kind, reward and the start of its text.\n\nExample:\n  prs inspect runs/x --item p1"
     )
 
     @Argument(help: "Run directories.") var runs: [String]

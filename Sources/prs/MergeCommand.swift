@@ -7,7 +7,7 @@ import PRSStore
 struct Merge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join shard runs (prs sample --shard I/N) into one run.",
-        discussion: "Refuses runs of different settings (other than the shard) and runs that share a prompt."
+        discussion: "Refuses runs of different settings (other than the shard) and runs that share a prompt.\n\nExample:\n  prs merge runs/shard0 runs/shard1 --out runs/all"
     )
 
     @Argument(help: "Shard run directories.") var runs: [String]

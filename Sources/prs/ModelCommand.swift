@@ -6,7 +6,7 @@ import LMEngine
 /// `prs model …`: the engine's tools, on their own and as its contract with scripts.
 struct Model: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect GGUF models and use their tokenizer.",
+        abstract: "Inspect, run, evaluate and merge GGUF models.",
         subcommands: [Info.self, Tokenize.self, Generate.self, Bench.self, MergeAdapters.self, Eval.self]
     )
 
@@ -17,6 +17,8 @@ struct Model: AsyncParsableCommand {
     static func tokenizer(_ file: GGUFFile) throws -> Tokenizer {
         do { return try Tokenizer(gguf: file.content) } catch { throw CLIFailure.badInput("\(file.path): \(error)") }
     }
+
+    static let defaultModel = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
     /// The adapters of `--lora A.gguf[@SCALE]` options, checked against `model`; nil for none.
     static func adapters(_ specs: [String], _ model: LlamaModel) throws -> AdapterStack? {
@@ -36,7 +38,8 @@ struct Model: AsyncParsableCommand {
     }
 
     struct Info: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Architecture, hyperparameters, tensor types and sizes, template, tokenizer.")
+        static let configuration = CommandConfiguration(abstract: "Architecture, hyperparameters, tensor types and sizes, template, tokenizer.",
+                                                        discussion: "Example:\n  prs model info \(defaultModel) --lora runs/x/adapter.gguf")
         @Argument(help: "A GGUF model file.") var model: String
         @Option(help: "A LoRA adapter to describe and check against the model, A.gguf or A.gguf@SCALE (repeatable).") var lora: [String] = []
         @Flag(help: "Print JSON.") var json = false
@@ -130,7 +133,8 @@ struct Model: AsyncParsableCommand {
 
     struct Tokenize: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Token ids of TEXT as llama.cpp's llama_tokenize (special tokens parsed; BOS only with --add-special).")
+            abstract: "Token ids of TEXT as llama.cpp's llama_tokenize (special tokens parsed; BOS only with --add-special).",
+            discussion: "Example:\n  prs model tokenize \(defaultModel) 'Hello, world' --json")
         @Argument(help: "A GGUF model file.") var model: String
         @Argument(help: "The text to tokenize.") var text: String
         @Flag(name: .customLong("add-special"), help: "Add BOS/EOS as the model's metadata asks.") var addSpecial = false
@@ -152,7 +156,7 @@ struct Model: AsyncParsableCommand {
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Generate from a prompt, streaming text to the terminal.",
-            discussion: "The raw prompt is tokenized with BOS as the model asks and special tokens parsed; with --chat it is sent as a user message through the model's chat template.")
+            discussion: "The raw prompt is tokenized with BOS as the model asks and special tokens parsed; with --chat it is sent as a user message through the model's chat template.\n\nExample:\n  prs model generate \(defaultModel) --chat --prompt 'Name a colour.' --lora runs/x/adapter.gguf")
         @Argument(help: "A GGUF model file.") var model: String
         @Option(help: "The prompt.") var prompt: String
         @Flag(help: "Wrap the prompt as a user message in the chat template.") var chat = false
@@ -213,7 +217,8 @@ struct Model: AsyncParsableCommand {
 
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure this engine alone: prompt processing, decoding, N-way sampling from one prompt, peak memory.")
+            abstract: "Measure this engine alone: prompt processing, decoding, N-way sampling from one prompt, peak memory.",
+            discussion: "Example:\n  prs model bench \(defaultModel) --threads 2 --json")
         @Argument(help: "A GGUF model file.") var model: String
         @Option(name: .customLong("prompt-tokens"), help: "Prompt length (default 200).") var promptTokens = 200
         @Option(help: "Tokens to generate (default 128).") var gen = 128

@@ -2,13 +2,13 @@ import Foundation
 import Logging
 import PRSRunner
 
-/// Shows run progress: a line rewritten in place on a terminal, a log line every
-/// 10 seconds otherwise (CI, files).
+/// Shows run progress: a line rewritten in place on a terminal; otherwise (CI, files) a log
+/// line at the start and about one per 10% of the items.
 final class ProgressDisplay: @unchecked Sendable {
     private let lock = NSLock()
     private let terminal = isatty(STDERR_FILENO) != 0
     private let logger: Logger
-    private var lastLog = Date.distantPast
+    private var lastDecile = -1
     private var last: RunProgress?
 
     init(logger: Logger) { self.logger = logger }
@@ -19,9 +19,13 @@ final class ProgressDisplay: @unchecked Sendable {
         last = p
         if terminal {
             FileHandle.standardError.write(Data("\r\u{1B}[2K\(p.line)".utf8))
-        } else if Date().timeIntervalSince(lastLog) >= 10 {
-            lastLog = Date()
-            logger.info("progress", metadata: ["status": "\(p.line)"])
+        } else {
+            let finished = p.resumed + p.done + p.failed
+            let decile = p.total > 0 ? finished * 10 / p.total : 10
+            if decile > lastDecile {
+                lastDecile = decile
+                logger.notice("progress", metadata: ["status": "\(p.line)"])
+            }
         }
     }
 
@@ -29,6 +33,6 @@ final class ProgressDisplay: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if terminal, last != nil { FileHandle.standardError.write(Data("\n".utf8)) }
-        else if let p = last { logger.info("progress", metadata: ["status": "\(p.line)"]) }
+        else if let p = last, lastDecile < 10 { logger.notice("progress", metadata: ["status": "\(p.line)"]) }
     }
 }

@@ -14,6 +14,9 @@ struct Report: AsyncParsableCommand {
             self-contained page (SVG charts, no network); md writes the same tables as Markdown. With \
             --judge POLICY, a model also compares each strategy's best answers with the baseline's, in \
             both orders.
+
+            Example:
+              prs report runs/cmp --out runs/cmp/report.html
             """
     )
 
@@ -65,7 +68,7 @@ struct Report: AsyncParsableCommand {
             let pj = PairwiseJudge(generator: generator)
             let base = runs.first { $0.label == baseline } ?? runs[0]
             for r in runs where r.label != base.label {
-                logger.info("judging", metadata: ["a": "\(r.label)", "b": "\(base.label)", "prompts": "\(r.trees.count)"])
+                logger.notice("judging", metadata: ["a": "\(r.label)", "b": "\(base.label)", "prompts": "\(r.trees.count)"])
                 judged["\(r.label)|\(base.label)"] = try await pj.compare(r, base, items: items)
             }
         }

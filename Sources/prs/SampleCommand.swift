@@ -16,6 +16,9 @@ struct Sample: AsyncParsableCommand {
             finished prompts are skipped, half-built trees continue from their stored nodes, failed \
             prompts are retried. Settings come from --config (YAML, same names in snake_case) and \
             flags, flags winning; a run directory refuses other settings unless --force.
+
+            Example:
+              prs sample --prompts examples/prefs-train.jsonl --out runs/x --strategy prs --budget 8 --reward rubric
             """
     )
 
@@ -90,7 +93,7 @@ struct SampleJob {
         let all = promptSet.items.enumerated().map { (position: $0.offset, item: $0.element) }
         let items = settings.shard.map { shard in all.filter { shard.contains($0.item.id) } } ?? all
         if let shard = settings.shard {
-            logger.info("shard", metadata: ["shard": "\(shard)", "prompts": "\(items.count)", "of": "\(promptSet.items.count)"])
+            logger.notice("shard", metadata: ["shard": "\(shard)", "prompts": "\(items.count)", "of": "\(promptSet.items.count)"])
         }
         return SampleJob(settings: settings, store: store, items: items, logger: logger)
     }
@@ -103,7 +106,7 @@ struct SampleJob {
         let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, logger: logger,
                                   engineReport: { engine.map { Self.report($0.statistics()) } })
         let display = ProgressDisplay(logger: logger)
-        logger.info("sampling", metadata: [
+        logger.notice("sampling", metadata: [
             "strategy": "\(settings.strategy.kind.rawValue)", "budget": "\(settings.strategy.budget)",
             "split": "\(settings.strategy.split.map(String.init).joined(separator: ","))", "feedback": "\(settings.feedback)",
             "prompts": "\(items.count)", "policy": "\(backends.policy.identity)",

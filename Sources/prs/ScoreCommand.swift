@@ -13,6 +13,9 @@ struct Score: AsyncParsableCommand {
             outputs ({"instruction","output","generator"}, JSONL or a JSON array), matched to prompts by \
             instruction. Writes one JSON line per response to --out and prints the mean reward and, for \
             prompts with constraints, IFEval's prompt-level and instruction-level accuracy, strict and loose.
+
+            Example:
+              prs score --prompts ifeval.jsonl --responses responses.jsonl --reward rubric --out scores.jsonl
             """
     )
 

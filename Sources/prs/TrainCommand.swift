@@ -112,7 +112,7 @@ struct Train: AsyncParsableCommand {
         do {
             result = try await Interruptible.run(onSignal: { stop.set() }) {
                 try EmbeddedTraining.run(job, shouldStop: { stop.isSet }, onStart: { trainer in
-                    logger.info("training", metadata: ["examples": "\(trainer.train.count)", "validation": "\(trainer.validation.count)",
+                    logger.notice("training", metadata: ["examples": "\(trainer.train.count)", "validation": "\(trainer.validation.count)",
                                                       "steps": "\(trainer.plan.count)", "lr": "\(job.settings.effectiveLearningRate)",
                                                       "mode": "\(job.settings.lora == nil ? "full" : "lora r=\(job.settings.lora!.rank)")"])
                 }, onStep: progress.update)
@@ -177,7 +177,7 @@ final class TrainProgress: @unchecked Sendable {
             let decile = r.step * 10 / max(1, r.steps)
             if decile != lastDecile || r.valLoss != nil {
                 lastDecile = decile
-                logger.info("progress", metadata: ["status": "\(line)"])
+                logger.notice("progress", metadata: ["status": "\(line)"])
             }
         }
     }

@@ -51,7 +51,7 @@ import Testing
         let r2 = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", dir.appendingPathComponent("run").path,
                                     "--policy", "embedded:/nonexistent.gguf"])
         #expect(r2.status == 2)
-        #expect(r2.stderr.contains("/nonexistent.gguf: cannot open"), "\(r2.stderr)")
+        #expect(r2.stderr.contains("/nonexistent.gguf: no such file; `make demo`"), "\(r2.stderr)")
         let r3 = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", dir.appendingPathComponent("run3").path, "--max-batch", "0"])
         #expect(r3.status == 2)
         #expect(r3.stderr.contains("max-batch must be at least 1"), "\(r3.stderr)")

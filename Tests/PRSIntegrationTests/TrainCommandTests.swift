@@ -156,3 +156,38 @@ import Testing
         #expect(missing.status == 2 && missing.stderr.contains("none.gguf: no such file"), "\(missing.stderr)")
     }
 }
+
+/// What a newcomer sees: an overview with examples, examples in every command's help, and a
+/// missing default model explained.
+@Suite struct HelpTests {
+    @Test func helpStartsAUser() throws {
+        let root = try run(Repo.prs, [])
+        #expect(root.stdout.contains("prs train --data sft.jsonl") && root.stdout.contains("prs sample --prompts"), "\(root.stdout)")
+        for command in [["sample"], ["compare"], ["report"], ["inspect"], ["export"], ["train"], ["score"], ["merge"],
+                        ["model", "info"], ["model", "generate"], ["model", "bench"], ["model", "tokenize"], ["model", "merge"], ["model", "eval"]] {
+            let r = try run(Repo.prs, command + ["--help"])
+            #expect(r.stdout.contains("Example:"), "prs \(command.joined(separator: " ")) --help shows no example")
+        }
+        let missing = try run(Repo.prs, ["sample", "--prompts", Repo.root.appendingPathComponent("examples/prompts.jsonl").path,
+                                         "--out", Repo.tempDir("nomodel").path, "--policy", "embedded:/nonexistent/m.gguf"])
+        #expect(missing.status == 2 && missing.stderr.contains("make demo"), "\(missing.stderr)")
+    }
+}
+
+/// Without a terminal, a run logs its stage and about one progress line per 10% of the items,
+/// not one per item, and nothing below notice unless --verbose.
+@Suite struct QuietOutputTests {
+    @Test func aRunWithoutATerminalLogsAboutOneLinePerTenthOfItsItems() throws {
+        let dir = Repo.tempDir("quiet")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let prompts = dir.appendingPathComponent("p.jsonl")
+        let lines = (1...20).map { #"{"id": "p\#($0)", "instruction": "Say the number \#($0)."}"# }
+        try lines.joined(separator: "\n").write(to: prompts, atomically: true, encoding: .utf8)
+        let r = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", dir.appendingPathComponent("run").path,
+                                   "--strategy", "rand", "--budget", "1", "--max-tokens", "4", "--reward", "judge"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let progress = r.stderr.split(separator: "\n").filter { $0.contains("progress") }
+        #expect((2...12).contains(progress.count), "\(progress.count) progress lines for 20 items:\n\(r.stderr)")
+        #expect(!r.stderr.contains(" info "), "info-level logs only with --verbose:\n\(r.stderr)")
+    }
+}
