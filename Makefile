@@ -1,7 +1,8 @@
 # prs — the two commands that do everything on a fresh machine:
 #   make demo   runs Rand, PRand and PRS at equal budget on the held-out demo prompts and prints the summaries
-#   make test   runs every test (unit and integration) in a release build
-# Both install what they need first (scripts/setup.sh is idempotent).
+#   make test   runs every test (unit, gradient, reference and integration) in a release build
+# Both install what they need first, idempotently: make demo only what building and running prs
+# need (scripts/setup.sh), make test also the reference tools (scripts/setup.sh --tests).
 
 SWIFT  ?= swift
 PRS    := .build/release/prs

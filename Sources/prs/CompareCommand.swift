@@ -87,9 +87,10 @@ struct Compare: AsyncParsableCommand {
     static func bestRewards(_ run: URL) -> [Double] {
         guard let text = try? String(contentsOf: run.appendingPathComponent("trees.jsonl"), encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { line in
+            // Node ids are numbers in trees.jsonl; compare them as written.
             guard let tree = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  let best = tree["best_id"] as? String, let nodes = tree["nodes"] as? [[String: Any]],
-                  let node = nodes.first(where: { $0["id"] as? String == best }) else { return nil }
+                  let best = tree["best_id"].map({ "\($0)" }), let nodes = tree["nodes"] as? [[String: Any]],
+                  let node = nodes.first(where: { $0["id"].map { "\($0)" } == best }) else { return nil }
             return (node["reward"] as? NSNumber)?.doubleValue
         }
     }

@@ -34,6 +34,7 @@ import Testing
                                        "--out", out.path, "--budget", "4", "--max-tokens", "16", "--reward", "rubric", "--seed", "4",
                                        "--strategies", "rand,prand,prs,prs@verifier"], environment: ["PRS_HOME": Repo.root.path])
         #expect(again.status == 0 && again.stdout.components(separatedBy: "items: 4 done").count == 5, "a rerun resumes (nothing left to do)")
+        #expect(again.stdout.contains("had the highest mean best reward") && again.stdout.contains("95% CI"), "the table is read in one sentence:\n\(again.stdout)")
     }
 
     @Test func theMarkdownReportHasTheCurvesAndWinRates() throws {
