@@ -37,20 +37,15 @@ extension Float: TrainScalar {
                 let total = byRows ? m : n
                 let lo = total * i / parts, hi = total * (i + 1) / parts
                 guard hi > lo else { return }
-                if byRows {
-                    let aPart = transA ? pa.p + lo : pa.p + lo * lda
-                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(hi - lo), Int32(n), Int32(k), alpha, aPart, Int32(lda), pb.p, Int32(ldb), beta, pc.p + lo * ldc, Int32(ldc))
-                } else {
-                    let bPart = transB ? pb.p + lo * ldb : pb.p + lo
-                    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(hi - lo), Int32(k), alpha, pa.p, Int32(lda), bPart, Int32(ldb), beta, pc.p + lo, Int32(ldc))
-                }
+                // A part is rows [lo, hi) of C (and A), or columns [lo, hi) of C (and B).
+                let aPart = !byRows ? pa.p : transA ? pa.p + lo : pa.p + lo * lda
+                let bPart = byRows ? pb.p : transB ? pb.p + lo * ldb : pb.p + lo
+                let cPart = byRows ? pc.p + lo * ldc : pc.p + lo
+                gemmSerial(transA, transB, byRows ? hi - lo : m, byRows ? n : hi - lo, k, alpha, aPart, lda, bPart, ldb, beta, cPart, ldc)
             }
             return
         }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
     public static func gemmSerial(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
