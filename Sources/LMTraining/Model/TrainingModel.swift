@@ -306,12 +306,15 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     func dropped(_ x: UnsafePointer<T>, _ rows: Int, _ inDim: Int, _ p: Projection, _ l: Int) -> UnsafePointer<T> {
         guard let settings = loraSettings, settings.dropout > 0 else { return x }
         let buf = dropoutBuffer(rows * inDim)
-        let keep = 1 - settings.dropout, inv = T(1 / keep)
-        let key = acts.dropoutKey &+ UInt64(l) &* 0x9E37_79B9 &+ UInt64(Projection.allCases.firstIndex(of: p)!) &* 0x85EB_CA6B
-        for i in 0..<(rows * inDim) {
-            buf.p[i] = SplitMix64.unit(key, UInt64(i)) < keep ? x[i] * inv : 0
-        }
+        for i in 0..<(rows * inDim) { buf.p[i] = x[i] * dropoutFactor(p, l, i) }
         return UnsafePointer(buf.p)
+    }
+
+    /// Element `i`'s dropout factor for projection `p` of layer `l` in this batch: 0, or 1/keep.
+    @inline(__always) func dropoutFactor(_ p: Projection, _ l: Int, _ i: Int) -> T {
+        let keep = 1 - loraSettings!.dropout
+        let key = acts.dropoutKey &+ UInt64(l) &* 0x9E37_79B9 &+ UInt64(Projection.allCases.firstIndex(of: p)!) &* 0x85EB_CA6B
+        return SplitMix64.unit(key, UInt64(i)) < keep ? T(1 / keep) : 0
     }
 
     var dropoutScratch: Buffer<T>?
@@ -424,16 +427,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         if let a = w.a[p], let b = w.b[p], let settings = loraSettings {
             let input = dropped(x, rows, inDim, p, l)
             if settings.dropout > 0 {
-                // dx += (dxa · A) ⊙ mask / keep: the same mask as the forward, through `dropped` of ones.
+                // dx += (dxa · A) ⊙ mask / keep: the same mask as the forward.
                 let tmp = grads.tmp!
                 tmp.p.update(repeating: 0, count: rows * inDim)
                 Ops.loraBackward(dy, input, acts.xa[l][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
                                  w.dA[p]!, w.dB[p]!, grads.dxa.p, tmp.p)
-                let ones = [T](repeating: 1, count: rows * inDim)
-                ones.withUnsafeBufferPointer { o in
-                    let mask = dropped(o.baseAddress!, rows, inDim, p, l)
-                    for i in 0..<(rows * inDim) { dx[i] += tmp.p[i] * mask[i] }
-                }
+                for i in 0..<(rows * inDim) { dx[i] += tmp.p[i] * dropoutFactor(p, l, i) }
             } else {
                 Ops.loraBackward(dy, input, acts.xa[l][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
                                  w.dA[p]!, w.dB[p]!, grads.dxa.p, dx)

@@ -140,8 +140,10 @@ public final class Trainer: @unchecked Sendable {
             }
         case .dpo:
             let total = examples.reduce(0.0) { $0 + train[$1].weight }
+            var first = 0  // where this micro-batch starts among the step's examples
             for (m, micro) in microBatches(examples.map { train[$0] }).enumerated() {
-                let ids = Array(examples[offset(of: m, in: examples)...].prefix(micro.count))
+                let ids = Array(examples[first..<(first + micro.count)])
+                first += micro.count
                 let (batch, owners) = pack(micro)
                 let logp = model.forward(batch, dropoutKey: dropoutKey(k, m))
                 let sums = sequenceSums(logp, batch, count: 2 * micro.count)
@@ -186,12 +188,6 @@ public final class Trainer: @unchecked Sendable {
         return StepReport(step: k + 1, steps: plan.count, epoch: plan[k].epoch + 1, loss: loss, lr: lr, gradNorm: norm, tokens: tokens,
                           tokensPerSecond: 0, elapsedSeconds: 0,
                           rewardAccuracy: pairs > 0 ? correct / pairs : nil, rewardMargin: pairs > 0 ? margins / pairs : nil)
-    }
-
-    /// Where micro-batch `m` of a step starts among its examples.
-    func offset(of m: Int, in examples: [Int]) -> Int {
-        let micro = microBatches(examples.map { train[$0] })
-        return micro.prefix(m).reduce(0) { $0 + $1.count }
     }
 
     func dropoutKey(_ step: Int, _ micro: Int) -> UInt64 {
