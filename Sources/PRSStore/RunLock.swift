@@ -1,13 +1,13 @@
 import Foundation
 
-/// One process per run directory: an exclusive `flock` on `RUN/run.lock`, which the kernel
+/// One process per run (or loop) directory: an exclusive `flock` on `RUN/run.lock` (`LOOP/loop.lock`), which the kernel
 /// releases when the process ends, however it ends. The file names the holder (pid, host,
 /// start time) so a second process can say who has the run.
 final class RunLock: @unchecked Sendable {
     private let fd: Int32
 
-    init(directory: URL) throws {
-        let path = directory.appendingPathComponent("run.lock").path
+    init(directory: URL, name: String = "run.lock") throws {
+        let path = directory.appendingPathComponent(name).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw StoreError("\(path): cannot open the lock file: \(String(cString: strerror(errno))) (is the run directory writable?)")

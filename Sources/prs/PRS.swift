@@ -31,13 +31,14 @@ struct PRS: AsyncParsableCommand {
           prs inspect runs/x --item p1
           prs export runs/x --format sft --out sft.jsonl
           prs train --data sft.jsonl --model M --out adapter.gguf
+          prs loop --config examples/loop-small.yaml --out runs/loop
           prs score --prompts P.jsonl --responses R.jsonl --reward rubric
           prs merge runs/shard0 runs/shard1 --out runs/all
           prs model generate M --chat --prompt 'Hi' --lora adapter.gguf
         --verbose shows detailed logs. prs help COMMAND shows a command's options.
         """,
         version: "0.1.0",
-        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self, Train.self]
+        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self, Train.self, Loop.self]
     )
 
     static func main() async {

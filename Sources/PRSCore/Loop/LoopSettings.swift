@@ -1,0 +1,106 @@
+/// The iterative offline-RL loop's settings, as PRSCore sees them: the chains (one strategy
+/// each, same seeds and budget), iterations, data selection and the evaluation.
+public struct LoopSettings: Sendable, Hashable {
+    public struct Chain: Sendable, Hashable {
+        /// The chain's name and directory (`prs`, `rand`, …).
+        public var label: String
+        public var strategy: StrategyConfig
+        public init(label: String, strategy: StrategyConfig) {
+            self.label = label
+            self.strategy = strategy
+        }
+    }
+
+    /// How a tree's responses become training data.
+    public struct Select: Sendable, Hashable {
+        public enum SFT: Sendable, Hashable { case best, topK(Int) }
+        public var sft = SFT.best
+        /// Responses scoring below this are not trained on.
+        public var minReward: Double?
+        /// Improving pairs (a refinement that beat the draft it refined) as refinement examples;
+        /// nil: on for tree-building chains (PRS), off for the others.
+        public var refine: Bool?
+        /// Best-vs-worst preference pairs at least `minMargin` apart.
+        public var dpo = false
+        public var minMargin = 0.0
+        public init() {}
+
+        public func refines(_ kind: StrategyKind) -> Bool {
+            refine ?? (kind == .prs || kind == .prsNoFeedback)
+        }
+    }
+
+    public enum Init: String, Sendable, Hashable, CaseIterable {
+        /// π(k) continues π(k−1) on iteration k's data.
+        case previous
+        /// π(k) is trained from the base on the data of iterations 1…k.
+        case base
+    }
+
+    /// How a policy is evaluated on the held-out prompts: `samples` temperature samples per prompt
+    /// (conditioned on the preference) and, with `greedy`, one temperature-0 answer.
+    public struct Evaluate: Sendable, Hashable {
+        public var samples = 4
+        public var greedy = true
+        public var sampling = SamplingParameters.paper
+        public init() {}
+    }
+
+    public var chains: [Chain]
+    public var iterations: Int
+    /// Training prompts sampled per iteration: iteration k takes the k-th slice of this size
+    /// (wrapping around); nil samples every training prompt each iteration.
+    public var promptsPerIteration: Int?
+    public var select = Select()
+    public var initFrom = Init.previous
+    public var evaluate = Evaluate()
+    /// The loop's seed: iteration k samples with run seed `seed + k`; every evaluation uses `seed`.
+    public var seed: UInt64 = 0
+
+    public init(chains: [Chain], iterations: Int) {
+        self.chains = chains
+        self.iterations = iterations
+    }
+
+    /// The prompts iteration `k` (1-based) samples.
+    public func trainingPrompts(_ all: [PromptItem], iteration k: Int) -> [PromptItem] {
+        guard let size = promptsPerIteration, size < all.count, !all.isEmpty else { return all }
+        let start = ((k - 1) * size) % all.count
+        return (0..<size).map { all[(start + $0) % all.count] }
+    }
+}
+
+/// The stages of a loop, in the order they run.
+public enum LoopStage: String, Sendable, Hashable, Codable, CaseIterable {
+    case sample, select, train, evaluate
+}
+
+/// One stage of one chain's iteration. Iteration 0 has only `evaluate`, shared by every chain
+/// (the starting policy is the same): its chain is `LoopPlan.baseChain`.
+public struct StageKey: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var chain: String
+    public var iteration: Int
+    public var stage: LoopStage
+    public init(chain: String, iteration: Int, stage: LoopStage) {
+        self.chain = chain
+        self.iteration = iteration
+        self.stage = stage
+    }
+    public var description: String { "\(chain) iteration \(iteration) \(stage.rawValue)" }
+}
+
+public enum LoopPlan {
+    /// The chain name of the starting policy's evaluation.
+    public static let baseChain = "base"
+
+    /// Every stage: the starting policy's evaluation, then each chain's iterations in turn.
+    public static func stages(chains: [String], iterations: Int) -> [StageKey] {
+        var out = [StageKey(chain: baseChain, iteration: 0, stage: .evaluate)]
+        for c in chains {
+            for k in stride(from: 1, through: iterations, by: 1) {
+                for s in LoopStage.allCases { out.append(StageKey(chain: c, iteration: k, stage: s)) }
+            }
+        }
+        return out
+    }
+}

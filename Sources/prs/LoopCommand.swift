@@ -1,0 +1,202 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PRSBackends
+import PRSCore
+import PRSRunner
+import PRSStore
+
+struct Loop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The iterative offline-RL loop: sample with the policy, select the best, train, evaluate, repeat; one chain per strategy.",
+        discussion: """
+            For each strategy (a chain; same seeds and budget) and iteration k: sample the training prompts \
+            with π(k−1), select the best responses (and, for PRS, the improving refinements), train π(k) \
+            (a LoRA adapter, or an external trainer: trainer: {command: "…"}), and evaluate it on the held-out \
+            prompts; iteration 0 evaluates the starting policy. Everything stays in LOOP (loop.sqlite, \
+            CHAIN/iter-K/{sample,data,eval}, adapter.gguf, train.jsonl, summary.json). Killed at any point, the \
+            same command continues where it stopped; other settings on an existing LOOP are refused unless \
+            --force (a larger --iterations extends a finished loop). Then: prs report LOOP --out LOOP/report.html.
+
+            Example:
+              prs loop --config examples/loop-small.yaml --out runs/loop
+            """)
+
+    @OptionGroup var options: LoopOptions
+
+    func run() async throws {
+        let logger = Logger(label: "prs.loop")
+        let config = try LoopConfig.resolve(options)
+        let trainSet = try PromptLoading.load(config.trainPrompts, skipInvalid: false, logger: logger)
+        let evalSet = try PromptLoading.load(config.evalPrompts, skipInvalid: false, logger: logger)
+        let heldOut = Set(evalSet.items.map(\.id))
+        if let clash = trainSet.items.first(where: { heldOut.contains($0.id) }) {
+            throw CLIFailure.badInput("\(config.evalPrompts): prompt \(clash.id) is also in \(config.trainPrompts); held-out prompts must not be trained on")
+        }
+        let root = URL(fileURLWithPath: config.out)
+        let store: LoopStore
+        do { store = try LoopStore.open(directory: root) } catch let e as StoreError { throw CLIFailure.badInput(e.description) }
+        try check(store: store, config: config, logger: logger)
+
+        let options = BackendOptions(concurrency: config.concurrency, timeout: 300, retries: 4, template: config.template, contextTokens: 4096,
+                                     threads: config.threads, maxBatch: config.maxBatch, cacheTokens: config.cacheTokens)
+        let base: any TextGenerator
+        let basePolicy: PolicySpec
+        do { basePolicy = try PolicySpec.parse(config.model) } catch let e as SpecError { throw CLIFailure.badInput(e.description) }
+        base = try Backends.generator(basePolicy, options: options, logger: logger)
+        let reward: any RewardModel
+        do { reward = try Backends.reward(try RewardSpec.parse(config.reward), policy: { base }, options: options, logger: logger) } catch let e as SpecError {
+            throw CLIFailure.badInput(e.description)
+        }
+        let feedback: (any FeedbackSource)?
+        switch config.feedback {
+        case "self": feedback = nil
+        case "verifier": feedback = VerifierFeedback()
+        default: throw CLIFailure.badInput("feedback \"\(config.feedback)\": prs loop takes self (each policy critiques itself) or verifier")
+        }
+        let trainer: any PolicyTrainer
+        let baseModelPath: String
+        switch basePolicy {
+        case .embedded(let path, _): baseModelPath = path
+        case .openAI: baseModelPath = config.model
+        }
+        if let command = config.trainerCommand {
+            trainer = CommandPolicyTrainer(command: command, baseModel: baseModelPath)
+        } else {
+            trainer = EmbeddedPolicyTrainer(model: baseModelPath, settings: config.train, template: config.template, maxLength: config.trainMaxLength)
+        }
+        var judge: (any TextGenerator)?
+        if let j = config.judge {
+            do { judge = j == "policy" ? base : try Backends.generator(try PolicySpec.parse(j), options: options, logger: logger) } catch let e as SpecError {
+                throw CLIFailure.badInput("evaluate.judge: \(e.description)")
+            }
+        }
+        var settings = LoopSettings(chains: try config.strategies.map { s in
+            var strategy = try StrategyConfig(kind: s.kind, budget: config.budget, split: s.split, sampling: config.sampling, runSeed: config.seed)
+            strategy.templates = .standard
+            return LoopSettings.Chain(label: s.label, strategy: strategy)
+        }, iterations: config.iterations)
+        settings.promptsPerIteration = config.promptsPerIteration
+        settings.select = config.select
+        settings.initFrom = config.initFrom
+        settings.evaluate = config.evaluate
+        settings.seed = config.seed
+        var runner = LoopRunner(
+            settings: settings, trainPrompts: trainSet.items, evalPrompts: evalSet.items, basePolicy: basePolicy.description,
+            makePolicy: { spec in try Backends.generator(try PolicySpec.parse(spec), options: options, logger: logger) },
+            reward: reward, feedback: feedback, trainer: trainer, judge: judge, concurrency: config.concurrency, logger: logger)
+        runner.prsVersion = PRS.configuration.version
+        logger.notice("loop", metadata: [
+            "chains": "\(settings.chains.map(\.label).joined(separator: ","))", "iterations": "\(settings.iterations)",
+            "train_prompts": "\(trainSet.items.count)", "per_iteration": "\(config.promptsPerIteration.map(String.init) ?? "all")",
+            "eval_prompts": "\(evalSet.items.count)", "budget": "\(config.budget)", "reward": "\(reward.identity)",
+            "trainer": "\(trainer.identity.prefix(60))", "out": "\(config.out)"])
+        let display = LoopProgressDisplay(logger: logger)
+        let summary: LoopSummary
+        do {
+            let r = runner
+            summary = try await Interruptible.run { try await r.run(directory: root, store: store) { display.update($0) } }
+        } catch let e as LoopInterrupted {
+            display.finish()
+            throw CLIFailure(code: Exit.interrupted, description: e.description)
+        } catch let e as LoopStageFailed {
+            display.finish()
+            throw CLIFailure.failed("\(e.description). Finished stages are kept; fix the cause and run the same command to continue")
+        } catch let e as StoreError {
+            display.finish()
+            throw CLIFailure.failed(e.description)
+        }
+        display.finish()
+        print(LoopTable.render(summary))
+        print("wrote \(config.out)/summary.json; next: prs report \(config.out) --out \(config.out)/report.html")
+    }
+
+    /// Records the settings of a new loop; refuses an existing loop's other settings (naming them) unless --force.
+    func check(store: LoopStore, config: LoopConfig, logger: Logger) throws {
+        var files: [String: String] = [:]
+        for f in [config.trainPrompts, config.evalPrompts] {
+            if let data = FileManager.default.contents(atPath: f) { files[URL(fileURLWithPath: f).lastPathComponent] = ContentHash.fnv1a64(data) }
+        }
+        let now = config.fingerprint(files: files)
+        guard let stored = try store.settings() else { return try store.saveSettings(now) }
+        let keys = Set(stored.keys).union(now.keys).filter { stored[$0] != now[$0] }.sorted()
+        guard !keys.isEmpty else { return }
+        let what = keys.map { "\($0): \(RunSetup.show(stored[$0])) → \(RunSetup.show(now[$0]))" }.joined(separator: "; ")
+        if options.force {
+            logger.warning("continuing a loop with other settings (--force)", metadata: ["changed": "\(what)"])
+            return try store.saveSettings(now)
+        }
+        throw CLIFailure.badInput("\(config.out) was started with other settings (\(what)); run with the same settings to resume, choose another --out, or pass --force")
+    }
+}
+
+struct LoopOptions: ParsableArguments {
+    @Option(help: "YAML loop config (model, train_prompts, eval_prompts, strategies, budget, select, train, evaluate, trainer, …).") var config: String?
+    @Option(help: "The loop directory.") var out: String?
+    @Option(help: "Iterations per chain (default 3); raising it extends a finished loop.") var iterations: Int?
+    @Option(help: "Chains, comma-separated: prs, prand, rand, prs-nofeedback (default prs,rand).") var strategies: String?
+    @Option(name: .customLong("train-prompts"), help: "JSONL training prompts.") var trainPrompts: String?
+    @Option(name: .customLong("eval-prompts"), help: "JSONL held-out prompts.") var evalPrompts: String?
+    @Option(help: "Prompts in flight at once while sampling (default 8).") var concurrency: Int?
+    @Option(help: "Threads of the embedded engine and trainer (default: all cores).") var threads: Int?
+    @Flag(help: "Continue a loop directory started with other settings (the new settings are recorded).") var force = false
+}
+
+/// Loop progress: a line redrawn on a terminal; otherwise a log line per stage and about one per 10% of its work.
+final class LoopProgressDisplay: @unchecked Sendable {
+    private let lock = NSLock()
+    private let terminal = isatty(STDERR_FILENO) != 0
+    private let logger: Logger
+    private var lastStage = -1
+    private var lastDecile = -1
+    private var shown = false
+
+    init(logger: Logger) { self.logger = logger }
+
+    func update(_ p: LoopProgress) {
+        lock.lock()
+        defer { lock.unlock() }
+        if terminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[2K\(p.line)".utf8))
+            shown = true
+            return
+        }
+        if p.index != lastStage { lastStage = p.index; lastDecile = -1 }
+        guard p.total > 0 else { return }
+        let decile = p.done * 10 / p.total
+        if decile > lastDecile {
+            lastDecile = decile
+            logger.notice("progress", metadata: ["status": "\(p.line)"])
+        }
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        if terminal, shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        shown = false
+    }
+}
+
+/// The loop's table: per chain and iteration, the held-out reward with its interval, the greedy
+/// answer's reward, the win rate against the starting policy, the data trained on and the time.
+enum LoopTable {
+    static func render(_ s: LoopSummary) -> String {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
+        func ci(_ v: Double?, _ c: [Double]?) -> String {
+            guard let v else { return "–" }
+            guard let c, c.count == 2 else { return f(v) }
+            return String(format: "%.3f [%.3f, %.3f]", v, c[0], c[1])
+        }
+        var rows = [["chain", "iter", "held-out reward [95% CI]", "greedy", "win vs base", "trained on", "loss", "seconds"]]
+        for chain in s.order {
+            for e in s.chains[chain] ?? [] {
+                rows.append([chain, "\(e.iteration)", ci(e.evalMeanReward, e.evalMeanRewardCI), f(e.evalGreedyReward),
+                             e.winRateVsBase.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
+                             e.iteration == 0 ? "–" : "\(e.trainExamples)", f(e.trainLoss), String(format: "%.0f", e.seconds)])
+            }
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { r in zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ") }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,285 @@
+import Foundation
+import LMTraining
+import PRSCore
+import Yams
+
+/// A YAML mapping read key by key: every value is type-checked where it is read, and a problem
+/// is reported as `file:line: key: problem`; keys nobody read are unknown and refused.
+final class ConfigReader {
+    let file: String
+    let prefix: String
+    let pairs: [(key: String, value: Yams.Node, line: Int?)]
+    private var used: Set<String> = []
+
+    init(file: String, node: Yams.Node, prefix: String = "") throws {
+        self.file = file
+        self.prefix = prefix
+        guard let mapping = node.mapping else {
+            throw CLIFailure.badInput("\(file)\(Self.line(node.mark?.line)): \(prefix.isEmpty ? "the config" : String(prefix.dropLast())): must be a mapping of settings")
+        }
+        pairs = mapping.map { (key: $0.key.string ?? "?", value: $0.value, line: $0.key.mark?.line) }
+    }
+
+    static func line(_ l: Int?) -> String { l.map { ":\($0)" } ?? "" }
+
+    static func load(_ path: String) throws -> ConfigReader {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CLIFailure.badInput("\(path): cannot read the config: \(error.localizedDescription)")
+        }
+        let node: Yams.Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw CLIFailure.badInput("\(path): not valid YAML: \(error)")
+        }
+        return try ConfigReader(file: path, node: node ?? Yams.Node.mapping(.init([])))
+    }
+
+    func problem(_ key: String, _ message: String) -> CLIFailure {
+        let line = pairs.first { $0.key == key }?.line
+        return CLIFailure.badInput("\(file)\(Self.line(line)): \(prefix)\(key): \(message)")
+    }
+
+    func node(_ key: String) -> Yams.Node? {
+        used.insert(key)
+        return pairs.first { $0.key == key }?.value
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let n = node(key) else { return nil }
+        guard let s = n.scalar?.string else { throw problem(key, "expected a string") }
+        return s
+    }
+
+    func int(_ key: String, min: Int? = nil) throws -> Int? {
+        guard let n = node(key) else { return nil }
+        guard let v = n.int else { throw problem(key, "expected a whole number, got \"\(n.scalar?.string ?? "a list or mapping")\"") }
+        if let min, v < min { throw problem(key, "must be at least \(min), got \(v)") }
+        return v
+    }
+
+    func double(_ key: String, range: ClosedRange<Double>? = nil) throws -> Double? {
+        guard let n = node(key) else { return nil }
+        guard let v = n.float ?? n.int.map(Double.init) else { throw problem(key, "expected a number, got \"\(n.scalar?.string ?? "a list or mapping")\"") }
+        if let range, !range.contains(v) { throw problem(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)") }
+        return v
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let n = node(key) else { return nil }
+        guard let v = n.bool else { throw problem(key, "expected true or false") }
+        return v
+    }
+
+    /// A list given as a YAML sequence or as a comma-separated string.
+    func list(_ key: String) throws -> [String]? {
+        guard let n = node(key) else { return nil }
+        if let seq = n.sequence {
+            return try seq.map { e in
+                guard let s = e.scalar?.string else { throw problem(key, "expected a list of names") }
+                return s
+            }
+        }
+        guard let s = n.scalar?.string else { throw problem(key, "expected a list or a comma-separated string") }
+        return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    func section(_ key: String) throws -> ConfigReader? {
+        guard let n = node(key) else { return nil }
+        return try ConfigReader(file: file, node: n, prefix: prefix + key + ".")
+    }
+
+    /// Refuses keys that were never read (a typo must not be ignored).
+    func checkUnknown() throws {
+        let known = used
+        for p in pairs where !known.contains(p.key) {
+            throw CLIFailure.badInput("\(file)\(Self.line(p.line)): \(prefix)\(p.key): unknown setting; known here: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+}
+
+/// `prs loop`'s settings after merging the YAML config and the flags.
+struct LoopConfig {
+    var model: String
+    var trainPrompts: String
+    var evalPrompts: String
+    var out: String
+    var strategies: [(label: String, kind: StrategyKind, split: [Int]?)]
+    var iterations: Int
+    var promptsPerIteration: Int?
+    var budget: Int
+    var reward: String
+    var feedback: String
+    var sampling: SamplingParameters
+    var seed: UInt64
+    var concurrency: Int
+    var threads: Int
+    var maxBatch: Int?
+    var cacheTokens: Int?
+    var select = LoopSettings.Select()
+    var initFrom = LoopSettings.Init.previous
+    var evaluate = LoopSettings.Evaluate()
+    var judge: String?
+    var train = TrainSettings()
+    var trainMaxLength = 1024
+    var template: String?
+    var trainerCommand: String?
+
+    /// The settings that shape the loop's data, compared when a loop directory is reused.
+    /// `iterations` may grow (the loop goes on), and throughput settings may change.
+    func fingerprint(files: [String: String]) -> [String: String] {
+        func s<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
+        var out: [String: String] = [
+            "model": model, "train_prompts": trainPrompts, "eval_prompts": evalPrompts,
+            "strategies": strategies.map { $0.label + ($0.split.map { ":" + $0.map(String.init).joined(separator: "+") } ?? "") }.joined(separator: ","),
+            "prompts_per_iteration": s(promptsPerIteration), "budget": "\(budget)", "reward": reward, "feedback": feedback,
+            "temperature": s(sampling.temperature), "top_k": s(sampling.topK), "top_p": s(sampling.topP),
+            "presence_penalty": s(sampling.presencePenalty), "max_tokens": s(sampling.maxTokens), "seed": "\(seed)",
+            "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine)) dpo=\(select.dpo) min_margin=\(select.minMargin)",
+            "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))",
+            "trainer": trainerCommand.map { "command:" + $0 } ?? "embedded",
+            "train": train.fingerprint + " max_length=\(trainMaxLength) template=\(s(template))",
+        ]
+        for (k, v) in files { out["file:" + k] = v }
+        return out
+    }
+
+    static func resolve(_ flags: LoopOptions) throws -> LoopConfig {
+        let c = try flags.config.map(ConfigReader.load) ?? ConfigReader(file: "(flags)", node: Yams.Node.mapping(.init([])))
+        func need<T>(_ v: T?, _ key: String) throws -> T {
+            guard let v else { throw CLIFailure.badInput("\(c.file): \(key): missing (set it in the config or with --\(key.replacingOccurrences(of: "_", with: "-")))") }
+            return v
+        }
+        var model = try c.string("model") ?? ProcessInfo.processInfo.environment["PRS_POLICY"] ?? DefaultModel.spec()
+        if let m = model, !m.hasPrefix("embedded:"), !m.hasPrefix("openai:") { model = "embedded:" + m }
+        let trainPrompts = try need(flags.trainPrompts ?? c.string("train_prompts"), "train_prompts")
+        let evalPrompts = try need(flags.evalPrompts ?? c.string("eval_prompts"), "eval_prompts")
+        let iterations = try flags.iterations ?? c.int("iterations", min: 1) ?? 3
+        guard iterations >= 1 else { throw CLIFailure.badInput("--iterations must be at least 1") }
+        let names = try flags.strategies.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? c.list("strategies") ?? ["prs", "rand"]
+        var strategies: [(String, StrategyKind, [Int]?)] = []
+        for n in names {
+            let parts = n.split(separator: ":", maxSplits: 1).map(String.init)
+            guard let kind = StrategyKind(rawValue: parts[0]), kind != .greedy else {
+                throw c.problem("strategies", "\"\(n)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2)")
+            }
+            var split: [Int]?
+            if parts.count > 1 {
+                split = try parts[1].split(separator: "+").map { p in
+                    guard let v = Int(p) else { throw c.problem("strategies", "\"\(n)\": the split is layer sizes joined by +, like prs:2+2") }
+                    return v
+                }
+            }
+            strategies.append((n.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-"), kind, split))
+        }
+        guard !strategies.isEmpty, Set(strategies.map(\.0)).count == strategies.count else {
+            throw c.problem("strategies", "name each strategy once")
+        }
+        var sampling = SamplingParameters.paper
+        sampling.maxTokens = try c.int("max_tokens", min: 1) ?? sampling.maxTokens
+        sampling.temperature = try c.double("temperature", range: 0...5) ?? sampling.temperature
+        sampling.topK = try c.int("top_k", min: 0) ?? sampling.topK
+        sampling.topP = try c.double("top_p", range: 0...1)
+        sampling.presencePenalty = try c.double("presence_penalty") ?? sampling.presencePenalty
+        var config = LoopConfig(
+            model: try need(model, "model"), trainPrompts: trainPrompts, evalPrompts: evalPrompts,
+            out: try need(flags.out ?? c.string("out"), "out"), strategies: strategies, iterations: iterations,
+            promptsPerIteration: try c.int("prompts_per_iteration", min: 1),
+            budget: try c.int("budget", min: 1) ?? 8, reward: try c.string("reward") ?? "rubric", feedback: try c.string("feedback") ?? "self",
+            sampling: sampling, seed: UInt64(try c.int("seed", min: 0) ?? 0), concurrency: try flags.concurrency ?? c.int("concurrency", min: 1) ?? 8,
+            threads: try flags.threads ?? c.int("threads", min: 1) ?? ProcessInfo.processInfo.activeProcessorCount,
+            maxBatch: try c.int("max_batch", min: 1), cacheTokens: try c.int("kv_cache_tokens", min: 16))
+        if let split = try c.string("split") {
+            let layers = split.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard layers.reduce(0, +) == config.budget else { throw c.problem("split", "\"\(split)\" must sum to the budget \(config.budget)") }
+            config.strategies = config.strategies.map { s in (s.label, s.kind, s.split ?? ((s.kind == .prs || s.kind == .prsNoFeedback) ? layers : nil)) }
+        }
+        if let s = try c.section("select") {
+            if let v = try s.string("sft") {
+                if v == "best" { config.select.sft = .best }
+                else if v == "top-k" { config.select.sft = .topK(try s.int("top_k", min: 1) ?? 2) }
+                else { throw s.problem("sft", "\"\(v)\": expected best or top-k") }
+            }
+            _ = try s.int("top_k", min: 1)
+            config.select.minReward = try s.double("min_reward")
+            if let v = try s.string("refine") {
+                guard v == "improving" || v == "none" else { throw s.problem("refine", "\"\(v)\": expected improving or none") }
+                config.select.refine = v == "improving"
+            }
+            if let v = try s.string("dpo") {
+                guard v == "none" || v == "best-worst" else { throw s.problem("dpo", "\"\(v)\": expected none or best-worst") }
+                config.select.dpo = v == "best-worst"
+            }
+            config.select.minMargin = try s.double("min_margin") ?? 0
+            try s.checkUnknown()
+        }
+        if let e = try c.section("evaluate") {
+            config.evaluate.samples = try e.int("samples", min: 1) ?? config.evaluate.samples
+            config.evaluate.greedy = try e.bool("greedy") ?? config.evaluate.greedy
+            config.judge = try e.string("judge")
+            try e.checkUnknown()
+        }
+        config.evaluate.sampling = sampling
+        if let t = try c.section("train") { try readTrain(t, into: &config) }
+        config.train.threads = config.threads
+        if let n = c.node("trainer") {
+            if let s = n.scalar?.string {
+                guard s == "embedded" else { throw c.problem("trainer", "\"\(s)\": expected embedded, or a mapping with command: \"…\"") }
+            } else {
+                let t = try ConfigReader(file: c.file, node: n, prefix: "trainer.")
+                guard let cmd = try t.string("command"), !cmd.isEmpty else { throw c.problem("trainer", "a mapping needs command: \"…\" ({data}, {base}, {init}, {out} are filled in)") }
+                config.trainerCommand = cmd
+                try t.checkUnknown()
+            }
+        }
+        if config.trainerCommand == nil, !config.model.hasPrefix("embedded:") {
+            throw c.problem("model", "the embedded trainer fine-tunes a GGUF file; for a served model use trainer: {command: \"…\"}")
+        }
+        try c.checkUnknown()
+        return config
+    }
+
+    static func readTrain(_ t: ConfigReader, into config: inout LoopConfig) throws {
+        var s = config.train
+        if let v = try t.string("objective") {
+            guard let o = TrainSettings.Objective(rawValue: v) else { throw t.problem("objective", "\"\(v)\": expected sft or dpo") }
+            s.objective = o
+        }
+        if let v = try t.string("init") {
+            guard let i = LoopSettings.Init(rawValue: v) else { throw t.problem("init", "\"\(v)\": expected previous or base") }
+            config.initFrom = i
+        }
+        var lora = s.lora ?? LoRASettings()
+        lora.rank = try t.int("lora_rank", min: 1) ?? lora.rank
+        lora.alpha = try t.double("lora_alpha") ?? lora.alpha
+        lora.dropout = try t.double("lora_dropout", range: 0...0.99) ?? lora.dropout
+        if let v = try t.string("lora_targets") {
+            do { lora.targets = try Projection.parseList(v) } catch { throw t.problem("lora_targets", "\(error)") }
+        }
+        s.lora = lora
+        s.epochs = try t.int("epochs", min: 1) ?? s.epochs
+        if let lr = try t.double("lr") {
+            guard lr > 0 else { throw t.problem("lr", "must be positive") }
+            s.learningRate = lr
+        }
+        s.batchTokens = try t.int("batch_tokens", min: 1) ?? s.batchTokens
+        s.microBatchTokens = try t.int("micro_batch_tokens", min: 1) ?? s.microBatchTokens
+        config.trainMaxLength = try t.int("max_length", min: 2) ?? config.trainMaxLength
+        if let v = try t.string("schedule") {
+            guard let sh = LearningRateSchedule.Shape(rawValue: v) else { throw t.problem("schedule", "\"\(v)\": expected cosine, linear or constant") }
+            s.schedule = sh
+        }
+        s.warmup = try t.double("warmup", range: 0...0.99) ?? s.warmup
+        s.beta = try t.double("beta") ?? s.beta
+        s.sftWeight = try t.double("sft_weight") ?? s.sftWeight
+        s.weightDecay = try t.double("weight_decay") ?? s.weightDecay
+        s.maxGradNorm = try t.double("max_grad_norm") ?? s.maxGradNorm
+        if let v = try t.string("precision") {
+            guard let p = TrainSettings.Precision(rawValue: v) else { throw t.problem("precision", "\"\(v)\": expected fp32 or bf16") }
+            s.precision = p
+        }
+        s.checkpointEvery = try t.int("checkpoint_every", min: 0) ?? s.checkpointEvery
+        config.template = try t.string("template")
+        try t.checkUnknown()
+        config.train = s
+    }
+}
