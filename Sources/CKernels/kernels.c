@@ -474,3 +474,38 @@ float lm_log_sum_exp(const float *x, int n) {
     for (; i < n; i++) total += (double)expf(x[i] - m);
     return m + (float)log(total);
 }
+
+/* LoRA for one token: y += B·(scale·A·x), with A rank×in_dim and B given transposed (bt:
+ * rank×out_dim). Every element is summed in one fixed order whatever else is in the batch:
+ * A's rows as two 8-lane accumulators then a scalar tail; y's elements over r = 0…rank−1. */
+void lm_lora_apply(int in_dim, int rank, int out_dim, const float *a, const float *bt, float scale,
+                   const float *x, float *y, float *scratch) {
+    for (int r = 0; r < rank; r++) {
+        const float *row = a + (long)r * in_dim;
+        int i = 0;
+        float s = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        for (; i + 16 <= in_dim; i += 16) {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + i), _mm256_loadu_ps(x + i), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+        }
+        s = hsum8(_mm256_add_ps(acc0, acc1));
+#endif
+        for (; i < in_dim; i++) s = fmaf(row[i], x[i], s);
+        scratch[r] = s * scale;
+    }
+    int o = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    for (; o + 8 <= out_dim; o += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int r = 0; r < rank; r++) acc = _mm256_fmadd_ps(_mm256_loadu_ps(bt + (long)r * out_dim + o), _mm256_set1_ps(scratch[r]), acc);
+        _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), acc));
+    }
+#endif
+    for (; o < out_dim; o++) {
+        float acc = 0.0f;
+        for (int r = 0; r < rank; r++) acc = fmaf(bt[(long)r * out_dim + o], scratch[r], acc);
+        y[o] += acc;
+    }
+}

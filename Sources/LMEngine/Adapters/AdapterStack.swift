@@ -1,3 +1,5 @@
+import CKernels
+
 /// The adapters a sequence runs with (applied together, each with its own scale), resolved
 /// per layer and projection for the forward pass. Its `root` starts the sequence's prefix-cache
 /// keys, so blocks computed with one stack are never served to a sequence with another; it
@@ -27,19 +29,8 @@ public final class AdapterStack: Sendable {
     func apply(layer l: Int, projection p: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         for (pair, scale) in byLayer[l][p] {
             pair.a.withUnsafeBufferPointer { a in
-                for r in 0..<pair.rank {
-                    let row = a.baseAddress! + r * pair.inDim
-                    var s: Float = 0
-                    for i in 0..<pair.inDim { s += row[i] * x[i] }
-                    scratch[r] = s * scale
-                }
-            }
-            pair.b.withUnsafeBufferPointer { b in
-                for o in 0..<pair.outDim {
-                    let row = b.baseAddress! + o * pair.rank
-                    var s: Float = 0
-                    for r in 0..<pair.rank { s += row[r] * scratch[r] }
-                    y[o] += s
+                pair.bt.withUnsafeBufferPointer { bt in
+                    lm_lora_apply(Int32(pair.inDim), Int32(pair.rank), Int32(pair.outDim), a.baseAddress!, bt.baseAddress!, scale, x, y, scratch)
                 }
             }
         }

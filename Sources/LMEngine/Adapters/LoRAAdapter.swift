@@ -8,6 +8,8 @@ public final class LoRAAdapter: Sendable {
         /// A: rank × inDim, B: outDim × rank, row-major F32.
         public let a: [Float]
         public let b: [Float]
+        /// B transposed (rank × outDim), the layout the inference kernel reads.
+        public let bt: [Float]
         public let rank: Int
         public let inDim: Int
         public let outDim: Int
@@ -53,7 +55,9 @@ public final class LoRAAdapter: Sendable {
             }
             let a = Dequantize.toFloat(file.bytes(of: t), type: t.type, count: t.elementCount)
             let b = Dequantize.toFloat(file.bytes(of: bt), type: bt.type, count: bt.elementCount)
-            pairs[base] = Pair(a: a, b: b, rank: rank, inDim: inDim, outDim: outDim)
+            var bT = [Float](repeating: 0, count: b.count)
+            for o in 0..<outDim { for r in 0..<rank { bT[r * outDim + o] = b[o * rank + r] } }
+            pairs[base] = Pair(a: a, b: b, bt: bT, rank: rank, inDim: inDim, outDim: outDim)
         }
         guard let rank = pairs.values.first?.rank else { throw ModelError("\(path): no lora_a/lora_b tensors") }
         guard pairs.values.allSatisfy({ $0.rank <= 4096 }) else { throw ModelError("\(path): a rank over 4096 is not supported") }
