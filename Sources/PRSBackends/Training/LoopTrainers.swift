@@ -77,7 +77,8 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
 /// The same are in the environment as `PRS_DATA`, `PRS_BASE`, `PRS_INIT`, `PRS_OUT`, `PRS_DIR`,
 /// with `PRS_INIT_POLICY`, `PRS_CHAIN`, `PRS_ITERATION` and `PRS_SEED`. Lines the command prints
 /// in `prs train`'s log format (JSON with `step`, `steps`, `loss`) are shown as progress and kept
-/// as the loss curve. Its output goes to `ITER/trainer.log`.
+/// as the loss curve (else those of `{dir}/train.jsonl`, where `prs train --log` writes them).
+/// Its output goes to `ITER/trainer.log`.
 public struct CommandPolicyTrainer: PolicyTrainer {
     public var command: String
     /// The base model as `{base}` shows it (a GGUF path for an embedded policy).
@@ -166,7 +167,10 @@ public struct CommandPolicyTrainer: PolicyTrainer {
             throw TrainingInputError(description: "trainer command exited with status \(status) (log: \(logURL.path)): \(tail)")
         }
         let all = lines.all
-        let losses = all.compactMap { Self.step($0)?.loss }
+        var losses = all.compactMap { Self.step($0)?.loss }
+        if losses.isEmpty, let log = try? String(contentsOf: dir.appendingPathComponent("train.jsonl"), encoding: .utf8) {
+            losses = log.split(separator: "\n").compactMap { Self.step(String($0))?.loss }
+        }
         let examples = [job.sft, job.refine, job.dpo].flatMap { $0 }.reduce(0) { n, f in
             n + ((try? String(contentsOfFile: f, encoding: .utf8))?.split(separator: "\n").count ?? 0)
         }

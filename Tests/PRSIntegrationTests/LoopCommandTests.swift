@@ -1,0 +1,221 @@
+import Foundation
+import Testing
+
+/// `prs loop` and `prs report LOOP` run as a user runs them: the real model, the real trainer,
+/// a real loop store; SIGKILL at two points and a rerun; an external trainer command; bad configs.
+@Suite(.serialized) struct LoopCommandTests {
+    /// The first lines of the project's loop prompt sets.
+    static func prompts(_ dir: URL, train: Int = 8, eval: Int = 4) throws -> (URL, URL) {
+        func head(_ name: String, _ n: Int) throws -> URL {
+            let lines = try String(contentsOf: Repo.root.appendingPathComponent("examples/\(name)"), encoding: .utf8).split(separator: "\n").prefix(n)
+            let u = dir.appendingPathComponent(name)
+            try (lines.joined(separator: "\n") + "\n").write(to: u, atomically: true, encoding: .utf8)
+            return u
+        }
+        return (try head("loop-train.jsonl", train), try head("loop-heldout.jsonl", eval))
+    }
+
+    static func config(_ dir: URL, strategies: String = "[prs, rand]", iterations: Int = 2, budget: Int = 2, trainer: String = "") throws -> URL {
+        let (train, eval) = try prompts(dir)
+        let text = """
+            model: \(Repo.model.path)
+            train_prompts: \(train.path)
+            eval_prompts: \(eval.path)
+            strategies: \(strategies)
+            iterations: \(iterations)
+            prompts_per_iteration: 4
+            budget: \(budget)
+            max_tokens: 24
+            reward: rubric
+            concurrency: 4
+            threads: 2
+            select:
+              sft: best
+            train:
+              epochs: 1
+              lora_rank: 4
+              lora_alpha: 8
+              lr: 0.001
+              batch_tokens: 256
+              checkpoint_every: 1
+            evaluate:
+              samples: 2
+              greedy: true
+            \(trainer)
+            """
+        let u = dir.appendingPathComponent("loop.yaml")
+        try text.write(to: u, atomically: true, encoding: .utf8)
+        return u
+    }
+
+    static func summary(_ loop: URL) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: loop.appendingPathComponent("summary.json"))) as? [String: Any])
+    }
+
+    /// The summary without the keys that measure time.
+    static func timeless(_ loop: URL) throws -> String {
+        var s = try summary(loop)
+        var chains = try #require(s["chains"] as? [String: [[String: Any]]])
+        for (k, entries) in chains {
+            chains[k] = entries.map { e in var e = e; e["seconds"] = nil; e["stage_seconds"] = nil; return e }
+        }
+        s["chains"] = chains
+        return String(decoding: try JSONSerialization.data(withJSONObject: s, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+
+    /// Starts `prs loop`, waits until `ready` holds, and kills it with SIGKILL.
+    static func killLoop(_ args: [String], when ready: () -> Bool) throws {
+        let p = Process()
+        p.executableURL = Repo.prs
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline, p.isRunning, !ready() { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(p.isRunning, "the loop ended before it could be killed")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// Items a run's store holds as done (read with Python's sqlite3 while the loop writes).
+    static func doneItems(_ directory: URL) -> Int {
+        let db = directory.appendingPathComponent("run.sqlite").path
+        guard FileManager.default.fileExists(atPath: db) else { return 0 }
+        let script = "import sqlite3,sys\ntry:\n  print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True).execute(\"select count(*) from item where state='done'\").fetchone()[0])\nexcept Exception:\n  print(0)"
+        let r = try? run(Repo.python, ["-c", script, db])
+        return Int(r?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+    }
+
+    @Test func aLoopKilledTwiceEndsWithTheSummaryOfAnUninterruptedOneAndItsAdaptersLoadInLlamaCpp() throws {
+        let dir = Repo.tempDir("loop")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = try Self.config(dir)
+        let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+        let whole = try run(Repo.prs, ["loop", "--config", config.path, "--out", a.path])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        #expect(whole.stdout.contains("held-out reward"), "the loop prints its table")
+        #expect(whole.stderr.contains("stage 2/17"), "progress names the stage")
+
+        let s = try Self.summary(a)
+        let chains = try #require(s["chains"] as? [String: [[String: Any]]])
+        #expect(Set(chains.keys) == ["prs", "rand"])
+        var adapters: [String] = []
+        for (name, entries) in chains {
+            #expect(entries.map { $0["iteration"] as? Int } == [0, 1, 2], "\(name)")
+            for e in entries {
+                #expect(e["eval_mean_reward"] is Double, "\(name) \(e["iteration"] ?? "?")")
+                #expect(e["eval_greedy_reward"] is Double)
+            }
+            for e in entries.dropFirst() {
+                let adapter = try #require(e["adapter"] as? String)
+                #expect(FileManager.default.fileExists(atPath: adapter))
+                #expect((e["policy"] as? String) == "embedded:\(Repo.model.path)+\(adapter)")
+                #expect((e["train_losses"] as? [Double])?.isEmpty == false)
+                adapters.append(adapter)
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: a.appendingPathComponent("prs/iter-2/data/sft.jsonl").path))
+        #expect(FileManager.default.fileExists(atPath: a.appendingPathComponent("prs/iter-2/train.jsonl").path))
+        #expect(FileManager.default.fileExists(atPath: a.appendingPathComponent("iter-0/eval/greedy/trees.jsonl").path))
+
+        // llama.cpp loads every iteration's adapter and generates with it.
+        let script = """
+            import sys
+            from llama_cpp import Llama
+            for path in sys.argv[2:]:
+                m = Llama(model_path=sys.argv[1], lora_path=path, n_ctx=128, verbose=False)
+                out = m("Hello", max_tokens=4, temperature=0)
+                assert out["choices"][0]["text"] is not None
+                print("loaded", path)
+            """
+        let py = try run(Repo.python, ["-c", script, Repo.model.path] + adapters)
+        #expect(py.status == 0, "\(py.stderr)")
+        #expect(py.stdout.components(separatedBy: "loaded").count - 1 == adapters.count)
+
+        // The report: the iteration table, and a page per run linked from it.
+        let report = dir.appendingPathComponent("report.html")
+        let r = try run(Repo.prs, ["report", a.path, "--out", report.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let html = try String(contentsOf: report, encoding: .utf8)
+        #expect(html.contains("Held-out reward of the policy by iteration") && html.contains("<svg"))
+        #expect(html.contains("report-runs/prs-iter-2-eval.html"))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("report-runs/rand-iter-1-sample.html").path))
+        let md = dir.appendingPathComponent("report.md")
+        #expect(try run(Repo.prs, ["report", a.path, "--out", md.path, "--format", "md"]).status == 0)
+        #expect(try String(contentsOf: md, encoding: .utf8).contains("| prs | 2 |"))
+
+        // Killed mid-sampling, then mid-training, then run to the end.
+        let args = ["loop", "--config", config.path, "--out", b.path]
+        try Self.killLoop(args) { Self.doneItems(b.appendingPathComponent("prs/iter-1/sample")) >= 2 }
+        try Self.killLoop(args) { FileManager.default.fileExists(atPath: b.appendingPathComponent("prs/iter-2/adapter.gguf.ckpt").path) }
+        let rest = try run(Repo.prs, args)
+        #expect(rest.status == 0, "\(rest.stderr)")
+        #expect(rest.stderr.contains("resuming loop"))
+        let (ta, tb) = (try Self.timeless(a).replacingOccurrences(of: a.path, with: b.path), try Self.timeless(b))
+        if ta != tb {
+            try? ta.write(toFile: "/tmp/prs-loop-uninterrupted.json", atomically: true, encoding: .utf8)
+            try? tb.write(toFile: "/tmp/prs-loop-resumed.json", atomically: true, encoding: .utf8)
+        }
+        #expect(ta == tb, "the resumed loop's summary (times aside) is the uninterrupted one's; both in /tmp/prs-loop-*.json")
+        for chain in ["prs", "rand"] {
+            for k in 1...2 {
+                let p = "\(chain)/iter-\(k)/adapter.gguf"
+                #expect(try Data(contentsOf: a.appendingPathComponent(p)) == Data(contentsOf: b.appendingPathComponent(p)), "\(p) bit for bit")
+            }
+        }
+    }
+
+    @Test func anExternalTrainerCommandTrainsTheIterationsAndItsFailureIsReportedAndRetried() throws {
+        let dir = Repo.tempDir("loop-command")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let loop = dir.appendingPathComponent("loop")
+        let broken = try Self.config(dir, strategies: "[rand]", iterations: 1,
+                                     trainer: "trainer:\n  command: \"echo boom >&2; exit 3\"")
+        let failed = try run(Repo.prs, ["loop", "--config", broken.path, "--out", loop.path])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("status 3") && failed.stderr.contains("boom") && failed.stderr.contains("trainer.log"), "\(failed.stderr)")
+
+        // Other settings on the same loop directory are refused, naming them.
+        let budget3 = try Self.config(dir, strategies: "[rand]", iterations: 1, budget: 3,
+                                      trainer: "trainer:\n  command: \"echo boom >&2; exit 3\"")
+        let refused = try run(Repo.prs, ["loop", "--config", budget3.path, "--out", loop.path])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("budget: 2 → 3"), "\(refused.stderr)")
+
+        let good = try Self.config(dir, strategies: "[rand]", iterations: 1,
+                                   trainer: "trainer:\n  command: \"sh \(Repo.root.path)/scripts/loop-trainers/prs-train.sh {data} {base} {init} {out}\"")
+        let noForce = try run(Repo.prs, ["loop", "--config", good.path, "--out", loop.path])
+        #expect(noForce.status == 2 && noForce.stderr.contains("trainer: command:"), "\(noForce.stderr)")
+        let ok = try run(Repo.prs, ["loop", "--config", good.path, "--out", loop.path, "--force"],
+                         environment: ["PRS": Repo.prs.path, "PRS_TRAIN_ARGS": "--epochs 1 --lora-rank 4 --batch-tokens 256"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let entries = try #require((try Self.summary(loop))["chains"] as? [String: [[String: Any]]])["rand"]
+        let last = try #require(entries?.last)
+        let adapter = loop.appendingPathComponent("rand/iter-1/adapter.gguf").path
+        #expect((last["policy"] as? String) == "embedded:\(Repo.model.path)+\(adapter)")
+        #expect((last["train_losses"] as? [Double])?.isEmpty == false, "the losses are read from the command's train.jsonl")
+        #expect(last["eval_mean_reward"] is Double)
+        #expect(FileManager.default.fileExists(atPath: loop.appendingPathComponent("rand/iter-1/trainer.log").path))
+    }
+
+    @Test func aBadConfigIsReportedWithItsFileLineAndKey() throws {
+        let dir = Repo.tempDir("loop-config")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (train, eval) = try Self.prompts(dir)
+        func check(_ body: String, _ expected: String) throws {
+            let u = dir.appendingPathComponent("bad.yaml")
+            try ("train_prompts: \(train.path)\neval_prompts: \(eval.path)\n" + body).write(to: u, atomically: true, encoding: .utf8)
+            let r = try run(Repo.prs, ["loop", "--config", u.path, "--out", dir.appendingPathComponent("never").path])
+            #expect(r.status == 2, "\(body): \(r.stderr)")
+            #expect(r.stderr.contains("\(u.path):\(expected)"), "\(body): \(r.stderr)")
+        }
+        try check("budget: many\n", "3: budget: expected a whole number")
+        try check("select:\n  sft: best\n  min_rewrd: 0.5\n", "5: select.min_rewrd: unknown setting")
+        try check("strategies: [prs, best]\n", "3: strategies: \"best\"")
+        try check("train:\n  init: latest\n", "4: train.init: \"latest\": expected previous or base")
+        try check("iterations: 0\n", "3: iterations: must be at least 1")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("never/loop.sqlite").path), "nothing is created for a bad config")
+    }
+}
+
