@@ -7,7 +7,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup setup-tests build test demo bench-engine bench-run bench-concurrency bench-train clean
+.PHONY: setup setup-tests build test demo bench-engine bench-run bench-concurrency bench-train loop-experiment clean
 
 # What building and running prs need (Debian's SQLite and OpenBLAS headers, the default model).
 setup:
@@ -48,6 +48,12 @@ bench-concurrency: setup-tests build
 # shape (4 x 256 tokens), threads and LoRA settings: tokens/s and peak RSS with the ratios.
 bench-train: setup-tests build
 	bash scripts/bench-train.sh
+
+# The paper's iterative offline-RL experiment: PRS, PRand and Rand chains, 3 iterations (about an hour on 2 cores).
+loop-experiment: build
+	.build/release/prs loop --config examples/loop-experiment.yaml --out runs/loop-experiment
+	.build/release/prs report runs/loop-experiment --out runs/loop-experiment/report.html
+	.build/release/prs report runs/loop-experiment --out runs/loop-experiment/report.md --format md
 
 clean:
 	rm -rf .build runs/demo

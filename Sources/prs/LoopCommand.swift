@@ -142,39 +142,10 @@ struct LoopOptions: ParsableArguments {
     @Flag(help: "Continue a loop directory started with other settings (the new settings are recorded).") var force = false
 }
 
-/// Loop progress: a line redrawn on a terminal; otherwise a log line per stage and about one per 10% of its work.
-final class LoopProgressDisplay: @unchecked Sendable {
-    private let lock = NSLock()
-    private let terminal = isatty(STDERR_FILENO) != 0
-    private let logger: Logger
-    private var lastStage = -1
-    private var lastDecile = -1
-    private var shown = false
-
-    init(logger: Logger) { self.logger = logger }
-
+/// Loop progress: chain, iteration and stage, with the stage's items or steps and ETA.
+final class LoopProgressDisplay: LineProgress, @unchecked Sendable {
     func update(_ p: LoopProgress) {
-        lock.lock()
-        defer { lock.unlock() }
-        if terminal {
-            FileHandle.standardError.write(Data("\r\u{1B}[2K\(p.line)".utf8))
-            shown = true
-            return
-        }
-        if p.index != lastStage { lastStage = p.index; lastDecile = -1 }
-        guard p.total > 0 else { return }
-        let decile = p.done * 10 / p.total
-        if decile > lastDecile {
-            lastDecile = decile
-            logger.notice("progress", metadata: ["status": "\(p.line)"])
-        }
-    }
-
-    func finish() {
-        lock.lock()
-        defer { lock.unlock() }
-        if terminal, shown { FileHandle.standardError.write(Data("\n".utf8)) }
-        shown = false
+        if p.total > 0 || terminal { show(p.line, done: p.done, total: p.total, group: p.index) }
     }
 }
 

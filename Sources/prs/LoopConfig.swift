@@ -22,16 +22,19 @@ final class ConfigReader {
 
     static func line(_ l: Int?) -> String { l.map { ":\($0)" } ?? "" }
 
-    static func load(_ path: String) throws -> ConfigReader {
+    /// The YAML document of a config file (nil when it is empty).
+    static func yaml(_ path: String) throws -> Yams.Node? {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw CLIFailure.badInput("\(path): cannot read the config: \(error.localizedDescription)")
         }
-        let node: Yams.Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        do { return try Yams.compose(yaml: text) } catch {
             throw CLIFailure.badInput("\(path): not valid YAML: \(error)")
         }
-        return try ConfigReader(file: path, node: node ?? Yams.Node.mapping(.init([])))
+    }
+
+    static func load(_ path: String) throws -> ConfigReader {
+        try ConfigReader(file: path, node: try yaml(path) ?? Yams.Node.mapping(.init([])))
     }
 
     func problem(_ key: String, _ message: String) -> CLIFailure {

@@ -2,37 +2,45 @@ import Foundation
 import Logging
 import PRSRunner
 
-/// Shows run progress: a line rewritten in place on a terminal; otherwise (CI, files) a log
-/// line at the start and about one per 10% of the items.
-final class ProgressDisplay: @unchecked Sendable {
+/// A progress line: rewritten in place on a terminal; otherwise (CI, files) a log line about
+/// every 10% of the work, counted afresh for each `group` (a loop's stage).
+class LineProgress: @unchecked Sendable {
     private let lock = NSLock()
-    private let terminal = isatty(STDERR_FILENO) != 0
-    private let logger: Logger
+    let terminal = isatty(STDERR_FILENO) != 0
+    let logger: Logger
+    private var group = -1
     private var lastDecile = -1
-    private var last: RunProgress?
+    private var last: String?
 
     init(logger: Logger) { self.logger = logger }
 
-    func update(_ p: RunProgress) {
+    func show(_ line: String, done: Int, total: Int, group: Int = 0) {
         lock.lock()
         defer { lock.unlock() }
-        last = p
+        last = line
         if terminal {
-            FileHandle.standardError.write(Data("\r\u{1B}[2K\(p.line)".utf8))
-        } else {
-            let finished = p.resumed + p.done + p.failed
-            let decile = p.total > 0 ? finished * 10 / p.total : 10
-            if decile > lastDecile {
-                lastDecile = decile
-                logger.notice("progress", metadata: ["status": "\(p.line)"])
-            }
+            FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+            return
+        }
+        if group != self.group { self.group = group; lastDecile = -1 }
+        let decile = total > 0 ? done * 10 / total : 10
+        if decile > lastDecile {
+            lastDecile = decile
+            logger.notice("progress", metadata: ["status": "\(line)"])
         }
     }
 
+    /// Ends the line on a terminal; elsewhere logs the last state unless the 100% line was logged.
     func finish() {
         lock.lock()
         defer { lock.unlock() }
         if terminal, last != nil { FileHandle.standardError.write(Data("\n".utf8)) }
-        else if let p = last, lastDecile < 10 { logger.notice("progress", metadata: ["status": "\(p.line)"]) }
+        else if let line = last, lastDecile < 10 { logger.notice("progress", metadata: ["status": "\(line)"]) }
+        last = nil
     }
+}
+
+/// Shows a run's progress (`12/40 items · 0.8/s · ETA 35s · …`).
+final class ProgressDisplay: LineProgress, @unchecked Sendable {
+    func update(_ p: RunProgress) { show(p.line, done: p.resumed + p.done + p.failed, total: p.total) }
 }

@@ -255,15 +255,7 @@ struct ConfigFile: Decodable {
 
     /// Reads `path`, refusing unknown keys (a typo must not be ignored) and naming the line at fault.
     static func load(_ path: String) throws -> ConfigFile {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw CLIFailure.badInput("\(path): cannot read the config: \(error.localizedDescription)")
-        }
-        let node: Yams.Node?
-        do { node = try Yams.compose(yaml: text) } catch {
-            throw CLIFailure.badInput("\(path): not valid YAML: \(error)")
-        }
-        guard let node else { return ConfigFile() }
+        guard let node = try ConfigReader.yaml(path) else { return ConfigFile() }
         guard let mapping = node.mapping else { throw CLIFailure.badInput("\(path): the config must be a mapping of settings") }
         let known = Set(CodingKeys.allCases.map(\.rawValue))
         for key in mapping.keys {

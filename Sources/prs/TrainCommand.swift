@@ -107,7 +107,7 @@ struct Train: AsyncParsableCommand {
         for f in data where !FileManager.default.fileExists(atPath: f) { throw CLIFailure.badInput("\(f): no such file") }
         guard FileManager.default.fileExists(atPath: model) else { throw CLIFailure.badInput("\(model): no such file (make demo or scripts/setup.sh downloads the default model)") }
         let progress = TrainProgress(logger: logger)
-        let stop = StopFlag()
+        let stop = StopFlag()  // set by the signal handler, read between steps
         let result: EmbeddedTrainingResult
         do {
             result = try await Interruptible.run(onSignal: { stop.set() }) {
@@ -143,14 +143,6 @@ struct Train: AsyncParsableCommand {
             print(line)
         }
     }
-}
-
-/// A flag a signal handler sets and the training loop reads between steps.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 /// Training progress: one line redrawn on a terminal (step, loss, tokens/s, ETA); otherwise a

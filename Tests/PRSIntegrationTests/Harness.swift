@@ -32,6 +32,23 @@ struct Ran {
     var stderr: String
 }
 
+/// Starts `prs` with `args`, waits (up to 10 minutes) until `ready` holds, sends `signal` and
+/// returns the exit status; expects the process to be still running when `ready` holds.
+func startThenSignal(_ args: [String], signal: Int32, when ready: () -> Bool) throws -> Int32 {
+    let p = Process()
+    p.executableURL = Repo.prs
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    let deadline = Date().addingTimeInterval(600)
+    while Date() < deadline, p.isRunning, !ready() { Thread.sleep(forTimeInterval: 0.05) }
+    #expect(p.isRunning, "\(args.first ?? "prs") ended before it could be interrupted")
+    kill(p.processIdentifier, signal)
+    p.waitUntilExit()
+    return p.terminationStatus
+}
+
 /// Runs `executable` with `arguments`, capturing output.
 func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> Ran {
     let p = Process()

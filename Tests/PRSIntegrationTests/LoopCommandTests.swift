@@ -65,17 +65,7 @@ import Testing
 
     /// Starts `prs loop`, waits until `ready` holds, and kills it with SIGKILL.
     static func killLoop(_ args: [String], when ready: () -> Bool) throws {
-        let p = Process()
-        p.executableURL = Repo.prs
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(600)
-        while Date() < deadline, p.isRunning, !ready() { Thread.sleep(forTimeInterval: 0.05) }
-        #expect(p.isRunning, "the loop ended before it could be killed")
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        _ = try startThenSignal(args, signal: SIGKILL, when: ready)
     }
 
     /// Items a run's store holds as done (read with Python's sqlite3 while the loop writes).

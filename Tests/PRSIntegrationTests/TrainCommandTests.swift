@@ -46,22 +46,10 @@ import Testing
 
     /// Starts `prs` with `args`, waits until its checkpoint holds at least `steps` logged steps, sends `signal`.
     static func interrupt(_ args: [String], log: URL, checkpoint: URL, steps: Int, signal: Int32) throws -> Int32 {
-        let p = Process()
-        p.executableURL = Repo.prs
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let deadline = Date().addingTimeInterval(300)
-        while Date() < deadline, p.isRunning {
+        try startThenSignal(args, signal: signal) {
             let lines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").count
-            if lines >= steps, FileManager.default.fileExists(atPath: checkpoint.path) { break }
-            Thread.sleep(forTimeInterval: 0.05)
+            return lines >= steps && FileManager.default.fileExists(atPath: checkpoint.path)
         }
-        #expect(p.isRunning, "training ended before it could be interrupted")
-        kill(p.processIdentifier, signal)
-        p.waitUntilExit()
-        return p.terminationStatus
     }
 
     @Test func aSigtermAndASigkillMidTrainingThenARerunGiveTheSameAdapterAsAnUninterruptedRun() throws {

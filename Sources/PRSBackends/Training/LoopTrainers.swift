@@ -39,7 +39,7 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
         j.maxLength = maxLength
         j.templates = templates
         j.log = URL(fileURLWithPath: job.directory).appendingPathComponent("train.jsonl").path
-        let stop = CancelFlag()
+        let stop = StopFlag()
         let job = j
         let result: EmbeddedTrainingResult = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -202,12 +202,13 @@ public struct CommandPolicyTrainer: PolicyTrainer {
     }
 }
 
-/// A flag set from a cancellation handler and read by synchronous work between steps.
-final class CancelFlag: @unchecked Sendable {
+/// A flag set from a signal or cancellation handler and read by synchronous work (training) between steps.
+public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    public init() {}
+    public func set() { lock.lock(); value = true; lock.unlock() }
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 /// Splits a byte stream into lines as it arrives.

@@ -27,7 +27,8 @@ public struct PolicyScore: Sendable, Hashable, Codable {
     public struct Share: Sendable, Hashable, Codable {
         public var followed: Int
         public var total: Int
-        public var rate: Double { total > 0 ? Double(followed) / Double(total) : 0 }
+        /// The share of samples that follow, with its interval over the prompts that have the constraint.
+        public var rate: MeanInterval?
     }
 
     public var prompts: Int
@@ -43,7 +44,7 @@ public struct PolicyScore: Sendable, Hashable, Codable {
     public var judgeWinRateVsBase: MeanInterval?
     /// Mean sample reward by preference category, with intervals over that category's prompts.
     public var byCategory: [String: MeanInterval]
-    /// Samples that follow each constraint kind.
+    /// Samples that follow each constraint kind (the rate averaged over the prompts that have it).
     public var byConstraint: [String: Share]
     public var meanWords: Double
     public var completionTokens: Int
@@ -93,10 +94,12 @@ public struct PolicyScore: Sendable, Hashable, Codable {
         }
         var categories: [String: [Double]] = [:]
         var constraints: [String: Share] = [:]
+        var perPrompt: [String: [Double]] = [:]
         var words = 0.0, responses = 0.0, tokens = 0
         for t in scored {
             let item = items[t.id]
             categories[item?.preference?.category ?? "none", default: []].append(meanReward(t))
+            var mine: [String: (followed: Int, total: Int)] = [:]
             for r in t.scoredResponses {
                 words += Double(TextCounts.words(r.text).count)
                 responses += 1
@@ -105,9 +108,13 @@ public struct PolicyScore: Sendable, Hashable, Codable {
                     s.followed += o.follow ? 1 : 0
                     s.total += 1
                     constraints[o.id] = s
+                    mine[o.id, default: (0, 0)].followed += o.follow ? 1 : 0
+                    mine[o.id, default: (0, 0)].total += 1
                 }
             }
+            for (k, v) in mine { perPrompt[k, default: []].append(Double(v.followed) / Double(v.total)) }
         }
+        for (k, rates) in perPrompt { constraints[k]?.rate = MeanInterval.of(rates, bootstrap) }
         for t in samples + greedy { tokens += t.usage.completionTokens }
         return PolicyScore(
             prompts: scored.count, meanReward: MeanInterval.of(means, bootstrap) ?? MeanInterval(mean: 0, low: 0, high: 0),

@@ -70,9 +70,9 @@ public enum LoopReport {
             out.append(ReportTable(title: "Mean reward by preference category", note: "The starting policy and each chain's last iteration.",
                                    header: ["category"] + lasts.map(\.0),
                                    rows: categories.sorted().map { c in [c] + lasts.map { ci($0.1.eval?.byCategory[c]?.mean, $0.1.eval?.byCategory[c].map { [$0.low, $0.high] }) } }))
-            out.append(ReportTable(title: "Samples following each constraint kind", note: "Share of all evaluation samples that follow the constraint.",
+            out.append(ReportTable(title: "Samples following each constraint kind", note: "Share of the evaluation samples that follow the constraint, averaged over the prompts that have it, with a 95% interval over those prompts, and the samples checked.",
                                    header: ["constraint"] + lasts.map(\.0),
-                                   rows: kinds.sorted().map { k in [k] + lasts.map { e in e.1.eval?.byConstraint[k].map { String(format: "%.1f%% of %d", $0.rate * 100, $0.total) } ?? "–" } }))
+                                   rows: kinds.sorted().map { k in [k] + lasts.map { e in e.1.eval?.byConstraint[k].map { c in (c.rate.map { String(format: "%.0f%% [%.0f, %.0f]", $0.mean * 100, $0.low * 100, $0.high * 100) } ?? "–") + " of \(c.total)" } ?? "–" } }))
         }
         return out
     }

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""A prs loop trainer for GPU machines: TRL's SFTTrainer with a PEFT LoRA, on prs's exports.
+
+In a loop config:
+
+    trainer:
+      command: "python scripts/loop-trainers/trl_peft.py --data {data} --base {base} --init {init} --out {out}"
+
+Each iteration, prs gives the directory of what to train on ({data}/sft.jsonl: TRL's
+conversational `messages`, the preference-conditioned prompt and the selected answer), the base
+model, the adapter to continue from (empty at the first iteration) and where the adapter must
+be. This script trains on the assistant turns only, keeps the PEFT adapter beside {out}
+(OUT.peft/, which the next iteration continues), and then either
+
+  * writes {out} as llama.cpp's LoRA GGUF (the default), so prs samples and evaluates the new
+    policy in-process as embedded:BASE.gguf+OUT.gguf, or
+  * with PRS_VLLM_URL=http://HOST:8000/v1, asks that vLLM server to load the adapter as a LoRA
+    module (vLLM started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, on a
+    file system where it sees OUT.peft/) and prints `policy: openai:URL#NAME`, so the loop's
+    next sampling and evaluation run on the cluster.
+
+The base is a Hugging Face model id or directory (PRS_HF_MODEL or --hf-model; needed for the
+vLLM route), or the GGUF prs uses (transformers dequantizes it). Progress lines are printed as
+JSON ({"step", "steps", "loss"}), which prs shows and keeps as the loss curve.
+
+Needs: torch, transformers, peft, trl (and gguf for the GGUF output).
+"""
+import argparse
+import json
+import os
+import sys
+import urllib.request
+
+PROJECTIONS = {
+    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+
+
+def load_base(base, hf_model):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if hf_model:
+        tok = AutoTokenizer.from_pretrained(hf_model)
+        model = AutoModelForCausalLM.from_pretrained(hf_model, torch_dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    else:
+        folder, name = os.path.split(os.path.abspath(base))
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+    return tok, model
+
+
+def examples(data_dir):
+    """sft.jsonl conversations as TRL's conversational prompt-completion records (loss on the answer)."""
+    rows = []
+    path = os.path.join(data_dir, "sft.jsonl")
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            messages = json.loads(line)["messages"]
+            if not messages or messages[-1]["role"] != "assistant":
+                sys.exit(f"{path}:{n}: messages: the last message must be the assistant's answer")
+            rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return rows
+
+
+def permute_rows(w, heads):
+    """Row order of q/k projections in llama.cpp's GGUF (rotary pairs adjacent), from Hugging Face's."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf_adapter(peft_model, config, alpha, out):
+    """The trained LoRA as llama.cpp's adapter GGUF: NAME.lora_a (ne [n_in, r]) and NAME.lora_b (ne [r, n_out])."""
+    import gguf
+    import numpy as np
+    state = {k: v.detach().float().cpu().numpy() for k, v in peft_model.state_dict().items() if "lora_" in k}
+    writer = gguf.GGUFWriter(out, arch="llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(alpha))
+    count = 0
+    for key, a in sorted(state.items()):
+        if ".lora_A." not in key:
+            continue
+        b = state[key.replace(".lora_A.", ".lora_B.")]
+        layer = int(key.split(".layers.")[1].split(".")[0])
+        proj = next((g for h, g in PROJECTIONS.items() if f".{h}." in key), None)
+        if proj is None:
+            continue
+        if proj == "attn_q":
+            b = permute_rows(b, config.num_attention_heads)
+        elif proj == "attn_k":
+            b = permute_rows(b, config.num_key_value_heads)
+        name = f"blk.{layer}.{proj}.weight"
+        writer.add_tensor(name + ".lora_a", np.ascontiguousarray(a, dtype=np.float32))
+        writer.add_tensor(name + ".lora_b", np.ascontiguousarray(b, dtype=np.float32))
+        count += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return count
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--base", required=True)
+    p.add_argument("--init", default="")
+    p.add_argument("--out", required=True)
+    p.add_argument("--hf-model", default=os.environ.get("PRS_HF_MODEL", ""))
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--alpha", type=float, default=32)
+    p.add_argument("--epochs", type=float, default=2)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=-1)
+    args = p.parse_args()
+
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    tok, model = load_base(args.base, args.hf_model)
+    stem = args.out[:-5] if args.out.endswith(".gguf") else args.out
+    peft_dir = stem + ".peft"
+    init_dir = (args.init[:-5] if args.init.endswith(".gguf") else args.init) + ".peft" if args.init else ""
+    if init_dir and os.path.isdir(init_dir):
+        model = PeftModel.from_pretrained(model, init_dir, is_trainable=True)
+    else:
+        model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, target_modules="all-linear",
+                                                 task_type="CAUSAL_LM"))
+
+    class Progress(TrainerCallback):
+        def on_log(self, _args, state, _control, logs=None, **_):
+            if logs and "loss" in logs:
+                print(json.dumps({"step": state.global_step, "steps": state.max_steps, "loss": logs["loss"]}), flush=True)
+
+    config = SFTConfig(output_dir=os.path.join(os.path.dirname(args.out) or ".", "trl-work"), num_train_epochs=args.epochs,
+                       max_steps=args.max_steps, learning_rate=args.lr, per_device_train_batch_size=args.batch_size,
+                       lr_scheduler_type="cosine", warmup_ratio=0.05, logging_steps=1, save_strategy="no", report_to=[],
+                       seed=int(os.environ.get("PRS_SEED", "0")))
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(examples(args.data)),
+                         processing_class=tok, callbacks=[Progress()])
+    trainer.train()
+    trainer.model.save_pretrained(peft_dir)
+
+    vllm = os.environ.get("PRS_VLLM_URL", "")
+    if vllm:
+        name = f"{os.environ.get('PRS_CHAIN', 'loop')}-iter-{os.environ.get('PRS_ITERATION', '0')}"
+        root = vllm[:-3] if vllm.endswith("/v1") else vllm
+        req = urllib.request.Request(root + "/v1/load_lora_adapter", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"lora_name": name, "lora_path": os.path.abspath(peft_dir)}).encode())
+        urllib.request.urlopen(req).read()
+        print(f"policy: openai:{vllm}#{name}", flush=True)
+    else:
+        n = write_gguf_adapter(trainer.model, model.config, args.alpha, args.out)
+        print(f"wrote {args.out} ({n} adapted matrices)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
