@@ -189,6 +189,15 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: loop.appendingPathComponent("rand/iter-1/trainer.log").path))
     }
 
+    @Test func theLoopPromptSetIsWhatItsScriptMakesWithHeldOutTopicsKeptOutOfTraining() throws {
+        let r = try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Repo.root.appendingPathComponent("scripts/make_loop_prompts.py").path, "--check"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let count = { (name: String) in
+            try String(contentsOf: Repo.root.appendingPathComponent("examples/\(name)"), encoding: .utf8).split(separator: "\n").count
+        }
+        #expect(try count("loop-train.jsonl") >= 400 && count("loop-heldout.jsonl") >= 100)
+    }
+
     @Test func aBadConfigIsReportedWithItsFileLineAndKey() throws {
         let dir = Repo.tempDir("loop-config")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -43,11 +43,16 @@ def load_base(base, hf_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     if hf_model:
         tok = AutoTokenizer.from_pretrained(hf_model)
-        model = AutoModelForCausalLM.from_pretrained(hf_model, torch_dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(hf_model, dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
     else:
         folder, name = os.path.split(os.path.abspath(base))
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        # The GGUF's weights are dequantized to float32 on load: train them as a plain model.
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     return tok, model
 
 
@@ -119,6 +124,7 @@ def main():
     p.add_argument("--max-steps", type=int, default=-1)
     args = p.parse_args()
 
+    import torch
     from datasets import Dataset
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import TrainerCallback
@@ -141,8 +147,9 @@ def main():
 
     config = SFTConfig(output_dir=os.path.join(os.path.dirname(args.out) or ".", "trl-work"), num_train_epochs=args.epochs,
                        max_steps=args.max_steps, learning_rate=args.lr, per_device_train_batch_size=args.batch_size,
-                       lr_scheduler_type="cosine", warmup_ratio=0.05, logging_steps=1, save_strategy="no", report_to=[],
-                       seed=int(os.environ.get("PRS_SEED", "0")))
+                       lr_scheduler_type="cosine", warmup_steps=1, logging_steps=1, save_strategy="no", report_to=[],
+                       seed=int(os.environ.get("PRS_SEED", "0")), bf16=torch.cuda.is_available(),
+                       use_cpu=not torch.cuda.is_available())
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(examples(args.data)),
                          processing_class=tok, callbacks=[Progress()])
     trainer.train()
