@@ -8,8 +8,11 @@ public enum Exports {
     public enum Format: String, Sendable, CaseIterable { case sft, dpo, refine, alpacaEval = "alpaca-eval", trees }
 
     /// How DPO pairs are formed: the best response against the worst, or against a random
-    /// other scored response (seeded).
-    public enum Pairing: String, Sendable, CaseIterable { case bestWorst = "best-worst", bestRandom = "best-random" }
+    /// other scored response (seeded); or `verified`: by the prompt's constraints, not the reward,
+    /// the response that follows the most of them against the one that follows the fewest, kept only
+    /// when chosen follows every constraint rejected follows and more, and has the higher graded
+    /// rubric score (ground truth to measure any reward against; the rubric is right on all of them).
+    public enum Pairing: String, Sendable, CaseIterable { case bestWorst = "best-worst", bestRandom = "best-random", verified }
 
     /// Which prompt the training examples show: `conditioned` (the prompt with the preference,
     /// as PRS sampled it; the default) or `plain` (the prompt alone).
@@ -52,6 +55,26 @@ public enum Exports {
                 let ranked = ranked(tree).filter { options.minReward == nil || $0.reward! >= options.minReward! }
                 if ranked.isEmpty { report.skip(tree.scoredResponses.isEmpty ? "no scored response" : "best reward below --min-reward"); continue }
                 for n in ranked.prefix(options.topK) { records.append(SFT(id: tree.id, messages: messages + [Message(role: "assistant", content: n.text)], reward: n.reward!)) }
+            case .dpo where options.pairing == .verified:
+                let constraints = item.preference?.constraints ?? []
+                guard !constraints.isEmpty else { report.skip("no constraints to verify with"); continue }
+                var seen: Set<String> = []
+                let answers = tree.responses.filter { seen.insert($0.text).inserted }.map { n in
+                    let outcomes = Rubric.check(n.text, against: constraints)
+                    return (node: n, followed: outcomes.map(\.follow), graded: outcomes.map(\.score).reduce(0, +))
+                }
+                func key(_ a: (node: Node, followed: [Bool], graded: Double)) -> (Int, Double, Int) { (a.followed.filter { $0 }.count, a.graded, -a.node.id) }
+                guard let most = answers.max(by: { key($0) < key($1) }), let fewest = answers.min(by: { key($0) < key($1) }),
+                      // Chosen follows every constraint rejected follows, and more; and scores higher.
+                      zip(most.followed, fewest.followed).allSatisfy({ $0 || !$1 }),
+                      most.followed.filter({ $0 }).count > fewest.followed.filter({ $0 }).count, most.graded > fewest.graded else {
+                    report.skip("no response follows more constraints than another"); continue
+                }
+                let (mostFollows, fewestFollows) = (most.followed.filter { $0 }.count, fewest.followed.filter { $0 }.count)
+                records.append(DPO(id: tree.id, prompt: messages, chosen: [Message(role: "assistant", content: most.node.text)],
+                                   rejected: [Message(role: "assistant", content: fewest.node.text)],
+                                   scoreChosen: most.node.reward, scoreRejected: fewest.node.reward, category: item.preference?.category,
+                                   followsChosen: mostFollows, followsRejected: fewestFollows, constraints: constraints.count))
             case .dpo:
                 let ranked = ranked(tree)
                 guard ranked.count >= 2, let best = ranked.first else { report.skip("fewer than two scored distinct responses"); continue }
@@ -60,7 +83,7 @@ public enum Exports {
                 guard !candidates.isEmpty else { report.skip("no response below the best by --min-margin"); continue }
                 let rejected: Node
                 switch options.pairing {
-                case .bestWorst: rejected = candidates.last!
+                case .bestWorst, .verified: rejected = candidates.last!  // verified pairs are made above
                 case .bestRandom:
                     let r = Seeds.base(run: options.seed, item: tree.id, step: 0)
                     rejected = Array(candidates)[Int(r % UInt64(candidates.count))]
@@ -115,8 +138,14 @@ public enum Exports {
     struct SFT: Encodable { var id: String; var messages: [Message]; var reward: Double }
     struct DPO: Encodable {
         var id: String; var prompt: [Message]; var chosen: [Message]; var rejected: [Message]
-        var scoreChosen: Double; var scoreRejected: Double
-        enum CodingKeys: String, CodingKey { case id, prompt, chosen, rejected, scoreChosen = "score_chosen", scoreRejected = "score_rejected" }
+        var scoreChosen: Double?; var scoreRejected: Double?
+        var category: String?
+        /// Verified pairs: constraints each answer follows, of `constraints`.
+        var followsChosen: Int?; var followsRejected: Int?; var constraints: Int?
+        enum CodingKeys: String, CodingKey {
+            case id, prompt, chosen, rejected, category, constraints, scoreChosen = "score_chosen", scoreRejected = "score_rejected"
+            case followsChosen = "follows_chosen", followsRejected = "follows_rejected"
+        }
     }
     struct Refine: Encodable {
         var id: String; var prompt: String; var preference: String; var draft: String; var feedback: String?

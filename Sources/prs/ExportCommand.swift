@@ -24,7 +24,7 @@ struct Export: AsyncParsableCommand {
     @Option(help: "Output file.") var out: String
     @Option(name: .customLong("min-reward"), help: "Skip prompts whose best reward is below this.") var minReward: Double?
     @Option(name: .customLong("top-k"), help: "sft: the k best distinct answers per prompt (default 1).") var topK = 1
-    @Option(help: "dpo: best-worst (default) or best-random.") var pairing = "best-worst"
+    @Option(help: "dpo: best-worst (default), best-random, or verified (by the prompts' constraints, not the reward).") var pairing = "best-worst"
     @Option(name: .customLong("min-margin"), help: "dpo: least reward gap between chosen and rejected (default 0, strictly better).") var minMargin = 0.0
     @Option(help: "dpo best-random: the seed of the choice (default 0).") var seed: UInt64 = 0
     @Option(help: "Prompt shown in sft/dpo: conditioned (with the preference; default) or plain.") var prompt = "conditioned"
@@ -34,7 +34,7 @@ struct Export: AsyncParsableCommand {
         guard Exports.Format(rawValue: format) != nil else {
             throw ValidationError("--format \(format): expected one of \(Exports.Format.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard Exports.Pairing(rawValue: pairing) != nil else { throw ValidationError("--pairing \(pairing): expected best-worst or best-random") }
+        guard Exports.Pairing(rawValue: pairing) != nil else { throw ValidationError("--pairing \(pairing): expected best-worst, best-random or verified") }
         guard Exports.PromptForm(rawValue: prompt) != nil else { throw ValidationError("--prompt \(prompt): expected conditioned or plain") }
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
         guard minMargin >= 0 else { throw ValidationError("--min-margin must be 0 or more") }

@@ -18,9 +18,13 @@ public struct SamplerSettings: Sendable, Hashable {
     /// Subtracted per occurrence of a token already generated (OpenAI's frequency penalty).
     public var frequencyPenalty: Float = 0
     public var seed: UInt64 = 0
+    /// When set, only these tokens can be chosen (a forced choice, e.g. a rating's digits), and the
+    /// sampled token's `top` lists each of them with its log-probability under the full distribution.
+    public var allowed: [Int32]?
 
     public init(temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
-                presencePenalty: Float = 0, frequencyPenalty: Float = 0, seed: UInt64 = 0) {
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0, seed: UInt64 = 0, allowed: [Int32]? = nil) {
+        self.allowed = allowed
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -67,6 +71,9 @@ public struct Sampler: Sendable {
             logits[i] -= s.presencePenalty + s.frequencyPenalty * Float(n)
         }
         let logZ = Self.logSumExp(logits)
+        if let allowed = s.allowed, !allowed.isEmpty {
+            return choose(among: allowed, logits, logZ: logZ)
+        }
         var chosen: Int32
         if s.temperature <= 0 {
             chosen = 0
@@ -79,6 +86,27 @@ public struct Sampler: Sendable {
         if topLogprobs > 0 {
             top = Self.largest(logits, topLogprobs).map { ($0, logits[Int($0)] - logZ) }
         }
+        return SampledToken(token: chosen, logprob: logits[Int(chosen)] - logZ, top: top)
+    }
+
+    /// A forced choice: the most likely allowed token (temperature 0) or a draw among the allowed
+    /// tokens with the temperature; `top` holds every allowed token, most likely first.
+    mutating func choose(among allowed: [Int32], _ logits: UnsafeMutableBufferPointer<Float>, logZ: Float) -> SampledToken {
+        let valid = allowed.filter { $0 >= 0 && Int($0) < logits.count }
+        let top = valid.map { ($0, logits[Int($0)] - logZ) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+        var chosen = top.first?.0 ?? 0
+        if settings.temperature > 0, top.count > 1 {
+            let t = Double(settings.temperature)
+            let m = Double(top[0].1)
+            let weights = top.map { exp((Double($0.1) - m) / t) }
+            let u = Double(rng.next() >> 11) / Double(1 << 53) * weights.reduce(0, +)
+            var cum = 0.0
+            for (k, w) in weights.enumerated() {
+                cum += w
+                if u < cum { chosen = top[k].0; break }
+            }
+        }
+        counts[chosen, default: 0] += 1
         return SampledToken(token: chosen, logprob: logits[Int(chosen)] - logZ, top: top)
     }
 

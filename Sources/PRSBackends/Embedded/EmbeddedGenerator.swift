@@ -43,8 +43,8 @@ public struct EmbeddedGenerator: TextGenerator {
 
     /// The prompt tokens of `messages`: rendered, then tokenized with special tokens parsed
     /// (BOS added as the model asks unless the template wrote it).
-    public func promptTokens(_ messages: [ChatMessage]) -> [Int32] {
-        let text = template.render(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) })
+    public func promptTokens(_ messages: [ChatMessage], prefill: String? = nil) -> [Int32] {
+        let text = template.render(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }) + (prefill ?? "")
         let bosText = tokenizer.bos.map { tokenizer.tokens[Int($0)] }
         let templateWroteBOS = bosText.map { !$0.isEmpty && text.hasPrefix($0) } ?? false
         return tokenizer.encode(text, addSpecial: !templateWroteBOS, parseSpecial: true)
@@ -52,16 +52,22 @@ public struct EmbeddedGenerator: TextGenerator {
 
     public func generate(_ request: GenerationRequest) async throws -> [Generation] {
         let p = request.parameters
-        let prompt = promptTokens(request.messages)
+        var prefill = request.prefill
+        var allowed: [Int32]?
+        // Choices that are not single tokens here are not forced: the reply is free, with its alternatives.
+        if let choices = request.choices, let forced = choiceTokens(choices, after: prefill ?? "") {
+            (prefill, allowed) = forced
+        }
+        let prompt = promptTokens(request.messages, prefill: prefill)
         let sampler = SamplerSettings(
             temperature: Float(p.temperature ?? 0.8), topK: p.topK ?? 0, topP: Float(p.topP ?? 1), minP: Float(p.minP ?? 0),
             repetitionPenalty: Float(p.repetitionPenalty ?? 1), presencePenalty: Float(p.presencePenalty ?? 0),
-            frequencyPenalty: Float(p.frequencyPenalty ?? 0), seed: p.seed ?? 0)
-        let options = CompletionOptions(maxTokens: p.maxTokens ?? 512, stop: p.stop ?? [], sampler: sampler,
-                                        topLogprobs: p.logprobs == true ? (p.topLogprobs ?? 0) : 0)
+            frequencyPenalty: Float(p.frequencyPenalty ?? 0), seed: p.seed ?? 0, allowed: allowed)
+        let options = CompletionOptions(maxTokens: allowed == nil ? (p.maxTokens ?? 512) : 1, stop: p.stop ?? [], sampler: sampler,
+                                        topLogprobs: allowed != nil ? allowed!.count : p.logprobs == true ? (p.topLogprobs ?? 0) : 0)
         let completions = try await engine.complete(prompt: prompt, n: max(1, request.n), options: options, adapters: adapters)
         return completions.map { c in
-            let lp: [TokenLogprob]? = p.logprobs == true ? c.logprobs.map { s in
+            let lp: [TokenLogprob]? = p.logprobs == true || allowed != nil ? c.logprobs.map { s in
                 TokenLogprob(token: piece(s.token), logprob: Double(s.logprob),
                              top: s.top.map { TokenLogprob.Alternative(token: piece($0.token), logprob: Double($0.logprob)) })
             } : nil
@@ -69,6 +75,25 @@ public struct EmbeddedGenerator: TextGenerator {
                               usage: TokenUsage(promptTokens: prompt.count, completionTokens: c.tokens.count),
                               seed: c.seed, latencyMs: c.milliseconds, logprobs: lp)
         }
+    }
+
+    /// The tokens of a forced choice after `prefill`: each choice must be one token there. When the
+    /// tokenizer joins a space to what follows it (" 5" is one token), a prefill ending in a space
+    /// gives that space to the choices instead.
+    func choiceTokens(_ choices: [String], after prefill: String) -> (String, [Int32])? {
+        func single(_ prefill: String, _ lead: String) -> [Int32]? {
+            let head = tokenizer.encode(prefill, addSpecial: false, parseSpecial: false)
+            var ids: [Int32] = []
+            for c in choices {
+                let all = tokenizer.encode(prefill + lead + c, addSpecial: false, parseSpecial: false)
+                guard all.count == head.count + 1, Array(all.prefix(head.count)) == head else { return nil }
+                ids.append(all[head.count])
+            }
+            return ids
+        }
+        if let ids = single(prefill, "") { return (prefill, ids) }
+        if prefill.hasSuffix(" "), let ids = single(String(prefill.dropLast()), " ") { return (String(prefill.dropLast()), ids) }
+        return nil
     }
 
     /// The engines loaded in this process, by model path.

@@ -4,10 +4,18 @@ import PRSCore
 /// An LLM-as-judge reward: asks a generator to rate a response for helpfulness and
 /// adherence to the preference on a 1–9 scale (one digit, so a rating is one token).
 ///
-/// With token log-probabilities, the rating is the probability-weighted mean over the digit
-/// tokens at the rating's position; otherwise the digit in the reply. The reward is the rating
-/// mapped to [0, 1] as `(rating − 1) / 8`. An unparseable judgment is asked again (sampled, with
-/// a new seed) and, after `attempts` tries, recorded as a failure, never as a zero.
+/// The rating is read at a forced position: the judge's reply is started for it (`prefill`,
+/// "Rating: ") and its next token is restricted to the digits 1–9 (`GenerationRequest.choices`:
+/// the embedded engine's allowed-token set, an OpenAI-compatible server's `logit_bias`); the
+/// rating is the expected digit under the distribution there, so a judgment cannot fail to parse.
+/// With a backend that returns no distribution, the judge falls back to a free reply: the
+/// probability-weighted digit where the reply has one in its log-probabilities, else the digit in
+/// the text. The reward is the rating mapped to [0, 1] as `(rating − 1) / 8`. An unparseable free
+/// judgment is asked again (sampled, with a new seed) and, after `attempts` tries, recorded as a
+/// failure, never as a zero.
+///
+/// A template of one's own keeps `{prompt}`, `{preference}` and `{response}` and asks for a single
+/// digit from 1 to 9; the prefill is what the judge's reply starts with before the digit.
 public struct JudgeReward: RewardModel {
     public let generator: any TextGenerator
     public let attempts: Int
@@ -30,8 +38,14 @@ public struct JudgeReward: RewardModel {
         Rate the response from 1 (poor) to 9 (excellent). Reply with the single digit only.
         """
 
-    public init(generator: any TextGenerator, attempts: Int = 3, concurrency: Int = 4, template: String = Self.defaultTemplate) {
+    /// The start of the judge's reply, before the rating's digit (nil: no forced position).
+    public let prefill: String?
+    public static let digits = (1...9).map(String.init)
+
+    public init(generator: any TextGenerator, attempts: Int = 3, concurrency: Int = 4, template: String = Self.defaultTemplate,
+                prefill: String? = "Rating: ") {
         self.generator = generator
+        self.prefill = prefill
         self.attempts = max(1, attempts)
         self.concurrency = max(1, concurrency)
         self.template = template
@@ -46,6 +60,10 @@ public struct JudgeReward: RewardModel {
         let text = PromptTemplates.render(template, [
             "prompt": input.prompt, "preference": pref.isEmpty ? "(no particular preference)" : pref,
             "response": input.response])
+        if let prefill, let rating = try await forced(text, prefill: prefill) {
+            let value = (rating - 1) / 8
+            return RewardResult(value: value, components: ["judge": value])
+        }
         var lastReply = ""
         for attempt in 0..<attempts {
             // The first try is greedy; later ones sample so a stuck judgment can change.
@@ -60,6 +78,18 @@ public struct JudgeReward: RewardModel {
             }
         }
         return RewardResult(failure: "the judge gave no rating from 1 to 9 in \(attempts) attempts; last reply: \"\(lastReply.prefix(120))\"")
+    }
+}
+
+extension JudgeReward {
+    /// The expected rating at the forced position, or nil when the backend gave no distribution there.
+    func forced(_ text: String, prefill: String) async throws -> Double? {
+        let request = GenerationRequest(messages: [.user(text)], n: 1,
+                                        parameters: SamplingParameters(temperature: 0, maxTokens: 1, seed: 0, logprobs: true, topLogprobs: Self.digits.count),
+                                        prefill: prefill, choices: Self.digits)
+        let out = try await generator.generate(request)
+        guard let first = out.first?.logprobs?.first else { return nil }
+        return JudgeParsing.weightedDigit(first.top) ?? JudgeParsing.digit(first.token).map(Double.init)
     }
 }
 

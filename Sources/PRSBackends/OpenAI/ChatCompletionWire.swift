@@ -18,6 +18,11 @@ struct ChatCompletionBody: Encodable {
     var seed: UInt64?
     var logprobs: Bool?
     var top_logprobs: Int?
+    /// A forced choice: the choices' token ids (as strings) with a large bias.
+    var logit_bias: [String: Double]?
+    /// Reply prefill (vLLM): the last, assistant message is continued rather than answered.
+    var continue_final_message: Bool?
+    var add_generation_prompt: Bool?
 
     init(model: String?, messages: [ChatMessage], n: Int, parameters p: SamplingParameters, seed: UInt64?) {
         self.model = model

@@ -26,6 +26,7 @@ public struct OpenAIGenerator: TextGenerator {
     public let identity: String
     let pool: EndpointPool
     let models: ModelNames
+    let tokenIDs = TokenIDs()
     let client: HTTPClient
     let retry: RetryPolicy
     let timeout: Double
@@ -51,6 +52,7 @@ public struct OpenAIGenerator: TextGenerator {
     }
 
     public func generate(_ request: GenerationRequest) async throws -> [Generation] {
+        if request.choices != nil { return try await attempt(request, n: 1, seedOffset: 0) }
         let n = max(1, request.n)
         var results = try await attempt(request, n: n, seedOffset: 0)
         if results.count >= n { return Array(results.prefix(n)) }
@@ -83,7 +85,20 @@ public struct OpenAIGenerator: TextGenerator {
                 do {
                     let model = try await modelName(endpoint)
                     let seed = request.parameters.seed.map { $0 + UInt64(seedOffset) }
-                    let body = ChatCompletionBody(model: model, messages: request.messages, n: ask, parameters: request.parameters, seed: seed)
+                    var body = ChatCompletionBody(model: model, messages: request.messages, n: ask, parameters: request.parameters, seed: seed)
+                    if let prefill = request.prefill, !prefill.isEmpty {
+                        body.messages.append(.init(role: .assistant, content: prefill))
+                        body.continue_final_message = true
+                        body.add_generation_prompt = false
+                    }
+                    if let choices = request.choices {
+                        body.n = nil
+                        body.max_tokens = 1
+                        body.temperature = 0
+                        body.logprobs = true
+                        body.top_logprobs = min(20, max(choices.count, request.parameters.topLogprobs ?? 0))
+                        body.logit_bias = await choiceBias(choices, endpoint: endpoint.baseURL, model: model)
+                    }
                     outcome = await send(body, to: endpoint.baseURL + "/chat/completions", seed: seed)
                 } catch let f as HTTPFailure {
                     outcome = .failure(f)
@@ -148,6 +163,31 @@ public struct OpenAIGenerator: TextGenerator {
         return .success(gens)
     }
 
+    /// `logit_bias` making the choices the only likely tokens: their ids from the server's tokenizer
+    /// (`/tokenize` of llama.cpp and vLLM, or llama-cpp-python's `/extras/tokenize`); nil when the
+    /// server cannot say or a choice is not one token, and the reply's alternatives are read instead.
+    func choiceBias(_ choices: [String], endpoint: String, model: String?) async -> [String: Double]? {
+        var bias: [String: Double] = [:]
+        for c in choices {
+            guard let ids = await tokenIDs.lookup(endpoint + "|" + c, { [client, apiKey, timeout] in
+                var root = endpoint
+                if root.hasSuffix("/v1") { root.removeLast(3) }
+                struct Body: Encodable { var content: String; var prompt: String; var input: String; var model: String?; var add_special: Bool; var add_special_tokens: Bool }
+                struct Reply: Decodable { var tokens: [Int] }
+                guard let payload = try? JSONEncoder().encode(Body(content: c, prompt: c, input: c, model: model, add_special: false, add_special_tokens: false)) else { return nil }
+                for path in ["/tokenize", "/extras/tokenize"] {
+                    if case .success(let r) = await client.exchange(root + path, json: payload, apiKey: apiKey, timeout: timeout, request: "tokenize"),
+                       let reply = try? JSONDecoder().decode(Reply.self, from: r.data) {
+                        return reply.tokens
+                    }
+                }
+                return nil
+            }), ids.count == 1 else { return nil }
+            bias[String(ids[0])] = 100
+        }
+        return bias
+    }
+
     /// The model to name in requests to `endpoint`: the configured one, or the first listed.
     func modelName(_ endpoint: EndpointPool.Endpoint) async throws -> String? {
         if let m = endpoint.model { return m }
@@ -161,6 +201,17 @@ public struct OpenAIGenerator: TextGenerator {
 
     static func milliseconds(_ d: Duration) -> Double {
         Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+}
+
+/// Token ids of texts on a server, asked once per base URL and text (nil: the server could not say).
+actor TokenIDs {
+    private var known: [String: [Int]?] = [:]
+    func lookup(_ key: String, _ fetch: @Sendable () async -> [Int]?) async -> [Int]? {
+        if let k = known[key] { return k }
+        let found = await fetch()
+        known[key] = .some(found)
+        return found
     }
 }
 

@@ -3,11 +3,19 @@ public struct GenerationRequest: Sendable, Hashable {
     public var messages: [ChatMessage]
     public var n: Int
     public var parameters: SamplingParameters
+    /// The start of the reply, written for the model (e.g. `Rating: `); the generation's text is what follows it.
+    public var prefill: String?
+    /// A forced choice: the reply is one of these texts, each one token of the model, and the
+    /// generation's first `logprobs` entry lists every choice (`top`) with its log-probability there.
+    /// A backend that cannot restrict the token still returns what it can (text, alternatives).
+    public var choices: [String]?
 
-    public init(messages: [ChatMessage], n: Int = 1, parameters: SamplingParameters) {
+    public init(messages: [ChatMessage], n: Int = 1, parameters: SamplingParameters, prefill: String? = nil, choices: [String]? = nil) {
         self.messages = messages
         self.n = n
         self.parameters = parameters
+        self.prefill = prefill
+        self.choices = choices
     }
 }
 

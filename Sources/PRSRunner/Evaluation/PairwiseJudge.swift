@@ -40,16 +40,22 @@ public struct PairwiseJudge: Sendable {
         return nil
     }
 
+    /// One comparison of `a` with `b`, asked in both orders.
+    public func judge(_ item: PromptItem, a: String, b: String) async throws -> WinRate.Outcome {
+        let v1 = try await verdict(item, first: a, second: b)
+        let v2 = try await verdict(item, first: b, second: a)
+        return WinRate.byJudge(id: item.id, first: v1, second: v2, lengthA: TextCounts.words(a).count, lengthB: TextCounts.words(b).count)
+    }
+
     /// Judges `a`'s best answers against `b`'s on the prompts both finished.
     public func compare(_ a: StrategyRun, _ b: StrategyRun, items: [String: PromptItem]) async throws -> [WinRate.Outcome] {
         let other = Dictionary(uniqueKeysWithValues: b.trees.map { ($0.id, $0) })
         var out: [WinRate.Outcome] = []
         for t in a.trees {
             guard let x = t.best, let y = other[t.id]?.best, let item = items[t.id] else { continue }
-            let v1 = try await verdict(item, first: x.text, second: y.text)
-            let v2 = try await verdict(item, first: y.text, second: x.text)
-            out.append(WinRate.byJudge(id: t.id, first: v1, second: v2,
-                                       lengthA: TextCounts.words(x.text).count, lengthB: TextCounts.words(y.text).count))
+            var o = try await judge(item, a: x.text, b: y.text)
+            o.id = t.id
+            out.append(o)
         }
         return out
     }
