@@ -43,6 +43,10 @@ public struct Evaluation: Sendable, Encodable {
         public var completionTokens: Int
         public var wallSeconds: Double
         public var meanBestWords: Double
+        /// For each part of the reward (a mix's parts, or the reward itself): over pairs of responses to
+        /// the same prompt that the constraints' graded rubric score tells apart, [agreements × 2, pairs]
+        /// (a tie in the part counts ½).
+        public var rubricAgreement: [String: [Int]] = [:]
     }
     public struct Pair: Sendable, Encodable {
         public var a: String
@@ -115,12 +119,14 @@ public struct Evaluation: Sendable, Encodable {
                 }
             }
             let summary = StrategySummary(strategy: run.strategy.rawValue, budget: run.budget, trees: trees, failed: 0, wallTimeSeconds: run.summary.wallTimeSeconds)
+            let agreement = rubricAgreement(trees, items: items)
             strategies.append(Strategy(
                 label: run.label, strategy: run.strategy.rawValue, feedback: run.feedback, prompts: trees.count, curve: curve,
                 rewards: trees.flatMap { t in t.scoredResponses.compactMap { $0.reward } }, meanRewardPerLayer: summary.meanRewardPerLayer,
                 meanBestByCategory: byCategory.mapValues { $0.reduce(0, +) / Double($0.count) }, constraintFollowed: followed,
                 promptTokens: run.summary.promptTokens, completionTokens: run.summary.completionTokens,
-                wallSeconds: run.summary.wallTimeSeconds, meanBestWords: words.isEmpty ? 0 : words.reduce(0, +) / Double(words.count)))
+                wallSeconds: run.summary.wallTimeSeconds, meanBestWords: words.isEmpty ? 0 : words.reduce(0, +) / Double(words.count),
+                rubricAgreement: agreement))
         }
         let base = runs.first { $0.label == baseline } ?? runs.first
         var pairs: [Pair] = []
@@ -158,6 +164,31 @@ public struct Evaluation: Sendable, Encodable {
             budget: budget, strategies: strategies, pairs: pairs, items: views,
             categories: Set(strategies.flatMap { $0.meanBestByCategory.keys }).sorted(),
             constraintKinds: Set(strategies.flatMap { $0.constraintFollowed.keys }).sorted())
+    }
+
+    /// How each reward part orders responses against the rubric's graded score, over pairs within a prompt.
+    static func rubricAgreement(_ trees: [Tree], items: [String: PromptItem]) -> [String: [Int]] {
+        var out: [String: [Int]] = [:]
+        for t in trees {
+            guard let constraints = items[t.id]?.preference?.constraints, !constraints.isEmpty else { continue }
+            let nodes = t.scoredResponses
+            let rubric = nodes.map { n in Rubric.check(n.text, against: constraints).map(\.score).reduce(0, +) }
+            var parts = Set(nodes.flatMap { ($0.rewards ?? [:]).keys.filter { !$0.contains("/") && !$0.contains(":") } })
+            if parts.isEmpty { parts = ["reward"] }
+            for part in parts {
+                func value(_ n: Node) -> Double? { part == "reward" ? n.reward : n.rewards?[part] }
+                var v = out[part] ?? [0, 0]
+                for i in nodes.indices {
+                    for j in nodes.indices where j > i && rubric[i] != rubric[j] {
+                        guard let a = value(nodes[i]), let b = value(nodes[j]) else { continue }
+                        v[0] += a == b ? 1 : ((a > b) == (rubric[i] > rubric[j]) ? 2 : 0)
+                        v[1] += 1
+                    }
+                }
+                out[part] = v
+            }
+        }
+        return out.filter { $0.value[1] > 0 }
     }
 
     static func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }

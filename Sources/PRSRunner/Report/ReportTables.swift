@@ -56,6 +56,14 @@ extension Evaluation {
             title: "Constraints followed by the best answer", note: "Strict checking; followed / prompts with that constraint.",
             header: ["constraint"] + strategies.map(\.label),
             rows: constraintKinds.map { k in [k] + strategies.map { s in s.constraintFollowed[k].map { "\($0[0])/\($0[1])" } ?? "—" } }))
+        let parts = Set(strategies.flatMap { $0.rubricAgreement.keys }).sorted()
+        if !parts.isEmpty {
+            out.append(ReportTable(
+                title: "Agreement of the reward with the constraints",
+                note: "Over pairs of responses to the same prompt whose graded rubric scores differ: how often each part of the reward orders them the same way (a tie counts ½). The rubric part agrees fully by construction; a judge near 50% orders them no better than chance.",
+                header: ["part"] + strategies.map(\.label),
+                rows: parts.map { p in [p] + strategies.map { s in s.rubricAgreement[p].map { v in String(format: "%.1f%% of %d", Double(v[0]) / 2 / Double(v[1]) * 100, v[1]) } ?? "—" } }))
+        }
         out.append(ReportTable(
             title: "Cost", note: "Tokens over every generation (feedback and judging included); wall time of the run.",
             header: ["strategy", "tokens in", "tokens out", "wall time", "words in best answer"],
