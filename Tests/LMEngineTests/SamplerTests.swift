@@ -11,6 +11,28 @@ import Testing
         return l.withUnsafeMutableBufferPointer { sampler.sample($0, topLogprobs: 3) }
     }
 
+    /// A forced choice: only the allowed tokens can come out, and `top` lists each of them with its
+    /// log-probability under the whole distribution (what a judge's expected rating is made of).
+    @Test func aForcedChoicePicksOnlyAllowedTokensAndReportsTheirFullDistributionLogprobs() {
+        let logZ = log(logits.map { exp(Double($0)) }.reduce(0, +))
+        var greedy = SamplerSettings(temperature: 0)
+        greedy.allowed = [6, 3, 4]
+        let g = draw(greedy, logits)
+        #expect(g.token == 3, "the most likely allowed token, not the most likely token")
+        #expect(g.top.map(\.token) == [3, 4, 6])
+        for (t, lp) in g.top { #expect(abs(Double(lp) - (Double(logits[Int(t)]) - logZ)) < 1e-5) }
+        var counts: [Int32: Int] = [:]
+        for i in 0..<4000 {
+            var s = SamplerSettings(temperature: 1, seed: UInt64(i) &* 0x9E37_79B9)
+            s.allowed = [6, 3, 4]
+            counts[draw(s, logits).token, default: 0] += 1
+        }
+        #expect(Set(counts.keys).isSubset(of: [3, 4, 6]))
+        // p(3) : p(4) = e^0.5 within sampling noise (about 0.62 of the draws are 3).
+        let share3 = Double(counts[3] ?? 0) / 4000
+        #expect(abs(share3 - exp(0.5) / (exp(0.5) + 1 + exp(-6))) < 0.03)
+    }
+
     /// 20,000 seeded draws against the computed distribution: a chi-square test at p ≈ 0.001.
     @Test(arguments: [
         SamplerSettings(temperature: 1),

@@ -17,6 +17,9 @@ actor FakeOpenAIServer {
         var mode: String
         var body: [String: JSONAny]
         var authorization: String?
+        /// The body as sent, for nested fields.
+        var raw: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:] }
+        var text = ""
     }
 
     private(set) var requests: [Seen] = []
@@ -42,7 +45,8 @@ actor FakeOpenAIServer {
             let mode = context.parameters.get("mode") ?? "plain"
             let bytes = try await request.body.collect(upTo: 1 << 20)
             let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
-            let seen = Seen(mode: mode, body: json.mapValues(JSONAny.init), authorization: request.headers[.authorization])
+            let seen = Seen(mode: mode, body: json.mapValues(JSONAny.init), authorization: request.headers[.authorization],
+                            text: String(decoding: Data(bytes.readableBytesView), as: UTF8.self))
             let count = await state.record(seen)
             let n = json["n"] as? Int ?? 1
             let seed = json["seed"] as? Int ?? -1
@@ -59,6 +63,11 @@ actor FakeOpenAIServer {
                 return Response(status: s, headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
             }
             switch mode {
+            case "judge", "judge-no-tokenizer":
+                // A rating with its digit alternatives: 6 (¼), 7 (½), 8 (¼), whatever the bias.
+                let top = [("6", 0.25), ("7", 0.5), ("8", 0.25), ("Great", 0.0001)].map { #"{"token":"\#($0.0)","logprob":\#(log($0.1))}"# }
+                let body = #"{"choices":[{"index":0,"message":{"role":"assistant","content":"7"},"finish_reason":"length","logprobs":{"content":[{"token":"7","logprob":\#(log(0.5)),"top_logprobs":[\#(top.joined(separator: ","))]}]}}],"usage":{"prompt_tokens":30,"completion_tokens":1}}"#
+                return status(.ok, body)
             case "honour-n": return completion(choices: n)
             case "rate-limited":
                 if count == 1 { return status(.tooManyRequests, #"{"error":"slow down"}"#, [HTTPField.Name("Retry-After")!: "1"]) }
@@ -87,6 +96,16 @@ actor FakeOpenAIServer {
                 return completion(choices: 1)
             default: return completion(choices: 1)
             }
+        }
+        // llama.cpp's and vLLM's tokenizer endpoint, at the server's root: a digit is token 100 + digit.
+        router.post("/:mode/tokenize") { request, context -> Response in
+            guard context.parameters.get("mode") == "judge" else { return Response(status: .notFound) }
+            let bytes = try await request.body.collect(upTo: 1 << 16)
+            let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+            let text = json["content"] as? String ?? ""
+            let ids = text.count == 1 && text.first!.isNumber ? [100 + Int(text)!] : [1, 2]
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(string: #"{"tokens":\#(ids)}"#)))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         return try await app.test(.live) { client in

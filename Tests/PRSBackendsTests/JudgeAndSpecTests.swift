@@ -50,9 +50,11 @@ import Testing
         let out = try await judge.score([RewardInput(prompt: "q", preference: nil, response: "a")])
         #expect(out[0].value == nil)
         #expect(out[0].failure?.contains("3 attempts") == true)
-        #expect(gen.requests.count == 3)
-        #expect(gen.requests[0].parameters.temperature == 0)
-        #expect(gen.requests[1].parameters.temperature == 0.7)
+        // First the forced position (a backend without a distribution gives none), then three free replies.
+        #expect(gen.requests.count == 4)
+        #expect(gen.requests[0].choices == (1...9).map(String.init) && gen.requests[0].prefill == "Rating: ")
+        #expect(gen.requests[1].parameters.temperature == 0 && gen.requests[1].choices == nil)
+        #expect(gen.requests[2].parameters.temperature == 0.7)
     }
 
     @Test func mapsARatingToZeroOne() async throws {

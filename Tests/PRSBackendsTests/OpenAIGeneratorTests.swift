@@ -159,3 +159,35 @@ import Testing
         }
     }
 }
+
+/// The judge at a forced position over HTTP: the reply prefilled, the digits' token ids from the
+/// server's tokenizer as `logit_bias`, one token, and the rating read from the distribution.
+@Suite struct ForcedJudgeOverHTTPTests {
+    func judge(_ url: String) -> JudgeReward {
+        JudgeReward(generator: OpenAIGenerator(endpoints: [.init(baseURL: url, model: "m")], retry: RetryPolicy(maxRetries: 1, initialDelay: 0.05),
+                                               logger: Logger(label: "test")))
+    }
+
+    @Test func theRatingIsTheExpectedDigitAndTheRequestForcesIt() async throws {
+        try await FakeOpenAIServer.with { server, url in
+            let r = try await judge(url("judge")).score([RewardInput(prompt: "Say hi", preference: nil, response: "Hi!")])
+            #expect(abs(r[0].value! - (7.0 - 1) / 8) < 1e-9, "the expected rating of ¼·6 + ½·7 + ¼·8, the non-digit ignored")
+            let seen = try #require(await server.requests(mode: "judge").first).raw
+            let bias = try #require(seen["logit_bias"] as? [String: Double])
+            #expect(bias == Dictionary(uniqueKeysWithValues: (1...9).map { ("\(100 + $0)", 100.0) }))
+            #expect(seen["max_tokens"] as? Int == 1 && seen["top_logprobs"] as? Int == 9 && seen["logprobs"] as? Bool == true)
+            let messages = try #require(seen["messages"] as? [[String: String]])
+            #expect(messages.last == ["role": "assistant", "content": "Rating: "], "the reply is started for the judge")
+            #expect(seen["continue_final_message"] as? Bool == true)
+        }
+    }
+
+    @Test func withoutTheServersTokenizerTheDistributionIsStillRead() async throws {
+        try await FakeOpenAIServer.with { server, url in
+            let r = try await judge(url("judge-no-tokenizer")).score([RewardInput(prompt: "Say hi", preference: nil, response: "Hi!")])
+            #expect(abs(r[0].value! - 0.75) < 1e-9)
+            let seen = try #require(await server.requests(mode: "judge-no-tokenizer").first).raw
+            #expect(seen["logit_bias"] == nil)
+        }
+    }
+}
