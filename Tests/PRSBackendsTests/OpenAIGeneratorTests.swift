@@ -175,7 +175,7 @@ import Testing
             let seen = try #require(await server.requests(mode: "judge").first).raw
             let bias = try #require(seen["logit_bias"] as? [String: Double])
             #expect(bias == Dictionary(uniqueKeysWithValues: (1...9).map { ("\(100 + $0)", 100.0) }))
-            #expect(seen["max_tokens"] as? Int == 1 && seen["top_logprobs"] as? Int == 9 && seen["logprobs"] as? Bool == true)
+            #expect(seen["max_tokens"] as? Int == 1 && seen["top_logprobs"] as? Int == 20 && seen["logprobs"] as? Bool == true)
             let messages = try #require(seen["messages"] as? [[String: String]])
             #expect(messages.last == ["role": "assistant", "content": "Rating: "], "the reply is started for the judge")
             #expect(seen["continue_final_message"] as? Bool == true)

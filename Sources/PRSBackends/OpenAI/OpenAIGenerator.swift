@@ -96,7 +96,7 @@ public struct OpenAIGenerator: TextGenerator {
                         body.max_tokens = 1
                         body.temperature = 0
                         body.logprobs = true
-                        body.top_logprobs = min(20, max(choices.count, request.parameters.topLogprobs ?? 0))
+                        body.top_logprobs = 20  // servers that ignore logit_bias in their log-probabilities still show the digits among the 20
                         body.logit_bias = await choiceBias(choices, endpoint: endpoint.baseURL, model: model)
                     }
                     outcome = await send(body, to: endpoint.baseURL + "/chat/completions", seed: seed)
