@@ -159,10 +159,11 @@ enum LoopTable {
             guard let c, c.count == 2 else { return f(v) }
             return String(format: "%.3f [%.3f, %.3f]", v, c[0], c[1])
         }
-        var rows = [["chain", "iter", "held-out reward [95% CI]", "greedy", "win vs base", "trained on", "loss", "seconds"]]
+        var rows = [["chain", "iter", "held-out reward [95% CI]", "gain vs iter 0 [95% CI]", "greedy", "win vs base", "trained on", "loss", "seconds"]]
         for chain in s.order {
             for e in s.chains[chain] ?? [] {
-                rows.append([chain, "\(e.iteration)", ci(e.evalMeanReward, e.evalMeanRewardCI), f(e.evalGreedyReward),
+                rows.append([chain, "\(e.iteration)", ci(e.evalMeanReward, e.evalMeanRewardCI),
+                             e.iteration == 0 ? "–" : LoopReport.gain(e.gainVsBase, e.gainVsBaseCI), f(e.evalGreedyReward),
                              e.winRateVsBase.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
                              e.iteration == 0 ? "–" : "\(e.trainExamples)", f(e.trainLoss), String(format: "%.0f", e.seconds)])
             }

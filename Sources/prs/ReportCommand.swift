@@ -94,8 +94,9 @@ struct Report: AsyncParsableCommand {
 
     /// A loop directory's report, with a page per run (sampled trees; evaluations beside the starting policy's).
     func loopReport(_ root: URL) throws {
-        let summary: LoopSummary
+        var summary: LoopSummary
         do { summary = try LoopSummary.load(root) } catch let e as RunError { throw CLIFailure.badInput(e.description) }
+        Self.addGains(&summary, root: root)
         let title = self.title == "PRS comparison" ? "PRS loop" : self.title
         let outURL = URL(fileURLWithPath: out)
         if format == "md" {
@@ -138,6 +139,20 @@ struct Report: AsyncParsableCommand {
         try write(LoopReport.html(summary, title: title, links: links), to: outURL)
         print(LoopTable.render(summary))
         print("wrote \(out) and \(links.count) run pages in \(pages.path)")
+    }
+
+    /// Gains over iteration 0 for evaluations stored before prs recorded them, from the runs themselves.
+    static func addGains(_ summary: inout LoopSummary, root: URL) {
+        let baseDir = LoopRunner.directory(root, StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate))
+        guard let base = try? RunStore.read(directory: baseDir).trees(strategy: StrategyKind.prand.rawValue) else { return }
+        for chain in summary.order {
+            for (i, e) in (summary.chains[chain] ?? []).enumerated() where e.iteration > 0 && e.eval != nil && e.eval?.gainVsBase == nil {
+                let dir = LoopRunner.directory(root, StageKey(chain: chain, iteration: e.iteration, stage: .evaluate))
+                guard let trees = try? RunStore.read(directory: dir).trees(strategy: StrategyKind.prand.rawValue), var score = e.eval else { continue }
+                score.gainVsBase = PolicyScore.gain(trees, over: base)
+                summary.chains[chain]![i].apply(score)
+            }
+        }
     }
 
     func write(_ text: String, to url: URL) throws {

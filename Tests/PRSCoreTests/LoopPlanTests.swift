@@ -52,7 +52,10 @@ import Testing
         #expect(abs(s.bestOfN[1].reward.mean - 0.8) < 1e-12, "best of both samples: (0.6 + 1.0) / 2")
         #expect(abs(s.byCategory["concise"]!.mean - 0.4) < 1e-12 && abs(s.byCategory["format"]!.mean - 0.5) < 1e-12)
         #expect(s.completionTokens == 2 * 6)
+        // Gain, prompt by prompt: a 0.4 − 0.1, b 0.5 − 0.5.
+        #expect(abs(s.gainVsBase!.mean - 0.15) < 1e-12)
+        #expect(s.gainVsBase!.low <= 0 + 1e-12 && s.gainVsBase!.high >= 0.3 - 1e-12)
         let own = PolicyScore.compute(samples: samples, greedy: [], base: nil, items: items)
-        #expect(own.winRateVsBase == nil && own.greedyReward == nil)
+        #expect(own.winRateVsBase == nil && own.greedyReward == nil && own.gainVsBase == nil)
     }
 }

@@ -40,6 +40,9 @@ public struct PolicyScore: Sendable, Hashable, Codable {
     /// Against the starting policy, prompt by prompt (1 win, ½ tie, 0 loss): by the greedy
     /// answers' rewards when there are greedy answers, else by the mean sample rewards.
     public var winRateVsBase: MeanInterval?
+    /// The gain over the starting policy: prompt by prompt, this policy's mean sample reward minus
+    /// the starting policy's, averaged, with its 95% interval (paired over prompts).
+    public var gainVsBase: MeanInterval?
     /// The same comparison by a pairwise judge (greedy answers, both orders), when one is configured.
     public var judgeWinRateVsBase: MeanInterval?
     /// Mean sample reward by preference category, with intervals over that category's prompts.
@@ -51,9 +54,23 @@ public struct PolicyScore: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case prompts, meanReward = "mean_reward", greedyReward = "greedy_reward", bestOfN = "best_of_n"
-        case winRateVsBase = "win_rate_vs_base", judgeWinRateVsBase = "judge_win_rate_vs_base"
+        case winRateVsBase = "win_rate_vs_base", judgeWinRateVsBase = "judge_win_rate_vs_base", gainVsBase = "gain_vs_base"
         case byCategory = "by_category", byConstraint = "by_constraint", meanWords = "mean_words"
         case completionTokens = "completion_tokens"
+    }
+
+    /// The mean reward of a tree's scored responses (nil when none was scored).
+    public static func meanReward(_ t: Tree) -> Double? {
+        let r = t.scoredResponses.compactMap(\.reward)
+        return r.isEmpty ? nil : r.reduce(0, +) / Double(r.count)
+    }
+
+    /// Per prompt, the mean sample reward of `samples` minus that of `base`, averaged over the
+    /// prompts both have, with a paired bootstrap interval.
+    public static func gain(_ samples: [Tree], over base: [Tree], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) -> MeanInterval? {
+        let other = Dictionary(base.compactMap { t in meanReward(t).map { (t.id, $0) } }, uniquingKeysWith: { a, _ in a })
+        let diffs = samples.compactMap { t in meanReward(t).flatMap { a in other[t.id].map { a - $0 } } }
+        return MeanInterval.of(diffs, bootstrap)
     }
 
     /// Scores a policy from its sample trees and greedy trees on the held-out prompts, against the
@@ -92,6 +109,7 @@ public struct PolicyScore: Sendable, Hashable, Codable {
             }
             win = MeanInterval.of(outcomes, bootstrap)
         }
+        let gainInterval = base.flatMap { Self.gain(samples, over: $0.samples, bootstrap: bootstrap) }
         var categories: [String: [Double]] = [:]
         var constraints: [String: Share] = [:]
         var perPrompt: [String: [Double]] = [:]
@@ -118,7 +136,7 @@ public struct PolicyScore: Sendable, Hashable, Codable {
         for t in samples + greedy { tokens += t.usage.completionTokens }
         return PolicyScore(
             prompts: scored.count, meanReward: MeanInterval.of(means, bootstrap) ?? MeanInterval(mean: 0, low: 0, high: 0),
-            greedyReward: MeanInterval.of(greedyRewards, bootstrap), bestOfN: bestOf, winRateVsBase: win,
+            greedyReward: MeanInterval.of(greedyRewards, bootstrap), bestOfN: bestOf, winRateVsBase: win, gainVsBase: gainInterval,
             judgeWinRateVsBase: judged.flatMap { j in MeanInterval.of(j.map(\.score), bootstrap) },
             byCategory: categories.compactMapValues { MeanInterval.of($0, bootstrap) }, byConstraint: constraints,
             meanWords: responses > 0 ? words / responses : 0, completionTokens: tokens)

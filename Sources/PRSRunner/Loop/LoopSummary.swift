@@ -27,6 +27,9 @@ public struct LoopSummary: Sendable, Codable, Hashable {
         public var evalBestOfN: Double?
         public var winRateVsBase: Double?
         public var winRateVsBaseCI: [Double]?
+        /// The mean sample reward's gain over iteration 0, paired over prompts, with its interval.
+        public var gainVsBase: Double?
+        public var gainVsBaseCI: [Double]?
         public var judgeWinRateVsBase: Double?
         public var eval: PolicyScore?
         /// Generated tokens of sampling and evaluation.
@@ -44,8 +47,25 @@ public struct LoopSummary: Sendable, Codable, Hashable {
             case evalMeanReward = "eval_mean_reward", evalMeanRewardCI = "eval_mean_reward_ci"
             case evalGreedyReward = "eval_greedy_reward", evalGreedyRewardCI = "eval_greedy_reward_ci"
             case evalBestOfN = "eval_best_of_n", winRateVsBase = "win_rate_vs_base", winRateVsBaseCI = "win_rate_vs_base_ci"
+            case gainVsBase = "gain_vs_base", gainVsBaseCI = "gain_vs_base_ci"
             case judgeWinRateVsBase = "judge_win_rate_vs_base", sampleTokens = "sample_tokens", evalTokens = "eval_tokens"
             case stageSeconds = "stage_seconds"
+        }
+
+        /// Takes an evaluation's figures.
+        public mutating func apply(_ score: PolicyScore) {
+            eval = score
+            evalMeanReward = score.meanReward.mean
+            evalMeanRewardCI = [score.meanReward.low, score.meanReward.high]
+            evalGreedyReward = score.greedyReward?.mean
+            evalGreedyRewardCI = score.greedyReward.map { [$0.low, $0.high] }
+            evalBestOfN = score.bestOfN.last?.reward.mean
+            winRateVsBase = score.winRateVsBase?.mean
+            winRateVsBaseCI = score.winRateVsBase.map { [$0.low, $0.high] }
+            gainVsBase = score.gainVsBase?.mean
+            gainVsBaseCI = score.gainVsBase.map { [$0.low, $0.high] }
+            judgeWinRateVsBase = score.judgeWinRateVsBase?.mean
+            evalTokens = score.completionTokens
         }
     }
 
@@ -69,25 +89,13 @@ public struct LoopSummary: Sendable, Codable, Hashable {
             guard let s = stored[key], s.state == .done, let d = s.result else { return nil }
             return try? decoder.decode(T.self, from: d)
         }
-        func apply(_ score: PolicyScore, to e: inout Entry) {
-            e.eval = score
-            e.evalMeanReward = score.meanReward.mean
-            e.evalMeanRewardCI = [score.meanReward.low, score.meanReward.high]
-            e.evalGreedyReward = score.greedyReward?.mean
-            e.evalGreedyRewardCI = score.greedyReward.map { [$0.low, $0.high] }
-            e.evalBestOfN = score.bestOfN.last?.reward.mean
-            e.winRateVsBase = score.winRateVsBase?.mean
-            e.winRateVsBaseCI = score.winRateVsBase.map { [$0.low, $0.high] }
-            e.judgeWinRateVsBase = score.judgeWinRateVsBase?.mean
-            e.evalTokens = score.completionTokens
-        }
         let baseKey = StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate)
         var chains: [String: [Entry]] = [:]
         for c in settings.chains {
             var entries: [Entry] = []
             var base = Entry(iteration: 0, policy: basePolicy, trainExamples: 0, stageSeconds: [:], seconds: 0)
             if let score = result(baseKey, PolicyScore.self) {
-                apply(score, to: &base)
+                base.apply(score)
                 base.stageSeconds["evaluate"] = stored[baseKey]?.seconds
                 base.seconds = stored[baseKey]?.seconds ?? 0
                 entries.append(base)
@@ -123,7 +131,7 @@ public struct LoopSummary: Sendable, Codable, Hashable {
                 } else {
                     e.policy = previous?.policy ?? ""
                 }
-                if let score = result(key(.evaluate), PolicyScore.self) { apply(score, to: &e) }
+                if let score = result(key(.evaluate), PolicyScore.self) { e.apply(score) }
                 entries.append(e)
             }
             chains[c.label] = entries

@@ -26,6 +26,11 @@ public enum LoopReport {
         guard let c, c.count == 2 else { return f(v) }
         return String(format: "%.3f [%.3f, %.3f]", v, c[0], c[1])
     }
+    public static func gain(_ v: Double?, _ c: [Double]?) -> String {
+        guard let v else { return "–" }
+        guard let c, c.count == 2 else { return String(format: "%+.3f", v) }
+        return String(format: "%+.3f [%+.3f, %+.3f]", v, c[0], c[1])
+    }
     static func pct(_ v: Double?, _ c: [Double]? = nil) -> String {
         guard let v else { return "–" }
         guard let c, c.count == 2 else { return String(format: "%.0f%%", v * 100) }
@@ -36,7 +41,8 @@ public enum LoopReport {
         var reward: [[String]] = [], data: [[String]] = [], cost: [[String]] = []
         for chain in s.order {
             for e in s.chains[chain] ?? [] {
-                reward.append([chain, "\(e.iteration)", ci(e.evalMeanReward, e.evalMeanRewardCI), ci(e.evalGreedyReward, e.evalGreedyRewardCI),
+                reward.append([chain, "\(e.iteration)", ci(e.evalMeanReward, e.evalMeanRewardCI),
+                               e.iteration == 0 ? "–" : gain(e.gainVsBase, e.gainVsBaseCI), ci(e.evalGreedyReward, e.evalGreedyRewardCI),
                                f(e.evalBestOfN), e.iteration == 0 ? "–" : pct(e.winRateVsBase, e.winRateVsBaseCI),
                                e.judgeWinRateVsBase.map { pct($0) } ?? "–", e.eval.map { String(format: "%.0f", $0.meanWords) } ?? "–"])
                 guard e.iteration > 0 else { continue }
@@ -52,8 +58,8 @@ public enum LoopReport {
         }
         var out = [
             ReportTable(title: "Held-out reward of the policy by iteration",
-                        note: "The policy's own answers, not best-of-N: the mean over held-out prompts of each prompt's mean sample reward, the greedy answer's reward, the expected best of the samples, and the share of prompts where the policy beats the starting policy (iteration 0; by the greedy answers' rewards). Brackets: 95% bootstrap intervals over prompts.",
-                        header: ["chain", "iteration", "mean reward", "greedy reward", "best of samples", "win vs iteration 0", "judge win", "words"], rows: reward),
+                        note: "The policy's own answers, not best-of-N: the mean over held-out prompts of each prompt's mean sample reward, its gain over iteration 0 (prompt by prompt, paired), the greedy answer's reward, the expected best of the samples, and the share of prompts where the policy beats the starting policy (iteration 0; by the greedy answers' rewards). Brackets: 95% bootstrap intervals over prompts.",
+                        header: ["chain", "iteration", "mean reward", "gain vs iteration 0", "greedy reward", "best of samples", "win vs iteration 0", "judge win", "words"], rows: reward),
             ReportTable(title: "Training data by iteration",
                         note: "Sampled with the previous iteration's policy: the prompts, their trees' mean best reward, the selected SFT examples and their mean reward, improving pairs (refinements that beat their draft) and the refinement examples made of them, preference pairs, and the loss over training (first → last step).",
                         header: ["chain", "iteration", "prompts", "best reward", "SFT examples", "selected reward", "improving pairs", "refine examples", "DPO pairs", "trained on", "loss"], rows: data),
