@@ -206,7 +206,8 @@ public struct LoopRunner: Sendable {
             report(p.resumed + p.done + p.failed, p.total, "items", p.etaSeconds)
         }
         if outcome.interrupted {
-            if let reason = outcome.stopReason { throw LoopStageFailed(stage: StageKey(chain: "", iteration: 0, stage: .sample), reason: reason) }
+            // The run's store could not be written: a failure of this stage (named by the caller), not an interruption.
+            if let reason = outcome.stopReason { throw RunError(reason) }
             throw CancellationError()
         }
         if !outcome.failures.isEmpty {
@@ -314,8 +315,7 @@ public struct LoopRunner: Sendable {
         let policy = try policy(chain: key.chain, iteration: key.iteration, store: store)
         let runs = evaluationRuns(key, root: root)
         let samples = try StrategyConfig(kind: .prand, budget: e.samples, sampling: e.sampling, runSeed: settings.seed)
-        let sampled = try await sampleRun(samples, policy: policy.policy, items: evalPrompts, directory: runs.samples, loopStage: "\(key)", report: report)
-        _ = sampled
+        _ = try await sampleRun(samples, policy: policy.policy, items: evalPrompts, directory: runs.samples, loopStage: "\(key)", report: report)
         var greedyTrees: [Tree] = []
         if e.greedy {
             let greedy = try StrategyConfig(kind: .greedy, budget: 1, sampling: e.sampling, runSeed: settings.seed)
