@@ -14,7 +14,7 @@ import Testing
     }
 
     func model(_ url: String, apiKey: String? = nil) throws -> HTTPRewardModel {
-        HTTPRewardModel(spec: try HTTPRewardSpec.parse(url), timeout: 60, retry: fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
+        HTTPRewardModel(spec: try HTTPRewardSpec.parse(url), timeout: 900, retry: fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
     }
 
     func expected(_ inputs: [RewardInput]) -> [Double] { inputs.map { FakeRewardServer.reward($0.response) } }

@@ -8,7 +8,10 @@ import Testing
 @Suite struct OpenAIGeneratorTests {
     let fastRetry = RetryPolicy(maxRetries: 2, initialDelay: 0.05, maxDelay: 0.1, maxRetryAfter: 5)
 
-    func client(_ url: String, timeout: Double = 60, retry: RetryPolicy? = nil, apiKey: String? = nil, model: String? = "m") -> OpenAIGenerator {
+    /// A generous timeout: the in-process server's handler awaits an actor on the shared
+    /// cooperative pool, which the model-heavy suites running alongside can hold for a minute
+    /// on two cores; a timeout there would be retried and counted as an extra request.
+    func client(_ url: String, timeout: Double = 900, retry: RetryPolicy? = nil, apiKey: String? = nil, model: String? = "m") -> OpenAIGenerator {
         OpenAIGenerator(endpoints: [.init(baseURL: url, model: model)], timeout: timeout,
                         retry: retry ?? fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
     }
