@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "PRSBackends", targets: ["PRSBackends"]),
         .library(name: "PRSStore", targets: ["PRSStore"]),
         .library(name: "PRSRunner", targets: ["PRSRunner"]),
+        .library(name: "PRSServer", targets: ["PRSServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -35,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         .target(name: "GGUF", swiftSettings: strict),
@@ -65,10 +68,21 @@ let package = Package(
             dependencies: ["PRSCore", "PRSStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .target(
+            name: "PRSServer",
+            dependencies: [
+                "LMEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "prs",
             dependencies: [
-                "PRSCore", "PRSBackends", "PRSStore", "PRSRunner", "GGUF", "LMEngine", "LMTraining",
+                "PRSCore", "PRSBackends", "PRSStore", "PRSRunner", "PRSServer", "GGUF", "LMEngine", "LMTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -35,10 +35,11 @@ struct PRS: AsyncParsableCommand {
           prs score --prompts P.jsonl --responses R.jsonl --reward rubric
           prs merge runs/shard0 runs/shard1 --out runs/all
           prs model generate M --chat --prompt 'Hi' --lora adapter.gguf
+          prs serve --model M --lora concise=adapter.gguf --port 8080
         --verbose shows detailed logs. prs help COMMAND shows a command's options.
         """,
         version: "0.1.0",
-        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self, Train.self, Loop.self]
+        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self, Train.self, Loop.self, Serve.self]
     )
 
     static func main() async {

@@ -53,6 +53,15 @@ public struct EngineStatistics: Sendable, Hashable, Codable {
     public var cacheTokens = 0
     public var cacheBytes = 0
     public var maxBatch = 0
+    /// Now: requests queued and not yet admitted, requests admitted and unfinished, sequences
+    /// decoding, and KV cache blocks held by sequences in flight (not counting cached prefixes
+    /// that nothing holds).
+    public var requestsWaiting = 0
+    public var requestsRunning = 0
+    public var sequencesDecoding = 0
+    public var blocksInUse = 0
+    /// Requests cancelled by their caller before they finished.
+    public var cancelled = 0
 
     public init() {}
 
@@ -139,6 +148,20 @@ public final class Engine: @unchecked Sendable {
     /// adapters, or none, batch with it; cached blocks are shared only among equal adapter stacks).
     public func complete(prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
                          onText: (@Sendable (String) -> Void)? = nil) async throws -> [Completion] {
+        var pieces: (@Sendable (StreamPiece) -> Void)?
+        if n <= 1, let onText {
+            pieces = { @Sendable piece in if !piece.text.isEmpty { onText(piece.text) } }
+        }
+        return try await complete(prompt: prompt, n: n, options: options, adapters: adapters, onPiece: pieces)
+    }
+
+    /// `n` continuations of `prompt`, with `onPiece` called on the scheduler thread after every
+    /// token of every continuation: its new final text (possibly empty while a stop string could
+    /// still be forming) and the tokens sampled since the last piece. The last piece of a
+    /// continuation has `finish` set. Cancelling the calling task cancels the request: it leaves
+    /// the batch at the next step, its KV blocks are released, and this throws `CancellationError`.
+    public func complete(prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
+                         onPiece: (@Sendable (StreamPiece) -> Void)?) async throws -> [Completion] {
         guard !prompt.isEmpty else { throw ModelError("the prompt is empty") }
         guard prompt.count < contextTokens else {
             throw ModelError("the prompt has \(prompt.count) tokens; the context holds \(contextTokens)")
@@ -147,11 +170,29 @@ public final class Engine: @unchecked Sendable {
         if let bad = prompt.first(where: { $0 < 0 || Int($0) >= vocab }) {
             throw ModelError("token \(bad) is outside the vocabulary of \(vocab)")
         }
-        return try await withCheckedThrowingContinuation { continuation in
-            scheduler.submit(Scheduler.Request(prompt: prompt, n: max(1, n), options: options, onText: n <= 1 ? onText : nil,
-                                               adapters: adapters, continuation: continuation))
+        let handle = Scheduler.Handle()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let r = Scheduler.Request(prompt: prompt, n: max(1, n), options: options, onPiece: onPiece,
+                                          adapters: adapters, continuation: continuation)
+                if handle.attach(r) { scheduler.submit(r) } else { continuation.resume(throwing: CancellationError()) }
+            }
+        } onCancel: {
+            if let r = handle.cancel() { scheduler.cancel(r) }
         }
     }
+}
+
+/// What a streaming continuation has produced since its last piece.
+public struct StreamPiece: Sendable {
+    /// The continuation (0..<n).
+    public var index: Int
+    /// New text that will not change (stop strings are cut before they show).
+    public var text: String
+    /// Tokens sampled since the last piece, with their log-probabilities when asked for.
+    public var tokens: [SampledToken]
+    /// Set on the continuation's last piece.
+    public var finish: Completion.Finish?
 }
 
 /// What one continuation has produced so far.
@@ -162,8 +203,9 @@ struct Lane {
     var stream = UTF8Stream()
     var text = ""
     var finish: Completion.Finish?
-    /// Characters of `text` already handed to a stream.
+    /// Characters of `text` and tokens already handed to a stream.
     var emitted = 0
+    var tokensEmitted = 0
 
     init(_ settings: SamplerSettings) { sampler = Sampler(settings) }
 
@@ -176,6 +218,12 @@ struct Lane {
         let piece = String(text.dropFirst(emitted).prefix(ready - emitted))
         emitted = ready
         return piece
+    }
+
+    /// Tokens sampled since the last call.
+    mutating func newTokens() -> [SampledToken] {
+        defer { tokensEmitted = logprobs.count }
+        return Array(logprobs[tokensEmitted...])
     }
 
     /// Samples from `logits` and records the token; sets `finish` when the lane is done.

@@ -12,7 +12,7 @@ final class Scheduler: @unchecked Sendable {
         let prompt: [Int32]
         let n: Int
         let options: CompletionOptions
-        let onText: (@Sendable (String) -> Void)?
+        let onPiece: (@Sendable (StreamPiece) -> Void)?
         let continuation: CheckedContinuation<[Completion], any Error>
         let adapters: AdapterStack?
         let received = ContinuousClock.now
@@ -25,16 +25,40 @@ final class Scheduler: @unchecked Sendable {
         var results: [Completion?]
         var unfinished: Int
 
-        init(prompt: [Int32], n: Int, options: CompletionOptions, onText: (@Sendable (String) -> Void)?,
+        init(prompt: [Int32], n: Int, options: CompletionOptions, onPiece: (@Sendable (StreamPiece) -> Void)?,
              adapters: AdapterStack? = nil, continuation: CheckedContinuation<[Completion], any Error>) {
             self.adapters = adapters
             self.prompt = prompt
             self.n = n
             self.options = options
-            self.onText = onText
+            self.onPiece = onPiece
             self.continuation = continuation
             results = Array(repeating: nil, count: n)
             unfinished = n
+        }
+    }
+
+    /// A caller's hold on its request, for cancellation: whichever of submitting and cancelling
+    /// comes second sees the other.
+    final class Handle: @unchecked Sendable {
+        private let lock = NSLock()
+        private var request: Request?
+        private var cancelled = false
+
+        /// False when the caller cancelled first (the request must not be submitted).
+        func attach(_ r: Request) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            if cancelled { return false }
+            request = r
+            return true
+        }
+
+        func cancel() -> Request? {
+            lock.lock()
+            defer { lock.unlock() }
+            cancelled = true
+            return request
         }
     }
 
@@ -62,6 +86,7 @@ final class Scheduler: @unchecked Sendable {
 
     private let lock = NSCondition()
     private var incoming: [Request] = []
+    private var cancels: [Request] = []
     private var stopping = false
     private var stats = EngineStatistics()
     /// Evictions before the last reset (scheduler thread), and whether a reset awaits it (under the lock).
@@ -110,6 +135,14 @@ final class Scheduler: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Asks the scheduler thread to drop `r` at its next step.
+    func cancel(_ r: Request) {
+        lock.lock()
+        cancels.append(r)
+        lock.signal()
+        lock.unlock()
+    }
+
     func resetStatistics() {
         lock.lock()
         let kept = stats
@@ -132,11 +165,14 @@ final class Scheduler: @unchecked Sendable {
     private func loop() {
         while true {
             lock.lock()
-            while incoming.isEmpty && idle && !stopping { lock.wait() }
+            while incoming.isEmpty && cancels.isEmpty && idle && !stopping { lock.wait() }
             let stop = stopping
             waiting += incoming
             incoming.removeAll()
+            let dropped = cancels
+            cancels.removeAll()
             lock.unlock()
+            for r in dropped { drop(r) }
             if stop {
                 for r in waiting + prefilling + starting + decoding.map(\.request) where r.unfinished > 0 {
                     r.unfinished = 0
@@ -145,7 +181,36 @@ final class Scheduler: @unchecked Sendable {
                 return
             }
             step()
+            publishLoad()
         }
+    }
+
+    /// Removes a cancelled request wherever it is, releasing its blocks, and fails its caller.
+    private func drop(_ r: Request) {
+        guard r.unfinished > 0 else { return }
+        waiting.removeAll { $0 === r }
+        if prefilling.contains(where: { $0 === r }) || starting.contains(where: { $0 === r }) { release(r) }
+        prefilling.removeAll { $0 === r }
+        starting.removeAll { $0 === r }
+        for run in decoding where run.request === r { run.sequence.release(cache) }
+        decoding.removeAll { $0.request === r }
+        lock.lock()
+        stats.cancelled += 1
+        lock.unlock()
+        fail(r, CancellationError())
+    }
+
+    /// The load figures of now, for callers watching the engine.
+    private func publishLoad() {
+        var running = Set(prefilling.map(ObjectIdentifier.init))
+        running.formUnion(starting.map(ObjectIdentifier.init))
+        running.formUnion(decoding.map { ObjectIdentifier($0.request) })
+        lock.lock()
+        stats.requestsWaiting = waiting.count + incoming.count
+        stats.requestsRunning = running.count
+        stats.sequencesDecoding = decoding.count
+        stats.blocksInUse = cache.blocks - cache.available
+        lock.unlock()
     }
 
     /// Blocks promised to sequences in flight and not yet taken.
@@ -304,9 +369,10 @@ final class Scheduler: @unchecked Sendable {
     }
 
     private func stream(_ run: Running) {
-        guard let onText = run.request.onText else { return }
+        guard let onPiece = run.request.onPiece, run.lane.finish == nil else { return }
         let piece = run.lane.newText(run.request.options)
-        if !piece.isEmpty { onText(piece) }
+        let tokens = run.lane.newTokens()
+        if !piece.isEmpty || !tokens.isEmpty { onPiece(StreamPiece(index: run.index, text: piece, tokens: tokens)) }
     }
 
     private func finish(_ run: Running) {
@@ -317,7 +383,9 @@ final class Scheduler: @unchecked Sendable {
         lock.lock()
         stats.generatedTokens += done.tokens.count
         lock.unlock()
-        if let onText = r.onText, done.text.count > run.lane.emitted { onText(String(done.text.dropFirst(run.lane.emitted))) }
+        if let onPiece = r.onPiece {
+            onPiece(StreamPiece(index: run.index, text: String(done.text.dropFirst(run.lane.emitted)), tokens: run.lane.newTokens(), finish: done.finish))
+        }
         r.results[run.index] = done
         r.unfinished -= 1
         if r.unfinished == 0 { r.continuation.resume(returning: r.results.map { $0! }) }

@@ -21,10 +21,15 @@ public struct SamplerSettings: Sendable, Hashable {
     /// When set, only these tokens can be chosen (a forced choice, e.g. a rating's digits), and the
     /// sampled token's `top` lists each of them with its log-probability under the full distribution.
     public var allowed: [Int32]?
+    /// Added to these tokens' logits after the penalties (OpenAI's `logit_bias`; -100 bans a
+    /// token, +100 all but forces it).
+    public var logitBias: [Int32: Float] = [:]
 
     public init(temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
-                presencePenalty: Float = 0, frequencyPenalty: Float = 0, seed: UInt64 = 0, allowed: [Int32]? = nil) {
+                presencePenalty: Float = 0, frequencyPenalty: Float = 0, seed: UInt64 = 0, allowed: [Int32]? = nil,
+                logitBias: [Int32: Float] = [:]) {
         self.allowed = allowed
+        self.logitBias = logitBias
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
@@ -70,6 +75,7 @@ public struct Sampler: Sendable {
             if s.repetitionPenalty != 1 { logits[i] = logits[i] > 0 ? logits[i] / s.repetitionPenalty : logits[i] * s.repetitionPenalty }
             logits[i] -= s.presencePenalty + s.frequencyPenalty * Float(n)
         }
+        for (t, b) in s.logitBias where t >= 0 && Int(t) < logits.count { logits[Int(t)] += b }
         let logZ = Self.logSumExp(logits)
         if let allowed = s.allowed, !allowed.isEmpty {
             return choose(among: allowed, logits, logZ: logZ)

@@ -23,17 +23,7 @@ public struct EmbeddedGenerator: TextGenerator {
                 maxBatch: Int? = nil, cacheTokens: Int? = nil) throws {
         let model = try EngineCache.shared.model(path)
         adapters = adapterSpecs.isEmpty ? nil : try EngineCache.shared.adapters(adapterSpecs, model: model)
-        if let name {
-            guard let t = ChatTemplate.named(name) else {
-                throw ModelError("chat template \"\(name)\": expected one of \(ChatTemplate.names.joined(separator: ", "))")
-            }
-            template = t
-        } else {
-            guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
-                throw ModelError("\(path): no chat template in the file; choose one with --template \(ChatTemplate.names.joined(separator: "|"))")
-            }
-            template = try ChatTemplate.recognise(jinja)
-        }
+        template = try ChatTemplate.of(model, named: name)
         tokenizer = model.tokenizer
         var settings = EngineSettings(contextTokens: contextTokens, cacheTokens: cacheTokens, threads: threads)
         if let maxBatch { settings.maxBatch = maxBatch }
@@ -44,10 +34,7 @@ public struct EmbeddedGenerator: TextGenerator {
     /// The prompt tokens of `messages`: rendered, then tokenized with special tokens parsed
     /// (BOS added as the model asks unless the template wrote it).
     public func promptTokens(_ messages: [ChatMessage], prefill: String? = nil) -> [Int32] {
-        let text = template.render(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }) + (prefill ?? "")
-        let bosText = tokenizer.bos.map { tokenizer.tokens[Int($0)] }
-        let templateWroteBOS = bosText.map { !$0.isEmpty && text.hasPrefix($0) } ?? false
-        return tokenizer.encode(text, addSpecial: !templateWroteBOS, parseSpecial: true)
+        template.promptTokens(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }, prefill: prefill, tokenizer: tokenizer)
     }
 
     public func generate(_ request: GenerationRequest) async throws -> [Generation] {

@@ -1,0 +1,35 @@
+extension ChatTemplate {
+    /// The template named `name`, or the one recognised from the model file's
+    /// `tokenizer.chat_template` when `name` is nil.
+    public static func of(_ model: LlamaModel, named name: String? = nil) throws -> ChatTemplate {
+        if let name {
+            guard let t = ChatTemplate.named(name) else {
+                throw ChatTemplateError("chat template \"\(name)\": expected one of \(names.joined(separator: ", "))")
+            }
+            return t
+        }
+        guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
+            throw ChatTemplateError("\(model.file.path): no chat template in the file; choose one with --template \(names.joined(separator: "|"))")
+        }
+        return try recognise(jinja)
+    }
+
+    /// The prompt tokens of `messages`: rendered (then `prefill` appended, the start of the reply),
+    /// and tokenized with special tokens parsed and BOS added as the model asks unless the template
+    /// wrote it.
+    public func promptTokens(_ messages: [TemplateMessage], prefill: String? = nil, tokenizer: Tokenizer,
+                             addGenerationPrompt: Bool = true) -> [Int32] {
+        let text = render(messages, addGenerationPrompt: addGenerationPrompt) + (prefill ?? "")
+        return tokenizer.promptTokens(text)
+    }
+}
+
+extension Tokenizer {
+    /// `text` as a prompt: special tokens parsed, BOS added as the model asks unless `text`
+    /// already starts with it.
+    public func promptTokens(_ text: String) -> [Int32] {
+        let bosText = bos.map { tokens[Int($0)] }
+        let wroteBOS = bosText.map { !$0.isEmpty && text.hasPrefix($0) } ?? false
+        return encode(text, addSpecial: !wroteBOS, parseSpecial: true)
+    }
+}
