@@ -61,6 +61,11 @@ if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c
   "$VENV/bin/pip" install -q "$whl[server]" gguf autograd
   echo "$LLAMA_KEY" > "$MARKER"
 fi
+# The official OpenAI client, the reference client of `prs serve`.
+if ! "$VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
+  log "installing the openai client"
+  "$VENV/bin/pip" install -q openai
+fi
 fi
 
 if [ ! -s "$MODEL" ]; then

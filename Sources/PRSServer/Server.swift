@@ -78,8 +78,10 @@ public final class ModelServer: Sendable {
     func generate(_ request: Request, _ kind: Job.Kind) async throws -> Response {
         let served = try state.ready()
         let started = ContinuousClock.now
-        // A client that goes away cancels the request (and frees its blocks) at once.
-        return try await request.body.consumeWithCancellationOnInboundClose { body in
+        // A client that goes away cancels the request (and frees its blocks) at once. Watching
+        // for that ends the connection after the response, which says so: a client must not
+        // send its next request on it.
+        var response = try await request.body.consumeWithCancellationOnInboundClose { body in
             let f = Fields(object: try await self.body(body))
             let (name, stack) = try served.resolve(try f.string("model"))
             let job = kind == .chat ? try served.reader.chat(f, modelName: name) : try served.reader.text(f, modelName: name)
@@ -94,6 +96,8 @@ public final class ModelServer: Sendable {
             self.metrics.requestDuration.record(ContinuousClock.now - started)
             return JSONOut.response(out.body(results))
         }
+        response.headers[.connection] = "close"
+        return response
     }
 
     /// Runs every prompt of `job` on the engine at once; `onPiece` gets (prompt, piece).

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Checks a running `prs serve` with the official openai client (and raw HTTP where a client
+would refuse to send the bytes). Prints one line per check, `PASS name` or `FAIL name: why`, and
+exits 1 when any failed.
+
+Usage:
+  serve-client-checks.py main BASE_URL KEY ADAPTER PID     # a server with --api-key KEY,
+                                                          # --lora ADAPTER=…, --max-body 65536
+  serve-client-checks.py small BASE_URL PID                # a server with --max-batch 1 --max-queue 0;
+                                                          # ends by sending it SIGTERM mid-request
+"""
+import concurrent.futures as futures
+import http.client
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+
+import openai
+
+RESULTS = []
+
+
+def check(fn):
+    RESULTS.append(fn)
+    return fn
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(cond, why):
+    if not cond:
+        raise Failed(why)
+
+
+def raises(kind, fn):
+    try:
+        fn()
+    except kind as e:
+        return e
+    except Exception as e:  # noqa: BLE001
+        raise Failed(f"expected {kind.__name__}, got {type(e).__name__}: {e}")
+    raise Failed(f"expected {kind.__name__}, got a reply")
+
+
+def raw(base, method, path, body=None, headers=None, timeout=120):
+    """One HTTP exchange with exact bytes: (status, headers, body bytes)."""
+    u = urllib.parse.urlparse(base)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def metrics(base):
+    _, _, data = raw(base, "GET", "/metrics")
+    out = {}
+    for line in data.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+ASK = [{"role": "user", "content": "Name three colours of the rainbow."}]
+
+
+class Main:
+    def __init__(self, base, key, adapter, pid):
+        self.base, self.key, self.adapter, self.pid = base, key, adapter, int(pid)
+        self.root = base[: -len("/v1")] if base.endswith("/v1") else base
+        self.client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=300)
+        self.model = self.client.models.list().data[0].id
+
+    def chat(self, **kw):
+        args = dict(model=self.model, messages=ASK, max_tokens=24, temperature=1.0, seed=5)
+        args.update(kw)
+        return self.client.chat.completions.create(**args)
+
+    @check
+    def models_list_the_base_and_the_adapter(self):
+        data = self.client.models.list().data
+        ids = [m.id for m in data]
+        expect(self.adapter in ids and len(ids) == 2, f"models: {ids}")
+        a = next(m for m in data if m.id == self.adapter)
+        expect((a.model_extra or {}).get("parent") == self.model, f"the adapter's parent: {a.model_extra}")
+
+    @check
+    def n_choices_use_seed_plus_i(self):
+        r = self.chat(n=3, seed=11)
+        expect([c.index for c in r.choices] == [0, 1, 2], f"indexes {[c.index for c in r.choices]}")
+        for i, c in enumerate(r.choices):
+            alone = self.chat(n=1, seed=11 + i).choices[0].message.content
+            expect(c.message.content == alone, f"choice {i} {c.message.content!r} != seed {11 + i} alone {alone!r}")
+        expect(len({c.message.content for c in r.choices}) > 1, "three seeds gave one answer")
+        u = r.usage
+        expect(u.prompt_tokens > 0 and u.completion_tokens > 0 and u.total_tokens == u.prompt_tokens + u.completion_tokens, f"usage {u}")
+
+    @check
+    def a_seed_repeats_and_another_seed_differs(self):
+        a, b, c = (self.chat(seed=s, max_tokens=32).choices[0].message.content for s in (21, 21, 22))
+        expect(a == b, f"seed 21 twice: {a!r} vs {b!r}")
+        expect(a != c, "seeds 21 and 22 gave the same answer")
+
+    @check
+    def streaming_gives_the_same_text_and_usage(self):
+        for n in (1, 2):
+            whole = self.chat(n=n, seed=31, max_tokens=40)
+            parts = {i: "" for i in range(n)}
+            finish, usage, roles = {}, None, 0
+            for chunk in self.chat(n=n, seed=31, max_tokens=40, stream=True, stream_options={"include_usage": True}):
+                expect(chunk.object == "chat.completion.chunk", f"object {chunk.object}")
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for c in chunk.choices:
+                    if c.delta.role:
+                        roles += 1
+                    parts[c.index] += c.delta.content or ""
+                    if c.finish_reason:
+                        finish[c.index] = c.finish_reason
+            for c in whole.choices:
+                expect(parts[c.index] == c.message.content, f"n={n} choice {c.index}: stream {parts[c.index]!r} vs {c.message.content!r}")
+                expect(finish.get(c.index) == c.finish_reason, f"finish {finish} vs {c.finish_reason}")
+            expect(roles == n, f"{roles} role chunks for n={n}")
+            expect(usage is not None and usage.completion_tokens == whole.usage.completion_tokens, f"usage {usage} vs {whole.usage}")
+
+    @check
+    def logprobs_have_openais_shape(self):
+        r = self.chat(temperature=0, logprobs=True, top_logprobs=3, max_tokens=12)
+        content = r.choices[0].logprobs.content
+        expect(len(content) == r.usage.completion_tokens, f"{len(content)} entries, {r.usage.completion_tokens} tokens")
+        expect("".join(t.token for t in content) == r.choices[0].message.content, "the tokens spell the answer")
+        for t in content:
+            expect(len(t.top_logprobs) == 3, f"top_logprobs {len(t.top_logprobs)}")
+            lps = [a.logprob for a in t.top_logprobs]
+            expect(lps == sorted(lps, reverse=True) and all(lp <= 0 for lp in lps), f"alternatives {lps}")
+            expect(t.top_logprobs[0].token == t.token and abs(t.top_logprobs[0].logprob - t.logprob) < 1e-6, "greedy picks the top")
+            expect(bytes(t.bytes).decode("utf-8", "replace") == t.token, "bytes spell the token")
+        plain = self.chat(temperature=0, max_tokens=12)
+        expect(plain.choices[0].logprobs is None, "no logprobs unless asked")
+
+    @check
+    def text_completions_take_text_or_token_ids(self):
+        prompt = "The three primary colours are"
+        a = self.client.completions.create(model=self.model, prompt=prompt, max_tokens=10, temperature=0, logprobs=2)
+        c = a.choices[0]
+        expect(a.object == "text_completion" and c.text, f"reply {a}")
+        expect(len(c.logprobs.tokens) == a.usage.completion_tokens == len(c.logprobs.token_logprobs), "one logprob per token")
+        expect(all(len(t) <= 2 for t in c.logprobs.top_logprobs), "at most 2 alternatives")
+        expect(c.logprobs.text_offset[0] == 0 and "".join(c.logprobs.tokens) == c.text, "offsets and tokens")
+        _, _, body = raw(self.root, "POST", "/tokenize", json.dumps({"content": prompt, "add_special": True}),
+                         {"Authorization": f"Bearer {self.key}"})
+        ids = json.loads(body)["tokens"]
+        b = self.client.completions.create(model=self.model, prompt=ids, max_tokens=10, temperature=0)
+        expect(b.choices[0].text == c.text, f"token ids {b.choices[0].text!r} vs text {c.text!r}")
+        _, _, body = raw(self.root, "POST", "/detokenize", json.dumps({"tokens": ids}), {"Authorization": f"Bearer {self.key}"})
+        expect(json.loads(body)["content"].endswith(prompt), f"detokenize {body!r}")
+        e = self.client.completions.create(model=self.model, prompt=prompt, max_tokens=4, temperature=0, echo=True)
+        expect(e.choices[0].text.startswith(prompt), "echo")
+
+    @check
+    def errors_raise_the_clients_exceptions(self):
+        e = raises(openai.BadRequestError, lambda: self.chat(n=0))
+        expect(e.status_code == 400 and e.param == "n" and "n must be between" in e.message, f"n=0: {e.body}")
+        e = raises(openai.BadRequestError, lambda: self.chat(temperature=7))
+        expect(e.param == "temperature", f"temperature: {e.body}")
+        e = raises(openai.BadRequestError, lambda: self.chat(max_tokens=100000))
+        expect(e.code == "context_length_exceeded" and "100000" in e.message and "prompt has" in e.message, f"context: {e.body}")
+        e = raises(openai.BadRequestError, lambda: self.client.chat.completions.create(model=self.model, messages=[{"role": "robot", "content": "x"}]))
+        expect("messages[0].role" in e.message, f"role: {e.body}")
+        e = raises(openai.NotFoundError, lambda: self.chat(model="no-such-model"))
+        expect(e.param == "model" and e.code == "model_not_found", f"model: {e.body}")
+        nokey = openai.OpenAI(base_url=self.base, api_key="wrong", max_retries=0)
+        e = raises(openai.AuthenticationError, lambda: nokey.chat.completions.create(model=self.model, messages=ASK, max_tokens=2))
+        expect(e.status_code == 401, f"key: {e.body}")
+        expect(len(nokey.models.list().data) == 2, "models stay open without the key")
+        status, _, _ = raw(self.root, "GET", "/health")
+        expect(status == 200, f"health {status}")
+        status, _, body = raw(self.base, "POST", "/v1/chat/completions", b'{"messages": [', {"Authorization": f"Bearer {self.key}"})
+        err = json.loads(body)["error"]
+        expect(status == 400 and "not valid JSON" in err["message"] and set(err) == {"message", "type", "param", "code"}, f"malformed: {body!r}")
+        big = [{"role": "user", "content": "x" * 100_000}]
+        e = raises(openai.APIStatusError, lambda: self.client.chat.completions.create(model=self.model, messages=big, max_tokens=2))
+        expect(e.status_code == 413 and "65536 bytes" in e.message, f"413: {e.status_code} {e.body}")
+
+    @check
+    def an_adapter_is_a_model_and_batches_with_the_base(self):
+        base = self.chat(temperature=0, max_tokens=32).choices[0].message.content
+        tuned = self.chat(model=self.adapter, temperature=0, max_tokens=32).choices[0].message.content
+        expect(base != tuned, f"the adapter changes nothing: {base!r}")
+        with futures.ThreadPoolExecutor(6) as pool:
+            jobs = [pool.submit(self.chat, model=m, temperature=0, max_tokens=32) for m in [self.model, self.adapter] * 3]
+            outs = [j.result().choices[0].message.content for j in jobs]
+        expect(outs == [base, tuned] * 3, f"mixed batch: {outs}")
+
+    @check
+    def eight_concurrent_clients_get_what_each_gets_alone(self):
+        prompts = [f"Write one sentence about the number {k}." for k in range(8)]
+
+        def ask(k):
+            return self.client.chat.completions.create(model=self.model, messages=[{"role": "user", "content": prompts[k]}],
+                                                      max_tokens=48, temperature=0.9, top_p=0.95, seed=100 + k, n=2 if k % 2 else 1)
+
+        alone = [[c.message.content for c in ask(k).choices] for k in range(8)]
+        before = metrics(self.root)
+        with futures.ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda k: [c.message.content for c in ask(k).choices], range(8)))
+        for k in range(8):
+            expect(together[k] == alone[k], f"client {k}: {together[k]} vs alone {alone[k]}")
+        after = metrics(self.root)
+        batched = sum(after.get(f'prs_decode_steps_total{{batch_size="{b}"}}', 0) - before.get(f'prs_decode_steps_total{{batch_size="{b}"}}', 0)
+                      for b in ("4-7", "8-15", "16+"))
+        expect(batched > 0, "the eight requests never decoded four or more sequences together")
+
+    @check
+    def a_client_that_goes_away_frees_its_blocks(self):
+        before = metrics(self.root)
+        u = urllib.parse.urlparse(self.base)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        body = json.dumps({"model": self.model, "messages": ASK, "max_tokens": 2000, "temperature": 1, "seed": 9, "stream": True,
+                           "logit_bias": {"0": -100, "2": -100}})
+        c.request("POST", "/v1/chat/completions", body=body, headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
+        r = c.getresponse()
+        expect(r.status == 200, f"status {r.status}")
+        for _ in range(6):
+            r.fp.readline()
+        during = metrics(self.root)
+        expect(during["prs_kv_blocks_in_use"] > 0 and during["prs_requests_running"] >= 1, f"while streaming: {during.get('prs_kv_blocks_in_use')}")
+        r.close()  # the stream's socket (the server said Connection: close, so the response owns it)
+        c.close()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            m = metrics(self.root)
+            if m["prs_kv_blocks_in_use"] == 0 and m["prs_requests_cancelled_total"] > before.get("prs_requests_cancelled_total", 0):
+                break
+            time.sleep(0.05)
+        expect(m["prs_kv_blocks_in_use"] == 0, f"blocks still held: {m['prs_kv_blocks_in_use']}")
+        expect(m["prs_requests_cancelled_total"] == before.get("prs_requests_cancelled_total", 0) + 1, "one cancellation counted")
+        gen = m["prs_generation_tokens_total"] - before["prs_generation_tokens_total"]
+        expect(gen < 1000, f"{gen} tokens generated after the client left")
+
+    @check
+    def fuzzed_bodies_get_4xx_never_5xx_and_memory_stays_bounded(self):
+        rng = random.Random(1234)
+        auth = {"Authorization": f"Bearer {self.key}"}
+        valid = json.dumps({"model": self.model, "messages": ASK, "max_tokens": 4, "n": 2, "seed": 3, "temperature": 0.7,
+                            "stop": ["\n"], "logprobs": True, "top_logprobs": 2})
+        specials = [
+            b"", b"null", b"[]", b"42", b'"text"', b"{", b"}", b"{}", b'{"messages": null}', b'{"messages": {}}',
+            b"[" * 100000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
+            b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":1e400}',
+            b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":99999999999999999999999}',
+            b'{"messages":[{"role":"user","content":"hi"}],"n":-5}', b'{"messages":[{"role":"user","content":"hi"}],"n":1000000000}',
+            b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":-1}', b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":0}',
+            b'{"messages":[{"role":"user","content":"\xff\xfe"}]}', b'\xc3\x28{"messages":[]}',
+            b'{"messages":[{"role":"user","content":[{"type":"image_url"}]}]}', b'{"messages":[{"role":"user","content":"hi"}],"seed":1.5}',
+            b'{"messages":[{"role":"user","content":"hi"}],"logit_bias":{"abc":1}}', b'{"messages":[{"role":"user","content":"hi"}],"stop":[1,2]}',
+            b'{"messages":[{"role":"user","content":"hi"}],"top_logprobs":50,"logprobs":true}', b'{"prompt":[999999999]}',
+            b"x" * 70000,
+        ]
+        bodies = list(specials)
+        for _ in range(150):
+            b = bytearray(valid.encode())
+            for _ in range(rng.randint(1, 6)):
+                op, i = rng.randint(0, 2), rng.randrange(len(b))
+                if op == 0:
+                    del b[i]
+                elif op == 1:
+                    b.insert(i, rng.choice(b'{}[]",:0123456789-e.\\ntruefalsnul\xff'))
+                else:
+                    b[i] = rng.randrange(256)
+            bodies.append(bytes(b))
+        for _ in range(40):
+            bodies.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 400))))
+        start = rss_mb(self.pid)
+        seen = {}
+        for i, body in enumerate(bodies):
+            path = "/v1/completions" if i % 5 == 0 else "/v1/chat/completions"
+            status, _, data = raw(self.base, "POST", path, body, auth)
+            seen[status] = seen.get(status, 0) + 1
+            expect(status < 500, f"body {i} {body[:80]!r}: HTTP {status} {data[:200]!r}")
+            if status >= 400:
+                err = json.loads(data)["error"]
+                expect(isinstance(err.get("message"), str) and "type" in err, f"body {i}: envelope {data[:200]!r}")
+        grown = rss_mb(self.pid) - start
+        expect(grown < 64, f"RSS grew {grown:.0f} MB over {len(bodies)} bodies")
+        status, _, _ = raw(self.root, "GET", "/health")
+        expect(status == 200, "healthy after the fuzz")
+        print(f"  fuzz: {len(bodies)} bodies, statuses {dict(sorted(seen.items()))}, RSS {start:.0f} MB → {start + grown:.0f} MB")
+
+
+class Small:
+    """A server with one slot and no queue."""
+
+    def __init__(self, base, pid):
+        self.base, self.pid = base, int(pid)
+        self.root = base[: -len("/v1")]
+        self.client = openai.OpenAI(base_url=base, api_key="none", max_retries=0, timeout=300)
+        self.model = self.client.models.list().data[0].id
+
+    @check
+    def a_full_queue_answers_429_with_retry_after(self):
+        started = threading.Event()
+
+        def long():
+            s = self.client.chat.completions.create(model=self.model, messages=ASK, max_tokens=300, temperature=1, seed=1, stream=True,
+                                                    logit_bias={"0": -100, "2": -100})
+            for _ in s:
+                started.set()
+
+        t = threading.Thread(target=long)
+        t.start()
+        expect(started.wait(60), "the first request did not start")
+        e = raises(openai.RateLimitError, lambda: self.client.chat.completions.create(model=self.model, messages=ASK, max_tokens=2))
+        expect(e.response.headers.get("retry-after") == "1" and e.code == "queue_full", f"429: {e.response.headers} {e.body}")
+        t.join()
+        ok = self.client.chat.completions.create(model=self.model, messages=ASK, max_tokens=2)
+        expect(ok.choices, "a request after the queue drained")
+
+    @check
+    def sigterm_finishes_the_request_in_flight_then_exits(self):
+        got = []
+
+        def long():
+            s = self.client.chat.completions.create(model=self.model, messages=ASK, max_tokens=200, temperature=1, seed=2, stream=True,
+                                                    stream_options={"include_usage": True}, logit_bias={"0": -100, "2": -100})
+            for chunk in s:
+                got.append(chunk)
+
+        t = threading.Thread(target=long)
+        t.start()
+        deadline = time.time() + 60
+        while len(got) < 3 and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(self.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        refused = False
+        try:
+            raw(self.root, "GET", "/health", timeout=5)
+        except OSError:
+            refused = True
+        t.join(120)
+        expect(not t.is_alive(), "the request in flight never ended")
+        usage = [c.usage for c in got if c.usage]
+        expect(usage and usage[-1].completion_tokens == 200, f"the request in flight was cut: {usage}")
+        expect(refused, "a new connection was accepted while draining")
+
+
+def main():
+    mode = sys.argv[1]
+    target = Main(*sys.argv[2:6]) if mode == "main" else Small(*sys.argv[2:4])
+    failed = 0
+    for fn in RESULTS:
+        if fn.__qualname__.split(".")[0] != type(target).__name__:
+            continue
+        t = time.time()
+        try:
+            fn(target)
+            print(f"PASS {fn.__name__} ({time.time() - t:.1f} s)", flush=True)
+        except Failed as e:
+            failed += 1
+            print(f"FAIL {fn.__name__}: {e}", flush=True)
+        except Exception:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL {fn.__name__}: {traceback.format_exc()}", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
