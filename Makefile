@@ -7,7 +7,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup setup-tests build test demo bench-engine bench-run bench-concurrency bench-train loop-experiment clean
+.PHONY: setup setup-tests build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment clean
 
 # What building and running prs need (Debian's SQLite and OpenBLAS headers, the default model).
 setup:
@@ -43,6 +43,13 @@ bench-run: setup-tests build
 # One prs sample run against a llama.cpp server (llama-cpp-python's), K prompts in flight against one at a time.
 bench-concurrency: setup-tests build
 	bash scripts/bench-concurrency.sh 4 examples/prefs-heldout.jsonl 8
+
+# prs serve against llama.cpp's llama-server (8 slots, continuous batching; scripts/llama-server.sh)
+# on one fixed mix of streamed chat requests at 1, 8 and 32 clients: tokens/s, p50/p99 latency,
+# time to first token, peak RSS and the ratios. The servers run one after the other.
+SERVE_REQUESTS ?= 6,24,64
+bench-serve: setup-tests build
+	.venv/bin/python scripts/bench-serve.py $(PRS) "$$(bash scripts/llama-server.sh)" $(BENCH_MODEL) --threads 2 --requests $(SERVE_REQUESTS)
 
 # prs train against PyTorch + PEFT (CPU; installed into .venv-bench) on the same model, batch
 # shape (4 x 256 tokens), threads and LoRA settings: tokens/s and peak RSS with the ratios.

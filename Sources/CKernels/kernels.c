@@ -475,6 +475,48 @@ float lm_log_sum_exp(const float *x, int n) {
     return m + (float)log(total);
 }
 
+/* A draw from softmax(x · inv_temp) over all n tokens, keeping only tokens whose probability is
+   at least min_p times the largest (min_p 0 keeps all): the weights exp((x-max)·inv_temp) go to
+   scratch and are summed in double in a fixed order; the token is the first whose running sum
+   passes u · total. Deterministic for given inputs. */
+int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, float *scratch) {
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++) if (x[i] > m) m = x[i];
+    const float floor_w = min_p > 0 ? min_p : 0;
+    double total = 0;
+    int i = 0;
+#ifdef LM_AVX2
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    const __m256 mb = _mm256_set1_ps(m), it = _mm256_set1_ps(inv_temp), fl = _mm256_set1_ps(floor_w);
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb), it));
+        e = _mm256_and_ps(e, _mm256_cmp_ps(e, fl, _CMP_GE_OQ));
+        _mm256_storeu_ps(scratch + i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double parts[4];
+    _mm256_storeu_pd(parts, _mm256_add_pd(s0, s1));
+    total = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+#endif
+    for (; i < n; i++) {
+        float e = expf((x[i] - m) * inv_temp);
+        if (!(e >= floor_w)) e = 0;
+        scratch[i] = e;
+        total += (double)e;
+    }
+    const double target = u * total;
+    double cum = 0;
+    int last = 0;
+    for (int j = 0; j < n; j++) {
+        if (scratch[j] == 0) continue;
+        cum += (double)scratch[j];
+        last = j;
+        if (target < cum) return j;
+    }
+    return last;
+}
+
 /* LoRA for one token: y += B·(scale·A·x), with A rank×in_dim and B given transposed (bt:
  * rank×out_dim). Every element is summed in one fixed order whatever else is in the batch:
  * A's rows as two 8-lane accumulators then a scalar tail; y's elements over r = 0…rank−1. */

@@ -114,4 +114,34 @@ import Testing
             #expect(d.map(\.0) == expected, "k = \(k)")
         }
     }
+
+    /// Over the whole vocabulary (no top-k or top-p) the draw takes a vectorised pass of its own;
+    /// with the same uniform number it must land on the token the reference distribution's CDF
+    /// gives, but for draws within float rounding of a boundary (allowed: 1 in 500).
+    @Test(arguments: [Float(0), 0.05])
+    func theWholeVocabularyDrawAgreesWithTheDistribution(minP: Float) {
+        var rng = SplitMix64(seed: 7)
+        let big = (0..<5003).map { _ in Float(Int(rng.next() % 16000)) / 1000 - 8 }
+        let settings = SamplerSettings(temperature: 0.9, minP: minP)
+        let dist = Sampler(settings).distribution(big.withUnsafeBufferPointer { $0 })
+        var differ = 0
+        for seed in 0..<2000 as Range<UInt64> {
+            var s = settings
+            s.seed = seed
+            var sampler = Sampler(s)
+            var l = big
+            let got = l.withUnsafeMutableBufferPointer { sampler.sample($0) }.token
+            var r = SplitMix64(seed: seed)
+            let u = Double(r.next() >> 11) / Double(1 << 53)
+            var cum = 0.0
+            var want = dist.last!.0
+            for (t, p) in dist {
+                cum += p
+                if u < cum { want = t; break }
+            }
+            if got != want { differ += 1 }
+            #expect(dist.contains { $0.0 == got }, "token \(got) is outside min-p's set")
+        }
+        #expect(differ <= 4, "\(differ) of 2000 draws differ")
+    }
 }

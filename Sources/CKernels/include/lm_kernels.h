@@ -38,6 +38,8 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
 
 /// log Σ exp(x[i]) over n values: the maximum taken out, the exponentials summed in double.
 float lm_log_sum_exp(const float *x, int n);
+/// A seeded draw from softmax(x · inv_temp) over all n tokens, min-p applied (0: off); u in [0, 1).
+int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, float *scratch);
 
 /// The `group` query heads (64 wide, consecutive in q and out) sharing one key/value head;
 /// identical results to lm_attention_paged per head. scores: group × n_pos floats.

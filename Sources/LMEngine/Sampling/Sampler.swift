@@ -163,8 +163,15 @@ public struct Sampler: Sendable {
     }
 
     mutating func draw(_ logits: UnsafeMutableBufferPointer<Float>) -> Int32 {
-        let dist = distribution(UnsafeBufferPointer(logits))
+        let s = settings
         let u = Double(rng.next() >> 11) / Double(1 << 53)
+        if s.topK <= 0 || s.topK >= logits.count, s.topP >= 1 {
+            // The whole vocabulary (OpenAI's default sampling): one vectorised pass, no arrays.
+            return withUnsafeTemporaryAllocation(of: Float.self, capacity: logits.count) { scratch in
+                Int32(lm_draw_full(logits.baseAddress!, Int32(logits.count), 1 / s.temperature, s.minP, u, scratch.baseAddress!))
+            }
+        }
+        let dist = distribution(UnsafeBufferPointer(logits))
         var cum = 0.0
         for (t, p) in dist {
             cum += p
