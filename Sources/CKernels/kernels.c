@@ -4,6 +4,10 @@
 #include "lm_kernels.h"
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LM_AVX2 1
@@ -109,44 +113,27 @@ static inline __m256 dot_u8_i8(__m256i a, __m256i b) {
 #define LM_INLINE static inline __attribute__((always_inline))
 
 #ifdef LM_AVX2
-LM_INLINE void tile_avx2(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
-                         int NR, int NT, float *out, long out_stride) {
-    __m256 acc[2][4];
-    // Q4_1's offsets, Σ min · s, one lane per token (two registers instead of eight scalars).
-    __m128 corr[2] = { _mm_setzero_ps(), _mm_setzero_ps() };
-    for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm256_setzero_ps();
-    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : 18;
-    for (int b = 0; b < nb; b++) {
-        __m256i q[2];
-        float dw[2], mw[2];
-        for (int i = 0; i < NR; i++) {
-            const uint8_t *p = w0 + i * row_bytes + (long)b * bb;
-            dw[i] = scale_at(p);
-            if (kind == 0) { mw[i] = scale_at(p + 2); q[i] = nibbles32(p + 4); }
-            else if (kind == 1) { q[i] = _mm256_loadu_si256((const __m256i *)(p + 2)); }
-            else { q[i] = _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)); }
-        }
-        __m256i qa[2];
-        if (kind != 0) for (int i = 0; i < NR; i++) qa[i] = _mm256_sign_epi8(q[i], q[i]);
-        if (kind == 0) {
-            __m128 s4 = _mm_setr_ps(xs[0][b].s, NT > 1 ? xs[1][b].s : 0, NT > 2 ? xs[2][b].s : 0, NT > 3 ? xs[3][b].s : 0);
-            for (int i = 0; i < NR; i++) corr[i] = _mm_fmadd_ps(_mm_set1_ps(mw[i]), s4, corr[i]);
-        }
-        for (int j = 0; j < NT; j++) {
-            const lm_act_q8 *a = xs[j] + b;
-            __m256i y = _mm256_loadu_si256((const __m256i *)a->qs);
-            for (int i = 0; i < NR; i++) {
-                __m256 dot = kind == 0 ? dot_u8_i8(q[i], y) : dot_u8_i8(qa[i], _mm256_sign_epi8(y, q[i]));
-                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&dw[i]), _mm256_broadcast_ss(&a->d)), dot, acc[i][j]);
-            }
-        }
-    }
-    for (int i = 0; i < NR; i++) {
-        float c[4];
-        _mm_storeu_ps(c, corr[i]);
-        for (int j = 0; j < NT; j++) out[j * out_stride + i] = hsum8(acc[i][j]) + (kind == 0 ? c[j] : 0.0f);
-    }
+#define LM_TILE_NAME tile_avx2
+#define LM_TILE_DOT dot_u8_i8
+#define LM_TILE_ATTR
+#include "tile_q8.h"
+#undef LM_TILE_NAME
+#undef LM_TILE_DOT
+#undef LM_TILE_ATTR
+
+// AVX512-VNNI on 256-bit registers: VPDPBUSD does maddubs + madd in one instruction, with the
+// same int32 lanes.
+#define LM_VNNI __attribute__((target("avx512f,avx512vl,avx512vnni")))
+LM_VNNI static inline __attribute__((always_inline)) __m256 dot_vnni(__m256i a, __m256i b) {
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b));
 }
+#define LM_TILE_NAME tile_vnni
+#define LM_TILE_DOT dot_vnni
+#define LM_TILE_ATTR LM_VNNI
+#include "tile_q8.h"
+#undef LM_TILE_NAME
+#undef LM_TILE_DOT
+#undef LM_TILE_ATTR
 #endif
 
 // The portable tile: integer sums per block, in the same block order.
@@ -192,6 +179,51 @@ static void tile(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_a
     KIND(0) KIND(1) KIND(2)
 #undef KIND
 #undef CASE
+}
+
+#ifdef LM_AVX2
+LM_VNNI static void tile_v(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
+                           int nr, int nt, float *out, long out_stride) {
+#define CASE(K, R, T) if (kind == K && nr == R && nt == T) { tile_vnni(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
+#define KIND(K) CASE(K,1,1) CASE(K,1,2) CASE(K,1,3) CASE(K,1,4) CASE(K,2,1) CASE(K,2,2) CASE(K,2,3) CASE(K,2,4)
+    KIND(0) KIND(1) KIND(2)
+#undef KIND
+#undef CASE
+}
+#endif
+
+static int q8_isa = -1;
+
+/// 1 when the processor and the OS allow AVX512-VNNI on 256-bit registers (and PRS_ISA does not
+/// ask for avx2), else 0.
+static int q8_detect(void) {
+#ifdef LM_AVX2
+    const char *isa = getenv("PRS_ISA");
+    if (isa && strcmp(isa, "avx2") == 0) return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+    if (!(avx512f && avx512vl && vnni)) return 0;
+    __get_cpuid(1, &a, &b, &c, &d);
+    if (!((c >> 27) & 1)) return 0;  // OSXSAVE
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xE6) != 0xE6) return 0;  // SSE, AVX, opmask and ZMM state enabled by the OS
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int lm_q8_isa(void) {
+    if (q8_isa < 0) q8_isa = q8_detect();
+    return q8_isa;
+}
+
+int lm_q8_set_isa(int isa) {
+    int was = lm_q8_isa();
+    q8_isa = isa && q8_detect() ? 1 : 0;
+    return was;
 }
 
 // F16 (kind 5) or F32 (kind 6) weights against F32 activations: each element summed in eight
@@ -252,6 +284,7 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
         return;
     }
     int nb = n / 32;
+    const int vnni = lm_q8_isa();
     for (int r = r0; r < r1; r += 2) {
         int nr = r + 1 < r1 ? 2 : 1;
 #if defined(__SSE__)
@@ -265,6 +298,9 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
             int nt = batch - t < 4 ? batch - t : 4;
             const lm_act_q8 *xs[4];
             for (int j = 0; j < nt; j++) xs[j] = (const lm_act_q8 *)(xb + (long)(t + j) * x_stride);
+#ifdef LM_AVX2
+            if (vnni) { tile_v(kind, nb, base + (long)r * row_bytes, row_bytes, xs, nr, nt, out + (long)t * out_stride + r, out_stride); continue; }
+#endif
             tile(kind, nb, base + (long)r * row_bytes, row_bytes, xs, nr, nt, out + (long)t * out_stride + r, out_stride);
         }
     }

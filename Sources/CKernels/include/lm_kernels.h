@@ -38,6 +38,11 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
 
 /// log Σ exp(x[i]) over n values: the maximum taken out, the exponentials summed in double.
 float lm_log_sum_exp(const float *x, int n);
+/// The quantized products' instruction set: 0 AVX2 (or portable C), 1 AVX512-VNNI; both give
+/// bit-identical results. PRS_ISA=avx2 forces 0.
+int lm_q8_isa(void);
+/// Switches the products to `isa` (1 only where the machine has it); returns the previous one.
+int lm_q8_set_isa(int isa);
 /// A seeded draw from softmax(x · inv_temp) over all n tokens, min-p applied (0: off); u in [0, 1).
 int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, float *scratch);
 
