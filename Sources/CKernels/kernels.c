@@ -481,6 +481,19 @@ static inline __m256 exp8(__m256 x) {
 }
 #endif
 
+#ifdef LM_AVX2
+// Adds 8 floats to two double accumulators (lanes 0-3, 4-7), and their fixed-order total.
+static inline void add8_pd(__m256d *s0, __m256d *s1, __m256 e) {
+    *s0 = _mm256_add_pd(*s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    *s1 = _mm256_add_pd(*s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+}
+static inline double sum_pd(__m256d s0, __m256d s1) {
+    double parts[4];
+    _mm256_storeu_pd(parts, _mm256_add_pd(s0, s1));
+    return (parts[0] + parts[1]) + (parts[2] + parts[3]);
+}
+#endif
+
 float lm_log_sum_exp(const float *x, int n) {
     float m = -INFINITY;
     int i = 0;
@@ -500,12 +513,9 @@ float lm_log_sum_exp(const float *x, int n) {
     __m256 mb = _mm256_set1_ps(m);
     for (; i + 8 <= n; i += 8) {
         __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb));
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        add8_pd(&s0, &s1, e);
     }
-    double parts[4];
-    _mm256_storeu_pd(parts, _mm256_add_pd(s0, s1));
-    total = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+    total = sum_pd(s0, s1);
 #endif
     for (; i < n; i++) total += (double)expf(x[i] - m);
     return m + (float)log(total);
@@ -528,12 +538,9 @@ int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, f
         __m256 e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb), it));
         e = _mm256_and_ps(e, _mm256_cmp_ps(e, fl, _CMP_GE_OQ));
         _mm256_storeu_ps(scratch + i, e);
-        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        add8_pd(&s0, &s1, e);
     }
-    double parts[4];
-    _mm256_storeu_pd(parts, _mm256_add_pd(s0, s1));
-    total = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+    total = sum_pd(s0, s1);
 #endif
     for (; i < n; i++) {
         float e = expf((x[i] - m) * inv_temp);

@@ -81,7 +81,18 @@ public final class ModelServer: Sendable {
         // A client that goes away cancels the request (and frees its blocks) at once. Watching
         // for that ends the connection after the response, which says so: a client must not
         // send its next request on it.
-        var response = try await request.body.consumeWithCancellationOnInboundClose { body in
+        var response: Response
+        do {
+            response = try await generate(request, kind, served, started)
+        } catch let e as APIError {
+            response = e.response
+        }
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    func generate(_ request: Request, _ kind: Job.Kind, _ served: ServedModel, _ started: ContinuousClock.Instant) async throws -> Response {
+        try await request.body.consumeWithCancellationOnInboundClose { body in
             let f = Fields(object: try await self.body(body))
             let (name, stack) = try served.resolve(try f.string("model"))
             let job = kind == .chat ? try served.reader.chat(f, modelName: name) : try served.reader.text(f, modelName: name)
@@ -96,8 +107,6 @@ public final class ModelServer: Sendable {
             self.metrics.requestDuration.record(ContinuousClock.now - started)
             return JSONOut.response(out.body(results))
         }
-        response.headers[.connection] = "close"
-        return response
     }
 
     /// Runs every prompt of `job` on the engine at once; `onPiece` gets (prompt, piece).

@@ -9,12 +9,7 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve a GGUF model (and LoRA adapters by name) over an OpenAI-compatible HTTP API.",
         discussion: """
-        Endpoints: POST /v1/chat/completions and /v1/completions (n, seed with choice i using
-        seed+i, logprobs, stream), GET /v1/models, /health (503 while loading or shutting down),
-        /metrics (Prometheus), POST /tokenize and /detokenize. Requests for the base model and
-        for each adapter decode in the same batch; a seeded request's output does not depend on
-        what else is running. SIGTERM or Ctrl-C stops accepting, finishes what is in flight
-        (up to --drain-timeout seconds), then exits.
+        Endpoints: POST /v1/chat/completions and /v1/completions (n, seed with choice i using seed+i, logprobs, stream), GET /v1/models, /health (503 while loading or shutting down), /metrics (Prometheus), POST /tokenize and /detokenize. Requests for the base model and for each adapter decode in the same batch; a seeded request's output does not depend on what else is running. SIGTERM or Ctrl-C stops accepting, finishes what is in flight (up to --drain-timeout seconds), then exits.
 
         Examples:
           prs serve --model \(Model.defaultModel) --port 8080

@@ -151,7 +151,7 @@ import Testing
     @Test func helpStartsAUser() throws {
         let root = try run(Repo.prs, [])
         #expect(root.stdout.contains("prs train --data sft.jsonl") && root.stdout.contains("prs sample --prompts"), "\(root.stdout)")
-        for command in [["sample"], ["compare"], ["report"], ["inspect"], ["export"], ["train"], ["score"], ["merge"], ["loop"],
+        for command in [["sample"], ["compare"], ["report"], ["inspect"], ["export"], ["train"], ["score"], ["merge"], ["loop"], ["serve"],
                         ["model", "info"], ["model", "generate"], ["model", "bench"], ["model", "tokenize"], ["model", "merge"], ["model", "eval"]] {
             let r = try run(Repo.prs, command + ["--help"])
             #expect(r.stdout.contains("Example:") || r.stdout.contains("Examples:"), "prs \(command.joined(separator: " ")) --help shows no example")
