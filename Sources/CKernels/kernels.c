@@ -172,25 +172,24 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
 #endif
 
 // Dispatch with constant NR and NT so each tile is fully unrolled with its accumulators in registers.
+#define CASE(FN, K, R, T) if (kind == K && nr == R && nt == T) { FN(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
+#define KIND(FN, K) CASE(FN,K,1,1) CASE(FN,K,1,2) CASE(FN,K,1,3) CASE(FN,K,1,4) CASE(FN,K,2,1) CASE(FN,K,2,2) CASE(FN,K,2,3) CASE(FN,K,2,4)
+#define TILES(FN) KIND(FN, 0) KIND(FN, 1) KIND(FN, 2)
+
 static void tile(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
                  int nr, int nt, float *out, long out_stride) {
-#define CASE(K, R, T) if (kind == K && nr == R && nt == T) { TILE(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
-#define KIND(K) CASE(K,1,1) CASE(K,1,2) CASE(K,1,3) CASE(K,1,4) CASE(K,2,1) CASE(K,2,2) CASE(K,2,3) CASE(K,2,4)
-    KIND(0) KIND(1) KIND(2)
-#undef KIND
-#undef CASE
+    TILES(TILE)
 }
 
 #ifdef LM_AVX2
 LM_VNNI static void tile_v(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
                            int nr, int nt, float *out, long out_stride) {
-#define CASE(K, R, T) if (kind == K && nr == R && nt == T) { tile_vnni(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
-#define KIND(K) CASE(K,1,1) CASE(K,1,2) CASE(K,1,3) CASE(K,1,4) CASE(K,2,1) CASE(K,2,2) CASE(K,2,3) CASE(K,2,4)
-    KIND(0) KIND(1) KIND(2)
-#undef KIND
-#undef CASE
+    TILES(tile_vnni)
 }
 #endif
+#undef TILES
+#undef KIND
+#undef CASE
 
 static int q8_isa = -1;
 
