@@ -250,7 +250,7 @@ struct Loader: Service {
             server.state.set(served)
             logger.notice("model loaded", metadata: [
                 "model": "\(served.baseName)", "adapters": "\(served.adapterOrder.joined(separator: ","))",
-                "seconds": "\(String(format: "%.2f", Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)))",
+                "took": "\(ContinuousClock.now - started)",
             ])
             onReady()
         case .failure(let error):
