@@ -33,7 +33,7 @@ def blocks(qtype, n):
     def put_f16(col, lo, hi):
         vals = rng.uniform(lo, hi, size=n).astype(np.float16)
         raw[:, col:col + 2] = vals.view(np.uint8).reshape(n, 2)
-    if qtype in (Q.Q4_0, Q.Q8_0):
+    if qtype in (Q.Q4_0, Q.Q5_0, Q.Q8_0):
         put_f16(0, 0.001, 0.1)
     elif qtype == Q.Q4_1:
         put_f16(0, 0.001, 0.1); put_f16(2, -1, 1)
@@ -44,7 +44,7 @@ def blocks(qtype, n):
     return raw, block_size
 
 w = gguf.GGUFWriter(os.path.join(out, "dequant.gguf"), "llama")
-for qtype in (Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K):
+for qtype in (Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q5_0):
     raw, bs = blocks(qtype, 2)
     ref = gguf.quants.dequantize(raw.reshape(-1), qtype).astype(np.float32).reshape(-1)
     w.add_tensor(qtype.name, raw.reshape(-1), raw_shape=(raw.size,), raw_dtype=qtype)

@@ -100,6 +100,15 @@ static inline __m256i nibbles32(const uint8_t *p) {
     __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
+// Q5_0's 32 fifth bits (bit j for element j) -> 32 bytes, 0x10 where the bit is set.
+static inline __m256i fifth_bits(const uint8_t *p) {
+    uint32_t bits; memcpy(&bits, p, 4);
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick), mask);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, mask), _mm256_set1_epi8(0x10));
+}
 // Sum of unsigned a[i] * signed b[i] over 32 bytes, as 8 int32 lanes converted to float.
 static inline __m256 dot_u8_i8(__m256i a, __m256i b) {
     __m256i p16 = _mm256_maddubs_epi16(a, b);
@@ -139,7 +148,7 @@ LM_VNNI static inline __attribute__((always_inline)) __m256 dot_vnni(__m256i a, 
 // The portable tile: integer sums per block, in the same block order.
 LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
                              int NR, int NT, float *out, long out_stride) {
-    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : 18;
+    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : kind == 7 ? 22 : 18;
     for (int i = 0; i < NR; i++) {
         for (int j = 0; j < NT; j++) {
             float sum = 0, corr = 0;
@@ -155,6 +164,11 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
                     corr = fmaf(lm_f16_to_f32(m), a->s, corr);
                 } else if (kind == 1) {
                     for (int k = 0; k < 32; k++) s += (int8_t)p[2 + k] * a->qs[k];
+                } else if (kind == 7) {
+                    uint32_t qh; memcpy(&qh, p + 2, 4);
+                    for (int k = 0; k < 16; k++)
+                        s += (((p[6 + k] & 0x0F) | (((qh >> k) & 1) << 4)) - 16) * a->qs[k]
+                           + (((p[6 + k] >> 4) | (((qh >> (k + 16)) & 1) << 4)) - 16) * a->qs[k + 16];
                 } else {
                     for (int k = 0; k < 16; k++) s += ((p[2 + k] & 0x0F) - 8) * a->qs[k] + ((p[2 + k] >> 4) - 8) * a->qs[k + 16];
                 }
@@ -174,7 +188,7 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
 // Dispatch with constant NR and NT so each tile is fully unrolled with its accumulators in registers.
 #define CASE(FN, K, R, T) if (kind == K && nr == R && nt == T) { FN(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
 #define KIND(FN, K) CASE(FN,K,1,1) CASE(FN,K,1,2) CASE(FN,K,1,3) CASE(FN,K,1,4) CASE(FN,K,2,1) CASE(FN,K,2,2) CASE(FN,K,2,3) CASE(FN,K,2,4)
-#define TILES(FN) KIND(FN, 0) KIND(FN, 1) KIND(FN, 2)
+#define TILES(FN) KIND(FN, 0) KIND(FN, 1) KIND(FN, 2) KIND(FN, 7)
 
 static void tile(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
                  int nr, int nt, float *out, long out_stride) {
@@ -272,7 +286,7 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
         float_rows(kind == 6, n, base, row_bytes, (const float *)x, x_stride / (long)sizeof(float), batch, out, out_stride, r0, r1);
         return;
     }
-    if (kind >= 3) {
+    if (kind == 3 || kind == 4) {
         // K-quants: one dot product per element against Q8_K activations.
         for (int r = r0; r < r1; r++)
             for (int t = 0; t < batch; t++) {

@@ -44,6 +44,16 @@ public enum Dequantize {
                 y[j] = Float(q & 0xF) * d + m
                 y[j + 16] = Float(q >> 4) * d + m
             }
+        case .q5_0:
+            // d, 32 fifth bits (bit j for element j), then the low nibbles as Q4_0 lays them out.
+            let d = f16(x, 0)
+            let qh = UInt32(littleEndian: x.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+            for j in 0..<16 {
+                let q = x[6 + j]
+                let h0 = Int((qh >> UInt32(j)) & 1) << 4, h1 = Int((qh >> UInt32(j + 16)) & 1) << 4
+                y[j] = Float((Int(q & 0xF) | h0) - 16) * d
+                y[j + 16] = Float((Int(q >> 4) | h1) - 16) * d
+            }
         case .q8_0:
             let d = f16(x, 0)
             for j in 0..<32 { y[j] = Float(Int8(bitPattern: x[2 + j])) * d }

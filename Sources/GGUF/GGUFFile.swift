@@ -102,7 +102,7 @@ public struct GGUFContent: Sendable {
             }
             let rawType = try r.read(UInt32.self, "the type of \(name)")
             guard let type = TensorType(rawValue: rawType) else {
-                throw GGUFError("tensor \(name) has ggml type \(rawType), which prs does not read (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K)", offset: at)
+                throw GGUFError("tensor \(name) has ggml type \(rawType), which prs does not read (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)", offset: at)
             }
             guard dims[0] % type.blockSize == 0 else {
                 throw GGUFError("tensor \(name): \(type) needs rows that are a multiple of \(type.blockSize) elements, found \(dims[0])", offset: at)

@@ -1,6 +1,6 @@
 /// Block quantization of F32 values (ggml's reference quantizers), for writing GGUF files.
 public enum Quantize {
-    /// `values` encoded as `type`. Supported: F32, F16, Q8_0, Q4_1.
+    /// `values` encoded as `type`. Supported: F32, F16, Q8_0, Q4_1, Q5_0.
     public static func encode(_ values: [Float], as type: TensorType) throws -> [UInt8] {
         guard values.count % type.blockSize == 0 else {
             throw GGUFError("\(values.count) values are not a whole number of \(type) blocks of \(type.blockSize)")
@@ -36,8 +36,27 @@ public enum Quantize {
                     out.append(q0 | (q1 << 4))
                 }
             }
+        case .q5_0:
+            // ggml's reference: the value of largest magnitude maps to -16, d = max / -16.
+            for b in stride(from: 0, to: values.count, by: 32) {
+                let x = Array(values[b..<b + 32])
+                var amax: Float = 0, mx: Float = 0
+                for v in x where abs(v) > amax { amax = abs(v); mx = v }
+                let d = mx / -16
+                let id: Float = d != 0 ? 1 / d : 0
+                put16(Half.fromFloat(d))
+                var qh: UInt32 = 0
+                var qs = [UInt8](repeating: 0, count: 16)
+                for j in 0..<16 {
+                    let q0 = UInt8(min(31, Int8(x[j] * id + 16.5))), q1 = UInt8(min(31, Int8(x[j + 16] * id + 16.5)))
+                    qs[j] = (q0 & 0xF) | ((q1 & 0xF) << 4)
+                    qh |= UInt32(q0 >> 4) << UInt32(j) | UInt32(q1 >> 4) << UInt32(j + 16)
+                }
+                withUnsafeBytes(of: qh.littleEndian) { out.append(contentsOf: $0) }
+                out.append(contentsOf: qs)
+            }
         default:
-            throw GGUFError("writing \(type) is not supported (F32, F16, Q8_0 and Q4_1 are)")
+            throw GGUFError("writing \(type) is not supported (F32, F16, Q8_0, Q4_1 and Q5_0 are)")
         }
         return out
     }

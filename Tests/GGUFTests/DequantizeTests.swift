@@ -7,7 +7,7 @@ import Testing
 @Suite struct DequantizeTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Corpus")
 
-    @Test(arguments: ["Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16"])
+    @Test(arguments: ["Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q5_K", "Q6_K", "F16", "BF16"])
     func matchesTheReference(type: String) throws {
         let f = try GGUFFile(path: Self.corpus.appendingPathComponent("dequant.gguf").path)
         let t = try #require(f.tensor(type))
@@ -43,7 +43,7 @@ import Testing
         #expect(f.floats(try #require(f.tensor("f16"))).last == 2)
     }
 
-    @Test(arguments: [TensorType.f32, .f16, .q8_0, .q4_1])
+    @Test(arguments: [TensorType.f32, .f16, .q8_0, .q4_1, .q5_0])
     func writerQuantizesWithinTheTypesResolution(type: TensorType) throws {
         var rng = SplitMix(seed: 7)
         let values = (0..<256).map { _ in Float(Int(rng.next() % 2001) - 1000) / 1000 }
@@ -55,6 +55,8 @@ import Testing
         case .f32: 0
         case .f16: 0.0005
         case .q8_0: 1.0 / 127 / 2 + 0.001
+        // Q5_0 maps the largest magnitude to -16, so the other sign clips at +15: one step of amax/16.
+        case .q5_0: 1.0 / 16 + 0.002
         default: 2.0 / 15 / 2 + 0.002
         }
         let worst = zip(values, back).map { abs($0 - $1) }.max()!

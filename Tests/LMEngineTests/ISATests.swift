@@ -19,14 +19,14 @@ import Testing
         return try body()
     }
 
-    /// Random Q4_1, Q8_0 and Q4_0 rows against 1…9 quantized tokens, every row pairing and tile width.
+    /// Random Q4_1, Q8_0, Q4_0 and Q5_0 rows against 1…9 quantized tokens, every row pairing and tile width.
     @Test func quantizedProductsAreBitIdentical() throws {
         let isas = Self.others
         #expect(ProcessInfo.processInfo.environment["PRS_ISA"] == "avx2" || !isas.isEmpty || !Self.machineHasVNNI,
                 "this machine reports AVX512-VNNI, so it must be tested")
         var rng = SplitMix64(seed: 5)
         let n = 256, rows = 7
-        for (kind, blockBytes) in [(Int32(0), 20), (1, 34), (2, 18)] {
+        for (kind, blockBytes) in [(Int32(0), 20), (1, 34), (2, 18), (7, 22)] {
             let rowBytes = n / 32 * blockBytes
             var w = (0..<(rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             // Valid, varied f16 scales (and Q4_1 minimums) at the head of each block.

@@ -21,7 +21,7 @@ void lm_quantize_acts(const float *x, lm_act_q8 *y, int n);
 void lm_lora_apply(int in_dim, int rank, int out_dim, const float *a, const float *bt, float scale,
                    const float *x, float *y, float *scratch);
 
-/// Weight kinds of lm_matmul: 0 = Q4_1, 1 = Q8_0, 2 = Q4_0 (activations lm_act_q8);
+/// Weight kinds of lm_matmul: 0 = Q4_1, 1 = Q8_0, 2 = Q4_0, 7 = Q5_0 (activations lm_act_q8);
 /// 3 = Q4_K, 4 = Q6_K (activations lm_block_q8_k); 5 = F16, 6 = F32 (activations F32).
 /// F16/F32 are tiled here rather than handed to BLAS: a BLAS's summation order depends on the
 /// batch's shape and the threads, and a token's numbers must not.

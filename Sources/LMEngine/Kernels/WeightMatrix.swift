@@ -33,6 +33,7 @@ struct WeightMatrix: @unchecked Sendable {
         case .q4_1: (0, .q8)
         case .q8_0: (1, .q8)
         case .q4_0: (2, .q8)
+        case .q5_0: (7, .q8)
         case .q4_K: (3, .q8k)
         case .q6_K: (4, .q8k)
         case .f16: (5, .float)
