@@ -104,7 +104,8 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
         try expectError(replacing("tokenizer.ggml.tokens", .array(.strings(["a", "b", "ab", "<0xZZ>"]))) + [("tokenizer.ggml.token_type", .array(.integers([1, 1, 1, 6], .int32)))], "is not of the form <0xHH>")
         try expectError(replacing("tokenizer.ggml.bos_token_id", .uint32(99)), "outside the vocabulary of 4 tokens")
         try expectError(replacing("tokenizer.ggml.pre", .string("klingon")), "\"klingon\" is not supported")
-        try expectError(replacing("tokenizer.ggml.model", .string("llama")), "\"llama\" is not supported")
+        try expectError(replacing("tokenizer.ggml.model", .string("bert")), "\"bert\" is not supported")
+        try expectError(replacing("tokenizer.ggml.model", .string("llama")).filter { $0.0 != "tokenizer.ggml.scores" }, "tokenizer.ggml.scores is missing")
         try expectError(replacing("tokenizer.ggml.merges", .array(.strings(["abc"]))), "merges[0]")
     }
 }

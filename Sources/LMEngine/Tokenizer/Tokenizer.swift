@@ -6,8 +6,9 @@ public struct TokenizerError: Error, Sendable, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A byte-level BPE tokenizer built from a GGUF file's `tokenizer.ggml.*` metadata, meant to
-/// give exactly llama.cpp's token ids (`llama_tokenize`).
+/// A tokenizer built from a GGUF file's `tokenizer.ggml.*` metadata, meant to give exactly
+/// llama.cpp's token ids (`llama_tokenize`): byte-level BPE (`gpt2`: SmolLM2, Qwen2, Llama 3)
+/// or SentencePiece (`llama`: Gemma, Llama 2, Mistral, TinyLlama).
 public struct Tokenizer: Sendable {
     /// ggml's token types (`tokenizer.ggml.token_type`).
     public enum TokenType: Int32, Sendable {
@@ -20,10 +21,17 @@ public struct Tokenizer: Sendable {
     public let eos: Int32?
     public let addBOS: Bool
     public let addEOS: Bool
+    /// The vocabulary's algorithm (`tokenizer.ggml.model`).
+    public enum Model: String, Sendable { case bpe = "gpt2", sentencePiece = "llama" }
+    public let model: Model
+    /// The BPE vocabulary's word splitting (unused by SentencePiece).
     public let preTokenizer: PreTokenizer
-    let bpe: BPE
-    /// Special tokens matched in raw text, longest first: (text, id, is control or unknown).
-    let specials: [(String, Int32, Bool)]
+    /// SentencePiece: whether raw text at the start or after a special token gets a leading space.
+    public let addSpacePrefix: Bool
+    let bpe: BPE?
+    let spm: SentencePiece?
+    /// Special tokens matched in raw text, longest first: (UTF-8 text, id, is control or unknown).
+    let specials: [([UInt8], Int32, Bool)]
     /// Token ids that end a generation (`eos`, `eot`, and control tokens named as such).
     public let endOfGeneration: Set<Int32>
 
@@ -31,9 +39,9 @@ public struct Tokenizer: Sendable {
 
     /// Builds the tokenizer, checking the metadata a hostile or broken file could get wrong.
     public init(gguf c: GGUFContent) throws {
-        guard let model = c["tokenizer.ggml.model"]?.string else { throw TokenizerError("tokenizer.ggml.model is missing") }
-        guard model == "gpt2" else {
-            throw TokenizerError("tokenizer.ggml.model \"\(model)\" is not supported (prs reads byte-level BPE, \"gpt2\")")
+        guard let modelName = c["tokenizer.ggml.model"]?.string else { throw TokenizerError("tokenizer.ggml.model is missing") }
+        guard let model = Model(rawValue: modelName) else {
+            throw TokenizerError("tokenizer.ggml.model \"\(modelName)\" is not supported (prs reads byte-level BPE, \"gpt2\", and SentencePiece, \"llama\")")
         }
         guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else {
             throw TokenizerError("tokenizer.ggml.tokens must be an array of strings, found \(c["tokenizer.ggml.tokens"]?.typeDescription ?? "nothing")")
@@ -49,24 +57,30 @@ public struct Tokenizer: Sendable {
             }
             types = t.map { TokenType(rawValue: Int32(truncatingIfNeeded: $0)) ?? .undefined }
         }
-        if let scores = c["tokenizer.ggml.scores"] {
-            guard case .floats(let s)? = scores.array else {
-                throw TokenizerError("tokenizer.ggml.scores must be an array of float32, found \(scores.typeDescription)")
+        var scores: [Float]? = nil
+        if let raw = c["tokenizer.ggml.scores"] {
+            guard case .floats(let s)? = raw.array else {
+                throw TokenizerError("tokenizer.ggml.scores must be an array of float32, found \(raw.typeDescription)")
             }
             guard s.count == tokens.count else {
                 throw TokenizerError("tokenizer.ggml.scores has \(s.count) entries but tokenizer.ggml.tokens has \(tokens.count)")
             }
-        }
-        guard case .strings(let merges)? = c["tokenizer.ggml.merges"]?.array else {
-            throw TokenizerError("tokenizer.ggml.merges must be an array of strings, found \(c["tokenizer.ggml.merges"]?.typeDescription ?? "nothing")")
+            scores = s
         }
         var ranks: [String: Int] = [:]
-        ranks.reserveCapacity(merges.count)
-        for (i, m) in merges.enumerated() {
-            guard m.split(separator: " ", omittingEmptySubsequences: false).count == 2 else {
-                throw TokenizerError("tokenizer.ggml.merges[\(i)] \"\(m)\" is not two symbols separated by one space")
+        if model == .bpe {
+            guard case .strings(let merges)? = c["tokenizer.ggml.merges"]?.array else {
+                throw TokenizerError("tokenizer.ggml.merges must be an array of strings, found \(c["tokenizer.ggml.merges"]?.typeDescription ?? "nothing")")
             }
-            if ranks[m] == nil { ranks[m] = i }
+            ranks.reserveCapacity(merges.count)
+            for (i, m) in merges.enumerated() {
+                guard m.split(separator: " ", omittingEmptySubsequences: false).count == 2 else {
+                    throw TokenizerError("tokenizer.ggml.merges[\(i)] \"\(m)\" is not two symbols separated by one space")
+                }
+                if ranks[m] == nil { ranks[m] = i }
+            }
+        } else if scores == nil {
+            throw TokenizerError("tokenizer.ggml.scores is missing; a SentencePiece (\"llama\") vocabulary merges by score")
         }
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
@@ -74,7 +88,8 @@ public struct Tokenizer: Sendable {
             if types[i] == .byte, !Self.isByteToken(t) {
                 throw TokenizerError("token \(i) \"\(t)\" has type byte but is not of the form <0xHH>")
             }
-            if ids[t] == nil { ids[t] = Int32(i) }
+            // llama.cpp's token_to_id keeps the last of duplicate texts.
+            if model == .bpe { ids[t] = Int32(i) }
         }
         func tokenID(_ key: String) throws -> Int32? {
             guard let v = c[key] else { return nil }
@@ -94,12 +109,22 @@ public struct Tokenizer: Sendable {
         }
         self.tokens = tokens
         self.types = types
+        self.model = model
         preTokenizer = pre
-        bpe = BPE(ranks: ranks, ids: ids, ignoreMerges: pre == .llama3)
+        switch model {
+        case .bpe:
+            bpe = BPE(ranks: ranks, ids: ids, ignoreMerges: pre == .llama3)
+            spm = nil
+            addSpacePrefix = false
+        case .sentencePiece:
+            bpe = nil
+            spm = SentencePiece(tokens: tokens, types: types, scores: scores ?? [])
+            addSpacePrefix = c["tokenizer.ggml.add_space_prefix"]?.bool ?? true
+        }
         specials = tokens.indices
             .filter { [.control, .userDefined, .unknown].contains(types[$0]) && !tokens[$0].isEmpty }
-            .map { (tokens[$0], Int32($0), types[$0] != .userDefined) }
-            .sorted { $0.0.utf8.count > $1.0.utf8.count || ($0.0.utf8.count == $1.0.utf8.count && $0.1 < $1.1) }
+            .map { (Array(tokens[$0].utf8), Int32($0), types[$0] != .userDefined) }
+            .sorted { $0.0.count > $1.0.count || ($0.0.count == $1.0.count && $0.1 < $1.1) }
         var ends = Set([eos, eot].compactMap { $0 })
         for (i, t) in tokens.enumerated() where types[i] == .control && ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"].contains(t) {
             ends.insert(Int32(i))
@@ -118,34 +143,53 @@ public struct Tokenizer: Sendable {
     public func encode(_ text: String, addSpecial: Bool = false, parseSpecial: Bool = true) -> [Int32] {
         var out: [Int32] = []
         if addSpecial, addBOS, let bos { out.append(bos) }
+        var afterSpecial = true
         for fragment in partition(text, parseSpecial: parseSpecial) {
             switch fragment {
-            case .special(let id): out.append(id)
+            case .special(let id):
+                out.append(id)
+                afterSpecial = true
             case .text(let t):
-                for word in preTokenizer.split(t) { bpe.encode(word: Array(word.utf8), into: &out) }
+                guard !t.isEmpty else { continue }
+                if let bpe {
+                    // Split at special tokens' boundaries, the bytes are whole characters.
+                    for word in preTokenizer.split(String(decoding: t, as: UTF8.self)) { bpe.encode(word: Array(word.utf8), into: &out) }
+                } else if let spm {
+                    spm.encode(addSpacePrefix && afterSpecial ? [0x20] + t : t, into: &out)
+                }
+                afterSpecial = false
             }
         }
         if addSpecial, addEOS, let eos { out.append(eos) }
         return out
     }
 
-    enum Fragment { case text(String), special(Int32) }
+    enum Fragment { case text([UInt8]), special(Int32) }
 
     /// Splits raw text at special tokens, longest first (user-defined ones always; control
-    /// ones only with `parseSpecial`).
+    /// ones only with `parseSpecial`). Matching is on bytes, as llama.cpp matches: no Unicode
+    /// equivalence, so a decomposed "e" + U+0301 stays apart from a precomposed "é".
     func partition(_ text: String, parseSpecial: Bool) -> [Fragment] {
-        var fragments: [Fragment] = [.text(text)]
+        var fragments: [Fragment] = [.text(Array(text.utf8))]
         for (special, id, isControl) in specials where parseSpecial || !isControl {
+            let needle = special
             var next: [Fragment] = []
+            next.reserveCapacity(fragments.count)
             for f in fragments {
-                guard case .text(let t) = f, t.utf8.count >= special.utf8.count, t.contains(special) else { next.append(f); continue }
-                var rest = t[...]
-                while let r = rest.range(of: special) {
-                    if r.lowerBound > rest.startIndex { next.append(.text(String(rest[..<r.lowerBound]))) }
-                    next.append(.special(id))
-                    rest = rest[r.upperBound...]
+                guard case .text(let t) = f, t.count >= needle.count, let first = needle.first, t.contains(first) else { next.append(f); continue }
+                var start = 0, i = 0
+                let last = t.count - needle.count
+                while i <= last {
+                    if t[i] == first, t[i..<(i + needle.count)].elementsEqual(needle) {
+                        if i > start { next.append(.text(Array(t[start..<i]))) }
+                        next.append(.special(id))
+                        i += needle.count
+                        start = i
+                    } else {
+                        i += 1
+                    }
                 }
-                if !rest.isEmpty { next.append(.text(String(rest))) }
+                if start < t.count { next.append(.text(start == 0 ? t : Array(t[start...]))) }
             }
             fragments = next
         }
@@ -163,6 +207,7 @@ public struct Tokenizer: Sendable {
         case .byte:
             return UInt8(t.dropFirst(3).dropLast(), radix: 16).map { [$0] } ?? []
         default:
+            if model == .sentencePiece { return Array(t.split(separator: SentencePiece.space, omittingEmptySubsequences: false).joined(separator: " ").utf8) }
             return ByteLevel.decode(t) ?? Array(t.utf8)
         }
     }
