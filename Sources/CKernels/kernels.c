@@ -74,6 +74,23 @@ static inline float block_amax(const float *v) {
 
 static inline float f16_round(float f) { return lm_f16_to_f32(lm_f32_to_f16(f)); }
 
+// GELU (tanh approximation) of every F16 value, rounded to F16: ggml's CPU GeGLU looks the gate
+// up here after rounding it to F16 (below -10 it is 0, above 10 the gate itself), and so do we.
+static uint16_t gelu_table[65536];
+__attribute__((constructor)) static void fill_gelu_table(void) {
+    for (int i = 0; i < 65536; i++) {
+        float x = lm_f16_to_f32((uint16_t)i);
+        gelu_table[i] = lm_f32_to_f16(0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x * (1.0f + 0.044715f * x * x))));
+    }
+}
+
+void lm_geglu(const float *g, const float *u, float *y, int n) {
+    for (int i = 0; i < n; i++) {
+        float x = g[i];
+        y[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x * u[i] : lm_f16_to_f32(gelu_table[lm_f32_to_f16(x)]) * u[i];
+    }
+}
+
 void lm_quantize_acts(const float *x, lm_act_q8 *y, int n) {
     for (int b = 0; b < n / 32; b++) {
         const float *v = x + b * 32;
@@ -330,20 +347,21 @@ static inline __m256 sum8x8(const __m256 a[8]) {
 }
 #endif
 
-// Attention of one query head over the first n_pos positions of a paged F16 cache: position p
+// Attention of one query head over positions [first, n_pos) of a paged F16 cache: position p
 // lives in row table[p / block] * block + p % block, rows `stride` halves apart. As llama.cpp
 // computes it without flash attention: scores = (q · k) * scale with q in F16 precision,
 // softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32. Each score and
-// each output is computed the same way whatever n_pos is.
+// each output is computed the same way whatever n_pos and first are. scores: n_pos - first floats.
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
-                        int block, int n_pos, int hd, float scale, float *scores, float *out) {
+                        int block, int first, int n_pos, int hd, float scale, float *scores, float *out) {
     float qh[256];
     for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
+    const int count = n_pos - first;
     float maxs = -INFINITY;
 #if defined(LM_AVX2) && defined(__F16C__)
     if (hd % 8 == 0) {
         // Eight positions at a time: one accumulator each, summed together at the end.
-        for (int t0 = 0; t0 < n_pos; t0 += 8) {
+        for (int t0 = first; t0 < n_pos; t0 += 8) {
             __m256 acc[8];
             for (int j = 0; j < 8; j++) {
                 acc[j] = _mm256_setzero_ps();
@@ -356,31 +374,31 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
             float sums[8];
             _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc), _mm256_set1_ps(scale)));
             for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
-                scores[t0 + j] = sums[j];
+                scores[t0 + j - first] = sums[j];
                 if (sums[j] > maxs) maxs = sums[j];
             }
         }
     } else
 #endif
-    for (int t = 0; t < n_pos; t++) {
+    for (int t = first; t < n_pos; t++) {
         const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
         float s = 0;
         for (int i = 0; i < hd; i++) s += qh[i] * lm_f16_to_f32(kt[i]);
         s *= scale;
-        scores[t] = s;
+        scores[t - first] = s;
         if (s > maxs) maxs = s;
     }
     double total = 0;
-    for (int t = 0; t < n_pos; t++) { float e = expf(scores[t] - maxs); scores[t] = e; total += e; }
+    for (int t = 0; t < count; t++) { float e = expf(scores[t] - maxs); scores[t] = e; total += e; }
     float inv = (float)(1.0 / total);
 #if defined(LM_AVX2) && defined(__F16C__)
     if (hd == 64) {
         // The output stays in registers across positions.
         __m256 o[8];
         for (int i = 0; i < 8; i++) o[i] = _mm256_setzero_ps();
-        for (int t = 0; t < n_pos; t++) {
+        for (int t = first; t < n_pos; t++) {
             const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
-            __m256 wv = _mm256_set1_ps(f16_round(scores[t] * inv));
+            __m256 wv = _mm256_set1_ps(f16_round(scores[t - first] * inv));
             for (int i = 0; i < 8; i++)
                 o[i] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))), o[i]);
         }
@@ -389,9 +407,9 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
     }
 #endif
     for (int i = 0; i < hd; i++) out[i] = 0;
-    for (int t = 0; t < n_pos; t++) {
+    for (int t = first; t < n_pos; t++) {
         const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
-        float wt = f16_round(scores[t] * inv);
+        float wt = f16_round(scores[t - first] * inv);
 #if defined(LM_AVX2) && defined(__F16C__)
         if (hd % 8 == 0) {
             __m256 wv = _mm256_set1_ps(wt);
@@ -411,14 +429,15 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
 // and value row is converted from F16 once for all of them. Every number is computed exactly as
 // lm_attention_paged computes it for one head, so the two give identical results.
 void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
-                          const int32_t *table, int block, int n_pos, float scale, float *scores, float *out) {
+                          const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out) {
     float qh[8][64];
     float maxs[8];
+    const int count = n_pos - first;
     for (int g = 0; g < group; g++) {
         for (int i = 0; i < 64; i++) qh[g][i] = f16_round(q[g * 64 + i]);
         maxs[g] = -INFINITY;
     }
-    for (int t0 = 0; t0 < n_pos; t0 += 8) {
+    for (int t0 = first; t0 < n_pos; t0 += 8) {
         __m256 acc[8][8];
         for (int j = 0; j < 8; j++) {
             int t = t0 + j;
@@ -436,22 +455,22 @@ void lm_attention_group64(const float *q, int group, const uint16_t *k, const ui
             float sums[8];
             _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc[g]), _mm256_set1_ps(scale)));
             for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
-                scores[g * n_pos + t0 + j] = sums[j];
+                scores[g * count + t0 + j - first] = sums[j];
                 if (sums[j] > maxs[g]) maxs[g] = sums[j];
             }
         }
     }
     float inv[8];
     for (int g = 0; g < group; g++) {
-        float *sc = scores + g * n_pos;
+        float *sc = scores + g * count;
         double total = 0;
-        for (int t = 0; t < n_pos; t++) { float e = expf(sc[t] - maxs[g]); sc[t] = e; total += e; }
+        for (int t = 0; t < count; t++) { float e = expf(sc[t] - maxs[g]); sc[t] = e; total += e; }
         inv[g] = (float)(1.0 / total);
         for (int i = 0; i < 64; i++) out[g * 64 + i] = 0;
     }
     // Values sixteen rows at a time: converted once, then applied to each head in position order.
     float vf[16][64];
-    for (int t0 = 0; t0 < n_pos; t0 += 16) {
+    for (int t0 = first; t0 < n_pos; t0 += 16) {
         int m = n_pos - t0 < 16 ? n_pos - t0 : 16;
         for (int j = 0; j < m; j++) {
             int t = t0 + j;
@@ -461,7 +480,7 @@ void lm_attention_group64(const float *q, int group, const uint16_t *k, const ui
         for (int g = 0; g < group; g++) {
             __m256 o[8];
             for (int i = 0; i < 8; i++) o[i] = _mm256_loadu_ps(out + g * 64 + 8 * i);
-            const float *sc = scores + g * n_pos + t0;
+            const float *sc = scores + g * count + (t0 - first);
             for (int j = 0; j < m; j++) {
                 __m256 wv = _mm256_set1_ps(f16_round(sc[j] * inv[g]));
                 for (int i = 0; i < 8; i++) o[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(vf[j] + 8 * i), o[i]);

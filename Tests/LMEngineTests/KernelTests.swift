@@ -6,8 +6,9 @@ import Testing
 /// The C kernels' promises that batch invariance rests on, checked on random data.
 @Suite struct KernelTests {
     /// Grouped-query attention over a paged cache gives, bit for bit, what each head gives alone.
-    @Test(arguments: [1, 7, 8, 9, 16, 37, 130])
-    func groupedAttentionEqualsPerHead(positions: Int) {
+    @Test(arguments: [(1, 0), (7, 0), (8, 0), (9, 0), (16, 0), (37, 0), (130, 0), (130, 3), (37, 36), (130, 64)])
+    func groupedAttentionEqualsPerHead(positions: Int, firstPosition: Int) {
+        let first = Int32(firstPosition)
         var rng = SplitMix64(seed: UInt64(positions))
         func uniform() -> Float { Float(Double(rng.next() >> 11) / Double(1 << 53)) * 2 - 1 }
         let group = 3, hd = 64, kvHeads = 2, stride = kvHeads * hd, block = 16
@@ -22,12 +23,12 @@ import Testing
         var scores = [Float](repeating: 0, count: group * positions)
         let kvh = 1
         lm_attention_group64(q, Int32(group), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table, Int32(block),
-                             Int32(positions), 0.125, &scores, &grouped)
+                             first, Int32(positions), 0.125, &scores, &grouped)
         for g in 0..<group {
             var alone = [Float](repeating: 0, count: hd)
             var s = [Float](repeating: 0, count: positions)
             lm_attention_paged(Array(q[(g * hd)..<((g + 1) * hd)]), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table,
-                               Int32(block), Int32(positions), Int32(hd), 0.125, &s, &alone)
+                               Int32(block), first, Int32(positions), Int32(hd), 0.125, &s, &alone)
             #expect(alone == Array(grouped[(g * hd)..<((g + 1) * hd)]), "head \(g) of the group")
         }
     }

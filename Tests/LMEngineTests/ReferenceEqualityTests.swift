@@ -56,8 +56,8 @@ import Testing
 
     /// Teacher-forced greedy comparison: returns the steps where ours differs, each checked to be a
     /// near-tie of the reference.
-    static func compareGreedy(_ model: LlamaModel, _ ref: Reference) throws -> [Int] {
-        let s = LlamaSession(model: model, maxTokens: 256)
+    static func compareGreedy(_ model: LlamaModel, _ ref: Reference, maxTokens: Int = 256, tolerance: Float = logitTolerance) throws -> [Int] {
+        let s = LlamaSession(model: model, maxTokens: maxTokens)
         for t in ref.prompt { try s.forward(t) }
         var nearTies: [Int] = []
         for step in 0..<ref.greedy.count {
@@ -66,10 +66,10 @@ import Testing
             let theirs = ref.greedy[step]
             if best != theirs {
                 nearTies.append(step)
-                #expect(ref.margins[step] <= logitTolerance,
+                #expect(ref.margins[step] <= tolerance,
                         "step \(step): ours \(best), llama.cpp \(theirs), whose top-two margin is \(ref.margins[step])")
                 // With every logit within the tolerance, our gap can be at most their margin plus twice it.
-                #expect(s.logits[Int(best)] - s.logits[Int(theirs)] <= ref.margins[step] + 2 * logitTolerance)
+                #expect(s.logits[Int(best)] - s.logits[Int(theirs)] <= ref.margins[step] + 2 * tolerance)
             }
             if step + 1 < ref.greedy.count { try s.forward(theirs) }
         }

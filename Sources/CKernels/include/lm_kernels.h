@@ -31,10 +31,13 @@ void lm_lora_apply(int in_dim, int rank, int out_dim, const float *a, const floa
 void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
                float *out, long out_stride, int r0, int r1);
 
-/// Attention of one head over positions [0, n_pos) of a paged F16 cache: position p is row
-/// table[p / block] * block + p % block; rows are `stride` halves apart. scores: n_pos floats.
+/// Attention of one head over positions [first, n_pos) of a paged F16 cache: position p is row
+/// table[p / block] * block + p % block; rows are `stride` halves apart. scores: n_pos - first floats.
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
-                        int block, int n_pos, int hd, float scale, float *scores, float *out);
+                        int block, int first, int n_pos, int hd, float scale, float *scores, float *out);
+
+/// y = GELU(g) · u elementwise (tanh approximation, through an F16 table as ggml's CPU GeGLU); y may be g.
+void lm_geglu(const float *g, const float *u, float *y, int n);
 
 /// log Σ exp(x[i]) over n values: the maximum taken out, the exponentials summed in double.
 float lm_log_sum_exp(const float *x, int n);
@@ -47,9 +50,9 @@ int lm_q8_set_isa(int isa);
 int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, float *scratch);
 
 /// The `group` query heads (64 wide, consecutive in q and out) sharing one key/value head;
-/// identical results to lm_attention_paged per head. scores: group × n_pos floats.
+/// identical results to lm_attention_paged per head. scores: group × (n_pos - first) floats.
 void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
-                          const int32_t *table, int block, int n_pos, float scale, float *scores, float *out);
+                          const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out);
 
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
@@ -68,8 +71,9 @@ typedef struct {
 /// Runs each job for `batch` tokens; threads claim chunks of rows (about four per thread) until none is left.
 void lm_pool_matmul(lm_pool *pool, const lm_matmul_job *jobs, int count, int batch);
 
-/// One token's attention: its queries (heads × hd), its page table and length, its output.
-typedef struct { const float *q; const int32_t *table; int n_pos; float *out; } lm_attn_slot;
+/// One token's attention: its queries (heads × hd), its page table, the positions it attends to
+/// ([first, n_pos): first > 0 on a sliding-window layer), its output.
+typedef struct { const float *q; const int32_t *table; int n_pos; float *out; int first; } lm_attn_slot;
 typedef struct {
     const lm_attn_slot *slots; int count; int heads; int kv_heads; int hd;
     const uint16_t *k; const uint16_t *v; long stride; int block; float scale;

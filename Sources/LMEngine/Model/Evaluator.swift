@@ -32,11 +32,15 @@ final class Evaluator: @unchecked Sendable {
     }
 
     let x, xn, q, k, v, att, proj, gate, up, scores, ropeCos, ropeSin: UnsafeMutablePointer<Float>
-    /// The logits of the tokens that asked for them, `vocabSize` apart, in slot order.
-    let logits: UnsafeMutablePointer<Float>
+    /// The local layers' rotary angles (their own rope base); nil when every layer is global.
+    let localCos, localSin: UnsafeMutablePointer<Float>?
+    /// The logits of the tokens that asked for them, `vocabSize` apart, in slot order. Grown to
+    /// the most rows a batch has asked for (a 262k vocabulary makes a row 1 MB).
+    private(set) var logits: UnsafeMutablePointer<Float>
+    private var logitRows: Int
     /// Each layer's matrices grouped by input, and the outputs they write, built once.
     let qkv, gateUp, wo, down: [[WeightMatrix]]
-    let qkvOut, gateUpOut, projOut, logitsOut: [UnsafeMutablePointer<Float>]
+    let qkvOut, gateUpOut, projOut: [UnsafeMutablePointer<Float>]
     let output: [WeightMatrix]
 
     init(model: LlamaModel, capacity: Int, maxPositions: Int, threads: Int) {
@@ -47,17 +51,21 @@ final class Evaluator: @unchecked Sendable {
         let b = self.capacity, kvDim = c.kvHeads * c.headDim
         x = .allocate(capacity: b * c.dim)
         xn = .allocate(capacity: b * c.dim)
-        q = .allocate(capacity: b * c.dim)
+        q = .allocate(capacity: b * c.qDim)
         k = .allocate(capacity: b * kvDim)
         v = .allocate(capacity: b * kvDim)
-        att = .allocate(capacity: b * c.dim)
+        att = .allocate(capacity: b * c.qDim)
         proj = .allocate(capacity: b * c.dim)
         gate = .allocate(capacity: b * c.hiddenDim)
         up = .allocate(capacity: b * c.hiddenDim)
         ropeCos = .allocate(capacity: b * c.ropeDim / 2)
         ropeSin = .allocate(capacity: b * c.ropeDim / 2)
-        logits = .allocate(capacity: b * c.vocabSize)
-        products = Products(maxCols: max(c.dim, c.hiddenDim), threads: threads, maxBatch: b)
+        let hasLocal = (0..<c.layers).contains { c.isLocal($0) }
+        localCos = hasLocal ? .allocate(capacity: b * c.ropeDim / 2) : nil
+        localSin = hasLocal ? .allocate(capacity: b * c.ropeDim / 2) : nil
+        logitRows = min(self.capacity, 8)
+        logits = .allocate(capacity: logitRows * c.vocabSize)
+        products = Products(maxCols: max(c.dim, c.hiddenDim, c.qDim), threads: threads, maxBatch: b)
         scoreStride = (c.heads / c.kvHeads) * (maxPositions + 1)
         scores = .allocate(capacity: products.threads * scoreStride)
         qkv = model.layers.map { [$0.wq, $0.wk, $0.wv] }
@@ -68,11 +76,12 @@ final class Evaluator: @unchecked Sendable {
         qkvOut = [q, k, v]
         gateUpOut = [gate, up]
         projOut = [proj]
-        logitsOut = [logits]
     }
 
     deinit {
         for p in [x, xn, q, k, v, att, proj, gate, up, scores, ropeCos, ropeSin, logits] { p.deallocate() }
+        localCos?.deallocate()
+        localSin?.deallocate()
         loraScratch.deallocate()
     }
 
@@ -96,65 +105,95 @@ final class Evaluator: @unchecked Sendable {
         precondition(slots.count <= capacity && !slots.isEmpty)
         let m = model, c = m.config
         let batch = slots.count
-        let dim = c.dim, hd = c.headDim, kvDim = c.kvHeads * hd, hidden = c.hiddenDim, half = c.ropeDim / 2
+        let dim = c.dim, hd = c.headDim, qDim = c.qDim, kvDim = c.kvHeads * hd, hidden = c.hiddenDim, half = c.ropeDim / 2
         let bs = KVCache.blockSize
         for (b, slot) in slots.enumerated() {
             m.embedding.row(Int(slot.token), into: x + b * dim)
-            angles(slot.position, into: ropeCos + b * half, ropeSin + b * half)
+            if let s = c.embeddingScale { for j in 0..<dim { x[b * dim + j] *= s } }
+            angles(slot.position, base: c.ropeBase, into: ropeCos + b * half, ropeSin + b * half)
+            if let localCos, let localSin { angles(slot.position, base: c.localRopeBase, into: localCos + b * half, localSin + b * half) }
         }
-        let scale = 1 / Float(hd).squareRoot()
+        // Gemma scales the query before q·k (then the product is not scaled); llama scales the product.
+        let preScale = c.sandwichNorms
+        let scale = preScale ? 1 : c.attentionScale
         let adapted = slots.contains { $0.adapters != nil }
         tables.withUnsafeBufferPointer { tableBuffer in
-            let attnSlots = slots.enumerated().map { b, slot in
-                lm_attn_slot(q: q + b * dim, table: tableBuffer.baseAddress! + slot.tableOffset,
-                             n_pos: Int32(slot.position + 1), out: att + b * dim)
+            func attnSlots(window: Int?) -> [lm_attn_slot] {
+                slots.enumerated().map { b, slot in
+                    lm_attn_slot(q: q + b * qDim, table: tableBuffer.baseAddress! + slot.tableOffset,
+                                 n_pos: Int32(slot.position + 1), out: att + b * qDim,
+                                 first: Int32(window.map { max(0, slot.position + 1 - $0) } ?? 0))
+                }
             }
-            attnSlots.withUnsafeBufferPointer { attnBuffer in
-                for (l, layer) in m.layers.enumerated() {
-                    for b in 0..<batch { rmsNorm(x + b * dim, layer.attnNorm, into: xn + b * dim, dim) }
-                    products.apply(qkv[l], batch: batch, xn, qkvOut)
-                    if adapted { addAdapters(slots, layer: l, [0, 1, 2], xn, inDim: dim, qkvOut, [dim, kvDim, kvDim]) }
-                    for (b, slot) in slots.enumerated() {
-                        let qb = q + b * dim, kb = k + b * kvDim, vb = v + b * kvDim
-                        if let bias = layer.bq { for j in 0..<dim { qb[j] += bias[j] } }
-                        if let bias = layer.bk { for j in 0..<kvDim { kb[j] += bias[j] } }
-                        if let bias = layer.bv { for j in 0..<kvDim { vb[j] += bias[j] } }
-                        rope(qb, heads: c.heads, ropeCos + b * half, ropeSin + b * half)
-                        rope(kb, heads: c.kvHeads, ropeCos + b * half, ropeSin + b * half)
-                        let block = Int(tableBuffer[slot.tableOffset + slot.position / bs])
-                        let row = (block * bs + slot.position % bs) * kvDim
-                        let kc = cache.keys[l] + row, vc = cache.values[l] + row
-                        for j in 0..<kvDim {
-                            kc[j] = lm_f32_to_f16(kb[j])
-                            vc[j] = lm_f32_to_f16(vb[j])
-                        }
+            let globalSlots = attnSlots(window: nil)
+            let localSlots = c.slidingWindow.map { attnSlots(window: $0) } ?? globalSlots
+            for (l, layer) in m.layers.enumerated() {
+                let local = c.isLocal(l)
+                let cosines = local ? localCos! : ropeCos, sines = local ? localSin! : ropeSin
+                for b in 0..<batch { rmsNorm(x + b * dim, layer.attnNorm, into: xn + b * dim, dim) }
+                products.apply(qkv[l], batch: batch, xn, qkvOut)
+                if adapted { addAdapters(slots, layer: l, [0, 1, 2], xn, inDim: dim, qkvOut, [qDim, kvDim, kvDim]) }
+                for (b, slot) in slots.enumerated() {
+                    let qb = q + b * qDim, kb = k + b * kvDim, vb = v + b * kvDim
+                    if let bias = layer.bq { for j in 0..<qDim { qb[j] += bias[j] } }
+                    if let bias = layer.bk { for j in 0..<kvDim { kb[j] += bias[j] } }
+                    if let bias = layer.bv { for j in 0..<kvDim { vb[j] += bias[j] } }
+                    if let s = layer.sandwich {
+                        for h in 0..<c.heads { rmsNorm(qb + h * hd, s.qNorm, into: qb + h * hd, hd) }
+                        for h in 0..<c.kvHeads { rmsNorm(kb + h * hd, s.kNorm, into: kb + h * hd, hd) }
                     }
+                    rope(qb, heads: c.heads, cosines + b * half, sines + b * half)
+                    rope(kb, heads: c.kvHeads, cosines + b * half, sines + b * half)
+                    if preScale { for j in 0..<qDim { qb[j] *= c.attentionScale } }
+                    let block = Int(tableBuffer[slot.tableOffset + slot.position / bs])
+                    let row = (block * bs + slot.position % bs) * kvDim
+                    let kc = cache.keys[l] + row, vc = cache.values[l] + row
+                    for j in 0..<kvDim {
+                        kc[j] = lm_f32_to_f16(kb[j])
+                        vc[j] = lm_f32_to_f16(vb[j])
+                    }
+                }
+                (local ? localSlots : globalSlots).withUnsafeBufferPointer { attnBuffer in
                     var job = lm_attn_job(slots: attnBuffer.baseAddress!, count: Int32(batch), heads: Int32(c.heads),
                                           kv_heads: Int32(c.kvHeads), hd: Int32(hd), k: cache.keys[l], v: cache.values[l],
                                           stride: kvDim, block: Int32(bs), scale: scale, scores: scores, max_pos: Int32(scoreStride))
                     lm_pool_attention(products.pool, &job)
-                    products.apply(wo[l], batch: batch, att, projOut)
-                    if adapted { addAdapters(slots, layer: l, [3], att, inDim: dim, projOut, [dim]) }
-                    for j in 0..<(batch * dim) { x[j] += proj[j] }
-                    for b in 0..<batch { rmsNorm(x + b * dim, layer.ffnNorm, into: xn + b * dim, dim) }
-                    products.apply(gateUp[l], batch: batch, xn, gateUpOut)
-                    if adapted { addAdapters(slots, layer: l, [4, 5], xn, inDim: dim, gateUpOut, [hidden, hidden]) }
+                }
+                products.apply(wo[l], batch: batch, att, projOut)
+                if adapted { addAdapters(slots, layer: l, [3], att, inDim: qDim, projOut, [dim]) }
+                if let s = layer.sandwich { for b in 0..<batch { rmsNorm(proj + b * dim, s.postAttention, into: proj + b * dim, dim) } }
+                for j in 0..<(batch * dim) { x[j] += proj[j] }
+                for b in 0..<batch { rmsNorm(x + b * dim, layer.ffnNorm, into: xn + b * dim, dim) }
+                products.apply(gateUp[l], batch: batch, xn, gateUpOut)
+                if adapted { addAdapters(slots, layer: l, [4, 5], xn, inDim: dim, gateUpOut, [hidden, hidden]) }
+                switch c.activation {
+                case .silu:
                     for j in 0..<(batch * hidden) {
                         let g = gate[j]
                         gate[j] = g / (1 + expf(-g)) * up[j]
                     }
-                    products.apply(down[l], batch: batch, gate, projOut)
-                    if adapted { addAdapters(slots, layer: l, [6], gate, inDim: hidden, projOut, [dim]) }
-                    for j in 0..<(batch * dim) { x[j] += proj[j] }
+                case .geluTanh:
+                    lm_geglu(gate, up, gate, Int32(batch * hidden))
                 }
+                products.apply(down[l], batch: batch, gate, projOut)
+                if adapted { addAdapters(slots, layer: l, [6], gate, inDim: hidden, projOut, [dim]) }
+                if let s = layer.sandwich { for b in 0..<batch { rmsNorm(proj + b * dim, s.postFFN, into: proj + b * dim, dim) } }
+                for j in 0..<(batch * dim) { x[j] += proj[j] }
             }
         }
-        var rows = 0
-        for (b, slot) in slots.enumerated() where slot.wantsLogits {
-            rmsNorm(x + b * dim, m.outputNorm, into: xn + rows * dim, dim)
-            rows += 1
+        let rows = slots.count { $0.wantsLogits }
+        guard rows > 0 else { return }
+        if rows > logitRows {
+            logits.deallocate()
+            logitRows = rows
+            logits = .allocate(capacity: rows * c.vocabSize)
         }
-        if rows > 0 { products.apply(output, batch: rows, xn, logitsOut) }
+        var row = 0
+        for (b, slot) in slots.enumerated() where slot.wantsLogits {
+            rmsNorm(x + b * dim, m.outputNorm, into: xn + row * dim, dim)
+            row += 1
+        }
+        products.apply(output, batch: rows, xn, [logits])
     }
 
     /// y = x / sqrt(mean(x²) + eps) · w, the sum of squares in double as ggml does.
@@ -166,9 +205,9 @@ final class Evaluator: @unchecked Sendable {
     }
 
     /// The rotary angles of a position, built by repeated multiplication in F32 as ggml's rope cache does.
-    func angles(_ pos: Int, into cosines: UnsafeMutablePointer<Float>, _ sines: UnsafeMutablePointer<Float>) {
+    func angles(_ pos: Int, base: Float, into cosines: UnsafeMutablePointer<Float>, _ sines: UnsafeMutablePointer<Float>) {
         let c = model.config
-        let thetaScale = powf(c.ropeBase, -2 / Float(c.ropeDim))
+        let thetaScale = powf(base, -2 / Float(c.ropeDim))
         var theta = Float(pos)
         for i in 0..<(c.ropeDim / 2) {
             cosines[i] = cosf(theta)
@@ -177,15 +216,19 @@ final class Evaluator: @unchecked Sendable {
         }
     }
 
-    /// Rotary embedding on adjacent pairs (ggml's normal mode).
+    /// Rotary embedding: on adjacent pairs (ggml's normal mode) or on the two halves of the
+    /// rotated dimensions (NEOX mode).
     func rope(_ v: UnsafeMutablePointer<Float>, heads: Int, _ cosines: UnsafeMutablePointer<Float>, _ sines: UnsafeMutablePointer<Float>) {
         let c = model.config
+        let half = c.ropeDim / 2
+        let (stride, offset) = c.ropePairs == .adjacent ? (2, 1) : (1, half)
         for h in 0..<heads {
             let p = v + h * c.headDim
-            for i in 0..<(c.ropeDim / 2) {
-                let x0 = p[2 * i], x1 = p[2 * i + 1]
-                p[2 * i] = x0 * cosines[i] - x1 * sines[i]
-                p[2 * i + 1] = x0 * sines[i] + x1 * cosines[i]
+            for i in 0..<half {
+                let a = i * stride, b = a + offset
+                let x0 = p[a], x1 = p[b]
+                p[a] = x0 * cosines[i] - x1 * sines[i]
+                p[b] = x0 * sines[i] + x1 * cosines[i]
             }
         }
     }

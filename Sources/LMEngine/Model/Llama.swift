@@ -2,12 +2,15 @@ import Foundation
 import GGUF
 import CKernels
 
-/// A llama-family transformer (llama; qwen2's QKV biases) loaded from a GGUF file, weights in place.
+/// A llama-family transformer (llama; qwen2's QKV biases; gemma3, see Gemma3.swift) loaded from
+/// a GGUF file, weights in place.
 ///
 /// Per layer: RMSNorm → Q, K, V projections (+ biases) → rotary embeddings on adjacent pairs
 /// (GGUF llama weights are permuted for it) → grouped-query attention over the F16 KV cache →
 /// output projection and residual → RMSNorm → SwiGLU feed-forward and residual. Then the final
 /// RMSNorm and the output head (tied to the token embedding when `output.weight` is absent).
+/// Gemma 3 adds per-head q/k norms and post-attention/post-FFN norms before each residual, and
+/// differs in the rope pairing, activation, embedding scale and sliding-window layers (LlamaConfig).
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let tokenizer: Tokenizer
@@ -19,6 +22,9 @@ public final class LlamaModel: @unchecked Sendable {
         let bq, bk, bv: [Float]?
         let ffnNorm: [Float]
         let gate, up, down: WeightMatrix
+        /// Gemma 3's extra norms.
+        struct Sandwich { let qNorm, kNorm, postAttention, postFFN: [Float] }
+        let sandwich: Sandwich?
     }
 
     let embedding: WeightMatrix
@@ -59,17 +65,18 @@ public final class LlamaModel: @unchecked Sendable {
                 let p = "blk.\(i)."
                 return Layer(
                     attnNorm: try vector(p + "attn_norm.weight", c.dim),
-                    wq: try WeightMatrix(file, p + "attn_q.weight", rows: c.dim, cols: c.dim),
+                    wq: try WeightMatrix(file, p + "attn_q.weight", rows: c.qDim, cols: c.dim),
                     wk: try WeightMatrix(file, p + "attn_k.weight", rows: kvDim, cols: c.dim),
                     wv: try WeightMatrix(file, p + "attn_v.weight", rows: kvDim, cols: c.dim),
-                    wo: try WeightMatrix(file, p + "attn_output.weight", rows: c.dim, cols: c.dim),
-                    bq: try optionalVector(p + "attn_q.bias", c.dim),
+                    wo: try WeightMatrix(file, p + "attn_output.weight", rows: c.dim, cols: c.qDim),
+                    bq: try optionalVector(p + "attn_q.bias", c.qDim),
                     bk: try optionalVector(p + "attn_k.bias", kvDim),
                     bv: try optionalVector(p + "attn_v.bias", kvDim),
                     ffnNorm: try vector(p + "ffn_norm.weight", c.dim),
                     gate: try WeightMatrix(file, p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
                     up: try WeightMatrix(file, p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
-                    down: try WeightMatrix(file, p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim))
+                    down: try WeightMatrix(file, p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim),
+                    sandwich: c.sandwichNorms ? try Self.sandwichNorms(file, layer: i, c, vector) : nil)
             }
             outputNorm = try vector("output_norm.weight", c.dim)
         } catch let e as ModelError where !e.description.hasPrefix(file.path) {

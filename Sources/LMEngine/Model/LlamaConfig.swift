@@ -1,7 +1,8 @@
 import GGUF
 
-/// Hyperparameters of a llama-family model, read from GGUF metadata (`<arch>.*` keys),
-/// never assumed for one model.
+/// Hyperparameters of a decoder-only transformer of the llama family, read from GGUF metadata
+/// (`<arch>.*` keys), never assumed for one model; what an architecture's files leave out comes
+/// from its own file (Gemma3.swift), as llama.cpp fills it in.
 public struct LlamaConfig: Sendable, Hashable {
     public var architecture: String
     public var layers: Int
@@ -9,6 +10,7 @@ public struct LlamaConfig: Sendable, Hashable {
     public var hiddenDim: Int
     public var heads: Int
     public var kvHeads: Int
+    /// Width of one attention head (`attention.key_length`, else dim / heads).
     public var headDim: Int
     public var ropeDim: Int
     public var ropeBase: Float
@@ -16,7 +18,32 @@ public struct LlamaConfig: Sendable, Hashable {
     public var contextLength: Int
     public var vocabSize: Int
 
-    public static let supported = ["llama", "qwen2"]
+    /// How rotary embeddings pair a head's dimensions: adjacent (2i, 2i+1), as GGUF llama weights are
+    /// permuted for, or split halves (i, i + ropeDim/2), ggml's NEOX mode.
+    public enum RopePairs: Sendable, Hashable { case adjacent, halves }
+    public var ropePairs: RopePairs = .adjacent
+    /// The feed-forward gate's activation: SiLU (SwiGLU) or GELU with the tanh approximation (GeGLU).
+    public enum Activation: Sendable, Hashable { case silu, geluTanh }
+    public var activation: Activation = .silu
+    /// Multiplies the token embedding (Gemma: √dim); nil: none.
+    public var embeddingScale: Float? = nil
+    /// The query scale before q·k.
+    public var attentionScale: Float
+    /// Sliding-window attention: a token on a local layer attends to the last `slidingWindow`
+    /// positions, its own included; nil: every layer is global.
+    public var slidingWindow: Int? = nil
+    /// Which layers are local (sliding-window), by index; empty when none is.
+    public var localLayers: [Bool] = []
+    /// The rope base of the local layers.
+    public var localRopeBase: Float
+    /// Per-head RMSNorm of q and k, post-attention and post-FFN norms (Gemma 3's tensors).
+    public var sandwichNorms: Bool = false
+
+    /// Width of the query and attention output (heads × headDim; may differ from dim).
+    public var qDim: Int { heads * headDim }
+    public func isLocal(_ layer: Int) -> Bool { slidingWindow != nil && layer < localLayers.count && localLayers[layer] }
+
+    public static let supported = ["llama", "qwen2", "gemma3"]
 
     public init(gguf c: GGUFContent) throws {
         guard let arch = c["general.architecture"]?.string else { throw ModelError("general.architecture is missing") }
@@ -47,8 +74,16 @@ public struct LlamaConfig: Sendable, Hashable {
         guard kvHeads > 0, heads % kvHeads == 0 else {
             throw ModelError("\(arch).attention.head_count_kv is \(kvHeads); it must be positive and divide head_count \(heads)")
         }
-        guard dim % heads == 0 else { throw ModelError("\(arch).embedding_length \(dim) is not a multiple of head_count \(heads)") }
-        headDim = dim / heads
+        if c["\(arch).attention.key_length"] != nil {
+            headDim = try int("attention.key_length")
+            let valueLength = try int("attention.value_length", default: headDim)
+            guard headDim > 0, valueLength == headDim else {
+                throw ModelError("\(arch).attention.key_length \(headDim) and value_length \(valueLength) must be equal and positive")
+            }
+        } else {
+            guard dim % heads == 0 else { throw ModelError("\(arch).embedding_length \(dim) is not a multiple of head_count \(heads)") }
+            headDim = dim / heads
+        }
         guard headDim <= 256 else { throw ModelError("\(arch): head size \(headDim) is over the 256 prs supports") }
         ropeDim = try int("rope.dimension_count", default: headDim)
         guard ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else { throw ModelError("\(arch).rope.dimension_count \(ropeDim) must be even and at most the head size \(headDim)") }
@@ -57,6 +92,11 @@ public struct LlamaConfig: Sendable, Hashable {
         contextLength = try int("context_length", default: 4096)
         guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else { throw ModelError("tokenizer.ggml.tokens is missing") }
         vocabSize = tokens.count
+        attentionScale = 1 / Float(headDim).squareRoot()
+        localRopeBase = ropeBase
+        if arch == "gemma3" {
+            try applyGemma3(int: int, float: float)
+        }
     }
 }
 

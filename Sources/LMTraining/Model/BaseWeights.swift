@@ -16,6 +16,9 @@ public enum BaseWeights {
     /// A model ready for training: the base weights, with LoRA frozen projections as bfloat16
     /// AMX tiles when `bf16` (and the output head too), float32 otherwise.
     public static func model(_ llama: LlamaModel, lora: LoRASettings?, seed: UInt64, bf16: Bool, threads: Int) throws -> TrainingModel<Float> {
+        guard ["llama", "qwen2"].contains(llama.config.architecture) else {
+            throw TrainingError("\(llama.file.path): prs train runs llama and qwen2 models; \(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet")
+        }
         guard !bf16 || lora != nil else { throw TrainingError("bfloat16 training is for LoRA; full fine-tuning runs in float32") }
         guard !bf16 || BF16Matrix.available else {
             throw TrainingError("bfloat16 training needs AVX512-BF16 or AMX-BF16, which this processor does not have (or PRS_ISA turned off); use --precision fp32")
