@@ -84,6 +84,7 @@ struct Model: AsyncParsableCommand {
                 types[t.type.description] = u
             }
             let template = c["tokenizer.chat_template"]?.string.map { (try? ChatTemplate.recognise($0))?.name ?? "unrecognised" }
+                ?? arch.flatMap { ChatTemplate.forArchitecture($0) }.map { "\($0.name) (none in the file; the architecture's)" }
             let tok = try? Tokenizer(gguf: c)
             let report = Report(
                 path: model, file_bytes: file.fileSize, gguf_version: c.version, architecture: arch,
@@ -104,7 +105,8 @@ struct Model: AsyncParsableCommand {
             }
             print("  chat template  \(template ?? "none")")
             if let t = report.tokenizer {
-                print("  tokenizer      \(t.model ?? "?") (\(t.pre ?? "default")), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos \(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)")
+                let kind = t.model == "llama" ? "SentencePiece (llama)" : t.model == "gpt2" ? "byte-level BPE (gpt2, pre \(t.pre ?? "default"))" : t.model ?? "?"
+                print("  tokenizer      \(kind), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos \(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)")
             }
             for a in report.adapters ?? [] {
                 let base = a.matches_base.map { $0 ? "trained on this file" : "trained on another file" } ?? "base not recorded"
@@ -182,19 +184,14 @@ struct Model: AsyncParsableCommand {
             let file = try Model.open(model)
             let llama: LlamaModel
             do { llama = try LlamaModel(file: file) } catch { throw CLIFailure.badInput("\(error)") }
-            var text = prompt
+            let ids: [Int32]
             if chat {
                 let t: ChatTemplate
-                if let template {
-                    guard let named = ChatTemplate.named(template) else { throw CLIFailure.badInput("--template \(template): expected one of \(ChatTemplate.names.joined(separator: ", "))") }
-                    t = named
-                } else {
-                    guard let jinja = file.content["tokenizer.chat_template"]?.string else { throw CLIFailure.badInput("\(model): no chat template in the file; pass --template") }
-                    do { t = try ChatTemplate.recognise(jinja) } catch { throw CLIFailure.badInput("\(model): \(error)") }
-                }
-                text = t.render([TemplateMessage(role: "user", content: prompt)])
+                do { t = try ChatTemplate.of(llama, named: template) } catch { throw CLIFailure.badInput("--template: \(error)") }
+                ids = t.promptTokens([TemplateMessage(role: "user", content: prompt)], tokenizer: llama.tokenizer)
+            } else {
+                ids = llama.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
             }
-            let ids = llama.tokenizer.encode(text, addSpecial: true, parseSpecial: true)
             let engine = Engine(model: llama, contextTokens: min(llama.config.contextLength, ids.count + maxTokens + 1),
                                 threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             let options = CompletionOptions(maxTokens: maxTokens, stop: stop, sampler: SamplerSettings(

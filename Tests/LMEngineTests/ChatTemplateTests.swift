@@ -43,4 +43,28 @@ struct GoldenChat: Decodable, Sendable, CustomTestStringConvertible {
         #expect(ChatTemplate.named("CHATML") == .chatML(defaultSystem: nil))
         #expect(ChatTemplate.named("vicuna") == nil)
     }
+
+    /// Gemma 3's file has no template: the architecture's format is used, the prompt starts with
+    /// one BOS, and the system text is folded into the first user turn as llama.cpp's gemma format does.
+    @Test func gemmaFilesWithoutATemplateUseTheArchitecturesFormat() throws {
+        let model = try Gemma3.model.get()
+        #expect(model.file.content["tokenizer.chat_template"] == nil)
+        let t = try ChatTemplate.of(model)
+        #expect(t == .gemma)
+        let ids = t.promptTokens([TemplateMessage(role: "system", content: " Be brief.  "), TemplateMessage(role: "user", content: "Hi ")], tokenizer: model.tokenizer)
+        #expect(ids.first == 2 && ids.dropFirst().first != 2, "one BOS")
+        #expect(model.tokenizer.decode(ids, special: true) == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n")
+        #expect(ChatTemplate.forArchitecture("llama") == nil)
+    }
+
+    /// A model with neither a template nor a known architecture format names the file and the option.
+    @Test func noTemplateAndNoneGivenIsAClearError() throws {
+        let path = try TinySentencePieceTests.path.get()
+        let model = try LlamaModel(path: path)
+        #expect { try ChatTemplate.of(model) } throws: {
+            let d = String(describing: $0)
+            return d.contains(path) && d.contains("no chat template in the file") && d.contains("--template chatml|llama3|mistral|gemma")
+        }
+        #expect(try ChatTemplate.of(model, named: "gemma") == .gemma)
+    }
 }

@@ -9,9 +9,19 @@ extension ChatTemplate {
             return t
         }
         guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
+            if let byArchitecture = forArchitecture(model.config.architecture) { return byArchitecture }
             throw ChatTemplateError("\(model.file.path): no chat template in the file; choose one with --template \(names.joined(separator: "|"))")
         }
         return try recognise(jinja)
+    }
+
+    /// The format an architecture's models are trained on, for files that carry no template
+    /// (Gemma 3 base models, for one).
+    public static func forArchitecture(_ architecture: String) -> ChatTemplate? {
+        switch architecture {
+        case "gemma", "gemma2", "gemma3": .gemma
+        default: nil
+        }
     }
 
     /// The prompt tokens of `messages`: rendered (then `prefill` appended, the start of the reply),

@@ -88,7 +88,7 @@ public enum ChatTemplate: Sendable, Hashable {
             return out
         case .gemma:
             var out = "<bos>"
-            for m in Self.foldSystem(messages) {
+            for m in Self.foldSystem(messages.map { $0.role == "system" ? TemplateMessage(role: "system", content: $0.content.trimmingWhitespace()) : $0 }) {
                 let role = m.role == "assistant" ? "model" : m.role
                 out += "<start_of_turn>\(role)\n\(m.content.trimmingWhitespace())<end_of_turn>\n"
             }
