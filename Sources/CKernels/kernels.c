@@ -202,25 +202,42 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
 #define TILE tile_portable
 #endif
 
-// Dispatch with constant NR and NT so each tile is fully unrolled with its accumulators in registers.
-#define CASE(FN, K, R, T) if (kind == K && nr == R && nt == T) { FN(K, nb, w0, row_bytes, xs, R, T, out, out_stride); return; }
-#define KIND(FN, K) CASE(FN,K,1,1) CASE(FN,K,1,2) CASE(FN,K,1,3) CASE(FN,K,1,4) CASE(FN,K,2,1) CASE(FN,K,2,2) CASE(FN,K,2,3) CASE(FN,K,2,4)
+// Rows [r0, r1) against NT tokens with one tile function: pairs of rows, then a last single row,
+// the pair two tiles ahead prefetched. Dispatched once per call with constant kind and NT, so
+// each tile is fully unrolled with its accumulators in registers and the per-pair cost is the
+// tile alone (a 262k-row output head is 131k pairs per token).
+#define ROWS(FN, K, T) { \
+        int r = r0; \
+        for (; r + 2 <= r1; r += 2) { \
+            if (r + 5 < r1) { const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes); \
+                for (long o = 0; o < 2 * row_bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0); } \
+            FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 2, T, out + r, out_stride); \
+        } \
+        if (r < r1) FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 1, T, out + r, out_stride); \
+        return; }
+#define CASE(FN, K, T) if (kind == K && nt == T) ROWS(FN, K, T)
+#define KIND(FN, K) CASE(FN, K, 1) CASE(FN, K, 2) CASE(FN, K, 3) CASE(FN, K, 4)
 #define TILES(FN) KIND(FN, 0) KIND(FN, 1) KIND(FN, 2) KIND(FN, 7)
 
-static void tile(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
-                 int nr, int nt, float *out, long out_stride) {
+#if !defined(__SSE__)
+#define _mm_prefetch(p, h) ((void)(p))
+#endif
+
+static void tile_rows(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
+                      int nt, float *out, long out_stride) {
     TILES(TILE)
 }
 
 #ifdef LM_AVX2
-LM_VNNI static void tile_v(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
-                           int nr, int nt, float *out, long out_stride) {
+LM_VNNI static void tile_rows_v(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
+                                int nt, float *out, long out_stride) {
     TILES(tile_vnni)
 }
 #endif
 #undef TILES
 #undef KIND
 #undef CASE
+#undef ROWS
 
 static int q8_isa = -1;
 
@@ -315,23 +332,18 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
     }
     int nb = n / 32;
     const int vnni = lm_q8_isa();
-    for (int r = r0; r < r1; r += 2) {
-        int nr = r + 1 < r1 ? 2 : 1;
-#if defined(__SSE__)
-        // The pair of rows two tiles ahead of their use.
-        if (r + 5 < r1) {
-            const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes);
-            for (long o = 0; o < 2 * row_bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
-        }
-#endif
+    // Rows in chunks that stay in cache while every group of four tokens reads them.
+    const int chunk = batch > 4 ? 16 : r1 - r0;
+    for (int c0 = r0; c0 < r1; c0 += chunk) {
+        int c1 = c0 + chunk < r1 ? c0 + chunk : r1;
         for (int t = 0; t < batch; t += 4) {
             int nt = batch - t < 4 ? batch - t : 4;
             const lm_act_q8 *xs[4];
             for (int j = 0; j < nt; j++) xs[j] = (const lm_act_q8 *)(xb + (long)(t + j) * x_stride);
 #ifdef LM_AVX2
-            if (vnni) { tile_v(kind, nb, base + (long)r * row_bytes, row_bytes, xs, nr, nt, out + (long)t * out_stride + r, out_stride); continue; }
+            if (vnni) { tile_rows_v(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride); continue; }
 #endif
-            tile(kind, nb, base + (long)r * row_bytes, row_bytes, xs, nr, nt, out + (long)t * out_stride + r, out_stride);
+            tile_rows(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride);
         }
     }
 }
