@@ -321,13 +321,18 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
         return;
     }
     if (kind == 3 || kind == 4) {
-        // K-quants: one dot product per element against Q8_K activations.
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < batch; t++) {
-                const lm_block_q8_k *a = (const lm_block_q8_k *)(xb + (long)t * x_stride);
-                const void *row = base + (long)r * row_bytes;
-                out[(long)t * out_stride + r] = kind == 3 ? lm_dot_q4_k_q8_k(n, row, a) : lm_dot_q6_k_q8_k(n, row, a);
+        // K-quants against Q8_K activations: each row unpacked once for four tokens at a time.
+        for (int r = r0; r < r1; r++) {
+            const void *row = base + (long)r * row_bytes;
+            for (int t = 0; t < batch; t += 4) {
+                int nt = batch - t < 4 ? batch - t : 4;
+                const lm_block_q8_k *xs[4];
+                float o[4];
+                for (int j = 0; j < nt; j++) xs[j] = (const lm_block_q8_k *)(xb + (long)(t + j) * x_stride);
+                if (kind == 3) lm_dot_q4_k_q8_k_tile(n, row, xs, nt, o); else lm_dot_q6_k_q8_k_tile(n, row, xs, nt, o);
+                for (int j = 0; j < nt; j++) out[(long)(t + j) * out_stride + r] = o[j];
             }
+        }
         return;
     }
     int nb = n / 32;

@@ -279,3 +279,95 @@ float lm_dot_q6_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
     return sum;
 #endif
 }
+
+// The same products for up to four tokens against one weight row: the row's quants, scales and
+// mins are unpacked once and used for every token. Each token's integer sums and its float
+// accumulation are exactly those of the one-token dot above, so the results are bit-identical.
+void lm_dot_q4_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs, int nt, float *out) {
+#ifdef KQ_AVX2
+    const uint8_t *p = (const uint8_t *)w;
+    const int nb = n / KQ_N;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m128 accm[4] = { _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps() };
+    for (int b = 0; b < nb; b++, p += KQ_Q4K_BYTES) {
+        const float dw = kq_f16_to_f32(kq_load16(p)), mw = kq_f16_to_f32(kq_load16(p + 2));
+        uint8_t sm[16];
+        kq_q4k_scales(p + 4, sm, sm + 8);
+        const __m128i sm8 = _mm_loadu_si128((const __m128i *)sm);
+        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm8, 8));
+        for (int j = 0; j < nt; j++) {
+            const lm_block_q8_k *x = xs[j] + b;
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+            accm[j] = _mm_fmadd_ps(_mm_set1_ps(mw * x->d), _mm_cvtepi32_ps(_mm_madd_epi16(bs, mins16)), accm[j]);
+        }
+        const uint8_t *q = p + 16;
+        __m128i pick = _mm_setzero_si128();
+        const __m128i one = _mm_set1_epi8(1);
+        __m256i sumi[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
+        for (int k = 0; k < 4; k++, q += 32) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
+            const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const __m256i s_lo = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm8, pick));
+            pick = _mm_add_epi8(pick, one);
+            const __m256i s_hi = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm8, pick));
+            pick = _mm_add_epi8(pick, one);
+            for (int j = 0; j < nt; j++) {
+                const int8_t *y = xs[j][b].qs + 64 * k;
+                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
+                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
+                sumi[j] = _mm256_add_epi32(sumi[j], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
+            }
+        }
+        for (int j = 0; j < nt; j++) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs[j][b].d), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) out[j] = kq_hsum8(acc[j]) - kq_hsum4(accm[j]);
+#else
+    for (int j = 0; j < nt; j++) out[j] = lm_dot_q4_k_q8_k(n, w, xs[j]);
+#endif
+}
+
+void lm_dot_q6_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs, int nt, float *out) {
+#ifdef KQ_AVX2
+    const uint8_t *p = (const uint8_t *)w;
+    const int nb = n / KQ_N;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+    const __m256i m0c = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
+    const __m128i pick0 = _mm_set_epi64x(0x0101010101010101LL, 0), two = _mm_set1_epi8(2);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int b = 0; b < nb; b++, p += KQ_Q6K_BYTES) {
+        const float dw = kq_f16_to_f32(kq_load16(p + 208));
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(p + 192));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m256i sumi[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
+        __m128i pick = pick0;
+        const uint8_t *ql = p, *qh = p + 128;
+        for (int half = 0; half < 2; half++, ql += 64, qh += 32) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, m0c), 2));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
+            for (int k = 0; k < 4; k++) {
+                const __m256i s16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+                pick = _mm_add_epi8(pick, two);
+                for (int j = 0; j < nt; j++) {
+                    const __m256i prod = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xs[j][b].qs + 128 * half + 32 * k)));
+                    sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(prod, s16));
+                }
+            }
+        }
+        for (int j = 0; j < nt; j++) {
+            const lm_block_q8_k *x = xs[j] + b;
+            const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), sc16), 5);
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x->d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[j], corr)), acc[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++) out[j] = kq_hsum8(acc[j]);
+#else
+    for (int j = 0; j < nt; j++) out[j] = lm_dot_q6_k_q8_k(n, w, xs[j]);
+#endif
+}

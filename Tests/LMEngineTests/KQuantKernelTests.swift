@@ -106,6 +106,29 @@ import Testing
         }
     }
 
+    /// The four-token tiles give, bit for bit, the one-token dot of each token.
+    @Test(arguments: [TensorType.q4_K, .q6_K])
+    func tilesEqualTheOneTokenDot(type: TensorType) {
+        var rng = SplitMix64(seed: 0x711E)
+        let n = Self.n, rows = 3, rowBytes = n / type.blockSize * type.blockBytes
+        let w = Self.randomRows(type, rows: rows, n: n, rng: &rng)
+        let tokens = (0..<4).map { _ in Self.quantize((0..<n).map { _ in Float.random(in: -3...3, using: &rng) }) }
+        for r in 0..<rows {
+            let row = Array(w[(r * rowBytes)..<((r + 1) * rowBytes)])
+            let single = tokens.map { Self.dot(type, n: n, row, $0) }
+            for nt in 1...4 {
+                var out = [Float](repeating: .nan, count: 4)
+                tokens[0].withUnsafeBufferPointer { a in tokens[1].withUnsafeBufferPointer { b in
+                    tokens[2].withUnsafeBufferPointer { c in tokens[3].withUnsafeBufferPointer { d in
+                        var xs: [UnsafePointer<lm_block_q8_k>?] = [a.baseAddress, b.baseAddress, c.baseAddress, d.baseAddress]
+                        if type == .q4_K { lm_dot_q4_k_q8_k_tile(Int32(n), row, &xs, Int32(nt), &out) } else { lm_dot_q6_k_q8_k_tile(Int32(n), row, &xs, Int32(nt), &out) }
+                    } }
+                } }
+                #expect(out.prefix(nt).map(\.bitPattern) == single.prefix(nt).map(\.bitPattern), "\(type) row \(r), \(nt) tokens")
+            }
+        }
+    }
+
     /// The largest products the formats allow (Q4_K: scales, mins and quants all at their maximum;
     /// Q6_K: quants 63 with scales -128 and 127) against activations of ±127: no 16-bit saturation.
     @Test(arguments: [TensorType.q4_K, .q6_K])

@@ -28,6 +28,11 @@ float lm_dot_q4_k_q8_k(int n, const void *w, const lm_block_q8_k *x);
 /// blocks; n a multiple of 256.
 float lm_dot_q6_k_q8_k(int n, const void *w, const lm_block_q8_k *x);
 
+/// One weight row against `nt` (1..4) tokens' activations: out[j] is bit for bit what the
+/// one-token dot gives for xs[j]; the row is unpacked once for all of them.
+void lm_dot_q4_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs, int nt, float *out);
+void lm_dot_q6_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs, int nt, float *out);
+
 #ifdef __cplusplus
 }
 #endif
