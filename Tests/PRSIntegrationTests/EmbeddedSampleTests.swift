@@ -56,4 +56,42 @@ import Testing
         #expect(r3.status == 2)
         #expect(r3.stderr.contains("max-batch must be at least 1"), "\(r3.stderr)")
     }
+
+    /// Gemma 3 270M (scripts/fetch-gemma3.sh): tokenize, generate and bench through the CLI, and a
+    /// PRS run with it as the embedded policy in Gemma's turn format.
+    @Test func gemma3RunsThroughTheCLI() throws {
+        let gemma = Repo.root.appendingPathComponent("models/gemma-3-270m-q4_k_m.gguf")
+        if !FileManager.default.fileExists(atPath: gemma.path) {
+            let fetched = try run(URL(fileURLWithPath: "/bin/bash"), [Repo.root.appendingPathComponent("scripts/fetch-gemma3.sh").path])
+            #expect(fetched.status == 0, "\(fetched.stderr)")
+        }
+        let tok = try run(Repo.prs, ["model", "tokenize", gemma.path, "The capital of France is", "--add-special", "--json"])
+        #expect(tok.status == 0, "\(tok.stderr)")
+        // llama.cpp's ids and greedy tokens for this prompt (llama-cpp-python on the same file).
+        #expect(tok.stdout.contains(#""tokens":[2,818,5279,529,7001,563]"#), "\(tok.stdout)")
+        let gen = try run(Repo.prs, ["model", "generate", gemma.path, "--prompt", "The capital of France is", "--temperature", "0", "--max-tokens", "8", "--json"])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(gen.stdout.utf8)) as? [String: Any])
+        #expect(o["tokens"] as? [Int] == [506, 5279, 529, 506, 2891, 529, 7001, 236761])
+        let bench = try run(Repo.prs, ["model", "bench", gemma.path, "--prompt-tokens", "16", "--gen", "8", "--n", "2", "--json"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let b = try #require(try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any])
+        #expect((b["decode_tokens_per_s"] as? Double ?? 0) > 0)
+        let info = try run(Repo.prs, ["model", "info", gemma.path])
+        #expect(info.stdout.contains("architecture   gemma3") && info.stdout.contains("SentencePiece (llama), 262144 tokens"), "\(info.stdout)")
+
+        let dir = Repo.tempDir("gemma")
+        let prompts = dir.appendingPathComponent("p.jsonl")
+        // A held-out prompt with verifiable constraints, so the rubric scores every answer.
+        let first = try String(contentsOf: Repo.root.appendingPathComponent("examples/prefs-heldout.jsonl"), encoding: .utf8).split(separator: "\n")[0]
+        try String(first).write(to: prompts, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("run")
+        let r = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", out.path, "--strategy", "prs", "--budget", "4", "--max-tokens", "24",
+                                   "--seed", "3", "--reward", "rubric", "--policy", "embedded:\(gemma.path)", "--template", "gemma"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let tree = try #require(try readTrees(out).first)
+        let nodes = try #require(tree["nodes"] as? [[String: Any]])
+        #expect(nodes.map { $0["kind"] as? String } == ["initial", "initial", "feedback", "refinement", "refinement"])
+        #expect(nodes.allSatisfy { !($0["text"] as? String ?? "").isEmpty }, "every node has text")
+    }
 }
