@@ -141,49 +141,14 @@ static inline float kq_hsum4(__m128 s) {
 #endif
 
 float lm_dot_q4_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
+#ifdef KQ_AVX2
+    // The four-token tile below with one token: the same arithmetic.
+    float out;
+    lm_dot_q4_k_q8_k_tile(n, w, &x, 1, &out);
+    return out;
+#else
     const uint8_t *p = (const uint8_t *)w;
     const int nb = n / KQ_N;
-#ifdef KQ_AVX2
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (int b = 0; b < nb; b++, p += KQ_Q4K_BYTES) {
-        const float dx = x[b].d;
-        const float d = kq_f16_to_f32(kq_load16(p)) * dx, dmin = kq_f16_to_f32(kq_load16(p + 2)) * dx;
-        uint8_t sm[16];  // scales 0..7, then mins 0..7
-        kq_q4k_scales(p + 4, sm, sm + 8);
-        const __m128i sm8 = _mm_loadu_si128((const __m128i *)sm);
-
-        // Σ_j min_j × (sum of the 32 activations of sub-block j): pairwise sums of bsums give
-        // the 8 sub-block sums (|·| ≤ 32·127, fits int16), then a multiply-add with the mins.
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x[b].bsums),
-                                          _mm_loadu_si128((const __m128i *)(x[b].bsums + 8)));
-        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm8, 8));
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(bs, mins16)), accm);
-
-        // Scales as int16 broadcast per sub-block: a byte shuffle picks scale j into all 16
-        // bytes, widened to 16 int16 lanes.
-        const uint8_t *q = p + 16;
-        const int8_t *y = x[b].qs;
-        __m128i pick = _mm_setzero_si128();
-        const __m128i one = _mm_set1_epi8(1);
-        __m256i sumi = _mm256_setzero_si256();
-        for (int k = 0; k < 4; k++, q += 32, y += 64) {
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)q);
-            const __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            const __m256i s_lo = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm8, pick));
-            pick = _mm_add_epi8(pick, one);
-            const __m256i s_hi = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm8, pick));
-            pick = _mm_add_epi8(pick, one);
-            // 4-bit × int8 pair sums are at most 2·15·127 in magnitude: no saturation.
-            const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
-            const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    return kq_hsum8(acc) - kq_hsum4(accm);
-#else
     float sum = 0;
     for (int b = 0; b < nb; b++, p += KQ_Q4K_BYTES) {
         uint8_t sc[8], mn[8];
@@ -214,49 +179,13 @@ float lm_dot_q4_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
 // weight l+96 = high nibble of ql[l+32] | bits 6-7; each minus 32. Scale i covers weights
 // 16i ..< 16i+16 of the super-block. Σ (q - 32) y = Σ q y - 32 Σ y, the last from bsums.
 float lm_dot_q6_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
+#ifdef KQ_AVX2
+    float out;
+    lm_dot_q6_k_q8_k_tile(n, w, &x, 1, &out);
+    return out;
+#else
     const uint8_t *p = (const uint8_t *)w;
     const int nb = n / KQ_N;
-#ifdef KQ_AVX2
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-    const __m256i m0c = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
-    // Shuffle control that picks byte 0 into bytes 0..7 and byte 1 into bytes 8..15; adding 2
-    // moves it to the next pair of sub-blocks.
-    const __m128i pick0 = _mm_set_epi64x(0x0101010101010101LL, 0), two = _mm_set1_epi8(2);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++, p += KQ_Q6K_BYTES) {
-        const float d = kq_f16_to_f32(kq_load16(p + 208)) * x[b].d;
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(p + 192));
-        // 32 Σ_i scale_i × bsums_i, to subtract.
-        const __m256i corr = _mm256_slli_epi32(
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[b].bsums), _mm256_cvtepi8_epi16(sc8)), 5);
-        __m256i sumi = _mm256_setzero_si256();
-        __m128i pick = pick0;
-        const uint8_t *ql = p, *qh = p + 128;
-        const int8_t *y = x[b].qs;
-        for (int half = 0; half < 2; half++, ql += 64, qh += 32, y += 128) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-            // Values 0..63 (16-bit shifts are safe: every byte is masked after shifting).
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, m0c), 2));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m30));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(h, 2), m30));
-            for (int k = 0; k < 4; k++) {
-                // 6-bit × int8 pair sums are at most 2·63·127 < 32767: no saturation.
-                const __m256i prod = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(y + 32 * k)));
-                // The first 16 bytes are sub-block 2k(+8·half), the last 16 the next one.
-                const __m256i s16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-                pick = _mm_add_epi8(pick, two);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, s16));
-            }
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, corr)), acc);
-    }
-    return kq_hsum8(acc);
-#else
     float sum = 0;
     for (int b = 0; b < nb; b++, p += KQ_Q6K_BYTES) {
         const uint8_t *ql = p, *qh = p + 128;
@@ -280,9 +209,11 @@ float lm_dot_q6_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
 #endif
 }
 
-// The same products for up to four tokens against one weight row: the row's quants, scales and
-// mins are unpacked once and used for every token. Each token's integer sums and its float
-// accumulation are exactly those of the one-token dot above, so the results are bit-identical.
+// The products for up to four tokens against one weight row (the one-token dots above are these
+// with one token on AVX2): the row's quants, scales and mins are unpacked once and used for every
+// token; each token's integer sums and float accumulation do not depend on the others.
+// Q4_K: d·Σ_sub scale·(q·x) − dmin·Σ_sub min·(Σ x) per super-block, from the bsums.
+// Q6_K: Σ (q − 32)·x = Σ q·x − 32·Σ x per sub-block of 16, the last from the bsums.
 void lm_dot_q4_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs, int nt, float *out) {
 #ifdef KQ_AVX2
     const uint8_t *p = (const uint8_t *)w;
