@@ -210,7 +210,7 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
         int r = r0; \
         for (; r + 2 <= r1; r += 2) { \
             if (r + 5 < r1) { const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes); \
-                for (long o = 0; o < 2 * row_bytes; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0); } \
+                for (long o = 0; o < 2 * row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3); } \
             FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 2, T, out + r, out_stride); \
         } \
         if (r < r1) FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 1, T, out + r, out_stride); \
@@ -218,10 +218,6 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
 #define CASE(FN, K, T) if (kind == K && nt == T) ROWS(FN, K, T)
 #define KIND(FN, K) CASE(FN, K, 1) CASE(FN, K, 2) CASE(FN, K, 3) CASE(FN, K, 4)
 #define TILES(FN) KIND(FN, 0) KIND(FN, 1) KIND(FN, 2) KIND(FN, 7)
-
-#if !defined(__SSE__)
-#define _mm_prefetch(p, h) ((void)(p))
-#endif
 
 static void tile_rows(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
                       int nt, float *out, long out_stride) {
