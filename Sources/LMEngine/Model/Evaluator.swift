@@ -113,8 +113,7 @@ final class Evaluator: @unchecked Sendable {
             angles(slot.position, base: c.ropeBase, into: ropeCos + b * half, ropeSin + b * half)
             if let localCos, let localSin { angles(slot.position, base: c.localRopeBase, into: localCos + b * half, localSin + b * half) }
         }
-        // Gemma scales the query before q·k (then the product is not scaled); llama scales the product.
-        let preScale = c.sandwichNorms
+        let preScale = c.scalesQuery
         let scale = preScale ? 1 : c.attentionScale
         let adapted = slots.contains { $0.adapters != nil }
         tables.withUnsafeBufferPointer { tableBuffer in

@@ -15,6 +15,7 @@ extension LlamaConfig {
         activation = .geluTanh
         embeddingScale = Float(dim).squareRoot()
         sandwichNorms = true
+        scalesQuery = true
         attentionScale = layers == 62 ? 1 / Float(dim / heads).squareRoot() : 1 / Float(headDim).squareRoot()
         let window = try int("attention.sliding_window", 0)
         if window > 0 {

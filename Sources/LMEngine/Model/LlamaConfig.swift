@@ -27,8 +27,11 @@ public struct LlamaConfig: Sendable, Hashable {
     public var activation: Activation = .silu
     /// Multiplies the token embedding (Gemma: √dim); nil: none.
     public var embeddingScale: Float? = nil
-    /// The query scale before q·k.
+    /// The scale of q·k.
     public var attentionScale: Float
+    /// Whether the scale multiplies the query before q·k (Gemma, as llama.cpp builds it) rather
+    /// than the product; the two round differently with the query kept in F16 precision.
+    public var scalesQuery = false
     /// Sliding-window attention: a token on a local layer attends to the last `slidingWindow`
     /// positions, its own included; nil: every layer is global.
     public var slidingWindow: Int? = nil

@@ -28,8 +28,9 @@ public struct Tokenizer: Sendable {
     public let preTokenizer: PreTokenizer
     /// SentencePiece: whether raw text at the start or after a special token gets a leading space.
     public let addSpacePrefix: Bool
-    let bpe: BPE?
-    let spm: SentencePiece?
+    /// The merging of raw text between special tokens, one per vocabulary algorithm.
+    enum Encoder: Sendable { case bpe(BPE), sentencePiece(SentencePiece) }
+    let encoder: Encoder
     /// Special tokens matched in raw text, longest first: (UTF-8 text, id, is control or unknown).
     let specials: [([UInt8], Int32, Bool)]
     /// Token ids that end a generation (`eos`, `eot`, and control tokens named as such).
@@ -113,12 +114,10 @@ public struct Tokenizer: Sendable {
         preTokenizer = pre
         switch model {
         case .bpe:
-            bpe = BPE(ranks: ranks, ids: ids, ignoreMerges: pre == .llama3)
-            spm = nil
+            encoder = .bpe(BPE(ranks: ranks, ids: ids, ignoreMerges: pre == .llama3))
             addSpacePrefix = false
         case .sentencePiece:
-            bpe = nil
-            spm = SentencePiece(tokens: tokens, types: types, scores: scores ?? [])
+            encoder = .sentencePiece(SentencePiece(tokens: tokens, types: types, scores: scores ?? []))
             addSpacePrefix = c["tokenizer.ggml.add_space_prefix"]?.bool ?? true
         }
         specials = tokens.indices
@@ -151,10 +150,11 @@ public struct Tokenizer: Sendable {
                 afterSpecial = true
             case .text(let t):
                 guard !t.isEmpty else { continue }
-                if let bpe {
+                switch encoder {
+                case .bpe(let bpe):
                     // Split at special tokens' boundaries, the bytes are whole characters.
                     for word in preTokenizer.split(String(decoding: t, as: UTF8.self)) { bpe.encode(word: Array(word.utf8), into: &out) }
-                } else if let spm {
+                case .sentencePiece(let spm):
                     spm.encode(addSpacePrefix && afterSpecial ? [0x20] + t : t, into: &out)
                 }
                 afterSpecial = false
