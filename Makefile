@@ -7,7 +7,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup setup-tests build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment clean
+.PHONY: setup setup-tests setup-bench build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment clean
 
 # What building and running prs need (Debian's SQLite and OpenBLAS headers, the default model).
 setup:
@@ -16,6 +16,10 @@ setup:
 # That, and the reference tools the tests and benchmarks need (llama.cpp, gguf, autograd, Chromium).
 setup-tests:
 	bash scripts/setup.sh --tests
+
+# That, and the second llama.cpp build the engine benchmark compares with (AVX-512 + VNNI + BF16).
+setup-bench:
+	bash scripts/setup.sh --bench
 
 build: setup
 	$(SWIFT) build -c release --product prs
@@ -28,10 +32,11 @@ test: setup-tests
 demo: build
 	bash scripts/demo.sh
 
-# This engine and llama.cpp (llama-cpp-python) on the same file and thread count, in one run.
+# This engine and two llama.cpp builds (llama-cpp-python for AVX2, and for AVX-512 + VNNI + BF16;
+# scripts/setup.sh --bench) on the same file and thread count, in one run, with the read bandwidth.
 BENCH_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
 BENCH_ARGS  ?= --prompt-tokens 200 --gen 128 --n 8 --threads 2
-bench-engine: setup-tests build
+bench-engine: setup-bench build
 	bash scripts/bench-engine.sh $(BENCH_MODEL) $(BENCH_ARGS)
 
 # A whole prs sample run (16 prompts, PRS budget 8, 8 in flight, 2 threads) against llama.cpp's

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One whole `prs sample` run (PRS, budget 8, 48-token responses, K prompts in flight) made twice
-# on the same prompts, model and thread count: against llama.cpp's own llama-server (2 threads,
-# 8 parallel slots, continuous batching; built by scripts/llama-server.sh) and with the embedded
-# engine (--policy embedded:..., --threads 2). The two runs go one after the other, never at the
-# same time. Prints wall time, generated tokens, peak RSS and the speed-up, plus the embedded
+# One whole `prs sample` run (PRS, budget 8, 48-token responses, K prompts in flight) made three
+# times on the same prompts, model and thread count: against llama.cpp's own llama-server (2
+# threads, 8 parallel slots, continuous batching; built by scripts/llama-server.sh) in its two
+# builds, AVX2 and AVX-512 + VNNI + BF16 (AMX off), and with the embedded engine (--policy
+# embedded:..., --threads 2). The runs go one after the other, never at the same time; the
+# speed-up is against the faster server. Prints wall time, generated tokens, peak RSS and the speed-up, plus the embedded
 # run's engine statistics when its summary.json has them. Tokens: llama-server's own count from
 # its log (its usage field covers one choice of an n>1 request); the embedded run's summary.
 # RSS: "engine" is llama-server's VmHWM or the embedded prs process; "prs" is the prs process
@@ -28,7 +29,8 @@ log() { printf '[bench-run] %s\n' "$*" >&2; }
 
 [ -f "$MODEL" ] || { log "no model at $MODEL (run scripts/setup.sh)"; exit 1; }
 [ -x "$PRS" ] || { log "no $PRS (run make build)"; exit 1; }
-SERVER_BIN=$(bash scripts/llama-server.sh)
+SERVER_AVX2=$(bash scripts/llama-server.sh avx2)
+SERVER_AVX512=$(bash scripts/llama-server.sh avx512)
 
 TMP=$(mktemp -d)
 SERVER=
@@ -68,33 +70,37 @@ PY
 sample_args=(sample --prompts "$TMP/prompts.jsonl" --strategy prs --budget 8 --max-tokens 48 --reward rubric
   --feedback self --seed 3 --concurrency "$K")
 
-# (a) llama-server on a loopback port.
-PORT=$((20000 + RANDOM % 20000))
-log "starting llama-server on 127.0.0.1:$PORT ($THREADS threads, $SLOTS slots, continuous batching, context $CTX)"
-"$SERVER_BIN" -m "$MODEL" --host 127.0.0.1 --port "$PORT" -t "$THREADS" -tb "$THREADS" -np "$SLOTS" -cb -c "$CTX" \
-  > "$TMP/server.log" 2>&1 &
-SERVER=$!
-for i in $(seq 1 600); do
-  curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-  kill -0 "$SERVER" 2>/dev/null || { log "llama-server exited; its log ends with:"; tail -n 20 "$TMP/server.log" >&2; exit 1; }
-  [ "$i" = 600 ] && { log "llama-server did not answer /health in 5 minutes"; exit 1; }
-  sleep 0.5
-done
-
-# (b) prs sample against it; the server's peak RSS is read just before it stops.
-log "prs sample against llama-server: $COUNT prompts, --concurrency $K"
-measure server "$PRS" "${sample_args[@]}" --out "$TMP/run-server" --policy "openai:http://127.0.0.1:$PORT/v1"
-server_rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER/status")
-kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+# (a) llama-server (build NAME, binary BIN) on a loopback port, and prs sample against it; the
+# server's peak RSS is read just before it stops, into NAME.rss.
+server_run() {
+  local name=$1 bin=$2
+  PORT=$((20000 + RANDOM % 20000))
+  log "starting llama-server ($name) on 127.0.0.1:$PORT ($THREADS threads, $SLOTS slots, continuous batching, context $CTX)"
+  "$bin" -m "$MODEL" --host 127.0.0.1 --port "$PORT" -t "$THREADS" -tb "$THREADS" -np "$SLOTS" -cb -c "$CTX" \
+    > "$TMP/$name.server.log" 2>&1 &
+  SERVER=$!
+  for i in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
+    kill -0 "$SERVER" 2>/dev/null || { log "llama-server exited; its log ends with:"; tail -n 20 "$TMP/$name.server.log" >&2; exit 1; }
+    [ "$i" = 600 ] && { log "llama-server did not answer /health in 5 minutes"; exit 1; }
+    sleep 0.5
+  done
+  log "prs sample against llama-server ($name): $COUNT prompts, --concurrency $K"
+  measure "$name" "$PRS" "${sample_args[@]}" --out "$TMP/run-$name" --policy "openai:http://127.0.0.1:$PORT/v1"
+  awk '/^VmHWM:/ {print $2}' "/proc/$SERVER/status" > "$TMP/$name.rss"
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
+}
+server_run avx2 "$SERVER_AVX2"
+server_run avx512 "$SERVER_AVX512"
 
 # (c) the same run with the embedded engine.
 log "prs sample with the embedded engine: $COUNT prompts, --concurrency $K, --threads $THREADS"
 measure embedded "$PRS" "${sample_args[@]}" --out "$TMP/run-embedded" --policy "embedded:$MODEL" --threads "$THREADS"
 
 # (d) the table.
-"$PY" - "$TMP" "$server_rss_kb" "$COUNT" "$K" "$THREADS" "$SLOTS" <<'PY'
+"$PY" - "$TMP" "$COUNT" "$K" "$THREADS" "$SLOTS" <<'PY'
 import json, os, re, sys
-tmp, server_rss_kb, count, k, threads, slots = sys.argv[1], int(sys.argv[2]), *sys.argv[3:7]
+tmp, count, k, threads, slots = sys.argv[1], *sys.argv[2:6]
 
 def load(name):
     m = json.load(open(os.path.join(tmp, name + ".json")))
@@ -105,31 +111,35 @@ def load(name):
     strategies = summary.get("strategies") or [{}]
     return m, summary, strategies[0]
 
-server, server_summary, server_strategy = load("server")
 embedded, embedded_summary, embedded_strategy = load("embedded")
 print(f"prs sample: {count} prompts, PRS budget 8, 48 max tokens, rubric reward, --concurrency {k}, {threads} threads")
-print(f"{'':22}{'wall s':>9}{'tokens':>9}{'tok/s':>9}{'engine RSS MB':>15}{'prs RSS MB':>12}")
-
-# Generated tokens: llama-server's usage counts one choice of an n>1 request only, so its side is
-# the sum of the server's own per-request timings ("eval time = ... / N tokens" in its log).
-server_tokens = 0
-for line in open(os.path.join(tmp, "server.log"), errors="replace"):
-    m = re.search(r"(?<!prompt )eval time =.*/\s*(\d+) tokens", line)
-    if m:
-        server_tokens += int(m.group(1))
-if server_tokens:
-    server_strategy = dict(server_strategy, completion_tokens=server_tokens)
+print(f"{'':30}{'wall s':>9}{'tokens':>9}{'tok/s':>9}{'engine RSS MB':>15}{'prs RSS MB':>12}")
 
 def row(label, m, strategy, engine_rss):
     tokens = strategy.get("completion_tokens")
     tok = f"{tokens:9d}" if isinstance(tokens, int) else f"{'-':>9}"
     rate = f"{tokens / m['wall_s']:9.1f}" if isinstance(tokens, int) else f"{'-':>9}"
-    print(f"{label:22}{m['wall_s']:9.1f}{tok}{rate}{engine_rss:15.1f}{m['rss_mb']:12.1f}")
+    print(f"{label:30}{m['wall_s']:9.1f}{tok}{rate}{engine_rss:15.1f}{m['rss_mb']:12.1f}")
 
-row(f"llama-server (-np {slots})", server, server_strategy, server_rss_kb / 1024)
-row("embedded", embedded, embedded_strategy, embedded["rss_mb"])
-print(f"speed-up (llama-server time / embedded time): {server['wall_s'] / embedded['wall_s']:.2f}x")
-for label, strategy in [("llama-server", server_strategy), ("embedded", embedded_strategy)]:
+servers = {}
+for build in ("avx2", "avx512"):
+    m, summary, strategy = load(build)
+    # Generated tokens: llama-server's usage counts one choice of an n>1 request only, so its side
+    # is the sum of the server's own per-request timings ("eval time = ... / N tokens" in its log).
+    tokens = 0
+    for line in open(os.path.join(tmp, build + ".server.log"), errors="replace"):
+        found = re.search(r"(?<!prompt )eval time =.*/\s*(\d+) tokens", line)
+        if found:
+            tokens += int(found.group(1))
+    if tokens:
+        strategy = dict(strategy, completion_tokens=tokens)
+    servers[build] = (m, strategy)
+    row(f"llama-server {build} (-np {slots})", m, strategy, int(open(os.path.join(tmp, build + ".rss")).read()) / 1024)
+row(f"embedded ({embedded_summary.get('engine', {}).get('isa', '?')})", embedded, embedded_strategy, embedded["rss_mb"])
+fastest = min(servers, key=lambda b: servers[b][0]["wall_s"])
+speedup = servers[fastest][0]["wall_s"] / embedded["wall_s"]
+print(f"speed-up (the faster llama-server, {fastest}: its time / embedded time): {speedup:.2f}x (target ≥2.5× {'met' if speedup >= 2.5 else 'MISSED'})")
+for label, strategy in [(f"llama-server {b}", servers[b][1]) for b in servers] + [("embedded", embedded_strategy)]:
     if "mean_best_reward" in strategy:
         print(f"mean best reward, {label}: {strategy['mean_best_reward']:.3f}")
 

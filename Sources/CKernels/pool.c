@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define LM_PAUSE() _mm_pause()
@@ -47,6 +48,7 @@ struct lm_pool {
     _Atomic int stop;
     uint64_t generation;
     task t;
+    _Atomic uint64_t busy_ns;  // time threads spent running chunks, summed over threads
 };
 
 typedef struct { lm_pool *pool; int index; } worker_arg;
@@ -77,13 +79,21 @@ static void run_chunk(const task *t, int chunk, int thread) {
     }
 }
 
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 // Claims and runs chunks of generation `gen` until none is left.
 static void work(lm_pool *p, uint64_t gen, int thread) {
     uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
         if (GEN(c) != gen || NEXT(c) >= TOTAL(c)) return;
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire)) continue;
+        uint64_t t0 = now_ns();
         run_chunk(&p->t, (int)NEXT(c), thread);
+        atomic_fetch_add_explicit(&p->busy_ns, now_ns() - t0, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->finished, 1, memory_order_release);
         c = atomic_load_explicit(&p->claim, memory_order_acquire);
     }
@@ -130,6 +140,8 @@ lm_pool *lm_pool_create(int threads) {
 }
 
 int lm_pool_threads(const lm_pool *p) { return p->threads; }
+
+uint64_t lm_pool_busy_ns(lm_pool *p) { return atomic_load_explicit(&p->busy_ns, memory_order_relaxed); }
 
 // Publishes p->t as a new generation of `total` chunks, takes part, and waits for the rest.
 static void run(lm_pool *p, int total) {

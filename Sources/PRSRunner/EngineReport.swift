@@ -18,10 +18,13 @@ public struct EngineReport: Codable, Sendable, Hashable {
     public var generatedTokens: Int
     public var evictions: Int
     public var cacheTokens: Int
+    /// The kernel table the engine's products ran on ("avx2", "avx512", "amx"); nil in summaries
+    /// written before it was recorded.
+    public var isa: String?
 
     public init(requests: Int, steps: Int, largestDecodeBatch: Int, meanDecodeBatch: Double, largestBatch: Int,
                 decodeBatches: [String: Int], maxBatch: Int, promptTokens: Int, promptTokensCached: Int,
-                prefixHitRate: Double, generatedTokens: Int, evictions: Int, cacheTokens: Int) {
+                prefixHitRate: Double, generatedTokens: Int, evictions: Int, cacheTokens: Int, isa: String? = nil) {
         self.requests = requests
         self.steps = steps
         self.largestDecodeBatch = largestDecodeBatch
@@ -35,10 +38,11 @@ public struct EngineReport: Codable, Sendable, Hashable {
         self.generatedTokens = generatedTokens
         self.evictions = evictions
         self.cacheTokens = cacheTokens
+        self.isa = isa
     }
 
     enum CodingKeys: String, CodingKey {
-        case requests, steps, evictions
+        case requests, steps, evictions, isa
         case largestDecodeBatch = "largest_decode_batch", meanDecodeBatch = "mean_decode_batch", largestBatch = "largest_batch"
         case decodeBatches = "decode_batches", maxBatch = "max_batch", promptTokens = "prompt_tokens"
         case promptTokensCached = "prompt_tokens_cached", prefixHitRate = "prefix_hit_rate"
@@ -49,5 +53,6 @@ public struct EngineReport: Codable, Sendable, Hashable {
     public var line: String {
         String(format: "engine: %d requests, decode batches up to %d sequences (mean %.1f, limit %d), prefix cache hit %.1f%% of %d prompt tokens, %d evictions",
                requests, largestDecodeBatch, meanDecodeBatch, maxBatch, prefixHitRate * 100, promptTokens, evictions)
+            + (isa.map { ", kernels \($0)" } ?? "")
     }
 }

@@ -65,9 +65,12 @@ struct Model: AsyncParsableCommand {
             var chat_template: String?
             var tokenizer: TokenizerInfo?
             var adapters: [AdapterInfo]?
+            /// The kernel table the engine would use here, and every table this machine allows.
+            var isa: String; var isa_available: [String]
         }
 
         func run() async throws {
+            do { _ = try InstructionSet.requested() } catch { throw CLIFailure.badInput("\(error)") }
             let file = try Model.open(model)
             let c = file.content
             let arch = c["general.architecture"]?.string
@@ -92,7 +95,8 @@ struct Model: AsyncParsableCommand {
                 hyperparameters: hyper, tensor_types: types, tensors: c.tensors.count, chat_template: template,
                 tokenizer: tok.map { .init(model: c["tokenizer.ggml.model"]?.string, pre: c["tokenizer.ggml.pre"]?.string,
                                            tokens: $0.count, bos: $0.bos, eos: $0.eos, add_bos: $0.addBOS) },
-                adapters: try adapterInfo(file))
+                adapters: try adapterInfo(file),
+                isa: InstructionSet.active, isa_available: InstructionSet.available.map(\.rawValue))
             if json { print(try Model.json(report)); return }
             print("\(model) (GGUF v\(c.version), \(String(format: "%.1f", Double(file.fileSize) / 1_048_576)) MiB)")
             print("  architecture   \(arch ?? "?")  \(report.name ?? "")")
@@ -108,6 +112,7 @@ struct Model: AsyncParsableCommand {
                 let kind = t.model == "llama" ? "SentencePiece (llama)" : t.model == "gpt2" ? "byte-level BPE (gpt2, pre \(t.pre ?? "default"))" : t.model ?? "?"
                 print("  tokenizer      \(kind), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos \(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)")
             }
+            print("  kernels        \(report.isa) (this machine allows \(report.isa_available.joined(separator: ", ")); PRS_ISA forces one)")
             for a in report.adapters ?? [] {
                 let base = a.matches_base.map { $0 ? "trained on this file" : "trained on another file" } ?? "base not recorded"
                 print("  adapter        \(a.path): LoRA rank \(a.rank), alpha \(a.alpha), scale \(a.scale), \(a.tensors) tensors, \(base)")
@@ -215,13 +220,20 @@ struct Model: AsyncParsableCommand {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure this engine alone: prompt processing, decoding, N-way sampling from one prompt, peak memory.",
-            discussion: "Example:\n  prs model bench \(defaultModel) --threads 2 --json")
+            discussion: """
+                The products run on the best kernel table the machine has (avx512, else avx2); PRS_ISA=avx2|avx512|amx \
+                forces one, and every table gives the same tokens.
+                Example:
+                  prs model bench \(defaultModel) --threads 2 --json
+                  PRS_ISA=avx2 prs model bench \(defaultModel) --json
+                """)
         @Argument(help: "A GGUF model file.") var model: String
         @Option(name: .customLong("prompt-tokens"), help: "Prompt length (default 200).") var promptTokens = 200
         @Option(help: "Tokens to generate (default 128).") var gen = 128
         @Option(help: "Continuations of one prompt for the N-way figure (default 8).") var n = 8
         @Option(help: "Threads (default 2).") var threads = 2
         @Option(help: "A LoRA adapter to apply, A.gguf or A.gguf@SCALE (repeatable).") var lora: [String] = []
+        @Flag(help: "Also measure the machine's memory read bandwidth (1 thread and --threads) and decode's share of it.") var bandwidth = false
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
@@ -243,14 +255,19 @@ struct Model: AsyncParsableCommand {
             try session.forward(prompt)
             let promptRate = Double(promptTokens) / seconds(clock.now - t0)
             t0 = clock.now
-            var last: Int32 = 0
+            var greedy: [Int32] = []
+            let busy0 = session.poolBusySeconds
             for _ in 0..<gen {
                 var best: Int32 = 0
                 for i in 1..<llama.config.vocabSize where session.logits[i] > session.logits[Int(best)] { best = Int32(i) }
-                last = best
-                try session.forward(last)
+                greedy.append(best)
+                try session.forward(best)
             }
-            let decodeRate = Double(gen) / seconds(clock.now - t0)
+            let decodeSeconds = seconds(clock.now - t0)
+            let decodeRate = Double(gen) / decodeSeconds
+            // The share of the decode's thread time (threads × wall) the pool's threads were not running
+            // products or attention: serial work (norms, quantization, the argmax) and waiting on each other.
+            let poolIdle = 1 - (session.poolBusySeconds - busy0) / (Double(threads) * decodeSeconds)
             let engine = Engine(model: llama, contextTokens: promptTokens + gen + 1, threads: threads, maxBatch: max(16, n))
             // The prompt goes first, on its own: llama.cpp's batched figure leaves the prompt out, so
             // this one does too. The N-way request then finds the prompt's whole blocks in the prefix
@@ -271,15 +288,55 @@ struct Model: AsyncParsableCommand {
                 var model_file_mb: Double; var kv_cache_mb: Double
                 /// The N-way figure with the prompt's evaluation counted in.
                 var nway_with_prompt_tokens_per_s: Double
+                /// The kernel table the products ran on (PRS_ISA forces one), and what they produced:
+                /// the greedy decode's tokens and a hash of the N sampled continuations, equal on every table.
+                var isa: String; var greedy_tokens: [Int32]; var nway_tokens_fnv1a: String
+                /// What one decode step reads: the weights of every product (and the output head), and
+                /// the KV cache at the decode's mean position.
+                var decode_weights_mb: Double; var decode_kv_mb: Double
+                /// With --bandwidth: the read bandwidth (GB/s) on one thread and on --threads, and the
+                /// share of the latter that single decode reaches.
+                var read_gb_per_s_1_thread: Double?; var read_gb_per_s: Double?; var decode_bandwidth_share: Double?
+                /// The share of single decode's thread time the pool's threads spent not computing.
+                var decode_pool_idle_share: Double
             }
             let c = llama.config
             let kvBytes = Double(2 * c.layers * c.kvHeads * c.headDim * 2 * (promptTokens + n * gen))
             let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int).flatMap { $0 } ?? 0
-            let out = Out(prompt_tokens_per_s: promptRate, decode_tokens_per_s: decodeRate, nway_tokens_per_s: nway, peak_rss_mb: Bench.peakRSSMegabytes(),
+            // Every 2-D weight of the layers, and the output head (the tied embedding when absent).
+            let weightBytes = file.content.tensors.filter { $0.dimensions.count == 2 && $0.name.hasPrefix("blk.") }.reduce(0) { $0 + $1.byteCount }
+                + (file.tensor("output.weight") ?? file.tensor("token_embd.weight")).map(\.byteCount)!
+            let kvPerPosition = Double(2 * c.layers * c.kvHeads * c.headDim * 2)
+            let decodeKV = kvPerPosition * (Double(promptTokens) + Double(gen) / 2)
+            var bw1: Double?, bwT: Double?, share: Double?
+            let peak = Bench.peakRSSMegabytes()  // before the bandwidth's buffer
+            if bandwidth {
+                bw1 = InstructionSet.readBandwidth(threads: 1)
+                bwT = InstructionSet.readBandwidth(threads: threads)
+                share = decodeRate * (Double(weightBytes) + decodeKV) / (bwT! * 1e9)
+            }
+            let out = Out(prompt_tokens_per_s: promptRate, decode_tokens_per_s: decodeRate, nway_tokens_per_s: nway, peak_rss_mb: peak,
                           model_file_mb: Double(fileBytes) / 1_048_576, kv_cache_mb: kvBytes / 1_048_576,
-                          nway_with_prompt_tokens_per_s: generated / (nwayTime + promptTime))
+                          nway_with_prompt_tokens_per_s: generated / (nwayTime + promptTime),
+                          isa: InstructionSet.active, greedy_tokens: greedy, nway_tokens_fnv1a: Self.fnv1a(outs.map(\.tokens)),
+                          decode_weights_mb: Double(weightBytes) / 1_048_576, decode_kv_mb: decodeKV / 1_048_576,
+                          read_gb_per_s_1_thread: bw1, read_gb_per_s: bwT, decode_bandwidth_share: share,
+                          decode_pool_idle_share: poolIdle)
             if json { print(try Model.json(out)); return }
-            print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB", promptRate, decodeRate, n, nway, out.peak_rss_mb))
+            print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB",
+                         promptRate, decodeRate, n, nway, out.peak_rss_mb) + " · kernels \(out.isa) · tokens \(out.nway_tokens_fnv1a)")
+            if let bw1, let bwT, let share {
+                print(String(format: "read bandwidth %.1f GB/s on 1 thread, %.1f on %d; decode reads %.0f MB a token: %.0f%% of it",
+                             bw1, bwT, threads, (Double(weightBytes) + decodeKV) / 1e6, share * 100))
+            }
+        }
+
+        /// FNV-1a (64-bit) over each continuation's tokens, little-endian, with its length first.
+        static func fnv1a(_ sequences: [[Int32]]) -> String {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            func mix(_ v: Int32) { for k in 0..<4 { h = (h ^ UInt64((UInt32(bitPattern: v) >> (8 * k)) & 0xFF)) &* 0x100_0000_01b3 } }
+            for s in sequences { mix(Int32(s.count)); s.forEach(mix) }
+            return String(h, radix: 16)
         }
 
         /// VmHWM from /proc/self/status (Linux); 0 where it is not available.

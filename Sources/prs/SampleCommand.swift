@@ -124,7 +124,7 @@ struct SampleJob {
         EngineReport(requests: s.requests, steps: s.steps, largestDecodeBatch: s.largestDecodeBatch, meanDecodeBatch: s.meanDecodeBatch,
                      largestBatch: s.largestBatch, decodeBatches: s.decodeBatches, maxBatch: s.maxBatch, promptTokens: s.promptTokens,
                      promptTokensCached: s.promptTokensCached, prefixHitRate: s.prefixHitRate, generatedTokens: s.generatedTokens,
-                     evictions: s.evictions, cacheTokens: s.cacheTokens)
+                     evictions: s.evictions, cacheTokens: s.cacheTokens, isa: InstructionSet.active)
     }
 
     /// Prints the state counts and turns an unfinished run into the contract's exit status.

@@ -6,12 +6,8 @@ import Testing
 /// Every instruction set the machine has against the AVX2 one: the quantized products and a
 /// whole forward pass must give bit-identical numbers (DESIGN.md, Instruction sets).
 @Suite(.serialized) struct ISATests {
-    /// The instruction sets to compare with AVX2 here (1: AVX512-VNNI), empty on a machine without.
-    static var others: [Int32] {
-        let was = lm_q8_set_isa(1)
-        defer { _ = lm_q8_set_isa(was) }
-        return lm_q8_isa() == 1 ? [1] : []
-    }
+    /// The tables to compare with AVX2 here (1: AVX-512), empty on a machine without.
+    static var others: [Int32] { InstructionSet.avx512.isAvailable ? [1] : [] }
 
     func withISA<T>(_ isa: Int32, _ body: () throws -> T) rethrows -> T {
         let was = lm_q8_set_isa(isa)
@@ -23,7 +19,7 @@ import Testing
     @Test func quantizedProductsAreBitIdentical() throws {
         let isas = Self.others
         #expect(ProcessInfo.processInfo.environment["PRS_ISA"] == "avx2" || !isas.isEmpty || !Self.machineHasVNNI,
-                "this machine reports AVX512-VNNI, so it must be tested")
+                "this machine reports AVX-512 VNNI, so its table must be tested")
         var rng = SplitMix64(seed: 5)
         let n = 256, rows = 7
         for (kind, blockBytes) in [(Int32(0), 20), (1, 34), (2, 18), (7, 22)] {
@@ -96,7 +92,50 @@ import Testing
         }
     }
 
+    /// Batch invariance on each table, and the same tokens across tables: eight seeded
+    /// continuations decoded together equal the same seeds decoded alone and four at a time.
+    @Test func batchInvarianceHoldsOnEveryTable() async throws {
+        let model = try LlamaModel(file: SmolLM2.file.get())
+        let p = model.tokenizer.encode("<|im_start|>user\nWrite one sentence about the sea.<|im_end|>\n<|im_start|>assistant\n",
+                                       addSpecial: false, parseSpecial: true)
+        let o = CompletionOptions(maxTokens: 16, sampler: SamplerSettings(temperature: 0.9, topK: 50, seed: 3))
+        var byTable: [[[Int32]]] = []
+        for isa in [Int32(0)] + Self.others {
+            let was = lm_q8_set_isa(isa)
+            defer { _ = lm_q8_set_isa(was) }
+            let eight = try await Engine(model: model, contextTokens: 512, threads: 2).complete(prompt: p, n: 8, options: o).map(\.tokens)
+            var alone = o
+            alone.sampler.seed = 3 + 6
+            let one = try await Engine(model: model, contextTokens: 512, threads: 1).complete(prompt: p, n: 1, options: alone)
+            #expect(one[0].tokens == eight[6], "table \(isa): alone = 7th of a batch of 8")
+            var four = o
+            four.sampler.seed = 3 + 2
+            let batch4 = try await Engine(model: model, contextTokens: 512, threads: 2).complete(prompt: p, n: 4, options: four)
+            #expect(batch4.map(\.tokens) == Array(eight[2..<6]), "table \(isa): a batch of 4 = the 3rd to 6th of a batch of 8")
+            byTable.append(eight)
+        }
+        for (i, tokens) in byTable.enumerated().dropFirst() { #expect(tokens == byTable[0], "table \(Self.others[i - 1]) against AVX2") }
+    }
+
+    /// PRS_ISA: a name that is no table, or a table this machine lacks, is an error naming it.
+    @Test func prsISAErrorsNameTheVariableAndWhatIsMissing() throws {
+        #expect(throws: ModelError.self) { try InstructionSet.requested(environment: ["PRS_ISA": "sse9"]) }
+        do { _ = try InstructionSet.requested(environment: ["PRS_ISA": "sse9"]) } catch {
+            #expect("\(error)".contains("PRS_ISA=sse9 names no kernel table; expected avx2, avx512 or amx"))
+        }
+        #expect(try InstructionSet.requested(environment: ["PRS_ISA": "avx2"]) == .avx2)
+        #expect(try InstructionSet.requested(environment: [:]) == nil)
+        for isa in InstructionSet.allCases where !isa.isAvailable {
+            do { _ = try InstructionSet.requested(environment: ["PRS_ISA": isa.rawValue]); Issue.record("\(isa) is not here, yet accepted") } catch {
+                #expect("\(error)".contains("PRS_ISA=\(isa.rawValue) asks for the \(isa.rawValue) kernels, but this machine does not allow them"))
+            }
+        }
+        #expect(InstructionSet.available.contains(.avx2))
+        if Self.machineHasVNNI { #expect(InstructionSet.available.contains(.avx512)) }
+    }
+
     static var machineHasVNNI: Bool {
-        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512_vnni") ?? false
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        return flags.contains("avx512_vnni") && flags.contains("avx512bw") && flags.contains("avx512dq")
     }
 }

@@ -3,6 +3,7 @@
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H
 #include <stdint.h>
+#include <stddef.h>
 #include "lm_kquants.h"
 #include "lm_amx.h"
 
@@ -41,8 +42,13 @@ void lm_geglu(const float *g, const float *u, float *y, int n);
 
 /// log Σ exp(x[i]) over n values: the maximum taken out, the exponentials summed in double.
 float lm_log_sum_exp(const float *x, int n);
-/// The quantized products' instruction set: 0 AVX2 (or portable C), 1 AVX512-VNNI; both give
-/// bit-identical results. PRS_ISA=avx2 forces 0.
+/// Whether the processor and the OS allow kernel table `table` here: 0 AVX2/FMA/F16C (on other
+/// architectures, the portable C), 1 AVX-512 (F, DQ, BW, VL, VNNI, with the ZMM state enabled),
+/// 2 AMX (AMX-TILE, -INT8, -BF16 and AVX-512; asking it asks Linux for the tile data state with
+/// arch_prctl(ARCH_REQ_XCOMP_PERM), without which tile instructions raise SIGILL).
+int lm_isa_available(int table);
+/// The quantized products' table: 0 AVX2 (or portable C), 1 AVX-512 (zmm tiles with VPDPBUSD);
+/// both give bit-identical results. The best the machine has, unless PRS_ISA=avx2 forces 0.
 int lm_q8_isa(void);
 /// Switches the products to `isa` (1 only where the machine has it); returns the previous one.
 int lm_q8_set_isa(int isa);
@@ -54,6 +60,10 @@ int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, f
 void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
                           const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out);
 
+/// The memory read bandwidth with `threads` threads, in GB/s (10^9 bytes): each sums its share
+/// of a `bytes` buffer, best of `passes` passes.
+double lm_read_bandwidth(int threads, size_t bytes, int passes);
+
 float lm_f16_to_f32(uint16_t h);
 uint16_t lm_f32_to_f16(float f);
 
@@ -62,6 +72,9 @@ typedef struct lm_pool lm_pool;
 lm_pool *lm_pool_create(int threads);
 void lm_pool_destroy(lm_pool *pool);
 int lm_pool_threads(const lm_pool *pool);
+/// Nanoseconds the pool's threads (the caller included) have spent running chunks, summed over
+/// threads: against threads × wall time, what is left is the time the cores waited.
+uint64_t lm_pool_busy_ns(lm_pool *pool);
 
 /// One weight matrix's product for a batch: rows split among the pool's threads.
 typedef struct {

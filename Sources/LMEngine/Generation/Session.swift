@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// One sequence evaluated token by token or in chunks, with a cache of its own: the plain
 /// forward pass, for reference comparisons and benchmarks. Generation goes through `Engine`.
@@ -17,6 +18,9 @@ public final class LlamaSession: @unchecked Sendable {
     public var position: Int { sequence.computed }
     /// The logits after the last token evaluated.
     public var logits: UnsafeMutablePointer<Float> { evaluator.logits }
+    /// Seconds the session's pool threads have spent in products and attention, summed over
+    /// threads (the rest of threads × wall time they waited: on serial work or on each other).
+    public var poolBusySeconds: Double { Double(lm_pool_busy_ns(evaluator.products.pool)) / 1e9 }
 
     public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 64) {
         self.model = model

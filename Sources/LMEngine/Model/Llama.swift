@@ -40,6 +40,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     public init(file: GGUFFile) throws {
         self.file = file
+        _ = try InstructionSet.requested()
         do {
             config = try LlamaConfig(gguf: file.content)
             tokenizer = try Tokenizer(gguf: file.content)
