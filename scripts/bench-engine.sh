@@ -23,7 +23,12 @@ while [ $# -gt 0 ]; do
 done
 ours=$(.build/release/prs model bench "$MODEL" --prompt-tokens "$PROMPT" --gen "$GEN" --n "$N" --threads "$THREADS" --bandwidth --json)
 avx2=$(.venv/bin/python scripts/reference/llama_bench.py "$MODEL" "$PROMPT" "$GEN" "$N" "$THREADS")
-avx512=$(.venv-llama512/bin/python scripts/reference/llama_bench.py "$MODEL" "$PROMPT" "$GEN" "$N" "$THREADS")
+# The AVX-512 build only where the machine runs it (scripts/machine-runs.sh says what is missing).
+if bash scripts/machine-runs.sh avx512; then
+  avx512=$(.venv-llama512/bin/python scripts/reference/llama_bench.py "$MODEL" "$PROMPT" "$GEN" "$N" "$THREADS")
+else
+  avx512=null
+fi
 .venv/bin/python - "$ours" "$avx2" "$avx512" "$PROMPT" "$GEN" "$N" "$THREADS" <<'PY'
 import json, sys
 ours, l2, l5 = (json.loads(a) for a in sys.argv[1:4])
@@ -34,19 +39,27 @@ rows = [("prompt_tokens_per_s", "prompt_tokens_per_s", "prompt processing tok/s"
         ("decode_tokens_per_s", "decode_tokens_per_s", "decode tok/s", 1.5),
         ("nway_tokens_per_s", "nway_batched_tokens_per_s", f"N={n} tok/s (llama batched)", 4.0),
         ("nway_tokens_per_s", "nway_tokens_per_s", f"N={n} tok/s (llama sequential)", None)]
+def cell(v, width, fmt):
+    return f"{'not run':>{width}}" if v is None else f"{v:{width}{fmt}}"
 for our_key, their_key, label, target in rows:
-    a, b2, b5 = ours[our_key], l2[their_key], l5[their_key]
-    ratio = a / max(b2, b5)
+    a, b2 = ours[our_key], l2[their_key]
+    b5 = l5[their_key] if l5 else None
+    ratio = a / max(b2, b5 or 0)
     verdict = "" if target is None else f"≥{target:.1f}× {'met' if ratio >= target else 'MISSED'}"
-    print(f"{label:30}{a:9.1f}{b2:12.1f}{b5:14.1f}{ratio:8.2f}  {verdict}")
-print(f"{'peak RSS MB':30}{ours['peak_rss_mb']:9.0f}{l2['peak_rss_mb']:12.0f}{l5['peak_rss_mb']:14.0f}{ours['peak_rss_mb'] / min(l2['peak_rss_mb'], l5['peak_rss_mb']):8.2f}")
+    print(f"{label:30}{a:9.1f}{b2:12.1f}{cell(b5, 14, '.1f')}{ratio:8.2f}  {verdict}")
+r5 = l5["peak_rss_mb"] if l5 else None
+print(f"{'peak RSS MB':30}{ours['peak_rss_mb']:9.0f}{l2['peak_rss_mb']:12.0f}{cell(r5, 14, '.0f')}"
+      f"{ours['peak_rss_mb'] / min(l2['peak_rss_mb'], r5 or l2['peak_rss_mb']):8.2f}")
+if not l5:
+    print("llama.cpp AVX-512: not run, this machine lacks the instructions (scripts/machine-runs.sh avx512); ratios are against AVX2")
 per_token = ours["decode_weights_mb"] + ours["decode_kv_mb"]
 share = ours["decode_bandwidth_share"]
 print(f"read bandwidth: {ours['read_gb_per_s_1_thread']:.1f} GB/s on 1 thread, {ours['read_gb_per_s']:.1f} on {t}; a decode step reads "
       f"{per_token:.0f} MiB (weights {ours['decode_weights_mb']:.0f}, KV {ours['decode_kv_mb']:.0f}): prs decode uses {share * 100:.0f}% of it "
       f"(target ≥75% {'met' if share >= 0.75 else 'MISSED'}), the bound is {ours['read_gb_per_s'] * 1e9 / (per_token * 1048576):.0f} tok/s")
-idle = ours["decode_pool_idle_share"]
-print(f"pool: during single decode the threads were idle {idle * 100:.1f}% of their time (target <5% {'met' if idle < 0.05 else 'MISSED'})")
+wait, serial = ours["decode_pool_wait_share"], ours["decode_serial_share"]
+print(f"pool: during single decode the threads waited {wait * 100:.1f}% of their time (target <5% {'met' if wait < 0.05 else 'MISSED'}); "
+      f"the calling thread's serial work outside the pool was {serial * 100:.1f}%")
 budget = ours["model_file_mb"] + ours["kv_cache_mb"] + 150
 print(f"memory target: model file {ours['model_file_mb']:.0f} MB + KV cache {ours['kv_cache_mb']:.0f} MB + 150 MB = {budget:.0f} MB; "
       f"prs peak {ours['peak_rss_mb']:.0f} MB ({'within' if ours['peak_rss_mb'] <= budget else 'OVER'})")

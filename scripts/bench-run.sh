@@ -30,7 +30,11 @@ log() { printf '[bench-run] %s\n' "$*" >&2; }
 [ -f "$MODEL" ] || { log "no model at $MODEL (run scripts/setup.sh)"; exit 1; }
 [ -x "$PRS" ] || { log "no $PRS (run make build)"; exit 1; }
 SERVER_AVX2=$(bash scripts/llama-server.sh avx2)
-SERVER_AVX512=$(bash scripts/llama-server.sh avx512)
+# The AVX-512 build only where the machine runs it (scripts/machine-runs.sh says what is missing).
+BUILDS="avx2"
+if bash scripts/machine-runs.sh avx512; then
+  SERVER_AVX512=$(bash scripts/llama-server.sh avx512); BUILDS="avx2 avx512"
+fi
 
 TMP=$(mktemp -d)
 SERVER=
@@ -91,16 +95,16 @@ server_run() {
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
 }
 server_run avx2 "$SERVER_AVX2"
-server_run avx512 "$SERVER_AVX512"
+case "$BUILDS" in *avx512*) server_run avx512 "$SERVER_AVX512" ;; esac
 
 # (c) the same run with the embedded engine.
 log "prs sample with the embedded engine: $COUNT prompts, --concurrency $K, --threads $THREADS"
 measure embedded "$PRS" "${sample_args[@]}" --out "$TMP/run-embedded" --policy "embedded:$MODEL" --threads "$THREADS"
 
 # (d) the table.
-"$PY" - "$TMP" "$COUNT" "$K" "$THREADS" "$SLOTS" <<'PY'
+"$PY" - "$TMP" "$COUNT" "$K" "$THREADS" "$SLOTS" "$BUILDS" <<'PY'
 import json, os, re, sys
-tmp, count, k, threads, slots = sys.argv[1], *sys.argv[2:6]
+tmp, count, k, threads, slots, builds = sys.argv[1], *sys.argv[2:7]
 
 def load(name):
     m = json.load(open(os.path.join(tmp, name + ".json")))
@@ -122,7 +126,9 @@ def row(label, m, strategy, engine_rss):
     print(f"{label:30}{m['wall_s']:9.1f}{tok}{rate}{engine_rss:15.1f}{m['rss_mb']:12.1f}")
 
 servers = {}
-for build in ("avx2", "avx512"):
+if "avx512" not in builds:
+    print("llama-server avx512: not run, this machine lacks the instructions (scripts/machine-runs.sh avx512)")
+for build in builds.split():
     m, summary, strategy = load(build)
     # Generated tokens: llama-server's usage counts one choice of an n>1 request only, so its side
     # is the sum of the server's own per-request timings ("eval time = ... / N tokens" in its log).

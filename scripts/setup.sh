@@ -71,7 +71,12 @@ install_llama() {
 }
 install_llama "$VENV" "$LLAMA_FLAGS" AVX2 "[server]" "import llama_cpp, llama_cpp.server, gguf, autograd" gguf autograd
 if [ "$BENCH" = 1 ]; then
-  install_llama "$ROOT/.venv-llama512" "$LLAMA512_FLAGS" "AVX-512 + VNNI + BF16" "" "import llama_cpp, numpy" numpy
+  # Only where it can run: the benchmarks leave it out on a machine without these instructions.
+  if why=$(bash "$ROOT/scripts/machine-runs.sh" avx512 2>&1); then
+    install_llama "$ROOT/.venv-llama512" "$LLAMA512_FLAGS" "AVX-512 + VNNI + BF16" "" "import llama_cpp, numpy" numpy
+  else
+    log "not building llama.cpp for AVX-512: $why"
+  fi
 fi
 # The official OpenAI client, the reference client of `prs serve`.
 if ! "$VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then

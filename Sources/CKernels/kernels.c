@@ -2,6 +2,7 @@
 // sums per block, scaled by the product of the block scales. Activations are quantized as
 // ggml's AVX2 path does (scale 127/amax, round half to even), so products match llama.cpp's.
 #include "lm_kernels.h"
+#include "lm_kquants.h"
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>
@@ -105,6 +106,40 @@ void lm_quantize_acts(const float *x, lm_act_q8 *y, int n) {
         y[b].d = f16_round(d);
         y[b].s = f16_round((float)sum * d);
     }
+}
+
+void lm_rms_norm(const float *x, const float *w, float eps, float *y, int n) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+void lm_prelude_run(const lm_prelude *p, int row, int e0, int e1) {
+    long o = (long)row * p->n;
+    float *y = p->y + o;
+    switch (p->op) {
+    case LM_PRE_RMS_NORM: {
+        float *x = p->x + o;
+        if (p->add) for (int i = 0; i < p->n; i++) x[i] += p->add[o + i];
+        lm_rms_norm(x, p->w, p->eps, y, p->n);
+        e0 = 0; e1 = p->n;
+        break;
+    }
+    case LM_PRE_SILU:
+        for (int i = e0; i < e1; i++) {
+            float g = y[i];
+            y[i] = g / (1.0f + expf(-g)) * p->up[o + i];
+        }
+        break;
+    case LM_PRE_GEGLU:
+        lm_geglu(y + e0, p->up + o + e0, y + e0, e1 - e0);
+        break;
+    default:
+        break;
+    }
+    if (p->q8) lm_quantize_acts(y + e0, p->q8 + (o + e0) / 32, e1 - e0);
+    if (p->q8k) lm_quantize_q8_k(y + e0, (lm_block_q8_k *)p->q8k + (o + e0) / 256, e1 - e0);
 }
 
 #ifdef LM_AVX2

@@ -7,6 +7,12 @@
 // The claim word packs the job's generation, its chunk count and the next chunk, so a worker
 // can only claim chunks of the job it saw published, and the job's description stays
 // unchanged while any of its chunks is unfinished.
+//
+// A product's job can start with a prelude (the norm, the gated activation and the int8
+// quantization of its input) cut into chunks of its own: chunks are claimed in order, so a
+// thread that claims the first row chunk waits only until every prelude chunk is finished,
+// with no second publication. Row chunks shrink as the job nears its end (each a share of
+// what is left), so the last one to finish holds the others up for little time.
 #include "lm_kernels.h"
 #include <pthread.h>
 #include <sched.h>
@@ -21,19 +27,24 @@
 #define LM_PAUSE() ((void)0)
 #endif
 
-enum { LM_SPIN = 1 << 12, LM_MATMUL_ROWS = 16, LM_MAX_JOBS = 4 };
+enum { LM_SPIN = 1 << 12, LM_MATMUL_ROWS = 16, LM_MAX_JOBS = 4, LM_MAX_CHUNKS = 4096 };
 
 #define GEN(c) ((c) >> 40)
 #define TOTAL(c) (((c) >> 20) & 0xFFFFF)
 #define NEXT(c) ((c) & 0xFFFFF)
 
 typedef struct {
-    int kind;  // 0: products, 1: attention
+    int kind;  // 0: products, 1: attention, 2: grouped attention
     int batch;
     int count;
     lm_matmul_job jobs[LM_MAX_JOBS];
-    int first_chunk[LM_MAX_JOBS + 1];
-    int chunk_rows[LM_MAX_JOBS];
+    // Products: chunks [0, pre_chunks) run the prelude, pre_per_row of them a row; row chunk
+    // i (after those) is rows [row0[i], row0[i + 1]) of job[i] (row0[i + 1] taken as that
+    // job's end when the next chunk belongs to the next job).
+    int pre_chunks, pre_per_row, pre_span;
+    lm_prelude pre;
+    int16_t job[LM_MAX_CHUNKS + 1];
+    int32_t row0[LM_MAX_CHUNKS + 1];
     lm_attn_job attn;
 } task;
 
@@ -48,18 +59,25 @@ struct lm_pool {
     _Atomic int stop;
     uint64_t generation;
     task t;
-    _Atomic uint64_t busy_ns;  // time threads spent running chunks, summed over threads
+    _Atomic uint64_t busy_ns;    // time threads spent running chunks, summed over threads
+    _Atomic uint64_t inside_ns;  // time the calling thread spent in the pool's calls
 };
 
 typedef struct { lm_pool *pool; int index; } worker_arg;
 
+// Prelude chunk c: a span of one token's row.
+static void run_prelude_chunk(const task *t, int c) {
+    int row = c / t->pre_per_row, e0 = (c % t->pre_per_row) * t->pre_span;
+    int e1 = e0 + t->pre_span < t->pre.n ? e0 + t->pre_span : t->pre.n;
+    lm_prelude_run(&t->pre, row, e0, e1);
+}
+
 static void run_chunk(const task *t, int chunk, int thread) {
     if (t->kind == 0) {
-        int j = 0;
-        while (chunk >= t->first_chunk[j + 1]) j++;
-        const lm_matmul_job *job = &t->jobs[j];
-        int r0 = (chunk - t->first_chunk[j]) * t->chunk_rows[j];
-        int r1 = r0 + t->chunk_rows[j] < job->rows ? r0 + t->chunk_rows[j] : job->rows;
+        if (chunk < t->pre_chunks) { run_prelude_chunk(t, chunk); return; }
+        int i = chunk - t->pre_chunks;
+        const lm_matmul_job *job = &t->jobs[t->job[i]];
+        int r0 = t->row0[i], r1 = t->job[i + 1] == t->job[i] ? t->row0[i + 1] : job->rows;
         lm_matmul(job->kind, job->n, job->w, job->row_bytes, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
     } else if (t->kind == 2) {
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -91,8 +109,17 @@ static void work(lm_pool *p, uint64_t gen, int thread) {
     for (;;) {
         if (GEN(c) != gen || NEXT(c) >= TOTAL(c)) return;
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire)) continue;
+        int chunk = (int)NEXT(c);
+        if (p->t.kind == 0 && chunk >= p->t.pre_chunks && p->t.pre_chunks) {
+            // Every prelude chunk was claimed before this one: wait (not counted as busy) for
+            // the last of them to finish.
+            int spins = 0;
+            while (atomic_load_explicit(&p->finished, memory_order_acquire) < p->t.pre_chunks) {
+                if (++spins < LM_SPIN) LM_PAUSE(); else sched_yield();
+            }
+        }
         uint64_t t0 = now_ns();
-        run_chunk(&p->t, (int)NEXT(c), thread);
+        run_chunk(&p->t, chunk, thread);
         atomic_fetch_add_explicit(&p->busy_ns, now_ns() - t0, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->finished, 1, memory_order_release);
         c = atomic_load_explicit(&p->claim, memory_order_acquire);
@@ -141,11 +168,15 @@ lm_pool *lm_pool_create(int threads) {
 
 int lm_pool_threads(const lm_pool *p) { return p->threads; }
 
-uint64_t lm_pool_busy_ns(lm_pool *p) { return atomic_load_explicit(&p->busy_ns, memory_order_relaxed); }
+void lm_pool_stats(lm_pool *p, uint64_t *busy_ns, uint64_t *inside_ns) {
+    *busy_ns = atomic_load_explicit(&p->busy_ns, memory_order_relaxed);
+    *inside_ns = atomic_load_explicit(&p->inside_ns, memory_order_relaxed);
+}
 
 // Publishes p->t as a new generation of `total` chunks, takes part, and waits for the rest.
 static void run(lm_pool *p, int total) {
     if (total <= 0) return;
+    uint64_t entered = now_ns();
     uint64_t gen = (p->generation + 1) & 0xFFFFFF;
     if (gen == 0) gen = 1;
     p->generation = gen;
@@ -161,6 +192,7 @@ static void run(lm_pool *p, int total) {
     while (atomic_load_explicit(&p->finished, memory_order_acquire) < total) {
         if (++spins < LM_SPIN) LM_PAUSE(); else sched_yield();
     }
+    atomic_fetch_add_explicit(&p->inside_ns, now_ns() - entered, memory_order_relaxed);
 }
 
 void lm_pool_destroy(lm_pool *p) {
@@ -177,24 +209,57 @@ void lm_pool_destroy(lm_pool *p) {
     free(p);
 }
 
-void lm_pool_matmul(lm_pool *p, const lm_matmul_job *jobs, int count, int batch) {
+// A row chunk is a share of the rows the job has left, so chunks shrink towards its end, and
+// an even count of rows (the AVX-512 tile takes rows two at a time).
+// At most `limit` chunks: the last takes whatever is left.
+static int add_row_chunks(task *t, int n, int limit, int j, int rows, int threads, int min_rows) {
+    for (int r = 0; r < rows; ) {
+        int size = (rows - r + 2 * threads - 1) / (2 * threads);
+        size = size < min_rows ? min_rows : (size + 1) & ~1;
+        if (n == limit - 1) size = rows - r;
+        t->job[n] = (int16_t)j; t->row0[n] = r;
+        n++; r += size;
+    }
+    return n;
+}
+
+void lm_pool_matmul(lm_pool *p, const lm_prelude *pre, const lm_matmul_job *jobs, int count, int batch) {
     while (count > LM_MAX_JOBS) {
-        lm_pool_matmul(p, jobs, LM_MAX_JOBS, batch);
+        lm_pool_matmul(p, pre, jobs, LM_MAX_JOBS, batch);
+        pre = NULL;
         jobs += LM_MAX_JOBS; count -= LM_MAX_JOBS;
     }
     task *t = &p->t;
     t->kind = 0; t->batch = batch; t->count = count;
-    t->first_chunk[0] = 0;
+    t->pre_chunks = 0;
+    if (pre) {
+        t->pre = *pre;
+        // A row a chunk for the norm (it reduces the whole row); otherwise spans of whole
+        // quantization blocks, enough for every thread to have some.
+        if (pre->op == LM_PRE_RMS_NORM) {
+            t->pre_per_row = 1; t->pre_span = pre->n;
+        } else {
+            int unit = pre->q8k ? 256 : 32, units = pre->n / unit;
+            int want = (2 * p->threads + batch - 1) / batch;
+            int per = (units + want - 1) / want;
+            if (per < 1) per = 1;
+            t->pre_span = per * unit;
+            t->pre_per_row = (pre->n + t->pre_span - 1) / t->pre_span;
+        }
+        t->pre_chunks = t->pre_per_row * batch;
+        if (p->threads == 1 || count == 0) {
+            // Nothing to share (or nothing after it): the calling thread runs the prelude alone.
+            for (int c = 0; c < t->pre_chunks; c++) run_prelude_chunk(t, c);
+            t->pre_chunks = 0;
+        }
+    }
+    int n = 0;
     for (int j = 0; j < count; j++) {
         t->jobs[j] = jobs[j];
-        // About four chunks per thread: long contiguous runs of weight rows for the prefetcher,
-        // and enough chunks that a descheduled thread's share is taken by the others.
-        int rows = jobs[j].rows / (4 * p->threads);
-        rows = rows < LM_MATMUL_ROWS ? LM_MATMUL_ROWS : (rows + 1) & ~1;
-        t->chunk_rows[j] = rows;
-        t->first_chunk[j + 1] = t->first_chunk[j] + (jobs[j].rows + rows - 1) / rows;
+        n = add_row_chunks(t, n, n + (LM_MAX_CHUNKS - n) / (count - j), j, jobs[j].rows, p->threads, LM_MATMUL_ROWS);
     }
-    run(p, t->first_chunk[count]);
+    t->job[n] = -1;
+    run(p, t->pre_chunks + n);
 }
 
 void lm_pool_attention(lm_pool *p, const lm_attn_job *job) {

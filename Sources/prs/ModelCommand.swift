@@ -256,7 +256,7 @@ struct Model: AsyncParsableCommand {
             let promptRate = Double(promptTokens) / seconds(clock.now - t0)
             t0 = clock.now
             var greedy: [Int32] = []
-            let busy0 = session.poolBusySeconds
+            let pool0 = session.poolSeconds
             for _ in 0..<gen {
                 var best: Int32 = 0
                 for i in 1..<llama.config.vocabSize where session.logits[i] > session.logits[Int(best)] { best = Int32(i) }
@@ -265,9 +265,14 @@ struct Model: AsyncParsableCommand {
             }
             let decodeSeconds = seconds(clock.now - t0)
             let decodeRate = Double(gen) / decodeSeconds
-            // The share of the decode's thread time (threads × wall) the pool's threads were not running
-            // products or attention: serial work (norms, quantization, the argmax) and waiting on each other.
-            let poolIdle = 1 - (session.poolBusySeconds - busy0) / (Double(threads) * decodeSeconds)
+            // Of the decode's thread time (threads × wall): the calling thread's serial work outside the
+            // pool (rope, the KV cache's writes, the argmax here), and the rest of the time the threads
+            // were not computing: waiting for work or for each other.
+            let pool1 = session.poolSeconds
+            let threadSeconds = Double(threads) * decodeSeconds
+            let serial: Double = max(0, decodeSeconds - (pool1.inside - pool0.inside))
+            let computing: Double = pool1.busy - pool0.busy
+            let poolWait: Double = max(0, 1 - (computing + serial) / threadSeconds)
             let engine = Engine(model: llama, contextTokens: promptTokens + gen + 1, threads: threads, maxBatch: max(16, n))
             // The prompt goes first, on its own: llama.cpp's batched figure leaves the prompt out, so
             // this one does too. The N-way request then finds the prompt's whole blocks in the prefix
@@ -297,8 +302,9 @@ struct Model: AsyncParsableCommand {
                 /// With --bandwidth: the read bandwidth (GB/s) on one thread and on --threads, and the
                 /// share of the latter that single decode reaches.
                 var read_gb_per_s_1_thread: Double?; var read_gb_per_s: Double?; var decode_bandwidth_share: Double?
-                /// The share of single decode's thread time the pool's threads spent not computing.
-                var decode_pool_idle_share: Double
+                /// Shares of single decode's thread time (threads × wall): the threads waiting (for
+                /// work or for each other), and the calling thread's serial work outside the pool.
+                var decode_pool_wait_share: Double; var decode_serial_share: Double
             }
             let c = llama.config
             let kvBytes = Double(2 * c.layers * c.kvHeads * c.headDim * 2 * (promptTokens + n * gen))
@@ -321,7 +327,7 @@ struct Model: AsyncParsableCommand {
                           isa: InstructionSet.active, greedy_tokens: greedy, nway_tokens_fnv1a: Self.fnv1a(outs.map(\.tokens)),
                           decode_weights_mb: Double(weightBytes) / 1_048_576, decode_kv_mb: decodeKV / 1_048_576,
                           read_gb_per_s_1_thread: bw1, read_gb_per_s: bwT, decode_bandwidth_share: share,
-                          decode_pool_idle_share: poolIdle)
+                          decode_pool_wait_share: poolWait, decode_serial_share: serial / threadSeconds)
             if json { print(try Model.json(out)); return }
             print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB",
                          promptRate, decodeRate, n, nway, out.peak_rss_mb) + " · kernels \(out.isa) · tokens \(out.nway_tokens_fnv1a)")

@@ -73,16 +73,39 @@ lm_pool *lm_pool_create(int threads);
 void lm_pool_destroy(lm_pool *pool);
 int lm_pool_threads(const lm_pool *pool);
 /// Nanoseconds the pool's threads (the caller included) have spent running chunks, summed over
-/// threads: against threads × wall time, what is left is the time the cores waited.
-uint64_t lm_pool_busy_ns(lm_pool *pool);
+/// threads, and the calling thread has spent inside the pool's calls. Against threads × wall
+/// time, busy is the computing, wall - inside the caller's own serial work, the rest waiting.
+void lm_pool_stats(lm_pool *pool, uint64_t *busy_ns, uint64_t *inside_ns);
+
+/// y = x / sqrt(mean(x²) + eps) · w over n values, the sum of squares in double (ggml's order).
+void lm_rms_norm(const float *x, const float *w, float eps, float *y, int n);
+
+/// What a product's input goes through before the product, run by the pool as part of the
+/// product's job. Every op ends by quantizing the input, y, into q8 and/or q8k (either may be
+/// NULL; token b's blocks at q8 + b·n/32 and q8k + b·n/256).
+enum {
+    LM_PRE_QUANTIZE = 0,  // y as it is
+    LM_PRE_RMS_NORM = 1,  // x += add (when add is not NULL), then y = rms_norm(x) · w
+    LM_PRE_SILU = 2,      // y = silu(y) · up
+    LM_PRE_GEGLU = 3,     // y = gelu(y) · up (lm_geglu)
+};
+typedef struct {
+    int op; int n;
+    float *y; float *x; const float *add; const float *up; const float *w; float eps;
+    lm_act_q8 *q8; void *q8k;  // lm_block_q8_k (lm_kquants.h)
+} lm_prelude;
+/// The prelude for token `row`, elements [e0, e1) (whole quantization blocks; the whole row
+/// for LM_PRE_RMS_NORM). Rows are n apart in every array.
+void lm_prelude_run(const lm_prelude *pre, int row, int e0, int e1);
 
 /// One weight matrix's product for a batch: rows split among the pool's threads.
 typedef struct {
     int kind; int n; const void *w; long row_bytes; const void *x; long x_stride;
     float *out; long out_stride; int rows;
 } lm_matmul_job;
-/// Runs each job for `batch` tokens; threads claim chunks of rows (about four per thread) until none is left.
-void lm_pool_matmul(lm_pool *pool, const lm_matmul_job *jobs, int count, int batch);
+/// Runs `pre` (when not NULL) for `batch` tokens, then each job; threads claim chunks of the
+/// prelude, then chunks of rows that shrink towards each job's end, until none is left.
+void lm_pool_matmul(lm_pool *pool, const lm_prelude *pre, const lm_matmul_job *jobs, int count, int batch);
 
 /// One token's attention: its queries (heads × hd), its page table, the positions it attends to
 /// ([first, n_pos): first > 0 on a sliding-window layer), its output.

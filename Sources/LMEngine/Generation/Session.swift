@@ -18,9 +18,15 @@ public final class LlamaSession: @unchecked Sendable {
     public var position: Int { sequence.computed }
     /// The logits after the last token evaluated.
     public var logits: UnsafeMutablePointer<Float> { evaluator.logits }
-    /// Seconds the session's pool threads have spent in products and attention, summed over
-    /// threads (the rest of threads × wall time they waited: on serial work or on each other).
-    public var poolBusySeconds: Double { Double(lm_pool_busy_ns(evaluator.products.pool)) / 1e9 }
+    /// Seconds the session's pool threads have spent computing (the norms, activations and
+    /// quantization folded into the products, the products and attention), summed over threads,
+    /// and seconds the calling thread spent inside the pool's calls. Over an interval of wall
+    /// time W on T threads: W − inside is the caller's serial work, T·W − busy − that is waiting.
+    public var poolSeconds: (busy: Double, inside: Double) {
+        var busy: UInt64 = 0, inside: UInt64 = 0
+        lm_pool_stats(evaluator.products.pool, &busy, &inside)
+        return (Double(busy) / 1e9, Double(inside) / 1e9)
+    }
 
     public init(model: LlamaModel, maxTokens: Int, threads: Int = 2, chunk: Int = 64) {
         self.model = model

@@ -84,27 +84,38 @@ final class Products: @unchecked Sendable {
         rowScratch.deallocate()
     }
 
-    /// `outs[i][b] = ws[i] · x[b]` for `batch` tokens; rows of x are `ws[0].cols` apart, rows of
-    /// `outs[i]` are `ws[i].rows` apart. Each element is computed the same way whatever the batch.
-    func apply(_ ws: [WeightMatrix], batch: Int, _ x: UnsafePointer<Float>, _ outs: [UnsafeMutablePointer<Float>]) {
+    /// What the products' input goes through first, as part of the products' pool job.
+    enum Prelude {
+        /// The input as it is.
+        case none
+        /// `residual += add` (when given), then the input = rms_norm(residual) · weights.
+        case rmsNorm(residual: UnsafeMutablePointer<Float>, add: UnsafePointer<Float>?, weights: UnsafePointer<Float>, eps: Float)
+        /// The input (the gate) = silu(gate) · up, or gelu(gate) · up.
+        case silu(up: UnsafePointer<Float>)
+        case geglu(up: UnsafePointer<Float>)
+    }
+
+    /// `outs[i][b] = ws[i] · x[b]` for `batch` tokens, after `prelude` has made x; rows of x are
+    /// `ws[0].cols` apart, rows of `outs[i]` are `ws[i].rows` apart. Each element is computed
+    /// the same way whatever the batch. The prelude and the quantization of x run in the pool,
+    /// in the same job as the products.
+    func apply(_ ws: [WeightMatrix], batch: Int, _ x: UnsafeMutablePointer<Float>, _ outs: [UnsafeMutablePointer<Float>],
+               prelude: Prelude = .none) {
         let cols = ws[0].cols
         precondition(cols <= maxCols && batch <= maxBatch && ws.allSatisfy { $0.cols == cols })
-        var quantized8 = false, quantizedK = false
+        let acts = ws.compactMap { $0.kernel?.acts }
+        var pre = lm_prelude(op: Int32(LM_PRE_QUANTIZE), n: Int32(cols), y: x, x: nil, add: nil, up: nil, w: nil, eps: 0,
+                             q8: acts.contains(.q8) ? q8 : nil, q8k: acts.contains(.q8k) ? UnsafeMutableRawPointer(q8k) : nil)
+        switch prelude {
+        case .none: break
+        case .rmsNorm(let residual, let add, let weights, let eps):
+            pre.op = Int32(LM_PRE_RMS_NORM); pre.x = residual; pre.add = add; pre.w = weights; pre.eps = eps
+        case .silu(let up): pre.op = Int32(LM_PRE_SILU); pre.up = up
+        case .geglu(let up): pre.op = Int32(LM_PRE_GEGLU); pre.up = up
+        }
         jobs.removeAll(keepingCapacity: true)
         for (w, out) in zip(ws, outs) {
-            guard let (kind, acts) = w.kernel else {
-                applyDequantized(w, batch: batch, x, out)
-                continue
-            }
-            let acts8 = acts == .q8
-            if acts8, !quantized8 {
-                for b in 0..<batch { lm_quantize_acts(x + b * cols, q8 + b * (cols / 32), Int32(cols)) }
-                quantized8 = true
-            }
-            if acts == .q8k, !quantizedK {
-                for b in 0..<batch { lm_quantize_q8_k(x + b * cols, q8k + b * (cols / 256), Int32(cols)) }
-                quantizedK = true
-            }
+            guard let (kind, acts) = w.kernel else { continue }
             let (base, stride): (UnsafeRawPointer, Int) = switch acts {
             case .q8: (UnsafeRawPointer(q8), cols / 32 * MemoryLayout<lm_act_q8>.stride)
             case .q8k: (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
@@ -113,7 +124,13 @@ final class Products: @unchecked Sendable {
             jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.base, row_bytes: w.rowBytes, x: base, x_stride: stride,
                                       out: out, out_stride: w.rows, rows: Int32(w.rows)))
         }
-        if !jobs.isEmpty { lm_pool_matmul(pool, jobs, Int32(jobs.count), Int32(batch)) }
+        let hasPrelude = pre.op != Int32(LM_PRE_QUANTIZE) || pre.q8 != nil || pre.q8k != nil
+        if hasPrelude {
+            lm_pool_matmul(pool, &pre, jobs, Int32(jobs.count), Int32(batch))
+        } else if !jobs.isEmpty {
+            lm_pool_matmul(pool, nil, jobs, Int32(jobs.count), Int32(batch))
+        }
+        for (w, out) in zip(ws, outs) where w.kernel == nil { applyDequantized(w, batch: batch, x, out) }
     }
 
     /// Types without a quantized kernel (F32, F16 and the other quantizations): each row

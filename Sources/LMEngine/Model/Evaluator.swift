@@ -126,11 +126,13 @@ final class Evaluator: @unchecked Sendable {
             }
             let globalSlots = attnSlots(window: nil)
             let localSlots = c.slidingWindow.map { attnSlots(window: $0) } ?? globalSlots
+            // The last layer's output, not yet added into the residual stream: the next norm's
+            // prelude adds it.
+            var pending: UnsafePointer<Float>? = nil
             for (l, layer) in m.layers.enumerated() {
                 let local = c.isLocal(l)
                 let cosines = local ? localCos! : ropeCos, sines = local ? localSin! : ropeSin
-                for b in 0..<batch { rmsNorm(x + b * dim, layer.attnNorm, into: xn + b * dim, dim) }
-                products.apply(qkv[l], batch: batch, xn, qkvOut)
+                applyNormed(qkv[l], batch: batch, add: pending, layer.attnNorm, qkvOut)
                 if adapted { addAdapters(slots, layer: l, [0, 1, 2], xn, inDim: dim, qkvOut, [qDim, kvDim, kvDim]) }
                 for (b, slot) in slots.enumerated() {
                     let qb = q + b * qDim, kb = k + b * kvDim, vb = v + b * kvDim
@@ -161,24 +163,18 @@ final class Evaluator: @unchecked Sendable {
                 products.apply(wo[l], batch: batch, att, projOut)
                 if adapted { addAdapters(slots, layer: l, [3], att, inDim: qDim, projOut, [dim]) }
                 if let s = layer.sandwich { for b in 0..<batch { rmsNorm(proj + b * dim, s.postAttention, into: proj + b * dim, dim) } }
-                for j in 0..<(batch * dim) { x[j] += proj[j] }
-                for b in 0..<batch { rmsNorm(x + b * dim, layer.ffnNorm, into: xn + b * dim, dim) }
-                products.apply(gateUp[l], batch: batch, xn, gateUpOut)
+                applyNormed(gateUp[l], batch: batch, add: proj, layer.ffnNorm, gateUpOut)
                 if adapted { addAdapters(slots, layer: l, [4, 5], xn, inDim: dim, gateUpOut, [hidden, hidden]) }
-                switch c.activation {
-                case .silu:
-                    for j in 0..<(batch * hidden) {
-                        let g = gate[j]
-                        gate[j] = g / (1 + expf(-g)) * up[j]
-                    }
-                case .geluTanh:
-                    lm_geglu(gate, up, gate, Int32(batch * hidden))
+                let activation: Products.Prelude = switch c.activation {
+                case .silu: .silu(up: up)
+                case .geluTanh: .geglu(up: up)
                 }
-                products.apply(down[l], batch: batch, gate, projOut)
+                products.apply(down[l], batch: batch, gate, projOut, prelude: activation)
                 if adapted { addAdapters(slots, layer: l, [6], gate, inDim: hidden, projOut, [dim]) }
                 if let s = layer.sandwich { for b in 0..<batch { rmsNorm(proj + b * dim, s.postFFN, into: proj + b * dim, dim) } }
-                for j in 0..<(batch * dim) { x[j] += proj[j] }
+                pending = UnsafePointer(proj)
             }
+            if let pending { for j in 0..<(batch * dim) { x[j] += pending[j] } }
         }
         let rows = slots.count { $0.wantsLogits }
         guard rows > 0 else { return }
@@ -197,10 +193,17 @@ final class Evaluator: @unchecked Sendable {
 
     /// y = x / sqrt(mean(x²) + eps) · w, the sum of squares in double as ggml does.
     func rmsNorm(_ x: UnsafeMutablePointer<Float>, _ w: [Float], into y: UnsafeMutablePointer<Float>, _ n: Int) {
-        var ss: Double = 0
-        for i in 0..<n { ss += Double(x[i] * x[i]) }
-        let scale = 1 / (Float(ss / Double(n)) + model.config.normEps).squareRoot()
-        for i in 0..<n { y[i] = x[i] * scale * w[i] }
+        lm_rms_norm(x, w, model.config.normEps, y, Int32(n))
+    }
+
+    /// `x += add` (when given), `xn = rms_norm(x) · weights` and the products of xn, the first
+    /// two in the products' pool job.
+    func applyNormed(_ ws: [WeightMatrix], batch: Int, add: UnsafePointer<Float>?, _ weights: [Float],
+                     _ outs: [UnsafeMutablePointer<Float>]) {
+        weights.withUnsafeBufferPointer { w in
+            products.apply(ws, batch: batch, xn, outs,
+                           prelude: .rmsNorm(residual: x, add: add, weights: w.baseAddress!, eps: model.config.normEps))
+        }
     }
 
     /// The rotary angles of a position, built by repeated multiplication in F32 as ggml's rope cache does.
