@@ -34,7 +34,7 @@ enum { LM_SPIN = 1 << 12, LM_MATMUL_ROWS = 16, LM_MAX_JOBS = 4, LM_MAX_CHUNKS = 
 #define NEXT(c) ((c) & 0xFFFFF)
 
 typedef struct {
-    int kind;  // 0: products, 1: attention, 2: grouped attention
+    int kind;  // 0: products, 1: attention, 2: grouped attention, 3: the caller's items
     int batch;
     int count;
     lm_matmul_job jobs[LM_MAX_JOBS];
@@ -46,6 +46,8 @@ typedef struct {
     int16_t job[LM_MAX_CHUNKS + 1];
     int32_t row0[LM_MAX_CHUNKS + 1];
     lm_attn_job attn;
+    void (*fn)(void *ctx, int item, int thread);
+    void *ctx;
 } task;
 
 struct lm_pool {
@@ -79,6 +81,8 @@ static void run_chunk(const task *t, int chunk, int thread) {
         const lm_matmul_job *job = &t->jobs[t->job[i]];
         int r0 = t->row0[i], r1 = t->job[i + 1] == t->job[i] ? t->row0[i + 1] : job->rows;
         lm_matmul(job->kind, job->n, job->w, job->row_bytes, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
+    } else if (t->kind == 3) {
+        t->fn(t->ctx, chunk, thread);
     } else if (t->kind == 2) {
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
         // One item per (token, key/value head): the query heads of a group together.
@@ -276,4 +280,9 @@ void lm_pool_attention(lm_pool *p, const lm_attn_job *job) {
 #endif
     p->t.kind = 1;
     run(p, job->count * job->heads);
+}
+
+void lm_pool_for(lm_pool *p, int count, void (*fn)(void *ctx, int item, int thread), void *ctx) {
+    p->t.kind = 3; p->t.fn = fn; p->t.ctx = ctx;
+    run(p, count);
 }

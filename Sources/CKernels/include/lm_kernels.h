@@ -118,6 +118,10 @@ typedef struct {
 /// Attention for every (slot, head); threads claim them one at a time. scores: threads × max_pos floats.
 void lm_pool_attention(lm_pool *pool, const lm_attn_job *job);
 
+/// fn(ctx, item, thread) for every item in [0, count), items claimed one at a time by the
+/// pool's threads (thread in [0, threads), 0 the caller); returns when all are done.
+void lm_pool_for(lm_pool *pool, int count, void (*fn)(void *ctx, int item, int thread), void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -226,9 +226,8 @@ struct Lane {
         return Array(logprobs[tokensEmitted...])
     }
 
-    /// Samples from `logits` and records the token; sets `finish` when the lane is done.
-    mutating func step(_ logits: UnsafeMutableBufferPointer<Float>, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
-        let s = sampler.sample(logits, topLogprobs: options.topLogprobs)
+    /// Records the sampled token `s`; sets `finish` when the lane is done.
+    mutating func step(_ s: SampledToken, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
         if tokenizer.endOfGeneration.contains(s.token) { finish = .stop; return }
         tokens.append(s.token)
         logprobs.append(s)

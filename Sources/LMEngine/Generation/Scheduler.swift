@@ -83,6 +83,8 @@ final class Scheduler: @unchecked Sendable {
     let cache: KVCache
     let evaluator: Evaluator
     let scratch: UnsafeMutableBufferPointer<Float>
+    /// A vocabulary of logits for each pool thread to sample from (thread 0's is `scratch`).
+    let threadScratch: UnsafeMutableBufferPointer<Float>
 
     private let lock = NSCondition()
     private var incoming: [Request] = []
@@ -107,13 +109,14 @@ final class Scheduler: @unchecked Sendable {
         cache = KVCache(layers: c.layers, kvDim: c.kvHeads * c.headDim, tokens: settings.cacheTokens ?? settings.contextTokens)
         evaluator = Evaluator(model: model, capacity: settings.maxBatch + settings.prefillChunk,
                               maxPositions: settings.contextTokens, threads: settings.threads)
-        scratch = .allocate(capacity: c.vocabSize)
+        threadScratch = .allocate(capacity: c.vocabSize * evaluator.products.threads)
+        scratch = UnsafeMutableBufferPointer(rebasing: threadScratch[0..<c.vocabSize])
         stats.cacheTokens = cache.blocks * KVCache.blockSize
         stats.cacheBytes = cache.bytes
         stats.maxBatch = settings.maxBatch
     }
 
-    deinit { scratch.deallocate() }
+    deinit { threadScratch.deallocate() }
 
     func start() {
         let thread = Thread { [self] in loop() }
@@ -279,10 +282,11 @@ final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Samples the next token of `run` from `scratch`, ending it at its limits.
-    private func sample(_ run: Running) {
+    /// Records the next token of `run`, `drawn` or else sampled from `scratch`, ending it at its limits.
+    private func sample(_ run: Running, drawn: SampledToken? = nil) {
         let before = run.lane.tokens.count
-        run.lane.step(scratch, model.tokenizer, run.request.options)
+        let token = drawn ?? run.lane.sampler.sample(scratch, topLogprobs: run.request.options.topLogprobs)
+        run.lane.step(token, model.tokenizer, run.request.options)
         if run.lane.tokens.count > before { run.sequence.tokens.append(run.lane.tokens[before]) }
         if run.lane.finish == nil, run.sequence.computed >= settings.contextTokens { run.lane.finish = .length }
         stream(run)
@@ -328,12 +332,21 @@ final class Scheduler: @unchecked Sendable {
         let vocab = model.config.vocabSize
         var row = 0
         var finished: [Running] = []
-        for run in decoding {
+        // Every decoding sequence's token drawn in the pool, each from its own copy of its
+        // logits with its own generator (so in any order, on any thread, the same token).
+        let runs = decoding, logits = evaluator.logits, scratches = threadScratch
+        var drawn = [SampledToken?](repeating: nil, count: runs.count)
+        drawn.withUnsafeMutableBufferPointer { out in
+            evaluator.products.parallel(runs.count) { i, thread in
+                let mine = UnsafeMutableBufferPointer(rebasing: scratches[(thread * vocab)..<((thread + 1) * vocab)])
+                mine.baseAddress!.update(from: logits + i * vocab, count: vocab)
+                out[i] = runs[i].lane.sampler.sample(mine, topLogprobs: runs[i].request.options.topLogprobs)
+            }
+        }
+        for (i, run) in runs.enumerated() {
             run.sequence.advance(cache)
-            let logits = evaluator.logits + row * vocab
-            for t in 0..<vocab { scratch[t] = logits[t] }
             row += 1
-            sample(run)
+            sample(run, drawn: drawn[i])
             if run.lane.finish != nil { finished.append(run) }
         }
         var evaluatedPrompt = 0

@@ -133,6 +133,23 @@ final class Products: @unchecked Sendable {
         for (w, out) in zip(ws, outs) where w.kernel == nil { applyDequantized(w, batch: batch, x, out) }
     }
 
+    /// `body(item, thread)` for every item in 0..<count on the pool's threads (thread 0 is the
+    /// caller's); returns when all are done. Items must not depend on one another.
+    func parallel(_ count: Int, _ body: (Int, Int) -> Void) {
+        guard count > 0 else { return }
+        withoutActuallyEscaping(body) { body in
+            let box = ParallelBody(body)
+            lm_pool_for(pool, Int32(count), { ctx, item, thread in
+                Unmanaged<ParallelBody>.fromOpaque(ctx!).takeUnretainedValue().body(Int(item), Int(thread))
+            }, Unmanaged.passUnretained(box).toOpaque())
+        }
+    }
+
+    private final class ParallelBody {
+        let body: (Int, Int) -> Void
+        init(_ body: @escaping (Int, Int) -> Void) { self.body = body }
+    }
+
     /// Types without a quantized kernel (F32, F16 and the other quantizations): each row
     /// dequantized to F32, then plain dot products in a fixed order.
     func applyDequantized(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
