@@ -36,7 +36,6 @@ enum { LM_SPIN = 1 << 12, LM_MATMUL_ROWS = 16, LM_MAX_JOBS = 4, LM_MAX_CHUNKS = 
 typedef struct {
     int kind;  // 0: products, 1: attention, 2: grouped attention, 3: the caller's items
     int batch;
-    int count;
     lm_matmul_job jobs[LM_MAX_JOBS];
     // Products: chunks [0, pre_chunks) run the prelude, pre_per_row of them a row; row chunk
     // i (after those) is rows [row0[i], row0[i + 1]) of job[i] (row0[i + 1] taken as that
@@ -234,7 +233,7 @@ void lm_pool_matmul(lm_pool *p, const lm_prelude *pre, const lm_matmul_job *jobs
         jobs += LM_MAX_JOBS; count -= LM_MAX_JOBS;
     }
     task *t = &p->t;
-    t->kind = 0; t->batch = batch; t->count = count;
+    t->kind = 0; t->batch = batch;
     t->pre_chunks = 0;
     if (pre) {
         t->pre = *pre;

@@ -103,9 +103,10 @@ final class Products: @unchecked Sendable {
                prelude: Prelude = .none) {
         let cols = ws[0].cols
         precondition(cols <= maxCols && batch <= maxBatch && ws.allSatisfy { $0.cols == cols })
-        let acts = ws.compactMap { $0.kernel?.acts }
+        // The activation formats these products read (each quantized once, in the prelude).
+        let wantsQ8 = ws.contains { $0.kernel?.acts == .q8 }, wantsQ8K = ws.contains { $0.kernel?.acts == .q8k }
         var pre = lm_prelude(op: Int32(LM_PRE_QUANTIZE), n: Int32(cols), y: x, x: nil, add: nil, up: nil, w: nil, eps: 0,
-                             q8: acts.contains(.q8) ? q8 : nil, q8k: acts.contains(.q8k) ? UnsafeMutableRawPointer(q8k) : nil)
+                             q8: wantsQ8 ? q8 : nil, q8k: wantsQ8K ? UnsafeMutableRawPointer(q8k) : nil)
         switch prelude {
         case .none: break
         case .rmsNorm(let residual, let add, let weights, let eps):
@@ -124,8 +125,8 @@ final class Products: @unchecked Sendable {
             jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.base, row_bytes: w.rowBytes, x: base, x_stride: stride,
                                       out: out, out_stride: w.rows, rows: Int32(w.rows)))
         }
-        let hasPrelude = pre.op != Int32(LM_PRE_QUANTIZE) || pre.q8 != nil || pre.q8k != nil
-        if hasPrelude {
+        // Float-only products of an input used as it is have no prelude to run.
+        if pre.op != Int32(LM_PRE_QUANTIZE) || wantsQ8 || wantsQ8K {
             lm_pool_matmul(pool, &pre, jobs, Int32(jobs.count), Int32(batch))
         } else if !jobs.isEmpty {
             lm_pool_matmul(pool, nil, jobs, Int32(jobs.count), Int32(batch))
