@@ -3,6 +3,7 @@
 // VDPBF16PS (AVX512-BF16) or TDPBF16PS (AMX tiles). See lm_amx.h.
 #include "lm_amx.h"
 #include "lm_kernels.h"
+#include "amx_tile.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,13 +79,6 @@ void lm_amx_pack_a(const float *a, long lda, int m, int k, uint16_t *out) {
     }
 }
 
-typedef struct {
-    uint8_t palette;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed)) tile_config;
 
 // AVX512-BF16: C rows in blocks of 8, columns in blocks of 32 (two 16-wide vectors); each k
 // pair of A broadcast against the B tile row that holds that pair for 16 columns.

@@ -3,6 +3,7 @@
 // ggml's AVX2 path does (scale 127/amax, round half to even), so products match llama.cpp's.
 #include "lm_kernels.h"
 #include "lm_kquants.h"
+#include "amx_q8.h"
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>
@@ -62,14 +63,6 @@ uint16_t lm_f32_to_f16(float f) {
 #endif
 }
 
-// Every F16 value as F32, for the weights' block scales: a table load has no dependency on
-// earlier work, where a scalar F16C conversion merges into a live register and so chains
-// each block of a product to the one before.
-static float f16_table[65536];
-__attribute__((constructor)) static void fill_f16_table(void) {
-    for (int i = 0; i < 65536; i++) f16_table[i] = lm_f16_to_f32((uint16_t)i);
-}
-static inline float scale_at(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return f16_table[h]; }
 
 static inline float block_amax(const float *v) {
     float amax = 0;
@@ -165,16 +158,21 @@ static inline __m256i fifth_bits(const uint8_t *p) {
     __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick), mask);
     return _mm256_and_si256(_mm256_cmpeq_epi8(v, mask), _mm256_set1_epi8(0x10));
 }
-// Sum of unsigned a[i] * signed b[i] over 32 bytes, as 8 int32 lanes converted to float.
-static inline __m256 dot_u8_i8(__m256i a, __m256i b) {
-    __m256i p16 = _mm256_maddubs_epi16(a, b);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+// Sum of unsigned a[i] * signed b[i] over 32 bytes, as 8 int32 lanes of four products each.
+static inline __m256i dot_u8_i8(__m256i a, __m256i b) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+}
+// Lane k of the result: the sum of v[k]'s eight lanes (integers, so exact in any order).
+static inline __m256i sum8x8_epi32(const __m256i v[8]) {
+    __m256i s0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    __m256i s1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(s0, s1, 0x20), _mm256_permute2x128_si256(s0, s1, 0x31));
 }
 #endif
 
-// One tile: NR weight rows (1 or 2) against NT tokens (1..4). Every output element is
-// accumulated the same way whatever NR and NT are (one vector accumulator per element,
-// blocks in order, then a fixed horizontal sum), so results do not depend on the batch.
+// One tile: NR weight rows against NT tokens (NR × NT at most 8). Every output element is
+// accumulated the same way whatever NR and NT are (its exact integer sum per block, then one
+// FMA per block in order; tile_q8.h), so results do not depend on the batch.
 #define LM_INLINE static inline __attribute__((always_inline))
 
 #ifdef LM_AVX2
@@ -188,10 +186,17 @@ static inline __m256 dot_u8_i8(__m256i a, __m256i b) {
 
 // AVX512-VNNI on 256-bit registers: VPDPBUSD does maddubs + madd in one instruction, with the
 // same int32 lanes.
+#if defined(LM_EMULATED_ISA)
+// Tests/EmulatedKernels: VPDPBUSD in plain C there, so this table runs on machines without it.
+#define LM_VNNI
+__m256i lm_emulated_dpbusd(__m256i a, __m256i b);
+LM_INLINE __m256i dot_vnni(__m256i a, __m256i b) { return lm_emulated_dpbusd(a, b); }
+#else
 #define LM_VNNI __attribute__((target("avx512f,avx512vl,avx512vnni")))
-LM_VNNI static inline __attribute__((always_inline)) __m256 dot_vnni(__m256i a, __m256i b) {
-    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b));
+LM_VNNI static inline __attribute__((always_inline)) __m256i dot_vnni(__m256i a, __m256i b) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b);
 }
+#endif
 #define LM_TILE_NAME tile_vnni
 #define LM_TILE_DOT dot_vnni
 #define LM_TILE_ATTR LM_VNNI
@@ -241,18 +246,19 @@ LM_INLINE void tile_portable(int kind, int nb, const uint8_t *w0, long row_bytes
 #define TILE tile_portable
 #endif
 
-// Rows [r0, r1) against NT tokens with one tile function: pairs of rows, then a last single row,
-// the pair two tiles ahead prefetched. Dispatched once per call with constant kind and NT, so
-// each tile is fully unrolled with its accumulators in registers and the per-pair cost is the
-// tile alone (a 262k-row output head is 131k pairs per token).
+// Rows [r0, r1) against NT tokens with one tile function: groups of 8 / NT rows (8 outputs),
+// then single rows, the group two ahead prefetched. Dispatched once per call with constant kind
+// and NT, so each tile is fully unrolled with its accumulators in registers and the per-group
+// cost is the tile alone (a 262k-row output head is 33k groups per token).
 #define ROWS(FN, K, T) { \
+        enum { NRT = T == 1 ? 8 : T == 2 ? 4 : 2 }; \
         int r = r0; \
-        for (; r + 2 <= r1; r += 2) { \
-            if (r + 5 < r1) { const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes); \
-                for (long o = 0; o < 2 * row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3); } \
-            FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 2, T, out + r, out_stride); \
+        for (; r + NRT <= r1; r += NRT) { \
+            if (r + 3 * NRT <= r1) { const char *ahead = (const char *)(base + (long)(r + 2 * NRT) * row_bytes); \
+                for (long o = 0; o < NRT * row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3); } \
+            FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, NRT, T, out + r, out_stride); \
         } \
-        if (r < r1) FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 1, T, out + r, out_stride); \
+        for (; r < r1; r++) FN(K, nb, base + (long)r * row_bytes, row_bytes, xs, 1, T, out + r, out_stride); \
         return; }
 #define CASE(FN, K, T) if (kind == K && nt == T) ROWS(FN, K, T)
 #define KIND(FN, K) CASE(FN, K, 1) CASE(FN, K, 2) CASE(FN, K, 3) CASE(FN, K, 4)
@@ -263,83 +269,25 @@ static void tile_rows(int kind, int nb, const uint8_t *base, long row_bytes, int
     TILES(TILE)
 }
 
+#ifdef LM_AVX2
+// The AVX-512 table: the same tile with VPDPBUSD for maddubs + madd.
+LM_VNNI static void tile_rows_vnni(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
+                                   int nt, float *out, long out_stride) {
+    TILES(tile_vnni)
+}
+#endif
+
 #undef TILES
 #undef KIND
 #undef CASE
 #undef ROWS
-#ifdef LM_AVX2
-
-// AVX-512: a pair of weight rows in one zmm register (row 0 in the low half, row 1 in the high),
-// each token's activation block broadcast to both halves. Each half does exactly what the AVX2
-// tile does for its row: the same int32 lane sums (VPDPBUSD on |w| and the activations negated
-// where w < 0, as VPSIGNB gives them), the same scale product, the same FMA into eight lanes and
-// the same horizontal sum, so the results are the AVX2 tile's bit for bit.
-#define LM_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")))
-LM_AVX512 LM_INLINE void tile_zmm(int kind, int nb, const uint8_t *w0, long row_bytes, const lm_act_q8 *const *xs,
-                                  int NT, float *out, long out_stride) {
-    __m512 acc[4];
-    __m128 corr[2] = { _mm_setzero_ps(), _mm_setzero_ps() };
-    for (int j = 0; j < 4; j++) acc[j] = _mm512_setzero_ps();
-    const int bb = kind == 0 ? 20 : kind == 1 ? 34 : kind == 7 ? 22 : 18;
-    const __m512i zero = _mm512_setzero_si512();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *p0 = w0 + (long)b * bb, *p1 = p0 + row_bytes;
-        float dw0 = scale_at(p0), dw1 = scale_at(p1);
-        __m256i q0, q1;
-        if (kind == 0) { q0 = nibbles32(p0 + 4); q1 = nibbles32(p1 + 4); }
-        else if (kind == 1) { q0 = _mm256_loadu_si256((const __m256i *)(p0 + 2)); q1 = _mm256_loadu_si256((const __m256i *)(p1 + 2)); }
-        else if (kind == 7) {
-            q0 = _mm256_sub_epi8(_mm256_or_si256(nibbles32(p0 + 6), fifth_bits(p0 + 2)), _mm256_set1_epi8(16));
-            q1 = _mm256_sub_epi8(_mm256_or_si256(nibbles32(p1 + 6), fifth_bits(p1 + 2)), _mm256_set1_epi8(16));
-        } else { q0 = _mm256_sub_epi8(nibbles32(p0 + 2), _mm256_set1_epi8(8)); q1 = _mm256_sub_epi8(nibbles32(p1 + 2), _mm256_set1_epi8(8)); }
-        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-        __m512 sw = _mm512_insertf32x8(_mm512_set1_ps(dw0), _mm256_set1_ps(dw1), 1);
-        __mmask64 neg = 0;
-        if (kind != 0) { neg = _mm512_movepi8_mask(w); w = _mm512_abs_epi8(w); }
-        else {
-            float mw0 = scale_at(p0 + 2), mw1 = scale_at(p1 + 2);
-            __m128 s4 = _mm_setr_ps(xs[0][b].s, NT > 1 ? xs[1][b].s : 0, NT > 2 ? xs[2][b].s : 0, NT > 3 ? xs[3][b].s : 0);
-            corr[0] = _mm_fmadd_ps(_mm_set1_ps(mw0), s4, corr[0]);
-            corr[1] = _mm_fmadd_ps(_mm_set1_ps(mw1), s4, corr[1]);
-        }
-        for (int j = 0; j < NT; j++) {
-            const lm_act_q8 *a = xs[j] + b;
-            __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a->qs));
-            if (kind != 0) y = _mm512_mask_sub_epi8(y, neg, zero, y);
-            __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, w, y));
-            acc[j] = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_set1_ps(a->d)), dot, acc[j]);
-        }
-    }
-    float c0[4], c1[4];
-    _mm_storeu_ps(c0, corr[0]);
-    _mm_storeu_ps(c1, corr[1]);
-    for (int j = 0; j < NT; j++) {
-        out[j * out_stride] = hsum8(_mm512_castps512_ps256(acc[j])) + (kind == 0 ? c0[j] : 0.0f);
-        out[j * out_stride + 1] = hsum8(_mm512_extractf32x8_ps(acc[j], 1)) + (kind == 0 ? c1[j] : 0.0f);
-    }
-}
-
-#define ROWS(K, T) { \
-        int r = r0; \
-        for (; r + 2 <= r1; r += 2) { \
-            if (r + 5 < r1) { const char *ahead = (const char *)(base + (long)(r + 4) * row_bytes); \
-                for (long o = 0; o < 2 * row_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3); } \
-            tile_zmm(K, nb, base + (long)r * row_bytes, row_bytes, xs, T, out + r, out_stride); \
-        } \
-        if (r < r1) tile_vnni(K, nb, base + (long)r * row_bytes, row_bytes, xs, 1, T, out + r, out_stride); \
-        return; }
-#define CASE(K, T) if (kind == K && nt == T) ROWS(K, T)
-#define KIND(K) CASE(K, 1) CASE(K, 2) CASE(K, 3) CASE(K, 4)
-LM_AVX512 static void tile_rows_z(int kind, int nb, const uint8_t *base, long row_bytes, int r0, int r1, const lm_act_q8 *const *xs,
-                                  int nt, float *out, long out_stride) {
-    KIND(0) KIND(1) KIND(2) KIND(7)
-}
-#undef KIND
-#undef CASE
-#undef ROWS
-#endif
 
 static int q8_isa = -1;
+
+/// The smallest batch the AMX table hands to the tiles; smaller ones run its AVX-512 tile.
+#ifndef LM_AMX_MIN_BATCH
+#define LM_AMX_MIN_BATCH 8
+#endif
 
 #if defined(LM_AVX2)
 static unsigned xcr0(void) {
@@ -353,7 +301,9 @@ static unsigned xcr0(void) {
 #endif
 
 int lm_isa_available(int table) {
-#if defined(LM_AVX2)
+#if defined(LM_EMULATED_ISA)
+    return table >= 0 && table <= 2;  // Tests/EmulatedKernels: every table, emulated
+#elif defined(LM_AVX2)
     unsigned a, b, c, d;
     if (table == 0) return 1;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
@@ -377,12 +327,13 @@ int lm_isa_available(int table) {
 #endif
 }
 
-/// The best table the quantized products have here (0 AVX2 or portable, 1 AVX-512), unless
-/// PRS_ISA=avx2 asks for AVX2. An AMX machine runs the AVX-512 products: the tiles serve the
-/// bfloat16 products only (lm_amx.h).
+/// The best table the quantized products have here (0 AVX2 or portable, 1 AVX-512, 2 AMX),
+/// unless PRS_ISA asks for one (avx2, avx512 or amx; InstructionSet checks that it is here).
 static int q8_detect(void) {
     const char *isa = getenv("PRS_ISA");
     if (isa && strcmp(isa, "avx2") == 0) return 0;
+    if (isa && strcmp(isa, "avx512") == 0) return lm_isa_available(1);
+    if (lm_isa_available(2)) return 2;
     return lm_isa_available(1);
 }
 
@@ -393,7 +344,7 @@ int lm_q8_isa(void) {
 
 int lm_q8_set_isa(int isa) {
     int was = lm_q8_isa();
-    q8_isa = isa && lm_isa_available(1) ? 1 : 0;
+    q8_isa = isa >= 2 && lm_isa_available(2) ? 2 : isa >= 1 && lm_isa_available(1) ? 1 : 0;
     return was;
 }
 
@@ -461,6 +412,8 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
     }
     int nb = n / 32;
     const int vnni = lm_q8_isa();
+    // AMX: 16 rows × 16 tokens a tile multiply, for batches that fill enough of a tile.
+    if (vnni == 2 && batch >= LM_AMX_MIN_BATCH && lm_amx_q8_rows(kind, nb, base, row_bytes, r0, r1, xb, x_stride, batch, out, out_stride)) return;
     // Rows in chunks that stay in cache while every group of four tokens reads them.
     const int chunk = batch > 4 ? 16 : r1 - r0;
     for (int c0 = r0; c0 < r1; c0 += chunk) {
@@ -470,7 +423,7 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
             const lm_act_q8 *xs[4];
             for (int j = 0; j < nt; j++) xs[j] = (const lm_act_q8 *)(xb + (long)(t + j) * x_stride);
 #ifdef LM_AVX2
-            if (vnni) { tile_rows_z(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride); continue; }
+            if (vnni) { tile_rows_vnni(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride); continue; }
 #endif
             tile_rows(kind, nb, base, row_bytes, c0, c1, xs, nt, out + (long)t * out_stride, out_stride);
         }

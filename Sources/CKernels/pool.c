@@ -213,12 +213,12 @@ void lm_pool_destroy(lm_pool *p) {
 }
 
 // A row chunk is a share of the rows the job has left, so chunks shrink towards its end, and
-// an even count of rows (the AVX-512 tile takes rows two at a time).
+// a multiple of 16 rows (the AMX tiles take 16 rows at a time, the one-token tile 8).
 // At most `limit` chunks: the last takes whatever is left.
 static int add_row_chunks(task *t, int n, int limit, int j, int rows, int threads, int min_rows) {
     for (int r = 0; r < rows; ) {
         int size = (rows - r + 2 * threads - 1) / (2 * threads);
-        size = size < min_rows ? min_rows : (size + 1) & ~1;
+        size = size < min_rows ? min_rows : (size + 15) & ~15;
         if (n == limit - 1) size = rows - r;
         t->job[n] = (int16_t)j; t->row0[n] = r;
         n++; r += size;

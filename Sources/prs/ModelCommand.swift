@@ -221,7 +221,7 @@ struct Model: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure this engine alone: prompt processing, decoding, N-way sampling from one prompt, peak memory.",
             discussion: """
-                The products run on the best kernel table the machine has (avx512, else avx2); PRS_ISA=avx2|avx512|amx \
+                The products run on the best kernel table the machine has (amx, else avx512, else avx2); PRS_ISA=avx2|avx512|amx \
                 forces one, and every table gives the same tokens.
                 Example:
                   prs model bench \(defaultModel) --threads 2 --json

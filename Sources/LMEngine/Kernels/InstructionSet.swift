@@ -7,10 +7,11 @@ import Foundation
 public enum InstructionSet: String, Sendable, CaseIterable, Codable {
     /// AVX2, FMA and F16C: the baseline (on other architectures the portable C, named "portable").
     case avx2
-    /// AVX-512 F/DQ/BW/VL with VNNI: pairs of weight rows per zmm register, VPDPBUSD products.
+    /// AVX-512 F/DQ/BW/VL with VNNI: the AVX2 tile with VPDPBUSD products.
     case avx512
-    /// AMX tiles, granted by Linux: the quantized products run the AVX-512 table and the
-    /// bfloat16 products (training's frozen weights) run on the tiles.
+    /// AMX tiles, granted by Linux: the quantized products of 8 tokens or more run on INT8
+    /// tiles (16 weight rows × 16 tokens a multiply), smaller ones on the AVX-512 tile; with
+    /// PRS_ISA=amx the bfloat16 products (training's frozen weights) run on BF16 tiles too.
     case amx
 
     /// What each table needs, for error messages.
@@ -22,7 +23,8 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    var index: Int32 { self == .avx2 ? 0 : self == .avx512 ? 1 : 2 }
+    /// The table's number in CKernels (lm_q8_set_isa).
+    public var index: Int32 { self == .avx2 ? 0 : self == .avx512 ? 1 : 2 }
 
     /// Whether this machine and OS allow the table.
     public var isAvailable: Bool {
@@ -49,12 +51,15 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
         return isa
     }
 
-    /// The name of the table the quantized products use now: "avx2", "avx512", "amx" (when the
-    /// bfloat16 products run on AMX tiles), or "portable" off x86.
+    /// The name of the table the quantized products use now: "avx2", "avx512", "amx", or
+    /// "portable" off x86.
     public static var active: String {
         #if arch(x86_64)
-        if lm_bf16_isa() == 2 { return "amx" }
-        return lm_q8_isa() == 1 ? "avx512" : "avx2"
+        switch lm_q8_isa() {
+        case 2: return "amx"
+        case 1: return "avx512"
+        default: return "avx2"
+        }
         #else
         return "portable"
         #endif
