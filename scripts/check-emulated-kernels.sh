@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The quantized products' AVX-512 and AMX tables, emulated in plain C, against the AVX2 table bit
+# for bit (Tests/EmulatedKernels/check.c), so their logic is checked on machines that lack them;
+# ISATests runs the tables a machine has natively. x86-64 only (the kernels' AVX2 path is the base).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(uname -m)" != "x86_64" ]; then echo "check-emulated-kernels: x86-64 only; skipped on $(uname -m)"; exit 0; fi
+CC=${CC:-$(command -v clang || command -v cc)}
+out=.build/emulated-kernels
+mkdir -p "$out"
+"$CC" -O2 -mavx2 -mfma -mf16c -DLM_EMULATED_ISA -ISources/CKernels/include -ITests/EmulatedKernels \
+    Sources/CKernels/*.c Tests/EmulatedKernels/check.c -lm -lpthread -o "$out/check"
+"$out/check"
