@@ -430,161 +430,6 @@ void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, lo
     }
 }
 
-#if defined(LM_AVX2) && defined(__F16C__)
-// Sums each of 8 vectors: out lane i = sum of a[i]'s lanes, added as ((0+1)+(2+3))+((4+5)+(6+7))
-// whatever the other vectors hold, so a score does not depend on its neighbours.
-static inline __m256 sum8x8(const __m256 a[8]) {
-    __m256 s0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-    __m256 s1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-    __m256 lo = _mm256_permute2f128_ps(s0, s1, 0x20), hi = _mm256_permute2f128_ps(s0, s1, 0x31);
-    return _mm256_add_ps(lo, hi);
-}
-#endif
-
-// Attention of one query head over positions [first, n_pos) of a paged F16 cache: position p
-// lives in row table[p / block] * block + p % block, rows `stride` halves apart. As llama.cpp
-// computes it without flash attention: scores = (q · k) * scale with q in F16 precision,
-// softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32. Each score and
-// each output is computed the same way whatever n_pos and first are. scores: n_pos - first floats.
-void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
-                        int block, int first, int n_pos, int hd, float scale, float *scores, float *out) {
-    float qh[256];
-    for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
-    const int count = n_pos - first;
-    float maxs = -INFINITY;
-#if defined(LM_AVX2) && defined(__F16C__)
-    if (hd % 8 == 0) {
-        // Eight positions at a time: one accumulator each, summed together at the end.
-        for (int t0 = first; t0 < n_pos; t0 += 8) {
-            __m256 acc[8];
-            for (int j = 0; j < 8; j++) {
-                acc[j] = _mm256_setzero_ps();
-                int t = t0 + j;
-                if (t >= n_pos) continue;
-                const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
-                for (int i = 0; i < hd; i += 8)
-                    acc[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + i))), _mm256_loadu_ps(qh + i), acc[j]);
-            }
-            float sums[8];
-            _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc), _mm256_set1_ps(scale)));
-            for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
-                scores[t0 + j - first] = sums[j];
-                if (sums[j] > maxs) maxs = sums[j];
-            }
-        }
-    } else
-#endif
-    for (int t = first; t < n_pos; t++) {
-        const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
-        float s = 0;
-        for (int i = 0; i < hd; i++) s += qh[i] * lm_f16_to_f32(kt[i]);
-        s *= scale;
-        scores[t - first] = s;
-        if (s > maxs) maxs = s;
-    }
-    double total = 0;
-    for (int t = 0; t < count; t++) { float e = expf(scores[t] - maxs); scores[t] = e; total += e; }
-    float inv = (float)(1.0 / total);
-#if defined(LM_AVX2) && defined(__F16C__)
-    if (hd == 64) {
-        // The output stays in registers across positions.
-        __m256 o[8];
-        for (int i = 0; i < 8; i++) o[i] = _mm256_setzero_ps();
-        for (int t = first; t < n_pos; t++) {
-            const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
-            __m256 wv = _mm256_set1_ps(f16_round(scores[t - first] * inv));
-            for (int i = 0; i < 8; i++)
-                o[i] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))), o[i]);
-        }
-        for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + 8 * i, o[i]);
-        return;
-    }
-#endif
-    for (int i = 0; i < hd; i++) out[i] = 0;
-    for (int t = first; t < n_pos; t++) {
-        const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
-        float wt = f16_round(scores[t - first] * inv);
-#if defined(LM_AVX2) && defined(__F16C__)
-        if (hd % 8 == 0) {
-            __m256 wv = _mm256_set1_ps(wt);
-            for (int i = 0; i < hd; i += 8) {
-                __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + i)));
-                _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, vv, _mm256_loadu_ps(out + i)));
-            }
-            continue;
-        }
-#endif
-        for (int i = 0; i < hd; i++) out[i] += wt * lm_f16_to_f32(vt[i]);
-    }
-}
-
-#if defined(LM_AVX2) && defined(__F16C__)
-// The query heads that share key/value head `kvh` (grouped-query attention), 64 wide: each key
-// and value row is converted from F16 once for all of them. Every number is computed exactly as
-// lm_attention_paged computes it for one head, so the two give identical results.
-void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
-                          const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out) {
-    float qh[8][64];
-    float maxs[8];
-    const int count = n_pos - first;
-    for (int g = 0; g < group; g++) {
-        for (int i = 0; i < 64; i++) qh[g][i] = f16_round(q[g * 64 + i]);
-        maxs[g] = -INFINITY;
-    }
-    for (int t0 = first; t0 < n_pos; t0 += 8) {
-        __m256 acc[8][8];
-        for (int j = 0; j < 8; j++) {
-            int t = t0 + j;
-            if (t >= n_pos) { for (int g = 0; g < group; g++) acc[g][j] = _mm256_setzero_ps(); continue; }
-            const uint16_t *kt = k + ((long)table[t / block] * block + t % block) * stride;
-            __m256 kf[8];
-            for (int i = 0; i < 8; i++) kf[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + 8 * i)));
-            for (int g = 0; g < group; g++) {
-                __m256 s = _mm256_setzero_ps();
-                for (int i = 0; i < 8; i++) s = _mm256_fmadd_ps(kf[i], _mm256_loadu_ps(qh[g] + 8 * i), s);
-                acc[g][j] = s;
-            }
-        }
-        for (int g = 0; g < group; g++) {
-            float sums[8];
-            _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc[g]), _mm256_set1_ps(scale)));
-            for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
-                scores[g * count + t0 + j - first] = sums[j];
-                if (sums[j] > maxs[g]) maxs[g] = sums[j];
-            }
-        }
-    }
-    float inv[8];
-    for (int g = 0; g < group; g++) {
-        float *sc = scores + g * count;
-        double total = 0;
-        for (int t = 0; t < count; t++) { float e = expf(sc[t] - maxs[g]); sc[t] = e; total += e; }
-        inv[g] = (float)(1.0 / total);
-        for (int i = 0; i < 64; i++) out[g * 64 + i] = 0;
-    }
-    // Values sixteen rows at a time: converted once, then applied to each head in position order.
-    float vf[16][64];
-    for (int t0 = first; t0 < n_pos; t0 += 16) {
-        int m = n_pos - t0 < 16 ? n_pos - t0 : 16;
-        for (int j = 0; j < m; j++) {
-            int t = t0 + j;
-            const uint16_t *vt = v + ((long)table[t / block] * block + t % block) * stride;
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(vf[j] + 8 * i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))));
-        }
-        for (int g = 0; g < group; g++) {
-            __m256 o[8];
-            for (int i = 0; i < 8; i++) o[i] = _mm256_loadu_ps(out + g * 64 + 8 * i);
-            const float *sc = scores + g * count + (t0 - first);
-            for (int j = 0; j < m; j++) {
-                __m256 wv = _mm256_set1_ps(f16_round(sc[j] * inv[g]));
-                for (int i = 0; i < 8; i++) o[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(vf[j] + 8 * i), o[i]);
-            }
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + g * 64 + 8 * i, o[i]);
-        }
-    }
-}
-#endif
-
 #ifdef LM_AVX2
 // e^x for x ≤ 0 (8 lanes), to about 2 ulp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
 // Taylor polynomial, 2^n through the exponent bits; below -87 it is 0.
@@ -617,6 +462,196 @@ static inline double sum_pd(__m256d s0, __m256d s1) {
     double parts[4];
     _mm256_storeu_pd(parts, _mm256_add_pd(s0, s1));
     return (parts[0] + parts[1]) + (parts[2] + parts[3]);
+}
+#endif
+
+// Where position p of a paged cache lives, for positions visited in order from `first`: row
+// table[p / block] * block + p % block, without a division per position.
+typedef struct { const int32_t *table; int block, index, offset; } cache_cursor;
+static inline cache_cursor cursor_at(const int32_t *table, int block, int first) {
+    cache_cursor c = { table, block, first / block, first % block };
+    return c;
+}
+static inline long cursor_next(cache_cursor *c) {
+    long row = (long)c->table[c->index] * c->block + c->offset;
+    if (++c->offset == c->block) { c->offset = 0; c->index++; }
+    return row;
+}
+
+// Scores to attention weights in place: w = F16(e^(s - max) · (1 / Σ e)), the exponentials summed
+// in double in one fixed order (eight lanes in two double accumulators, then the tail), so every
+// kernel that calls this with the same scores gets the same weights.
+static void attention_weights(float *sc, int count, float maxs) {
+    double total = 0;
+    int t = 0;
+#if defined(LM_AVX2) && defined(__F16C__)
+    // glibc's expf, as before: a vector exp's last-bit differences move F16 weights and, through
+    // int8 activation roundings, the logits by tenths (ReferenceEqualityTests).
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; t + 8 <= count; t += 8) {
+        for (int j = 0; j < 8; j++) sc[t + j] = expf(sc[t + j] - maxs);
+        add8_pd(&s0, &s1, _mm256_loadu_ps(sc + t));
+    }
+    total = sum_pd(s0, s1);
+#endif
+    for (; t < count; t++) { float e = expf(sc[t] - maxs); sc[t] = e; total += e; }
+    const float inv = (float)(1.0 / total);
+    t = 0;
+#if defined(LM_AVX2) && defined(__F16C__)
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (; t + 8 <= count; t += 8)
+        _mm256_storeu_ps(sc + t, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(sc + t), iv), _MM_FROUND_TO_NEAREST_INT)));
+#endif
+    for (; t < count; t++) sc[t] = f16_round(sc[t] * inv);
+}
+
+#if defined(LM_AVX2) && defined(__F16C__)
+// Sums each of 8 vectors: out lane i = sum of a[i]'s lanes, added as ((0+1)+(2+3))+((4+5)+(6+7))
+// whatever the other vectors hold, so a score does not depend on its neighbours.
+static inline __m256 sum8x8(const __m256 a[8]) {
+    __m256 s0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    __m256 s1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    __m256 lo = _mm256_permute2f128_ps(s0, s1, 0x20), hi = _mm256_permute2f128_ps(s0, s1, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+#endif
+
+// Attention of one query head over positions [first, n_pos) of a paged F16 cache: position p
+// lives in row table[p / block] * block + p % block, rows `stride` halves apart. As llama.cpp
+// computes it without flash attention: scores = (q · k) * scale with q in F16 precision,
+// softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32. Each score and
+// each output is computed the same way whatever n_pos and first are. scores: n_pos - first floats.
+void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
+                        int block, int first, int n_pos, int hd, float scale, float *scores, float *out) {
+    float qh[256];
+    for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
+    const int count = n_pos - first;
+    float maxs = -INFINITY;
+    cache_cursor kc = cursor_at(table, block, first);
+#if defined(LM_AVX2) && defined(__F16C__)
+    if (hd % 8 == 0) {
+        // Eight positions at a time: one accumulator each, summed together at the end.
+        for (int t0 = first; t0 < n_pos; t0 += 8) {
+            __m256 acc[8];
+            for (int j = 0; j < 8; j++) {
+                acc[j] = _mm256_setzero_ps();
+                if (t0 + j >= n_pos) continue;
+                const uint16_t *kt = k + cursor_next(&kc) * stride;
+                for (int i = 0; i < hd; i += 8)
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + i))), _mm256_loadu_ps(qh + i), acc[j]);
+            }
+            float sums[8];
+            _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc), _mm256_set1_ps(scale)));
+            for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
+                scores[t0 + j - first] = sums[j];
+                if (sums[j] > maxs) maxs = sums[j];
+            }
+        }
+    } else
+#endif
+    for (int t = first; t < n_pos; t++) {
+        const uint16_t *kt = k + cursor_next(&kc) * stride;
+        float s = 0;
+        for (int i = 0; i < hd; i++) s += qh[i] * lm_f16_to_f32(kt[i]);
+        s *= scale;
+        scores[t - first] = s;
+        if (s > maxs) maxs = s;
+    }
+    attention_weights(scores, count, maxs);
+    cache_cursor vc = cursor_at(table, block, first);
+#if defined(LM_AVX2) && defined(__F16C__)
+    if (hd == 64) {
+        // The output stays in registers across positions.
+        __m256 o[8];
+        for (int i = 0; i < 8; i++) o[i] = _mm256_setzero_ps();
+        for (int t = 0; t < count; t++) {
+            const uint16_t *vt = v + cursor_next(&vc) * stride;
+            __m256 wv = _mm256_set1_ps(scores[t]);
+            for (int i = 0; i < 8; i++)
+                o[i] = _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))), o[i]);
+        }
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + 8 * i, o[i]);
+        return;
+    }
+#endif
+    for (int i = 0; i < hd; i++) out[i] = 0;
+    for (int t = 0; t < count; t++) {
+        const uint16_t *vt = v + cursor_next(&vc) * stride;
+        float wt = scores[t];
+#if defined(LM_AVX2) && defined(__F16C__)
+        if (hd % 8 == 0) {
+            __m256 wv = _mm256_set1_ps(wt);
+            for (int i = 0; i < hd; i += 8) {
+                __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + i)));
+                _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, vv, _mm256_loadu_ps(out + i)));
+            }
+            continue;
+        }
+#endif
+        for (int i = 0; i < hd; i++) out[i] += wt * lm_f16_to_f32(vt[i]);
+    }
+}
+
+#if defined(LM_AVX2) && defined(__F16C__)
+// The query heads that share key/value head `kvh` (grouped-query attention), 64 wide: each key
+// and value row is converted from F16 once for all of them. Every number is computed exactly as
+// lm_attention_paged computes it for one head, so the two give identical results.
+void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
+                          const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out) {
+    float qh[8][64];
+    float maxs[8];
+    const int count = n_pos - first;
+    for (int g = 0; g < group; g++) {
+        for (int i = 0; i < 64; i++) qh[g][i] = f16_round(q[g * 64 + i]);
+        maxs[g] = -INFINITY;
+    }
+    cache_cursor kc = cursor_at(table, block, first);
+    for (int t0 = first; t0 < n_pos; t0 += 8) {
+        __m256 acc[8][8];
+        for (int j = 0; j < 8; j++) {
+            if (t0 + j >= n_pos) { for (int g = 0; g < group; g++) acc[g][j] = _mm256_setzero_ps(); continue; }
+            const uint16_t *kt = k + cursor_next(&kc) * stride;
+            __m256 kf[8];
+            for (int i = 0; i < 8; i++) kf[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kt + 8 * i)));
+            for (int g = 0; g < group; g++) {
+                __m256 s = _mm256_setzero_ps();
+                for (int i = 0; i < 8; i++) s = _mm256_fmadd_ps(kf[i], _mm256_loadu_ps(qh[g] + 8 * i), s);
+                acc[g][j] = s;
+            }
+        }
+        for (int g = 0; g < group; g++) {
+            float sums[8];
+            _mm256_storeu_ps(sums, _mm256_mul_ps(sum8x8(acc[g]), _mm256_set1_ps(scale)));
+            for (int j = 0; j < 8 && t0 + j < n_pos; j++) {
+                scores[g * count + t0 + j - first] = sums[j];
+                if (sums[j] > maxs[g]) maxs[g] = sums[j];
+            }
+        }
+    }
+    for (int g = 0; g < group; g++) {
+        attention_weights(scores + g * count, count, maxs[g]);
+        for (int i = 0; i < 64; i++) out[g * 64 + i] = 0;
+    }
+    // Values sixteen rows at a time: converted once, then applied to each head in position order.
+    float vf[16][64];
+    cache_cursor vc = cursor_at(table, block, first);
+    for (int t0 = 0; t0 < count; t0 += 16) {
+        int m = count - t0 < 16 ? count - t0 : 16;
+        for (int j = 0; j < m; j++) {
+            const uint16_t *vt = v + cursor_next(&vc) * stride;
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(vf[j] + 8 * i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vt + 8 * i))));
+        }
+        for (int g = 0; g < group; g++) {
+            __m256 o[8];
+            for (int i = 0; i < 8; i++) o[i] = _mm256_loadu_ps(out + g * 64 + 8 * i);
+            const float *sc = scores + g * count + t0;
+            for (int j = 0; j < m; j++) {
+                __m256 wv = _mm256_set1_ps(sc[j]);
+                for (int i = 0; i < 8; i++) o[i] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(vf[j] + 8 * i), o[i]);
+            }
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + g * 64 + 8 * i, o[i]);
+        }
+    }
 }
 #endif
 
