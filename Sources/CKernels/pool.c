@@ -49,18 +49,24 @@ typedef struct {
     void *ctx;
 } task;
 
+// A thread's own running total, on a cache line of its own, so counting costs no traffic
+// between cores; lm_pool_stats sums them.
+typedef struct { _Alignas(64) _Atomic uint64_t ns; } busy_counter;
+
 struct lm_pool {
     int threads;
     pthread_t *ids;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     int sleepers;
-    _Atomic uint64_t claim;
-    _Atomic int finished;
     _Atomic int stop;
     uint64_t generation;
-    task t;
-    _Atomic uint64_t busy_ns;    // time threads spent running chunks, summed over threads
+    // The claim word and the finished count are written by every thread for every chunk: a
+    // cache line each, away from what threads only read.
+    _Alignas(64) _Atomic uint64_t claim;
+    _Alignas(64) _Atomic int finished;
+    _Alignas(64) task t;
+    busy_counter *busy;          // per thread: time spent running chunks
     _Atomic uint64_t inside_ns;  // time the calling thread spent in the pool's calls
 };
 
@@ -123,7 +129,8 @@ static void work(lm_pool *p, uint64_t gen, int thread) {
         }
         uint64_t t0 = now_ns();
         run_chunk(&p->t, chunk, thread);
-        atomic_fetch_add_explicit(&p->busy_ns, now_ns() - t0, memory_order_relaxed);
+        atomic_store_explicit(&p->busy[thread].ns, atomic_load_explicit(&p->busy[thread].ns, memory_order_relaxed) + (now_ns() - t0),
+                              memory_order_relaxed);
         atomic_fetch_add_explicit(&p->finished, 1, memory_order_release);
         c = atomic_load_explicit(&p->claim, memory_order_acquire);
     }
@@ -156,8 +163,11 @@ static void *worker(void *arg_) {
 }
 
 lm_pool *lm_pool_create(int threads) {
-    lm_pool *p = calloc(1, sizeof *p);
+    lm_pool *p = aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
+    memset(p, 0, sizeof *p);
     p->threads = threads < 1 ? 1 : threads;
+    p->busy = aligned_alloc(64, (size_t)p->threads * sizeof(busy_counter));
+    memset(p->busy, 0, (size_t)p->threads * sizeof(busy_counter));
     pthread_mutex_init(&p->mutex, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->ids = calloc((size_t)p->threads, sizeof(pthread_t));
@@ -172,7 +182,9 @@ lm_pool *lm_pool_create(int threads) {
 int lm_pool_threads(const lm_pool *p) { return p->threads; }
 
 void lm_pool_stats(lm_pool *p, uint64_t *busy_ns, uint64_t *inside_ns) {
-    *busy_ns = atomic_load_explicit(&p->busy_ns, memory_order_relaxed);
+    uint64_t busy = 0;
+    for (int i = 0; i < p->threads; i++) busy += atomic_load_explicit(&p->busy[i].ns, memory_order_relaxed);
+    *busy_ns = busy;
     *inside_ns = atomic_load_explicit(&p->inside_ns, memory_order_relaxed);
 }
 
@@ -209,6 +221,7 @@ void lm_pool_destroy(lm_pool *p) {
     pthread_mutex_destroy(&p->mutex);
     pthread_cond_destroy(&p->wake);
     free(p->ids);
+    free(p->busy);
     free(p);
 }
 

@@ -265,6 +265,7 @@ struct LoopConfig {
             s.learningRate = lr
         }
         s.batchTokens = try t.int("batch_tokens", min: 1) ?? s.batchTokens
+        s.batchExamples = try t.int("batch_examples", min: 1) ?? s.batchExamples
         s.microBatchTokens = try t.int("micro_batch_tokens", min: 1) ?? s.microBatchTokens
         config.trainMaxLength = try t.int("max_length", min: 2) ?? config.trainMaxLength
         if let v = try t.string("schedule") {
@@ -281,6 +282,10 @@ struct LoopConfig {
             s.precision = p
         }
         s.checkpointEvery = try t.int("checkpoint_every", min: 0) ?? s.checkpointEvery
+        if let v = try t.string("checkpointing") {
+            guard let c = TrainSettings.Checkpointing(rawValue: v) else { throw t.problem("checkpointing", "\"\(v)\": expected auto, on or off") }
+            s.checkpointing = c
+        }
         config.template = try t.string("template")
         try t.checkUnknown()
         config.train = s

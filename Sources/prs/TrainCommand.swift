@@ -32,7 +32,8 @@ struct Train: AsyncParsableCommand {
     @Option(name: .customLong("full-type"), help: "With --full: the written matrices' type, f16, f32, q8_0 or q4_1 (default f16).") var fullType = "f16"
     @Option(help: "Passes over the data (default 2).") var epochs = 2
     @Option(help: "Peak learning rate (default: 2e-4 LoRA SFT, 5e-6 LoRA DPO, 2e-5 full SFT, 5e-7 full DPO).") var lr: Double?
-    @Option(name: .customLong("batch-tokens"), help: "Tokens per optimizer step, gradients accumulated (default 4096).") var batchTokens = 4096
+    @Option(name: .customLong("batch-examples"), help: "Examples per optimizer step at most, gradients accumulated (default 8, as TRL).") var batchExamples = 8
+    @Option(name: .customLong("batch-tokens"), help: "Tokens per optimizer step at most: a step ends at --batch-examples or at this many tokens (default 4096).") var batchTokens = 4096
     @Option(name: .customLong("micro-batch-tokens"), help: "Tokens per forward pass at most (default 1024; bounds memory).") var microBatchTokens = 1024
     @Option(name: .customLong("max-length"), help: "Tokens of one example at most; longer ones are cut (default 1024).") var maxLength = 1024
     @Option(help: "cosine, linear or constant after warmup (default cosine).") var schedule: LearningRateSchedule.Shape = .cosine
@@ -45,6 +46,8 @@ struct Train: AsyncParsableCommand {
     @Option(help: "Seed for initialisation, shuffling and dropout (default 0).") var seed: UInt64 = 0
     @Option(help: "Threads (default 2). The result depends on it: resume with the same count.") var threads = 2
     @Option(help: "fp32, or bf16: LoRA's frozen products on AMX bfloat16 tiles where the processor has them (default fp32).") var precision: TrainSettings.Precision = .fp32
+    @Option(help: "auto, on or off: recompute each block's activations in the backward instead of keeping them (less memory, about a third more time; the result is the same). auto: on when keeping them would take over 2 GiB.") var checkpointing: TrainSettings.Checkpointing = .auto
+    @Option(name: .customLong("max-memory"), help: "GB the run may take (default: the memory available when it starts); a run estimated above it is refused before it loads.") var maxMemory: Double?
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (default 20; 0: none).") var checkpointEvery = 20
     @Option(help: "Chat template (chatml, llama3, mistral, gemma); default: the model's.") var template: String?
     @Flag(name: .customLong("all-tokens"), help: "Train on every token, prompts included.") var allTokens = false
@@ -58,7 +61,10 @@ struct Train: AsyncParsableCommand {
         if !(0..<1).contains(loraDropout) { throw ValidationError("--lora-dropout must be in [0, 1)") }
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
-        if batchTokens < 1 || microBatchTokens < 1 || maxLength < 2 { throw ValidationError("--batch-tokens and --micro-batch-tokens ≥ 1, --max-length ≥ 2") }
+        if batchTokens < 1 || batchExamples < 1 || microBatchTokens < 1 || maxLength < 2 {
+            throw ValidationError("--batch-examples, --batch-tokens and --micro-batch-tokens ≥ 1, --max-length ≥ 2")
+        }
+        if let maxMemory, !(maxMemory > 0) { throw ValidationError("--max-memory is in GB and must be positive") }
         if !(0..<1).contains(warmup) { throw ValidationError("--warmup is a share of the steps, in [0, 1)") }
         if !(0..<1).contains(valSplit) { throw ValidationError("--val-split must be in [0, 1)") }
         if beta <= 0 { throw ValidationError("--beta must be positive") }
@@ -77,6 +83,8 @@ struct Train: AsyncParsableCommand {
         s.epochs = epochs
         s.learningRate = lr
         s.batchTokens = batchTokens
+        s.batchExamples = batchExamples
+        s.checkpointing = checkpointing
         s.microBatchTokens = microBatchTokens
         s.schedule = schedule
         s.warmup = warmup
@@ -97,6 +105,7 @@ struct Train: AsyncParsableCommand {
         j.allTokens = allTokens
         j.fullType = ["f32": .f32, "q8_0": .q8_0, "q4_1": .q4_1][fullType] ?? .f16
         j.log = log
+        j.memoryLimitBytes = maxMemory.map { Int($0 * 1e9) }
         return j
     }
 
@@ -111,10 +120,16 @@ struct Train: AsyncParsableCommand {
         let result: EmbeddedTrainingResult
         do {
             result = try await Interruptible.run(onSignal: { stop.set() }) {
-                try EmbeddedTraining.run(job, shouldStop: { stop.isSet }, onStart: { trainer in
+                try EmbeddedTraining.run(job, shouldStop: { stop.isSet }, onStart: { trainer, estimate in
+                    let epochs = max(1, job.settings.epochs)
                     logger.notice("training", metadata: ["examples": "\(trainer.train.count)", "validation": "\(trainer.validation.count)",
-                                                      "steps": "\(trainer.plan.count)", "lr": "\(job.settings.effectiveLearningRate)",
-                                                      "mode": "\(job.settings.lora == nil ? "full" : "lora r=\(job.settings.lora!.rank)")"])
+                                                      "steps": "\(trainer.plan.count) (\(trainer.plan.count / epochs) an epoch)",
+                                                      "lr": "\(job.settings.effectiveLearningRate)",
+                                                      "mode": "\(job.settings.lora == nil ? "full" : "lora r=\(job.settings.lora!.rank)")",
+                                                      "memory": "\(estimate.summary)"])
+                    if trainer.plan.count < Train.fewSteps {
+                        logger.warning("only \(trainer.plan.count) optimizer steps: too few to change the model much. More steps: --epochs, or fewer examples a step with --batch-examples; or a larger --lr")
+                    }
                 }, onStep: progress.update)
             }
         } catch let e as TrainingInputError {
@@ -131,11 +146,12 @@ struct Train: AsyncParsableCommand {
         if json {
             struct Out: Encodable {
                 var out: String, examples: Int, validation_examples: Int, steps: Int, loss: Double?, val_loss: Double?, seconds: Double
-                var tokens_per_s: Double?, peak_rss_mb: Double
+                var tokens_per_s: Double?, peak_rss_mb: Double, memory_estimate: MemoryEstimate
             }
             print(try Model.json(Out(out: result.out, examples: result.examples, validation_examples: result.validationExamples, steps: result.steps,
                                      loss: result.finalLoss, val_loss: result.validationLoss, seconds: result.seconds,
-                                     tokens_per_s: result.log.last?.tokensPerSecond, peak_rss_mb: Model.Bench.peakRSSMegabytes())))
+                                     tokens_per_s: result.log.last?.tokensPerSecond, peak_rss_mb: Model.Bench.peakRSSMegabytes(),
+                                     memory_estimate: result.estimate)))
         } else {
             var line = "wrote \(result.out): \(result.steps) steps over \(result.examples) examples in \(String(format: "%.1f", result.seconds)) s"
             if let l = result.finalLoss { line += ", last loss \(String(format: "%.4f", l))" }
@@ -187,4 +203,10 @@ final class TrainProgress: @unchecked Sendable {
 
 extension TrainSettings.Objective: ExpressibleByArgument {}
 extension TrainSettings.Precision: ExpressibleByArgument {}
+extension TrainSettings.Checkpointing: ExpressibleByArgument {}
+
+extension Train {
+    /// Fewer optimizer steps than this get a warning: an adapter barely moves in so few.
+    static let fewSteps = 10
+}
 extension LearningRateSchedule.Shape: ExpressibleByArgument {}

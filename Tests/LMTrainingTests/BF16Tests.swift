@@ -22,10 +22,9 @@ import Testing
         let dy = (0..<(n * rows)).map { _ in Float(rng.uniform() * 2 - 1) }
         let results: [[Float]] = try [1, 2].map { threads in
             let m = w.withUnsafeBufferPointer { BF16Matrix($0.baseAddress!, rows: rows, cols: cols, threads: threads) }
-            let scratch = BF16Scratch()
             var y = [Float](repeating: 0, count: n * rows), dx = [Float](repeating: 1, count: n * cols)
-            m.multiply(x, n, &y, accumulate: false, scratch: scratch)
-            m.multiplyTransposed(dy, n, &dx, accumulate: true, scratch: scratch)
+            m.multiply(x, n, &y, accumulate: false)
+            m.multiplyTransposed(dy, n, &dx, accumulate: true)
             var worst = 0.0
             for i in 0..<n {
                 for o in 0..<rows {

@@ -40,6 +40,15 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
 /// y = GELU(g) · u elementwise (tanh approximation, through an F16 table as ggml's CPU GeGLU); y may be g.
 void lm_geglu(const float *g, const float *u, float *y, int n);
 
+/// Values [c0, c1) of `rows` rows of a GGUF tensor of ggml type `type` (0 F32, 1 F16, 2 Q4_0,
+/// 3 Q4_1, 6 Q5_0, 8 Q8_0, 12 Q4_K, 13 Q5_K, 14 Q6_K, 30 BF16) as float32: row r's blocks start
+/// at w + r·row_bytes, its values go to out + r·ld. c0 and c1 are multiples of the type's block
+/// size. Each value is GGUF's Dequantize.block's bit for bit. Returns 0, or -1 for a type or
+/// span it cannot expand.
+int lm_dequantize_rows(int type, const void *w, long row_bytes, int rows, int c0, int c1, float *out, long ld);
+/// Values a block of ggml type `type` holds (0 for a type lm_dequantize_rows does not know).
+int lm_dequant_block_size(int type);
+
 /// log Σ exp(x[i]) over n values: the maximum taken out, the exponentials summed in double.
 float lm_log_sum_exp(const float *x, int n);
 /// Whether the processor and the OS allow kernel table `table` here: 0 AVX2/FMA/F16C (on other

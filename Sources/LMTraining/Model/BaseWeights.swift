@@ -13,9 +13,13 @@ public enum BaseWeights {
     /// Whether bfloat16 AMX products can be used on this machine.
     public static var bf16Available: Bool { BF16Matrix.available }
 
-    /// A model ready for training: the base weights, with LoRA frozen projections as bfloat16
-    /// AMX tiles when `bf16` (and the output head too), float32 otherwise.
-    public static func model(_ llama: LlamaModel, lora: LoRASettings?, seed: UInt64, bf16: Bool, threads: Int) throws -> TrainingModel<Float> {
+    /// A model ready for training. With LoRA in float32 the frozen matrices (projections,
+    /// embedding, output head) stay as the GGUF stores them and are expanded a tile at a time
+    /// inside each product (`quantized`; false keeps dense float32 copies, as full fine-tuning
+    /// does); with `bf16` they are bfloat16 AMX tiles. `checkpointing` keeps only each block's
+    /// input and recomputes the rest in the backward.
+    public static func model(_ llama: LlamaModel, lora: LoRASettings?, seed: UInt64, bf16: Bool, threads: Int,
+                             quantized: Bool = true, checkpointing: Bool = false) throws -> TrainingModel<Float> {
         guard ["llama", "qwen2"].contains(llama.config.architecture) else {
             throw TrainingError("\(llama.file.path): prs train runs llama and qwen2 models; \(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet")
         }
@@ -24,24 +28,37 @@ public enum BaseWeights {
             throw TrainingError("bfloat16 training needs AVX512-BF16 or AMX-BF16, which this processor does not have (or PRS_ISA turned off); use --precision fp32")
         }
         let s = shape(llama.config)
+        let file = llama.file
+        let tied = file.tensor("output.weight") == nil
+        let head = tied ? "token_embd.weight" : "output.weight"
+        var packed: [String: any FrozenMatrix] = [:]
+        if lora != nil && !bf16 && quantized {
+            let base: ParameterStore<Float> = try load(llama, gradients: false, matrices: false, embeddings: false)
+            let scratch = QuantScratch()
+            for l in 0..<s.layers {
+                for p in Projection.allCases {
+                    let (o, i) = p.shape(s)
+                    packed[p.tensorName(layer: l)] = try QuantMatrix(file: file, name: p.tensorName(layer: l), rows: o, cols: i, threads: threads, scratch: scratch)
+                }
+            }
+            packed["token_embd.weight"] = try QuantMatrix(file: file, name: "token_embd.weight", rows: s.vocabSize, cols: s.dim, threads: threads, scratch: scratch)
+            if !tied { packed["output.weight"] = try QuantMatrix(file: file, name: "output.weight", rows: s.vocabSize, cols: s.dim, threads: threads, scratch: scratch) }
+            return TrainingModel(shape: s, base: base, lora: lora, seed: seed, packed: packed, checkpointing: checkpointing)
+        }
         let base: ParameterStore<Float> = try load(llama, gradients: lora == nil, matrices: !bf16)
-        var packed: [String: BF16Matrix] = [:]
         if bf16 {
+            let scratch = BF16Scratch()
             for l in 0..<s.layers {
                 for p in Projection.allCases {
                     let name = p.tensorName(layer: l)
                     let (o, i) = p.shape(s)
-                    let values = try dense(llama.file, name, count: o * i)
-                    packed[name] = values.withUnsafeBufferPointer { BF16Matrix($0.baseAddress!, rows: o, cols: i, threads: threads) }
+                    let values = try dense(file, name, count: o * i)
+                    packed[name] = values.withUnsafeBufferPointer { BF16Matrix($0.baseAddress!, rows: o, cols: i, threads: threads, scratch: scratch) }
                 }
             }
+            packed[head] = BF16Matrix(base.value(head), rows: s.vocabSize, cols: s.dim, threads: threads, scratch: scratch)
         }
-        let m = TrainingModel(shape: s, base: base, lora: lora, seed: seed, packed: packed)
-        if bf16 {
-            let out = base.entry("output.weight") != nil ? "output.weight" : "token_embd.weight"
-            m.outputPacked = BF16Matrix(base.value(out), rows: s.vocabSize, cols: s.dim, threads: threads)
-        }
-        return m
+        return TrainingModel(shape: s, base: base, lora: lora, seed: seed, packed: packed, checkpointing: checkpointing)
     }
 
     static func dense(_ file: GGUFFile, _ name: String, count: Int) throws -> [Float] {
@@ -50,12 +67,13 @@ public enum BaseWeights {
     }
 
     /// Every tensor the forward pass reads, dequantized (`gradients` for full fine-tuning;
-    /// without the projection matrices unless `matrices`).
-    public static func load<T: TrainScalar>(_ model: LlamaModel, gradients: Bool, matrices: Bool = true) throws -> ParameterStore<T> {
+    /// without the projection matrices unless `matrices`, nor the embedding and head unless `embeddings`).
+    public static func load<T: TrainScalar>(_ model: LlamaModel, gradients: Bool, matrices: Bool = true,
+                                            embeddings: Bool = true) throws -> ParameterStore<T> {
         let file = model.file, s = shape(model.config)
         let tied = file.tensor("output.weight") == nil
         let biases = Set(Projection.allCases.filter { file.tensor("blk.0.\($0.ggufName).bias") != nil })
-        let store = ParameterStore<T>(TrainingModel<T>.baseShapes(s, tied: tied, biases: biases, matrices: matrices), gradients: gradients)
+        let store = ParameterStore<T>(TrainingModel<T>.baseShapes(s, tied: tied, biases: biases, matrices: matrices, embeddings: embeddings), gradients: gradients)
         for e in store.entries {
             guard let t = file.tensor(e.name) else { throw TrainingError("\(file.path): tensor \(e.name) is missing") }
             guard t.elementCount == e.count else {

@@ -47,8 +47,11 @@ public struct LoRASettings: Sendable, Hashable, Codable {
 
 /// The llama forward pass with its activations saved, and its backward, for a packed batch.
 ///
-/// The base weights are dense (`T`) copies of the GGUF's; with `lora` they are frozen and only
-/// the adapters' A and B get gradients, otherwise every base tensor does (full fine-tuning).
+/// With `lora` the base weights are frozen and only the adapters' A and B get gradients;
+/// frozen matrices may stay as the GGUF stores them (`QuantMatrix`) or as bfloat16 tiles.
+/// Without it the base weights are dense (`T`) copies of the GGUF's and every base tensor gets
+/// a gradient (full fine-tuning). With `checkpointing` the forward keeps only each block's input
+/// and the backward recomputes the rest of a block, bit for bit, just before it needs it.
 public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     public let shape: ModelShape
     public let base: ParameterStore<T>
@@ -59,9 +62,14 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     public var trainable: ParameterStore<T> { lora ?? base }
     /// Whether the frozen products run in bfloat16 on AMX tiles.
     public let usesBF16: Bool
-    let bf16Scratch = BF16Scratch()
-    /// The output head as bfloat16 tiles (with `usesBF16`).
-    var outputPacked: BF16Matrix?
+    /// Whether the frozen matrices are read from the GGUF's blocks (no float copy).
+    public let usesQuantized: Bool
+    /// Whether each block's activations are recomputed in the backward (only block inputs kept).
+    public let checkpointing: Bool
+    /// The output head as a frozen matrix (bfloat16 tiles or the GGUF's blocks), when not dense.
+    var outputPacked: (any FrozenMatrix)?
+    /// The token embedding read from the GGUF's blocks, when it is not a dense copy.
+    let embeddingRows: QuantMatrix?
 
     struct LayerWeights {
         var attnNorm, ffnNorm: UnsafeMutablePointer<T>
@@ -74,18 +82,22 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         var b: [Projection: UnsafeMutablePointer<T>]
         var dA: [Projection: UnsafeMutablePointer<T>]
         var dB: [Projection: UnsafeMutablePointer<T>]
-        /// Frozen projections held as bfloat16 tiles instead of `w` (LoRA on AMX).
-        var packed: [Projection: BF16Matrix]
+        /// Frozen projections held as bfloat16 tiles or quantized blocks instead of `w` (LoRA).
+        var packed: [Projection: any FrozenMatrix]
     }
     let layerWeights: [LayerWeights]
-    let embedding, output, outputNorm: UnsafeMutablePointer<T>
+    let embedding, output: UnsafeMutablePointer<T>?
+    let outputNorm: UnsafeMutablePointer<T>
     let dEmbedding, dOutput, dOutputNorm: UnsafeMutablePointer<T>?
 
     /// The base tensors' names and shapes for a model (biases for the projections in `biases`;
     /// without the projection matrices when `matrices` is false).
-    public static func baseShapes(_ s: ModelShape, tied: Bool, biases: Set<Projection>, matrices: Bool = true) -> [(name: String, rows: Int, cols: Int)] {
-        var out: [(String, Int, Int)] = [("token_embd.weight", s.vocabSize, s.dim)]
-        if !tied { out.append(("output.weight", s.vocabSize, s.dim)) }
+    /// Without the embedding and output head when `embeddings` is false.
+    public static func baseShapes(_ s: ModelShape, tied: Bool, biases: Set<Projection>, matrices: Bool = true,
+                                  embeddings: Bool = true) -> [(name: String, rows: Int, cols: Int)] {
+        var out: [(String, Int, Int)] = []
+        if embeddings { out.append(("token_embd.weight", s.vocabSize, s.dim)) }
+        if embeddings && !tied { out.append(("output.weight", s.vocabSize, s.dim)) }
         out.append(("output_norm.weight", 1, s.dim))
         for l in 0..<s.layers {
             out.append(("blk.\(l).attn_norm.weight", 1, s.dim))
@@ -114,15 +126,21 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
 
     /// A model over `base` (its tensors named as `baseShapes` names them); with `lora`, adapters
     /// (A random as PEFT initialises it, B zero) and gradients for them only.
-    /// `packed`: frozen projections (by tensor name) held as bfloat16 tiles, absent from `base`
-    /// (LoRA only, `T` = Float).
+    /// `packed`: frozen matrices (by tensor name) absent from `base`: projections, and the output
+    /// head under its tensor's name (`output.weight`, or `token_embd.weight` when tied); a
+    /// `QuantMatrix` named `token_embd.weight` also serves the embedding's lookups (LoRA only,
+    /// `T` = Float).
     public init(shape: ModelShape, base: ParameterStore<T>, lora settings: LoRASettings?, seed: UInt64 = 0,
-                packed: [String: BF16Matrix] = [:]) {
-        precondition(packed.isEmpty || (T.self == Float.self && settings != nil), "bfloat16 weights are for LoRA in float32")
+                packed: [String: any FrozenMatrix] = [:], checkpointing: Bool = false) {
+        precondition(packed.isEmpty || (T.self == Float.self && settings != nil), "frozen matrices are for LoRA in float32")
         self.shape = shape
-        self.usesBF16 = !packed.isEmpty
+        self.usesBF16 = packed.values.contains { $0 is BF16Matrix }
+        self.usesQuantized = packed.values.contains { $0 is QuantMatrix }
+        self.checkpointing = checkpointing
         self.base = base
-        tiedOutput = base.entry("output.weight") == nil
+        tiedOutput = base.entry("output.weight") == nil && packed["output.weight"] == nil
+        embeddingRows = packed["token_embd.weight"] as? QuantMatrix
+        outputPacked = packed[tiedOutput ? "token_embd.weight" : "output.weight"]
         loraSettings = settings
         if let settings {
             let store = ParameterStore<T>(Self.loraShapes(shape, settings), gradients: true)
@@ -141,9 +159,9 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         // Without LoRA and without base gradients the model is forward-only (evaluation).
         let loraStore = lora
         func g(_ name: String) -> UnsafeMutablePointer<T>? { trainBase ? base.grad(name) : nil }
-        embedding = base.value("token_embd.weight")
-        dEmbedding = g("token_embd.weight")
-        output = tiedOutput ? embedding : base.value("output.weight")
+        embedding = base.entry("token_embd.weight") != nil ? base.value("token_embd.weight") : nil
+        dEmbedding = embedding != nil ? g("token_embd.weight") : nil
+        output = tiedOutput ? embedding : base.entry("output.weight") != nil ? base.value("output.weight") : nil
         dOutput = tiedOutput ? dEmbedding : g("output.weight")
         outputNorm = base.value("output_norm.weight")
         dOutputNorm = g("output_norm.weight")
@@ -182,10 +200,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
 
     // MARK: saved activations
 
-    /// What the forward pass keeps for the backward, sized for the batch it last ran.
+    /// What the forward pass keeps for the backward, sized for the batch it last ran. Per-layer
+    /// buffers have one slot a layer, or one slot in all with checkpointing (filled again by
+    /// the backward's recompute of each block).
     final class Activations {
         var rows = 0
-        var residual: [Buffer<T>] = []      // layers + 1, rows × dim
+        var residual: [Buffer<T>] = []      // layers + 1, rows × dim: each block's input, always kept
         /// The normed inputs and the SwiGLU output are recomputed in the backward (one buffer each,
         /// not one a layer): that saves (2 · dim + hidden) scalars a token and layer.
         var xn: Buffer<T>!, h: Buffer<T>!
@@ -195,7 +215,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         var att: [Buffer<T>] = [], x2: [Buffer<T>] = []
         var rstd2: [Buffer<T>] = []
         var g: [Buffer<T>] = [], u: [Buffer<T>] = []
-        /// Per layer and adapted projection: x · Aᵀ (rows × rank).
+        /// Per slot and adapted projection: x · Aᵀ (rows × rank).
         var xa: [[Projection: Buffer<T>]] = []
         var xf: Buffer<T>! , rstdF: Buffer<T>!
         var headX: Buffer<T>!, lse: Buffer<T>!, logp: Buffer<T>!
@@ -207,18 +227,22 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     var logitScratch: Buffer<T>?
     var scratch: Buffer<T>?
 
+    /// The slot of layer `l`'s saved activations.
+    @inline(__always) func slot(_ l: Int) -> Int { checkpointing ? 0 : l }
+
     func ensureActivations(rows: Int, probCount: Int) {
         let s = shape, a = acts
+        let slots = checkpointing ? 1 : s.layers
         if a.rows < rows || a.residual.isEmpty {
             let n = max(rows, a.rows)
             a.rows = n
             a.residual = (0...s.layers).map { _ in Buffer(n * s.dim) }
-            func per(_ w: Int) -> [Buffer<T>] { (0..<s.layers).map { _ in Buffer(n * w) } }
+            func per(_ w: Int) -> [Buffer<T>] { (0..<slots).map { _ in Buffer(n * w) } }
             a.xn = Buffer(n * s.dim); a.h = Buffer(n * s.hiddenDim)
             a.rstd1 = per(1); a.q = per(s.dim); a.k = per(s.kvDim); a.v = per(s.kvDim)
             a.att = per(s.dim); a.x2 = per(s.dim); a.rstd2 = per(1)
             a.g = per(s.hiddenDim); a.u = per(s.hiddenDim)
-            a.xa = (0..<s.layers).map { _ in
+            a.xa = (0..<slots).map { _ in
                 var d: [Projection: Buffer<T>] = [:]
                 for p in loraSettings?.targets ?? [] { d[p] = Buffer(n * loraSettings!.rank) }
                 return d
@@ -228,8 +252,20 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             a.probs = []
         }
         if a.probs.isEmpty || a.probs[0].count < probCount {
-            a.probs = (0..<s.layers).map { _ in Buffer(probCount) }
+            a.probs = (0..<slots).map { _ in Buffer(probCount) }
         }
+    }
+
+    /// Scalars of memory the activations and the backward's buffers take for a batch of `rows`
+    /// tokens in sequences of at most `longest` (the estimate `prs train` checks before it starts).
+    public static func activationScalars(_ s: ModelShape, rows: Int, longest: Int, lora: LoRASettings?, checkpointing: Bool) -> Int {
+        let slots = checkpointing ? 1 : s.layers
+        let probs = s.heads * rows * min(rows, longest)  // Σ length² ≤ rows · longest
+        let perSlot = rows * (2 + 3 * s.dim + 2 * s.kvDim + 2 * s.hiddenDim + (lora.map { $0.rank * $0.targets.count } ?? 0)) + probs
+        let kept = (s.layers + 1) * rows * s.dim + rows * (s.dim + s.hiddenDim) + rows * (3 * s.dim + 3)
+        let backward = rows * (4 * s.dim + 2 * s.kvDim + 3 * s.hiddenDim + max(1, lora?.rank ?? 1) + max(s.dim, s.hiddenDim))
+            + longest * longest + rows * max(s.dim, s.hiddenDim)
+        return slots * perSlot + kept + backward
     }
 
     // MARK: forward
@@ -243,43 +279,64 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let a = acts
         a.dropoutKey = dropoutKey
         (cosines, sines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.ropeBase)
-        Ops.embeddingForward(batch.tokens, embedding, s.dim, a.residual[0].p)
-        let eps = T(s.normEps)
-        let tmp = scratchBuffer(rows * max(s.dim, s.hiddenDim))
-        for l in 0..<s.layers {
-            let w = layerWeights[l]
-            let x = a.residual[l].p
-            Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[l].p)
-            project(.q, l, a.xn.p, rows, a.q[l].p)
-            project(.k, l, a.xn.p, rows, a.k[l].p)
-            project(.v, l, a.xn.p, rows, a.v[l].p)
-            Ops.rope(a.q[l].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
-            Ops.rope(a.k[l].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
-            Ops.attentionForward(a.q[l].p, a.k[l].p, a.v[l].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                                 a.probs[l].p, a.att[l].p)
-            project(.o, l, a.att[l].p, rows, tmp.p)
-            let x2 = a.x2[l].p
-            for i in 0..<(rows * s.dim) { x2[i] = x[i] + tmp.p[i] }
-            Ops.rmsNormForward(x2, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[l].p)
-            project(.gate, l, a.xn.p, rows, a.g[l].p)
-            project(.up, l, a.xn.p, rows, a.u[l].p)
-            Ops.swigluForward(a.g[l].p, a.u[l].p, rows * s.hiddenDim, a.h.p)
-            project(.down, l, a.h.p, rows, tmp.p)
-            let next = a.residual[l + 1].p
-            for i in 0..<(rows * s.dim) { next[i] = x2[i] + tmp.p[i] }
+        if let embedding {
+            Ops.embeddingForward(batch.tokens, embedding, s.dim, a.residual[0].p)
+        } else if let rowsOf = embeddingRows {
+            for (t, id) in batch.tokens.enumerated() { rowsOf.row(Int(id), into: Self.float(a.residual[0].p + t * s.dim)) }
         }
-        Ops.rmsNormForward(a.residual[s.layers].p, outputNorm, rows, s.dim, eps, a.xf.p, a.rstdF.p)
+        for l in 0..<s.layers { blockForward(l, rows, next: a.residual[l + 1].p) }
+        Ops.rmsNormForward(a.residual[s.layers].p, outputNorm, rows, s.dim, T(s.normEps), a.xf.p, a.rstdF.p)
         let n = batch.lossRows.count
         for (i, r) in batch.lossRows.enumerated() { (a.headX.p + i * s.dim).update(from: a.xf.p + r * s.dim, count: s.dim) }
         let logits = logitBuffer()
         if let m = outputPacked {
-            Ops.headForward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p) { xs, rows, out in
-                m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false, scratch: bf16Scratch)
+            Ops.headForward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p, chunk: headRows) { xs, rows, out in
+                m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false)
             }
         } else {
-            Ops.headForward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p)
+            Ops.headForward(a.headX.p, n, s.dim, output!, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p)
         }
         return Array(UnsafeBufferPointer(start: a.logp.p, count: n))
+    }
+
+    /// Block `l` from its input `residual[l]`, its activations into slot `slot(l)`; its output
+    /// into `next` (nil: not written, when the backward recomputes the block).
+    func blockForward(_ l: Int, _ rows: Int, next: UnsafeMutablePointer<T>?) {
+        let s = shape, a = acts, w = layerWeights[l], i = slot(l)
+        let eps = T(s.normEps)
+        let tmp = scratchBuffer(rows * max(s.dim, s.hiddenDim))
+        let x = a.residual[l].p
+        Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[i].p)
+        project(.q, l, a.xn.p, rows, a.q[i].p)
+        project(.k, l, a.xn.p, rows, a.k[i].p)
+        project(.v, l, a.xn.p, rows, a.v[i].p)
+        Ops.rope(a.q[i].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
+        Ops.rope(a.k[i].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
+        Ops.attentionForward(a.q[i].p, a.k[i].p, a.v[i].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                             a.probs[i].p, a.att[i].p)
+        project(.o, l, a.att[i].p, rows, tmp.p)
+        let x2 = a.x2[i].p
+        for j in 0..<(rows * s.dim) { x2[j] = x[j] + tmp.p[j] }
+        Ops.rmsNormForward(x2, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[i].p)
+        project(.gate, l, a.xn.p, rows, a.g[i].p)
+        project(.up, l, a.xn.p, rows, a.u[i].p)
+        Ops.swigluForward(a.g[i].p, a.u[i].p, rows * s.hiddenDim, a.h.p)
+        guard let next else {
+            // Recomputed for the backward: of the down projection only its adapter's x · Aᵀ is saved.
+            if let ad = w.a[.down], let settings = loraSettings {
+                let input = dropped(a.h.p, rows, s.hiddenDim, .down, l)
+                T.gemm(false, true, rows, settings.rank, s.hiddenDim, 1, input, s.hiddenDim, ad, s.hiddenDim, 0, a.xa[i][.down]!.p, settings.rank)
+            }
+            return
+        }
+        project(.down, l, a.h.p, rows, tmp.p)
+        for j in 0..<(rows * s.dim) { next[j] = x2[j] + tmp.p[j] }
+    }
+
+    /// Rows of the output head evaluated together: more when the head is expanded from quantized
+    /// blocks (each pass over it expands the whole matrix), within about 8 MB of logits.
+    var headRows: Int {
+        outputPacked is QuantMatrix ? max(Ops.headChunk, min(256, (8 << 20) / max(1, shape.vocabSize))) : Ops.headChunk
     }
 
     /// y = x · Wᵀ (+ bias) (+ s · drop(x) · Aᵀ · Bᵀ) for projection `p` of layer `l`.
@@ -287,7 +344,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let (outDim, inDim) = p.shape(shape)
         let w = layerWeights[l]
         if let m = w.packed[p] {
-            m.multiply(Self.float(x), rows, Self.float(y), accumulate: false, scratch: bf16Scratch)
+            m.multiply(Self.float(x), rows, Self.float(y), accumulate: false)
         } else {
             Ops.linearForward(x, rows, inDim, w.w[p]!, outDim, y)
         }
@@ -296,7 +353,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         }
         if let a = w.a[p], let b = w.b[p], let settings = loraSettings {
             let input = dropped(x, rows, inDim, p, l)
-            Ops.loraForward(input, rows, inDim, a, b, settings.rank, outDim, T(settings.scale), acts.xa[l][p]!.p, y)
+            Ops.loraForward(input, rows, inDim, a, b, settings.rank, outDim, T(settings.scale), acts.xa[slot(l)][p]!.p, y)
         }
     }
 
@@ -328,7 +385,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     }
     func logitBuffer() -> Buffer<T> {
         if let b = logitScratch { return b }
-        let b = Buffer<T>(Ops.headChunk * shape.vocabSize); logitScratch = b; return b
+        let b = Buffer<T>(headRows * shape.vocabSize); logitScratch = b; return b
     }
 
     // MARK: backward
@@ -360,12 +417,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         dHead.p.update(repeating: 0, count: n * s.dim)
         dLogp.withUnsafeBufferPointer { g in
             if let m = outputPacked {
-                let scratch = bf16Scratch
                 Ops.headBackward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p, dHead.p, nil,
-                                 product: { xs, rows, out in m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false, scratch: scratch) },
-                                 productT: { dl, rows, out in m.multiplyTransposed(Self.float(dl), rows, Self.float(out), accumulate: true, scratch: scratch) })
+                                 chunk: headRows,
+                                 product: { xs, rows, out in m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false) },
+                                 productT: { dl, rows, out in m.multiplyTransposed(Self.float(dl), rows, Self.float(out), accumulate: true) })
             } else {
-                Ops.headBackward(a.headX.p, n, s.dim, output, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
+                Ops.headBackward(a.headX.p, n, s.dim, output!, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
                                  dHead.p, dOutput)
             }
         }
@@ -379,34 +436,35 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         dx.p.update(repeating: 0, count: rows * s.dim)
         Ops.rmsNormBackward(dxf.p, a.residual[s.layers].p, outputNorm, a.rstdF.p, rows, s.dim, dx.p, dOutputNorm)
         for l in stride(from: s.layers - 1, through: 0, by: -1) {
-            let w = layerWeights[l]
+            let w = layerWeights[l], i = slot(l)
+            if checkpointing { blockForward(l, rows, next: nil) }  // the block's activations, bit for bit
             // Feed-forward: x_{l+1} = x2 + down(swiglu(gate(xn2), up(xn2))).
             gr.dh.p.update(repeating: 0, count: rows * s.hiddenDim)
             let eps = T(s.normEps)
-            Ops.swigluForward(a.g[l].p, a.u[l].p, rows * s.hiddenDim, a.h.p)  // recomputed, bit for bit
+            Ops.swigluForward(a.g[i].p, a.u[i].p, rows * s.hiddenDim, a.h.p)  // recomputed, bit for bit
             projectBackward(.down, l, dx.p, a.h.p, rows, gr.dh.p)
-            Ops.swigluBackward(gr.dh.p, a.g[l].p, a.u[l].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
+            Ops.swigluBackward(gr.dh.p, a.g[i].p, a.u[i].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
-            Ops.rmsNormForward(a.x2[l].p, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[l].p)
+            Ops.rmsNormForward(a.x2[i].p, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[i].p)
             projectBackward(.gate, l, gr.dg.p, a.xn.p, rows, gr.dxn.p)
             projectBackward(.up, l, gr.du.p, a.xn.p, rows, gr.dxn.p)
-            Ops.rmsNormBackward(gr.dxn.p, a.x2[l].p, w.ffnNorm, a.rstd2[l].p, rows, s.dim, dx.p, w.dFfnNorm)
+            Ops.rmsNormBackward(gr.dxn.p, a.x2[i].p, w.ffnNorm, a.rstd2[i].p, rows, s.dim, dx.p, w.dFfnNorm)
             // Attention: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
             gr.datt.p.update(repeating: 0, count: rows * s.dim)
-            projectBackward(.o, l, dx.p, a.att[l].p, rows, gr.datt.p)
+            projectBackward(.o, l, dx.p, a.att[i].p, rows, gr.datt.p)
             gr.dq.p.update(repeating: 0, count: rows * s.dim)
             gr.dk.p.update(repeating: 0, count: rows * s.kvDim)
             gr.dv.p.update(repeating: 0, count: rows * s.kvDim)
-            Ops.attentionBackward(gr.datt.p, a.q[l].p, a.k[l].p, a.v[l].p, a.probs[l].p, batch.segments, heads: s.heads,
+            Ops.attentionBackward(gr.datt.p, a.q[i].p, a.k[i].p, a.v[i].p, a.probs[i].p, batch.segments, heads: s.heads,
                                   kvHeads: s.kvHeads, headDim: s.headDim, gr.dq.p, gr.dk.p, gr.dv.p, gr.dS.p)
             Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
             Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
-            Ops.rmsNormForward(a.residual[l].p, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[l].p)
+            Ops.rmsNormForward(a.residual[l].p, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[i].p)
             projectBackward(.q, l, gr.dq.p, a.xn.p, rows, gr.dxn.p)
             projectBackward(.k, l, gr.dk.p, a.xn.p, rows, gr.dxn.p)
             projectBackward(.v, l, gr.dv.p, a.xn.p, rows, gr.dxn.p)
-            Ops.rmsNormBackward(gr.dxn.p, a.residual[l].p, w.attnNorm, a.rstd1[l].p, rows, s.dim, dx.p, w.dAttnNorm)
+            Ops.rmsNormBackward(gr.dxn.p, a.residual[l].p, w.attnNorm, a.rstd1[i].p, rows, s.dim, dx.p, w.dAttnNorm)
         }
         if let dEmbedding { Ops.embeddingBackward(batch.tokens, dx.p, s.dim, dEmbedding) }
     }
@@ -417,7 +475,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let (outDim, inDim) = p.shape(shape)
         let w = layerWeights[l]
         if let m = w.packed[p] {
-            m.multiplyTransposed(Self.float(dy), rows, Self.float(dx), accumulate: true, scratch: bf16Scratch)
+            m.multiplyTransposed(Self.float(dy), rows, Self.float(dx), accumulate: true)
         } else {
             Ops.linearBackward(dy, x, rows, inDim, w.w[p]!, outDim, dx, w.dw[p])
         }
@@ -430,11 +488,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
                 // dx += (dxa · A) ⊙ mask / keep: the same mask as the forward.
                 let tmp = grads.tmp!
                 tmp.p.update(repeating: 0, count: rows * inDim)
-                Ops.loraBackward(dy, input, acts.xa[l][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
+                Ops.loraBackward(dy, input, acts.xa[slot(l)][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
                                  w.dA[p]!, w.dB[p]!, grads.dxa.p, tmp.p)
                 for i in 0..<(rows * inDim) { dx[i] += tmp.p[i] * dropoutFactor(p, l, i) }
             } else {
-                Ops.loraBackward(dy, input, acts.xa[l][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
+                Ops.loraBackward(dy, input, acts.xa[slot(l)][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
                                  w.dA[p]!, w.dB[p]!, grads.dxa.p, dx)
             }
         }

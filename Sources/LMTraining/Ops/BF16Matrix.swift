@@ -4,19 +4,22 @@ import Dispatch
 /// A frozen weight W (out × in) held as bfloat16 tiles in the two layouts training reads it
 /// in: for y = x · Wᵀ and for dx = dy · W. Inputs are rounded to bfloat16, sums kept in
 /// float32 (AVX512-BF16, or AMX tiles). Built only where `available`.
-public final class BF16Matrix: @unchecked Sendable {
-    let rows: Int
-    let cols: Int
+public final class BF16Matrix: FrozenMatrix, @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
     let forward: UnsafeMutablePointer<UInt16>
     let backward: UnsafeMutablePointer<UInt16>
     let threads: Int
+    /// The converted inputs' buffer, shared by the matrices of one model (products run one at a time).
+    let scratch: BF16Scratch
 
     public static var available: Bool { lm_bf16_isa() != 0 }
     /// "avx512-bf16", "amx" or nil.
     public static var isa: String? { [1: "avx512-bf16", 2: "amx"][Int(lm_bf16_isa())] }
 
     /// Packs `w` (rows × cols, row-major).
-    public init(_ w: UnsafePointer<Float>, rows: Int, cols: Int, threads: Int) {
+    public init(_ w: UnsafePointer<Float>, rows: Int, cols: Int, threads: Int, scratch: BF16Scratch = BF16Scratch()) {
+        self.scratch = scratch
         self.rows = rows
         self.cols = cols
         self.threads = max(1, threads)
@@ -31,15 +34,15 @@ public final class BF16Matrix: @unchecked Sendable {
         backward.deallocate()
     }
 
-    var bytes: Int { 2 * (lm_amx_packed_b_count(Int32(cols), Int32(rows)) + lm_amx_packed_b_count(Int32(rows), Int32(cols))) }
+    public var residentBytes: Int { 2 * (lm_amx_packed_b_count(Int32(cols), Int32(rows)) + lm_amx_packed_b_count(Int32(rows), Int32(cols))) }
 
     /// y = x · Wᵀ (`accumulate`: y += …); x is n × cols, y n × rows.
-    public func multiply(_ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, accumulate: Bool, scratch: BF16Scratch) {
+    public func multiply(_ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         run(x, n, k: cols, packed: forward, outCols: rows, y, accumulate: accumulate, scratch: scratch)
     }
 
     /// dx (+)= dy · W; dy is n × rows, dx n × cols.
-    public func multiplyTransposed(_ dy: UnsafePointer<Float>, _ n: Int, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool, scratch: BF16Scratch) {
+    public func multiplyTransposed(_ dy: UnsafePointer<Float>, _ n: Int, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
         run(dy, n, k: rows, packed: backward, outCols: cols, dx, accumulate: accumulate, scratch: scratch)
     }
 

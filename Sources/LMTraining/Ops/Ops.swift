@@ -273,13 +273,14 @@ public enum Ops {
         }
     }
 
-    /// `headForward` with the logits' product given (`product(x rows, n, logits)`), e.g. on bfloat16 tiles.
+    /// `headForward` with the logits' product given (`product(x rows, n, logits)`), e.g. on bfloat16
+    /// tiles, `chunk` rows at a time (`logits` holds chunk × vocab).
     static func headForward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ vocab: Int, _ targets: [Int32],
                                             _ logits: UnsafeMutablePointer<T>, _ logp: UnsafeMutablePointer<T>, _ lse: UnsafeMutablePointer<T>,
-                                            product: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void) {
+                                            chunk: Int = headChunk, product: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void) {
         var r0 = 0
         while r0 < rows {
-            let n = Swift.min(headChunk, rows - r0)
+            let n = Swift.min(chunk, rows - r0)
             product(x + r0 * dim, n, logits)
             for i in 0..<n {
                 let row = logits + i * vocab
@@ -311,12 +312,12 @@ public enum Ops {
     /// accumulating dlogits · W into dx.
     static func headBackward<T: TrainScalar>(_ x: UnsafePointer<T>, _ rows: Int, _ dim: Int, _ vocab: Int, _ targets: [Int32],
                                              _ lse: UnsafePointer<T>, _ g: UnsafePointer<T>, _ logits: UnsafeMutablePointer<T>,
-                                             _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?,
+                                             _ dx: UnsafeMutablePointer<T>, _ dw: UnsafeMutablePointer<T>?, chunk: Int = headChunk,
                                              product: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void,
                                              productT: (UnsafePointer<T>, Int, UnsafeMutablePointer<T>) -> Void) {
         var r0 = 0
         while r0 < rows {
-            let n = Swift.min(headChunk, rows - r0)
+            let n = Swift.min(chunk, rows - r0)
             product(x + r0 * dim, n, logits)
             for i in 0..<n {
                 let row = logits + i * vocab

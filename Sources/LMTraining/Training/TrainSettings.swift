@@ -11,7 +11,10 @@ public struct TrainSettings: Sendable, Hashable, Codable {
     public var epochs = 2
     /// nil picks TRL's defaults: 2e-4 for LoRA SFT, 5e-6 for LoRA DPO, 2e-5 and 5e-7 for full fine-tuning.
     public var learningRate: Double?
-    /// Tokens an optimizer step covers (examples are added until it is reached; gradients accumulate).
+    /// Examples an optimizer step covers at most (TRL's default batch of 8), gradients accumulated.
+    public var batchExamples = 8
+    /// Tokens an optimizer step covers at most: a step ends at `batchExamples` examples or when
+    /// its examples reach this many tokens, whichever comes first.
     public var batchTokens = 4096
     /// Tokens one forward pass holds at most (bounds activation memory).
     public var microBatchTokens = 1024
@@ -36,6 +39,17 @@ public struct TrainSettings: Sendable, Hashable, Codable {
 
     public enum Precision: String, Sendable, Hashable, Codable, CaseIterable { case fp32, bf16 }
 
+    /// Whether each block's activations are recomputed in the backward instead of kept: `auto`
+    /// turns it on when keeping them would take more than `Checkpointing.autoThresholdBytes`.
+    /// It changes memory and time, never the result.
+    public var checkpointing = Checkpointing.auto
+
+    public enum Checkpointing: String, Sendable, Hashable, Codable, CaseIterable {
+        case auto, on, off
+        /// Above this much activation memory `auto` recomputes blocks (2 GiB).
+        public static let autoThresholdBytes = 2 << 30
+    }
+
     public init() {}
 
     public var effectiveLearningRate: Double {
@@ -55,6 +69,7 @@ public struct TrainSettings: Sendable, Hashable, Codable {
         enc.outputFormatting = [.sortedKeys]
         var copy = self
         copy.checkpointEvery = 0
+        copy.checkpointing = .auto
         return String(decoding: (try? enc.encode(copy)) ?? Data(), as: UTF8.self)
     }
 }

@@ -46,7 +46,9 @@ public final class Trainer: @unchecked Sendable {
             for i in idx {
                 current.append(i)
                 tokens += train[i].tokenCount
-                if tokens >= settings.batchTokens { steps.append((epoch, current)); current = []; tokens = 0 }
+                if tokens >= settings.batchTokens || current.count >= settings.batchExamples {
+                    steps.append((epoch, current)); current = []; tokens = 0
+                }
             }
             if !current.isEmpty { steps.append((epoch, current)) }
         }

@@ -24,6 +24,8 @@ public struct EmbeddedTrainingJob: Sendable {
     public var templates = PromptTemplates.standard
     /// The JSONL loss log; nil puts it beside `out` (`A.gguf` → `A.train.jsonl`).
     public var log: String?
+    /// The memory the run may take; nil: what the machine has available when it starts.
+    public var memoryLimitBytes: Int?
 
     public init(data: [String], model: String, out: String) {
         self.data = data
@@ -46,6 +48,8 @@ public struct EmbeddedTrainingResult: Sendable {
     public var seconds: Double
     public var out: String
     public var log: [StepReport]
+    /// What the run was expected to hold in memory, worked out before it started.
+    public var estimate: MemoryEstimate
 }
 
 /// A problem with the job's inputs (exit 2) rather than with training itself.
@@ -106,7 +110,7 @@ public enum EmbeddedTraining {
 
     /// Trains and writes `job.out`; resumes from `job.checkpointPath` when a run of the same job was stopped.
     public static func run(_ job: EmbeddedTrainingJob, shouldStop: @escaping () -> Bool = { false },
-                           onStart: (Trainer) -> Void = { _ in }, onStep: (StepReport) -> Void = { _ in }) throws -> EmbeddedTrainingResult {
+                           onStart: (Trainer, MemoryEstimate) -> Void = { _, _ in }, onStep: (StepReport) -> Void = { _ in }) throws -> EmbeddedTrainingResult {
         let started = Date()
         let llama: LlamaModel
         do { llama = try LlamaModel(path: job.model) } catch { throw TrainingInputError(description: "\(error)") }
@@ -114,10 +118,11 @@ public enum EmbeddedTraining {
         let examples = try examples(job.data, model: llama, template: template, maxLength: job.maxLength, allTokens: job.allTokens,
                                     templates: job.templates)
         BLASThreads.set(job.settings.threads)
+        let estimate = try checkMemory(job, llama, examples)
         let model: TrainingModel<Float>
         do {
             model = try BaseWeights.model(llama, lora: job.settings.lora, seed: job.settings.seed, bf16: job.settings.precision == .bf16,
-                                          threads: job.settings.threads)
+                                          threads: job.settings.threads, checkpointing: estimate.checkpointing)
         } catch let e as TrainingError { throw TrainingInputError(description: e.description) }
         let base = model.base
         var fingerprint = "base:" + (try SHA256.file(job.model))
@@ -135,7 +140,7 @@ public enum EmbeddedTraining {
         do { trainer = try Trainer(model: model, examples: examples, settings: job.settings) } catch let e as TrainingError {
             throw TrainingInputError(description: e.description)
         }
-        onStart(trainer)
+        onStart(trainer, estimate)
         let resumedAt = FileManager.default.fileExists(atPath: job.checkpointPath) ? -1 : 0
         try trainer.run(checkpoint: job.checkpointPath, fingerprint: fingerprint, logPath: job.logPath, shouldStop: shouldStop, onStep: onStep)
         let sha = String(fingerprint.dropFirst(5).prefix(64))
@@ -151,7 +156,54 @@ public enum EmbeddedTraining {
         let last = trainer.log.last
         return EmbeddedTrainingResult(examples: trainer.train.count, validationExamples: trainer.validation.count, steps: trainer.plan.count,
                                       resumedAt: resumedAt, finalLoss: last?.loss, validationLoss: trainer.log.last(where: { $0.valLoss != nil })?.valLoss,
-                                      seconds: Date().timeIntervalSince(started), out: job.out, log: trainer.log)
+                                      seconds: Date().timeIntervalSince(started), out: job.out, log: trainer.log, estimate: estimate)
+    }
+
+    /// The largest forward pass the job makes: its tokens and its longest sequence.
+    static func largestPass(_ examples: [TrainingExample], microBatchTokens: Int) -> (rows: Int, longest: Int) {
+        var longest = 1, rows = 0, total = 0
+        for e in examples {
+            switch e.body {
+            case .sft(let s): longest = max(longest, s.tokens.count)
+            case .preference(let c, let r): longest = max(longest, c.tokens.count, r.tokens.count)
+            }
+            rows = max(rows, e.tokenCount)
+            total += e.tokenCount
+        }
+        return (max(rows, min(microBatchTokens, total)), longest)
+    }
+
+    /// The run's memory estimate; refused (naming the figures and what would fit) when it is
+    /// over the job's limit or the memory this machine has available.
+    public static func checkMemory(_ job: EmbeddedTrainingJob, _ llama: LlamaModel, _ examples: [TrainingExample]) throws -> MemoryEstimate {
+        let pass = largestPass(examples, microBatchTokens: job.settings.microBatchTokens)
+        let estimate = MemoryEstimate.of(llama, settings: job.settings, rows: pass.rows, longest: pass.longest)
+        let limit = job.memoryLimitBytes ?? SystemMemory.availableBytes()
+        guard let limit, estimate.totalBytes > limit else { return estimate }
+        var fits: [String] = []
+        var settings = job.settings
+        if !estimate.checkpointing {
+            settings.checkpointing = .on
+            let e = MemoryEstimate.of(llama, settings: settings, rows: pass.rows, longest: pass.longest)
+            fits.append("--checkpointing on (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
+        }
+        var tokens = job.settings.microBatchTokens / 2
+        while tokens >= 64 {
+            var s = settings
+            s.microBatchTokens = tokens
+            let p = largestPass(examples, microBatchTokens: tokens)
+            let e = MemoryEstimate.of(llama, settings: s, rows: p.rows, longest: p.longest)
+            if e.totalBytes <= limit || tokens < 128 {
+                let extra = settings.checkpointing == .on && !estimate.checkpointing ? " with --checkpointing on" : ""
+                fits.append("--micro-batch-tokens \(tokens)\(extra) (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
+                break
+            }
+            tokens /= 2
+        }
+        let source = job.memoryLimitBytes != nil ? "the limit given (--max-memory)" : "this machine's available memory"
+        throw TrainingInputError(description: "\(job.model): training would take about \(estimate.summary), more than \(source), "
+            + "\(String(format: "%.2f", Double(limit) / 1e9)) GB. Options that lower it: \(fits.joined(separator: "; "))"
+            + (job.settings.lora == nil ? "; LoRA instead of --full (frozen weights stay quantized)" : ""))
     }
 
     /// The training settings, recorded in the adapter (`prs.train.*`).
@@ -255,5 +307,17 @@ extension EmbeddedTraining {
         }
         return AnswerLikelihood(examples: examples.count, tokens: tokens, meanNLL: nll / max(1e-12, weight), pairs: pairs,
                                 meanMargin: pairs > 0 ? margin / Double(pairs) : nil, marginAccuracy: pairs > 0 ? wins / Double(pairs) : nil)
+    }
+}
+
+/// The memory this machine can give a new run (Linux's MemAvailable), when it can be read.
+public enum SystemMemory {
+    public static func availableBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let parts = line.split(separator: " ")
+            if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+        }
+        return nil
     }
 }
