@@ -31,8 +31,14 @@ import Testing
                 for k in 0..<type.blockBytes { out[o + k] = UInt8(truncatingIfNeeded: rng.next()) }
                 switch type {
                 case .q4_0, .q5_0, .q8_0: put16(o, scale(0.002, 0.02))
-                case .q4_1: put16(o, scale(0.002, 0.02)); put16(o + 2, scale(-0.05, 0))
-                case .q4_K, .q5_K: put16(o, scale(0.00002, 0.0002)); put16(o + 2, scale(0.00002, 0.0002))
+                case .q4_1:
+                    let d = Float(0.002 + 0.018 * rng.uniform())
+                    put16(o, Half.fromFloat(d)); put16(o + 2, Half.fromFloat(-7.5 * d))
+                case .q4_K, .q5_K:
+                    // The minimum's scale at the mean quant's (7.5 or 15.5 steps): values centred
+                    // on zero, as trained weights are (random mins alone would bias every row).
+                    let d = Float(0.00002 + 0.00018 * rng.uniform())
+                    put16(o, Half.fromFloat(d)); put16(o + 2, Half.fromFloat(d * (type == .q4_K ? 7.5 : 15.5)))
                 case .q6_K: put16(o + 208, scale(0.000005, 0.00005))
                 default: break
                 }
@@ -51,8 +57,8 @@ import Testing
         return (try GGUFFile(path: path), path)
     }
 
-    /// Every value expanded from a tile equals GGUF's Dequantize bit for bit, for every type, on
-    /// whole rows and on column spans (the backward's per-thread shares).
+    /// Every value expanded from the blocks equals GGUF's Dequantize bit for bit, for every type
+    /// (the backward's column spans are checked through its products below).
     @Test(arguments: types)
     func expandedTilesEqualGGUFsDequantization(_ type: TensorType) throws {
         let rows = 6, cols = 1024

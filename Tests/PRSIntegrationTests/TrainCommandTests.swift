@@ -124,6 +124,47 @@ import Testing
         #expect(abs(viaAdapter.mean_nll - viaMerge.mean_nll) <= 1e-3 * viaAdapter.mean_nll, "\(viaAdapter.mean_nll) vs \(viaMerge.mean_nll)")
     }
 
+    /// The run says what it will hold before it loads the weights: over the limit it is refused
+    /// with the figures and the options that fit, and `--json` gives the estimate beside the peak.
+    @Test func memoryIsEstimatedBeforeTheRunAndARunThatWouldNotFitIsRefused() throws {
+        let dir = Repo.tempDir("train-memory")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = try Self.sftFile(dir)
+        let out = dir.appendingPathComponent("a.gguf")
+        let refused = try run(Repo.prs, ["train", "--data", data.path, "--model", Repo.model.path, "--out", out.path, "--max-memory", "0.15"])
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("training would take about") && refused.stderr.contains("--max-memory"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--checkpointing on") && refused.stderr.contains("--micro-batch-tokens"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+
+        // 12 examples, 4 a step, one epoch: 3 steps, said at the start, with a warning naming the options.
+        let r = try run(Repo.prs, ["train", "--data", data.path, "--model", Repo.model.path, "--out", out.path, "--epochs", "1",
+                                   "--batch-examples", "4", "--lora-rank", "4", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("steps=3 (3 an epoch)"), "\(r.stderr)")
+        #expect(r.stderr.contains("only 3 optimizer steps") && r.stderr.contains("--epochs"), "\(r.stderr)")
+        struct Summary: Decodable {
+            struct Estimate: Decodable { var total_bytes: Int; var weights_bytes: Int; var activation_bytes: Int; var checkpointing: Bool }
+            var peak_rss_mb: Double; var steps: Int; var memory_estimate: Estimate
+        }
+        let s = try JSONDecoder().decode(Summary.self, from: Data(r.stdout.utf8))
+        #expect(s.steps == 3)
+        #expect(!s.memory_estimate.checkpointing, "a 135M model's activations are far below the automatic threshold")
+        // The quantized weights are counted at their size in the file (72 MB of blocks for this Q4_1 model), not as float32.
+        #expect((50_000_000...200_000_000).contains(s.memory_estimate.weights_bytes), "\(s.memory_estimate)")
+        let peak = s.peak_rss_mb * 1_048_576
+        #expect(Double(s.memory_estimate.total_bytes) >= 0.5 * peak && Double(s.memory_estimate.total_bytes) <= 3 * peak,
+                "estimate \(s.memory_estimate.total_bytes) vs measured peak \(peak)")
+        // Forcing checkpointing keeps the adapter bit for bit and lowers the estimate.
+        let outC = dir.appendingPathComponent("c.gguf")
+        let c = try run(Repo.prs, ["train", "--data", data.path, "--model", Repo.model.path, "--out", outC.path, "--epochs", "1",
+                                   "--batch-examples", "4", "--lora-rank", "4", "--checkpointing", "on", "--json"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let sc = try JSONDecoder().decode(Summary.self, from: Data(c.stdout.utf8))
+        #expect(sc.memory_estimate.checkpointing && sc.memory_estimate.activation_bytes < s.memory_estimate.activation_bytes)
+        #expect(try Data(contentsOf: out) == Data(contentsOf: outC), "checkpointing changes memory, not the adapter")
+    }
+
     @Test func badDataIsNamedByFileLineAndField() throws {
         let dir = Repo.tempDir("train-bad")
         defer { try? FileManager.default.removeItem(at: dir) }

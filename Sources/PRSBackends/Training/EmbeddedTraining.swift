@@ -159,24 +159,26 @@ public enum EmbeddedTraining {
                                       seconds: Date().timeIntervalSince(started), out: job.out, log: trainer.log, estimate: estimate)
     }
 
-    /// The largest forward pass the job makes: its tokens and its longest sequence.
-    static func largestPass(_ examples: [TrainingExample], microBatchTokens: Int) -> (rows: Int, longest: Int) {
-        var longest = 1, rows = 0, total = 0
+    /// The largest forward pass the job makes: its tokens and its longest sequence. A pass packs
+    /// a step's examples up to `microBatchTokens` (an example longer than that alone), and a step
+    /// holds at most `batchExamples` examples.
+    static func largestPass(_ examples: [TrainingExample], settings: TrainSettings) -> (rows: Int, longest: Int) {
+        var longest = 1
         for e in examples {
             switch e.body {
             case .sft(let s): longest = max(longest, s.tokens.count)
             case .preference(let c, let r): longest = max(longest, c.tokens.count, r.tokens.count)
             }
-            rows = max(rows, e.tokenCount)
-            total += e.tokenCount
         }
-        return (max(rows, min(microBatchTokens, total)), longest)
+        let counts = examples.map(\.tokenCount).sorted(by: >)
+        let step = counts.prefix(max(1, settings.batchExamples)).reduce(0, +)
+        return (max(counts.first ?? 1, min(settings.microBatchTokens, step)), longest)
     }
 
     /// The run's memory estimate; refused (naming the figures and what would fit) when it is
     /// over the job's limit or the memory this machine has available.
     public static func checkMemory(_ job: EmbeddedTrainingJob, _ llama: LlamaModel, _ examples: [TrainingExample]) throws -> MemoryEstimate {
-        let pass = largestPass(examples, microBatchTokens: job.settings.microBatchTokens)
+        let pass = largestPass(examples, settings: job.settings)
         let estimate = MemoryEstimate.of(llama, settings: job.settings, rows: pass.rows, longest: pass.longest)
         let limit = job.memoryLimitBytes ?? SystemMemory.availableBytes()
         guard let limit, estimate.totalBytes > limit else { return estimate }
@@ -191,7 +193,7 @@ public enum EmbeddedTraining {
         while tokens >= 64 {
             var s = settings
             s.microBatchTokens = tokens
-            let p = largestPass(examples, microBatchTokens: tokens)
+            let p = largestPass(examples, settings: s)
             let e = MemoryEstimate.of(llama, settings: s, rows: p.rows, longest: p.longest)
             if e.totalBytes <= limit || tokens < 128 {
                 let extra = settings.checkpointing == .on && !estimate.checkpointing ? " with --checkpointing on" : ""
