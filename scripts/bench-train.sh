@@ -62,11 +62,12 @@ torch_run() {  # model, steps, mode
   "$VENV/bin/python" scripts/reference/torch_train_bench.py "$1" --threads "$THREADS" --steps "$2" --mode "$3" 2>"$WORK/torch.err" | tail -1 \
     || { echo "  torch $3 failed: $(tail -1 "$WORK/torch.err")" >&2; echo '{}'; }
 }
-table() {  # title, then JSON rows: prs fp32, prs bf16, prs full, torch fp32, torch bf16, torch full
+table() {  # title, then JSON rows: prs fp32, prs bf16, prs full, torch fp32, torch bf16, torch full[, prs fp32 dense]
   python3 - "$@" <<'PY'
 import json, sys
 title = sys.argv[1]
 pl, pb, pf, tl, tb, tf = (json.loads(a) if a.strip() else {} for a in sys.argv[2:8])
+pd = json.loads(sys.argv[8]) if len(sys.argv) > 8 and sys.argv[8].strip() else {}
 print(f"\n{title}")
 print(f"{'':36}{'prs':>10}{'PyTorch':>10}{'ratio':>8}  target")
 def row(label, a, b, key, target):
@@ -81,10 +82,13 @@ if pb.get("tokens_per_s"):
     row(f"LoRA tok/s (prs {best['mode']} vs fp32)", best, tl, "tokens_per_s", ">= 2")
 row(f"LoRA tok/s (prs {best.get('mode', '-')} vs bf16)", best, tb, "tokens_per_s", ">= 1.5")
 if pf or tf: row("full tok/s (fp32 vs fp32)", pf, tf, "tokens_per_s", ">= 2")
+if pd.get("tokens_per_s"):
+    print(f"{'LoRA tok/s, quantized vs dense prs':36}{pl.get('tokens_per_s', 0):10.1f}{pd['tokens_per_s']:10.1f}{pl.get('tokens_per_s', 0) / pd['tokens_per_s']:8.2f}  >= 1 (no slower; dense in the PyTorch column)")
+    print(f"{'LoRA peak RSS MB, quantized vs dense':36}{pl.get('peak_rss_mb', 0):10.1f}{pd['peak_rss_mb']:10.1f}{pl.get('peak_rss_mb', 0) / pd['peak_rss_mb']:8.2f}")
 row("LoRA peak RSS MB (fp32)", pl, tl, "peak_rss_mb", "")
 if pb.get("peak_rss_mb"): row("LoRA peak RSS MB (prs bf16)", pb, tl, "peak_rss_mb", "")
 if pf or tf: row("full peak RSS MB", pf, tf, "peak_rss_mb", "")
-for p in (pl, pb, pf):
+for p in (pl, pd, pb, pf):
     if p.get("estimate_mb"):
         print(f"  prs {p['mode']}: estimate {p['estimate_mb']:.0f} MB (checkpointing {'on' if p['checkpointing'] else 'off'}), "
               f"measured peak {p['peak_rss_mb']:.0f} MB, {p['step_seconds']:.1f} s a step")
@@ -97,22 +101,24 @@ for size in $SIZES; do
       MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
       echo "[bench-train] $MODEL, $THREADS threads, $STEPS steps of 4 x 256 tokens" >&2
       P_LORA=$(prs_run "$MODEL" "$STEPS" lora); echo "  prs LoRA float32: $P_LORA" >&2
+      P_DENSE=$(PRS_TRAIN_DENSE=1 prs_run "$MODEL" "$STEPS" lora-dense); echo "  prs LoRA float32, dense float copies (before): $P_DENSE" >&2
       P_BF16=$(prs_run "$MODEL" "$STEPS" lora-bf16 --precision bf16 2>/dev/null || echo '{}'); echo "  prs LoRA bfloat16: $P_BF16" >&2
       P_FULL=$(prs_run "$MODEL" "$STEPS" full --full); echo "  prs full float32: $P_FULL" >&2
       T_LORA=$(torch_run "$MODEL" "$STEPS" lora); echo "  torch LoRA float32: $T_LORA" >&2
       T_BF16=$(torch_run "$MODEL" "$STEPS" lora-bf16); echo "  torch LoRA bf16 autocast: $T_BF16" >&2
       T_FULL=$(torch_run "$MODEL" "$STEPS" full); echo "  torch full float32: $T_FULL" >&2
-      table "SmolLM2-135M Q4_1 ($STEPS steps)" "$P_LORA" "$P_BF16" "$P_FULL" "$T_LORA" "$T_BF16" "$T_FULL"
+      table "SmolLM2-135M Q4_1 ($STEPS steps)" "$P_LORA" "$P_BF16" "$P_FULL" "$T_LORA" "$T_BF16" "$T_FULL" "$P_DENSE"
       ;;
     1.7b)
       BIG=models/random-smollm2-1.7b.q4_0.gguf
       [ -f "$BIG" ] || .venv/bin/python scripts/make-random-model.py --shape smollm2-1.7b --types q4_0 --out models >/dev/null
       echo "[bench-train] $BIG, $THREADS threads, 3 steps of 4 x 256 tokens" >&2
       P_LORA=$(prs_run "$BIG" 3 big-lora); echo "  prs LoRA float32: $P_LORA" >&2
+      P_DENSE=$(PRS_TRAIN_DENSE=1 prs_run "$BIG" 3 big-lora-dense); echo "  prs LoRA float32, dense float copies (before): $P_DENSE" >&2
       P_BF16=$(prs_run "$BIG" 3 big-lora-bf16 --precision bf16 2>/dev/null || echo '{}'); echo "  prs LoRA bfloat16: $P_BF16" >&2
       T_LORA=$(torch_run "$BIG" 3 lora); echo "  torch LoRA float32: $T_LORA" >&2
       T_BF16=$(torch_run "$BIG" 3 lora-bf16); echo "  torch LoRA bf16 autocast: $T_BF16" >&2
-      table "1.7B (SmolLM2-1.7B shape, random, Q4_0; 3 steps; targets: peak RSS <= 3072 MB)" "$P_LORA" "$P_BF16" "" "$T_LORA" "$T_BF16" ""
+      table "1.7B (SmolLM2-1.7B shape, random, Q4_0; 3 steps; targets: peak RSS <= 3072 MB)" "$P_LORA" "$P_BF16" "" "$T_LORA" "$T_BF16" "" "$P_DENSE"
       ;;
     8b)
       HUGE=models/random-llama3-8b.q4_0.gguf

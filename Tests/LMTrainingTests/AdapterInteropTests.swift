@@ -33,13 +33,15 @@ import Testing
                             weight: 1, source: "train:\(i + 1)")
         }
         BLASThreads.set(2)
-        let base: ParameterStore<Float> = try BaseWeights.load(llama, gradients: false)
         let settings = LoRASettings(rank: 8, alpha: 16)
-        let model = TrainingModel(shape: BaseWeights.shape(llama.config), base: base, lora: settings, seed: 1)
+        // As `prs train` runs LoRA: the frozen weights read from the file's Q4_1 blocks, no float copy.
+        let model = try BaseWeights.model(llama, lora: settings, seed: 1, bf16: false, threads: 2)
+        precondition(model.usesQuantized, "the adapter is trained from the quantized base")
         var ts = TrainSettings()
         ts.lora = settings
         ts.epochs = 6
         ts.batchTokens = 300
+        ts.batchExamples = 64  // steps end by tokens, as this test's figures were set with
         ts.learningRate = 1e-3
         ts.checkpointEvery = 0
         let trainer = try Trainer(model: model, examples: examples, settings: ts)
@@ -124,14 +126,20 @@ import Testing
             let m = LlamaSession(model: mergedModel, maxTokens: 256)
             try m.forward(ref.prompt)
             let fromMerged = Array(UnsafeBufferPointer(start: m.logits, count: t.llama.config.vocabSize))
-            let d = zip(ours, ref.logits).map { abs($0 - $1) }.max()!
+            let raw = zip(ours, ref.logits).map { abs($0 - $1) }.max()!
+            // A shift of every logit by the same amount changes no probability: compared without
+            // the mean shift, as ReferenceEqualityTests compares the base model.
+            let shift = zip(ours, ref.logits).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(ours.count)
+            let d = zip(ours, ref.logits).map { abs($0 - $1 - Float(shift)) }.max()!
+            #expect(raw <= 1.5, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(raw) before removing the mean shift \(shift)")
             let dm = zip(fromMerged, ref.logits).map { abs($0 - $1) }.max()!
             let dl = zip(mergedRef[i].logits, ref.logits).map { abs($0 - $1) }.max()!
             worst = max(worst, d); worstMerged = max(worstMerged, dm); worstMergedLlama = max(worstMergedLlama, dl)
             // The engine adds each block's exact integer sum in one FMA (every kernel table keeps that
             // order), llama.cpp's AVX2 path eight lane sums: int8 rounding flips that order difference
-            // sets off reach 1.05 here (0.5–0.92 on the base model, ReferenceEqualityTests).
-            #expect(d <= 1.25, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d)")
+            // sets off reach 1.05 on AVX-512 machines and 1.33 on an AVX2-only EPYC, of which a mean
+            // shift of up to 0.4 (0.5–0.92 on the base model, ReferenceEqualityTests).
+            #expect(d <= 1.0, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d) after removing the mean shift \(shift)")
             #expect(dm <= 1.0, "prompt \(i): merged model in prs vs llama.cpp with adapter: max |Δlogit| \(dm)")
             #expect(dl <= 1.0, "prompt \(i): merged model in llama.cpp vs llama.cpp with adapter: max |Δlogit| \(dl)")
         }

@@ -156,7 +156,9 @@ import Testing
         #expect(Double(s.memory_estimate.total_bytes) >= 0.5 * peak && Double(s.memory_estimate.total_bytes) <= 3 * peak,
                 "estimate \(s.memory_estimate.total_bytes) vs measured peak \(peak)")
         // Forcing checkpointing keeps the adapter bit for bit and lowers the estimate.
-        let outC = dir.appendingPathComponent("c.gguf")
+        let sub = dir.appendingPathComponent("checkpointed")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        let outC = sub.appendingPathComponent("a.gguf")  // the same name: the file records it as general.name
         let c = try run(Repo.prs, ["train", "--data", data.path, "--model", Repo.model.path, "--out", outC.path, "--epochs", "1",
                                    "--batch-examples", "4", "--lora-rank", "4", "--checkpointing", "on", "--json"])
         #expect(c.status == 0, "\(c.stderr)")

@@ -58,8 +58,9 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
     static let processBytes = 160 << 20
 
     /// The estimate for training `llama` with `settings` on forward passes of at most `rows`
-    /// tokens whose longest sequence is `longest` tokens.
-    public static func of(_ llama: LlamaModel, settings: TrainSettings, rows: Int, longest: Int) -> MemoryEstimate {
+    /// tokens whose longest sequence is `longest` tokens (`denseBase`: LoRA on float32 copies of
+    /// the frozen weights instead of the file's blocks).
+    public static func of(_ llama: LlamaModel, settings: TrainSettings, rows: Int, longest: Int, denseBase: Bool = false) -> MemoryEstimate {
         let s = BaseWeights.shape(llama.config)
         let file = llama.file
         let lora = settings.lora
@@ -69,10 +70,10 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
         let embeddingParams = s.vocabSize * s.dim * (tied ? 1 : 2)
         let otherParams = s.dim * (2 * s.layers + 1)
         let fileTensorBytes = file.content.tensors.reduce(0) { $0 + $1.byteCount }
-        let quantized = lora != nil && settings.precision == .fp32
+        let quantized = lora != nil && settings.precision == .fp32 && !denseBase
         var weights: Int, other = processBytes
         switch (lora, settings.precision) {
-        case (nil, _):
+        case (nil, _), (.some, .fp32) where denseBase:
             weights = 4 * (matrixParams + embeddingParams + otherParams)
         case (.some, .fp32):
             weights = fileTensorBytes

@@ -122,7 +122,7 @@ public enum EmbeddedTraining {
         let model: TrainingModel<Float>
         do {
             model = try BaseWeights.model(llama, lora: job.settings.lora, seed: job.settings.seed, bf16: job.settings.precision == .bf16,
-                                          threads: job.settings.threads, checkpointing: estimate.checkpointing)
+                                          threads: job.settings.threads, quantized: !denseBase, checkpointing: estimate.checkpointing)
         } catch let e as TrainingError { throw TrainingInputError(description: e.description) }
         let base = model.base
         var fingerprint = "base:" + (try SHA256.file(job.model))
@@ -159,6 +159,10 @@ public enum EmbeddedTraining {
                                       seconds: Date().timeIntervalSince(started), out: job.out, log: trainer.log, estimate: estimate)
     }
 
+    /// `PRS_TRAIN_DENSE=1` trains LoRA on float32 copies of the frozen weights, as prs did before
+    /// it read them from the file's blocks (for `make bench-train`'s comparison; ~4 bytes a parameter).
+    static var denseBase: Bool { ProcessInfo.processInfo.environment["PRS_TRAIN_DENSE"] == "1" }
+
     /// The largest forward pass the job makes: its tokens and its longest sequence. A pass packs
     /// a step's examples up to `microBatchTokens` (an example longer than that alone), and a step
     /// holds at most `batchExamples` examples.
@@ -179,14 +183,14 @@ public enum EmbeddedTraining {
     /// over the job's limit or the memory this machine has available.
     public static func checkMemory(_ job: EmbeddedTrainingJob, _ llama: LlamaModel, _ examples: [TrainingExample]) throws -> MemoryEstimate {
         let pass = largestPass(examples, settings: job.settings)
-        let estimate = MemoryEstimate.of(llama, settings: job.settings, rows: pass.rows, longest: pass.longest)
+        let estimate = MemoryEstimate.of(llama, settings: job.settings, rows: pass.rows, longest: pass.longest, denseBase: denseBase)
         let limit = job.memoryLimitBytes ?? SystemMemory.availableBytes()
         guard let limit, estimate.totalBytes > limit else { return estimate }
         var fits: [String] = []
         var settings = job.settings
         if !estimate.checkpointing {
             settings.checkpointing = .on
-            let e = MemoryEstimate.of(llama, settings: settings, rows: pass.rows, longest: pass.longest)
+            let e = MemoryEstimate.of(llama, settings: settings, rows: pass.rows, longest: pass.longest, denseBase: denseBase)
             fits.append("--checkpointing on (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
         }
         var tokens = job.settings.microBatchTokens / 2
@@ -194,7 +198,7 @@ public enum EmbeddedTraining {
             var s = settings
             s.microBatchTokens = tokens
             let p = largestPass(examples, settings: s)
-            let e = MemoryEstimate.of(llama, settings: s, rows: p.rows, longest: p.longest)
+            let e = MemoryEstimate.of(llama, settings: s, rows: p.rows, longest: p.longest, denseBase: denseBase)
             if e.totalBytes <= limit || tokens < 128 {
                 let extra = settings.checkpointing == .on && !estimate.checkpointing ? " with --checkpointing on" : ""
                 fits.append("--micro-batch-tokens \(tokens)\(extra) (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
@@ -217,6 +221,7 @@ public enum EmbeddedTraining {
             ("prs.train.learning_rate", .float32(Float(s.effectiveLearningRate))),
             ("prs.train.schedule", .string(s.schedule.rawValue)),
             ("prs.train.batch_tokens", .uint32(UInt32(s.batchTokens))),
+            ("prs.train.batch_examples", .uint32(UInt32(s.batchExamples))),
             ("prs.train.seed", .uint64(s.seed)),
             ("prs.train.data", .string(job.data.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","))),
         ] + (s.objective == .dpo ? [("prs.train.beta", .float32(Float(s.beta)))] : [])
