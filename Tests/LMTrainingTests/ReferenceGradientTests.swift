@@ -18,14 +18,21 @@ enum Project {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = [root.appendingPathComponent(script).path] + args
+        // Standard output is the answer; llama.cpp's notices go to standard error, kept in a file.
         let out = Pipe()
+        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("prs-ref-\(UUID()).err")
+        FileManager.default.createFile(atPath: errPath.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errPath) }
         p.standardOutput = out
-        p.standardError = out
+        p.standardError = try FileHandle(forWritingTo: errPath)
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
-        guard p.terminationStatus == 0 else { throw TrainingError("\(script) failed (status \(p.terminationStatus)): \(text.suffix(2000))") }
+        guard p.terminationStatus == 0 else {
+            let err = (try? String(contentsOf: errPath, encoding: .utf8)) ?? ""
+            throw TrainingError("\(script) failed (status \(p.terminationStatus)): \((text + err).suffix(2000))")
+        }
         return text
     }
 

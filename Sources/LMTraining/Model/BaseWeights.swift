@@ -6,8 +6,18 @@ import LMEngine
 public enum BaseWeights {
     /// The training shape of a model's configuration.
     public static func shape(_ c: LlamaConfig) -> ModelShape {
-        ModelShape(layers: c.layers, dim: c.dim, hiddenDim: c.hiddenDim, heads: c.heads, kvHeads: c.kvHeads, ropeDim: c.ropeDim,
-                   ropeBase: Double(c.ropeBase), normEps: Double(c.normEps), vocabSize: c.vocabSize, contextLength: c.contextLength)
+        var s = ModelShape(layers: c.layers, dim: c.dim, hiddenDim: c.hiddenDim, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+                           ropeDim: c.ropeDim, ropeBase: Double(c.ropeBase), normEps: Double(c.normEps), vocabSize: c.vocabSize,
+                           contextLength: c.contextLength)
+        s.ropeHalves = c.ropePairs == .halves
+        s.geglu = c.activation == .geluTanh
+        s.embeddingScale = c.embeddingScale.map(Double.init)
+        s.sandwichNorms = c.sandwichNorms
+        if c.attentionScale != 1 / Float(c.headDim).squareRoot() { s.attentionScale = Double(c.attentionScale) }
+        s.slidingWindow = c.slidingWindow
+        s.localLayers = c.localLayers
+        s.localRopeBase = Double(c.localRopeBase)
+        return s
     }
 
     /// Whether bfloat16 AMX products can be used on this machine.
@@ -20,8 +30,8 @@ public enum BaseWeights {
     /// input and recomputes the rest in the backward.
     public static func model(_ llama: LlamaModel, lora: LoRASettings?, seed: UInt64, bf16: Bool, threads: Int,
                              quantized: Bool = true, checkpointing: Bool = false) throws -> TrainingModel<Float> {
-        guard ["llama", "qwen2"].contains(llama.config.architecture) else {
-            throw TrainingError("\(llama.file.path): prs train runs llama and qwen2 models; \(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet")
+        guard ["llama", "qwen2", "gemma3"].contains(llama.config.architecture) else {
+            throw TrainingError("\(llama.file.path): prs train runs llama, qwen2 and gemma3 models; \(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet")
         }
         guard !bf16 || lora != nil else { throw TrainingError("bfloat16 training is for LoRA; full fine-tuning runs in float32") }
         guard !bf16 || BF16Matrix.available else {

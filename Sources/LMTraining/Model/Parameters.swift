@@ -91,9 +91,9 @@ public enum Projection: String, Sendable, CaseIterable, Codable {
     /// (out, in) of the projection in a model.
     public func shape(_ c: ModelShape) -> (out: Int, in: Int) {
         switch self {
-        case .q: (c.dim, c.dim)
+        case .q: (c.qDim, c.dim)
         case .k, .v: (c.kvDim, c.dim)
-        case .o: (c.dim, c.dim)
+        case .o: (c.dim, c.qDim)
         case .gate, .up: (c.hiddenDim, c.dim)
         case .down: (c.dim, c.hiddenDim)
         }
@@ -131,16 +131,38 @@ public struct ModelShape: Sendable, Hashable, Codable {
     public var vocabSize: Int
     public var contextLength: Int
     public var kvDim: Int { kvHeads * headDim }
+    /// Width of the queries and the attention's output (heads × headDim; Gemma's differs from dim).
+    public var qDim: Int { heads * headDim }
 
-    public init(layers: Int, dim: Int, hiddenDim: Int, heads: Int, kvHeads: Int, ropeDim: Int? = nil, ropeBase: Double = 10000,
+    // What Gemma 3 changes (LlamaConfig's fields of the same names; the defaults are llama's).
+    /// Rotary pairs (i, i + ropeDim/2), NEOX mode, instead of adjacent ones.
+    public var ropeHalves = false
+    /// GELU (tanh approximation) on the gate instead of SiLU: GeGLU.
+    public var geglu = false
+    /// Multiplies the token embedding; nil: none.
+    public var embeddingScale: Double? = nil
+    /// Per-head RMSNorm of q and k before rope, and RMSNorms of the attention's and the
+    /// feed-forward's outputs before they join the residual stream.
+    public var sandwichNorms = false
+    /// The scale of q·k (1/√headDim unless the model says otherwise).
+    public var attentionScale: Double
+    /// Local layers attend to the last `slidingWindow` positions (their own included), with rope
+    /// base `localRopeBase`; nil: every layer is global.
+    public var slidingWindow: Int? = nil
+    public var localLayers: [Bool] = []
+    public var localRopeBase: Double = 10000
+    public func isLocal(_ l: Int) -> Bool { slidingWindow != nil && l < localLayers.count && localLayers[l] }
+
+    public init(layers: Int, dim: Int, hiddenDim: Int, heads: Int, kvHeads: Int, headDim: Int? = nil, ropeDim: Int? = nil, ropeBase: Double = 10000,
                 normEps: Double = 1e-5, vocabSize: Int, contextLength: Int = 2048) {
         self.layers = layers
         self.dim = dim
         self.hiddenDim = hiddenDim
         self.heads = heads
         self.kvHeads = kvHeads
-        headDim = dim / heads
-        self.ropeDim = ropeDim ?? dim / heads
+        self.headDim = headDim ?? dim / heads
+        attentionScale = 1 / Double(self.headDim).squareRoot()
+        self.ropeDim = ropeDim ?? self.headDim
         self.ropeBase = ropeBase
         self.normEps = normEps
         self.vocabSize = vocabSize

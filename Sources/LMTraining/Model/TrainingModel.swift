@@ -84,6 +84,9 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         var dB: [Projection: UnsafeMutablePointer<T>]
         /// Frozen projections held as bfloat16 tiles or quantized blocks instead of `w` (LoRA).
         var packed: [Projection: any FrozenMatrix]
+        /// Gemma 3's norms: q and k per head, the attention's and the feed-forward's outputs.
+        var qNorm, kNorm, postAttn, postFfn: UnsafeMutablePointer<T>?
+        var dQNorm, dKNorm, dPostAttn, dPostFfn: UnsafeMutablePointer<T>?
     }
     let layerWeights: [LayerWeights]
     let embedding, output: UnsafeMutablePointer<T>?
@@ -102,6 +105,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         for l in 0..<s.layers {
             out.append(("blk.\(l).attn_norm.weight", 1, s.dim))
             out.append(("blk.\(l).ffn_norm.weight", 1, s.dim))
+            if s.sandwichNorms {
+                for (name, width) in [("attn_q_norm", s.headDim), ("attn_k_norm", s.headDim), ("post_attention_norm", s.dim), ("post_ffw_norm", s.dim)] {
+                    out.append(("blk.\(l).\(name).weight", 1, width))
+                }
+            }
             for p in Projection.allCases {
                 let (o, i) = p.shape(s)
                 if matrices { out.append((p.tensorName(layer: l), o, i)) }
@@ -169,6 +177,13 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             var lw = LayerWeights(attnNorm: base.value("blk.\(l).attn_norm.weight"), ffnNorm: base.value("blk.\(l).ffn_norm.weight"),
                                   dAttnNorm: g("blk.\(l).attn_norm.weight"), dFfnNorm: g("blk.\(l).ffn_norm.weight"),
                                   w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:], packed: [:])
+            if shape.sandwichNorms {
+                let n = "blk.\(l)."
+                lw.qNorm = base.value(n + "attn_q_norm.weight"); lw.dQNorm = g(n + "attn_q_norm.weight")
+                lw.kNorm = base.value(n + "attn_k_norm.weight"); lw.dKNorm = g(n + "attn_k_norm.weight")
+                lw.postAttn = base.value(n + "post_attention_norm.weight"); lw.dPostAttn = g(n + "post_attention_norm.weight")
+                lw.postFfn = base.value(n + "post_ffw_norm.weight"); lw.dPostFfn = g(n + "post_ffw_norm.weight")
+            }
             for p in Projection.allCases {
                 if let m = packed[p.tensorName(layer: l)] {
                     lw.packed[p] = m
@@ -217,6 +232,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         var g: [Buffer<T>] = [], u: [Buffer<T>] = []
         /// Per slot and adapted projection: x · Aᵀ (rows × rank).
         var xa: [[Projection: Buffer<T>]] = []
+        /// Gemma 3: q and k before their norms, the attention's and the feed-forward's outputs
+        /// before theirs, and the norms' reciprocal RMS (per slot).
+        var qRaw: [Buffer<T>] = [], kRaw: [Buffer<T>] = [], rstdQ: [Buffer<T>] = [], rstdK: [Buffer<T>] = []
+        var attnOut: [Buffer<T>] = [], ffnOut: [Buffer<T>] = [], rstdPA: [Buffer<T>] = [], rstdPF: [Buffer<T>] = []
         var xf: Buffer<T>! , rstdF: Buffer<T>!
         var headX: Buffer<T>!, lse: Buffer<T>!, logp: Buffer<T>!
         var dropoutKey: UInt64 = 0
@@ -224,6 +243,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     var acts = Activations()
     var batch = PackedBatch()
     var cosines: [T] = [], sines: [T] = []
+    /// The local (sliding-window) layers' rope tables, when their base differs.
+    var localCosines: [T] = [], localSines: [T] = []
+    /// Layer `l`'s rope tables.
+    func ropeTables(_ l: Int) -> ([T], [T]) { shape.isLocal(l) && !localCosines.isEmpty ? (localCosines, localSines) : (cosines, sines) }
+    /// The attention's scale when it is not 1/√headDim (nil: the op's own, bit for bit as before).
+    var attentionScale: T? { shape.attentionScale == 1 / Double(shape.headDim).squareRoot() ? nil : T(shape.attentionScale) }
     var logitScratch: Buffer<T>?
     var scratch: Buffer<T>?
 
@@ -239,8 +264,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             a.residual = (0...s.layers).map { _ in Buffer(n * s.dim) }
             func per(_ w: Int) -> [Buffer<T>] { (0..<slots).map { _ in Buffer(n * w) } }
             a.xn = Buffer(n * s.dim); a.h = Buffer(n * s.hiddenDim)
-            a.rstd1 = per(1); a.q = per(s.dim); a.k = per(s.kvDim); a.v = per(s.kvDim)
-            a.att = per(s.dim); a.x2 = per(s.dim); a.rstd2 = per(1)
+            a.rstd1 = per(1); a.q = per(s.qDim); a.k = per(s.kvDim); a.v = per(s.kvDim)
+            a.att = per(s.qDim); a.x2 = per(s.dim); a.rstd2 = per(1)
+            if s.sandwichNorms {
+                a.qRaw = per(s.qDim); a.kRaw = per(s.kvDim); a.rstdQ = per(s.heads); a.rstdK = per(s.kvHeads)
+                a.attnOut = per(s.dim); a.ffnOut = per(s.dim); a.rstdPA = per(1); a.rstdPF = per(1)
+            }
             a.g = per(s.hiddenDim); a.u = per(s.hiddenDim)
             a.xa = (0..<slots).map { _ in
                 var d: [Projection: Buffer<T>] = [:]
@@ -261,10 +290,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     public static func activationScalars(_ s: ModelShape, rows: Int, longest: Int, lora: LoRASettings?, checkpointing: Bool) -> Int {
         let slots = checkpointing ? 1 : s.layers
         let probs = s.heads * rows * min(rows, longest)  // Σ length² ≤ rows · longest
-        let perSlot = rows * (2 + 3 * s.dim + 2 * s.kvDim + 2 * s.hiddenDim + (lora.map { $0.rank * $0.targets.count } ?? 0)) + probs
+        let sandwich = s.sandwichNorms ? rows * (s.qDim + s.kvDim + s.heads + s.kvHeads + 2 * s.dim + 2) : 0
+        let perSlot = rows * (2 + s.dim + 2 * s.qDim + 2 * s.kvDim + 2 * s.hiddenDim + (lora.map { $0.rank * $0.targets.count } ?? 0)) + probs + sandwich
+        let widest = max(s.dim, s.hiddenDim, s.qDim)
         let kept = (s.layers + 1) * rows * s.dim + rows * (s.dim + s.hiddenDim) + rows * (3 * s.dim + 3)
-        let backward = rows * (4 * s.dim + 2 * s.kvDim + 3 * s.hiddenDim + max(1, lora?.rank ?? 1) + max(s.dim, s.hiddenDim))
-            + longest * longest + rows * max(s.dim, s.hiddenDim)
+        let backward = rows * (2 * s.dim + 2 * s.qDim + 2 * s.kvDim + 3 * s.hiddenDim + max(1, lora?.rank ?? 1) + widest)
+            + (s.sandwichNorms ? rows * (s.dim + s.qDim + s.kvDim) : 0) + longest * longest + rows * widest
         return slots * perSlot + kept + backward
     }
 
@@ -279,10 +310,17 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let a = acts
         a.dropoutKey = dropoutKey
         (cosines, sines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.ropeBase)
+        if s.slidingWindow != nil && s.localRopeBase != s.ropeBase {
+            (localCosines, localSines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.localRopeBase)
+        }
         if let embedding {
             Ops.embeddingForward(batch.tokens, embedding, s.dim, a.residual[0].p)
         } else if let rowsOf = embeddingRows {
             for (t, id) in batch.tokens.enumerated() { rowsOf.row(Int(id), into: Self.float(a.residual[0].p + t * s.dim)) }
+        }
+        if let scale = s.embeddingScale {
+            let x = a.residual[0].p, f = T(scale)
+            for j in 0..<(rows * s.dim) { x[j] *= f }
         }
         for l in 0..<s.layers { blockForward(l, rows, next: a.residual[l + 1].p) }
         Ops.rmsNormForward(a.residual[s.layers].p, outputNorm, rows, s.dim, T(s.normEps), a.xf.p, a.rstdF.p)
@@ -304,23 +342,45 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     func blockForward(_ l: Int, _ rows: Int, next: UnsafeMutablePointer<T>?) {
         let s = shape, a = acts, w = layerWeights[l], i = slot(l)
         let eps = T(s.normEps)
-        let tmp = scratchBuffer(rows * max(s.dim, s.hiddenDim))
+        let tmp = scratchBuffer(rows * max(s.dim, s.hiddenDim, s.qDim))
         let x = a.residual[l].p
+        let sandwich = s.sandwichNorms
         Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[i].p)
-        project(.q, l, a.xn.p, rows, a.q[i].p)
-        project(.k, l, a.xn.p, rows, a.k[i].p)
+        if sandwich {
+            // Gemma 3: q and k normed per head (one headDim-wide weight each) before rope.
+            project(.q, l, a.xn.p, rows, a.qRaw[i].p)
+            project(.k, l, a.xn.p, rows, a.kRaw[i].p)
+            Ops.rmsNormForward(a.qRaw[i].p, w.qNorm!, rows * s.heads, s.headDim, eps, a.q[i].p, a.rstdQ[i].p)
+            Ops.rmsNormForward(a.kRaw[i].p, w.kNorm!, rows * s.kvHeads, s.headDim, eps, a.k[i].p, a.rstdK[i].p)
+        } else {
+            project(.q, l, a.xn.p, rows, a.q[i].p)
+            project(.k, l, a.xn.p, rows, a.k[i].p)
+        }
         project(.v, l, a.xn.p, rows, a.v[i].p)
-        Ops.rope(a.q[i].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
-        Ops.rope(a.k[i].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines)
+        let (cs, sn) = ropeTables(l)
+        Ops.rope(a.q[i].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, halves: s.ropeHalves)
+        Ops.rope(a.k[i].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, halves: s.ropeHalves)
         Ops.attentionForward(a.q[i].p, a.k[i].p, a.v[i].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                             a.probs[i].p, a.att[i].p)
-        project(.o, l, a.att[i].p, rows, tmp.p)
+                             scale: attentionScale, window: s.isLocal(l) ? s.slidingWindow : nil, a.probs[i].p, a.att[i].p)
+        if sandwich {
+            project(.o, l, a.att[i].p, rows, a.attnOut[i].p)
+            Ops.rmsNormForward(a.attnOut[i].p, w.postAttn!, rows, s.dim, eps, tmp.p, a.rstdPA[i].p)
+        } else {
+            project(.o, l, a.att[i].p, rows, tmp.p)
+        }
         let x2 = a.x2[i].p
         for j in 0..<(rows * s.dim) { x2[j] = x[j] + tmp.p[j] }
         Ops.rmsNormForward(x2, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[i].p)
         project(.gate, l, a.xn.p, rows, a.g[i].p)
         project(.up, l, a.xn.p, rows, a.u[i].p)
-        Ops.swigluForward(a.g[i].p, a.u[i].p, rows * s.hiddenDim, a.h.p)
+        activation(a.g[i].p, a.u[i].p, rows * s.hiddenDim, a.h.p)
+        if sandwich {
+            // The feed-forward's output is needed (for its norm's backward) even when recomputing.
+            project(.down, l, a.h.p, rows, a.ffnOut[i].p)
+            Ops.rmsNormForward(a.ffnOut[i].p, w.postFfn!, rows, s.dim, eps, tmp.p, a.rstdPF[i].p)
+            if let next { for j in 0..<(rows * s.dim) { next[j] = x2[j] + tmp.p[j] } }
+            return
+        }
         guard let next else {
             // Recomputed for the backward: of the down projection only its adapter's x · Aᵀ is saved.
             if let ad = w.a[.down], let settings = loraSettings {
@@ -331,6 +391,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         }
         project(.down, l, a.h.p, rows, tmp.p)
         for j in 0..<(rows * s.dim) { next[j] = x2[j] + tmp.p[j] }
+    }
+
+    /// The feed-forward's gated activation: SwiGLU, or GeGLU (Gemma).
+    func activation(_ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int, _ h: UnsafeMutablePointer<T>) {
+        if shape.geglu { Ops.gegluForward(g, u, n, h) } else { Ops.swigluForward(g, u, n, h) }
     }
 
     /// Rows of the output head evaluated together: more when the head is expanded from quantized
@@ -393,6 +458,8 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     final class Gradients {
         var rows = 0
         var dx, dxn, dq, dk, dv, datt, dg, du, dh, dxa, dS, tmp: Buffer<T>!
+        /// Gemma 3: the gradients of q and k before their norms, and of a sublayer's output before its norm.
+        var dqRaw, dkRaw, dOut: Buffer<T>!
     }
     var grads = Gradients()
 
@@ -404,10 +471,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let gr = grads
         if gr.rows < rows || gr.dx == nil {
             gr.rows = rows
-            gr.dx = Buffer(rows * s.dim); gr.dxn = Buffer(rows * s.dim); gr.dq = Buffer(rows * s.dim)
-            gr.dk = Buffer(rows * s.kvDim); gr.dv = Buffer(rows * s.kvDim); gr.datt = Buffer(rows * s.dim)
+            gr.dx = Buffer(rows * s.dim); gr.dxn = Buffer(rows * s.dim); gr.dq = Buffer(rows * s.qDim)
+            gr.dk = Buffer(rows * s.kvDim); gr.dv = Buffer(rows * s.kvDim); gr.datt = Buffer(rows * s.qDim)
             gr.dg = Buffer(rows * s.hiddenDim); gr.du = Buffer(rows * s.hiddenDim); gr.dh = Buffer(rows * s.hiddenDim)
-            gr.dxa = Buffer(rows * max(1, loraSettings?.rank ?? 1)); gr.tmp = Buffer(rows * max(s.dim, s.hiddenDim))
+            gr.dxa = Buffer(rows * max(1, loraSettings?.rank ?? 1)); gr.tmp = Buffer(rows * max(s.dim, s.hiddenDim, s.qDim))
+            if s.sandwichNorms { gr.dqRaw = Buffer(rows * s.qDim); gr.dkRaw = Buffer(rows * s.kvDim); gr.dOut = Buffer(rows * s.dim) }
         }
         let maxL = batch.segments.map(\.length).max() ?? 1
         if gr.dS == nil || gr.dS.count < maxL * maxL { gr.dS = Buffer(maxL * maxL) }
@@ -438,33 +506,64 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         for l in stride(from: s.layers - 1, through: 0, by: -1) {
             let w = layerWeights[l], i = slot(l)
             if checkpointing { blockForward(l, rows, next: nil) }  // the block's activations, bit for bit
-            // Feed-forward: x_{l+1} = x2 + down(swiglu(gate(xn2), up(xn2))).
+            // Feed-forward: x_{l+1} = x2 + down(act(gate(xn2), up(xn2))), Gemma's with the output normed.
             gr.dh.p.update(repeating: 0, count: rows * s.hiddenDim)
             let eps = T(s.normEps)
-            Ops.swigluForward(a.g[i].p, a.u[i].p, rows * s.hiddenDim, a.h.p)  // recomputed, bit for bit
-            projectBackward(.down, l, dx.p, a.h.p, rows, gr.dh.p)
-            Ops.swigluBackward(gr.dh.p, a.g[i].p, a.u[i].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
+            let sandwich = s.sandwichNorms
+            activation(a.g[i].p, a.u[i].p, rows * s.hiddenDim, a.h.p)  // recomputed, bit for bit
+            if sandwich {
+                gr.dOut.p.update(repeating: 0, count: rows * s.dim)
+                Ops.rmsNormBackward(dx.p, a.ffnOut[i].p, w.postFfn!, a.rstdPF[i].p, rows, s.dim, gr.dOut.p, w.dPostFfn)
+                projectBackward(.down, l, gr.dOut.p, a.h.p, rows, gr.dh.p)
+            } else {
+                projectBackward(.down, l, dx.p, a.h.p, rows, gr.dh.p)
+            }
+            if s.geglu {
+                Ops.gegluBackward(gr.dh.p, a.g[i].p, a.u[i].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
+            } else {
+                Ops.swigluBackward(gr.dh.p, a.g[i].p, a.u[i].p, rows * s.hiddenDim, gr.dg.p, gr.du.p)
+            }
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
             Ops.rmsNormForward(a.x2[i].p, w.ffnNorm, rows, s.dim, eps, a.xn.p, a.rstd2[i].p)
             projectBackward(.gate, l, gr.dg.p, a.xn.p, rows, gr.dxn.p)
             projectBackward(.up, l, gr.du.p, a.xn.p, rows, gr.dxn.p)
             Ops.rmsNormBackward(gr.dxn.p, a.x2[i].p, w.ffnNorm, a.rstd2[i].p, rows, s.dim, dx.p, w.dFfnNorm)
-            // Attention: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
-            gr.datt.p.update(repeating: 0, count: rows * s.dim)
-            projectBackward(.o, l, dx.p, a.att[i].p, rows, gr.datt.p)
-            gr.dq.p.update(repeating: 0, count: rows * s.dim)
+            // Attention: x2 = x + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))), Gemma's with q, k
+            // normed per head and the output normed.
+            gr.datt.p.update(repeating: 0, count: rows * s.qDim)
+            if sandwich {
+                gr.dOut.p.update(repeating: 0, count: rows * s.dim)
+                Ops.rmsNormBackward(dx.p, a.attnOut[i].p, w.postAttn!, a.rstdPA[i].p, rows, s.dim, gr.dOut.p, w.dPostAttn)
+                projectBackward(.o, l, gr.dOut.p, a.att[i].p, rows, gr.datt.p)
+            } else {
+                projectBackward(.o, l, dx.p, a.att[i].p, rows, gr.datt.p)
+            }
+            gr.dq.p.update(repeating: 0, count: rows * s.qDim)
             gr.dk.p.update(repeating: 0, count: rows * s.kvDim)
             gr.dv.p.update(repeating: 0, count: rows * s.kvDim)
             Ops.attentionBackward(gr.datt.p, a.q[i].p, a.k[i].p, a.v[i].p, a.probs[i].p, batch.segments, heads: s.heads,
-                                  kvHeads: s.kvHeads, headDim: s.headDim, gr.dq.p, gr.dk.p, gr.dv.p, gr.dS.p)
-            Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
-            Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cosines, sines, inverse: true)
+                                  kvHeads: s.kvHeads, headDim: s.headDim, scale: attentionScale, gr.dq.p, gr.dk.p, gr.dv.p, gr.dS.p)
+            let (cs, sn) = ropeTables(l)
+            Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true, halves: s.ropeHalves)
+            Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true, halves: s.ropeHalves)
+            var dq = gr.dq.p, dk = gr.dk.p
+            if sandwich {
+                gr.dqRaw.p.update(repeating: 0, count: rows * s.qDim)
+                gr.dkRaw.p.update(repeating: 0, count: rows * s.kvDim)
+                Ops.rmsNormBackward(gr.dq.p, a.qRaw[i].p, w.qNorm!, a.rstdQ[i].p, rows * s.heads, s.headDim, gr.dqRaw.p, w.dQNorm)
+                Ops.rmsNormBackward(gr.dk.p, a.kRaw[i].p, w.kNorm!, a.rstdK[i].p, rows * s.kvHeads, s.headDim, gr.dkRaw.p, w.dKNorm)
+                dq = gr.dqRaw.p; dk = gr.dkRaw.p
+            }
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
             Ops.rmsNormForward(a.residual[l].p, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[i].p)
-            projectBackward(.q, l, gr.dq.p, a.xn.p, rows, gr.dxn.p)
-            projectBackward(.k, l, gr.dk.p, a.xn.p, rows, gr.dxn.p)
+            projectBackward(.q, l, dq, a.xn.p, rows, gr.dxn.p)
+            projectBackward(.k, l, dk, a.xn.p, rows, gr.dxn.p)
             projectBackward(.v, l, gr.dv.p, a.xn.p, rows, gr.dxn.p)
             Ops.rmsNormBackward(gr.dxn.p, a.residual[l].p, w.attnNorm, a.rstd1[i].p, rows, s.dim, dx.p, w.dAttnNorm)
+        }
+        if dEmbedding != nil, let scale = s.embeddingScale {
+            let f = T(scale)
+            for j in 0..<(rows * s.dim) { dx.p[j] *= f }
         }
         if let dEmbedding { Ops.embeddingBackward(batch.tokens, dx.p, s.dim, dEmbedding) }
     }

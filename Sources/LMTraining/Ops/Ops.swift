@@ -117,17 +117,20 @@ public enum Ops {
 
     /// Rotates each head's first `ropeDim` values in pairs by its token's angles (`inverse`
     /// rotates back, which is the backward: the rotation's transpose).
+    /// `halves` pairs value i with i + ropeDim/2 (ggml's NEOX mode, Gemma's) instead of 2i with 2i + 1.
     public static func rope<T: TrainScalar>(_ x: UnsafeMutablePointer<T>, _ rows: Int, heads: Int, headDim: Int, ropeDim: Int,
-                                     _ cosines: [T], _ sines: [T], inverse: Bool = false) {
+                                     _ cosines: [T], _ sines: [T], inverse: Bool = false, halves: Bool = false) {
         let half = ropeDim / 2, width = heads * headDim
+        let (stride, second) = halves ? (1, half) : (2, 1)
         for t in 0..<rows {
             for h in 0..<heads {
                 let p = x + t * width + h * headDim
                 for i in 0..<half {
                     let c = cosines[t * half + i], s = inverse ? -sines[t * half + i] : sines[t * half + i]
-                    let x0 = p[2 * i], x1 = p[2 * i + 1]
-                    p[2 * i] = x0 * c - x1 * s
-                    p[2 * i + 1] = x0 * s + x1 * c
+                    let a = stride * i, b = a + second
+                    let x0 = p[a], x1 = p[b]
+                    p[a] = x0 * c - x1 * s
+                    p[b] = x0 * s + x1 * c
                 }
             }
         }
@@ -147,13 +150,14 @@ public enum Ops {
         segments.reduce(0) { $0 + heads * $1.length * $1.length }
     }
 
-    /// out = softmax(q kᵀ / √hd, causal) v per segment and head; query head h reads key/value
-    /// head h / (heads / kvHeads). `probs` receives the probabilities.
+    /// out = softmax(q kᵀ · scale, causal) v per segment and head (scale 1/√hd unless given);
+    /// query head h reads key/value head h / (heads / kvHeads). With `window`, row i attends to
+    /// keys i − window + 1 … i only (sliding-window layers). `probs` receives the probabilities.
     public static func attentionForward<T: TrainScalar>(_ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>, _ segments: [Segment],
-                                                 heads: Int, kvHeads: Int, headDim hd: Int,
+                                                 heads: Int, kvHeads: Int, headDim hd: Int, scale given: T? = nil, window: Int? = nil,
                                                  _ probs: UnsafeMutablePointer<T>, _ out: UnsafeMutablePointer<T>) {
         let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
-        let scale = 1 / T(hd).squareRoot()
+        let scale = given ?? 1 / T(hd).squareRoot()
         // (segment, head) pairs are independent: each writes its own probabilities and output columns.
         var tasks: [(seg: Segment, h: Int, offset: Int)] = []
         var offset = 0
@@ -168,16 +172,18 @@ public enum Ops {
                 T.gemmSerial(false, true, L, L, hd, scale, qs, dim, ks, kvDim, 0, p, L)
                 for i in 0..<L {
                     let row = p + i * L
-                    var m = row[0]
-                    for j in 0...i { m = Swift.max(m, row[j]) }
+                    let first = window.map { Swift.max(0, i + 1 - $0) } ?? 0
+                    var m = row[first]
+                    for j in first...i { m = Swift.max(m, row[j]) }
                     var sum: T = 0
-                    for j in 0...i {
+                    for j in first...i {
                         let e = T.exp(row[j] - m)
                         row[j] = e
                         sum += e
                     }
                     let inv = 1 / sum
-                    for j in 0...i { row[j] *= inv }
+                    for j in 0..<first { row[j] = 0 }
+                    for j in first...i { row[j] *= inv }
                     for j in (i + 1)..<L { row[j] = 0 }
                 }
                 T.gemmSerial(false, false, L, hd, L, 1, p, L, vs, kvDim, 0, po.p + seg.start * dim + h * hd, dim)
@@ -190,10 +196,13 @@ public enum Ops {
     /// the same dk or dv; `scratch` is unused (each part has its own L × L matrix).
     public static func attentionBackward<T: TrainScalar>(_ dOut: UnsafePointer<T>, _ q: UnsafePointer<T>, _ k: UnsafePointer<T>, _ v: UnsafePointer<T>,
                                                   _ probs: UnsafePointer<T>, _ segments: [Segment], heads: Int, kvHeads: Int, headDim hd: Int,
+                                                  scale given: T? = nil,
                                                   _ dq: UnsafeMutablePointer<T>, _ dk: UnsafeMutablePointer<T>, _ dv: UnsafeMutablePointer<T>,
                                                   _ scratch: UnsafeMutablePointer<T>) {
+        // Keys outside a row's window have probability 0, so their dS is 0 too: the window needs no
+        // handling here beyond the saved probabilities.
         let dim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
-        let scale = 1 / T(hd).squareRoot()
+        let scale = given ?? 1 / T(hd).squareRoot()
         var tasks: [(seg: Segment, kh: Int, offset: Int)] = []
         var offset = 0
         for seg in segments {
@@ -253,6 +262,42 @@ public enum Ops {
                 let g = pg.p[i], s = 1 / (1 + T.exp(-g))
                 pdg.p[i] = pdh.p[i] * pu.p[i] * s * (1 + g * (1 - s))
                 pdu.p[i] = pdh.p[i] * g * s
+            }
+        }
+    }
+
+    // MARK: GeGLU (Gemma): h = gelu(g) ⊙ u, GELU with the tanh approximation
+
+    static let geluC: Double = 0.7978845608028654  // √(2/π)
+
+    /// h = 0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³))) ⊙ u.
+    public static func gegluForward<T: TrainScalar>(_ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int, _ h: UnsafeMutablePointer<T>) {
+        let (pg, pu, ph) = (SendablePointer(UnsafeMutablePointer(mutating: g)), SendablePointer(UnsafeMutablePointer(mutating: u)), SendablePointer(h))
+        let c = T(geluC), a = T(0.044715)
+        Parallel.rows(n, minimum: 4096) { lo, hi in
+            for i in lo..<hi {
+                let x = pg.p[i]
+                let t = T.tanh(c * (x + a * x * x * x))
+                ph.p[i] = T(0.5) * x * (1 + t) * pu.p[i]
+            }
+        }
+    }
+
+    /// dg = dh ⊙ u ⊙ gelu′(g) with gelu′ = 0.5 (1 + t) + 0.5 g (1 − t²) √(2/π) (1 + 3 · 0.044715 g²);
+    /// du = dh ⊙ gelu(g) (both written, not accumulated).
+    public static func gegluBackward<T: TrainScalar>(_ dh: UnsafePointer<T>, _ g: UnsafePointer<T>, _ u: UnsafePointer<T>, _ n: Int,
+                                              _ dg: UnsafeMutablePointer<T>, _ du: UnsafeMutablePointer<T>) {
+        let (pdh, pg, pu, pdg, pdu) = (SendablePointer(UnsafeMutablePointer(mutating: dh)), SendablePointer(UnsafeMutablePointer(mutating: g)),
+                                       SendablePointer(UnsafeMutablePointer(mutating: u)), SendablePointer(dg), SendablePointer(du))
+        let c = T(geluC), a = T(0.044715)
+        Parallel.rows(n, minimum: 4096) { lo, hi in
+            for i in lo..<hi {
+                let x = pg.p[i]
+                let t = T.tanh(c * (x + a * x * x * x))
+                let gelu = T(0.5) * x * (1 + t)
+                let d = T(0.5) * (1 + t) + T(0.5) * x * (1 - t * t) * c * (1 + 3 * a * x * x)
+                pdg.p[i] = pdh.p[i] * pu.p[i] * d
+                pdu.p[i] = pdh.p[i] * gelu
             }
         }
     }

@@ -15,6 +15,7 @@ public protocol TrainScalar: BinaryFloatingPoint, Sendable where Self.RawSignifi
                            _ beta: Self, _ c: UnsafeMutablePointer<Self>, _ ldc: Int)
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
+    static func tanh(_ x: Self) -> Self
     static func cos(_ x: Self) -> Self
     static func sin(_ x: Self) -> Self
 }
@@ -56,6 +57,7 @@ extension Float: TrainScalar {
     }
     public static func exp(_ x: Float) -> Float { expf(x) }
     public static func log(_ x: Float) -> Float { logf(x) }
+    public static func tanh(_ x: Float) -> Float { tanhf(x) }
     public static func cos(_ x: Float) -> Float { cosf(x) }
     public static func sin(_ x: Float) -> Float { sinf(x) }
 }
@@ -75,6 +77,7 @@ extension Double: TrainScalar {
     }
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     public static func log(_ x: Double) -> Double { Foundation.log(x) }
+    public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     public static func cos(_ x: Double) -> Double { Foundation.cos(x) }
     public static func sin(_ x: Double) -> Double { Foundation.sin(x) }
 }

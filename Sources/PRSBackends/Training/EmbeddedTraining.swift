@@ -79,7 +79,8 @@ public enum EmbeddedTraining {
         }
     }
 
-    /// The chat template by name, or the model's own.
+    /// The chat template by name, or the model's own (its architecture's for files without one,
+    /// as the engine renders prompts: Gemma 3's carry none).
     public static func template(_ name: String?, _ model: LlamaModel) throws -> ChatTemplate {
         if let name {
             guard let t = ChatTemplate.named(name) else {
@@ -87,10 +88,7 @@ public enum EmbeddedTraining {
             }
             return t
         }
-        guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
-            throw TrainingInputError(description: "\(model.file.path): no chat template in the file; choose one with --template \(ChatTemplate.names.joined(separator: "|"))")
-        }
-        do { return try ChatTemplate.recognise(jinja) } catch { throw TrainingInputError(description: "\(model.file.path): \(error)") }
+        do { return try ChatTemplate.of(model) } catch { throw TrainingInputError(description: "\(error)") }
     }
 
     /// Every file's examples, tokenized as the engine renders them.
