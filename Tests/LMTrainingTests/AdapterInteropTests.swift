@@ -49,14 +49,17 @@ import Testing
         let dir = try Project.temporaryDirectory("interop")
         let adapter = dir.appendingPathComponent("pirate.gguf").path
         try ModelFiles.writeAdapter(model.lora!, settings: settings, architecture: "llama", baseSHA256: "test", to: adapter)
-        // prs's own NLL of each example with the trained adapter.
-        let nll: [Double] = examples.map { e in
+        return Trained(llama: llama, examples: examples, adapter: adapter, prsNLL: prsNLL(model, examples), dir: dir)
+    }
+
+    /// prs's own NLL of each example's scored tokens, with the model's adapter.
+    static func prsNLL(_ model: TrainingModel<Float>, _ examples: [TrainingExample]) -> [Double] {
+        examples.map { e in
             guard case .sft(let s) = e.body else { return 0 }
             var b = PackedBatch()
             b.append(s.tokens, scored: s.scored)
             return -model.forward(b).reduce(0.0) { $0 + Double($1) }
         }
-        return Trained(llama: llama, examples: examples, adapter: adapter, prsNLL: nll, dir: dir)
     }
 
     struct NLL: Decodable { var nll: Double; var tokens: Int }

@@ -22,25 +22,10 @@ import Testing
         let dy = (0..<(n * rows)).map { _ in Float(rng.uniform() * 2 - 1) }
         let results: [[Float]] = try [1, 2].map { threads in
             let m = w.withUnsafeBufferPointer { BF16Matrix($0.baseAddress!, rows: rows, cols: cols, threads: threads) }
-            var y = [Float](repeating: 0, count: n * rows), dx = [Float](repeating: 1, count: n * cols)
-            m.multiply(x, n, &y, accumulate: false)
-            m.multiplyTransposed(dy, n, &dx, accumulate: true)
-            var worst = 0.0
-            for i in 0..<n {
-                for o in 0..<rows {
-                    var s = 0.0
-                    for k in 0..<cols { s += Self.bf16(x[i * cols + k]) * Self.bf16(w[o * cols + k]) }
-                    worst = max(worst, abs(Double(y[i * rows + o]) - s))
-                }
-                for c in 0..<cols {
-                    var s = 1.0
-                    for k in 0..<rows { s += Self.bf16(dy[i * rows + k]) * Self.bf16(w[k * cols + c]) }
-                    worst = max(worst, abs(Double(dx[i * cols + c]) - s))
-                }
-            }
+            let (worst, out) = FrozenProducts.worstError(m, x: x, dy: dy, n: n, start: 1, input: Self.bf16, weight: { Self.bf16(w[$0]) })
             // float32 accumulation of ≤ 100 products of magnitude ≤ 1: error well under 1e-4.
             #expect(worst < 1e-4, "max |bf16 product − float64 reference| = \(worst) with \(threads) threads")
-            return y + dx
+            return out
         }
         #expect(results[0] == results[1], "the thread split does not change a bit")
         _ = try #require(BF16Matrix.isa)

@@ -158,12 +158,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let adapter = dir.appendingPathComponent("pirate.gguf").path
         try ModelFiles.writeAdapter(model.lora!, settings: settings, architecture: "gemma3", baseSHA256: "test", to: adapter)
-        let ours: [Double] = examples.map { e in
-            guard case .sft(let s) = e.body else { return 0 }
-            var b = PackedBatch()
-            b.append(s.tokens, scored: s.scored)
-            return -model.forward(b).reduce(0.0) { $0 + Double($1) }
-        }
+        let ours = AdapterInteropTests.prsNLL(model, examples)
         let before = try AdapterInteropTests.llamaNLL(Self.gemma, lora: nil, examples)
         let after = try AdapterInteropTests.llamaNLL(Self.gemma, lora: adapter, examples)
         let tokens = Double(after.reduce(0) { $0 + $1.tokens })

@@ -94,24 +94,9 @@ import Testing
         for threads in [1, 2] {
             BLASThreads.set(threads)
             let m = try QuantMatrix(file: file, name: "w", rows: rows, cols: cols, threads: threads, scratch: QuantScratch())
-            var y = [Float](repeating: 0, count: n * rows), dx = [Float](repeating: 0.5, count: n * cols)
-            m.multiply(x, n, &y, accumulate: false)
-            m.multiplyTransposed(dy, n, &dx, accumulate: true)
-            var worst = 0.0
-            for i in 0..<n {
-                for o in 0..<rows {
-                    var s = 0.0
-                    for k in 0..<cols { s += Double(x[i * cols + k]) * Double(w[o * cols + k]) }
-                    worst = max(worst, abs(Double(y[i * rows + o]) - s))
-                }
-                for c in 0..<cols {
-                    var s = 0.5
-                    for k in 0..<rows { s += Double(dy[i * rows + k]) * Double(w[k * cols + c]) }
-                    worst = max(worst, abs(Double(dx[i * cols + c]) - s))
-                }
-            }
+            let (worst, out) = FrozenProducts.worstError(m, x: x, dy: dy, n: n, start: 0.5, input: { Double($0) }, weight: { Double(w[$0]) })
             #expect(worst < 1e-4, "\(type), \(threads) threads: max |tiled − float64| = \(worst)")
-            outputs.append(y)
+            outputs.append(Array(out[0..<(n * rows)]))
         }
         #expect(outputs[0] == outputs[1], "\(type): the forward's bits do not depend on the thread count")
     }
