@@ -75,6 +75,8 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
         switch (lora, settings.precision) {
         case (nil, _), (.some, .fp32) where denseBase:
             weights = 4 * (matrixParams + embeddingParams + otherParams)
+            // Full fine-tuning writes the whole model at the end from a converted copy.
+            if lora == nil { other += 4 * (matrixParams + embeddingParams + otherParams) }
         case (.some, .fp32):
             weights = fileTensorBytes
             // Per-thread expansion tiles: the widest forward tile, or a backward tile over a thread's share.
