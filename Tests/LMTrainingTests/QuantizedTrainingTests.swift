@@ -82,7 +82,7 @@ import Testing
     /// values ≤ 1 in magnitude, within 1e-4 absolute; the thread split changes no bit of y.
     @Test(arguments: [TensorType.q4_0, .q4_K, .q6_K, .q8_0, .f16])
     func tiledProductsEqualDenseProducts(_ type: TensorType) throws {
-        let rows = 300, cols = 1024, n = 19  // 300 rows: a partial tile at the end of each product
+        let rows = 1100, cols = 1024, n = 19  // 1,100 rows: several tiles, a partial one at the end of each product
         let (file, path) = try Self.writeMatrix(type, rows: rows, cols: cols, seed: 9)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let t = try #require(file.tensor("w"))

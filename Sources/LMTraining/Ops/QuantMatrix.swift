@@ -29,9 +29,11 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
     let rowBytes: Int
     let threads: Int
     let blockSize: Int
-    /// Rows a forward tile expands; rows a backward tile sums over.
-    static let forwardTile = 128
-    static let backwardTile = 256
+    /// Rows a forward tile expands; rows a backward tile sums over. Large enough that BLAS's
+    /// repacking of the tokens' side (x in the forward, dx's running sum in the backward) is paid
+    /// once per 512 or 1,024 rows: 128 and 256 cost 12% against dense float32 on a 1.7B model.
+    static let forwardTile = 512
+    static let backwardTile = 1024
     let scratch: QuantScratch
     /// Floats a thread's tile takes at most.
     let tileFloats: Int
