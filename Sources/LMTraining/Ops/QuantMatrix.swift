@@ -18,8 +18,8 @@ public protocol FrozenMatrix: AnyObject, Sendable {
 /// A frozen weight read straight from its GGUF blocks (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K,
 /// F16, BF16 or F32) in the mapped file: each product expands one tile of rows at a time to
 /// float32 in a per-thread buffer and multiplies it with BLAS, so no float copy of the matrix
-/// exists. Tiles are of a fixed height and threads take fixed shares, so a product's bits
-/// depend only on the shapes and the thread count.
+/// exists. Tiles and threads' shares follow from the shapes and the thread count alone, so a
+/// product's bits do too.
 public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
     public let rows: Int
     public let cols: Int
@@ -80,16 +80,21 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
 
     public func multiply(_ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard n > 0 else { return }
-        let tile = Self.forwardTile, tiles = (rows + tile - 1) / tile
-        let parts = min(threads, tiles)
+        // Threads take equal shares of W's rows (in whole groups of 16), each cut into equal tiles
+        // of at most `forwardTile` rows: a share of 576 rows is one tile, not 512 + 64.
+        let groups = (rows + 15) / 16
+        let parts = max(1, min(threads, groups))
         let px = SendablePointer(UnsafeMutablePointer(mutating: x)), py = SendablePointer(y)
         let beta: Float = accumulate ? 1 : 0
         DispatchQueue.concurrentPerform(iterations: parts) { i in
             let buf = scratch.buffers[i].p
-            for t in (tiles * i / parts)..<(tiles * (i + 1) / parts) {
-                let r0 = t * tile, h = min(tile, rows - r0)
-                expand(r0, h, 0, cols, buf, ld: cols)
-                Float.gemmSerial(false, true, n, h, cols, 1, px.p, cols, buf, cols, beta, py.p + r0, rows)
+            let lo = min(rows, groups * i / parts * 16), hi = min(rows, groups * (i + 1) / parts * 16)
+            guard hi > lo else { return }
+            let tiles = (hi - lo + Self.forwardTile - 1) / Self.forwardTile
+            for t in 0..<tiles {
+                let r0 = lo + (hi - lo) * t / tiles, r1 = lo + (hi - lo) * (t + 1) / tiles
+                expand(r0, r1 - r0, 0, cols, buf, ld: cols)
+                Float.gemmSerial(false, true, n, r1 - r0, cols, 1, px.p, cols, buf, cols, beta, py.p + r0, rows)
             }
         }
     }
