@@ -81,6 +81,35 @@ LM_AMX_Q8 static void unpack_group(int kind, int nb, const uint8_t *w, long row_
     }
 }
 
+// A packed group (lm_pack_rows; 16 rows, padding rows zero) into B tiles: the layout's chunks are
+// the tiles' rows already, nibbles split and offsets taken off; scales and minimums as above.
+LM_AMX_Q8 static void unpack_packed_group(int kind, int nb, const uint8_t *grp, int8_t *bt, float *d, float *m) {
+    const int pb = kind == 0 ? 320 : kind == 1 ? 544 : kind == 7 ? 352 : 288, qo = kind == 0 ? 64 : kind == 7 ? 96 : 32;
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = grp + (long)b * pb;
+        int8_t *t = bt + (long)b * 512;
+        _mm512_store_ps(d + b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)));
+        if (kind == 0) _mm512_store_ps(m + b * 16, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32))));
+        if (kind == 1) { memcpy(t, p + qo, 512); continue; }
+        for (int c = 0; c < 4; c++) {
+            const __m512i raw = _mm512_loadu_si512(p + qo + 64 * c);
+            __m512i lo = _mm512_and_si512(raw, low4), hi = _mm512_and_si512(_mm512_srli_epi32(raw, 4), low4);
+            if (kind == 7) {
+                uint64_t bl, bh;
+                memcpy(&bl, p + 32 + 16 * c, 8); memcpy(&bh, p + 32 + 16 * c + 8, 8);
+                lo = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_maskz_mov_epi8(bl, _mm512_set1_epi8(0x10))), _mm512_set1_epi8(16));
+                hi = _mm512_sub_epi8(_mm512_or_si512(hi, _mm512_maskz_mov_epi8(bh, _mm512_set1_epi8(0x10))), _mm512_set1_epi8(16));
+            } else if (kind == 2) {
+                lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8));
+                hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
+            }
+            _mm512_store_si512(t + c * 64, lo);
+            _mm512_store_si512(t + (c + 4) * 64, hi);
+        }
+    }
+}
+
 LM_AMX_Q8 static void configure(int nt) {
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -163,10 +192,34 @@ int lm_amx_q8_rows(int kind, int nb, const uint8_t *w, long row_bytes, int r0, i
     return 1;
 }
 
+int lm_amx_q8_packed(int kind, int nb, const uint8_t *packed, int r0, int r1,
+                     const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
+    if (!reserve(nb)) return 0;
+    const int pb = kind == 0 ? 320 : kind == 1 ? 544 : kind == 7 ? 352 : 288;
+    int configured = 0;
+    for (int g = r0 / 16; g * 16 < r1; g++) {
+        const int lo = g * 16 > r0 ? g * 16 : r0, hi = (g + 1) * 16 < r1 ? (g + 1) * 16 : r1;
+        const __mmask16 mask = (__mmask16)(((1u << (hi - g * 16)) - 1) & ~((1u << (lo - g * 16)) - 1));
+        unpack_packed_group(kind, nb, packed + (long)g * nb * pb, scratch.b, scratch.d, scratch.m);
+        for (int t = 0; t < batch; t += 16) {
+            const int nt = batch - t < 16 ? batch - t : 16;
+            if (nt != configured) { configure(nt); configured = nt; }
+            group_tokens(kind, nb, scratch.b, scratch.d, scratch.m, x + (long)t * x_stride, x_stride, nt,
+                         out + (long)t * out_stride + g * 16, out_stride, mask);
+        }
+    }
+    return 1;
+}
+
 #else
 int lm_amx_q8_rows(int kind, int nb, const uint8_t *w, long row_bytes, int r0, int r1,
                    const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
     (void)kind; (void)nb; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)x; (void)x_stride; (void)batch; (void)out; (void)out_stride;
+    return 0;
+}
+int lm_amx_q8_packed(int kind, int nb, const uint8_t *packed, int r0, int r1,
+                     const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
+    (void)kind; (void)nb; (void)packed; (void)r0; (void)r1; (void)x; (void)x_stride; (void)batch; (void)out; (void)out_stride;
     return 0;
 }
 #endif

@@ -284,10 +284,6 @@ LM_VNNI static void tile_rows_vnni(int kind, int nb, const uint8_t *base, long r
 
 static int q8_isa = -1;
 
-/// The smallest batch the AMX table hands to the tiles; smaller ones run its AVX-512 tile.
-#ifndef LM_AMX_MIN_BATCH
-#define LM_AMX_MIN_BATCH 8
-#endif
 
 #if defined(LM_AVX2)
 static unsigned xcr0(void) {

@@ -85,7 +85,8 @@ static void run_chunk(const task *t, int chunk, int thread) {
         int i = chunk - t->pre_chunks;
         const lm_matmul_job *job = &t->jobs[t->job[i]];
         int r0 = t->row0[i], r1 = t->job[i + 1] == t->job[i] ? t->row0[i + 1] : job->rows;
-        lm_matmul(job->kind, job->n, job->w, job->row_bytes, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
+        if (job->packed) lm_matmul_packed(job->kind, job->n, job->w, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
+        else lm_matmul(job->kind, job->n, job->w, job->row_bytes, job->x, job->x_stride, t->batch, job->out, job->out_stride, r0, r1);
     } else if (t->kind == 3) {
         t->fn(t->ctx, chunk, thread);
     } else if (t->kind == 2) {

@@ -59,6 +59,25 @@ static inline void _mm512_store_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
 static inline void _mm512_store_si512(void *p, __m512i a) { memcpy(p, &a, 64); }
 static inline void _mm512_mask_storeu_ps(void *p, __mmask16 m, __m512 a) { EACH(16) if ((m >> l) & 1) memcpy((float *)p + l, &a.f[l], 4); }
 
+// For the packed layout's kernels (packed_avx512.c, amx_q8.c).
+typedef uint64_t __mmask64;
+static inline __m512i _mm512_loadu_si512(const void *p) { __m512i r; memcpy(&r, p, 64); return r; }
+static inline __m256i _mm256_loadu_si256(const void *p) { __m256i r; memcpy(&r, p, 32); return r; }
+static inline void _mm512_storeu_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
+static inline __m512i _mm512_xor_si512(__m512i a, __m512i b) { EACH(16) a.u[l] ^= b.u[l]; return a; }
+static inline __m512i _mm512_sub_epi32(__m512i a, __m512i b) { EACH(16) a.u[l] -= b.u[l]; return a; }
+// Byte l: a's where bit l of k is set, else 0 (VMOVDQU8 with a zeroing mask).
+static inline __m512i _mm512_maskz_mov_epi8(__mmask64 k, __m512i a) { EACH(64) if (!((k >> l) & 1)) a.ub[l] = 0; return a; }
+// VPDPBUSD: lane l of src plus Σ_{i<4} (unsigned) a[4l + i] · (signed) b[4l + i], wrapping.
+static inline __m512i _mm512_dpbusd_epi32(__m512i src, __m512i a, __m512i b) {
+    EACH(16) {
+        int32_t s = 0;
+        for (int i = 0; i < 4; i++) s += (int32_t)a.ub[4 * l + i] * (int32_t)b.b[4 * l + i];
+        src.u[l] += (uint32_t)s;
+    }
+    return src;
+}
+
 // AMX: eight tiles of up to 16 rows × 64 bytes, shaped by the last configuration loaded.
 typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } __attribute__((packed)) emulated_tilecfg;
 static __thread struct { emulated_tilecfg cfg; uint8_t t[8][16][64]; } emulated_tiles;

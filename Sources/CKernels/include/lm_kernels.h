@@ -32,6 +32,21 @@ void lm_lora_apply(int in_dim, int rank, int out_dim, const float *a, const floa
 void lm_matmul(int kind, int n, const void *w, long row_bytes, const void *x, long x_stride, int batch,
                float *out, long out_stride, int r0, int r1);
 
+/// The packed layout (packed.c): rows in groups of 16, each block's 16 rows side by side so a
+/// vector holds the same four values of 8 or 16 rows, one row a lane. For kinds 0, 1, 2 and 7
+/// (lm_pack_supported); it takes the same bytes as the original, rounded up to whole groups.
+int lm_pack_supported(int kind);
+long lm_pack_bytes(int kind, int n, int rows);
+/// Packs groups [g0, g1) of a `rows` × n matrix (original blocks, rows row_bytes apart) into dst
+/// (lm_pack_bytes long); groups are independent, so threads may pack different ones.
+void lm_pack_rows(int kind, int n, const void *w, long row_bytes, int rows, int g0, int g1, void *dst);
+/// Row `row` of a packed matrix back in the original block format (n / 32 blocks into dst).
+void lm_unpack_row(int kind, int n, const void *packed, int row, void *dst);
+/// lm_matmul on a packed matrix: the same arguments but the weights, the same bits as lm_matmul
+/// on the original on every table.
+void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x_stride, int batch,
+                      float *out, long out_stride, int r0, int r1);
+
 /// Attention of one head over positions [first, n_pos) of a paged F16 cache: position p is row
 /// table[p / block] * block + p % block; rows are `stride` halves apart. scores: n_pos - first floats.
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
@@ -113,6 +128,7 @@ void lm_prelude_run(const lm_prelude *pre, int row, int e0, int e1);
 typedef struct {
     int kind; int n; const void *w; long row_bytes; const void *x; long x_stride;
     float *out; long out_stride; int rows;
+    int packed;  // w is lm_pack_rows's layout (row_bytes unused)
 } lm_matmul_job;
 /// Runs `pre` (when not NULL) for `batch` tokens, then each job; threads claim chunks of the
 /// prelude, then chunks of rows that shrink towards each job's end, until none is left.

@@ -1,7 +1,38 @@
+import Foundation
 import GGUF
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A weight matrix `(rows = out, cols = in)` used in place in the mapped file.
+/// A repacked matrix's memory (64-byte aligned), freed with the last model that uses it.
+final class PackedWeights: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let bytes: Int
+
+    init(bytes: Int) {
+        self.bytes = bytes
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// Gives the whole pages of [start, start + bytes) of the mapped file back to the OS: they
+    /// leave the process's resident set, and would be read from the file again if touched.
+    static func release(_ start: UnsafeRawPointer, bytes: Int) {
+        #if os(Linux)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: start) + page - 1) / page * page
+        let hi = (Int(bitPattern: start) + bytes) / page * page
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
+        #endif
+    }
+}
+
+/// A weight matrix `(rows = out, cols = in)`: used in place in the mapped file, or repacked at
+/// load into the products' interleaved layout (`packed`; lm_pack_rows), the file's pages then
+/// given back to the OS.
 struct WeightMatrix: @unchecked Sendable {
     let name: String
     let base: UnsafeRawPointer
@@ -9,6 +40,8 @@ struct WeightMatrix: @unchecked Sendable {
     let rows: Int
     let cols: Int
     let rowBytes: Int
+    /// The repacked copy, when there is one; `base` is then not read.
+    private(set) var packed: PackedWeights?
 
     init(_ file: GGUFFile, _ name: String, rows: Int, cols: Int) throws {
         guard let t = file.tensor(name) else { throw ModelError("tensor \(name) is missing") }
@@ -22,6 +55,29 @@ struct WeightMatrix: @unchecked Sendable {
         self.cols = cols
         rowBytes = t.byteCount / rows
     }
+
+    /// This matrix repacked (when its type has a packed layout), the groups shared among
+    /// `threads` threads, and the file's pages under it given back (madvise): they are not read
+    /// again. Unchanged when `PRS_REPACK=0` or the type has no packed layout.
+    func repacked(threads: Int) -> WeightMatrix {
+        guard packed == nil, let (kind, _) = kernel, lm_pack_supported(kind) != 0, WeightMatrix.repackEnabled else { return self }
+        let bytes = lm_pack_bytes(kind, Int32(cols), Int32(rows))
+        let storage = PackedWeights(bytes: bytes)
+        let groups = (rows + 15) / 16, parts = max(1, min(threads, groups))
+        let rows32 = Int32(rows), cols32 = Int32(cols), rb = rowBytes
+        let src = Int(bitPattern: base), dst = Int(bitPattern: storage.pointer)
+        DispatchQueue.concurrentPerform(iterations: parts) { i in
+            lm_pack_rows(kind, cols32, UnsafeRawPointer(bitPattern: src), rb, rows32, Int32(groups * i / parts), Int32(groups * (i + 1) / parts),
+                         UnsafeMutableRawPointer(bitPattern: dst))
+        }
+        PackedWeights.release(base, bytes: rows * rowBytes)
+        var copy = self
+        copy.packed = storage
+        return copy
+    }
+
+    /// `PRS_REPACK=0` keeps every matrix in the file's layout (the benchmark's before row).
+    static let repackEnabled = ProcessInfo.processInfo.environment["PRS_REPACK"] != "0"
 
     /// The activation format of this type's product, as llama.cpp pairs them.
     enum Activations { case q8, q8k, float }
@@ -44,7 +100,17 @@ struct WeightMatrix: @unchecked Sendable {
 
     /// Row `r` as F32.
     func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        let bytes = UnsafeRawBufferPointer(start: base + r * rowBytes, count: rowBytes)
+        if let packed, let (kind, _) = kernel {
+            withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { buffer in
+                lm_unpack_row(kind, Int32(cols), packed.pointer, Int32(r), buffer.baseAddress!)
+                dequantize(UnsafeRawBufferPointer(buffer), into: out)
+            }
+            return
+        }
+        dequantize(UnsafeRawBufferPointer(start: base + r * rowBytes, count: rowBytes), into: out)
+    }
+
+    private func dequantize(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
         let blocks = cols / type.blockSize
         for b in 0..<blocks {
             Dequantize.block(UnsafeRawBufferPointer(rebasing: bytes[(b * type.blockBytes)..<((b + 1) * type.blockBytes)]), type: type,
@@ -122,8 +188,9 @@ final class Products: @unchecked Sendable {
             case .q8k: (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
             case .float: (UnsafeRawPointer(x), cols * MemoryLayout<Float>.stride)
             }
-            jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.base, row_bytes: w.rowBytes, x: base, x_stride: stride,
-                                      out: out, out_stride: w.rows, rows: Int32(w.rows)))
+            jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.packed.map { UnsafeRawPointer($0.pointer) } ?? w.base,
+                                      row_bytes: w.rowBytes, x: base, x_stride: stride, out: out, out_stride: w.rows,
+                                      rows: Int32(w.rows), packed: w.packed == nil ? 0 : 1))
         }
         // Float-only products of an input used as it is have no prelude to run.
         if pre.op != Int32(LM_PRE_QUANTIZE) || wantsQ8 || wantsQ8K {

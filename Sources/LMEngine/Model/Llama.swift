@@ -31,6 +31,9 @@ public final class LlamaModel: @unchecked Sendable {
     let output: WeightMatrix
     let outputNorm: [Float]
     let layers: [Layer]
+    /// Seconds spent repacking the weights at load, and the bytes repacked.
+    public private(set) var repackSeconds: Double = 0
+    public private(set) var repackedBytes: Int = 0
 
     public convenience init(path: String) throws {
         let file: GGUFFile
@@ -59,29 +62,38 @@ public final class LlamaModel: @unchecked Sendable {
         func optionalVector(_ name: String, _ n: Int) throws -> [Float]? {
             file.tensor(name) == nil ? nil : try vector(name, n)
         }
+        // Every product's matrix repacked into the kernels' layout as it is read (lm_pack_rows).
+        let started = DispatchTime.now().uptimeNanoseconds
+        let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+            try WeightMatrix(file, name, rows: rows, cols: cols).repacked(threads: threads)
+        }
         do {
-            embedding = try WeightMatrix(file, "token_embd.weight", rows: c.vocabSize, cols: c.dim)
-            output = file.tensor("output.weight") == nil ? embedding : try WeightMatrix(file, "output.weight", rows: c.vocabSize, cols: c.dim)
+            embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
+            output = file.tensor("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
             layers = try (0..<c.layers).map { i in
                 let p = "blk.\(i)."
                 return Layer(
                     attnNorm: try vector(p + "attn_norm.weight", c.dim),
-                    wq: try WeightMatrix(file, p + "attn_q.weight", rows: c.qDim, cols: c.dim),
-                    wk: try WeightMatrix(file, p + "attn_k.weight", rows: kvDim, cols: c.dim),
-                    wv: try WeightMatrix(file, p + "attn_v.weight", rows: kvDim, cols: c.dim),
-                    wo: try WeightMatrix(file, p + "attn_output.weight", rows: c.dim, cols: c.qDim),
+                    wq: try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim),
+                    wk: try matrix(p + "attn_k.weight", rows: kvDim, cols: c.dim),
+                    wv: try matrix(p + "attn_v.weight", rows: kvDim, cols: c.dim),
+                    wo: try matrix(p + "attn_output.weight", rows: c.dim, cols: c.qDim),
                     bq: try optionalVector(p + "attn_q.bias", c.qDim),
                     bk: try optionalVector(p + "attn_k.bias", kvDim),
                     bv: try optionalVector(p + "attn_v.bias", kvDim),
                     ffnNorm: try vector(p + "ffn_norm.weight", c.dim),
-                    gate: try WeightMatrix(file, p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
-                    up: try WeightMatrix(file, p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
-                    down: try WeightMatrix(file, p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim),
+                    gate: try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
+                    up: try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
+                    down: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim),
                     sandwich: c.sandwichNorms ? try Self.sandwichNorms(file, layer: i, c, vector) : nil)
             }
             outputNorm = try vector("output_norm.weight", c.dim)
         } catch let e as ModelError where !e.description.hasPrefix(file.path) {
             throw ModelError("\(file.path): \(e)")
         }
+        repackSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        let all = [embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.gate, $0.up, $0.down] }
+        repackedBytes = all.reduce(0) { $0 + ($1.packed?.bytes ?? 0) } - (output.packed != nil && file.tensor("output.weight") == nil ? output.packed!.bytes : 0)
     }
 }

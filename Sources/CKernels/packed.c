@@ -1,0 +1,305 @@
+// See lm_kernels.h (lm_pack_*, lm_matmul_packed). The packed layout: weight rows in groups of
+// 16, each group's blocks one after another, each block holding the 16 rows' values side by
+// side so that one vector load gives the same four consecutive values of 16 (zmm) or 8 (ymm)
+// rows, one row per 32-bit lane. A product then sums each row in its own lane, with no
+// horizontal sums, and each load of weights serves every token of the tile.
+//
+// A packed block (16 rows, 32 values each; the same bytes as the 16 original blocks):
+//   d[16]  F16 scales, row r at 2r                          (all kinds)
+//   m[16]  F16 minimums                                      (Q4_1, after d)
+//   qh[64] Q5_0's fifth bits: eight 64-bit words, word 2c + p bit 4r + e = the fifth bit of
+//          row r's value 16p + 4c + e                       (Q5_0, after d)
+//   qs     4-bit kinds: four chunks of 64 bytes, chunk c byte 4r + e = value 4c + e of row r in
+//          the low nibble, value 16 + 4c + e in the high one; Q8_0: eight chunks of 64 bytes,
+//          chunk g byte 4r + e = value 4g + e of row r.
+// Rows past the matrix's last (the tail of the last group) are zero.
+//
+// The order of the arithmetic is the unpacked tile's (tile_q8.h): each output's 32 products of
+// a block summed exactly in integers, then acc = fma(d_w · d_x, Σ, acc) block by block and
+// Q4_1's corr = fma(m_w, s_x, corr), output acc + corr; so packed and unpacked products, and
+// every table, give the same bits. Q4_0 and Q5_0 are summed as unsigned values less 8 (16)
+// times the activations' block sum, Q8_0 on AVX2 as |w| · sign(x, w): the same integers.
+#include "lm_kernels.h"
+#include "amx_q8.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define PK_AVX2 1
+#endif
+
+#define PK_INLINE static inline __attribute__((always_inline))
+
+enum { PK_ROWS = 16 };
+
+static int pk_block_bytes(int kind) { return kind == 0 ? 20 : kind == 1 ? 34 : kind == 7 ? 22 : kind == 2 ? 18 : 0; }
+
+int lm_pack_supported(int kind) { return pk_block_bytes(kind) > 0; }
+
+long lm_pack_bytes(int kind, int n, int rows) {
+    return (long)((rows + PK_ROWS - 1) / PK_ROWS) * (n / 32) * PK_ROWS * pk_block_bytes(kind);
+}
+
+// Offsets in a packed block of the quants (and, for Q5_0, of the fifth bits at 32).
+static int pk_qs_offset(int kind) { return kind == 0 ? 64 : kind == 7 ? 96 : 32; }
+
+// Value e (0…31) of an original 4-bit block's quants q: nibble e % 16, high for e ≥ 16.
+static inline int nib(const uint8_t *q, int e) { return e < 16 ? q[e] & 0x0F : q[e - 16] >> 4; }
+
+void lm_pack_rows(int kind, int n, const void *w, long row_bytes, int rows, int g0, int g1, void *dst) {
+    const int bb = pk_block_bytes(kind), nb = n / 32, pb = PK_ROWS * bb, qo = pk_qs_offset(kind);
+    for (int g = g0; g < g1; g++) {
+        uint8_t *gp = (uint8_t *)dst + (long)g * nb * pb;
+        memset(gp, 0, (size_t)nb * pb);
+        for (int r = 0; r < PK_ROWS && g * PK_ROWS + r < rows; r++) {
+            const uint8_t *row = (const uint8_t *)w + (long)(g * PK_ROWS + r) * row_bytes;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *p = row + (long)b * bb;
+                uint8_t *o = gp + (long)b * pb;
+                memcpy(o + 2 * r, p, 2);
+                if (kind == 1) {
+                    for (int e = 0; e < 32; e++) o[qo + 64 * (e / 4) + 4 * r + e % 4] = p[2 + e];
+                    continue;
+                }
+                if (kind == 0) memcpy(o + 32 + 2 * r, p + 2, 2);
+                const uint8_t *q = p + (kind == 0 ? 4 : kind == 7 ? 6 : 2);
+                for (int c = 0; c < 4; c++)
+                    for (int e = 0; e < 4; e++)
+                        o[qo + 64 * c + 4 * r + e] = (uint8_t)(nib(q, 4 * c + e) | (nib(q, 16 + 4 * c + e) << 4));
+                if (kind == 7) {
+                    uint32_t qh; memcpy(&qh, p + 2, 4);
+                    for (int v = 0; v < 32; v++) {
+                        if (!((qh >> v) & 1)) continue;
+                        const int part = v / 16, c = (v % 16) / 4, bit = 4 * r + v % 4;
+                        o[32 + 8 * (2 * c + part) + bit / 8] |= (uint8_t)(1u << (bit % 8));
+                    }
+                }
+            }
+        }
+    }
+}
+
+void lm_unpack_row(int kind, int n, const void *packed, int row, void *dst) {
+    const int bb = pk_block_bytes(kind), nb = n / 32, pb = PK_ROWS * bb, qo = pk_qs_offset(kind);
+    const int g = row / PK_ROWS, r = row % PK_ROWS;
+    const uint8_t *gp = (const uint8_t *)packed + (long)g * nb * pb;
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *o = gp + (long)b * pb;
+        uint8_t *p = (uint8_t *)dst + (long)b * bb;
+        memcpy(p, o + 2 * r, 2);
+        if (kind == 1) {
+            for (int e = 0; e < 32; e++) p[2 + e] = o[qo + 64 * (e / 4) + 4 * r + e % 4];
+            continue;
+        }
+        if (kind == 0) memcpy(p + 2, o + 32 + 2 * r, 2);
+        uint8_t *q = p + (kind == 0 ? 4 : kind == 7 ? 6 : 2);
+        for (int k = 0; k < 16; k++) {
+            const uint8_t lo = o[qo + 64 * (k / 4) + 4 * r + k % 4];  // values k (low nibble) and 16 + k (high)
+            q[k] = lo;
+        }
+        if (kind == 7) {
+            uint32_t qh = 0;
+            for (int v = 0; v < 32; v++) {
+                const int part = v / 16, c = (v % 16) / 4, bit = 4 * r + v % 4;
+                if ((o[32 + 8 * (2 * c + part) + bit / 8] >> (bit % 8)) & 1) qh |= 1u << v;
+            }
+            memcpy(p + 2, &qh, 4);
+        }
+    }
+}
+
+// Σ of each activation block's 32 int8 values, for tokens [0, batch): sums[t · nb + b].
+static void block_sums(const uint8_t *x, long x_stride, int batch, int nb, int32_t *sums) {
+    for (int t = 0; t < batch; t++) {
+        const lm_act_q8 *a = (const lm_act_q8 *)(x + (long)t * x_stride);
+        for (int b = 0; b < nb; b++) {
+#ifdef PK_AVX2
+            const __m256i v = _mm256_loadu_si256((const __m256i *)a[b].qs);
+            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+            sums[t * nb + b] = _mm_cvtsi128_si32(h);
+#else
+            int s = 0;
+            for (int i = 0; i < 32; i++) s += a[b].qs[i];
+            sums[t * nb + b] = s;
+#endif
+        }
+    }
+}
+
+#ifdef PK_AVX2
+static inline __m256i pk_bcast4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return _mm256_set1_epi32(v); }
+// 32 bits (bit i for byte i) -> 32 bytes, 0x10 where the bit is set.
+static inline __m256i pk_fifth(const uint8_t *p) {
+    uint32_t bits; memcpy(&bits, p, 4);
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick), mask);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, mask), _mm256_set1_epi8(0x10));
+}
+
+// One group against NT ≤ 4 tokens, halves [h0, h0 + NH) (8 rows each, one row a lane):
+// o[t · 16 + 8h + r]. Integer block sums per lane; the float order of tile_q8.h.
+PK_INLINE void pk_tile_avx2(const int kind, int nb, const uint8_t *grp, const int h0, const int NH,
+                            const lm_act_q8 *const *xs, const int32_t *const *sx, const int NT, float *o) {
+    const int pb = PK_ROWS * pk_block_bytes(kind), qo = pk_qs_offset(kind);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[4][2], corr[4][2];
+    for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { acc[t][h] = _mm256_setzero_ps(); corr[t][h] = _mm256_setzero_ps(); }
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *pbk = grp + (long)b * pb, *q = pbk + qo;
+        __m256i s[4][2];
+        if (kind == 1) {
+            for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) s[t][h] = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++)
+                for (int h = 0; h < NH; h++) {
+                    const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 64 * g + 32 * (h0 + h)));
+                    const __m256i aw = _mm256_sign_epi8(w, w);
+                    for (int t = 0; t < NT; t++) {
+                        const __m256i xv = _mm256_sign_epi8(pk_bcast4(xs[t][b].qs + 4 * g), w);
+                        s[t][h] = _mm256_add_epi32(s[t][h], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones));
+                    }
+                }
+        } else {
+            // 16-bit lane sums: eight products of ≤ 15 · 127 stay below 2^15; Q5_0's (≤ 31) go
+            // to 32 bits chunk by chunk.
+            __m256i s16[4][2];
+            for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { s16[t][h] = _mm256_setzero_si256(); s[t][h] = _mm256_setzero_si256(); }
+            for (int c = 0; c < 4; c++)
+                for (int h = 0; h < NH; h++) {
+                    const __m256i raw = _mm256_loadu_si256((const __m256i *)(q + 64 * c + 32 * (h0 + h)));
+                    __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                    if (kind == 7) {
+                        lo = _mm256_or_si256(lo, pk_fifth(pbk + 32 + 16 * c + 4 * (h0 + h)));
+                        hi = _mm256_or_si256(hi, pk_fifth(pbk + 32 + 16 * c + 8 + 4 * (h0 + h)));
+                    }
+                    for (int t = 0; t < NT; t++) {
+                        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, pk_bcast4(xs[t][b].qs + 4 * c)),
+                                                           _mm256_maddubs_epi16(hi, pk_bcast4(xs[t][b].qs + 16 + 4 * c)));
+                        if (kind == 7) s[t][h] = _mm256_add_epi32(s[t][h], _mm256_madd_epi16(p, ones));
+                        else s16[t][h] = _mm256_add_epi16(s16[t][h], p);
+                    }
+                }
+            for (int t = 0; t < NT; t++)
+                for (int h = 0; h < NH; h++) {
+                    if (kind != 7) s[t][h] = _mm256_madd_epi16(s16[t][h], ones);
+                    if (kind == 2) s[t][h] = _mm256_sub_epi32(s[t][h], _mm256_set1_epi32(8 * sx[t][b]));
+                    if (kind == 7) s[t][h] = _mm256_sub_epi32(s[t][h], _mm256_set1_epi32(16 * sx[t][b]));
+                }
+        }
+        for (int h = 0; h < NH; h++) {
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pbk + 16 * (h0 + h))));
+            const __m256 mw = kind == 0 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pbk + 32 + 16 * (h0 + h)))) : dw;
+            for (int t = 0; t < NT; t++) {
+                acc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xs[t][b].d)), _mm256_cvtepi32_ps(s[t][h]), acc[t][h]);
+                if (kind == 0) corr[t][h] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xs[t][b].s), corr[t][h]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        for (int h = 0; h < NH; h++) _mm256_storeu_ps(o + t * 16 + 8 * (h0 + h), _mm256_add_ps(acc[t][h], corr[t][h]));
+}
+
+// A group against NT tokens: both halves in one pass for one or two tokens (every weight byte
+// read once), one half a pass for three or four (the accumulators fill the registers).
+#define PK_GROUP(K) \
+    static void pk_group_##K(int nb, const uint8_t *grp, const lm_act_q8 *const *xs, const int32_t *const *sx, int nt, float *o) { \
+        switch (nt) { \
+        case 1: pk_tile_avx2(K, nb, grp, 0, 2, xs, sx, 1, o); break; \
+        case 2: pk_tile_avx2(K, nb, grp, 0, 2, xs, sx, 2, o); break; \
+        case 3: pk_tile_avx2(K, nb, grp, 0, 1, xs, sx, 3, o); pk_tile_avx2(K, nb, grp, 1, 1, xs, sx, 3, o); break; \
+        default: pk_tile_avx2(K, nb, grp, 0, 1, xs, sx, 4, o); pk_tile_avx2(K, nb, grp, 1, 1, xs, sx, 4, o); break; \
+        } \
+    }
+PK_GROUP(0)
+PK_GROUP(1)
+PK_GROUP(2)
+PK_GROUP(7)
+#undef PK_GROUP
+#endif
+
+// The portable group: the same integers and the same float order, one output at a time.
+__attribute__((unused)) static void pk_group_portable(int kind, int nb, const uint8_t *grp, const lm_act_q8 *const *xs, int nt, float *o) {
+    const int pb = PK_ROWS * pk_block_bytes(kind), qo = pk_qs_offset(kind);
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < PK_ROWS; r++) {
+            float acc = 0, corr = 0;
+            for (int b = 0; b < nb; b++) {
+                const uint8_t *p = grp + (long)b * pb;
+                const lm_act_q8 *a = xs[t] + b;
+                uint16_t h; memcpy(&h, p + 2 * r, 2);
+                int s = 0;
+                for (int e = 0; e < 32; e++) {
+                    int v;
+                    if (kind == 1) v = (int8_t)p[qo + 64 * (e / 4) + 4 * r + e % 4];
+                    else {
+                        const uint8_t byte = p[qo + 64 * ((e % 16) / 4) + 4 * r + e % 4];
+                        v = e < 16 ? byte & 0x0F : byte >> 4;
+                        if (kind == 7) {
+                            const int bit = 4 * r + e % 4;
+                            v |= ((p[32 + 8 * (2 * ((e % 16) / 4) + e / 16) + bit / 8] >> (bit % 8)) & 1) << 4;
+                            v -= 16;
+                        } else if (kind == 2) v -= 8;
+                    }
+                    s += v * a->qs[e];
+                }
+                acc = fmaf(lm_f16_to_f32(h) * a->d, (float)s, acc);
+                if (kind == 0) { uint16_t m; memcpy(&m, p + 32 + 2 * r, 2); corr = fmaf(lm_f16_to_f32(m), a->s, corr); }
+            }
+            o[t * 16 + r] = acc + corr;
+        }
+}
+
+// A thread's block sums of the activations (grown as needed).
+static __thread int32_t *pk_sums;
+static __thread long pk_sums_cap;
+
+void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x_stride, int batch,
+                      float *out, long out_stride, int r0, int r1) {
+    const int nb = n / 32, pb = PK_ROWS * pk_block_bytes(kind);
+    const uint8_t *xb = (const uint8_t *)x;
+    const int isa = lm_q8_isa();
+    if (isa == 2 && batch >= LM_AMX_MIN_BATCH && lm_amx_q8_packed(kind, nb, (const uint8_t *)packed, r0, r1, xb, x_stride, batch, out, out_stride)) return;
+    if (isa >= 1 && lm_packed_rows_avx512(kind, nb, (const uint8_t *)packed, r0, r1, xb, x_stride, batch, out, out_stride)) return;
+    const int32_t *sums = NULL;
+    if (kind == 2 || kind == 7) {
+        const long need = (long)batch * nb;
+        if (need > pk_sums_cap) {
+            free(pk_sums);
+            pk_sums = malloc(sizeof(int32_t) * (size_t)need);
+            pk_sums_cap = pk_sums ? need : 0;
+        }
+        block_sums(xb, x_stride, batch, nb, pk_sums);
+        sums = pk_sums;
+    }
+    float o[4 * PK_ROWS];
+    for (int g = r0 / PK_ROWS; g * PK_ROWS < r1; g++) {
+        const uint8_t *grp = (const uint8_t *)packed + (long)g * nb * pb;
+        const int lo = g * PK_ROWS > r0 ? g * PK_ROWS : r0, hi = (g + 1) * PK_ROWS < r1 ? (g + 1) * PK_ROWS : r1;
+        for (int t = 0; t < batch; t += 4) {
+            const int nt = batch - t < 4 ? batch - t : 4;
+            const lm_act_q8 *xs[4];
+            const int32_t *sx[4] = { 0 };
+            for (int j = 0; j < nt; j++) {
+                xs[j] = (const lm_act_q8 *)(xb + (long)(t + j) * x_stride);
+                if (sums) sx[j] = sums + (long)(t + j) * nb;
+            }
+#ifdef PK_AVX2
+            switch (kind) {
+            case 0: pk_group_0(nb, grp, xs, sx, nt, o); break;
+            case 1: pk_group_1(nb, grp, xs, sx, nt, o); break;
+            case 2: pk_group_2(nb, grp, xs, sx, nt, o); break;
+            default: pk_group_7(nb, grp, xs, sx, nt, o); break;
+            }
+#else
+            pk_group_portable(kind, nb, grp, xs, nt, o);
+#endif
+            for (int j = 0; j < nt; j++)
+                for (int r = lo; r < hi; r++) out[(long)(t + j) * out_stride + r] = o[j * PK_ROWS + r - g * PK_ROWS];
+        }
+    }
+}

@@ -1,0 +1,148 @@
+// The AVX-512 table's product on the packed layout (packed.c): a zmm register holds four values
+// of each of a group's 16 rows, one row a 32-bit lane, and VPDPBUSD adds each lane's four
+// products to that row's integer block sum, with the token's four activations broadcast. A tile
+// is one group × up to 8 tokens, 16 accumulators. Weights are taken as unsigned bytes: 4-bit
+// values as they are (Q4_0 and Q5_0 then less 8 or 16 times the activations' block sum), Q8_0's
+// with 128 added (less 128 times the sum). The integers, and the float order after them, are
+// the AVX2 kernel's (tile_q8.h), so the results are the same bits.
+#include "lm_kernels.h"
+#include "amx_q8.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(LM_EMULATED_ISA)
+// Tests/EmulatedKernels: the intrinsics in plain C, so this kernel is checked on machines without AVX-512.
+#include "emulated_isa.h"
+#define PK_ZMM
+#define PK_ZMM_ON 1
+#elif defined(__x86_64__)
+#include <immintrin.h>
+#define PK_ZMM __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define PK_ZMM_ON 1
+#endif
+
+#ifdef PK_ZMM_ON
+#define PK_INLINE static inline __attribute__((always_inline))
+
+PK_ZMM PK_INLINE __m512i zbcast4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
+
+// One group (16 rows) against NT ≤ 8 tokens: o[t · 16 + r].
+PK_ZMM PK_INLINE void zmm_tile(const int kind, int nb, const uint8_t *grp, const lm_act_q8 *const *xs, const int32_t *const *sx,
+                               const int NT, float *o) {
+    const int pb = kind == 0 ? 320 : kind == 1 ? 544 : kind == 7 ? 352 : 288, qo = kind == 0 ? 64 : kind == 7 ? 96 : 32;
+    const int bias = kind == 2 ? 8 : kind == 7 ? 16 : kind == 1 ? 128 : 0;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[8], corr[8];
+    for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); corr[t] = _mm512_setzero_ps(); }
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *p = grp + (long)b * pb, *q = p + qo;
+        __m512i s[8];
+        for (int t = 0; t < NT; t++) s[t] = _mm512_setzero_si512();
+        if (kind == 1) {
+            for (int g = 0; g < 8; g++) {
+                const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(q + 64 * g), _mm512_set1_epi8((char)0x80));
+                for (int t = 0; t < NT; t++) s[t] = _mm512_dpbusd_epi32(s[t], w, zbcast4(xs[t][b].qs + 4 * g));
+            }
+        } else {
+            for (int c = 0; c < 4; c++) {
+                const __m512i raw = _mm512_loadu_si512(q + 64 * c);
+                __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi32(raw, 4), m4);
+                if (kind == 7) {
+                    uint64_t bl, bh;
+                    memcpy(&bl, p + 32 + 16 * c, 8); memcpy(&bh, p + 32 + 16 * c + 8, 8);
+                    lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(bl, _mm512_set1_epi8(0x10)));
+                    hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(bh, _mm512_set1_epi8(0x10)));
+                }
+                for (int t = 0; t < NT; t++) {
+                    s[t] = _mm512_dpbusd_epi32(s[t], lo, zbcast4(xs[t][b].qs + 4 * c));
+                    s[t] = _mm512_dpbusd_epi32(s[t], hi, zbcast4(xs[t][b].qs + 16 + 4 * c));
+                }
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        const __m512 mw = kind == 0 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32))) : dw;
+        for (int t = 0; t < NT; t++) {
+            if (bias) s[t] = _mm512_sub_epi32(s[t], _mm512_set1_epi32(bias * sx[t][b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xs[t][b].d)), _mm512_cvtepi32_ps(s[t]), acc[t]);
+            if (kind == 0) corr[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xs[t][b].s), corr[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(o + t * 16, _mm512_add_ps(acc[t], corr[t]));
+}
+
+#define ZMM_KIND(K) \
+    PK_ZMM static void zmm_group_##K(int nb, const uint8_t *grp, const lm_act_q8 *const *xs, const int32_t *const *sx, int nt, float *o) { \
+        switch (nt) { \
+        case 1: zmm_tile(K, nb, grp, xs, sx, 1, o); break; \
+        case 2: zmm_tile(K, nb, grp, xs, sx, 2, o); break; \
+        case 3: zmm_tile(K, nb, grp, xs, sx, 3, o); break; \
+        case 4: zmm_tile(K, nb, grp, xs, sx, 4, o); break; \
+        case 5: zmm_tile(K, nb, grp, xs, sx, 5, o); break; \
+        case 6: zmm_tile(K, nb, grp, xs, sx, 6, o); break; \
+        case 7: zmm_tile(K, nb, grp, xs, sx, 7, o); break; \
+        default: zmm_tile(K, nb, grp, xs, sx, 8, o); break; \
+        } \
+    }
+ZMM_KIND(0)
+ZMM_KIND(1)
+ZMM_KIND(2)
+ZMM_KIND(7)
+#undef ZMM_KIND
+
+static __thread int32_t *zmm_sums;
+static __thread long zmm_sums_cap;
+
+int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
+                          const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
+    const int pb = kind == 0 ? 320 : kind == 1 ? 544 : kind == 7 ? 352 : 288;
+    const int32_t *sums = NULL;
+    if (kind != 0) {
+        const long need = (long)batch * nb;
+        if (need > zmm_sums_cap) {
+            free(zmm_sums);
+            zmm_sums = malloc(sizeof(int32_t) * (size_t)need);
+            zmm_sums_cap = zmm_sums ? need : 0;
+            if (!zmm_sums) return 0;
+        }
+        for (int t = 0; t < batch; t++) {
+            const lm_act_q8 *a = (const lm_act_q8 *)(x + (long)t * x_stride);
+            for (int b = 0; b < nb; b++) {
+                int s = 0;
+                for (int i = 0; i < 32; i++) s += a[b].qs[i];
+                zmm_sums[(long)t * nb + b] = s;
+            }
+        }
+        sums = zmm_sums;
+    }
+    float o[8 * 16];
+    for (int g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *grp = packed + (long)g * nb * pb;
+        const int lo = g * 16 > r0 ? g * 16 : r0, hi = (g + 1) * 16 < r1 ? (g + 1) * 16 : r1;
+        for (int t = 0; t < batch; t += 8) {
+            const int nt = batch - t < 8 ? batch - t : 8;
+            const lm_act_q8 *xs[8];
+            const int32_t *sx[8] = { 0 };
+            for (int j = 0; j < nt; j++) {
+                xs[j] = (const lm_act_q8 *)(x + (long)(t + j) * x_stride);
+                if (sums) sx[j] = sums + (long)(t + j) * nb;
+            }
+            switch (kind) {
+            case 0: zmm_group_0(nb, grp, xs, sx, nt, o); break;
+            case 1: zmm_group_1(nb, grp, xs, sx, nt, o); break;
+            case 2: zmm_group_2(nb, grp, xs, sx, nt, o); break;
+            default: zmm_group_7(nb, grp, xs, sx, nt, o); break;
+            }
+            for (int j = 0; j < nt; j++)
+                for (int r = lo; r < hi; r++) out[(long)(t + j) * out_stride + r] = o[j * 16 + r - g * 16];
+        }
+    }
+    return 1;
+}
+
+#else
+int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
+                          const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
+    (void)kind; (void)nb; (void)packed; (void)r0; (void)r1; (void)x; (void)x_stride; (void)batch; (void)out; (void)out_stride;
+    return 0;
+}
+#endif
