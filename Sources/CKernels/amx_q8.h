@@ -6,7 +6,10 @@
 
 /// The smallest batch the AMX table hands to the tiles; smaller ones run its AVX-512 kernels.
 #ifndef LM_AMX_MIN_BATCH
-#define LM_AMX_MIN_BATCH 8
+#define LM_AMX_MIN_BATCH 8/// The same for a packed Q4_K (3) or Q6_K (4) matrix against lm_block_q8_k activations.
+int lm_packed_k_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
+                            const uint8_t *x, long x_stride, int batch, float *out, long out_stride);
+
 #endif
 
 /// Rows [r0, r1) of a Q4_1 (0), Q8_0 (1), Q4_0 (2) or Q5_0 (7) matrix against `batch` tokens of
@@ -21,5 +24,8 @@ int lm_amx_q8_packed(int kind, int nb, const uint8_t *packed, int r0, int r1,
 /// 0, having written nothing, where this build has no AVX-512 code.
 int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
                           const uint8_t *x, long x_stride, int batch, float *out, long out_stride);
+/// The same for a packed Q4_K (3) or Q6_K (4) matrix against lm_block_q8_k activations.
+int lm_packed_k_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
+                            const uint8_t *x, long x_stride, int batch, float *out, long out_stride);
 
 #endif

@@ -2,7 +2,10 @@
 // Q4_K one f16 scale of the mins) and small integer scales per sub-block. Its dot product with a
 // Q8_K block is (super scale × activation scale) × Σ_sub (sub scale × Σ q_w q_x), less, for
 // Q4_K, (dmin × activation scale) × Σ_sub (sub min × Σ q_x); the inner sums are integers, the
-// sums of q_x per 16 come from the Q8_K bsums, and both paths compute the same integers.
+// sums of q_x per 16 come from the Q8_K bsums, and every path computes the same integers. The
+// float order every path keeps (this file's, and the packed layout's kernels): per super-block
+// the exact integer sum, acc = fma(d · d_x, Σ, acc); Q4_K's mins apart, accm = fma(dmin · d_x,
+// Σ_sub min · bsum, accm); the output acc − accm.
 #include "lm_kquants.h"
 #include <math.h>
 #include <string.h>
@@ -127,16 +130,14 @@ void lm_quantize_q8_k(const float *x, lm_block_q8_k *y, int n) {
 }
 
 #ifdef KQ_AVX2
-static inline float kq_hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+// Integer lane sums: exact in any order.
+static inline int kq_hsum4_epi32(__m128i s) {
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
 }
-static inline float kq_hsum4(__m128 s) {
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+static inline int kq_hsum8_epi32(__m256i v) {
+    return kq_hsum4_epi32(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
 }
 #endif
 
@@ -149,7 +150,7 @@ float lm_dot_q4_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
 #else
     const uint8_t *p = (const uint8_t *)w;
     const int nb = n / KQ_N;
-    float sum = 0;
+    float sum = 0, msum = 0;
     for (int b = 0; b < nb; b++, p += KQ_Q4K_BYTES) {
         uint8_t sc[8], mn[8];
         kq_q4k_scales(p + 4, sc, mn);
@@ -167,9 +168,10 @@ float lm_dot_q4_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
         }
         for (int j = 0; j < 8; j++) summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
         const float dx = x[b].d;
-        sum += kq_f16_to_f32(kq_load16(p)) * dx * (float)sumi - kq_f16_to_f32(kq_load16(p + 2)) * dx * (float)summ;
+        sum = fmaf(kq_f16_to_f32(kq_load16(p)) * dx, (float)sumi, sum);
+        msum = fmaf(kq_f16_to_f32(kq_load16(p + 2)) * dx, (float)summ, msum);
     }
-    return sum;
+    return sum - msum;
 #endif
 }
 
@@ -203,7 +205,7 @@ float lm_dot_q6_k_q8_k(int n, const void *w, const lm_block_q8_k *x) {
             }
             for (int i = 0; i < 8; i++) sumi += sc[i] * (s[i] - 32 * x[b].bsums[8 * half + i]);
         }
-        sum += kq_f16_to_f32(kq_load16(p + 208)) * x[b].d * (float)sumi;
+        sum = fmaf(kq_f16_to_f32(kq_load16(p + 208)) * x[b].d, (float)sumi, sum);
     }
     return sum;
 #endif
@@ -219,8 +221,7 @@ void lm_dot_q4_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs,
     const uint8_t *p = (const uint8_t *)w;
     const int nb = n / KQ_N;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    __m128 accm[4] = { _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps() };
+    float acc[4] = { 0, 0, 0, 0 }, accm[4] = { 0, 0, 0, 0 };
     for (int b = 0; b < nb; b++, p += KQ_Q4K_BYTES) {
         const float dw = kq_f16_to_f32(kq_load16(p)), mw = kq_f16_to_f32(kq_load16(p + 2));
         uint8_t sm[16];
@@ -230,7 +231,7 @@ void lm_dot_q4_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs,
         for (int j = 0; j < nt; j++) {
             const lm_block_q8_k *x = xs[j] + b;
             const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums), _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
-            accm[j] = _mm_fmadd_ps(_mm_set1_ps(mw * x->d), _mm_cvtepi32_ps(_mm_madd_epi16(bs, mins16)), accm[j]);
+            accm[j] = fmaf(mw * x->d, (float)kq_hsum4_epi32(_mm_madd_epi16(bs, mins16)), accm[j]);
         }
         const uint8_t *q = p + 16;
         __m128i pick = _mm_setzero_si128();
@@ -250,9 +251,9 @@ void lm_dot_q4_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs,
                 sumi[j] = _mm256_add_epi32(sumi[j], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
             }
         }
-        for (int j = 0; j < nt; j++) acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xs[j][b].d), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        for (int j = 0; j < nt; j++) acc[j] = fmaf(dw * xs[j][b].d, (float)kq_hsum8_epi32(sumi[j]), acc[j]);
     }
-    for (int j = 0; j < nt; j++) out[j] = kq_hsum8(acc[j]) - kq_hsum4(accm[j]);
+    for (int j = 0; j < nt; j++) out[j] = acc[j] - accm[j];
 #else
     for (int j = 0; j < nt; j++) out[j] = lm_dot_q4_k_q8_k(n, w, xs[j]);
 #endif
@@ -265,7 +266,7 @@ void lm_dot_q6_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs,
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
     const __m256i m0c = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
     const __m128i pick0 = _mm_set_epi64x(0x0101010101010101LL, 0), two = _mm_set1_epi8(2);
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    float acc[4] = { 0, 0, 0, 0 };
     for (int b = 0; b < nb; b++, p += KQ_Q6K_BYTES) {
         const float dw = kq_f16_to_f32(kq_load16(p + 208));
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(p + 192));
@@ -294,10 +295,10 @@ void lm_dot_q6_k_q8_k_tile(int n, const void *w, const lm_block_q8_k *const *xs,
         for (int j = 0; j < nt; j++) {
             const lm_block_q8_k *x = xs[j] + b;
             const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), sc16), 5);
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x->d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[j], corr)), acc[j]);
+            acc[j] = fmaf(dw * x->d, (float)kq_hsum8_epi32(_mm256_sub_epi32(sumi[j], corr)), acc[j]);
         }
     }
-    for (int j = 0; j < nt; j++) out[j] = kq_hsum8(acc[j]);
+    for (int j = 0; j < nt; j++) out[j] = acc[j];
 #else
     for (int j = 0; j < nt; j++) out[j] = lm_dot_q6_k_q8_k(n, w, xs[j]);
 #endif

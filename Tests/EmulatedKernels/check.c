@@ -118,6 +118,62 @@ int main(void) {
                     for (int isa = 0; isa < 3; isa++) free(out[isa]);
                     free(w); free(xf); free(x);
                 }
+    // K-quants: the packed layout on every table against the file-layout products (kquants.c).
+    static const int knbs[] = { 1, 2, 3 };
+    for (int kind = 3; kind <= 4; kind++)
+        for (size_t ni = 0; ni < sizeof knbs / sizeof *knbs; ni++)
+            for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++)
+                for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi += 2) {
+                    const int nb = knbs[ni], rows = row_counts[ri], batch = batches[bi], n = 256 * nb;
+                    const long row_bytes = (long)nb * (kind == 3 ? 144 : 210);
+                    uint8_t *w = malloc((size_t)(rows * row_bytes));
+                    for (long i = 0; i < rows * row_bytes; i++) w[i] = (uint8_t)next();
+                    for (int r = 0; r < rows; r++)
+                        for (int b = 0; b < nb; b++) {
+                            uint8_t *p = w + r * row_bytes + b * (kind == 3 ? 144 : 210);
+                            uint16_t d = lm_f32_to_f16(uniform(-0.01f, 0.01f)), m = lm_f32_to_f16(uniform(-0.01f, 0.01f));
+                            memcpy(kind == 3 ? p : p + 208, &d, 2);
+                            if (kind == 3) memcpy(p + 2, &m, 2);
+                        }
+                    float *xf = malloc(sizeof(float) * (size_t)n);
+                    lm_block_q8_k *x = malloc(sizeof(lm_block_q8_k) * (size_t)(nb * batch));
+                    for (int t = 0; t < batch; t++) {
+                        for (int i = 0; i < n; i++) xf[i] = uniform(-2, 2) * (i % 7 == 0 ? 4.0f : 1.0f);
+                        lm_quantize_q8_k(xf, x + (long)t * nb, n);
+                    }
+                    const int r0 = rows > 5 && (rows & 1) ? 5 : 0;
+                    float *ref = malloc(sizeof(float) * (size_t)(rows * batch));
+                    for (int i = 0; i < rows * batch; i++) ref[i] = -1.0f;
+                    lm_q8_set_isa(0);
+                    lm_matmul(kind, n, w, row_bytes, x, (long)sizeof(lm_block_q8_k) * nb, batch, ref, rows, r0, rows);
+                    uint8_t *packed = malloc((size_t)lm_pack_bytes(kind, n, rows));
+                    lm_pack_rows(kind, n, w, row_bytes, rows, 0, (rows + 15) / 16, packed);
+                    uint8_t *back = malloc((size_t)row_bytes);
+                    for (int r = 0; r < rows; r++) {
+                        lm_unpack_row(kind, n, packed, r, back);
+                        checked++;
+                        if (memcmp(back, w + r * row_bytes, (size_t)row_bytes) != 0 && ++failed <= 10)
+                            fprintf(stderr, "mismatch: kind %d, %d super-blocks, row %d of %d: unpacked row differs from the original\n", kind, nb, r, rows);
+                    }
+                    for (int isa = 0; isa < 3; isa++) {
+                        float *po = malloc(sizeof(float) * (size_t)(rows * batch));
+                        for (int i = 0; i < rows * batch; i++) po[i] = -1.0f;
+                        lm_q8_set_isa(isa);
+                        lm_matmul_packed(kind, n, packed, x, (long)sizeof(lm_block_q8_k) * nb, batch, po, rows, r0, rows);
+                        checked++;
+                        if (memcmp(ref, po, sizeof(float) * (size_t)(rows * batch)) != 0) {
+                            failed++;
+                            for (int i = 0; i < rows * batch && failed <= 10; i++)
+                                if (memcmp(&ref[i], &po[i], 4) != 0) {
+                                    fprintf(stderr, "mismatch: packed %s, kind %d, %d super-blocks, rows %d..<%d, batch %d: token %d row %d: file layout %.9g, packed %.9g\n",
+                                            names[isa], kind, nb, r0, rows, batch, i / rows, i % rows, ref[i], po[i]);
+                                    break;
+                                }
+                        }
+                        free(po);
+                    }
+                    free(w); free(xf); free(x); free(ref); free(packed); free(back);
+                }
     lm_q8_set_isa(0);
     if (failed) {
         fprintf(stderr, "emulated kernels: %ld of %ld table comparisons differ from AVX2\n", failed, checked);

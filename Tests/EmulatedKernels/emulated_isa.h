@@ -78,6 +78,23 @@ static inline __m512i _mm512_dpbusd_epi32(__m512i src, __m512i a, __m512i b) {
     return src;
 }
 
+// For the K-quants' packed kernels.
+typedef struct { union { int8_t b[16]; uint8_t ub[16]; }; } __m128i;
+static inline __m128i _mm_loadu_si128(const void *p) { __m128i r; memcpy(&r, p, 16); return r; }
+static inline __m512i _mm512_cvtepu8_epi32(__m128i a) { __m512i r; EACH(16) r.i[l] = a.ub[l]; return r; }
+static inline __m512i _mm512_cvtepi8_epi32(__m128i a) { __m512i r; EACH(16) r.i[l] = a.b[l]; return r; }
+static inline __m512i _mm512_add_epi32(__m512i a, __m512i b) { EACH(16) a.u[l] += b.u[l]; return a; }
+static inline __m512i _mm512_slli_epi32(__m512i a, unsigned n) { EACH(16) a.u[l] = n > 31 ? 0 : a.u[l] << n; return a; }
+static inline __m512 _mm512_sub_ps(__m512 a, __m512 b) { EACH(16) a.f[l] -= b.f[l]; return a; }
+// VPMADDWD: lane l = a.lo16 · b.lo16 + a.hi16 · b.hi16 (signed).
+static inline __m512i _mm512_madd_epi16(__m512i a, __m512i b) {
+    EACH(16) {
+        const int16_t a0 = (int16_t)(a.u[l] & 0xFFFF), a1 = (int16_t)(a.u[l] >> 16), b0 = (int16_t)(b.u[l] & 0xFFFF), b1 = (int16_t)(b.u[l] >> 16);
+        a.i[l] = (int32_t)a0 * b0 + (int32_t)a1 * b1;
+    }
+    return a;
+}
+
 // AMX: eight tiles of up to 16 rows × 64 bytes, shaped by the last configuration loaded.
 typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } __attribute__((packed)) emulated_tilecfg;
 static __thread struct { emulated_tilecfg cfg; uint8_t t[8][16][64]; } emulated_tiles;

@@ -91,7 +91,7 @@ import Testing
                                             let stride = n / 32 * MemoryLayout<lm_act_q8>.stride
                                             let jobs = [op1.baseAddress!, op2.baseAddress!].map {
                                                 lm_matmul_job(kind: 0, n: Int32(n), w: wp.baseAddress!, row_bytes: n / 32 * 20, x: ap.baseAddress!,
-                                                              x_stride: stride, out: $0, out_stride: Self.rows, rows: Int32(Self.rows))
+                                                              x_stride: stride, out: $0, out_stride: Self.rows, rows: Int32(Self.rows), packed: 0)
                                             }
                                             lm_pool_matmul(pool, &pre, jobs, 2, Int32(batch))
                                         }
