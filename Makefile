@@ -34,11 +34,22 @@ demo: build
 	bash scripts/demo.sh
 
 # This engine and two llama.cpp builds (llama-cpp-python for AVX2, and for AVX-512 + VNNI + BF16;
-# scripts/setup.sh --bench) on the same file and thread count, in one run, with the read bandwidth.
-BENCH_MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+# scripts/setup.sh --bench) on the same file and thread count, in one run, with the read bandwidth:
+# SmolLM2-135M (Q4_1, a format llama.cpp does not repack) and a SmolLM2-1.7B-shaped model with
+# random weights in Q4_0 and Q4_K_M (scripts/make-random-model.py, made once into models/), each
+# against the issue's targets. BENCH_MODEL=path runs one file only.
+BENCH_MODEL ?=
 BENCH_ARGS  ?= --prompt-tokens 200 --gen 128 --n 8 --threads 2
-bench-engine: setup-bench build
+LARGE_MODELS := models/random-smollm2-1.7b.q4_0.gguf models/random-smollm2-1.7b.q4_k_m.gguf
+models/random-smollm2-1.7b.%.gguf:
+	.venv/bin/python scripts/make-random-model.py --shape smollm2-1.7b --types $* --out models
+bench-engine: setup-bench build $(if $(BENCH_MODEL),,$(LARGE_MODELS))
+ifneq ($(BENCH_MODEL),)
 	bash scripts/bench-engine.sh $(BENCH_MODEL) $(BENCH_ARGS)
+else
+	bash scripts/bench-engine.sh models/SmolLM2-135M-Instruct.Q4_1.gguf $(BENCH_ARGS) --targets 3,1.5,3
+	for m in $(LARGE_MODELS); do bash scripts/bench-engine.sh $$m $(BENCH_ARGS) --targets 1.5,1.1,2 --bandwidth-target 0.8 || exit 1; done
+endif
 
 # A whole prs sample run (16 prompts, PRS budget 8, 8 in flight, 2 threads) against llama.cpp's
 # own llama-server (8 slots, continuous batching; built once by scripts/llama-server.sh) and with

@@ -32,6 +32,12 @@
 #define PK_INLINE static inline __attribute__((always_inline))
 
 enum { PK_ROWS = 16 };
+#ifndef PK_AHEAD
+#define PK_AHEAD 8
+#endif
+#ifndef PK_K_AHEAD
+#define PK_K_AHEAD 2
+#endif
 
 static int pk_block_bytes(int kind) { return kind == 0 ? 20 : kind == 1 ? 34 : kind == 7 ? 22 : kind == 2 ? 18 : 0; }
 
@@ -162,6 +168,9 @@ PK_INLINE void pk_tile_avx2(const int kind, int nb, const uint8_t *grp, const in
     for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { acc[t][h] = _mm256_setzero_ps(); corr[t][h] = _mm256_setzero_ps(); }
     for (int b = 0; b < nb; b++) {
         const uint8_t *pbk = grp + (long)b * pb, *q = pbk + qo;
+        // Streaming (one or two tokens: every byte read once): the block PK_AHEAD ahead, which
+        // runs on into the next group, requested now so the memory keeps both cores fed.
+        if (NT <= 2) for (int l = 0; l < pb; l += 64) __builtin_prefetch(pbk + PK_AHEAD * pb + l, 0, 0);
         __m256i s[4][2];
         if (kind == 1) {
             for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) s[t][h] = _mm256_setzero_si256();
@@ -460,6 +469,7 @@ PK_INLINE void pk_k_tile_avx2(const int kind, int nb, const uint8_t *grp, const 
     for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { acc[t][h] = _mm256_setzero_ps(); accm[t][h] = _mm256_setzero_ps(); }
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = grp + (long)b * pb;
+        if (NT <= 2) for (long l = 0; l < pb; l += 64) __builtin_prefetch(p + PK_K_AHEAD * pb + l, 0, 0);  // as in pk_tile_avx2
         __m256i s[4][2], sm[4][2];
         for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { s[t][h] = _mm256_setzero_si256(); sm[t][h] = _mm256_setzero_si256(); }
         if (kind == 3) {
@@ -489,6 +499,7 @@ PK_INLINE void pk_k_tile_avx2(const int kind, int nb, const uint8_t *grp, const 
                     }
                 }
         } else {
+            _Pragma("clang loop unroll(full)")
             for (int i = 0; i < 16; i++) {
                 for (int h = 0; h < NH; h++) {
                     const __m256i sc = pk_pairs16(p + 32 + 16 * i + 8 * (h0 + h), 1);

@@ -36,6 +36,8 @@ PK_ZMM PK_INLINE void zmm_tile(const int kind, int nb, const uint8_t *grp, const
     for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); corr[t] = _mm512_setzero_ps(); }
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = grp + (long)b * pb, *q = p + qo;
+        // Streaming (one or two tokens): the block eight ahead requested now (packed.c).
+        if (NT <= 2) for (int l = 0; l < pb; l += 64) __builtin_prefetch(p + 8 * pb + l, 0, 0);
         __m512i s[8];
         for (int t = 0; t < NT; t++) s[t] = _mm512_setzero_si512();
         if (kind == 1) {
@@ -157,6 +159,7 @@ PK_ZMM PK_INLINE void zmm_k_tile(const int kind, int nb, const uint8_t *grp, con
     for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); accm[t] = _mm512_setzero_ps(); }
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = grp + (long)b * pb;
+        if (NT <= 2) for (long l = 0; l < pb; l += 64) __builtin_prefetch(p + 2 * pb + l, 0, 0);
         __m512i s[4], sm[4], d[4];
         for (int t = 0; t < NT; t++) { s[t] = _mm512_setzero_si512(); sm[t] = _mm512_setzero_si512(); }
         if (kind == 3) {

@@ -241,15 +241,19 @@ struct Model: AsyncParsableCommand {
         }
 
         func run() async throws {
+            let loadStart = ContinuousClock.now
             let file = try Model.open(model)
             let llama: LlamaModel
             do { llama = try LlamaModel(file: file) } catch { throw CLIFailure.badInput("\(error)") }
+            let loadTime = ContinuousClock.now - loadStart
             // A fixed prompt of ordinary text tokens (ids spread over the vocabulary).
             let prompt: [Int32] = (0..<promptTokens).map { Int32(100 + ($0 * 7919) % (llama.config.vocabSize - 200)) }
             let clock = ContinuousClock()
             func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
             let adapters = try Model.adapters(lora, llama)
-            let session = LlamaSession(model: llama, maxTokens: promptTokens + gen + 1, threads: threads)
+            // The single-stream session, dropped before the engine is made: the peak memory is the
+            // larger of the two, not their sum.
+            var session: LlamaSession! = LlamaSession(model: llama, maxTokens: promptTokens + gen + 1, threads: threads)
             session.adapters = adapters
             var t0 = clock.now
             try session.forward(prompt)
@@ -273,6 +277,7 @@ struct Model: AsyncParsableCommand {
             let serial: Double = max(0, decodeSeconds - (pool1.inside - pool0.inside))
             let computing: Double = pool1.busy - pool0.busy
             let poolWait: Double = max(0, 1 - (computing + serial) / threadSeconds)
+            session = nil
             let engine = Engine(model: llama, contextTokens: promptTokens + gen + 1, threads: threads, maxBatch: max(16, n))
             // The prompt goes first, on its own: llama.cpp's batched figure leaves the prompt out, so
             // this one does too. The N-way request then finds the prompt's whole blocks in the prefix
@@ -305,6 +310,9 @@ struct Model: AsyncParsableCommand {
                 /// Shares of single decode's thread time (threads × wall): the threads waiting (for
                 /// work or for each other), and the calling thread's serial work outside the pool.
                 var decode_pool_wait_share: Double; var decode_serial_share: Double
+                /// Loading the model: all of it (mapping, tokenizer, repacking), the repacking alone,
+                /// and the megabytes repacked into the kernels' layout (PRS_REPACK=0: none).
+                var load_seconds: Double; var repack_seconds: Double; var repacked_mb: Double
             }
             let c = llama.config
             let kvBytes = Double(2 * c.layers * c.kvHeads * c.headDim * 2 * (promptTokens + n * gen))
@@ -327,10 +335,14 @@ struct Model: AsyncParsableCommand {
                           isa: InstructionSet.active, greedy_tokens: greedy, nway_tokens_fnv1a: Self.fnv1a(outs.map(\.tokens)),
                           decode_weights_mb: Double(weightBytes) / 1_048_576, decode_kv_mb: decodeKV / 1_048_576,
                           read_gb_per_s_1_thread: bw1, read_gb_per_s: bwT, decode_bandwidth_share: share,
-                          decode_pool_wait_share: poolWait, decode_serial_share: serial / threadSeconds)
+                          decode_pool_wait_share: poolWait, decode_serial_share: serial / threadSeconds,
+                          load_seconds: seconds(loadTime), repack_seconds: llama.repackSeconds,
+                          repacked_mb: Double(llama.repackedBytes) / 1_048_576)
             if json { print(try Model.json(out)); return }
             print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB",
                          promptRate, decodeRate, n, nway, out.peak_rss_mb) + " · kernels \(out.isa) · tokens \(out.nway_tokens_fnv1a)")
+            print(String(format: "load %.2f s, of which repacking %.0f MB into the kernels' layout %.2f s",
+                         out.load_seconds, out.repacked_mb, out.repack_seconds))
             if let bw1, let bwT, let share {
                 print(String(format: "read bandwidth %.1f GB/s on 1 thread, %.1f on %d; decode reads %.0f MB a token: %.0f%% of it",
                              bw1, bwT, threads, (Double(weightBytes) + decodeKV) / 1e6, share * 100))
