@@ -297,6 +297,12 @@ void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x
         sums = pk_sums;
     }
     float o[4 * PK_ROWS];
+    // A pool chunk starts a new stream: its first blocks requested before the kernel reaches
+    // them (the kernel requests PK_AHEAD blocks ahead from there on).
+    if (batch <= 2) {
+        const uint8_t *first = (const uint8_t *)packed + (long)(r0 / PK_ROWS) * nb * pb;
+        for (long l = 0; l < (long)PK_AHEAD * pb; l += 64) __builtin_prefetch(first + l, 0, 0);
+    }
     for (int g = r0 / PK_ROWS; g * PK_ROWS < r1; g++) {
         const uint8_t *grp = (const uint8_t *)packed + (long)g * nb * pb;
         const int lo = g * PK_ROWS > r0 ? g * PK_ROWS : r0, hi = (g + 1) * PK_ROWS < r1 ? (g + 1) * PK_ROWS : r1;
@@ -567,6 +573,10 @@ static void matmul_packed_k(int kind, int n, const void *packed, const uint8_t *
     const long pb = pk_k_block_bytes(kind);
     if (lm_q8_isa() >= 1 && lm_packed_k_rows_avx512(kind, nb, (const uint8_t *)packed, r0, r1, x, x_stride, batch, out, out_stride)) return;
     float o[4 * PK_ROWS];
+    if (batch <= 2) {
+        const uint8_t *first = (const uint8_t *)packed + (long)(r0 / PK_ROWS) * nb * pb;
+        for (long l = 0; l < (long)PK_K_AHEAD * pb; l += 64) __builtin_prefetch(first + l, 0, 0);
+    }
     for (int g = r0 / PK_ROWS; g * PK_ROWS < r1; g++) {
         const uint8_t *grp = (const uint8_t *)packed + (long)g * nb * pb;
         const int lo = g * PK_ROWS > r0 ? g * PK_ROWS : r0, hi = (g + 1) * PK_ROWS < r1 ? (g + 1) * PK_ROWS : r1;

@@ -58,9 +58,9 @@ struct WeightMatrix: @unchecked Sendable {
 
     /// This matrix repacked (when its type has a packed layout), the groups shared among
     /// `threads` threads, and the file's pages under it given back (madvise): they are not read
-    /// again. Unchanged when `PRS_REPACK=0` or the type has no packed layout.
+    /// again. Unchanged when the type has no packed layout.
     func repacked(threads: Int) -> WeightMatrix {
-        guard packed == nil, let (kind, _) = kernel, lm_pack_supported(kind) != 0, WeightMatrix.repackEnabled else { return self }
+        guard packed == nil, let (kind, _) = kernel, lm_pack_supported(kind) != 0 else { return self }
         let bytes = lm_pack_bytes(kind, Int32(cols), Int32(rows))
         let storage = PackedWeights(bytes: bytes)
         let groups = (rows + 15) / 16, parts = max(1, min(threads, groups))
@@ -75,9 +75,6 @@ struct WeightMatrix: @unchecked Sendable {
         copy.packed = storage
         return copy
     }
-
-    /// `PRS_REPACK=0` keeps every matrix in the file's layout (the benchmark's before row).
-    static let repackEnabled = ProcessInfo.processInfo.environment["PRS_REPACK"] != "0"
 
     /// The activation format of this type's product, as llama.cpp pairs them.
     enum Activations { case q8, q8k, float }

@@ -35,13 +35,19 @@ public final class LlamaModel: @unchecked Sendable {
     public private(set) var repackSeconds: Double = 0
     public private(set) var repackedBytes: Int = 0
 
+    /// Whether models repack their matrices at load: yes, unless PRS_REPACK=0 (the benchmark's
+    /// before row, and a way round a layout problem).
+    public static let repackByDefault = ProcessInfo.processInfo.environment["PRS_REPACK"] != "0"
+
     public convenience init(path: String) throws {
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch let e as GGUFError { throw ModelError(e.description) }
         try self.init(file: file)
     }
 
-    public init(file: GGUFFile) throws {
+    /// `repack`: the products' matrices repacked into the kernels' layout at load (the default,
+    /// unless PRS_REPACK=0), or used in the file's layout; both give the same bits.
+    public init(file: GGUFFile, repack: Bool = LlamaModel.repackByDefault) throws {
         self.file = file
         _ = try InstructionSet.requested()
         do {
@@ -66,7 +72,8 @@ public final class LlamaModel: @unchecked Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
         func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-            try WeightMatrix(file, name, rows: rows, cols: cols).repacked(threads: threads)
+            let w = try WeightMatrix(file, name, rows: rows, cols: cols)
+            return repack ? w.repacked(threads: threads) : w
         }
         do {
             embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
