@@ -159,11 +159,12 @@ PK_ZMM PK_INLINE void zmm_k_tile(const int kind, int nb, const uint8_t *grp, con
     for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); accm[t] = _mm512_setzero_ps(); }
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = grp + (long)b * pb;
-        if (NT <= 2) for (long l = 0; l < pb; l += 64) __builtin_prefetch(p + 2 * pb + l, 0, 0);
+        const uint8_t *ahead = p + pb;  // the next super-block, a slice per sub-block (packed.c)
         __m512i s[4], sm[4], d[4];
         for (int t = 0; t < NT; t++) { s[t] = _mm512_setzero_si512(); sm[t] = _mm512_setzero_si512(); }
         if (kind == 3) {
             for (int j = 0; j < 8; j++) {
+                if (NT <= 2) for (long l = j * (pb / 8); l < (j + 1) * (pb / 8); l += 64) __builtin_prefetch(ahead + l, 0, 0);
                 for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_si512();
                 for (int c = 0; c < 4; c++) {
                     const __m512i raw = _mm512_loadu_si512(p + 320 + 256 * j + 64 * c);
@@ -185,6 +186,7 @@ PK_ZMM PK_INLINE void zmm_k_tile(const int kind, int nb, const uint8_t *grp, con
             }
         } else {
             for (int i = 0; i < 16; i++) {
+                if (NT <= 2) for (long l = i * (pb / 16); l < (i + 1) * (pb / 16); l += 64) __builtin_prefetch(ahead + l, 0, 0);
                 for (int t = 0; t < NT; t++) d[t] = _mm512_setzero_si512();
                 for (int u = 0; u < 4; u++) {
                     const int gi = 4 * i + u, m = gi / 16;
