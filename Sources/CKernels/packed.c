@@ -474,19 +474,19 @@ PK_INLINE void pk_k_tile_avx2(const int kind, int nb, const uint8_t *grp, const 
                               const lm_block_q8_k *const *xs, const int NT, float *o) {
     const long pb = pk_k_block_bytes(kind);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[4][2], accm[4][2];
+    __m256 acc[8][2], accm[8][2];
     for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { acc[t][h] = _mm256_setzero_ps(); accm[t][h] = _mm256_setzero_ps(); }
     for (int b = 0; b < nb; b++) {
         const uint8_t *p = grp + (long)b * pb;
         // Streaming: super-block PK_K_AHEAD ahead requested a slice per sub-block (spread out: a
         // whole super-block's lines at once fill the line-fill buffers).
         const uint8_t *ahead = p + PK_K_AHEAD * pb;
-        __m256i s[4][2], sm[4][2];
+        __m256i s[8][2], sm[8][2];
         for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) { s[t][h] = _mm256_setzero_si256(); sm[t][h] = _mm256_setzero_si256(); }
         if (kind == 3) {
             for (int j = 0; j < 8; j++) {
                 if (NT <= 2 && PK_K_AHEAD) for (long l = j * (pb / 8); l < (j + 1) * (pb / 8); l += 64) __builtin_prefetch(ahead + l, 0, 0);
-                __m256i s16[4][2];
+                __m256i s16[8][2];
                 for (int t = 0; t < NT; t++) for (int h = 0; h < NH; h++) s16[t][h] = _mm256_setzero_si256();
                 for (int c = 0; c < 4; c++)
                     for (int h = 0; h < NH; h++) {
@@ -504,7 +504,7 @@ PK_INLINE void pk_k_tile_avx2(const int kind, int nb, const uint8_t *grp, const 
             }
             // Each token's eight sub-block sums of 32 (pairs of its bsums), as int16 pairs
             // (sub-blocks 2k, 2k + 1) in 32-bit words, for the minimums' VPMADDWD.
-            int32_t pairs[4][4];
+            int32_t pairs[8][4];
             for (int t = 0; t < NT; t++)
                 _mm_storeu_si128((__m128i *)pairs[t], _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xs[t][b].bsums),
                                                                      _mm_loadu_si128((const __m128i *)(xs[t][b].bsums + 8))));
@@ -571,7 +571,11 @@ PK_INLINE void pk_k_tile_avx2(const int kind, int nb, const uint8_t *grp, const 
         case 1: pk_k_tile_avx2(K, nb, grp, 0, 2, xs, 1, o); break; \
         case 2: pk_k_tile_avx2(K, nb, grp, 0, 2, xs, 2, o); break; \
         case 3: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 3, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 3, o); break; \
-        default: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 4, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 4, o); break; \
+        case 4: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 4, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 4, o); break; \
+        case 5: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 5, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 5, o); break; \
+        case 6: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 6, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 6, o); break; \
+        case 7: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 7, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 7, o); break; \
+        default: pk_k_tile_avx2(K, nb, grp, 0, 1, xs, 8, o); pk_k_tile_avx2(K, nb, grp, 1, 1, xs, 8, o); break; \
         } \
     }
 PK_K_GROUP(3)
@@ -584,7 +588,7 @@ static void matmul_packed_k(int kind, int n, const void *packed, const uint8_t *
     const int nb = n / 256;
     const long pb = pk_k_block_bytes(kind);
     if (lm_q8_isa() >= 1 && lm_packed_k_rows_avx512(kind, nb, (const uint8_t *)packed, r0, r1, x, x_stride, batch, out, out_stride)) return;
-    float o[4 * PK_ROWS];
+    float o[8 * PK_ROWS];
     if (batch <= 2) {
         const uint8_t *first = (const uint8_t *)packed + (long)(r0 / PK_ROWS) * nb * pb;
         for (long l = 0; l < (long)PK_K_AHEAD * pb; l += 64) __builtin_prefetch(first + l, 0, 0);
@@ -592,9 +596,9 @@ static void matmul_packed_k(int kind, int n, const void *packed, const uint8_t *
     for (int g = r0 / PK_ROWS; g * PK_ROWS < r1; g++) {
         const uint8_t *grp = (const uint8_t *)packed + (long)g * nb * pb;
         const int lo = g * PK_ROWS > r0 ? g * PK_ROWS : r0, hi = (g + 1) * PK_ROWS < r1 ? (g + 1) * PK_ROWS : r1;
-        for (int t = 0; t < batch; t += 4) {
-            const int nt = batch - t < 4 ? batch - t : 4;
-            const lm_block_q8_k *xs[4];
+        for (int t = 0; t < batch; t += 8) {
+            const int nt = batch - t < 8 ? batch - t : 8;
+            const lm_block_q8_k *xs[8];
             for (int j = 0; j < nt; j++) xs[j] = (const lm_block_q8_k *)(x + (long)(t + j) * x_stride);
 #ifdef PK_AVX2
             if (kind == 3) pk_k_group_3(nb, grp, xs, nt, o); else pk_k_group_4(nb, grp, xs, nt, o);
