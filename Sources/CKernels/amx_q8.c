@@ -198,7 +198,8 @@ int lm_amx_q8_packed(int kind, int nb, const uint8_t *packed, int r0, int r1,
     const int pb = kind == 0 ? 320 : kind == 1 ? 544 : kind == 7 ? 352 : 288;
     int configured = 0;
     for (int g = r0 / 16; g * 16 < r1; g++) {
-        const int lo = g * 16 > r0 ? g * 16 : r0, hi = (g + 1) * 16 < r1 ? (g + 1) * 16 : r1;
+        int lo, hi;
+        lm_group_span(g, r0, r1, &lo, &hi);
         const __mmask16 mask = (__mmask16)(((1u << (hi - g * 16)) - 1) & ~((1u << (lo - g * 16)) - 1));
         unpack_packed_group(kind, nb, packed + (long)g * nb * pb, scratch.b, scratch.d, scratch.m);
         for (int t = 0; t < batch; t += 16) {

@@ -16,6 +16,7 @@
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#include "avx2_bits.h"
 #define LM_AVX2 1
 #elif defined(__F16C__)
 #include <immintrin.h>
@@ -148,15 +149,6 @@ static inline __m256i nibbles32(const uint8_t *p) {
     __m128i t = _mm_loadu_si128((const __m128i *)p);
     __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-// Q5_0's 32 fifth bits (bit j for element j) -> 32 bytes, 0x10 where the bit is set.
-static inline __m256i fifth_bits(const uint8_t *p) {
-    uint32_t bits; memcpy(&bits, p, 4);
-    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
-    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick), mask);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(v, mask), _mm256_set1_epi8(0x10));
 }
 // Sum of unsigned a[i] * signed b[i] over 32 bytes, as 8 int32 lanes of four products each.
 static inline __m256i dot_u8_i8(__m256i a, __m256i b) {

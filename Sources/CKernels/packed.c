@@ -26,6 +26,7 @@
 #include <string.h>
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
+#include "avx2_bits.h"
 #define PK_AVX2 1
 #endif
 
@@ -152,15 +153,6 @@ static void block_sums(const uint8_t *x, long x_stride, int batch, int nb, int32
 
 #ifdef PK_AVX2
 static inline __m256i pk_bcast4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return _mm256_set1_epi32(v); }
-// 32 bits (bit i for byte i) -> 32 bytes, 0x10 where the bit is set.
-static inline __m256i pk_fifth(const uint8_t *p) {
-    uint32_t bits; memcpy(&bits, p, 4);
-    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i mask = _mm256_set1_epi64x(0x8040201008040201LL);
-    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), pick), mask);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(v, mask), _mm256_set1_epi8(0x10));
-}
 
 // One group against NT ≤ 4 tokens, halves [h0, h0 + NH) (8 rows each, one row a lane):
 // o[t · 16 + 8h + r]. Integer block sums per lane; the float order of tile_q8.h.
@@ -197,8 +189,8 @@ PK_INLINE void pk_tile_avx2(const int kind, int nb, const uint8_t *grp, const in
                     const __m256i raw = _mm256_loadu_si256((const __m256i *)(q + 64 * c + 32 * (h0 + h)));
                     __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
                     if (kind == 7) {
-                        lo = _mm256_or_si256(lo, pk_fifth(pbk + 32 + 16 * c + 4 * (h0 + h)));
-                        hi = _mm256_or_si256(hi, pk_fifth(pbk + 32 + 16 * c + 8 + 4 * (h0 + h)));
+                        lo = _mm256_or_si256(lo, lm_fifth_bits(pbk + 32 + 16 * c + 4 * (h0 + h)));
+                        hi = _mm256_or_si256(hi, lm_fifth_bits(pbk + 32 + 16 * c + 8 + 4 * (h0 + h)));
                     }
                     for (int t = 0; t < NT; t++) {
                         const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, pk_bcast4(xs[t][b].qs + 4 * c)),
@@ -309,7 +301,8 @@ void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x
     }
     for (int g = r0 / PK_ROWS; g * PK_ROWS < r1; g++) {
         const uint8_t *grp = (const uint8_t *)packed + (long)g * nb * pb;
-        const int lo = g * PK_ROWS > r0 ? g * PK_ROWS : r0, hi = (g + 1) * PK_ROWS < r1 ? (g + 1) * PK_ROWS : r1;
+        int lo, hi;
+        lm_group_span(g, r0, r1, &lo, &hi);
         for (int t = 0; t < batch; t += 4) {
             const int nt = batch - t < 4 ? batch - t : 4;
             const lm_act_q8 *xs[4];
@@ -328,8 +321,7 @@ void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x
 #else
             pk_group_portable(kind, nb, grp, xs, nt, o);
 #endif
-            for (int j = 0; j < nt; j++)
-                for (int r = lo; r < hi; r++) out[(long)(t + j) * out_stride + r] = o[j * PK_ROWS + r - g * PK_ROWS];
+            lm_store_group(out, out_stride, o, g, lo, hi, t, nt);
         }
     }
 }
@@ -595,7 +587,8 @@ static void matmul_packed_k(int kind, int n, const void *packed, const uint8_t *
     }
     for (int g = r0 / PK_ROWS; g * PK_ROWS < r1; g++) {
         const uint8_t *grp = (const uint8_t *)packed + (long)g * nb * pb;
-        const int lo = g * PK_ROWS > r0 ? g * PK_ROWS : r0, hi = (g + 1) * PK_ROWS < r1 ? (g + 1) * PK_ROWS : r1;
+        int lo, hi;
+        lm_group_span(g, r0, r1, &lo, &hi);
         for (int t = 0; t < batch; t += 8) {
             const int nt = batch - t < 8 ? batch - t : 8;
             const lm_block_q8_k *xs[8];
@@ -611,8 +604,7 @@ static void matmul_packed_k(int kind, int n, const void *packed, const uint8_t *
                     o[j * PK_ROWS + r - g * PK_ROWS] = kind == 3 ? lm_dot_q4_k_q8_k(n, rowbuf, xs[j]) : lm_dot_q6_k_q8_k(n, rowbuf, xs[j]);
             }
 #endif
-            for (int j = 0; j < nt; j++)
-                for (int r = lo; r < hi; r++) out[(long)(t + j) * out_stride + r] = o[j * PK_ROWS + r - g * PK_ROWS];
+            lm_store_group(out, out_stride, o, g, lo, hi, t, nt);
         }
     }
 }

@@ -119,7 +119,8 @@ int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r
     float o[8 * 16];
     for (int g = r0 / 16; g * 16 < r1; g++) {
         const uint8_t *grp = packed + (long)g * nb * pb;
-        const int lo = g * 16 > r0 ? g * 16 : r0, hi = (g + 1) * 16 < r1 ? (g + 1) * 16 : r1;
+        int lo, hi;
+        lm_group_span(g, r0, r1, &lo, &hi);
         for (int t = 0; t < batch; t += 8) {
             const int nt = batch - t < 8 ? batch - t : 8;
             const lm_act_q8 *xs[8];
@@ -134,8 +135,7 @@ int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r
             case 2: zmm_group_2(nb, grp, xs, sx, nt, o); break;
             default: zmm_group_7(nb, grp, xs, sx, nt, o); break;
             }
-            for (int j = 0; j < nt; j++)
-                for (int r = lo; r < hi; r++) out[(long)(t + j) * out_stride + r] = o[j * 16 + r - g * 16];
+            lm_store_group(out, out_stride, o, g, lo, hi, t, nt);
         }
     }
     return 1;
@@ -239,14 +239,14 @@ int lm_packed_k_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int
     float o[4 * 16];
     for (int g = r0 / 16; g * 16 < r1; g++) {
         const uint8_t *grp = packed + (long)g * nb * pb;
-        const int lo = g * 16 > r0 ? g * 16 : r0, hi = (g + 1) * 16 < r1 ? (g + 1) * 16 : r1;
+        int lo, hi;
+        lm_group_span(g, r0, r1, &lo, &hi);
         for (int t = 0; t < batch; t += 4) {
             const int nt = batch - t < 4 ? batch - t : 4;
             const lm_block_q8_k *xs[4];
             for (int j = 0; j < nt; j++) xs[j] = (const lm_block_q8_k *)(x + (long)(t + j) * x_stride);
             if (kind == 3) zmm_k_group_3(nb, grp, xs, nt, o); else zmm_k_group_4(nb, grp, xs, nt, o);
-            for (int j = 0; j < nt; j++)
-                for (int r = lo; r < hi; r++) out[(long)(t + j) * out_stride + r] = o[j * 16 + r - g * 16];
+            lm_store_group(out, out_stride, o, g, lo, hi, t, nt);
         }
     }
     return 1;

@@ -22,7 +22,7 @@ LM_TILE_ATTR LM_INLINE void LM_TILE_NAME(int kind, int nb, const uint8_t *w0, lo
             memcpy(&dh[i], p, 2);
             if (kind == 0) { memcpy(&mh[i], p + 2, 2); q[i] = nibbles32(p + 4); }
             else if (kind == 1) { q[i] = _mm256_loadu_si256((const __m256i *)(p + 2)); }
-            else if (kind == 7) { q[i] = _mm256_sub_epi8(_mm256_or_si256(nibbles32(p + 6), fifth_bits(p + 2)), _mm256_set1_epi8(16)); }
+            else if (kind == 7) { q[i] = _mm256_sub_epi8(_mm256_or_si256(nibbles32(p + 6), lm_fifth_bits(p + 2)), _mm256_set1_epi8(16)); }
             else { q[i] = _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)); }
             if (kind != 0) qa[i] = _mm256_sign_epi8(q[i], q[i]);
         }
