@@ -11,3 +11,7 @@ mkdir -p "$out"
 "$CC" -O2 -mavx2 -mfma -mf16c -DLM_EMULATED_ISA -ISources/CKernels/include -ITests/EmulatedKernels \
     Sources/CKernels/*.c Tests/EmulatedKernels/check.c -lm -lpthread -o "$out/check"
 "$out/check"
+# The packed layout's portable C path (what non-x86 builds run), built without AVX2 so both
+# sides are plain C, against the file layout's portable products (Tests/EmulatedKernels/portable.c).
+"$CC" -O2 -ISources/CKernels/include -ISources/CKernels Sources/CKernels/*.c Tests/EmulatedKernels/portable.c -lm -lpthread -o "$out/portable"
+"$out/portable"
