@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import GGUF
 import LMTraining
 import Logging
 import PRSBackends
@@ -72,7 +71,7 @@ struct Train: AsyncParsableCommand {
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
         if full && precision == .bf16 { throw ValidationError("--precision bf16 is for LoRA; full fine-tuning runs in float32") }
         if full && initAdapter != nil { throw ValidationError("--init continues a LoRA adapter; it does not go with --full") }
-        if !["f16", "f32", "q8_0", "q4_1"].contains(fullType) { throw ValidationError("--full-type: expected f16, f32, q8_0 or q4_1") }
+        if ModelFiles.WrittenType(rawValue: fullType) == nil { throw ValidationError("--full-type: expected f16, f32, q8_0 or q4_1") }
     }
 
     func job() throws -> EmbeddedTrainingJob {
@@ -103,7 +102,7 @@ struct Train: AsyncParsableCommand {
         j.template = template
         j.maxLength = maxLength
         j.allTokens = allTokens
-        j.fullType = ["f32": .f32, "q8_0": .q8_0, "q4_1": .q4_1][fullType] ?? .f16
+        j.fullType = ModelFiles.WrittenType(rawValue: fullType) ?? .f16
         j.log = log
         j.memoryLimitBytes = maxMemory.map { Int($0 * 1e9) }
         return j

@@ -30,6 +30,43 @@ public enum ModelFiles {
         try w.write(to: path)
     }
 
+    /// The matrices' type of a fully fine-tuned model's file (`prs train --full-type`).
+    public enum WrittenType: String, CaseIterable, Sendable {
+        case f16, f32, q8_0, q4_1
+        var tensorType: TensorType {
+            switch self {
+            case .f16: .f16
+            case .f32: .f32
+            case .q8_0: .q8_0
+            case .q4_1: .q4_1
+            }
+        }
+    }
+
+    /// `writeModel` with the written type named as `prs train` names it.
+    public static func writeModel(base: GGUFFile, replace: [String: [Float]], type: WrittenType, to path: String) throws {
+        try writeModel(base: base, replace: replace, type: type.tensorType, to: path)
+    }
+
+    /// A GGUF file's `general.type` ("adapter" for a LoRA adapter, "model" or nil for a model).
+    public static func generalType(ofFile path: String) throws -> String? {
+        try GGUFFile(path: path).content["general.type"]?.string
+    }
+
+    /// The training settings as an adapter records them (`prs.train.*`); `data` the files' names.
+    public static func trainingMetadata(_ s: TrainSettings, data: [String]) -> [(String, MetadataValue)] {
+        [
+            ("prs.train.objective", .string(s.objective.rawValue)),
+            ("prs.train.epochs", .uint32(UInt32(s.epochs))),
+            ("prs.train.learning_rate", .float32(Float(s.effectiveLearningRate))),
+            ("prs.train.schedule", .string(s.schedule.rawValue)),
+            ("prs.train.batch_tokens", .uint32(UInt32(s.batchTokens))),
+            ("prs.train.batch_examples", .uint32(UInt32(s.batchExamples))),
+            ("prs.train.seed", .uint64(s.seed)),
+            ("prs.train.data", .string(data.joined(separator: ","))),
+        ] + (s.objective == .dpo ? [("prs.train.beta", .float32(Float(s.beta)))] : [])
+    }
+
     /// A standalone model: `base`'s metadata and tensors, with the 2-D tensors in `replace`
     /// encoded as `type` (1-D ones stay F32) and `general.file_type` updated.
     public static func writeModel(base: GGUFFile, replace: [String: [Float]], type: TensorType, to path: String) throws {

@@ -1,5 +1,4 @@
 import Foundation
-import GGUF
 import LMEngine
 import LMTraining
 import PRSCore
@@ -19,7 +18,7 @@ public struct EmbeddedTrainingJob: Sendable {
     /// Train on every token, not only the answers'.
     public var allTokens = false
     /// Full fine-tuning: the matrices' type in the written model.
-    public var fullType = TensorType.f16
+    public var fullType = ModelFiles.WrittenType.f16
     /// The refinement request's template for `refine.jsonl` records.
     public var templates = PromptTemplates.standard
     /// The JSONL loss log; nil puts it beside `out` (`A.gguf` → `A.train.jsonl`).
@@ -144,7 +143,8 @@ public enum EmbeddedTraining {
         let sha = String(fingerprint.dropFirst(5).prefix(64))
         if let settings = job.settings.lora, let store = model.lora {
             try ModelFiles.writeAdapter(store, settings: settings, architecture: llama.config.architecture, baseSHA256: sha,
-                                        extra: metadata(job), to: job.out)
+                                        extra: ModelFiles.trainingMetadata(job.settings, data: job.data.map { URL(fileURLWithPath: $0).lastPathComponent }),
+                                        to: job.out)
         } else {
             var replace: [String: [Float]] = [:]
             for e in base.entries { replace[e.name] = base.array(e.name) }
@@ -208,21 +208,6 @@ public enum EmbeddedTraining {
         throw TrainingInputError(description: "\(job.model): training would take about \(estimate.summary), more than \(source), "
             + "\(String(format: "%.2f", Double(limit) / 1e9)) GB. Options that lower it: \(fits.joined(separator: "; "))"
             + (job.settings.lora == nil ? "; LoRA instead of --full (frozen weights stay quantized)" : ""))
-    }
-
-    /// The training settings, recorded in the adapter (`prs.train.*`).
-    static func metadata(_ job: EmbeddedTrainingJob) -> [(String, MetadataValue)] {
-        let s = job.settings
-        return [
-            ("prs.train.objective", .string(s.objective.rawValue)),
-            ("prs.train.epochs", .uint32(UInt32(s.epochs))),
-            ("prs.train.learning_rate", .float32(Float(s.effectiveLearningRate))),
-            ("prs.train.schedule", .string(s.schedule.rawValue)),
-            ("prs.train.batch_tokens", .uint32(UInt32(s.batchTokens))),
-            ("prs.train.batch_examples", .uint32(UInt32(s.batchExamples))),
-            ("prs.train.seed", .uint64(s.seed)),
-            ("prs.train.data", .string(job.data.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","))),
-        ] + (s.objective == .dpo ? [("prs.train.beta", .float32(Float(s.beta)))] : [])
     }
 
     /// Copies an adapter's A and B into a LoRA parameter store of the same rank and targets.

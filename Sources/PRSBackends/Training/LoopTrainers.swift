@@ -1,5 +1,4 @@
 import Foundation
-import GGUF
 import LMTraining
 import PRSCore
 
@@ -182,7 +181,7 @@ public struct CommandPolicyTrainer: PolicyTrainer {
             throw TrainingInputError(description: "trainer command finished but left no \(out.path) and printed no 'policy: SPEC' line (log: \(logURL.path))")
         }
         let type: String?
-        do { type = try GGUFFile(path: out.path).content["general.type"]?.string } catch {
+        do { type = try ModelFiles.generalType(ofFile: out.path) } catch {
             throw TrainingInputError(description: "\(out.path): the trainer's output is not a GGUF file: \(error)")
         }
         if type == "adapter" {
