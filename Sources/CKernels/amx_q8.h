@@ -18,9 +18,10 @@ int lm_amx_q8_rows(int kind, int nb, const uint8_t *w, long row_bytes, int r0, i
 int lm_amx_q8_packed(int kind, int nb, const uint8_t *packed, int r0, int r1,
                      const uint8_t *x, long x_stride, int batch, float *out, long out_stride);
 /// A packed matrix's rows with the AVX-512 table's VPDPBUSD kernel (16 rows a zmm register);
-/// 0, having written nothing, where this build has no AVX-512 code.
+/// sums: each token's activation block sums (nb apart; Q4_0, Q5_0 and Q8_0). 0, having written
+/// nothing, where this build has no AVX-512 code.
 int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
-                          const uint8_t *x, long x_stride, int batch, float *out, long out_stride);
+                          const uint8_t *x, long x_stride, int batch, const int32_t *sums, float *out, long out_stride);
 /// The same for a packed Q4_K (3) or Q6_K (4) matrix against lm_block_q8_k activations.
 int lm_packed_k_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
                             const uint8_t *x, long x_stride, int batch, float *out, long out_stride);

@@ -280,18 +280,21 @@ void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x
     const int nb = n / 32, pb = PK_ROWS * pk_block_bytes(kind);
     const int isa = lm_q8_isa();
     if (isa == 2 && batch >= LM_AMX_MIN_BATCH && lm_amx_q8_packed(kind, nb, (const uint8_t *)packed, r0, r1, xb, x_stride, batch, out, out_stride)) return;
-    if (isa >= 1 && lm_packed_rows_avx512(kind, nb, (const uint8_t *)packed, r0, r1, xb, x_stride, batch, out, out_stride)) return;
+    // The activations' block sums, once per call, for the kinds summed with an offset: Q4_0 and
+    // Q5_0 everywhere, Q8_0 on the AVX-512 table (AVX2 takes Q8_0 signed).
     const int32_t *sums = NULL;
-    if (kind == 2 || kind == 7) {
+    if (kind == 2 || kind == 7 || (isa >= 1 && kind == 1)) {
         const long need = (long)batch * nb;
         if (need > pk_sums_cap) {
             free(pk_sums);
             pk_sums = malloc(sizeof(int32_t) * (size_t)need);
-            pk_sums_cap = pk_sums ? need : 0;
+            if (!pk_sums) abort();  // a few KB per token: out of memory here is fatal anyway
+            pk_sums_cap = need;
         }
         block_sums(xb, x_stride, batch, nb, pk_sums);
         sums = pk_sums;
     }
+    if (isa >= 1 && lm_packed_rows_avx512(kind, nb, (const uint8_t *)packed, r0, r1, xb, x_stride, batch, sums, out, out_stride)) return;
     float o[4 * PK_ROWS];
     // A pool chunk starts a new stream: its first blocks requested before the kernel reaches
     // them (the kernel requests PK_AHEAD blocks ahead from there on).

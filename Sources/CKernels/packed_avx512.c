@@ -91,31 +91,9 @@ ZMM_KIND(2)
 ZMM_KIND(7)
 #undef ZMM_KIND
 
-static __thread int32_t *zmm_sums;
-static __thread long zmm_sums_cap;
-
 int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
-                          const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
+                          const uint8_t *x, long x_stride, int batch, const int32_t *sums, float *out, long out_stride) {
     const int pb = kind == 0 ? 320 : kind == 1 ? 544 : kind == 7 ? 352 : 288;
-    const int32_t *sums = NULL;
-    if (kind != 0) {
-        const long need = (long)batch * nb;
-        if (need > zmm_sums_cap) {
-            free(zmm_sums);
-            zmm_sums = malloc(sizeof(int32_t) * (size_t)need);
-            zmm_sums_cap = zmm_sums ? need : 0;
-            if (!zmm_sums) return 0;
-        }
-        for (int t = 0; t < batch; t++) {
-            const lm_act_q8 *a = (const lm_act_q8 *)(x + (long)t * x_stride);
-            for (int b = 0; b < nb; b++) {
-                int s = 0;
-                for (int i = 0; i < 32; i++) s += a[b].qs[i];
-                zmm_sums[(long)t * nb + b] = s;
-            }
-        }
-        sums = zmm_sums;
-    }
     float o[8 * 16];
     for (int g = r0 / 16; g * 16 < r1; g++) {
         const uint8_t *grp = packed + (long)g * nb * pb;
@@ -254,8 +232,8 @@ int lm_packed_k_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int
 
 #else
 int lm_packed_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
-                          const uint8_t *x, long x_stride, int batch, float *out, long out_stride) {
-    (void)kind; (void)nb; (void)packed; (void)r0; (void)r1; (void)x; (void)x_stride; (void)batch; (void)out; (void)out_stride;
+                          const uint8_t *x, long x_stride, int batch, const int32_t *sums, float *out, long out_stride) {
+    (void)kind; (void)nb; (void)packed; (void)r0; (void)r1; (void)x; (void)x_stride; (void)batch; (void)sums; (void)out; (void)out_stride;
     return 0;
 }
 int lm_packed_k_rows_avx512(int kind, int nb, const uint8_t *packed, int r0, int r1,
