@@ -105,6 +105,68 @@ class Main:
         expect((a.model_extra or {}).get("parent") == self.model, f"the adapter's parent: {a.model_extra}")
 
     @check
+    def echo_with_logprobs_scores_every_prompt_token(self):
+        text = "The capital of France is Paris."
+        ids = self.rootpost("/tokenize", {"prompt": text, "add_special_tokens": False})["tokens"]
+        # A text prompt, a token-id prompt and a list of both: each choice starts with its prompt.
+        r = self.client.completions.create(model=self.model, prompt=text, max_tokens=1, logprobs=1, echo=True, temperature=0)
+        lp = r.choices[0].logprobs
+        expect(len(lp.tokens) == len(ids) + 1, f"{len(lp.tokens)} entries for {len(ids)} prompt tokens and 1 generated")
+        expect(lp.token_logprobs[0] is None and lp.top_logprobs[0] is None, "the first prompt token has null")
+        expect(all(isinstance(x, float) and x <= 0 for x in lp.token_logprobs[1:]), f"log-probabilities {lp.token_logprobs}")
+        expect("".join(lp.tokens[: len(ids)]) == text, f"the prompt's tokens spell it: {lp.tokens}")
+        expect(lp.text_offset[: len(ids)] == [len("".join(lp.tokens[:i])) for i in range(len(ids))], f"offsets {lp.text_offset}")
+        for tok, top in zip(lp.token_logprobs[1 : len(ids)], lp.top_logprobs[1 : len(ids)]):
+            expect(max(top.values()) >= tok and tok in top.values(), f"top_logprobs {top} holds the token's {tok}")
+        expect(r.choices[0].text.startswith(text), "echo: the text starts with the prompt")
+        r2 = self.client.completions.create(model=self.model, prompt=ids, max_tokens=1, logprobs=1, echo=True, temperature=0)
+        expect(r2.choices[0].logprobs.token_logprobs == lp.token_logprobs, "a token-id prompt scores as its text")
+        other = "Bees make honey."
+        r3 = self.client.completions.create(model=self.model, prompt=[ids, other], max_tokens=1, logprobs=1, echo=True, temperature=0)
+        expect(len(r3.choices) == 2 and r3.choices[0].logprobs.token_logprobs == lp.token_logprobs, "a list of prompts: each its own")
+        expect(r3.choices[1].text.startswith(other) and r3.choices[1].logprobs.token_logprobs[0] is None, "the second prompt's choice")
+        # max_tokens 0 scores the prompt only; vLLM's prompt_logprobs gives the same numbers by token id.
+        status, _, body = raw(self.base, "POST", "/v1/completions", json.dumps(
+            {"model": self.model, "prompt": text, "max_tokens": 0, "echo": True, "logprobs": 0, "prompt_logprobs": 2}).encode(),
+            {"Authorization": f"Bearer {self.key}"})
+        expect(status == 200, f"max_tokens 0 with echo: {status} {body[:300]}")
+        choice = json.loads(body)["choices"][0]
+        expect(choice["logprobs"]["token_logprobs"] == lp.token_logprobs[: len(ids)], "max_tokens 0: the prompt's entries only")
+        pl = choice["prompt_logprobs"]
+        expect(pl[0] is None and len(pl) == len(ids), f"prompt_logprobs: {len(pl)} entries for {len(ids)} tokens")
+        for i in range(1, len(ids)):
+            entry = pl[i][str(ids[i])]
+            expect(abs(entry["logprob"] - lp.token_logprobs[i]) < 1e-6 and entry["rank"] >= 1, f"prompt_logprobs[{i}] {pl[i]}")
+        chat = self.client.chat.completions.create(model=self.model, messages=ASK, max_tokens=2, extra_body={"prompt_logprobs": 0})
+        cpl = (chat.model_extra or {}).get("prompt_logprobs")
+        expect(isinstance(cpl, list) and cpl[0] is None and len(cpl) > 5, f"chat prompt_logprobs: {str(cpl)[:200]}")
+        e = raises(openai.BadRequestError, lambda: self.client.completions.create(model=self.model, prompt=text, max_tokens=0))
+        expect("max_tokens" in str(e), f"max_tokens 0 without echo: {e}")
+
+    @check
+    def tokenizer_endpoints_in_vllms_shapes(self):
+        status, _, data = raw(self.root, "GET", "/tokenizer_info", headers={"Authorization": f"Bearer {self.key}"})
+        expect(status == 200, f"/tokenizer_info: {status} {data[:200]}")
+        info = json.loads(data)
+        for field in ("eos_token", "bos_token", "pad_token", "model_max_length", "chat_template"):
+            expect(field in info, f"/tokenizer_info has no {field}: {sorted(info)}")
+        expect(info["eos_token"] == "<|im_end|>" and "im_start" in (info["chat_template"] or ""), f"{info}")
+        eos = self.rootpost("/tokenize", {"prompt": info["eos_token"], "add_special_tokens": False})["tokens"]
+        expect(len(eos) == 1, f"the eos token's text is one token: {eos}")
+        t = self.rootpost("/tokenize", {"prompt": "hello world", "add_special_tokens": False, "return_token_strs": True})
+        expect(t["count"] == len(t["tokens"]) and "".join(t["token_strs"]) == "hello world", f"{t}")
+        expect(self.rootpost("/detokenize", {"tokens": t["tokens"]})["prompt"] == "hello world", "detokenize gives the text back")
+        m = self.rootpost("/tokenize", {"messages": ASK, "add_generation_prompt": True})
+        expect(m["count"] > 8, f"messages tokenize through the chat template: {m}")
+        old = self.rootpost("/tokenize", {"content": "hello world"})
+        expect(old["tokens"] == t["tokens"], "llama-server's content field still works")
+
+    def rootpost(self, path, body):
+        status, _, data = raw(self.root, "POST", path, json.dumps(body).encode(), {"Authorization": f"Bearer {self.key}"})
+        expect(status == 200, f"{path}: {status} {data[:300]}")
+        return json.loads(data)
+
+    @check
     def n_choices_use_seed_plus_i(self):
         r = self.chat(n=3, seed=11)
         expect([c.index for c in r.choices] == [0, 1, 2], f"indexes {[c.index for c in r.choices]}")

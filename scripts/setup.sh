@@ -83,6 +83,11 @@ if ! "$VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
   log "installing the openai client"
   "$VENV/bin/pip" install -q openai
 fi
+# lm-evaluation-harness with its API models, run against `prs serve` by the tests.
+if ! "$VENV/bin/python" -c 'import lm_eval, tenacity, aiohttp' >/dev/null 2>&1; then
+  log "installing lm-evaluation-harness"
+  "$VENV/bin/pip" install -q "lm-eval[api]"
+fi
 fi
 
 if [ ! -s "$MODEL" ]; then

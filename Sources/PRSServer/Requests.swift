@@ -17,6 +17,11 @@ struct Job: Sendable {
     var logprobs = false
     /// Text completions with `echo`: the prompt's text comes before each choice's.
     var echo: [String] = []
+    /// Text completions with `echo` and `logprobs`: the prompt's tokens lead each choice's
+    /// legacy log-probabilities (the first with `null`), as vLLM returns them.
+    var echoLogprobs = false
+    /// vLLM's `prompt_logprobs`: the prompt's log-probabilities in their own field.
+    var promptLogprobsField = false
 }
 
 /// Reads request bodies into jobs; every error names the field at fault.
@@ -60,7 +65,16 @@ struct RequestReader {
         if top != nil, !logprobs { throw .invalid("top_logprobs needs logprobs to be true", param: "top_logprobs") }
         job.logprobs = logprobs
         job.options.topLogprobs = logprobs ? (top ?? 0) : 0
+        try promptLogprobs(f, &job)
         return job
+    }
+
+    /// vLLM's `prompt_logprobs: K` (both endpoints): the prompt's tokens scored with K alternatives.
+    func promptLogprobs(_ f: Fields, _ job: inout Job) throws(APIError) {
+        guard let k = try f.int("prompt_logprobs", 0...20) else { return }
+        if job.stream { throw .invalid("prompt_logprobs is not available with stream; ask without stream", param: "prompt_logprobs") }
+        job.options.promptLogprobs = max(k, job.options.promptLogprobs ?? 0)
+        job.promptLogprobsField = true
     }
 
     /// A message's content: a string, or an array of `{"type": "text", "text": …}` parts.
@@ -117,18 +131,30 @@ struct RequestReader {
             }
         default: throw f.wrong("prompt", "a string, an array of token ids, or an array of those", raw)
         }
-        var job = try common(f, kind: .text, model: modelName, prompts: prompts, maxTokensFields: ["max_tokens"], defaultMaxTokens: 16)
+        let echo = try f.bool("echo") ?? false
+        var job = try common(f, kind: .text, model: modelName, prompts: prompts, maxTokensFields: ["max_tokens"], defaultMaxTokens: 16,
+                             allowNoTokens: echo)
         if let top = try f.int("logprobs", 0...20) {
             job.logprobs = true
             job.options.topLogprobs = top
         }
-        if try f.bool("echo") == true { job.echo = texts }
+        if echo {
+            job.echo = texts
+            if job.logprobs {
+                // Every prompt token's log-probability, scored in the prompt's own forward pass.
+                if job.stream { throw .invalid("echo with logprobs is not available with stream; ask without stream", param: "echo") }
+                job.echoLogprobs = true
+                job.options.promptLogprobs = job.options.topLogprobs
+            }
+        }
+        try promptLogprobs(f, &job)
         return job
     }
 
     /// The sampling fields both endpoints share.
+    /// `allowNoTokens`: `max_tokens` may be 0 (a text completion with `echo`, to score the prompt only).
     func common(_ f: Fields, kind: Job.Kind, model name: String, prompts: [[Int32]], maxTokensFields: [String],
-                defaultMaxTokens: Int? = nil) throws(APIError) -> Job {
+                defaultMaxTokens: Int? = nil, allowNoTokens: Bool = false) throws(APIError) -> Job {
         for (i, p) in prompts.enumerated() where p.isEmpty {
             throw .invalid(prompts.count == 1 ? "the prompt is empty" : "prompt[\(i)] is empty", param: kind == .chat ? "messages" : "prompt")
         }
@@ -137,7 +163,7 @@ struct RequestReader {
         var maxTokens: Int?
         var maxField = maxTokensFields[0]
         for field in maxTokensFields {
-            if let m = try f.int(field, 1...Int64(Int32.max)) { maxTokens = m; maxField = field; break }
+            if let m = try f.int(field, (allowNoTokens ? 0 : 1)...Int64(Int32.max)) { maxTokens = m; maxField = field; break }
         }
         if let m = maxTokens, longest + m > contextTokens {
             throw .invalid("This model's context holds \(contextTokens) tokens; the prompt has \(longest) and \(maxField) asks for \(m) more (\(longest + m) in all)",

@@ -54,6 +54,60 @@ struct ResponseWriter {
         return ["tokens": names, "token_logprobs": tokens.map { Double($0.logprob) }, "top_logprobs": tops, "text_offset": offsets]
     }
 
+    /// A legacy `top_logprobs` entry: the token itself and its alternatives, by text (as vLLM
+    /// gives prompt tokens; two tokens with one text keep the larger log-probability).
+    func topEntry(_ s: SampledToken) -> [String: Double] {
+        var d: [String: Double] = [piece(s.token).0: Double(s.logprob)]
+        for alt in s.top { d[piece(alt.token).0] = max(d[piece(alt.token).0] ?? -.infinity, Double(alt.logprob)) }
+        return d
+    }
+
+    /// Text-completion log-probabilities with the prompt first (`echo` with `logprobs`): prompt
+    /// token 0 has `null`, the others their log-probability given what comes before; then the
+    /// generated tokens, and the end-of-generation token when one stopped the choice (vLLM counts
+    /// it among the output tokens, and a harness reading `[prompt:-1]` relies on it).
+    func echoedLogprobs(prompt: [Int32], _ c: Completion) -> [String: Any] {
+        var names: [String] = [], offsets: [Int] = [], lps: [Any] = [], tops: [Any] = []
+        var at = 0
+        func add(_ t: Int32, _ lp: Any, _ top: Any) {
+            let text = piece(t).0
+            names.append(text)
+            offsets.append(at)
+            at += text.count
+            lps.append(lp)
+            tops.append(top)
+        }
+        add(prompt[0], NSNull(), NSNull())
+        for s in c.promptLogprobs { add(s.token, Double(s.logprob), topEntry(s)) }
+        var generated = c.logprobs
+        if let stop = c.stopToken { generated.append(stop) }
+        for s in generated {
+            var d: [String: Double] = [:]
+            for alt in s.top { d[piece(alt.token).0] = max(d[piece(alt.token).0] ?? -.infinity, Double(alt.logprob)) }
+            add(s.token, Double(s.logprob), d)
+        }
+        return ["tokens": names, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets]
+    }
+
+    /// vLLM's `prompt_logprobs`: `null` for the first prompt token, then for each token a map from
+    /// token id to `{"logprob", "rank", "decoded_token"}` holding it and its alternatives.
+    func vllmPromptLogprobs(prompt: [Int32], _ scored: [SampledToken]) -> [Any] {
+        var out: [Any] = [NSNull()]
+        for s in scored {
+            var entry: [String: Any] = [:]
+            for (rank, alt) in s.top.enumerated() {
+                entry[String(alt.token)] = ["logprob": Double(alt.logprob), "rank": rank + 1, "decoded_token": piece(alt.token).0]
+            }
+            if entry[String(s.token)] == nil {
+                // Its rank among all tokens: one more than the alternatives above it (all of them when it is not among them).
+                let above = s.top.filter { $0.logprob > s.logprob }.count
+                entry[String(s.token)] = ["logprob": Double(s.logprob), "rank": above + 1, "decoded_token": piece(s.token).0]
+            }
+            out.append(entry)
+        }
+        return out
+    }
+
     func usage(_ results: [[Completion]]) -> [String: Int] {
         let prompt = job.prompts.map(\.count).reduce(0, +)
         let completion = results.joined().map(\.tokens.count).reduce(0, +)
@@ -73,13 +127,22 @@ struct ResponseWriter {
                 case .text:
                     let echo = job.echo.isEmpty ? "" : job.echo[p]
                     choice["text"] = echo + c.text
-                    choice["logprobs"] = job.logprobs ? textLogprobs(c.logprobs, offset: echo.count) : NSNull()
+                    if job.echoLogprobs {
+                        choice["logprobs"] = echoedLogprobs(prompt: job.prompts[p], c)
+                    } else {
+                        choice["logprobs"] = job.logprobs ? textLogprobs(c.logprobs, offset: echo.count) : NSNull()
+                    }
+                    if job.promptLogprobsField { choice["prompt_logprobs"] = vllmPromptLogprobs(prompt: job.prompts[p], c.promptLogprobs) }
                 }
                 choices.append(choice)
             }
         }
-        return ["id": id, "object": object, "created": created, "model": job.model, "choices": choices,
-                "usage": usage(results), "system_fingerprint": "prs"]
+        var body: [String: Any] = ["id": id, "object": object, "created": created, "model": job.model, "choices": choices,
+                                   "usage": usage(results), "system_fingerprint": "prs"]
+        if job.kind == .chat, job.promptLogprobsField, let first = results.first?.first {
+            body["prompt_logprobs"] = vllmPromptLogprobs(prompt: job.prompts[0], first.promptLogprobs)
+        }
+        return body
     }
 
     /// A stream chunk holding `choices` (and `"usage": null` when usage comes at the end).

@@ -43,6 +43,20 @@ final class ServedModel: Sendable {
         return (name, a.stack)
     }
 
+    /// vLLM's `/tokenizer_info`: the special tokens as text, the longest input and the chat template.
+    var tokenizerInfo: [String: Any] {
+        let t = model.tokenizer
+        func text(_ id: Int32?) -> Any { id.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } ?? NSNull() }
+        return [
+            "tokenizer_class": t.model == .bpe ? "GGUF BPE" : "GGUF SentencePiece",
+            "eos_token": text(t.eos), "bos_token": text(t.bos), "pad_token": text(t.padding), "unk_token": text(t.unknown),
+            "eos_token_id": t.eos.map { Int($0) as Any } ?? NSNull(), "bos_token_id": t.bos.map { Int($0) as Any } ?? NSNull(),
+            "add_bos_token": t.addBOS, "add_eos_token": t.addEOS,
+            "model_max_length": engine.contextTokens, "vocab_size": t.count,
+            "chat_template": ChatTemplate.source(of: model).map { $0 as Any } ?? NSNull(),
+        ]
+    }
+
     var listing: [String: Any] {
         var data: [[String: Any]] = [[
             "id": baseName, "object": "model", "created": created, "owned_by": "prs", "root": path,

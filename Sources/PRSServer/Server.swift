@@ -64,6 +64,7 @@ public final class ModelServer: Sendable {
         router.post("/v1/chat/completions") { request, _ in try await self.generate(request, .chat) }
         router.post("/v1/completions") { request, _ in try await self.generate(request, .text) }
         router.post("/tokenize") { request, _ in try await self.tokenize(request) }
+        router.get("/tokenizer_info") { _, _ in JSONOut.response(try self.state.ready().tokenizerInfo) }
         router.post("/detokenize") { request, _ in try await self.detokenize(request) }
     }
 
@@ -186,21 +187,26 @@ public final class ModelServer: Sendable {
         let served = try state.ready()
         let f = Fields(object: try await body(request.body))
         let tokenizer = served.model.tokenizer
-        let addSpecial = try f.bool("add_special") ?? f.bool("add_special_tokens") ?? false
         var ids: [Int32]
         if f["messages"] != nil {
             ids = try served.reader.chat(f, modelName: served.baseName).prompts[0]
         } else {
-            guard let text = try f.string("content") ?? f.string("prompt") ?? f.string("input") else {
-                throw APIError.invalid("content is required (the text to tokenize), or messages", param: "content")
+            // vLLM's `prompt` adds special tokens unless told not to; llama-server's `content` does not.
+            let vllm = f["prompt"] != nil
+            guard let text = try f.string("prompt") ?? f.string("content") ?? f.string("input") else {
+                throw APIError.invalid("prompt (or content) is required: the text to tokenize; or messages", param: "prompt")
             }
+            let addSpecial = try f.bool("add_special_tokens") ?? f.bool("add_special") ?? vllm
             ids = addSpecial ? tokenizer.promptTokens(text) : tokenizer.encode(text, addSpecial: false, parseSpecial: true)
         }
+        func text(_ t: Int32) -> String { String(decoding: tokenizer.bytes(of: t, special: true), as: UTF8.self) }
         if try f.bool("with_pieces") == true {
-            let pieces: [[String: Any]] = ids.map { ["id": Int($0), "piece": String(decoding: tokenizer.bytes(of: $0, special: true), as: UTF8.self)] }
+            let pieces: [[String: Any]] = ids.map { ["id": Int($0), "piece": text($0)] }
             return JSONOut.response(["tokens": pieces, "count": ids.count, "max_model_len": served.engine.contextTokens])
         }
-        return JSONOut.response(["tokens": ids.map(Int.init), "count": ids.count, "max_model_len": served.engine.contextTokens])
+        var out: [String: Any] = ["tokens": ids.map(Int.init), "count": ids.count, "max_model_len": served.engine.contextTokens]
+        if try f.bool("return_token_strs") == true { out["token_strs"] = ids.map(text) }
+        return JSONOut.response(out)
     }
 
     func detokenize(_ request: Request) async throws -> Response {
@@ -281,7 +287,8 @@ struct Envelope: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        let known = ["/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize"]
+        let known = ["/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize",
+                     "/tokenizer_info", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"]
         let endpoint = known.contains(path) ? path : "other"
         let response: Response
         do {

@@ -80,3 +80,52 @@ import Testing
         }
     }
 }
+
+/// Prompt log-probabilities (`echo` with `logprobs` in `prs serve`): scored in the prompt's own
+/// forward pass, equal to a token-by-token session's log-softmax, the same whether the prompt's
+/// prefix is cached or not, and split across prefill chunks without a gap.
+@Suite(.serialized) struct PromptLogprobTests {
+    @Test func promptTokensAreScoredInTheirOwnForwardPass() async throws {
+        let model = try ReferenceEqualityTests.model.get()
+        let text = "The sea was calm that morning, and the fishing boats went out before dawn. By noon the nets were full."
+        let prompt = model.tokenizer.encode(text, addSpecial: false, parseSpecial: true)
+        #expect(prompt.count > 20)
+        // The reference: one token at a time, the log-softmax of the logits before each token.
+        let session = LlamaSession(model: model, maxTokens: 256, threads: 1, chunk: 1)
+        var expected: [Float] = []
+        for (i, t) in prompt.enumerated() {
+            if i > 0 {
+                let row = UnsafeBufferPointer(start: session.logits, count: model.config.vocabSize)
+                let m = row.max()!
+                let z = m + log(row.reduce(Float(0)) { $0 + exp($1 - m) })
+                expected.append(row[Int(t)] - z)
+            }
+            try session.forward(t)
+        }
+        // Prefill chunks of 7 tokens, so the prompt spans several steps.
+        let engine = Engine(model: model, settings: EngineSettings(contextTokens: 256, maxBatch: 4, prefillChunk: 7, threads: 2))
+        var options = CompletionOptions(maxTokens: 0, sampler: SamplerSettings(temperature: 0, seed: 1))
+        options.promptLogprobs = 3
+        let first = try await engine.complete(prompt: prompt, n: 1, options: options)[0]
+        #expect(first.tokens.isEmpty && first.finish == .length, "max 0 tokens scores the prompt only")
+        #expect(first.promptLogprobs.map(\.token) == Array(prompt.dropFirst()), "one entry per prompt token after the first, in order")
+        let worst = zip(first.promptLogprobs.map(\.logprob), expected).map { abs($0 - $1) }.max() ?? .infinity
+        // Batched against token-by-token evaluation: the same products row by row; only the
+        // attention's summation over a chunk may differ in the last bits.
+        #expect(worst <= 1e-3, "prompt log-probabilities = the session's log-softmax (max |Δ| \(worst))")
+        for s in first.promptLogprobs {
+            #expect(s.top.count == 3)
+            #expect(s.top.map(\.logprob) == s.top.map(\.logprob).sorted(by: >), "alternatives most likely first")
+            #expect(s.top[0].logprob >= s.logprob, "the most likely alternative is at least as likely as the token")
+        }
+        // Asked again (its blocks now in the prefix cache), then with a generation after it.
+        let again = try await engine.complete(prompt: prompt, n: 1, options: options)[0]
+        #expect(again.promptLogprobs == first.promptLogprobs, "a cached prefix is evaluated afresh, not skipped")
+        options.maxTokens = 5
+        let generated = try await engine.complete(prompt: prompt, n: 2, options: options)
+        #expect(generated.allSatisfy { $0.promptLogprobs == first.promptLogprobs && $0.tokens.count == 5 })
+        // Without prompt log-probabilities nothing is scored.
+        let plain = try await engine.complete(prompt: prompt, n: 1, options: CompletionOptions(maxTokens: 2))[0]
+        #expect(plain.promptLogprobs.isEmpty)
+    }
+}

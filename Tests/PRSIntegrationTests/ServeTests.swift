@@ -84,6 +84,23 @@ final class ServeProcess {
         try expectChecksPass(["main", server.baseURL, "sekret", "pirate", "\(server.pid)"])
     }
 
+    /// lm-evaluation-harness's `local-completions` with its default settings (so its automatic
+    /// tokenizer, through /tokenizer_info and /tokenize) on a multiple-choice and a generation task
+    /// of examples/lm-eval, offline; every log-likelihood it logged equals llama.cpp's on the same
+    /// file within the engine's tolerance (scripts/lm-eval-check.py states it).
+    @Test func lmEvaluationHarnessScoresLikeLlamaCpp() throws {
+        let server = try ServeProcess(["--name", "smollm2"])
+        defer { _ = server.stop() }
+        let out = Repo.tempDir("lm-eval")
+        let r = try run(Repo.python, [Repo.root.appendingPathComponent("scripts/lm-eval-check.py").path, server.baseURL, "smollm2",
+                                      Repo.model.path, out.path])
+        let lines = r.stdout.split(separator: "\n")
+        let failed = lines.filter { $0.hasPrefix("FAIL") }
+        #expect(r.status == 0 && failed.isEmpty, "\(failed.joined(separator: "\n"))\n\(r.stderr.suffix(3000))")
+        #expect(lines.filter { $0.hasPrefix("PASS") }.count >= 10, "the checks ran: \(r.stdout) \(r.stderr.suffix(2000))")
+        #expect(lines.contains { $0.hasPrefix("ITEM doc 7 choice 3") }, "every item was compared with llama.cpp: \(r.stdout)")
+    }
+
     @Test func aFullQueueIsRefusedAndSIGTERMDrainsThenExits() throws {
         let server = try ServeProcess(["--max-batch", "1", "--max-queue", "0", "--drain-timeout", "60"])
         defer { _ = server.stop() }

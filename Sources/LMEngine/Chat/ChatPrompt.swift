@@ -15,6 +15,11 @@ extension ChatTemplate {
         return try recognise(jinja)
     }
 
+    /// The Jinja text of the model file's `tokenizer.chat_template`, if it has one.
+    public static func source(of model: LlamaModel) -> String? {
+        model.file.content["tokenizer.chat_template"]?.string
+    }
+
     /// The format an architecture's models are trained on, for files that carry no template
     /// (Gemma 3 base models, for one).
     public static func forArchitecture(_ architecture: String) -> ChatTemplate? {

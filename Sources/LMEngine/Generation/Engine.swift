@@ -8,12 +8,19 @@ public struct CompletionOptions: Sendable, Hashable {
     public var sampler: SamplerSettings
     /// Alternatives to report with each chosen token's log-probability; 0 reports none.
     public var topLogprobs: Int
+    /// When set, every prompt token after the first gets its log-probability under the model
+    /// (raw logits, no penalties or bias) with this many alternatives, computed in the prompt's
+    /// own forward pass. The prompt's positions are then evaluated afresh, not taken from the
+    /// prefix cache (whose blocks hold keys and values, not logits).
+    public var promptLogprobs: Int?
 
-    public init(maxTokens: Int = 256, stop: [String] = [], sampler: SamplerSettings = SamplerSettings(), topLogprobs: Int = 0) {
+    public init(maxTokens: Int = 256, stop: [String] = [], sampler: SamplerSettings = SamplerSettings(), topLogprobs: Int = 0,
+                promptLogprobs: Int? = nil) {
         self.maxTokens = maxTokens
         self.stop = stop
         self.sampler = sampler
         self.topLogprobs = topLogprobs
+        self.promptLogprobs = promptLogprobs
     }
 }
 
@@ -27,6 +34,12 @@ public struct Completion: Sendable {
     public var seed: UInt64
     /// Wall time of this continuation (its share of the prompt included), in milliseconds.
     public var milliseconds: Double
+    /// With `CompletionOptions.promptLogprobs`: prompt tokens 1..<count, each with its
+    /// log-probability given the tokens before it (the same for every continuation of a prompt).
+    public var promptLogprobs: [SampledToken] = []
+    /// The end-of-generation token that stopped this continuation (not part of `tokens` or
+    /// `text`), with its log-probability; nil when it stopped otherwise.
+    public var stopToken: SampledToken?
 }
 
 /// What an engine has done since it started: the batches it ran and what its prefix cache saved.
@@ -203,6 +216,7 @@ struct Lane {
     var stream = UTF8Stream()
     var text = ""
     var finish: Completion.Finish?
+    var stopToken: SampledToken?
     /// Characters of `text` and tokens already handed to a stream.
     var emitted = 0
     var tokensEmitted = 0
@@ -228,7 +242,11 @@ struct Lane {
 
     /// Records the sampled token `s`; sets `finish` when the lane is done.
     mutating func step(_ s: SampledToken, _ tokenizer: Tokenizer, _ options: CompletionOptions) {
-        if tokenizer.endOfGeneration.contains(s.token) { finish = .stop; return }
+        if tokenizer.endOfGeneration.contains(s.token) {
+            finish = .stop
+            stopToken = s
+            return
+        }
         tokens.append(s.token)
         logprobs.append(s)
         text += stream.push(tokenizer.bytes(of: s.token))
@@ -244,7 +262,8 @@ struct Lane {
         var t = text
         var s = stream
         if finish != .stop { t += s.flush() }
-        return Completion(tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms)
+        return Completion(tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms,
+                          stopToken: stopToken)
     }
 
     static func firstStop(in text: String, _ stops: [String]) -> String.Index? {

@@ -161,12 +161,13 @@ final class CachedSequence {
     var root: UInt64 = 0
 
     /// Takes the longest run of cached full blocks that starts `prompt`, leaving at least its
-    /// last token to compute (its logits are needed). Returns the tokens found.
-    func attach(_ prompt: [Int32], root: UInt64 = 0, cache: KVCache) -> Int {
+    /// last token to compute (its logits are needed). Returns the tokens found. With `reuse`
+    /// false nothing is taken: every position is computed (its blocks are still published).
+    func attach(_ prompt: [Int32], root: UInt64 = 0, reuse: Bool = true, cache: KVCache) -> Int {
         tokens = prompt
         self.root = root
         let bs = KVCache.blockSize
-        let usable = (prompt.count - 1) / bs
+        let usable = reuse ? (prompt.count - 1) / bs : 0
         var parent: UInt64 = root
         for b in 0..<usable {
             let slice = prompt[(b * bs)..<((b + 1) * bs)]

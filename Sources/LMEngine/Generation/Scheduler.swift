@@ -20,6 +20,8 @@ final class Scheduler: @unchecked Sendable {
         /// Blocks the prompt may hold.
         var limit = 0
         var promptLogits: [Float] = []
+        /// With `options.promptLogprobs`: prompt tokens 1..<count scored so far.
+        var promptLogprobs: [SampledToken] = []
         /// Continuations started so far, and their results by index.
         var started = 0
         var results: [Completion?]
@@ -243,7 +245,7 @@ final class Scheduler: @unchecked Sendable {
             }
             waiting.removeFirst()
             r.limit = limit
-            let found = r.sequence.attach(r.prompt, root: r.adapters?.root ?? 0, cache: cache)
+            let found = r.sequence.attach(r.prompt, root: r.adapters?.root ?? 0, reuse: r.options.promptLogprobs == nil, cache: cache)
             lock.lock()
             stats.requests += 1
             stats.promptTokens += r.prompt.count
@@ -271,6 +273,12 @@ final class Scheduler: @unchecked Sendable {
                 }
                 let run = Running(r, r.started)
                 r.started += 1
+                if r.options.maxTokens <= 0 {
+                    // Scoring only (echo with no new tokens): nothing to sample.
+                    run.lane.finish = .length
+                    finish(run)
+                    continue
+                }
                 run.limit = limit
                 guard run.sequence.fork(from: r.sequence, cache: cache) else { preconditionFailure("a promised block was missing") }
                 _ = scratch.initialize(from: r.promptLogits)
@@ -321,8 +329,8 @@ final class Scheduler: @unchecked Sendable {
             for j in 0..<n {
                 let p = s.computed + j
                 guard s.reserve(p, cache) else { preconditionFailure("a promised block was missing") }
-                slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset, wantsLogits: p == s.tokens.count - 1,
-                                            adapters: r.adapters))
+                slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset,
+                                            wantsLogits: p == s.tokens.count - 1 || r.options.promptLogprobs != nil, adapters: r.adapters))
             }
             tables += s.table
             chunks.append((r, n))
@@ -351,11 +359,21 @@ final class Scheduler: @unchecked Sendable {
         }
         var evaluatedPrompt = 0
         for (r, n) in chunks {
+            if let k = r.options.promptLogprobs {
+                // Row j holds the logits after position computed + j: they score the next prompt token.
+                let first = r.sequence.computed
+                let scored = min(n, r.prompt.count - 1 - first)
+                if scored > 0 {
+                    r.promptLogprobs += scorePrompt(r.prompt, from: first, count: scored, rows: logits + row * vocab, top: k)
+                }
+                row += n
+            }
             for _ in 0..<n { r.sequence.advance(cache) }
             evaluatedPrompt += n
             if r.sequence.computed == r.prompt.count {
-                r.promptLogits = Array(UnsafeBufferPointer(start: evaluator.logits + row * vocab, count: vocab))
-                row += 1
+                // Every row taken when scoring the prompt (the last is the prompt's end), else one.
+                if r.options.promptLogprobs == nil { row += 1 }
+                r.promptLogits = Array(UnsafeBufferPointer(start: evaluator.logits + (row - 1) * vocab, count: vocab))
                 prefilling.removeAll { $0 === r }
                 starting.append(r)
             }
@@ -381,6 +399,23 @@ final class Scheduler: @unchecked Sendable {
         decoding.removeAll { $0.lane.finish != nil }
     }
 
+    /// The log-probability of `prompt[from + j + 1]` under logits row j, for j in 0..<count, with
+    /// the `top` most likely tokens; rows split over the pool's threads.
+    private func scorePrompt(_ prompt: [Int32], from: Int, count: Int, rows: UnsafeMutablePointer<Float>, top: Int) -> [SampledToken] {
+        let vocab = model.config.vocabSize
+        var out = [SampledToken](repeating: SampledToken(token: 0, logprob: 0, top: []), count: count)
+        out.withUnsafeMutableBufferPointer { out in
+            evaluator.products.parallel(count) { j, _ in
+                let row = UnsafeMutableBufferPointer(start: rows + j * vocab, count: vocab)
+                let logZ = Sampler.logSumExp(row)
+                let next = prompt[from + j + 1]
+                let alternatives = top > 0 ? Sampler.largest(row, top).map { ($0, row[Int($0)] - logZ) } : []
+                out[j] = SampledToken(token: next, logprob: row[Int(next)] - logZ, top: alternatives)
+            }
+        }
+        return out
+    }
+
     private func stream(_ run: Running) {
         guard let onPiece = run.request.onPiece, run.lane.finish == nil else { return }
         let piece = run.lane.newText(run.request.options)
@@ -392,7 +427,8 @@ final class Scheduler: @unchecked Sendable {
         run.sequence.release(cache)
         let r = run.request
         let ms = Lane.ms(ContinuousClock.now - r.received)
-        let done = run.lane.completion(seed: run.lane.sampler.settings.seed, ms: ms)
+        var done = run.lane.completion(seed: run.lane.sampler.settings.seed, ms: ms)
+        done.promptLogprobs = r.promptLogprobs
         lock.lock()
         stats.generatedTokens += done.tokens.count
         lock.unlock()

@@ -19,6 +19,9 @@ public struct Tokenizer: Sendable {
     public let types: [TokenType]
     public let bos: Int32?
     public let eos: Int32?
+    /// The padding and unknown tokens the file names, if any.
+    public let padding: Int32?
+    public let unknown: Int32?
     public let addBOS: Bool
     public let addEOS: Bool
     /// The vocabulary's algorithm (`tokenizer.ggml.model`).
@@ -101,6 +104,8 @@ public struct Tokenizer: Sendable {
         bos = try tokenID("tokenizer.ggml.bos_token_id")
         eos = try tokenID("tokenizer.ggml.eos_token_id")
         let eot = try tokenID("tokenizer.ggml.eot_token_id")
+        padding = try tokenID("tokenizer.ggml.padding_token_id")
+        unknown = try tokenID("tokenizer.ggml.unknown_token_id")
         addBOS = c["tokenizer.ggml.add_bos_token"]?.bool ?? false
         addEOS = c["tokenizer.ggml.add_eos_token"]?.bool ?? false
         if addBOS, bos == nil { throw TokenizerError("tokenizer.ggml.add_bos_token is set but tokenizer.ggml.bos_token_id is missing") }
