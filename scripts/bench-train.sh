@@ -11,19 +11,15 @@
 #   8B (Llama-3-8B's shape with SmolLM2's vocabulary, Q4_0): prs LoRA only, one timed step and
 #     its peak memory (PyTorch would need a float32 copy of 32 GB).
 # SIZES picks the models (default "135m 1.7b 8b"); STEPS the steps of the 135M runs (the 1.7B
-# runs take 3, the 8B one 1). The peer goes into its own venv (.venv-bench): torch 2.13 CPU,
-# transformers, peft.
+# runs take 3, the 8B one 1). The peer is in its own venv (.venv-bench, made by scripts/setup.sh
+# --tests): torch 2.13 CPU, transformers, peft.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-6}
 SIZES=${SIZES:-135m 1.7b 8b}
 VENV=.venv-bench
-if ! "$VENV/bin/python" -c 'import torch, transformers, peft, gguf' >/dev/null 2>&1; then
-  echo "[bench-train] installing PyTorch (CPU), transformers and peft into $VENV" >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "torch==2.13.0+cpu" transformers peft gguf numpy sentencepiece
-fi
+"$VENV/bin/python" -c 'import torch, transformers, peft, gguf' >/dev/null 2>&1 || bash scripts/setup.sh --tests
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # Plain-text completions longer than 256 tokens, cut to 256 by --max-length: every example is

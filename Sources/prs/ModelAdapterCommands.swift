@@ -43,6 +43,52 @@ extension Model {
         }
     }
 
+    struct ExportAdapter: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-adapter",
+            abstract: "Convert a LoRA adapter between llama.cpp's GGUF and a PEFT directory (vLLM, SGLang, TRL, PEFT).",
+            discussion: """
+            GGUF to PEFT writes DIR/adapter_model.safetensors and DIR/adapter_config.json: Hugging Face module names, lora_A [r, n_in] and lora_B [n_out, r], q/k rows un-permuted from GGUF's layout, r, lora_alpha, target_modules and base_model_name_or_path when known. PEFT to GGUF does the reverse. Values cross unchanged, so GGUF to PEFT to GGUF gives the same tensors (at the stored type). The base model supplies the heads that q/k rows are permuted by.
+
+            Examples:
+              prs model export-adapter runs/loop/prs/iter-1/adapter.gguf --format peft --out runs/loop/prs/iter-1/peft
+              prs model export-adapter trl-output/ --format gguf --out adapter.gguf
+              vllm serve HuggingFaceTB/SmolLM2-135M-Instruct --enable-lora --lora-modules concise=runs/loop/prs/iter-1/peft
+            """)
+        @Argument(help: "The adapter: A.gguf or a PEFT directory.") var adapter: String
+        @Option(help: "What to write: peft (a directory) or gguf (a file).") var format: String
+        @Option(help: "Where to write it.") var out: String
+        @Option(help: "The base model the adapter belongs to (its heads and architecture).") var model = Model.defaultModel
+        @Option(help: "base_model_name_or_path for PEFT (default: the base GGUF's Hugging Face repository when it records one).")
+        var baseModel: String?
+        @Option(help: "The tensors' type: f32 or f16 (default f32).") var type = "f32"
+
+        func validate() throws {
+            if !["peft", "gguf"].contains(format) { throw ValidationError("--format: expected peft or gguf") }
+            if !["f32", "f16"].contains(type) { throw ValidationError("--type: expected f32 or f16") }
+        }
+
+        func run() async throws {
+            guard FileManager.default.fileExists(atPath: adapter) else { throw CLIFailure.badInput("\(adapter): no such file or directory") }
+            let llama: LlamaModel
+            do { llama = try LlamaModel(file: try GGUFFile(path: model), repack: false) } catch { throw CLIFailure.badInput("--model \(model): \(error)") }
+            let loaded: LoRAAdapter
+            do { loaded = try LoRAAdapter(path: adapter, model: llama) } catch { throw CLIFailure.badInput("\(error)") }
+            do {
+                switch format {
+                case "peft":
+                    let name = baseModel ?? ["general.source.huggingface.repository", "general.base_model.0.repo_url"]
+                        .lazy.compactMap { llama.file.content[$0]?.string }.first
+                    try PEFTAdapter.write(loaded, model: llama, baseModelName: name, to: out, dtype: type == "f16" ? .f16 : .f32)
+                    print("wrote \(out): \(PEFTAdapter.weightsFile) (\(loaded.tensors.count) modules, r \(loaded.rank), lora_alpha \(loaded.alpha)) and \(PEFTAdapter.configFile)")
+                default:
+                    try ModelFiles.writeAdapter(loaded, type: type == "f16" ? .f16 : .f32, to: out)
+                    print("wrote \(out): \(loaded.tensors.count) adapted tensors, alpha \(loaded.alpha)")
+                }
+            } catch { throw CLIFailure.failed("\(out): \(error)") }
+        }
+    }
+
     struct Eval: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The mean negative log-likelihood of a data file's answers (and, for preference pairs, the chosen-over-rejected margin).",

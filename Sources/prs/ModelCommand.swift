@@ -7,7 +7,7 @@ import LMEngine
 struct Model: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect, run, evaluate and merge GGUF models.",
-        subcommands: [Info.self, Tokenize.self, Generate.self, Bench.self, MergeAdapters.self, Eval.self]
+        subcommands: [Info.self, Tokenize.self, Generate.self, Bench.self, MergeAdapters.self, ExportAdapter.self, Eval.self]
     )
 
     static func open(_ path: String) throws -> GGUFFile {

@@ -9,14 +9,16 @@ enum Project {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let smolLM2 = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
     static let python = root.appendingPathComponent(".venv/bin/python").path
+    /// PyTorch, transformers and PEFT (scripts/setup.sh --tests installs them).
+    static let torchPython = root.appendingPathComponent(".venv-bench/bin/python").path
 
-    /// Runs a reference script with the venv's Python; fails with its output when it fails.
-    static func python(_ script: String, _ args: [String]) throws -> String {
-        guard FileManager.default.isExecutableFile(atPath: python) else {
+    /// Runs a reference script with the venv's Python (or `interpreter`); fails with its output when it fails.
+    static func python(_ script: String, _ args: [String], interpreter: String = python) throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: interpreter) else {
             throw TrainingError("the reference tools are not installed: run scripts/setup.sh (make test does)")
         }
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
+        p.executableURL = URL(fileURLWithPath: interpreter)
         p.arguments = [root.appendingPathComponent(script).path] + args
         // Standard output is the answer; llama.cpp's notices go to standard error, kept in a file.
         let out = Pipe()

@@ -1,8 +1,9 @@
 import Foundation
 import GGUF
 
-/// A LoRA adapter in llama.cpp's GGUF form, applied at inference without merging:
-/// `W·x + scale · (alpha/r) · B·(A·x)` for each adapted tensor.
+/// A LoRA adapter, applied at inference without merging: `W·x + scale · (alpha/r) · B·(A·x)` for
+/// each adapted tensor. Read from llama.cpp's GGUF form or from a PEFT directory (`PEFTAdapter`),
+/// and held in GGUF's layout either way.
 public final class LoRAAdapter: Sendable {
     public struct Pair: Sendable {
         /// A: rank × inDim, B: outDim × rank, row-major F32.
@@ -13,6 +14,17 @@ public final class LoRAAdapter: Sendable {
         public let rank: Int
         public let inDim: Int
         public let outDim: Int
+
+        public init(a: [Float], b: [Float], rank: Int, inDim: Int, outDim: Int) {
+            var bT = [Float](repeating: 0, count: b.count)
+            for o in 0..<outDim { for r in 0..<rank { bT[r * outDim + o] = b[o * rank + r] } }
+            self.a = a
+            self.b = b
+            bt = bT
+            self.rank = rank
+            self.inDim = inDim
+            self.outDim = outDim
+        }
     }
 
     public let path: String
@@ -25,9 +37,34 @@ public final class LoRAAdapter: Sendable {
     /// SHA-256 of the file's bytes and the scale: what the prefix cache keys a sequence's blocks by.
     public let identity: String
     public let architecture: String
+    /// The rank `scale` divides by (the first tensor's in a GGUF file, `r` in a PEFT config).
+    public let rank: Int
+    /// Whether it was read from a PEFT directory.
+    public let isPEFT: Bool
 
-    /// Reads `path`; with `model`, checks every adapted tensor exists there with matching shapes.
-    public init(path: String, scale userScale: Float = 1, model: LlamaModel? = nil) throws {
+    init(path: String, alpha: Float, rank: Int, userScale: Float, tensors: [String: Pair], architecture: String, identity: String, isPEFT: Bool) {
+        self.path = path
+        self.alpha = alpha
+        self.rank = rank
+        self.userScale = userScale
+        scale = userScale * alpha / Float(rank)
+        self.tensors = tensors
+        self.architecture = architecture
+        self.identity = identity + "@\(userScale)"
+        self.isPEFT = isPEFT
+    }
+
+    /// Reads `path`, a llama.cpp adapter GGUF or a PEFT directory (`adapter_config.json` and
+    /// `adapter_model.safetensors`; a PEFT directory needs `model`, whose layout it is converted
+    /// to). With `model`, checks every adapted tensor exists there with matching shapes.
+    public convenience init(path: String, scale userScale: Float = 1, model: LlamaModel? = nil) throws {
+        if PEFTAdapter.isPEFT(path) {
+            guard let model else { throw ModelError("\(path): a PEFT adapter is read against its base model; none was given") }
+            let r = try PEFTAdapter.read(path, model: model)
+            self.init(path: path, alpha: r.alpha, rank: r.rank, userScale: userScale, tensors: r.pairs, architecture: model.config.architecture,
+                      identity: r.identity, isPEFT: true)
+            return
+        }
         let file: GGUFFile
         do { file = try GGUFFile(path: path) } catch { throw ModelError("\(path): \(error)") }
         let c = file.content
@@ -55,23 +92,16 @@ public final class LoRAAdapter: Sendable {
             }
             let a = Dequantize.toFloat(file.bytes(of: t), type: t.type, count: t.elementCount)
             let b = Dequantize.toFloat(file.bytes(of: bt), type: bt.type, count: bt.elementCount)
-            var bT = [Float](repeating: 0, count: b.count)
-            for o in 0..<outDim { for r in 0..<rank { bT[r * outDim + o] = b[o * rank + r] } }
-            pairs[base] = Pair(a: a, b: b, bt: bT, rank: rank, inDim: inDim, outDim: outDim)
+            pairs[base] = Pair(a: a, b: b, rank: rank, inDim: inDim, outDim: outDim)
         }
         guard let rank = pairs.values.first?.rank else { throw ModelError("\(path): no lora_a/lora_b tensors") }
         guard pairs.values.allSatisfy({ $0.rank <= 4096 }) else { throw ModelError("\(path): a rank over 4096 is not supported") }
         if alphaValue == nil { alphaValue = Float(rank) }
-        self.path = path
-        alpha = alphaValue!
-        self.userScale = userScale
-        scale = userScale * alphaValue! / Float(rank)
-        tensors = pairs
-        architecture = arch
-        identity = try SHA256.file(path) + "@\(userScale)"
+        self.init(path: path, alpha: alphaValue!, rank: rank, userScale: userScale, tensors: pairs, architecture: arch,
+                  identity: try SHA256.file(path), isPEFT: false)
     }
 
-    /// Parses `A.gguf[@SCALE]`.
+    /// Parses `A.gguf[@SCALE]` (or `DIR[@SCALE]`, a PEFT directory).
     public static func parseSpec(_ spec: String) throws -> (path: String, scale: Float) {
         if let at = spec.lastIndex(of: "@"), let s = Float(spec[spec.index(after: at)...]) {
             return (String(spec[..<at]), s)

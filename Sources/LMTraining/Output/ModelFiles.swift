@@ -30,6 +30,26 @@ public enum ModelFiles {
         try w.write(to: path)
     }
 
+    /// Writes a loaded adapter (from GGUF or a PEFT directory, in GGUF's layout) as llama.cpp's LoRA
+    /// GGUF, its tensors as `type` (F32 or F16): a PEFT directory's conversion to GGUF.
+    public static func writeAdapter(_ adapter: LoRAAdapter, type: TensorType = .f32, extra: [(String, MetadataValue)] = [],
+                                    to path: String) throws {
+        var w = GGUFWriter()
+        w.metadata = [
+            ("general.architecture", .string(adapter.architecture)),
+            ("general.type", .string("adapter")),
+            ("general.name", .string(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)),
+            ("adapter.type", .string("lora")),
+            ("adapter.lora.alpha", .float32(adapter.alpha)),
+        ] + extra
+        for name in adapter.tensors.keys.sorted() {
+            let p = adapter.tensors[name]!
+            w.tensors.append(.init(name: name + ".lora_a", dimensions: [p.inDim, p.rank], type: type, data: try Quantize.encode(p.a, as: type)))
+            w.tensors.append(.init(name: name + ".lora_b", dimensions: [p.rank, p.outDim], type: type, data: try Quantize.encode(p.b, as: type)))
+        }
+        try w.write(to: path)
+    }
+
     /// The matrices' type of a fully fine-tuned model's file (`prs train --full-type`).
     public enum WrittenType: String, CaseIterable, Sendable {
         case f16, f32, q8_0, q4_1
