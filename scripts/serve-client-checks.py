@@ -8,6 +8,9 @@ Usage:
                                                           # --lora ADAPTER=…, --max-body 65536
   serve-client-checks.py small BASE_URL PID                # a server with --max-batch 1 --max-queue 0;
                                                           # ends by sending it SIGTERM mid-request
+  serve-client-checks.py runtime BASE_URL KEY STATIC A B   # a server with --allow-runtime-lora, --api-key
+                                                          # KEY and --lora STATIC=A; A an adapter file,
+                                                          # B the same adapter as a PEFT directory
 """
 import concurrent.futures as futures
 import http.client
@@ -142,6 +145,12 @@ class Main:
         expect(isinstance(cpl, list) and cpl[0] is None and len(cpl) > 5, f"chat prompt_logprobs: {str(cpl)[:200]}")
         e = raises(openai.BadRequestError, lambda: self.client.completions.create(model=self.model, prompt=text, max_tokens=0))
         expect("max_tokens" in str(e), f"max_tokens 0 without echo: {e}")
+
+    @check
+    def runtime_adapters_are_off_unless_allowed(self):
+        status, _, data = raw(self.base, "POST", "/v1/load_lora_adapter", json.dumps({"lora_name": "x", "lora_path": "/tmp/x"}).encode(),
+                              {"Authorization": f"Bearer {self.key}"})
+        expect(status == 404 and b"--allow-runtime-lora" in data, f"{status} {data[:200]}")
 
     @check
     def tokenizer_endpoints_in_vllms_shapes(self):
@@ -370,6 +379,101 @@ class Main:
         print(f"  fuzz: {len(bodies)} bodies, statuses {dict(sorted(seen.items()))}, RSS {start:.0f} MB → {start + grown:.0f} MB")
 
 
+class Runtime:
+    """vLLM's runtime adapter endpoints: load and unload under load, as the openai client sees it."""
+
+    def __init__(self, base, key, static, a, b):
+        self.base, self.key, self.static, self.a, self.b = base, key, static, a, b
+        self.client = openai.OpenAI(base_url=base, api_key=key, max_retries=0, timeout=300)
+        self.model = self.client.models.list().data[0].id
+
+    def call(self, path, body, key=None):
+        status, _, data = raw(self.base, "POST", path, json.dumps(body).encode(), {"Authorization": f"Bearer {key or self.key}"})
+        return status, data
+
+    def ask(self, model, k):
+        return self.client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"Tell me about the number {k}."}],
+                                                  max_tokens=40, temperature=0.8, seed=300 + k).choices[0].message.content
+
+    def ids(self):
+        return [m.id for m in self.client.models.list().data]
+
+    @check
+    def bad_requests_get_openai_shaped_errors(self):
+        for body, status, code in [
+            ({"lora_name": "x"}, 400, None),
+            ({"lora_path": self.a}, 400, None),
+            ({"lora_name": "x", "lora_path": "/nonexistent/adapter.gguf"}, 404, "not_found"),
+            ({"lora_name": "x", "lora_path": "/etc/hostname"}, 400, "invalid_adapter"),
+            ({"lora_name": self.static, "lora_path": self.a}, 400, "adapter_exists"),
+            ({"lora_name": self.model, "lora_path": self.a}, 400, "adapter_exists"),
+        ]:
+            got, data = self.call("/v1/load_lora_adapter", body)
+            err = json.loads(data).get("error", {}) if data.startswith(b"{") else {}
+            expect(got == status and err.get("message") and (code is None or err.get("code") == code), f"load {body}: {got} {data[:300]}")
+        got, data = self.call("/v1/unload_lora_adapter", {"lora_name": "never-loaded"})
+        expect(got == 404 and json.loads(data)["error"]["code"] == "adapter_not_found", f"unload unknown: {got} {data[:200]}")
+        got, _ = self.call("/v1/load_lora_adapter", {"lora_name": "x", "lora_path": self.a}, key="wrong")
+        expect(got == 401, f"the endpoints are behind the API key: {got}")
+        expect("x" not in self.ids(), "nothing was loaded by the bad requests")
+
+    @check
+    def a_runtime_adapter_answers_as_the_one_given_at_start(self):
+        for name, path in (("late-gguf", self.a), ("late-peft", self.b)):
+            got, data = self.call("/v1/load_lora_adapter", {"lora_name": name, "lora_path": path})
+            expect(got == 200, f"load {name}: {got} {data[:300]}")
+            expect(name in self.ids(), f"{name} is listed in /v1/models: {self.ids()}")
+            for k in range(3):
+                mine, static = self.ask(name, k), self.ask(self.static, k)
+                expect(mine == static, f"{name} (seed {300 + k}): {mine!r} != the adapter given at start {static!r}")
+            got, data = self.call("/v1/unload_lora_adapter", {"lora_name": name})
+            expect(got == 200, f"unload {name}: {got} {data[:200]}")
+            e = raises(openai.NotFoundError, lambda: self.ask(name, 0))
+            expect(e.code == "model_not_found", f"after unloading: {e}")
+            expect(name not in self.ids(), f"{name} is gone from /v1/models")
+
+    @check
+    def load_and_unload_under_load_fail_no_request(self):
+        # Each answer alone first: the base, the adapter that will be unloaded, the one that will be loaded.
+        got, data = self.call("/v1/load_lora_adapter", {"lora_name": "early", "lora_path": self.a})
+        expect(got == 200, f"load early: {got} {data[:200]}")
+        got, data = self.call("/v1/load_lora_adapter", {"lora_name": "late", "lora_path": self.b})
+        expect(got == 200, f"load late: {got} {data[:200]}")
+        alone = {(m, k): self.ask(m, k) for m in (self.model, "early", "late") for k in range(8)}
+        expect(alone[("early", 0)] != alone[(self.model, 0)], "the adapter changes the answer")
+        self.call("/v1/unload_lora_adapter", {"lora_name": "late"})
+        errors = []
+
+        def run(model, k):
+            try:
+                return (model, k, self.ask(model, k))
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{model} {k}: {e}")
+                return (model, k, None)
+
+        with futures.ThreadPoolExecutor(8) as pool:
+            # Eight clients: four for the base and four for "early", all in flight when it is unloaded.
+            first = [pool.submit(run, m, k) for k in range(4) for m in (self.model, "early")]
+            time.sleep(0.3)
+            loader = pool.submit(self.call, "/v1/load_lora_adapter", {"lora_name": "late", "lora_path": self.b})
+            t = time.time()
+            got, data = self.call("/v1/unload_lora_adapter", {"lora_name": "early"})
+            expect(got == 200, f"unload early under load: {got} {data[:200]}")
+            unloaded_after = time.time() - t
+            expect(loader.result()[0] == 200, f"load late under load: {loader.result()}")
+            second = [pool.submit(run, m, k) for k in range(8) for m in (self.model, "late")]
+            results = [f.result() for f in first + second]
+        expect(not errors, f"requests failed: {errors[:3]}")
+        for model, k, text in results:
+            expect(text == alone[(model, k)], f"{model} {k}: {text!r} != alone {alone[(model, k)]!r}")
+        early_done = [f for f in first if f.result()[0] == "early"]
+        expect(len(early_done) == 4 and all(f.result()[2] for f in early_done), "every request for the unloaded adapter finished")
+        e = raises(openai.NotFoundError, lambda: self.ask("early", 0))
+        expect("early" not in self.ids() and "late" in self.ids(), f"models after: {self.ids()}")
+        print(f"  under load: 24 requests by 8 clients, unload waited {unloaded_after:.2f} s for its requests in flight")
+        self.call("/v1/unload_lora_adapter", {"lora_name": "late"})
+
+
 class Small:
     """A server with one slot and no queue."""
 
@@ -430,7 +534,7 @@ class Small:
 
 def main():
     mode = sys.argv[1]
-    target = Main(*sys.argv[2:6]) if mode == "main" else Small(*sys.argv[2:4])
+    target = Main(*sys.argv[2:6]) if mode == "main" else Runtime(*sys.argv[2:7]) if mode == "runtime" else Small(*sys.argv[2:4])
     failed = 0
     for fn in RESULTS:
         if fn.__qualname__.split(".")[0] != type(target).__name__:

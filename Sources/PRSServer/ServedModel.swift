@@ -8,39 +8,41 @@ final class ServedModel: Sendable {
     let reader: RequestReader
     let baseName: String
     let path: String
-    /// Adapter stacks by model name, with their files.
-    let adapters: [String: (stack: AdapterStack, spec: String)]
-    let adapterOrder: [String]
+    /// Adapters served by model name: those given at start and those loaded at run time.
+    let adapters: AdapterRegistry
     let created = Int(Date().timeIntervalSince1970)
 
     init(options: ServerOptions) throws {
         let model = try LlamaModel(path: options.modelPath)
         let template = try ChatTemplate.of(model, named: options.template)
-        var byName: [String: (AdapterStack, String)] = [:]
         let base = options.modelName ?? URL(fileURLWithPath: options.modelPath).deletingPathExtension().lastPathComponent
+        adapters = AdapterRegistry(base: base)
         for a in options.adapters {
-            guard a.name != base, byName[a.name] == nil else { throw ServerSetupError("--lora \(a.name)=…: the name \(a.name) is already taken") }
-            let (path, scale) = try LoRAAdapter.parseSpec(a.spec)
-            let adapter: LoRAAdapter
-            do { adapter = try LoRAAdapter(path: path, scale: scale, model: model) } catch { throw ServerSetupError("--lora \(a.name)=\(a.spec): \(error)") }
-            byName[a.name] = (AdapterStack([adapter], layers: model.config.layers), a.spec)
+            let stack: AdapterStack
+            do { stack = try Self.stack(a.spec, model) } catch { throw ServerSetupError("--lora \(a.name)=\(a.spec): \(error)") }
+            do { try adapters.add(a.name, stack: stack, spec: a.spec) } catch { throw ServerSetupError("--lora \(a.name)=…: \(error.message)") }
         }
         self.model = model
         engine = Engine(model: model, settings: options.engine)
         reader = RequestReader(model: model, template: template, contextTokens: engine.contextTokens)
         baseName = base
         path = options.modelPath
-        adapters = byName.mapValues { (stack: $0.0, spec: $0.1) }
-        adapterOrder = options.adapters.map(\.name)
     }
 
-    var names: [String] { [baseName] + adapterOrder }
+    /// The adapter of `spec` (`A.gguf[@SCALE]` or a PEFT directory) on `model`.
+    static func stack(_ spec: String, _ model: LlamaModel) throws -> AdapterStack {
+        let (path, scale) = try LoRAAdapter.parseSpec(spec)
+        return AdapterStack([try LoRAAdapter(path: path, scale: scale, model: model)], layers: model.config.layers)
+    }
 
-    /// The model a request names: absent or the base's name (or path) is the base.
-    func resolve(_ name: String?) throws(APIError) -> (String, AdapterStack?) {
-        guard let name, name != baseName, name != path else { return (baseName, nil) }
-        guard let a = adapters[name] else { throw .unknownModel(name, known: names) }
-        return (name, a.stack)
+    var names: [String] { [baseName] + adapters.listing.map(\.0) }
+
+    /// The model a request names: absent or the base's name (or path) is the base. An adapter's
+    /// lease keeps it loaded until the request ends (`release`).
+    func resolve(_ name: String?) throws(APIError) -> (String, AdapterStack?, AdapterRegistry.Lease?) {
+        guard let name, name != baseName, name != path else { return (baseName, nil, nil) }
+        let (stack, lease) = try adapters.acquire(name, known: names)
+        return (name, stack, lease)
     }
 
     /// vLLM's `/tokenizer_info`: the special tokens as text, the longest input and the chat template.
@@ -62,8 +64,8 @@ final class ServedModel: Sendable {
             "id": baseName, "object": "model", "created": created, "owned_by": "prs", "root": path,
             "parent": NSNull(), "max_model_len": engine.contextTokens,
         ]]
-        for name in adapterOrder {
-            data.append(["id": name, "object": "model", "created": created, "owned_by": "prs", "root": adapters[name]!.spec,
+        for (name, spec) in adapters.listing {
+            data.append(["id": name, "object": "model", "created": created, "owned_by": "prs", "root": spec,
                          "parent": baseName, "max_model_len": engine.contextTokens])
         }
         return ["object": "list", "data": data]

@@ -65,6 +65,8 @@ public final class ModelServer: Sendable {
         router.post("/v1/completions") { request, _ in try await self.generate(request, .text) }
         router.post("/tokenize") { request, _ in try await self.tokenize(request) }
         router.get("/tokenizer_info") { _, _ in JSONOut.response(try self.state.ready().tokenizerInfo) }
+        router.post("/v1/load_lora_adapter") { request, _ in try await self.loadAdapter(request) }
+        router.post("/v1/unload_lora_adapter") { request, _ in try await self.unloadAdapter(request) }
         router.post("/detokenize") { request, _ in try await self.detokenize(request) }
     }
 
@@ -95,12 +97,15 @@ public final class ModelServer: Sendable {
     func generate(_ request: Request, _ kind: Job.Kind, _ served: ServedModel, _ started: ContinuousClock.Instant) async throws -> Response {
         try await request.body.consumeWithCancellationOnInboundClose { body in
             let f = Fields(object: try await self.body(body))
-            let (name, stack) = try served.resolve(try f.string("model"))
+            let (name, stack, lease) = try served.resolve(try f.string("model"))
             let job = kind == .chat ? try served.reader.chat(f, modelName: name) : try served.reader.text(f, modelName: name)
             let ticket = try self.state.admit(limit: served.engine.settings.maxBatch + self.options.maxQueue, metrics: self.metrics)
             let out = ResponseWriter(job: job, tokenizer: served.model.tokenizer)
-            if job.stream { return self.stream(job, stack, served, out, ticket, started) }
-            defer { ticket.release() }
+            if job.stream { return self.stream(job, stack, served, out, ticket, lease, started) }
+            defer {
+                ticket.release()
+                lease?.release()
+            }
             let first = FirstToken()
             let results = try await self.run(job, stack, served) { _, piece in
                 if !piece.tokens.isEmpty, first.mark() { self.metrics.timeToFirstToken.record(ContinuousClock.now - started) }
@@ -135,10 +140,13 @@ public final class ModelServer: Sendable {
     /// A server-sent-event response: the generation starts when the body is written and is
     /// cancelled as soon as a write fails (the client went away).
     func stream(_ job: Job, _ stack: AdapterStack?, _ served: ServedModel, _ out: ResponseWriter, _ ticket: Ticket,
-                _ started: ContinuousClock.Instant) -> Response {
+                _ lease: AdapterRegistry.Lease?, _ started: ContinuousClock.Instant) -> Response {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
-            defer { ticket.release() }
+            defer {
+                ticket.release()
+                lease?.release()
+            }
             let (events, sink) = AsyncStream.makeStream(of: StreamEvent.self)
             let task = Task {
                 do {
@@ -209,6 +217,58 @@ public final class ModelServer: Sendable {
         return JSONOut.response(out)
     }
 
+    /// The runtime adapter endpoints answer only when the server was started to allow them.
+    func runtimeAdapters() throws(APIError) {
+        guard options.allowRuntimeLoRA else {
+            throw APIError(status: .notFound, message: "Loading adapters at run time is off: start prs serve with --allow-runtime-lora (or PRS_ALLOW_RUNTIME_LORA=1)",
+                           type: "invalid_request_error", param: nil, code: "runtime_lora_disabled")
+        }
+    }
+
+    /// vLLM's `POST /v1/load_lora_adapter {"lora_name", "lora_path"}`: reads the adapter (a GGUF file
+    /// or a PEFT directory, `@SCALE` allowed) off the event loop and serves it under its name.
+    func loadAdapter(_ request: Request) async throws -> Response {
+        try runtimeAdapters()
+        let served = try state.ready()
+        let f = Fields(object: try await body(request.body))
+        guard let name = try f.string("lora_name"), !name.isEmpty else { throw APIError.invalid("lora_name is required", param: "lora_name") }
+        guard let spec = try f.string("lora_path"), !spec.isEmpty else { throw APIError.invalid("lora_path is required", param: "lora_path") }
+        if served.adapters.contains(name) || name == served.baseName {
+            throw APIError.invalid("The lora adapter `\(name)` has already been loaded; unload it first", param: "lora_name", code: "adapter_exists")
+        }
+        let path = (try? LoRAAdapter.parseSpec(spec))?.path ?? spec
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw APIError(status: .notFound, message: "lora_path \(path): no such file or directory on the server", type: "invalid_request_error",
+                           param: "lora_path", code: "not_found")
+        }
+        let started = ContinuousClock.now
+        let loaded: Result<AdapterStack, any Error> = await withCheckedContinuation { c in
+            Thread.detachNewThread { c.resume(returning: Result { try ServedModel.stack(spec, served.model) }) }
+        }
+        let stack: AdapterStack
+        switch loaded {
+        case .success(let s): stack = s
+        case .failure(let e): throw APIError.invalid("lora_path \(spec): \(e)", param: "lora_path", code: "invalid_adapter")
+        }
+        try served.adapters.add(name, stack: stack, spec: spec)
+        logger.notice("adapter loaded", metadata: ["name": "\(name)", "path": "\(spec)", "took": "\(ContinuousClock.now - started)"])
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' added successfully.")))
+    }
+
+    /// vLLM's `POST /v1/unload_lora_adapter {"lora_name"}`: new requests for it get 404 at once; it
+    /// goes when the requests it is serving have finished.
+    func unloadAdapter(_ request: Request) async throws -> Response {
+        try runtimeAdapters()
+        let served = try state.ready()
+        let f = Fields(object: try await body(request.body))
+        guard let name = try f.string("lora_name"), !name.isEmpty else { throw APIError.invalid("lora_name is required", param: "lora_name") }
+        let waited = try await served.adapters.unload(name)
+        logger.notice("adapter unloaded", metadata: ["name": "\(name)", "waited_for": "\(waited)"])
+        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' removed successfully.")))
+    }
+
     func detokenize(_ request: Request) async throws -> Response {
         let served = try state.ready()
         let f = Fields(object: try await body(request.body))
@@ -255,7 +315,7 @@ struct Loader: Service {
         case .success(let served):
             server.state.set(served)
             logger.notice("model loaded", metadata: [
-                "model": "\(served.baseName)", "adapters": "\(served.adapterOrder.joined(separator: ","))",
+                "model": "\(served.baseName)", "adapters": "\(served.adapters.order.joined(separator: ","))",
                 "took": "\(ContinuousClock.now - started)",
             ])
             onReady()

@@ -36,6 +36,8 @@ public struct ServerOptions: Sendable {
     public var maxBodyBytes = 8 << 20
     /// On SIGTERM or SIGINT: seconds to finish requests in flight before they are cancelled.
     public var drainSeconds = 30.0
+    /// Whether `/v1/load_lora_adapter` and `/v1/unload_lora_adapter` may change the adapters served.
+    public var allowRuntimeLoRA = false
 
     public init(modelPath: String) { self.modelPath = modelPath }
 }

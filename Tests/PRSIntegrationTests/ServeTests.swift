@@ -84,6 +84,22 @@ final class ServeProcess {
         try expectChecksPass(["main", server.baseURL, "sekret", "pirate", "\(server.pid)"])
     }
 
+    /// vLLM's runtime adapter endpoints with the openai client: bad paths and names get 400/404,
+    /// an adapter loaded at run time (a `prs train` output, as a loop iteration makes, and its PEFT
+    /// export) answers as the one given at start, and with 8 clients in flight one adapter is
+    /// unloaded (waiting for its requests) and another loaded, no request failing and each answer
+    /// equal to its answer alone.
+    @Test func adaptersLoadAndUnloadAtRunTimeUnderLoad() throws {
+        let adapter = try Self.adapter()
+        let peft = adapter.deletingLastPathComponent().appendingPathComponent("pirate-peft")
+        let export = try run(Repo.prs, ["model", "export-adapter", adapter.path, "--format", "peft", "--out", peft.path])
+        #expect(export.status == 0, "export-adapter: \(export.stderr)")
+        let server = try ServeProcess(["--api-key", "sekret", "--allow-runtime-lora", "--lora", "pirate=\(adapter.path)"])
+        defer { _ = server.stop() }
+        try expectChecksPass(["runtime", server.baseURL, "sekret", "pirate", adapter.path, peft.path])
+        #expect(server.output.contains("adapter unloaded"), "the server logs what it did: \(server.output.suffix(2000))")
+    }
+
     /// lm-evaluation-harness's `local-completions` with its default settings (so its automatic
     /// tokenizer, through /tokenizer_info and /tokenize) on a multiple-choice and a generation task
     /// of examples/lm-eval, offline; every log-likelihood it logged equals llama.cpp's on the same
