@@ -54,7 +54,7 @@ struct Loop: AsyncParsableCommand {
         case "verifier": feedback = VerifierFeedback()
         default: throw CLIFailure.badInput("feedback \"\(config.feedback)\": prs loop takes self (each policy critiques itself) or verifier")
         }
-        let trainer: any PolicyTrainer
+        var trainer: any PolicyTrainer
         let baseModelPath: String
         switch basePolicy {
         case .embedded(let path, _): baseModelPath = path
@@ -64,6 +64,16 @@ struct Loop: AsyncParsableCommand {
             trainer = CommandPolicyTrainer(command: command, baseModel: baseModelPath)
         } else {
             trainer = EmbeddedPolicyTrainer(model: baseModelPath, settings: config.train, template: config.template, maxLength: config.trainMaxLength)
+        }
+        // Each iteration's adapter loaded into a running server, and its policy sampled there.
+        var served: RuntimeAdapterServer?
+        if let s = config.serve {
+            let key = s.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] }
+            if let env = s.apiKeyEnv, key == nil { throw CLIFailure.badInput("serve.api_key_env: $\(env) is not set") }
+            let server = RuntimeAdapterServer(baseURL: s.url, apiKey: key, format: s.format, baseModel: baseModelPath,
+                                              namePrefix: s.namePrefix ?? root.lastPathComponent + "-")
+            trainer = ServedAdapterTrainer(inner: trainer, server: server)
+            served = server
         }
         var judge: (any TextGenerator)?
         if let j = config.judge {
@@ -81,9 +91,17 @@ struct Loop: AsyncParsableCommand {
         settings.initFrom = config.initFrom
         settings.evaluate = config.evaluate
         settings.seed = config.seed
+        let servedAdapters = served
         var runner = LoopRunner(
             settings: settings, trainPrompts: trainSet.items, evalPrompts: evalSet.items, basePolicy: basePolicy.description,
-            makePolicy: { spec in try Backends.generator(try PolicySpec.parse(spec), options: options, logger: logger) },
+            makePolicy: { spec in
+                let generator = try Backends.generator(try PolicySpec.parse(spec), options: options, logger: logger)
+                guard let served = servedAdapters, let name = served.adapterName(of: spec), let at = name.range(of: "-iter-", options: .backwards),
+                      let k = Int(name[at.upperBound...]) else { return generator }
+                let chain = String(name[name.index(name.startIndex, offsetBy: served.namePrefix.count)..<at.lowerBound])
+                let adapter = LoopRunner.iterationDirectory(root, chain: chain, iteration: k).appendingPathComponent("adapter.gguf").path
+                return ServedAdapterGenerator(inner: generator) { try await served.load(name: name, adapter: adapter) }
+            },
             reward: reward, feedback: feedback, trainer: trainer, judge: judge, concurrency: config.concurrency, logger: logger)
         runner.prsVersion = PRS.configuration.version
         logger.notice("loop", metadata: [

@@ -1,5 +1,6 @@
 import Foundation
 import LMTraining
+import PRSBackends
 import PRSCore
 import Yams
 
@@ -126,6 +127,8 @@ struct LoopConfig {
     var trainMaxLength = 1024
     var template: String?
     var trainerCommand: String?
+    /// `serve:`: a running server that takes each iteration's adapter at run time (vLLM's endpoints).
+    var serve: (url: String, format: RuntimeAdapterServer.Format, apiKeyEnv: String?, namePrefix: String?)?
 
     /// The settings that shape the loop's data, compared when a loop directory is reused.
     /// `iterations` may grow (the loop goes on), and throughput settings may change.
@@ -142,9 +145,14 @@ struct LoopConfig {
             "trainer": trainerCommand.map { "command:" + $0 } ?? "embedded",
             "train": train.fingerprint + " max_length=\(trainMaxLength) template=\(s(template))",
         ]
+        if let serve { out["serve"] = "\(serve.url) format=\(serve.format.rawValue) prefix=\(s(serve.namePrefix))" }
         for (k, v) in files { out["file:" + k] = v }
         return out
     }
+
+    /// A flag's value over the config's; both are evaluated, so the config's key is read (and
+    /// checked) even when a flag overrides it, and is not taken for an unknown setting.
+    static func either<T>(_ flag: T?, _ config: T?) -> T? { flag ?? config }
 
     static func resolve(_ flags: LoopOptions) throws -> LoopConfig {
         let c = try flags.config.map(ConfigReader.load) ?? ConfigReader(file: "(flags)", node: Yams.Node.mapping(.init([])))
@@ -154,11 +162,11 @@ struct LoopConfig {
         }
         var model = try c.string("model") ?? ProcessInfo.processInfo.environment["PRS_POLICY"] ?? DefaultModel.spec()
         if let m = model, !m.hasPrefix("embedded:"), !m.hasPrefix("openai:") { model = "embedded:" + m }
-        let trainPrompts = try need(flags.trainPrompts ?? c.string("train_prompts"), "train_prompts")
-        let evalPrompts = try need(flags.evalPrompts ?? c.string("eval_prompts"), "eval_prompts")
-        let iterations = try flags.iterations ?? c.int("iterations", min: 1) ?? 3
+        let trainPrompts = try need(either(flags.trainPrompts, c.string("train_prompts")), "train_prompts")
+        let evalPrompts = try need(either(flags.evalPrompts, c.string("eval_prompts")), "eval_prompts")
+        let iterations = try either(flags.iterations, c.int("iterations", min: 1)) ?? 3
         guard iterations >= 1 else { throw CLIFailure.badInput("--iterations must be at least 1") }
-        let names = try flags.strategies.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? c.list("strategies") ?? ["prs", "rand"]
+        let names = try either(flags.strategies.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, c.list("strategies")) ?? ["prs", "rand"]
         var strategies: [(String, StrategyKind, [Int]?)] = []
         for n in names {
             let parts = n.split(separator: ":", maxSplits: 1).map(String.init)
@@ -185,11 +193,11 @@ struct LoopConfig {
         sampling.presencePenalty = try c.double("presence_penalty") ?? sampling.presencePenalty
         var config = LoopConfig(
             model: try need(model, "model"), trainPrompts: trainPrompts, evalPrompts: evalPrompts,
-            out: try need(flags.out ?? c.string("out"), "out"), strategies: strategies, iterations: iterations,
+            out: try need(either(flags.out, c.string("out")), "out"), strategies: strategies, iterations: iterations,
             promptsPerIteration: try c.int("prompts_per_iteration", min: 1),
             budget: try c.int("budget", min: 1) ?? 8, reward: try c.string("reward") ?? "rubric", feedback: try c.string("feedback") ?? "self",
-            sampling: sampling, seed: UInt64(try c.int("seed", min: 0) ?? 0), concurrency: try flags.concurrency ?? c.int("concurrency", min: 1) ?? 8,
-            threads: try flags.threads ?? c.int("threads", min: 1) ?? ProcessInfo.processInfo.activeProcessorCount,
+            sampling: sampling, seed: UInt64(try c.int("seed", min: 0) ?? 0), concurrency: try either(flags.concurrency, c.int("concurrency", min: 1)) ?? 8,
+            threads: try either(flags.threads, c.int("threads", min: 1)) ?? ProcessInfo.processInfo.activeProcessorCount,
             maxBatch: try c.int("max_batch", min: 1), cacheTokens: try c.int("kv_cache_tokens", min: 16))
         if let split = try c.string("split") {
             let layers = split.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -233,6 +241,18 @@ struct LoopConfig {
                 config.trainerCommand = cmd
                 try t.checkUnknown()
             }
+        }
+        if let v = try c.section("serve") {
+            guard let url = try v.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw c.problem("serve", "needs url: http://HOST:PORT/v1, a running vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) or prs serve --allow-runtime-lora")
+            }
+            var format = RuntimeAdapterServer.Format.peft
+            if let f = try v.string("format") {
+                guard let parsed = RuntimeAdapterServer.Format(rawValue: f) else { throw v.problem("format", "\"\(f)\": expected peft (vLLM, prs serve) or gguf (prs serve)") }
+                format = parsed
+            }
+            config.serve = (url, format, try v.string("api_key_env"), try v.string("name_prefix"))
+            try v.checkUnknown()
         }
         if config.trainerCommand == nil, !config.model.hasPrefix("embedded:") {
             throw c.problem("model", "the embedded trainer fine-tunes a GGUF file; for a served model use trainer: {command: \"…\"}")

@@ -189,6 +189,49 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: loop.appendingPathComponent("rand/iter-1/trainer.log").path))
     }
 
+    /// `serve:` in the config: each iteration's adapter is exported to PEFT, loaded into a running
+    /// `prs serve --allow-runtime-lora` and evaluated there as `openai:URL#NAME`, its greedy answers
+    /// equal to `embedded:M+A`'s; after the server restarts, the next iteration loads it again.
+    @Test func aLoopLoadsEachIterationIntoARunningServer() throws {
+        let dir = Repo.tempDir("loop-serve")
+        let loop = dir.appendingPathComponent("loop")
+        var server = try ServeProcess(["--allow-runtime-lora"])
+        let url = server.baseURL
+        let config = try Self.config(dir, strategies: "[rand]", iterations: 1, trainer: "serve:\n  url: \(url)\n  format: peft")
+        let first = try run(Repo.prs, ["loop", "--config", config.path, "--out", loop.path])
+        #expect(first.status == 0, "\(first.stderr.suffix(2000))")
+        let policy = "openai:\(url)#loop-rand-iter-1"
+        let chain = try #require((try Self.summary(loop)["chains"] as? [String: [[String: Any]]])?["rand"])
+        #expect(chain.count == 2 && chain[1]["policy"] as? String == policy, "iteration 1 is the served adapter: \(chain.map { $0["policy"] ?? "" })")
+        let iter = loop.appendingPathComponent("rand/iter-1")
+        #expect(FileManager.default.fileExists(atPath: iter.appendingPathComponent("peft/adapter_config.json").path))
+        #expect(server.output.contains("name=loop-rand-iter-1"), "the server loaded it: \(server.output.suffix(1000))")
+        // The served policy's greedy answers are the embedded engine's with the same adapter.
+        let embedded = dir.appendingPathComponent("embedded")
+        let eval = try Self.prompts(dir).1
+        let direct = try run(Repo.prs, ["sample", "--prompts", eval.path, "--out", embedded.path, "--policy",
+                                        "embedded:\(Repo.model.path)+\(iter.appendingPathComponent("adapter.gguf").path)",
+                                        "--strategy", "greedy", "--budget", "1", "--max-tokens", "24", "--reward", "rubric"])
+        #expect(direct.status == 0, "\(direct.stderr)")
+        func texts(_ run: URL) throws -> [String: [String]] {
+            Dictionary(uniqueKeysWithValues: try readTrees(run).map { t in
+                (t["id"] as? String ?? "", (t["nodes"] as? [[String: Any]] ?? []).map { $0["text"] as? String ?? "" })
+            })
+        }
+        let served = try texts(iter.appendingPathComponent("eval/greedy"))
+        let local = try texts(embedded)
+        #expect(served.count == 4 && served == local, "served greedy answers = embedded:M+A's")
+        // A new server on the same port knows no adapters: iteration 2 samples with iteration 1's policy, loaded again first.
+        _ = server.stop()
+        let port = String(url.split(separator: ":").last!.split(separator: "/").first!)
+        server = try ServeProcess(["--allow-runtime-lora", "--port", port])
+        defer { _ = server.stop() }
+        let second = try run(Repo.prs, ["loop", "--config", config.path, "--out", loop.path, "--iterations", "2"])
+        #expect(second.status == 0, "\(second.stderr.suffix(2000))")
+        #expect(server.output.contains("name=loop-rand-iter-1") && server.output.contains("name=loop-rand-iter-2"),
+                "the restarted server got iteration 1 back and then iteration 2: \(server.output.suffix(1500))")
+    }
+
     @Test func theLoopPromptSetIsWhatItsScriptMakesWithHeldOutTopicsKeptOutOfTraining() throws {
         let r = try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Repo.root.appendingPathComponent("scripts/make_loop_prompts.py").path, "--check"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
