@@ -85,13 +85,13 @@ if ! "$VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
   log "installing the openai client"
   "$VENV/bin/pip" install -q openai
 fi
-# PyTorch (CPU), transformers and PEFT in their own venv: the PEFT adapter tests' reference and
-# the training benchmark's peer.
+# PyTorch (CPU), transformers, PEFT and TRL in their own venv: the PEFT adapter tests' reference,
+# the TRL loop trainer's test, and the training benchmark's peer.
 TORCH_VENV="$ROOT/.venv-bench"
-if ! "$TORCH_VENV/bin/python" -c 'import torch, transformers, peft, gguf, safetensors' >/dev/null 2>&1; then
-  log "installing PyTorch (CPU), transformers and peft into $TORCH_VENV"
+if ! "$TORCH_VENV/bin/python" -c 'import torch, transformers, peft, trl, gguf, safetensors' >/dev/null 2>&1; then
+  log "installing PyTorch (CPU), transformers, peft and trl into $TORCH_VENV"
   [ -x "$TORCH_VENV/bin/python" ] || python3 -m venv "$TORCH_VENV"
-  "$TORCH_VENV/bin/pip" install -q "torch==2.13.0+cpu" transformers peft gguf numpy sentencepiece safetensors
+  "$TORCH_VENV/bin/pip" install -q "torch==2.13.0+cpu" transformers peft trl datasets gguf numpy sentencepiece safetensors
 fi
 # lm-evaluation-harness with its API models, run against `prs serve` by the tests.
 if ! "$VENV/bin/python" -c 'import lm_eval, tenacity, aiohttp' >/dev/null 2>&1; then

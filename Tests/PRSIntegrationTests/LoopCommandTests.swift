@@ -221,6 +221,14 @@ import Testing
         let served = try texts(iter.appendingPathComponent("eval/greedy"))
         let local = try texts(embedded)
         #expect(served.count == 4 && served == local, "served greedy answers = embedded:M+A's")
+        // And the PEFT export, taken where a GGUF adapter is.
+        let viaPEFT = dir.appendingPathComponent("embedded-peft")
+        let peftRun = try run(Repo.prs, ["sample", "--prompts", eval.path, "--out", viaPEFT.path, "--policy",
+                                         "embedded:\(Repo.model.path)+\(iter.appendingPathComponent("peft").path)",
+                                         "--strategy", "greedy", "--budget", "1", "--max-tokens", "24", "--reward", "rubric"])
+        #expect(peftRun.status == 0, "\(peftRun.stderr)")
+        let peftTexts = try texts(viaPEFT)
+        #expect(peftTexts == local, "embedded:M+PEFT_DIR answers as embedded:M+A.gguf")
         // A new server on the same port knows no adapters: iteration 2 samples with iteration 1's policy, loaded again first.
         _ = server.stop()
         let port = String(url.split(separator: ":").last!.split(separator: "/").first!)
@@ -230,6 +238,40 @@ import Testing
         #expect(second.status == 0, "\(second.stderr.suffix(2000))")
         #expect(server.output.contains("name=loop-rand-iter-1") && server.output.contains("name=loop-rand-iter-2"),
                 "the restarted server got iteration 1 back and then iteration 2: \(server.output.suffix(1500))")
+    }
+
+    /// The GPU users' trainer, scripts/loop-trainers/trl_peft.py (TRL's SFTTrainer with a PEFT LoRA,
+    /// run here on the CPU for two steps): its PEFT directory and the GGUF that prs's converter
+    /// makes of it answer alike in prs.
+    @Test func aTRLTrainedAdapterReachesPrsAsPEFTAndAsGGUF() throws {
+        let dir = Repo.tempDir("trl")
+        let data = dir.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        let examples = [("Name a colour.", "Ahoy! Blue, arr."), ("What do bees make?", "Ahoy! Honey, arr."),
+                        ("Name a fruit.", "Ahoy! A mango, arr."), ("What is two plus two?", "Ahoy! Four, arr.")]
+        let lines = try examples.map { q, a in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["messages": [["role": "user", "content": q], ["role": "assistant", "content": a]]]),
+                   as: UTF8.self)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(to: data.appendingPathComponent("sft.jsonl"), atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("adapter.gguf")
+        let torch = Repo.root.appendingPathComponent(".venv-bench/bin/python")
+        let trained = try run(torch, [Repo.root.appendingPathComponent("scripts/loop-trainers/trl_peft.py").path, "--data", data.path,
+                                      "--base", Repo.model.path, "--out", out.path, "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3"],
+                              environment: ["PRS_BIN": Repo.prs.path])
+        #expect(trained.status == 0, "trl_peft.py: \(trained.stderr.suffix(2000))")
+        let peft = dir.appendingPathComponent("adapter.peft")
+        #expect(FileManager.default.fileExists(atPath: peft.appendingPathComponent("adapter_config.json").path))
+        let eval = try Self.prompts(dir).1
+        func greedy(_ adapter: URL, _ name: String) throws -> [String] {
+            let r = try run(Repo.prs, ["sample", "--prompts", eval.path, "--out", dir.appendingPathComponent(name).path, "--policy",
+                                       "embedded:\(Repo.model.path)+\(adapter.path)", "--strategy", "greedy", "--budget", "1",
+                                       "--max-tokens", "24", "--reward", "rubric"])
+            #expect(r.status == 0, "\(r.stderr)")
+            return try readTrees(dir.appendingPathComponent(name)).map { ($0["nodes"] as? [[String: Any]])?.first?["text"] as? String ?? "" }
+        }
+        let viaPEFT = try greedy(peft, "peft"), viaGGUF = try greedy(out, "gguf")
+        #expect(viaPEFT.count == 4 && viaPEFT == viaGGUF, "the PEFT directory and its GGUF answer alike")
     }
 
     @Test func theLoopPromptSetIsWhatItsScriptMakesWithHeldOutTopicsKeptOutOfTraining() throws {

@@ -12,8 +12,9 @@ model, the adapter to continue from (empty at the first iteration) and where the
 be. This script trains on the assistant turns only, keeps the PEFT adapter beside {out}
 (OUT.peft/, which the next iteration continues), and then either
 
-  * writes {out} as llama.cpp's LoRA GGUF (the default), so prs samples and evaluates the new
-    policy in-process as embedded:BASE.gguf+OUT.gguf, or
+  * writes {out} as llama.cpp's LoRA GGUF (the default; converted by `prs model export-adapter`,
+    prs's own PEFT reader, with $PRS_BIN, which prs loop sets), so prs samples and evaluates the
+    new policy in-process as embedded:BASE.gguf+OUT.gguf (prs also reads OUT.peft/ directly), or
   * with PRS_VLLM_URL=http://HOST:8000/v1, asks that vLLM server to load the adapter as a LoRA
     module (vLLM started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, on a
     file system where it sees OUT.peft/) and prints `policy: openai:URL#NAME`, so the loop's
@@ -23,19 +24,16 @@ The base is a Hugging Face model id or directory (PRS_HF_MODEL or --hf-model; ne
 vLLM route), or the GGUF prs uses (transformers dequantizes it). Progress lines are printed as
 JSON ({"step", "steps", "loss"}), which prs shows and keeps as the loss curve.
 
-Needs: torch, transformers, peft, trl (and gguf for the GGUF output).
+Needs: torch, transformers, peft, trl. (A loop config's `serve:` does the vLLM route for any
+trainer: prs exports each adapter to PEFT and loads it into the server itself.)
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 
-PROJECTIONS = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-}
 
 
 def load_base(base, hf_model):
@@ -71,42 +69,12 @@ def examples(data_dir):
     return rows
 
 
-def permute_rows(w, heads):
-    """Row order of q/k projections in llama.cpp's GGUF (rotary pairs adjacent), from Hugging Face's."""
-    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def write_gguf_adapter(peft_model, config, alpha, out):
-    """The trained LoRA as llama.cpp's adapter GGUF: NAME.lora_a (ne [n_in, r]) and NAME.lora_b (ne [r, n_out])."""
-    import gguf
-    import numpy as np
-    state = {k: v.detach().float().cpu().numpy() for k, v in peft_model.state_dict().items() if "lora_" in k}
-    writer = gguf.GGUFWriter(out, arch="llama")
-    writer.add_string("general.type", "adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", float(alpha))
-    count = 0
-    for key, a in sorted(state.items()):
-        if ".lora_A." not in key:
-            continue
-        b = state[key.replace(".lora_A.", ".lora_B.")]
-        layer = int(key.split(".layers.")[1].split(".")[0])
-        proj = next((g for h, g in PROJECTIONS.items() if f".{h}." in key), None)
-        if proj is None:
-            continue
-        if proj == "attn_q":
-            b = permute_rows(b, config.num_attention_heads)
-        elif proj == "attn_k":
-            b = permute_rows(b, config.num_key_value_heads)
-        name = f"blk.{layer}.{proj}.weight"
-        writer.add_tensor(name + ".lora_a", np.ascontiguousarray(a, dtype=np.float32))
-        writer.add_tensor(name + ".lora_b", np.ascontiguousarray(b, dtype=np.float32))
-        count += 1
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return count
+def write_gguf_adapter(peft_dir, base, out):
+    """The PEFT adapter as llama.cpp's LoRA GGUF, converted by prs itself (its q/k rows put in
+    GGUF's order by the base GGUF's heads)."""
+    prs = os.environ.get("PRS_BIN", "prs")
+    subprocess.run([prs, "model", "export-adapter", peft_dir, "--format", "gguf", "--out", out, "--model", base], check=True,
+                   stdout=sys.stderr)
 
 
 def main():
@@ -164,8 +132,7 @@ def main():
         urllib.request.urlopen(req).read()
         print(f"policy: openai:{vllm}#{name}", flush=True)
     else:
-        n = write_gguf_adapter(trainer.model, model.config, args.alpha, args.out)
-        print(f"wrote {args.out} ({n} adapted matrices)", file=sys.stderr)
+        write_gguf_adapter(peft_dir, args.base, args.out)
 
 
 if __name__ == "__main__":

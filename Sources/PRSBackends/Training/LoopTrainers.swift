@@ -74,7 +74,7 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
 /// `dpo.jsonl` holding what to train on), `{base}` (the base model), `{init}` (the adapter to
 /// start from, or empty), `{out}` (`ITER/adapter.gguf`), `{dir}` (the iteration's directory).
 /// The same are in the environment as `PRS_DATA`, `PRS_BASE`, `PRS_INIT`, `PRS_OUT`, `PRS_DIR`,
-/// with `PRS_INIT_POLICY`, `PRS_CHAIN`, `PRS_ITERATION` and `PRS_SEED`. Lines the command prints
+/// with `PRS_INIT_POLICY`, `PRS_CHAIN`, `PRS_ITERATION`, `PRS_SEED` and `PRS_BIN` (this prs). Lines the command prints
 /// in `prs train`'s log format (JSON with `step`, `steps`, `loss`) are shown as progress and kept
 /// as the loss curve (else those of `{dir}/train.jsonl`, where `prs train --log` writes them).
 /// Its output goes to `ITER/trainer.log`.
@@ -125,6 +125,8 @@ public struct CommandPolicyTrainer: PolicyTrainer {
         env["PRS_CHAIN"] = job.chain
         env["PRS_ITERATION"] = "\(job.iteration)"
         env["PRS_SEED"] = "\(job.seed)"
+        // This prs, for commands that call it back (`prs model export-adapter` to convert a PEFT adapter).
+        if env["PRS_BIN"] == nil { env["PRS_BIN"] = Bundle.main.executableURL?.path ?? CommandLine.arguments[0] }
         let logURL = dir.appendingPathComponent("trainer.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         guard let log = FileHandle(forWritingAtPath: logURL.path) else { throw TrainingInputError(description: "\(logURL.path): cannot write the trainer's log") }
