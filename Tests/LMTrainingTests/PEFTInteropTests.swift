@@ -139,6 +139,24 @@ import Testing
         let madeEffect = Self.compare(theirs, base)
         #expect(m.max <= Self.tolerance, "PEFT's adapter in prs: prs vs PEFT max |Δ log p| \(m.max) (mean \(m.mean))")
         #expect(madeEffect.mean >= 50 * m.mean, "the adapter's effect (mean \(madeEffect.mean)) dwarfs the difference (mean \(m.mean))")
-        print("PEFT interop: base max \(b.max) mean \(b.mean); exported max \(e.max) mean \(e.mean) (effect \(effect.mean)); made max \(m.max) mean \(m.mean) (effect \(madeEffect.mean))")
+
+        // One with rsLoRA's alpha/√r, a rank pattern (k: r 4) and an alpha pattern (v: 40): scales per tensor.
+        let patterned = dir.appendingPathComponent("torch-made-patterns").path
+        _ = try Project.python("scripts/reference/peft_check.py", ["make", modelPath, patterned, "--patterns"], interpreter: Project.torchPython)
+        let loaded = try LoRAAdapter(path: patterned, model: model)
+        #expect(loaded.tensors["blk.0.attn_k.weight"]?.rank == 4 && loaded.tensors["blk.0.attn_q.weight"]?.rank == 8)
+        let theirsP = try Self.peftLogprobs(modelPath, adapter: patterned, ids)
+        let oursP = try ids.map { try Self.prsLogprobs(model, loaded, $0) }
+        let p = Self.compare(oursP, theirsP)
+        let patternEffect = Self.compare(theirsP, base)
+        #expect(p.max <= Self.tolerance, "rsLoRA with rank and alpha patterns: prs vs PEFT max |Δ log p| \(p.max) (mean \(p.mean))")
+        #expect(patternEffect.mean >= 50 * p.mean, "the adapter's effect (mean \(patternEffect.mean)) dwarfs the difference (mean \(p.mean))")
+        // Through GGUF (what llama.cpp loads: alpha over each tensor's rank) it is the same adapter.
+        let asGGUF = dir.appendingPathComponent("patterns.gguf").path
+        try ModelFiles.writeAdapter(loaded, to: asGGUF)
+        let viaGGUF = try ids.map { try Self.prsLogprobs(model, try LoRAAdapter(path: asGGUF, model: model), $0) }
+        #expect(Self.compare(viaGGUF, oursP).max <= 1e-5, "the PEFT directory and its GGUF give the same log-probabilities")
+        print("PEFT interop: base max \(b.max) mean \(b.mean); exported max \(e.max) mean \(e.mean) (effect \(effect.mean)); "
+              + "made max \(m.max) mean \(m.mean) (effect \(madeEffect.mean)); patterns max \(p.max) mean \(p.mean) (effect \(patternEffect.mean))")
     }
 }

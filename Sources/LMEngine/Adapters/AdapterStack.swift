@@ -20,7 +20,7 @@ public final class AdapterStack: Sendable {
         root = adapters.isEmpty ? 0 : (h == 0 ? 1 : h)
         byLayer = (0..<layers).map { l in
             Self.projectionNames.map { name in
-                adapters.compactMap { a in a.tensors["blk.\(l).\(name).weight"].map { ($0, a.scale) } }
+                adapters.compactMap { a in a.tensors["blk.\(l).\(name).weight"].map { ($0, a.scale(of: $0)) } }
             }
         }
     }

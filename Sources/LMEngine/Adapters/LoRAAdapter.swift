@@ -31,14 +31,18 @@ public final class LoRAAdapter: Sendable {
     public let alpha: Float
     /// The user's multiplier (`+A.gguf@SCALE`).
     public let userScale: Float
-    /// userScale · alpha / rank: the factor on B·A.
+    /// userScale · alpha / rank: the factor on B·A of a tensor of rank `rank` (each tensor's own is
+    /// `scale(of:)`, its rank in the denominator, as llama.cpp applies it).
     public let scale: Float
     public let tensors: [String: Pair]
     /// SHA-256 of the file's bytes and the scale: what the prefix cache keys a sequence's blocks by.
     public let identity: String
     public let architecture: String
-    /// The rank `scale` divides by (the first tensor's in a GGUF file, `r` in a PEFT config).
+    /// The rank `scale` divides by (the first tensor's by name in a GGUF file, `r` in a PEFT config).
     public let rank: Int
+
+    /// The factor on B·A of one tensor: userScale · alpha / (its rank).
+    public func scale(of pair: Pair) -> Float { userScale * alpha / Float(pair.rank) }
     /// Whether it was read from a PEFT directory.
     public let isPEFT: Bool
 
@@ -94,7 +98,7 @@ public final class LoRAAdapter: Sendable {
             let b = Dequantize.toFloat(file.bytes(of: bt), type: bt.type, count: bt.elementCount)
             pairs[base] = Pair(a: a, b: b, rank: rank, inDim: inDim, outDim: outDim)
         }
-        guard let rank = pairs.values.first?.rank else { throw ModelError("\(path): no lora_a/lora_b tensors") }
+        guard let rank = pairs.keys.min().flatMap({ pairs[$0]?.rank }) else { throw ModelError("\(path): no lora_a/lora_b tensors") }
         guard pairs.values.allSatisfy({ $0.rank <= 4096 }) else { throw ModelError("\(path): a rank over 4096 is not supported") }
         if alphaValue == nil { alphaValue = Float(rank) }
         self.init(path: path, alpha: alphaValue!, rank: rank, userScale: userScale, tensors: pairs, architecture: arch,

@@ -120,7 +120,7 @@ public enum ModelFiles {
             for (name, pair) in adapter.tensors {
                 guard let info = base.tensor(name) else { throw TrainingError("\(adapter.path): adapts \(name), which \(base.path) does not have") }
                 var w = replace[name] ?? Dequantize.toFloat(base.bytes(of: info), type: info.type, count: info.elementCount)
-                w.withUnsafeMutableBufferPointer { addDelta(pair, scale: adapter.scale, to: $0.baseAddress!) }
+                w.withUnsafeMutableBufferPointer { addDelta(pair, scale: adapter.scale(of: pair), to: $0.baseAddress!) }
                 replace[name] = w
             }
         }
@@ -134,7 +134,7 @@ public enum ModelFiles {
                 guard let e = store.entry(name), e.rows == pair.outDim, e.cols == pair.inDim else {
                     throw TrainingError("\(adapter.path): adapts \(name), which the model does not have with that shape")
                 }
-                addDelta(pair, scale: adapter.scale, to: store.valuesPointer + e.offset)
+                addDelta(pair, scale: adapter.scale(of: pair), to: store.valuesPointer + e.offset)
             }
         }
     }
