@@ -63,6 +63,9 @@ struct Model: AsyncParsableCommand {
             var tensor_types: [String: TypeUse]
             var tensors: Int
             var chat_template: String?
+            /// Rope scaling as prs applies it ("none", "rope_freqs (N factors)", "linear ×F", "yarn ×F …"),
+            /// or why prs refuses the file.
+            var rope_scaling: String?
             var tokenizer: TokenizerInfo?
             var adapters: [AdapterInfo]?
             /// The kernel table the engine would use here, and every table this machine allows.
@@ -89,10 +92,18 @@ struct Model: AsyncParsableCommand {
             let template = c["tokenizer.chat_template"]?.string.map { (try? ChatTemplate.recognise($0))?.name ?? "unrecognised" }
                 ?? arch.flatMap { ChatTemplate.forArchitecture($0) }.map { "\($0.name) (none in the file; the architecture's)" }
             let tok = try? Tokenizer(gguf: c)
+            var rope: String?
+            do {
+                let s = try LlamaConfig(gguf: c).ropeScaling
+                var parts: [String] = []
+                if let t = file.tensor("rope_freqs.weight") { parts.append("rope_freqs (\(t.elementCount) factors, Llama 3.x)") }
+                if s.kind != .none { parts.append("\(s.kind.rawValue) ×\(1 / s.freqScale)" + (s.kind == .yarn ? " (original context \(s.originalContext))" : "")) }
+                rope = parts.isEmpty ? "none" : parts.joined(separator: ", ")
+            } catch { rope = "refused: \(error)" }
             let report = Report(
                 path: model, file_bytes: file.fileSize, gguf_version: c.version, architecture: arch,
                 name: c["general.name"]?.string, parameters: c.tensors.reduce(0) { $0 + $1.elementCount },
-                hyperparameters: hyper, tensor_types: types, tensors: c.tensors.count, chat_template: template,
+                hyperparameters: hyper, tensor_types: types, tensors: c.tensors.count, chat_template: template, rope_scaling: rope,
                 tokenizer: tok.map { .init(model: c["tokenizer.ggml.model"]?.string, pre: c["tokenizer.ggml.pre"]?.string,
                                            tokens: $0.count, bos: $0.bos, eos: $0.eos, add_bos: $0.addBOS) },
                 adapters: try adapterInfo(file),
@@ -108,6 +119,7 @@ struct Model: AsyncParsableCommand {
                 print("    \(k.padding(toLength: 6, withPad: " ", startingAt: 0)) \(u.tensors) tensors, \(String(format: "%.1f", Double(u.bytes) / 1_048_576)) MiB")
             }
             print("  chat template  \(template ?? "none")")
+            print("  rope scaling   \(rope ?? "-")")
             if let t = report.tokenizer {
                 let kind = t.model == "llama" ? "SentencePiece (llama)" : t.model == "gpt2" ? "byte-level BPE (gpt2, pre \(t.pre ?? "default"))" : t.model ?? "?"
                 print("  tokenizer      \(kind), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos \(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)")

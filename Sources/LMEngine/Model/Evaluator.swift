@@ -110,8 +110,9 @@ final class Evaluator: @unchecked Sendable {
         for (b, slot) in slots.enumerated() {
             m.embedding.row(Int(slot.token), into: x + b * dim)
             if let s = c.embeddingScale { for j in 0..<dim { x[b * dim + j] *= s } }
-            angles(slot.position, base: c.ropeBase, into: ropeCos + b * half, ropeSin + b * half)
-            if let localCos, let localSin { angles(slot.position, base: c.localRopeBase, into: localCos + b * half, localSin + b * half) }
+            angles(slot.position, base: c.ropeBase, scaling: c.ropeScaling, into: ropeCos + b * half, ropeSin + b * half)
+            // Local (sliding-window) layers turn unscaled, as llama.cpp's freq_scale_swa = 1.
+            if let localCos, let localSin { angles(slot.position, base: c.localRopeBase, scaling: nil, into: localCos + b * half, localSin + b * half) }
         }
         let preScale = c.scalesQuery
         let scale = preScale ? 1 : c.attentionScale
@@ -206,11 +207,20 @@ final class Evaluator: @unchecked Sendable {
         }
     }
 
-    /// The rotary angles of a position, built by repeated multiplication in F32 as ggml's rope cache does.
-    func angles(_ pos: Int, base: Float, into cosines: UnsafeMutablePointer<Float>, _ sines: UnsafeMutablePointer<Float>) {
+    /// The rotary angles of a position, built by repeated multiplication in F32 as ggml's rope cache
+    /// does, then scaled (`RopeScaling`: rope_freqs factors, linear, YaRN) unless that is the identity.
+    func angles(_ pos: Int, base: Float, scaling: RopeScaling?, into cosines: UnsafeMutablePointer<Float>, _ sines: UnsafeMutablePointer<Float>) {
         let c = model.config
         let thetaScale = powf(base, -2 / Float(c.ropeDim))
         var theta = Float(pos)
+        if let scaling, !scaling.isIdentity {
+            let corr = scaling.correctionDims(ropeDim: c.ropeDim, base: base)
+            for i in 0..<(c.ropeDim / 2) {
+                (cosines[i], sines[i]) = scaling.rotation(theta, pair: i, corr: corr)
+                theta *= thetaScale
+            }
+            return
+        }
         for i in 0..<(c.ropeDim / 2) {
             cosines[i] = cosf(theta)
             sines[i] = sinf(theta)

@@ -51,7 +51,15 @@ public final class LlamaModel: @unchecked Sendable {
         self.file = file
         _ = try InstructionSet.requested()
         do {
-            config = try LlamaConfig(gguf: file.content)
+            var c = try LlamaConfig(gguf: file.content)
+            // Llama 3.x: rope scaling folded into per-pair factors that divide the angles.
+            if let t = file.tensor("rope_freqs.weight") {
+                guard t.elementCount == c.ropeDim / 2, t.dimensions.count == 1 else {
+                    throw ModelError("tensor rope_freqs.weight has shape \(t.dimensions), expected [\(c.ropeDim / 2)] (rope.dimension_count / 2)")
+                }
+                c.ropeScaling.factors = file.floats(t)
+            }
+            config = c
             tokenizer = try Tokenizer(gguf: file.content)
         } catch let e as ModelError {
             throw ModelError("\(file.path): \(e)")
@@ -59,6 +67,7 @@ public final class LlamaModel: @unchecked Sendable {
             throw ModelError("\(file.path): \(error)")
         }
         let c = config
+        try Self.refuseUnknownTensors(file, c)
         let kvDim = c.kvHeads * c.headDim
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             guard let t = file.tensor(name) else { throw ModelError("\(file.path): tensor \(name) is missing") }
@@ -102,5 +111,22 @@ public final class LlamaModel: @unchecked Sendable {
         repackSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let all = [embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.gate, $0.up, $0.down] }
         repackedBytes = all.reduce(0) { $0 + ($1.packed?.bytes ?? 0) } - (output.packed != nil && file.tensor("output.weight") == nil ? output.packed!.bytes : 0)
+    }
+}
+
+extension LlamaModel {
+    /// Refuses a tensor the forward pass would not use (a norm, bias or projection of another
+    /// architecture's kind, experts): running without it would be subtly wrong, so it is named.
+    static func refuseUnknownTensors(_ file: GGUFFile, _ c: LlamaConfig) throws {
+        var perLayer: Set<String> = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                                     "attn_q.bias", "attn_k.bias", "attn_v.bias", "ffn_norm.weight", "ffn_gate.weight",
+                                     "ffn_up.weight", "ffn_down.weight"]
+        if c.sandwichNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight"]) }
+        let global: Set<String> = ["token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"]
+        for t in file.content.tensors where !global.contains(t.name) {
+            let parts = t.name.split(separator: ".", maxSplits: 2)
+            if parts.count == 3, parts[0] == "blk", let l = Int(parts[1]), l >= 0, l < c.layers, perLayer.contains(String(parts[2])) { continue }
+            throw ModelError("tensor \(t.name) is in the file, and prs's \(c.architecture) forward pass does not use it; refusing the file rather than ignoring it")
+        }
     }
 }

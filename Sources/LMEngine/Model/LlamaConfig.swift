@@ -14,6 +14,8 @@ public struct LlamaConfig: Sendable, Hashable {
     public var headDim: Int
     public var ropeDim: Int
     public var ropeBase: Float
+    /// Rope scaling of the global layers (`rope.scaling.*`, `rope_freqs.weight`).
+    public var ropeScaling = RopeScaling()
     public var normEps: Float
     public var contextLength: Int
     public var vocabSize: Int
@@ -48,10 +50,30 @@ public struct LlamaConfig: Sendable, Hashable {
 
     public static let supported = ["llama", "qwen2", "gemma3"]
 
+    /// The `ARCH.*` metadata keys prs reads (or that change nothing in the forward pass). Any
+    /// other is refused at load, naming it: a key llama.cpp uses that prs ignored would run the
+    /// model subtly wrong (a soft-cap, a norm of another kind, experts, a scaling it lacks).
+    static let knownKeys: Set<String> = [
+        "context_length", "embedding_length", "block_count", "feed_forward_length", "vocab_size",
+        "attention.head_count", "attention.head_count_kv", "attention.layer_norm_rms_epsilon",
+        "attention.key_length", "attention.value_length", "rope.dimension_count", "rope.freq_base",
+        "rope.scaling.type", "rope.scaling.factor", "rope.scale_linear", "rope.scaling.original_context_length",
+        "rope.scaling.attn_factor", "rope.scaling.finetuned",
+    ]
+    static let knownKeysByArchitecture: [String: Set<String>] = ["gemma3": ["attention.sliding_window"]]
+
     public init(gguf c: GGUFContent) throws {
         guard let arch = c["general.architecture"]?.string else { throw ModelError("general.architecture is missing") }
         guard Self.supported.contains(arch) else {
             throw ModelError("architecture \"\(arch)\" is not supported (prs runs \(Self.supported.joined(separator: ", ")))")
+        }
+        let known = Self.knownKeys.union(Self.knownKeysByArchitecture[arch] ?? [])
+        for m in c.metadata where m.key.hasPrefix(arch + ".") {
+            let key = String(m.key.dropFirst(arch.count + 1))
+            if known.contains(key) { continue }
+            // Mixture-of-experts counts of zero say "dense" and change nothing.
+            if key == "expert_count" || key == "expert_used_count", m.value.integer == 0 { continue }
+            throw ModelError("\(m.key) is set, and prs does not implement what it changes in \(arch)'s forward pass; refusing the file rather than ignoring it")
         }
         func int(_ key: String, default d: Int? = nil) throws -> Int {
             guard let v = c["\(arch).\(key)"] else {
@@ -93,6 +115,7 @@ public struct LlamaConfig: Sendable, Hashable {
         ropeBase = try float("rope.freq_base", default: 10000)
         normEps = try float("attention.layer_norm_rms_epsilon", default: 1e-5)
         contextLength = try int("context_length", default: 4096)
+        ropeScaling = try RopeScaling.read(c, arch: arch, contextLength: contextLength)
         guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else { throw ModelError("tokenizer.ggml.tokens is missing") }
         vocabSize = tokens.count
         attentionScale = 1 / Float(headDim).squareRoot()

@@ -10,6 +10,7 @@ public enum BaseWeights {
                            ropeDim: c.ropeDim, ropeBase: Double(c.ropeBase), normEps: Double(c.normEps), vocabSize: c.vocabSize,
                            contextLength: c.contextLength)
         s.ropeHalves = c.ropePairs == .halves
+        s.ropeScaling = c.ropeScaling.isIdentity ? nil : c.ropeScaling
         s.geglu = c.activation == .geluTanh
         s.embeddingScale = c.embeddingScale.map(Double.init)
         s.sandwichNorms = c.sandwichNorms

@@ -116,6 +116,7 @@ public enum Projection: String, Sendable, CaseIterable, Codable {
 }
 
 import Foundation
+import LMEngine
 
 /// The sizes of a llama-family model that training needs.
 public struct ModelShape: Sendable, Hashable, Codable {
@@ -137,6 +138,8 @@ public struct ModelShape: Sendable, Hashable, Codable {
     // What Gemma 3 changes (LlamaConfig's fields of the same names; the defaults are llama's).
     /// Rotary pairs (i, i + ropeDim/2), NEOX mode, instead of adjacent ones.
     public var ropeHalves = false
+    /// Rope scaling of the global layers (Llama 3.x `rope_freqs`, linear, YaRN); nil: none.
+    public var ropeScaling: RopeScaling? = nil
     /// GELU (tanh approximation) on the gate instead of SiLU: GeGLU.
     public var geglu = false
     /// Multiplies the token embedding; nil: none.

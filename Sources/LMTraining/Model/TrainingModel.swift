@@ -309,7 +309,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         ensureActivations(rows: rows, probCount: Ops.attentionProbabilityCount(batch.segments, heads: s.heads))
         let a = acts
         a.dropoutKey = dropoutKey
-        (cosines, sines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.ropeBase)
+        (cosines, sines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.ropeBase, scaling: s.ropeScaling)
         if s.slidingWindow != nil && s.localRopeBase != s.ropeBase {
             (localCosines, localSines) = Ops.ropeTables(batch.positions, ropeDim: s.ropeDim, base: s.localRopeBase)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import LMEngine
 
 /// The ops of the llama forward pass with their backward passes, each backward beside its
 /// forward (llm.c's layout). Matrices are row-major; `T` rows are tokens. A backward
@@ -102,14 +103,17 @@ public enum Ops {
 
     /// The cosines and sines of each token's position: `ropeDim / 2` angles a token,
     /// θᵢ = pos · base^(−2i / ropeDim).
-    public static func ropeTables<T: TrainScalar>(_ positions: [Int], ropeDim: Int, base: Double) -> (cos: [T], sin: [T]) {
+    public static func ropeTables<T: TrainScalar>(_ positions: [Int], ropeDim: Int, base: Double,
+                                                  scaling: RopeScaling? = nil) -> (cos: [T], sin: [T]) {
         let half = ropeDim / 2
         var c = [T](repeating: 0, count: positions.count * half), s = c
+        let corr = scaling?.correctionDims(ropeDim: ropeDim, base: Float(base)) ?? (0, 0)
         for (t, pos) in positions.enumerated() {
             for i in 0..<half {
                 let theta = Double(pos) * Foundation.pow(base, -2 * Double(i) / Double(ropeDim))
-                c[t * half + i] = T(Foundation.cos(theta))
-                s[t * half + i] = T(Foundation.sin(theta))
+                let (cv, sv) = scaling?.rotation(theta, pair: i, corr: corr) ?? (Foundation.cos(theta), Foundation.sin(theta))
+                c[t * half + i] = T(cv)
+                s[t * half + i] = T(sv)
             }
         }
         return (c, s)

@@ -1,0 +1,135 @@
+import Foundation
+import GGUF
+import LMEngine
+import Testing
+
+/// Rope scaling against llama.cpp on small random-weight llamas (scripts/make-arch-model.py, F32
+/// weights, q/k large enough that positions matter): Llama 3.x's `rope_freqs.weight`, linear and
+/// YaRN scaling give llama.cpp's logits at positions up to 300, while the same weights without
+/// the scaling give clearly different ones. And what prs does not implement is refused by name.
+///
+/// Tolerance: F32 weights take prs's float path and llama.cpp's, so only the order of float
+/// additions, ggml's F16 K/V cache (prs's too) and its vector exp differ: max |Δ logit| ≤ 0.02.
+@Suite(.serialized) struct RopeScalingTests {
+    static let tolerance: Float = 0.02
+    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"]
+    static let positions = [5, 40, 120, 250, 299]
+
+    static let dir: Result<URL, any Error> = Result {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("prs-arch-\(UUID())")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        for v in variants { _ = try python("scripts/make-arch-model.py", ["--variant", v, "--out", d.path]) }
+        return d
+    }
+
+    static func path(_ variant: String) throws -> String { try dir.get().appendingPathComponent("arch-\(variant).gguf").path }
+
+    static func python(_ script: String, _ args: [String]) throws -> Data {
+        let python = SmolLM2.root.appendingPathComponent(".venv/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw ModelError("the reference tools are not installed: run scripts/setup.sh (make test does)")
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("prs-ref-\(UUID()).out")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [SmolLM2.root.appendingPathComponent(script).path] + args
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw ModelError("\(script) failed (status \(p.terminationStatus))") }
+        return try Data(contentsOf: out)
+    }
+
+    /// 300 tokens of ordinary text, as the model's tokenizer splits it.
+    static func tokens(_ model: LlamaModel) -> [Int32] {
+        let text = (0..<40).map { "Sentence \($0) tells of the river, the hills and the people who walked between them." }.joined(separator: " ")
+        return Array(model.tokenizer.encode(text, addSpecial: false, parseSpecial: false).prefix(300))
+    }
+
+    /// prs's logits after each of `positions`, from one session fed in segments.
+    static func prsLogits(_ model: LlamaModel, _ tokens: [Int32]) throws -> [[Float]] {
+        let session = LlamaSession(model: model, maxTokens: 512, threads: 2, chunk: 64)
+        var out: [[Float]] = []
+        var at = 0
+        for p in positions {
+            try session.forward(Array(tokens[at...p]))
+            at = p + 1
+            out.append(Array(UnsafeBufferPointer(start: session.logits, count: model.config.vocabSize)))
+        }
+        return out
+    }
+
+    static func llamaLogits(_ path: String, _ tokens: [Int32]) throws -> [[Float]] {
+        let request = FileManager.default.temporaryDirectory.appendingPathComponent("prs-req-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: request) }
+        try JSONSerialization.data(withJSONObject: ["tokens": tokens.map(Int.init), "positions": positions]).write(to: request)
+        let rows = try JSONDecoder().decode([String].self, from: python("scripts/reference/llama_logits_at.py", [path, "--input", request.path]))
+        return rows.map { b64 in
+            let d = Data(base64Encoded: b64)!
+            return d.withUnsafeBytes { raw in (0..<(d.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+        }
+    }
+
+    static func maxDiff(_ a: [[Float]], _ b: [[Float]]) -> Float {
+        zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? .infinity }.max() ?? .infinity
+    }
+
+    @Test(arguments: variants)
+    func ropeScalingGivesLlamaCppsLogits(variant: String) throws {
+        let model = try LlamaModel(path: try Self.path(variant))
+        let tokens = Self.tokens(model)
+        #expect(tokens.count == 300)
+        let ours = try Self.prsLogits(model, tokens)
+        let theirs = try Self.llamaLogits(try Self.path(variant), tokens)
+        let d = Self.maxDiff(ours, theirs)
+        #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+        if variant != "llama" {
+            // The same weights unscaled: the scaling changes the answer far beyond the tolerance.
+            let plain = try Self.prsLogits(try LlamaModel(path: try Self.path("llama")), tokens)
+            let effect = Self.maxDiff(ours, plain)
+            #expect(effect >= 50 * Self.tolerance, "\(variant): scaling moves the logits by \(effect) at most, too little to tell")
+            print("rope scaling \(variant): max |Δ logit| vs llama.cpp \(d); vs the same weights unscaled \(effect)")
+        }
+        if variant == "llama-rope-freqs" {
+            #expect(model.config.ropeScaling.factors?.count == model.config.ropeDim / 2)
+        }
+    }
+
+    /// A file with a metadata key or a tensor that changes llama.cpp's forward pass and that prs does
+    /// not implement is refused at load, naming it.
+    @Test func whatPrsDoesNotImplementIsRefusedByName() throws {
+        let base = try GGUFFile(path: try Self.path("llama"))
+        let dir = try Self.dir.get()
+        func variant(_ name: String, metadata: [(String, MetadataValue)] = [], tensor: String? = nil) throws -> String {
+            var w = GGUFWriter()
+            w.metadata = base.content.metadata + metadata
+            w.alignment = base.content.alignment
+            for t in base.content.tensors { w.tensors.append(.init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t)))) }
+            if let tensor { w.tensors.append(.init(name: tensor, dimensions: [256], type: .f32, data: [UInt8](repeating: 0, count: 1024))) }
+            let path = dir.appendingPathComponent("refused-\(name).gguf").path
+            try w.write(to: path)
+            return path
+        }
+        let cases: [(String, String, String)] = [
+            (try variant("longrope", metadata: [("llama.rope.scaling.type", .string("longrope"))]), "llama.rope.scaling.type", "longrope"),
+            (try variant("softcap", metadata: [("llama.attn_logit_softcapping", .float32(50))]), "llama.attn_logit_softcapping", "refusing"),
+            (try variant("experts", metadata: [("llama.expert_count", .uint32(8))]), "llama.expert_count", "refusing"),
+            (try variant("yarn-log", metadata: [("llama.rope.scaling.type", .string("yarn")), ("llama.rope.scaling.yarn_log_multiplier", .float32(0.1))]),
+             "llama.rope.scaling.yarn_log_multiplier", "refus"),
+            (try variant("sub-norm", tensor: "blk.0.attn_sub_norm.weight"), "blk.0.attn_sub_norm.weight", "refusing"),
+            (try variant("bias", tensor: "output.bias"), "output.bias", "refusing"),
+        ]
+        for (path, key, word) in cases {
+            do {
+                _ = try LlamaModel(path: path)
+                Issue.record("\(path) loaded; it should be refused for \(key)")
+            } catch {
+                #expect("\(error)".contains(key) && "\(error)".contains(word), "\(path): \(error)")
+            }
+        }
+        // Zero experts says "dense": accepted.
+        #expect(throws: Never.self) { _ = try LlamaModel(path: try variant("zero-experts", metadata: [("llama.expert_count", .uint32(0))])) }
+    }
+}
