@@ -57,8 +57,11 @@ struct RequestReader {
         var prefill: String?
         if continueFinal { prefill = messages.removeLast().content }
         let addGenerationPrompt = try f.bool("add_generation_prompt") ?? true
-        let prompt = template.promptTokens(messages, prefill: prefill, tokenizer: tokenizer,
-                                           addGenerationPrompt: addGenerationPrompt || continueFinal)
+        let prompt: [Int32]
+        do {
+            prompt = try template.promptTokens(messages, prefill: prefill, tokenizer: tokenizer,
+                                               addGenerationPrompt: addGenerationPrompt || continueFinal)
+        } catch { throw .invalid("messages cannot be rendered: \(error)", param: "messages") }
         var job = try common(f, kind: .chat, model: modelName, prompts: [prompt], maxTokensFields: ["max_completion_tokens", "max_tokens"])
         let logprobs = try f.bool("logprobs") ?? false
         let top = try f.int("top_logprobs", 0...20)

@@ -89,8 +89,13 @@ struct Model: AsyncParsableCommand {
                 u.elements += t.elementCount
                 types[t.type.description] = u
             }
-            let template = c["tokenizer.chat_template"]?.string.map { (try? ChatTemplate.recognise($0))?.name ?? "unrecognised" }
-                ?? arch.flatMap { ChatTemplate.forArchitecture($0) }.map { "\($0.name) (none in the file; the architecture's)" }
+            let template = c["tokenizer.chat_template"]?.string.map { source -> String in
+                let format = (try? ChatTemplate.recognise(source)).map { ", a \($0.name) format" } ?? ""
+                do {
+                    _ = try JinjaTemplate(source)
+                    return "the file's own (Jinja, \(source.utf8.count) bytes\(format)), rendered by prs"
+                } catch { return "the file's own, which prs cannot render (\(error)); choose one with --template" }
+            } ?? arch.flatMap { ChatTemplate.forArchitecture($0) }.map { "\($0.name) (none in the file; the architecture's)" }
             let tok = try? Tokenizer(gguf: c)
             var rope: String?
             do {
@@ -205,7 +210,9 @@ struct Model: AsyncParsableCommand {
             if chat {
                 let t: ChatTemplate
                 do { t = try ChatTemplate.of(llama, named: template) } catch { throw CLIFailure.badInput("--template: \(error)") }
-                ids = t.promptTokens([TemplateMessage(role: "user", content: prompt)], tokenizer: llama.tokenizer)
+                do { ids = try t.promptTokens([TemplateMessage(role: "user", content: prompt)], tokenizer: llama.tokenizer) } catch {
+                    throw CLIFailure.badInput("\(model): \(error)")
+                }
             } else {
                 ids = llama.tokenizer.encode(prompt, addSpecial: true, parseSpecial: true)
             }

@@ -98,7 +98,7 @@ import Testing
 
     static func chatPrompt(_ user: String, _ llama: LlamaModel) throws -> String {
         let template = try ChatTemplate.recognise(llama.file.content["tokenizer.chat_template"]!.string!)
-        return template.render([TemplateMessage(role: "user", content: user)])
+        return try template.render([TemplateMessage(role: "user", content: user)])
     }
 
     @Test func theEngineWithTheAdapterAndTheMergedModelGiveLlamaCppsLogits() throws {

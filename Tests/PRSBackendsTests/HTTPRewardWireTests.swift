@@ -17,15 +17,15 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    @Test func formatsRawTextWithThePreferenceInTheUserTurn() {
-        #expect(RewardText.text(input, .raw, chatml.template) == "Name a colour.\n\nHow I would like the answer: one word\n\nBlue.")
-        #expect(RewardText.text(plain, .raw, chatml.template) == "Hi\n\nHello!")
+    @Test func formatsRawTextWithThePreferenceInTheUserTurn() throws {
+        #expect(try RewardText.text(input, .raw, chatml.template) == "Name a colour.\n\nHow I would like the answer: one word\n\nBlue.")
+        #expect(try RewardText.text(plain, .raw, chatml.template) == "Hi\n\nHello!")
     }
 
     @Test func formatsChatWithTheTemplate() throws {
-        #expect(RewardText.text(plain, .chat, chatml.template) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n")
-        #expect(RewardText.promptText(plain, .chat, chatml.template) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
-        #expect(RewardText.text(plain, .chat, try spec("http://h/classify#template=llama3").template).hasPrefix("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"))
+        #expect(try RewardText.text(plain, .chat, chatml.template) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n")
+        #expect(try RewardText.promptText(plain, .chat, chatml.template) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        #expect(try RewardText.text(plain, .chat, try spec("http://h/classify#template=llama3").template).hasPrefix("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"))
     }
 
     @Test func poolingSendsOneConversationAsMessagesOrABatchOfTexts() throws {

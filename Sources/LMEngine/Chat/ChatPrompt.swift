@@ -12,7 +12,13 @@ extension ChatTemplate {
             if let byArchitecture = forArchitecture(model.config.architecture) { return byArchitecture }
             throw ChatTemplateError("\(model.file.path): no chat template in the file; choose one with --template \(names.joined(separator: "|"))")
         }
-        return try recognise(jinja)
+        let t = model.tokenizer
+        func text(_ id: Int32?) -> String { id.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } ?? "" }
+        do {
+            return .jinja(try JinjaTemplate(jinja), bos: text(t.bos), eos: text(t.eos))
+        } catch {
+            throw ChatTemplateError("\(model.file.path): its chat template (tokenizer.chat_template) cannot be rendered: \(error); choose a format with --template \(names.joined(separator: "|"))")
+        }
     }
 
     /// The Jinja text of the model file's `tokenizer.chat_template`, if it has one.
@@ -33,8 +39,8 @@ extension ChatTemplate {
     /// and tokenized with special tokens parsed and BOS added as the model asks unless the template
     /// wrote it.
     public func promptTokens(_ messages: [TemplateMessage], prefill: String? = nil, tokenizer: Tokenizer,
-                             addGenerationPrompt: Bool = true) -> [Int32] {
-        let text = render(messages, addGenerationPrompt: addGenerationPrompt) + (prefill ?? "")
+                             addGenerationPrompt: Bool = true) throws -> [Int32] {
+        let text = try render(messages, addGenerationPrompt: addGenerationPrompt) + (prefill ?? "")
         return tokenizer.promptTokens(text)
     }
 }

@@ -8,9 +8,12 @@ public struct TemplateMessage: Sendable, Hashable {
     }
 }
 
-/// The chat formats prs renders itself, recognised from `tokenizer.chat_template` (a Jinja
-/// template prs does not execute) or chosen by name.
+/// How prompts are written: the model file's own Jinja template (`tokenizer.chat_template`,
+/// rendered by prs's Jinja interpreter, the default), or one of the formats prs writes itself,
+/// chosen by name (`--template`) or used for files without a template.
 public enum ChatTemplate: Sendable, Hashable {
+    /// The file's template, with the text of its BOS and EOS tokens (`bos_token`, `eos_token`).
+    case jinja(JinjaTemplate, bos: String, eos: String)
     /// `<|im_start|>role\ncontent<|im_end|>\n` (SmolLM2, Qwen); the model's default system
     /// prompt, when its template inserts one, is kept.
     case chatML(defaultSystem: String?)
@@ -26,6 +29,7 @@ public enum ChatTemplate: Sendable, Hashable {
 
     public var name: String {
         switch self {
+        case .jinja: "jinja"
         case .chatML: "chatml"
         case .llama3: "llama3"
         case .mistral: "mistral"
@@ -64,9 +68,17 @@ public enum ChatTemplate: Sendable, Hashable {
         return text
     }
 
-    /// The prompt text for `messages`, ending with the assistant's turn opened when `addGenerationPrompt`.
-    public func render(_ messages: [TemplateMessage], addGenerationPrompt: Bool = true) -> String {
+    /// The prompt text for `messages`, ending with the assistant's turn opened when
+    /// `addGenerationPrompt`. Throws when the file's template raises an exception (a role it does
+    /// not accept, say) or does something prs's Jinja does not, naming the line and column.
+    public func render(_ messages: [TemplateMessage], addGenerationPrompt: Bool = true) throws -> String {
         switch self {
+        case .jinja(let t, let bos, let eos):
+            let list = JinjaValue.list(messages.map { .dict([("role", .string($0.role)), ("content", .string($0.content))]) })
+            do {
+                return try t.render(["messages": list, "add_generation_prompt": .bool(addGenerationPrompt), "bos_token": .string(bos),
+                                     "eos_token": .string(eos)])
+            } catch { throw ChatTemplateError("the model's chat template (tokenizer.chat_template), \(error)") }
         case .chatML(let defaultSystem):
             var out = ""
             if let defaultSystem, messages.first?.role != "system" {

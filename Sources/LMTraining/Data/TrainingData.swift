@@ -160,8 +160,8 @@ public struct ExampleTokenizer: Sendable {
         var pieces: [(String, Bool)] = []
         var done = ""
         for (i, m) in messages.enumerated() where m.role == "assistant" {
-            let before = template.render(Array(messages[..<i]), addGenerationPrompt: true)
-            let through = template.render(Array(messages[...i]), addGenerationPrompt: false)
+            let before = try template.render(Array(messages[..<i]), addGenerationPrompt: true)
+            let through = try template.render(Array(messages[...i]), addGenerationPrompt: false)
             guard before.hasPrefix(done), through.hasPrefix(before) else {
                 throw TrainingError("\(source): the \(template.name) template does not render this conversation turn by turn")
             }
@@ -169,7 +169,7 @@ public struct ExampleTokenizer: Sendable {
             pieces.append((String(through.dropFirst(before.count)), true))
             done = through
         }
-        let whole = template.render(messages, addGenerationPrompt: false)
+        let whole = try template.render(messages, addGenerationPrompt: false)
         if whole.count > done.count { pieces.append((String(whole.dropFirst(done.count)), false)) }
         return try sequence(pieces, source)
     }

@@ -33,8 +33,8 @@ public struct EmbeddedGenerator: TextGenerator {
 
     /// The prompt tokens of `messages`: rendered, then tokenized with special tokens parsed
     /// (BOS added as the model asks unless the template wrote it).
-    public func promptTokens(_ messages: [ChatMessage], prefill: String? = nil) -> [Int32] {
-        template.promptTokens(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }, prefill: prefill, tokenizer: tokenizer)
+    public func promptTokens(_ messages: [ChatMessage], prefill: String? = nil) throws -> [Int32] {
+        try template.promptTokens(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }, prefill: prefill, tokenizer: tokenizer)
     }
 
     public func generate(_ request: GenerationRequest) async throws -> [Generation] {
@@ -45,7 +45,7 @@ public struct EmbeddedGenerator: TextGenerator {
         if let choices = request.choices, let forced = choiceTokens(choices, after: prefill ?? "") {
             (prefill, allowed) = forced
         }
-        let prompt = promptTokens(request.messages, prefill: prefill)
+        let prompt = try promptTokens(request.messages, prefill: prefill)
         let sampler = SamplerSettings(
             temperature: Float(p.temperature ?? 0.8), topK: p.topK ?? 0, topP: Float(p.topP ?? 1), minP: Float(p.minP ?? 0),
             repetitionPenalty: Float(p.repetitionPenalty ?? 1), presencePenalty: Float(p.presencePenalty ?? 0),

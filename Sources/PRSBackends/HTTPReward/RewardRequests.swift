@@ -21,21 +21,21 @@ public enum RewardRequests {
 
     /// The body of one request for `batch`, which holds at most `batchLimit(spec)` inputs.
     public static func body(_ batch: [RewardInput], _ spec: HTTPRewardSpec) throws -> Data {
-        let texts = { batch.map { RewardText.text($0, spec.format, spec.template) } }
+        let texts = { try batch.map { try RewardText.text($0, spec.format, spec.template) } }
         switch spec.endpoint {
         case .pooling where spec.format == .chat:
             precondition(batch.count == 1, "a /pooling chat request holds one conversation")
             return try encode(PoolingChatBody(model: spec.model, messages: RewardText.messages(batch[0])))
         case .pooling:
-            return try encode(TextsBody(model: spec.model, input: texts()))
+            return try encode(TextsBody(model: spec.model, input: try texts()))
         case .classify:
-            return try encode(ClassifyBody(model: spec.model, input: texts()))
+            return try encode(ClassifyBody(model: spec.model, input: try texts()))
         case .score:
             let prompts = batch.map(RewardText.userTurn)
             let first: OneOrMany = Set(prompts).count == 1 ? .one(prompts[0]) : .many(prompts)
             return try encode(ScoreBody(model: spec.model, text_1: first, text_2: batch.map(\.response)))
         case .getReward:
-            return try encode(GetRewardBody(query: texts(), prompts: batch.map { RewardText.promptText($0, spec.format, spec.template) }))
+            return try encode(GetRewardBody(query: try texts(), prompts: try batch.map { try RewardText.promptText($0, spec.format, spec.template) }))
         }
     }
 
