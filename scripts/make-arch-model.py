@@ -11,6 +11,9 @@ Variants:
   llama-rope-freqs   Llama 3.x: `rope_freqs.weight` (per-pair factors dividing the angles)
   llama-linear       rope.scaling.type linear, factor 4
   llama-yarn         rope.scaling.type yarn, factor 4, original context 64
+  qwen2              qwen2: q, k and v biases; rotary pairs in halves (ggml's NEOX)
+  qwen3              qwen3: per-head RMSNorm of q and k before rope, heads of 96 (q wider than the
+                     model), no biases, NEOX rotary pairs
 Writes OUT/arch-VARIANT.gguf and prints its path.
 """
 import argparse, importlib.util, os
@@ -22,18 +25,23 @@ spec = importlib.util.spec_from_file_location("make_random_model", os.path.join(
 make_random_model = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(make_random_model)
 
-VARIANTS = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"]
+VARIANTS = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3"]
 DIM, FFN, LAYERS, HEADS, KV, CTX, BASE = 256, 512, 2, 4, 2, 2048, 10000.0
 
 
 def write(path, variant, tokenizer, seed):
     fields, vocab = make_random_model.tokenizer_fields(tokenizer)
-    head = DIM // HEADS
-    w = gguf.GGUFWriter(path, "llama")
+    arch = variant if variant in ("qwen2", "qwen3") else "llama"
+    head = 96 if variant == "qwen3" else DIM // HEADS
+    w = gguf.GGUFWriter(path, arch)
     w.add_name(f"arch-{variant}")
     w.add_context_length(CTX); w.add_embedding_length(DIM); w.add_feed_forward_length(FFN)
     w.add_block_count(LAYERS); w.add_head_count(HEADS); w.add_head_count_kv(KV)
-    w.add_rope_freq_base(BASE); w.add_layer_norm_rms_eps(1e-5); w.add_rope_dimension_count(head)
+    w.add_rope_freq_base(BASE); w.add_layer_norm_rms_eps(1e-5)
+    if arch == "llama":
+        w.add_rope_dimension_count(head)
+    if variant == "qwen3":
+        w.add_key_length(head); w.add_value_length(head)
     w.add_file_type(0)  # F32
     if variant == "llama-linear":
         w.add_string("llama.rope.scaling.type", "linear"); w.add_float32("llama.rope.scaling.factor", 4.0)
@@ -47,6 +55,7 @@ def write(path, variant, tokenizer, seed):
             w.add_key_value(key, val, vtype)
     rng = np.random.default_rng(seed)
     kvdim = head * KV
+    qdim = head * HEADS
     tensors = [("token_embd.weight", rng.standard_normal((vocab, DIM), dtype=np.float32) * 0.5),
                ("output_norm.weight", np.ones(DIM, dtype=np.float32))]
     if variant == "llama-rope-freqs":
@@ -57,14 +66,22 @@ def write(path, variant, tokenizer, seed):
         tensors += [
             (f"blk.{l}.attn_norm.weight", np.ones(DIM, dtype=np.float32)),
             (f"blk.{l}.ffn_norm.weight", np.ones(DIM, dtype=np.float32)),
-            (f"blk.{l}.attn_q.weight", rng.standard_normal((DIM, DIM), dtype=np.float32) * 0.25),
+            (f"blk.{l}.attn_q.weight", rng.standard_normal((qdim, DIM), dtype=np.float32) * 0.25),
             (f"blk.{l}.attn_k.weight", rng.standard_normal((kvdim, DIM), dtype=np.float32) * 0.25),
             (f"blk.{l}.attn_v.weight", rng.standard_normal((kvdim, DIM), dtype=np.float32) * 0.08),
-            (f"blk.{l}.attn_output.weight", rng.standard_normal((DIM, DIM), dtype=np.float32) * 0.08),
+            (f"blk.{l}.attn_output.weight", rng.standard_normal((DIM, qdim), dtype=np.float32) * 0.08),
             (f"blk.{l}.ffn_gate.weight", rng.standard_normal((FFN, DIM), dtype=np.float32) * 0.08),
             (f"blk.{l}.ffn_up.weight", rng.standard_normal((FFN, DIM), dtype=np.float32) * 0.08),
             (f"blk.{l}.ffn_down.weight", rng.standard_normal((DIM, FFN), dtype=np.float32) * 0.08),
         ]
+        if variant == "qwen2":
+            tensors += [(f"blk.{l}.attn_q.bias", rng.standard_normal(qdim, dtype=np.float32) * 0.5),
+                        (f"blk.{l}.attn_k.bias", rng.standard_normal(kvdim, dtype=np.float32) * 0.5),
+                        (f"blk.{l}.attn_v.bias", rng.standard_normal(kvdim, dtype=np.float32) * 0.1)]
+        if variant == "qwen3":
+            # Norm weights away from 1, so a norm applied wrongly (or not at all) shows.
+            tensors += [(f"blk.{l}.attn_q_norm.weight", (1 + rng.standard_normal(head, dtype=np.float32) * 0.3)),
+                        (f"blk.{l}.attn_k_norm.weight", (1 + rng.standard_normal(head, dtype=np.float32) * 0.3))]
     for name, t in tensors:
         w.add_tensor(name, np.ascontiguousarray(t, dtype=np.float32))
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file()

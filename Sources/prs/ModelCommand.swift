@@ -62,7 +62,10 @@ struct Model: AsyncParsableCommand {
             var hyperparameters: [String: String]
             var tensor_types: [String: TypeUse]
             var tensors: Int
+            /// What prompts are written with: "jinja" (the file's own template, rendered by prs), a
+            /// format's name, or "unrenderable"; `chat_template_detail` says more.
             var chat_template: String?
+            var chat_template_detail: String?
             /// Rope scaling as prs applies it ("none", "rope_freqs (N factors)", "linear ×F", "yarn ×F …"),
             /// or why prs refuses the file.
             var rope_scaling: String?
@@ -89,13 +92,14 @@ struct Model: AsyncParsableCommand {
                 u.elements += t.elementCount
                 types[t.type.description] = u
             }
-            let template = c["tokenizer.chat_template"]?.string.map { source -> String in
+            let described: (String, String)? = c["tokenizer.chat_template"]?.string.map { source -> (String, String) in
                 let format = (try? ChatTemplate.recognise(source)).map { ", a \($0.name) format" } ?? ""
                 do {
                     _ = try JinjaTemplate(source)
-                    return "the file's own (Jinja, \(source.utf8.count) bytes\(format)), rendered by prs"
-                } catch { return "the file's own, which prs cannot render (\(error)); choose one with --template" }
-            } ?? arch.flatMap { ChatTemplate.forArchitecture($0) }.map { "\($0.name) (none in the file; the architecture's)" }
+                    return ("jinja", "the file's own (Jinja, \(source.utf8.count) bytes\(format)), rendered by prs")
+                } catch { return ("unrenderable", "the file's own, which prs cannot render (\(error)); choose one with --template") }
+            } ?? arch.flatMap { ChatTemplate.forArchitecture($0) }.map { ($0.name, "\($0.name) (none in the file; the architecture's)") }
+            let template = described?.1
             let tok = try? Tokenizer(gguf: c)
             var rope: String?
             do {
@@ -108,7 +112,8 @@ struct Model: AsyncParsableCommand {
             let report = Report(
                 path: model, file_bytes: file.fileSize, gguf_version: c.version, architecture: arch,
                 name: c["general.name"]?.string, parameters: c.tensors.reduce(0) { $0 + $1.elementCount },
-                hyperparameters: hyper, tensor_types: types, tensors: c.tensors.count, chat_template: template, rope_scaling: rope,
+                hyperparameters: hyper, tensor_types: types, tensors: c.tensors.count, chat_template: described?.0,
+                chat_template_detail: template, rope_scaling: rope,
                 tokenizer: tok.map { .init(model: c["tokenizer.ggml.model"]?.string, pre: c["tokenizer.ggml.pre"]?.string,
                                            tokens: $0.count, bos: $0.bos, eos: $0.eos, add_bos: $0.addBOS) },
                 adapters: try adapterInfo(file),

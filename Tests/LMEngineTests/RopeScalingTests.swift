@@ -12,7 +12,7 @@ import Testing
 /// additions, ggml's F16 K/V cache (prs's too) and its vector exp differ: max |Δ logit| ≤ 0.02.
 @Suite(.serialized) struct RopeScalingTests {
     static let tolerance: Float = 0.02
-    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"]
+    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3"]
     static let positions = [5, 40, 120, 250, 299]
 
     static let dir: Result<URL, any Error> = Result {
@@ -76,7 +76,24 @@ import Testing
         zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? .infinity }.max() ?? .infinity
     }
 
-    @Test(arguments: variants)
+    /// Qwen2 (q/k/v biases, NEOX rotary pairs: before this test prs paired them as llama does and
+    /// was up to 25 nats from llama.cpp) and Qwen3 (per-head q/k norms, heads wider than dim/heads).
+    @Test(arguments: ["qwen2", "qwen3"])
+    func qwenArchitecturesGiveLlamaCppsLogits(variant: String) throws {
+        let model = try LlamaModel(path: try Self.path(variant))
+        #expect(model.config.ropePairs == .halves && model.config.qkNorms == (variant == "qwen3"))
+        let tokens = Self.tokens(model)
+        let ours = try Self.prsLogits(model, tokens)
+        let theirs = try Self.llamaLogits(try Self.path(variant), tokens)
+        let d = Self.maxDiff(ours, theirs)
+        #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+        for (a, b) in zip(ours, theirs) {
+            #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(variant): the greedy token differs")
+        }
+        print("architecture \(variant): max |Δ logit| vs llama.cpp \(d)")
+    }
+
+    @Test(arguments: ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"])
     func ropeScalingGivesLlamaCppsLogits(variant: String) throws {
         let model = try LlamaModel(path: try Self.path(variant))
         let tokens = Self.tokens(model)

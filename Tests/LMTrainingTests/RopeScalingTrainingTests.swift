@@ -4,20 +4,20 @@ import LMEngine
 import LMTraining
 import Testing
 
-/// `prs train` on rope-scaled llamas (scripts/make-arch-model.py: Llama 3.x `rope_freqs.weight`,
+/// `prs train` on rope-scaled llamas and on Qwen2 and Qwen3 (scripts/make-arch-model.py: Llama 3.x `rope_freqs.weight`,
 /// linear, YaRN; and the unscaled llama as the control): the training forward pass gives the
 /// engine's log-probabilities (which RopeScalingTests holds to llama.cpp's), and without the
 /// scaling it would not.
 @Suite(.serialized) struct RopeScalingTrainingTests {
     static let dir: Result<URL, any Error> = Result {
         let d = try Project.temporaryDirectory("arch-train")
-        for v in ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"] {
+        for v in ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3"] {
             _ = try Project.python("scripts/make-arch-model.py", ["--variant", v, "--out", d.path])
         }
         return d
     }
 
-    @Test(arguments: ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"])
+    @Test(arguments: ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3"])
     func theForwardPassGivesTheEnginesLogProbabilities(variant: String) throws {
         let path = try Self.dir.get().appendingPathComponent("arch-\(variant).gguf").path
         let llama = try LlamaModel(path: path)
@@ -27,7 +27,8 @@ import Testing
         var batch = PackedBatch()
         batch.append(seq, scored: seq.indices.map { $0 > 0 })
         let shape = BaseWeights.shape(llama.config)
-        #expect((shape.ropeScaling != nil) == (variant != "llama"))
+        #expect((shape.ropeScaling != nil) == variant.hasPrefix("llama-"))
+        #expect(shape.qkNorms == (variant == "qwen3") && shape.ropeHalves == variant.hasPrefix("qwen"))
         let ours = TrainingModel(shape: shape, base: base, lora: nil).forward(batch)
         var unscaledShape = shape
         unscaledShape.ropeScaling = nil
@@ -52,7 +53,7 @@ import Testing
         // apart at most and 0.023 on average, the scaled ones the same (0.18-0.24, 0.020-0.024).
         // Allowed: 0.5 at most, 0.05 on average. Training without the scaling is ~7 apart on average.
         #expect(worst <= 0.5 && mean <= 0.05, "\(variant): |Δ log p| between training's forward and the engine's: max \(worst), mean \(mean)")
-        if variant != "llama" {
+        if variant.hasPrefix("llama-") {
             #expect(effectMean >= 40 * 0.05, "\(variant): without the scaling training would differ by \(effectMean) on average, too little to tell")
         }
     }

@@ -163,7 +163,7 @@ final class Evaluator: @unchecked Sendable {
                 }
                 products.apply(wo[l], batch: batch, att, projOut)
                 if adapted { addAdapters(slots, layer: l, [3], att, inDim: qDim, projOut, [dim]) }
-                if let s = layer.sandwich { for b in 0..<batch { rmsNorm(proj + b * dim, s.postAttention, into: proj + b * dim, dim) } }
+                if let w = layer.sandwich?.postAttention { for b in 0..<batch { rmsNorm(proj + b * dim, w, into: proj + b * dim, dim) } }
                 applyNormed(gateUp[l], batch: batch, add: proj, layer.ffnNorm, gateUpOut)
                 if adapted { addAdapters(slots, layer: l, [4, 5], xn, inDim: dim, gateUpOut, [hidden, hidden]) }
                 let activation: Products.Prelude = switch c.activation {
@@ -172,7 +172,7 @@ final class Evaluator: @unchecked Sendable {
                 }
                 products.apply(down[l], batch: batch, gate, projOut, prelude: activation)
                 if adapted { addAdapters(slots, layer: l, [6], gate, inDim: hidden, projOut, [dim]) }
-                if let s = layer.sandwich { for b in 0..<batch { rmsNorm(proj + b * dim, s.postFFN, into: proj + b * dim, dim) } }
+                if let w = layer.sandwich?.postFFN { for b in 0..<batch { rmsNorm(proj + b * dim, w, into: proj + b * dim, dim) } }
                 pending = UnsafePointer(proj)
             }
             if let pending { for j in 0..<(batch * dim) { x[j] += pending[j] } }

@@ -33,7 +33,7 @@ extension LlamaModel {
         let p = "blk.\(i)."
         return Layer.Sandwich(qNorm: try vector(p + "attn_q_norm.weight", c.headDim),
                               kNorm: try vector(p + "attn_k_norm.weight", c.headDim),
-                              postAttention: try vector(p + "post_attention_norm.weight", c.dim),
-                              postFFN: try vector(p + "post_ffw_norm.weight", c.dim))
+                              postAttention: c.sandwichNorms ? try vector(p + "post_attention_norm.weight", c.dim) : nil,
+                              postFFN: c.sandwichNorms ? try vector(p + "post_ffw_norm.weight", c.dim) : nil)
     }
 }

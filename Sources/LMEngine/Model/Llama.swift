@@ -22,8 +22,8 @@ public final class LlamaModel: @unchecked Sendable {
         let bq, bk, bv: [Float]?
         let ffnNorm: [Float]
         let gate, up, down: WeightMatrix
-        /// Gemma 3's extra norms.
-        struct Sandwich { let qNorm, kNorm, postAttention, postFFN: [Float] }
+        /// Per-head norms of q and k (Gemma 3, Qwen3), and Gemma 3's post-attention and post-FFN norms.
+        struct Sandwich { let qNorm, kNorm: [Float]; let postAttention, postFFN: [Float]? }
         let sandwich: Sandwich?
     }
 
@@ -102,7 +102,7 @@ public final class LlamaModel: @unchecked Sendable {
                     gate: try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
                     up: try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
                     down: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim),
-                    sandwich: c.sandwichNorms ? try Self.sandwichNorms(file, layer: i, c, vector) : nil)
+                    sandwich: c.sandwichNorms || c.qkNorms ? try Self.sandwichNorms(file, layer: i, c, vector) : nil)
             }
             outputNorm = try vector("output_norm.weight", c.dim)
         } catch let e as ModelError where !e.description.hasPrefix(file.path) {
@@ -122,6 +122,7 @@ extension LlamaModel {
                                      "attn_q.bias", "attn_k.bias", "attn_v.bias", "ffn_norm.weight", "ffn_gate.weight",
                                      "ffn_up.weight", "ffn_down.weight"]
         if c.sandwichNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight"]) }
+        if c.qkNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight"]) }
         let global: Set<String> = ["token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"]
         for t in file.content.tensors where !global.contains(t.name) {
             let parts = t.name.split(separator: ".", maxSplits: 2)

@@ -43,12 +43,14 @@ public struct LlamaConfig: Sendable, Hashable {
     public var localRopeBase: Float
     /// Per-head RMSNorm of q and k, post-attention and post-FFN norms (Gemma 3's tensors).
     public var sandwichNorms: Bool = false
+    /// Per-head RMSNorm of q and k before rope, without Gemma's other norms (Qwen3).
+    public var qkNorms: Bool = false
 
     /// Width of the query and attention output (heads × headDim; may differ from dim).
     public var qDim: Int { heads * headDim }
     public func isLocal(_ layer: Int) -> Bool { slidingWindow != nil && layer < localLayers.count && localLayers[layer] }
 
-    public static let supported = ["llama", "qwen2", "gemma3"]
+    public static let supported = ["llama", "qwen2", "qwen3", "gemma3"]
 
     /// The `ARCH.*` metadata keys prs reads (or that change nothing in the forward pass). Any
     /// other is refused at load, naming it: a key llama.cpp uses that prs ignored would run the
@@ -123,6 +125,10 @@ public struct LlamaConfig: Sendable, Hashable {
         if arch == "gemma3" {
             try applyGemma3(int: int, float: float)
         }
+        // Qwen2 and Qwen3 rotate pairs split in halves (llama.cpp's NEOX rope type; their
+        // converter leaves q/k rows unpermuted); Qwen3 norms q and k per head before rope.
+        if arch == "qwen2" || arch == "qwen3" { ropePairs = .halves }
+        if arch == "qwen3" { qkNorms = true }
     }
 }
 

@@ -14,6 +14,7 @@ public enum BaseWeights {
         s.geglu = c.activation == .geluTanh
         s.embeddingScale = c.embeddingScale.map(Double.init)
         s.sandwichNorms = c.sandwichNorms
+        if c.qkNorms { s.qkNormsOnly = true }
         if c.attentionScale != 1 / Float(c.headDim).squareRoot() { s.attentionScale = Double(c.attentionScale) }
         s.slidingWindow = c.slidingWindow
         s.localLayers = c.localLayers

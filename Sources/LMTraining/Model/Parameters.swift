@@ -147,6 +147,11 @@ public struct ModelShape: Sendable, Hashable, Codable {
     /// Per-head RMSNorm of q and k before rope, and RMSNorms of the attention's and the
     /// feed-forward's outputs before they join the residual stream.
     public var sandwichNorms = false
+    /// Per-head RMSNorm of q and k alone, without Gemma's other norms (Qwen3); nil in shapes
+    /// written before it existed.
+    public var qkNormsOnly: Bool? = nil
+    /// Whether q and k are normed per head before rope (Gemma 3 and Qwen3).
+    public var qkNorms: Bool { sandwichNorms || (qkNormsOnly ?? false) }
     /// The scale of q·k (1/√headDim unless the model says otherwise).
     public var attentionScale: Double
     /// Local layers attend to the last `slidingWindow` positions (their own included), with rope

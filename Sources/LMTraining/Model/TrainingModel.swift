@@ -105,10 +105,11 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         for l in 0..<s.layers {
             out.append(("blk.\(l).attn_norm.weight", 1, s.dim))
             out.append(("blk.\(l).ffn_norm.weight", 1, s.dim))
+            if s.qkNorms {
+                for name in ["attn_q_norm", "attn_k_norm"] { out.append(("blk.\(l).\(name).weight", 1, s.headDim)) }
+            }
             if s.sandwichNorms {
-                for (name, width) in [("attn_q_norm", s.headDim), ("attn_k_norm", s.headDim), ("post_attention_norm", s.dim), ("post_ffw_norm", s.dim)] {
-                    out.append(("blk.\(l).\(name).weight", 1, width))
-                }
+                for name in ["post_attention_norm", "post_ffw_norm"] { out.append(("blk.\(l).\(name).weight", 1, s.dim)) }
             }
             for p in Projection.allCases {
                 let (o, i) = p.shape(s)
@@ -177,10 +178,13 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             var lw = LayerWeights(attnNorm: base.value("blk.\(l).attn_norm.weight"), ffnNorm: base.value("blk.\(l).ffn_norm.weight"),
                                   dAttnNorm: g("blk.\(l).attn_norm.weight"), dFfnNorm: g("blk.\(l).ffn_norm.weight"),
                                   w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:], packed: [:])
-            if shape.sandwichNorms {
+            if shape.qkNorms {
                 let n = "blk.\(l)."
                 lw.qNorm = base.value(n + "attn_q_norm.weight"); lw.dQNorm = g(n + "attn_q_norm.weight")
                 lw.kNorm = base.value(n + "attn_k_norm.weight"); lw.dKNorm = g(n + "attn_k_norm.weight")
+            }
+            if shape.sandwichNorms {
+                let n = "blk.\(l)."
                 lw.postAttn = base.value(n + "post_attention_norm.weight"); lw.dPostAttn = g(n + "post_attention_norm.weight")
                 lw.postFfn = base.value(n + "post_ffw_norm.weight"); lw.dPostFfn = g(n + "post_ffw_norm.weight")
             }
@@ -266,8 +270,8 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             a.xn = Buffer(n * s.dim); a.h = Buffer(n * s.hiddenDim)
             a.rstd1 = per(1); a.q = per(s.qDim); a.k = per(s.kvDim); a.v = per(s.kvDim)
             a.att = per(s.qDim); a.x2 = per(s.dim); a.rstd2 = per(1)
+            if s.qkNorms { a.qRaw = per(s.qDim); a.kRaw = per(s.kvDim); a.rstdQ = per(s.heads); a.rstdK = per(s.kvHeads) }
             if s.sandwichNorms {
-                a.qRaw = per(s.qDim); a.kRaw = per(s.kvDim); a.rstdQ = per(s.heads); a.rstdK = per(s.kvHeads)
                 a.attnOut = per(s.dim); a.ffnOut = per(s.dim); a.rstdPA = per(1); a.rstdPF = per(1)
             }
             a.g = per(s.hiddenDim); a.u = per(s.hiddenDim)
@@ -290,12 +294,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     public static func activationScalars(_ s: ModelShape, rows: Int, longest: Int, lora: LoRASettings?, checkpointing: Bool) -> Int {
         let slots = checkpointing ? 1 : s.layers
         let probs = s.heads * rows * min(rows, longest)  // Σ length² ≤ rows · longest
-        let sandwich = s.sandwichNorms ? rows * (s.qDim + s.kvDim + s.heads + s.kvHeads + 2 * s.dim + 2) : 0
+        let sandwich = (s.qkNorms ? rows * (s.qDim + s.kvDim + s.heads + s.kvHeads) : 0) + (s.sandwichNorms ? rows * (2 * s.dim + 2) : 0)
         let perSlot = rows * (2 + s.dim + 2 * s.qDim + 2 * s.kvDim + 2 * s.hiddenDim + (lora.map { $0.rank * $0.targets.count } ?? 0)) + probs + sandwich
         let widest = max(s.dim, s.hiddenDim, s.qDim)
         let kept = (s.layers + 1) * rows * s.dim + rows * (s.dim + s.hiddenDim) + rows * (3 * s.dim + 3)
         let backward = rows * (2 * s.dim + 2 * s.qDim + 2 * s.kvDim + 3 * s.hiddenDim + max(1, lora?.rank ?? 1) + widest)
-            + (s.sandwichNorms ? rows * (s.dim + s.qDim + s.kvDim) : 0) + longest * longest + rows * widest
+            + (s.sandwichNorms ? rows * s.dim : 0) + (s.qkNorms ? rows * (s.qDim + s.kvDim) : 0) + longest * longest + rows * widest
         return slots * perSlot + kept + backward
     }
 
@@ -346,8 +350,8 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let x = a.residual[l].p
         let sandwich = s.sandwichNorms
         Ops.rmsNormForward(x, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[i].p)
-        if sandwich {
-            // Gemma 3: q and k normed per head (one headDim-wide weight each) before rope.
+        if s.qkNorms {
+            // Gemma 3 and Qwen3: q and k normed per head (one headDim-wide weight each) before rope.
             project(.q, l, a.xn.p, rows, a.qRaw[i].p)
             project(.k, l, a.xn.p, rows, a.kRaw[i].p)
             Ops.rmsNormForward(a.qRaw[i].p, w.qNorm!, rows * s.heads, s.headDim, eps, a.q[i].p, a.rstdQ[i].p)
@@ -475,7 +479,8 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             gr.dk = Buffer(rows * s.kvDim); gr.dv = Buffer(rows * s.kvDim); gr.datt = Buffer(rows * s.qDim)
             gr.dg = Buffer(rows * s.hiddenDim); gr.du = Buffer(rows * s.hiddenDim); gr.dh = Buffer(rows * s.hiddenDim)
             gr.dxa = Buffer(rows * max(1, loraSettings?.rank ?? 1)); gr.tmp = Buffer(rows * max(s.dim, s.hiddenDim, s.qDim))
-            if s.sandwichNorms { gr.dqRaw = Buffer(rows * s.qDim); gr.dkRaw = Buffer(rows * s.kvDim); gr.dOut = Buffer(rows * s.dim) }
+            if s.qkNorms { gr.dqRaw = Buffer(rows * s.qDim); gr.dkRaw = Buffer(rows * s.kvDim) }
+            if s.sandwichNorms { gr.dOut = Buffer(rows * s.dim) }
         }
         let maxL = batch.segments.map(\.length).max() ?? 1
         if gr.dS == nil || gr.dS.count < maxL * maxL { gr.dS = Buffer(maxL * maxL) }
@@ -547,7 +552,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true, halves: s.ropeHalves)
             Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true, halves: s.ropeHalves)
             var dq = gr.dq.p, dk = gr.dk.p
-            if sandwich {
+            if s.qkNorms {
                 gr.dqRaw.p.update(repeating: 0, count: rows * s.qDim)
                 gr.dkRaw.p.update(repeating: 0, count: rows * s.kvDim)
                 Ops.rmsNormBackward(gr.dq.p, a.qRaw[i].p, w.qNorm!, a.rstdQ[i].p, rows * s.heads, s.headDim, gr.dqRaw.p, w.dQNorm)
