@@ -101,15 +101,10 @@ public indirect enum JinjaValue: Sendable, Hashable {
         let quote: Character = s.contains("'") && !s.contains("\"") ? "\"" : "'"
         var out = String(quote)
         for ch in s.unicodeScalars {
-            switch ch {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if Character(ch) == quote { out += "\\" + String(quote) }
-                else if ch.value < 0x20 || ch.value == 0x7F { out += String(format: "\\x%02x", ch.value) }
-                else { out.unicodeScalars.append(ch) }
+            if let e = commonEscape(ch) { out += e } else if Character(ch) == quote { out += "\\" + String(quote) } else if ch.value < 0x20 || ch.value == 0x7F {
+                out += String(format: "\\x%02x", ch.value)
+            } else {
+                out.unicodeScalars.append(ch)
             }
         }
         return out + String(quote)
@@ -140,15 +135,23 @@ public indirect enum JinjaValue: Sendable, Hashable {
         }
     }
 
+    /// The escapes Python's repr and JSON share: backslash, newline, carriage return, tab.
+    static func commonEscape(_ ch: Unicode.Scalar) -> String? {
+        switch ch {
+        case "\\": "\\\\"
+        case "\n": "\\n"
+        case "\r": "\\r"
+        case "\t": "\\t"
+        default: nil
+        }
+    }
+
     static func jsonString(_ s: String) -> String {
         var out = "\""
         for ch in s.unicodeScalars {
+            if let e = commonEscape(ch) { out += e; continue }
             switch ch {
             case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
