@@ -469,6 +469,19 @@ static inline long cursor_next(cache_cursor *c) {
 // Scores to attention weights in place: w = F16(e^(s - max) · (1 / Σ e)), the exponentials summed
 // in double in one fixed order (eight lanes in two double accumulators, then the tail), so every
 // kernel that calls this with the same scores gets the same weights.
+// Soft-capping of attention scores (Gemma 2): s = cap · tanh(s / cap), as llama.cpp scales,
+// takes tanh and scales back; returns the new maximum. cap 0: none.
+static float soft_cap(float *sc, int count, float cap, float maxs) {
+    if (cap == 0) return maxs;
+    const float inv = 1.0f / cap;
+    maxs = -INFINITY;
+    for (int t = 0; t < count; t++) {
+        sc[t] = cap * tanhf(sc[t] * inv);
+        if (sc[t] > maxs) maxs = sc[t];
+    }
+    return maxs;
+}
+
 static void attention_weights(float *sc, int count, float maxs) {
     double total = 0;
     int t = 0;
@@ -510,7 +523,7 @@ static inline __m256 sum8x8(const __m256 a[8]) {
 // softmax in F32 with a double sum, weights rounded to F16, out = Σ w v in F32. Each score and
 // each output is computed the same way whatever n_pos and first are. scores: n_pos - first floats.
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
-                        int block, int first, int n_pos, int hd, float scale, float *scores, float *out) {
+                        int block, int first, int n_pos, int hd, float scale, float softcap, float *scores, float *out) {
     float qh[256];
     for (int i = 0; i < hd; i++) qh[i] = f16_round(q[i]);
     const int count = n_pos - first;
@@ -545,6 +558,7 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
         scores[t - first] = s;
         if (s > maxs) maxs = s;
     }
+    maxs = soft_cap(scores, count, softcap, maxs);
     attention_weights(scores, count, maxs);
     cache_cursor vc = cursor_at(table, block, first);
 #if defined(LM_AVX2) && defined(__F16C__)
@@ -585,7 +599,8 @@ void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, lo
 // and value row is converted from F16 once for all of them. Every number is computed exactly as
 // lm_attention_paged computes it for one head, so the two give identical results.
 void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
-                          const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out) {
+                          const int32_t *table, int block, int first, int n_pos, float scale, float softcap,
+                          float *scores, float *out) {
     float qh[8][64];
     float maxs[8];
     const int count = n_pos - first;
@@ -617,7 +632,7 @@ void lm_attention_group64(const float *q, int group, const uint16_t *k, const ui
         }
     }
     for (int g = 0; g < group; g++) {
-        attention_weights(scores + g * count, count, maxs[g]);
+        attention_weights(scores + g * count, count, soft_cap(scores + g * count, count, softcap, maxs[g]));
         for (int i = 0; i < 64; i++) out[g * 64 + i] = 0;
     }
     // Values sixteen rows at a time: converted once, then applied to each head in position order.

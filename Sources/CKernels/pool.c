@@ -96,14 +96,14 @@ static void run_chunk(const task *t, int chunk, int thread) {
         const lm_attn_slot *s = &a->slots[chunk / a->kv_heads];
         int kvh = chunk % a->kv_heads, group = a->heads / a->kv_heads;
         lm_attention_group64(s->q + (long)kvh * group * 64, group, a->k + (long)kvh * 64, a->v + (long)kvh * 64, a->stride,
-                             s->table, a->block, s->first, s->n_pos, a->scale, a->scores + (long)thread * a->max_pos, s->out + (long)kvh * group * 64);
+                             s->table, a->block, s->first, s->n_pos, a->scale, a->softcap, a->scores + (long)thread * a->max_pos, s->out + (long)kvh * group * 64);
 #endif
     } else {
         const lm_attn_job *a = &t->attn;
         const lm_attn_slot *s = &a->slots[chunk / a->heads];
         int h = chunk % a->heads, kvh = h / (a->heads / a->kv_heads);
         lm_attention_paged(s->q + (long)h * a->hd, a->k + (long)kvh * a->hd, a->v + (long)kvh * a->hd, a->stride, s->table,
-                           a->block, s->first, s->n_pos, a->hd, a->scale, a->scores + (long)thread * a->max_pos, s->out + (long)h * a->hd);
+                           a->block, s->first, s->n_pos, a->hd, a->scale, a->softcap, a->scores + (long)thread * a->max_pos, s->out + (long)h * a->hd);
     }
 }
 

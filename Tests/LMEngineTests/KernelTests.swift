@@ -23,12 +23,12 @@ import Testing
         var scores = [Float](repeating: 0, count: group * positions)
         let kvh = 1
         lm_attention_group64(q, Int32(group), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table, Int32(block),
-                             first, Int32(positions), 0.125, &scores, &grouped)
+                             first, Int32(positions), 0.125, 0, &scores, &grouped)
         for g in 0..<group {
             var alone = [Float](repeating: 0, count: hd)
             var s = [Float](repeating: 0, count: positions)
             lm_attention_paged(Array(q[(g * hd)..<((g + 1) * hd)]), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table,
-                               Int32(block), first, Int32(positions), Int32(hd), 0.125, &s, &alone)
+                               Int32(block), first, Int32(positions), Int32(hd), 0.125, 0, &s, &alone)
             #expect(alone == Array(grouped[(g * hd)..<((g + 1) * hd)]), "head \(g) of the group")
         }
     }

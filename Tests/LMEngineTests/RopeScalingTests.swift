@@ -12,7 +12,7 @@ import Testing
 /// additions, ggml's F16 K/V cache (prs's too) and its vector exp differ: max |Δ logit| ≤ 0.02.
 @Suite(.serialized) struct RopeScalingTests {
     static let tolerance: Float = 0.02
-    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3"]
+    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3", "gemma2"]
     static let positions = [5, 40, 120, 250, 299]
 
     static let dir: Result<URL, any Error> = Result {
@@ -91,6 +91,40 @@ import Testing
             #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(variant): the greedy token differs")
         }
         print("architecture \(variant): max |Δ logit| vs llama.cpp \(d)")
+    }
+
+    /// Gemma 2: alternating sliding-window (48) and global layers, attention scores soft-capped at 8
+    /// and logits at 6, post norms, GeGLU, the embedding scaled. Each of the window and the two caps
+    /// moves the logits far beyond the tolerance, so leaving one out would fail.
+    @Test func gemma2GivesLlamaCppsLogits() throws {
+        let path = try Self.path("gemma2")
+        let model = try LlamaModel(path: path)
+        let c = model.config
+        #expect(c.slidingWindow == 48 && c.localLayers == [true, false, true, false])
+        #expect(c.attentionSoftcap == 8 && c.finalLogitSoftcap == 6 && c.postNorms && !c.qkNorms && c.activation == .geluTanh)
+        let tokens = Self.tokens(model)
+        let ours = try Self.prsLogits(model, tokens)
+        let theirs = try Self.llamaLogits(path, tokens)
+        let d = Self.maxDiff(ours, theirs)
+        #expect(d <= Self.tolerance, "gemma2: max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+        for (a, b) in zip(ours, theirs) {
+            #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "gemma2: the greedy token differs")
+        }
+        // The same weights with one feature turned off, in prs: each changes the answer.
+        let base = try GGUFFile(path: path)
+        for (key, value) in [("gemma2.attention.sliding_window", MetadataValue.uint32(4096)),
+                             ("gemma2.attn_logit_softcapping", .float32(1e6)), ("gemma2.final_logit_softcapping", .float32(1e6))] {
+            var w = GGUFWriter()
+            w.metadata = base.content.metadata.map { $0.key == key ? (key: key, value: value) : $0 }
+            w.alignment = base.content.alignment
+            for t in base.content.tensors { w.tensors.append(.init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t)))) }
+            let off = try Self.dir.get().appendingPathComponent("gemma2-without-\(key).gguf").path
+            try w.write(to: off)
+            let effect = Self.maxDiff(ours, try Self.prsLogits(try LlamaModel(path: off), tokens))
+            #expect(effect >= 50 * Self.tolerance, "gemma2 without \(key): the logits move by \(effect) at most, too little to tell")
+            print("gemma2 without \(key): max |Δ logit| \(effect)")
+        }
+        print("architecture gemma2: max |Δ logit| vs llama.cpp \(d)")
     }
 
     @Test(arguments: ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"])

@@ -48,9 +48,10 @@ void lm_matmul_packed(int kind, int n, const void *packed, const void *x, long x
                       float *out, long out_stride, int r0, int r1);
 
 /// Attention of one head over positions [first, n_pos) of a paged F16 cache: position p is row
-/// table[p / block] * block + p % block; rows are `stride` halves apart. scores: n_pos - first floats.
+/// table[p / block] * block + p % block; rows are `stride` halves apart. softcap > 0: scores are
+/// soft-capped, cap · tanh(s / cap), before the softmax (Gemma 2); 0: not. scores: n_pos - first floats.
 void lm_attention_paged(const float *q, const uint16_t *k, const uint16_t *v, long stride, const int32_t *table,
-                        int block, int first, int n_pos, int hd, float scale, float *scores, float *out);
+                        int block, int first, int n_pos, int hd, float scale, float softcap, float *scores, float *out);
 
 /// y = GELU(g) · u elementwise (tanh approximation, through an F16 table as ggml's CPU GeGLU); y may be g.
 void lm_geglu(const float *g, const float *u, float *y, int n);
@@ -84,7 +85,8 @@ int lm_draw_full(const float *x, int n, float inv_temp, float min_p, double u, f
 /// The `group` query heads (64 wide, consecutive in q and out) sharing one key/value head;
 /// identical results to lm_attention_paged per head. scores: group × (n_pos - first) floats.
 void lm_attention_group64(const float *q, int group, const uint16_t *k, const uint16_t *v, long stride,
-                          const int32_t *table, int block, int first, int n_pos, float scale, float *scores, float *out);
+                          const int32_t *table, int block, int first, int n_pos, float scale, float softcap,
+                          float *scores, float *out);
 
 /// The memory read bandwidth with `threads` threads, in GB/s (10^9 bytes): each sums its share
 /// of a `bytes` buffer, best of `passes` passes.
@@ -139,7 +141,7 @@ void lm_pool_matmul(lm_pool *pool, const lm_prelude *pre, const lm_matmul_job *j
 typedef struct { const float *q; const int32_t *table; int n_pos; float *out; int first; } lm_attn_slot;
 typedef struct {
     const lm_attn_slot *slots; int count; int heads; int kv_heads; int hd;
-    const uint16_t *k; const uint16_t *v; long stride; int block; float scale;
+    const uint16_t *k; const uint16_t *v; long stride; int block; float scale; float softcap;
     float *scores; int max_pos;  // scratch: threads × max_pos floats (max_pos ≥ heads/kv_heads × positions)
 } lm_attn_job;
 /// Attention for every (slot, head); threads claim them one at a time. scores: threads × max_pos floats.

@@ -140,10 +140,8 @@ final class Evaluator: @unchecked Sendable {
                     if let bias = layer.bq { for j in 0..<qDim { qb[j] += bias[j] } }
                     if let bias = layer.bk { for j in 0..<kvDim { kb[j] += bias[j] } }
                     if let bias = layer.bv { for j in 0..<kvDim { vb[j] += bias[j] } }
-                    if let s = layer.sandwich {
-                        for h in 0..<c.heads { rmsNorm(qb + h * hd, s.qNorm, into: qb + h * hd, hd) }
-                        for h in 0..<c.kvHeads { rmsNorm(kb + h * hd, s.kNorm, into: kb + h * hd, hd) }
-                    }
+                    if let w = layer.sandwich?.qNorm { for h in 0..<c.heads { rmsNorm(qb + h * hd, w, into: qb + h * hd, hd) } }
+                    if let w = layer.sandwich?.kNorm { for h in 0..<c.kvHeads { rmsNorm(kb + h * hd, w, into: kb + h * hd, hd) } }
                     rope(qb, heads: c.heads, cosines + b * half, sines + b * half)
                     rope(kb, heads: c.kvHeads, cosines + b * half, sines + b * half)
                     if preScale { for j in 0..<qDim { qb[j] *= c.attentionScale } }
@@ -158,7 +156,8 @@ final class Evaluator: @unchecked Sendable {
                 (local ? localSlots : globalSlots).withUnsafeBufferPointer { attnBuffer in
                     var job = lm_attn_job(slots: attnBuffer.baseAddress!, count: Int32(batch), heads: Int32(c.heads),
                                           kv_heads: Int32(c.kvHeads), hd: Int32(hd), k: cache.keys[l], v: cache.values[l],
-                                          stride: kvDim, block: Int32(bs), scale: scale, scores: scores, max_pos: Int32(scoreStride))
+                                          stride: kvDim, block: Int32(bs), scale: scale, softcap: c.attentionSoftcap,
+                                          scores: scores, max_pos: Int32(scoreStride))
                     lm_pool_attention(products.pool, &job)
                 }
                 products.apply(wo[l], batch: batch, att, projOut)
@@ -190,6 +189,11 @@ final class Evaluator: @unchecked Sendable {
             row += 1
         }
         products.apply(output, batch: rows, xn, [logits])
+        if c.finalLogitSoftcap > 0 {
+            // Gemma 2: cap · tanh(logit / cap), as llama.cpp scales, takes tanh and scales back.
+            let cap = c.finalLogitSoftcap, inv = 1 / cap
+            for j in 0..<(rows * c.vocabSize) { logits[j] = cap * tanhf(logits[j] * inv) }
+        }
     }
 
     /// y = x / sqrt(mean(x²) + eps) · w, the sum of squares in double as ggml does.

@@ -2,15 +2,16 @@ import Foundation
 import GGUF
 import CKernels
 
-/// A llama-family transformer (llama; qwen2's QKV biases; gemma3, see Gemma3.swift) loaded from
+/// A llama-family transformer (llama; qwen2's QKV biases; qwen3; gemma2 and gemma3, see Gemma.swift) loaded from
 /// a GGUF file, weights in place.
 ///
 /// Per layer: RMSNorm → Q, K, V projections (+ biases) → rotary embeddings on adjacent pairs
 /// (GGUF llama weights are permuted for it) → grouped-query attention over the F16 KV cache →
 /// output projection and residual → RMSNorm → SwiGLU feed-forward and residual. Then the final
 /// RMSNorm and the output head (tied to the token embedding when `output.weight` is absent).
-/// Gemma 3 adds per-head q/k norms and post-attention/post-FFN norms before each residual, and
-/// differs in the rope pairing, activation, embedding scale and sliding-window layers (LlamaConfig).
+/// Gemma adds post-attention/post-FFN norms before each residual (and Gemma 3 and Qwen3 per-head
+/// q/k norms), and differs in the rope pairing, activation, embedding scale, sliding-window
+/// layers and (Gemma 2) soft-capping of attention scores and logits (LlamaConfig).
 public final class LlamaModel: @unchecked Sendable {
     public let config: LlamaConfig
     public let tokenizer: Tokenizer
@@ -22,8 +23,8 @@ public final class LlamaModel: @unchecked Sendable {
         let bq, bk, bv: [Float]?
         let ffnNorm: [Float]
         let gate, up, down: WeightMatrix
-        /// Per-head norms of q and k (Gemma 3, Qwen3), and Gemma 3's post-attention and post-FFN norms.
-        struct Sandwich { let qNorm, kNorm: [Float]; let postAttention, postFFN: [Float]? }
+        /// Per-head norms of q and k (Gemma 3, Qwen3), and Gemma's post-attention and post-FFN norms.
+        struct Sandwich { let qNorm, kNorm, postAttention, postFFN: [Float]? }
         let sandwich: Sandwich?
     }
 
@@ -102,7 +103,7 @@ public final class LlamaModel: @unchecked Sendable {
                     gate: try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
                     up: try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
                     down: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim),
-                    sandwich: c.sandwichNorms || c.qkNorms ? try Self.sandwichNorms(file, layer: i, c, vector) : nil)
+                    sandwich: try Self.extraNorms(file, layer: i, c, vector))
             }
             outputNorm = try vector("output_norm.weight", c.dim)
         } catch let e as ModelError where !e.description.hasPrefix(file.path) {
@@ -121,7 +122,7 @@ extension LlamaModel {
         var perLayer: Set<String> = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
                                      "attn_q.bias", "attn_k.bias", "attn_v.bias", "ffn_norm.weight", "ffn_gate.weight",
                                      "ffn_up.weight", "ffn_down.weight"]
-        if c.sandwichNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight"]) }
+        if c.postNorms { perLayer.formUnion(["post_attention_norm.weight", "post_ffw_norm.weight"]) }
         if c.qkNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight"]) }
         let global: Set<String> = ["token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"]
         for t in file.content.tensors where !global.contains(t.name) {

@@ -2,7 +2,7 @@ import GGUF
 
 /// Hyperparameters of a decoder-only transformer of the llama family, read from GGUF metadata
 /// (`<arch>.*` keys), never assumed for one model; what an architecture's files leave out comes
-/// from its own file (Gemma3.swift), as llama.cpp fills it in.
+/// from its own file (Gemma.swift), as llama.cpp fills it in.
 public struct LlamaConfig: Sendable, Hashable {
     public var architecture: String
     public var layers: Int
@@ -41,16 +41,22 @@ public struct LlamaConfig: Sendable, Hashable {
     public var localLayers: [Bool] = []
     /// The rope base of the local layers.
     public var localRopeBase: Float
-    /// Per-head RMSNorm of q and k, post-attention and post-FFN norms (Gemma 3's tensors).
-    public var sandwichNorms: Bool = false
-    /// Per-head RMSNorm of q and k before rope, without Gemma's other norms (Qwen3).
+    /// RMSNorm of the attention and feed-forward outputs before each residual (Gemma 2 and 3).
+    public var postNorms: Bool = false
+    /// Per-head RMSNorm of q and k before rope (Gemma 3, Qwen3).
     public var qkNorms: Bool = false
+    /// Soft-capping of attention scores, cap · tanh(s / cap), before the softmax (Gemma 2); 0: none.
+    public var attentionSoftcap: Float = 0
+    /// Soft-capping of the output logits (Gemma 2; Gemma 3 files may set it); 0: none.
+    public var finalLogitSoftcap: Float = 0
+    /// Gemma 3's four extra norms (q, k, post-attention, post-FFN).
+    public var sandwichNorms: Bool { postNorms && qkNorms }
 
     /// Width of the query and attention output (heads × headDim; may differ from dim).
     public var qDim: Int { heads * headDim }
     public func isLocal(_ layer: Int) -> Bool { slidingWindow != nil && layer < localLayers.count && localLayers[layer] }
 
-    public static let supported = ["llama", "qwen2", "qwen3", "gemma3"]
+    public static let supported = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"]
 
     /// The `ARCH.*` metadata keys prs reads (or that change nothing in the forward pass). Any
     /// other is refused at load, naming it: a key llama.cpp uses that prs ignored would run the
@@ -62,7 +68,10 @@ public struct LlamaConfig: Sendable, Hashable {
         "rope.scaling.type", "rope.scaling.factor", "rope.scale_linear", "rope.scaling.original_context_length",
         "rope.scaling.attn_factor", "rope.scaling.finetuned",
     ]
-    static let knownKeysByArchitecture: [String: Set<String>] = ["gemma3": ["attention.sliding_window"]]
+    static let knownKeysByArchitecture: [String: Set<String>] = [
+        "gemma2": ["attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"],
+        "gemma3": ["attention.sliding_window", "final_logit_softcapping"],
+    ]
 
     public init(gguf c: GGUFContent) throws {
         guard let arch = c["general.architecture"]?.string else { throw ModelError("general.architecture is missing") }
@@ -122,9 +131,8 @@ public struct LlamaConfig: Sendable, Hashable {
         vocabSize = tokens.count
         attentionScale = 1 / Float(headDim).squareRoot()
         localRopeBase = ropeBase
-        if arch == "gemma3" {
-            try applyGemma3(int: int, float: float)
-        }
+        if arch == "gemma3" { try applyGemma3(int: int, float: float) }
+        if arch == "gemma2" { try applyGemma2(int: int, float: float) }
         // Qwen2 and Qwen3 rotate pairs split in halves (llama.cpp's NEOX rope type; their
         // converter leaves q/k rows unpermuted); Qwen3 norms q and k per head before rope.
         if arch == "qwen2" || arch == "qwen3" { ropePairs = .halves }

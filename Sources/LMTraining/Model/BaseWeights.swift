@@ -14,7 +14,7 @@ public enum BaseWeights {
         s.geglu = c.activation == .geluTanh
         s.embeddingScale = c.embeddingScale.map(Double.init)
         s.sandwichNorms = c.sandwichNorms
-        if c.qkNorms { s.qkNormsOnly = true }
+        if c.qkNorms && !c.postNorms { s.qkNormsOnly = true }
         if c.attentionScale != 1 / Float(c.headDim).squareRoot() { s.attentionScale = Double(c.attentionScale) }
         s.slidingWindow = c.slidingWindow
         s.localLayers = c.localLayers
@@ -32,8 +32,12 @@ public enum BaseWeights {
     /// input and recomputes the rest in the backward.
     public static func model(_ llama: LlamaModel, lora: LoRASettings?, seed: UInt64, bf16: Bool, threads: Int,
                              quantized: Bool = true, checkpointing: Bool = false) throws -> TrainingModel<Float> {
-        guard ["llama", "qwen2", "gemma3"].contains(llama.config.architecture) else {
-            throw TrainingError("\(llama.file.path): prs train runs llama, qwen2 and gemma3 models; \(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet")
+        guard ["llama", "qwen2", "qwen3", "gemma3"].contains(llama.config.architecture) else {
+            throw TrainingError("\(llama.file.path): prs train runs llama, qwen2, qwen3 and gemma3 models; \(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet")
+        }
+        // Soft-capping is not in the training forward pass: a file that sets it is refused.
+        guard llama.config.attentionSoftcap == 0, llama.config.finalLogitSoftcap == 0 else {
+            throw TrainingError("\(llama.file.path): \(llama.config.architecture).final_logit_softcapping is set; prs train does not implement logit soft-capping, so it refuses the file rather than train a different model")
         }
         guard !bf16 || lora != nil else { throw TrainingError("bfloat16 training is for LoRA; full fine-tuning runs in float32") }
         guard !bf16 || BF16Matrix.available else {
