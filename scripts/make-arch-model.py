@@ -22,7 +22,8 @@ Variants:
                      rope_factors_short (1 to 8) and rope_factors_long (1 to 40) with original
                      context 4096: a context of 512 uses the short ones, as llama.cpp chooses
   phi3-long          the same with original context 64: a context of 512 uses the long factors
-Writes OUT/arch-VARIANT.gguf and prints its path.
+Writes OUT/arch-VARIANT.gguf and prints its path; with --quantize TYPE (q4_0, q8_0, q4_k_m, ...),
+llama.cpp's quantizer then writes OUT/arch-VARIANT-TYPE.gguf from it and that path is printed.
 """
 import argparse, importlib.util, os
 import numpy as np
@@ -133,11 +134,16 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--tokenizer", default=os.path.join(HERE, "..", "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--quantize", choices=sorted(make_random_model.FTYPES), help="also write a quantized copy")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"arch-{a.variant}.gguf")
     write(path + ".part", a.variant, a.tokenizer, a.seed)
     os.replace(path + ".part", path)
+    if a.quantize:
+        quantized = os.path.join(a.out, f"arch-{a.variant}-{a.quantize}.gguf")
+        make_random_model.quantize(path, quantized, a.quantize, 2)
+        path = quantized
     print(path)
 
 

@@ -106,7 +106,11 @@ struct Model: AsyncParsableCommand {
                 let s = try LlamaConfig(gguf: c).ropeScaling
                 var parts: [String] = []
                 if let t = file.tensor("rope_freqs.weight") { parts.append("rope_freqs (\(t.elementCount) factors, Llama 3.x)") }
+                if let t = file.tensor("rope_factors_long.weight") {
+                    parts.append("rope_factors_short/long (\(t.elementCount) factors each, Phi-3; long past \(s.originalContext) positions)")
+                }
                 if s.kind != .none { parts.append("\(s.kind.rawValue) ×\(1 / s.freqScale)" + (s.kind == .yarn ? " (original context \(s.originalContext))" : "")) }
+                if s.attnFactor != 1 { parts.append("attn_factor \(s.attnFactor)") }
                 rope = parts.isEmpty ? "none" : parts.joined(separator: ", ")
             } catch { rope = "refused: \(error)" }
             let report = Report(

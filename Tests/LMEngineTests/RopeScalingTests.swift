@@ -12,13 +12,15 @@ import Testing
 /// additions, ggml's F16 K/V cache (prs's too) and its vector exp differ: max |Δ logit| ≤ 0.02.
 @Suite(.serialized) struct RopeScalingTests {
     static let tolerance: Float = 0.02
-    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3", "gemma2"]
+    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3", "gemma2", "phi3", "phi3-long"]
     static let positions = [5, 40, 120, 250, 299]
 
     static let dir: Result<URL, any Error> = Result {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("prs-arch-\(UUID())")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
         for v in variants { _ = try python("scripts/make-arch-model.py", ["--variant", v, "--out", d.path]) }
+        // Phi-3's fused tensors as llama.cpp's quantizer writes them: the parts are row ranges of Q4_0 blocks.
+        _ = try python("scripts/make-arch-model.py", ["--variant", "phi3", "--out", d.path, "--quantize", "q4_0"])
         return d
     }
 
@@ -125,6 +127,51 @@ import Testing
             print("gemma2 without \(key): max |Δ logit| \(effect)")
         }
         print("architecture gemma2: max |Δ logit| vs llama.cpp \(d)")
+    }
+
+    /// Phi-3: fused q/k/v and gate/up tensors, NEOX pairs, the query scaled before q·k, rope
+    /// attn_factor 1.2, and Phi-3 128k's two factor sets: the short ones when a sequence stays
+    /// within the original context (`phi3`, 4096), the long ones past it (`phi3-long`, 64), at
+    /// the 512 positions both prs and llama.cpp run here. The two files' weights are the same, so
+    /// the factor choice alone moves the logits.
+    @Test func phi3GivesLlamaCppsLogitsWithTheFactorsLlamaCppChooses() throws {
+        var logits: [[[Float]]] = []
+        for variant in ["phi3", "phi3-long"] {
+            let path = try Self.path(variant)
+            let model = try LlamaModel(path: path)
+            let s = model.config.ropeScaling
+            #expect(s.longFactors?.count == model.config.ropeDim / 2 && s.attnFactor == 1.2)
+            #expect((s.forContext(512).factors == s.longFactors) == (variant == "phi3-long"))
+            let tokens = Self.tokens(model)
+            let ours = try Self.prsLogits(model, tokens)
+            let theirs = try Self.llamaLogits(path, tokens)
+            let d = Self.maxDiff(ours, theirs)
+            #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+            for (a, b) in zip(ours, theirs) {
+                #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(variant): the greedy token differs")
+            }
+            print("architecture \(variant): max |Δ logit| vs llama.cpp \(d)")
+            logits.append(ours)
+        }
+        let effect = Self.maxDiff(logits[0], logits[1])
+        #expect(effect >= 50 * Self.tolerance, "short against long factors: the logits move by \(effect) at most, too little to tell")
+        print("phi3 short against long rope factors: max |Δ logit| \(effect)")
+    }
+
+    /// The Q4_0 copy of the `phi3` model: the fused tensors' parts, repacked, give llama.cpp's
+    /// logits within the quantized tolerance of ReferenceEqualityTests (1.0: activations quantized
+    /// to int8 land on the other side of a rounding step as float sums are ordered differently).
+    @Test func quantizedPhi3GivesLlamaCppsLogits() throws {
+        let path = try Self.dir.get().appendingPathComponent("arch-phi3-q4_0.gguf").path
+        let model = try LlamaModel(path: path)
+        #expect(model.repackedBytes > 0)
+        let tokens = Self.tokens(model)
+        let ours = try Self.prsLogits(model, tokens)
+        let theirs = try Self.llamaLogits(path, tokens)
+        let d = Self.maxDiff(ours, theirs)
+        #expect(d <= 1.0, "phi3 Q4_0: max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+        let f32 = try Self.prsLogits(try LlamaModel(path: try Self.path("phi3")), tokens)
+        print("architecture phi3 Q4_0: max |Δ logit| vs llama.cpp \(d); vs the F32 weights \(Self.maxDiff(ours, f32))")
     }
 
     @Test(arguments: ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn"])

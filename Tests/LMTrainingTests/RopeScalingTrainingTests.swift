@@ -11,7 +11,7 @@ import Testing
 @Suite(.serialized) struct RopeScalingTrainingTests {
     static let dir: Result<URL, any Error> = Result {
         let d = try Project.temporaryDirectory("arch-train")
-        for v in ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3"] {
+        for v in ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3", "gemma2", "phi3"] {
             _ = try Project.python("scripts/make-arch-model.py", ["--variant", v, "--out", d.path])
         }
         return d
@@ -55,6 +55,27 @@ import Testing
         #expect(worst <= 0.5 && mean <= 0.05, "\(variant): |Δ log p| between training's forward and the engine's: max \(worst), mean \(mean)")
         if variant.hasPrefix("llama-") {
             #expect(effectMean >= 40 * 0.05, "\(variant): without the scaling training would differ by \(effectMean) on average, too little to tell")
+        }
+    }
+
+    /// What `prs train` loads: every variant above through the model it trains (qwen3 was refused
+    /// by name before, though its forward pass was there), and gemma2 and phi3, which run in the
+    /// engine but whose soft-capping and fused projections training lacks, refused by name.
+    @Test func trainingLoadsWhatItImplementsAndRefusesTheRestByName() throws {
+        let dir = try Self.dir.get()
+        for v in ["llama", "llama-rope-freqs", "qwen2", "qwen3"] {
+            let llama = try LlamaModel(path: dir.appendingPathComponent("arch-\(v).gguf").path)
+            let model = try BaseWeights.model(llama, lora: LoRASettings(rank: 4, alpha: 8), seed: 1, bf16: false, threads: 2)
+            #expect(model.shape.qkNorms == (v == "qwen3"), "\(v)")
+        }
+        for v in ["gemma2", "phi3"] {
+            let llama = try LlamaModel(path: dir.appendingPathComponent("arch-\(v).gguf").path)
+            do {
+                _ = try BaseWeights.model(llama, lora: LoRASettings(rank: 4, alpha: 8), seed: 1, bf16: false, threads: 2)
+                Issue.record("\(v) loaded for training; it should be refused")
+            } catch {
+                #expect("\(error)".contains(v) && "\(error)".contains("not in training"), "\(v): \(error)")
+            }
         }
     }
 }

@@ -56,6 +56,23 @@ struct WeightMatrix: @unchecked Sendable {
         rowBytes = t.byteCount / rows
     }
 
+    /// Rows `slice` of this matrix, as a matrix of their own (a fused tensor's parts: Phi-3's
+    /// q/k/v and gate/up). Rows are whole blocks, so a slice is a byte range of the tensor.
+    func rows(_ slice: Range<Int>) -> WeightMatrix {
+        precondition(packed == nil && slice.lowerBound >= 0 && slice.upperBound <= rows)
+        return WeightMatrix(name: "\(name)[\(slice.lowerBound)..<\(slice.upperBound)]", base: base + slice.lowerBound * rowBytes,
+                            type: type, rows: slice.count, cols: cols, rowBytes: rowBytes)
+    }
+
+    private init(name: String, base: UnsafeRawPointer, type: TensorType, rows: Int, cols: Int, rowBytes: Int) {
+        self.name = name
+        self.base = base
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        self.rowBytes = rowBytes
+    }
+
     /// This matrix repacked (when its type has a packed layout), the groups shared among
     /// `threads` threads, and the file's pages under it given back (madvise): they are not read
     /// again. Unchanged when the type has no packed layout.

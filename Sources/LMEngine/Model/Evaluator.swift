@@ -32,6 +32,8 @@ final class Evaluator: @unchecked Sendable {
     }
 
     let x, xn, q, k, v, att, proj, gate, up, scores, ropeCos, ropeSin: UnsafeMutablePointer<Float>
+    /// The global layers' rope scaling for sequences of `maxPositions` (Phi-3: long or short factors).
+    let ropeScaling: RopeScaling
     /// The local layers' rotary angles (their own rope base); nil when every layer is global.
     let localCos, localSin: UnsafeMutablePointer<Float>?
     /// The logits of the tokens that asked for them, `vocabSize` apart, in slot order. Grown to
@@ -48,6 +50,7 @@ final class Evaluator: @unchecked Sendable {
         self.model = model
         self.capacity = max(1, capacity)
         self.maxPositions = maxPositions
+        ropeScaling = c.ropeScaling.forContext(maxPositions)
         let b = self.capacity, kvDim = c.kvHeads * c.headDim
         x = .allocate(capacity: b * c.dim)
         xn = .allocate(capacity: b * c.dim)
@@ -110,7 +113,7 @@ final class Evaluator: @unchecked Sendable {
         for (b, slot) in slots.enumerated() {
             m.embedding.row(Int(slot.token), into: x + b * dim)
             if let s = c.embeddingScale { for j in 0..<dim { x[b * dim + j] *= s } }
-            angles(slot.position, base: c.ropeBase, scaling: c.ropeScaling, into: ropeCos + b * half, ropeSin + b * half)
+            angles(slot.position, base: c.ropeBase, scaling: ropeScaling, into: ropeCos + b * half, ropeSin + b * half)
             // Local (sliding-window) layers turn unscaled, as llama.cpp's freq_scale_swa = 1.
             if let localCos, let localSin { angles(slot.position, base: c.localRopeBase, scaling: nil, into: localCos + b * half, localSin + b * half) }
         }

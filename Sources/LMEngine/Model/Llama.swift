@@ -54,11 +54,22 @@ public final class LlamaModel: @unchecked Sendable {
         do {
             var c = try LlamaConfig(gguf: file.content)
             // Llama 3.x: rope scaling folded into per-pair factors that divide the angles.
-            if let t = file.tensor("rope_freqs.weight") {
+            // Phi-3 (128k): short factors up to the original context, long ones past it.
+            func factors(_ name: String) throws -> [Float]? {
+                guard let t = file.tensor(name) else { return nil }
                 guard t.elementCount == c.ropeDim / 2, t.dimensions.count == 1 else {
-                    throw ModelError("tensor rope_freqs.weight has shape \(t.dimensions), expected [\(c.ropeDim / 2)] (rope.dimension_count / 2)")
+                    throw ModelError("tensor \(name) has shape \(t.dimensions), expected [\(c.ropeDim / 2)] (rope.dimension_count / 2)")
                 }
-                c.ropeScaling.factors = file.floats(t)
+                return file.floats(t)
+            }
+            c.ropeScaling.factors = try factors("rope_freqs.weight")
+            if c.architecture == "phi3" {
+                let short = try factors("rope_factors_short.weight"), long = try factors("rope_factors_long.weight")
+                guard (short == nil) == (long == nil) else {
+                    throw ModelError("rope_factors_short.weight and rope_factors_long.weight must come together")
+                }
+                if let short { c.ropeScaling.factors = short }
+                c.ropeScaling.longFactors = long
             }
             config = c
             tokenizer = try Tokenizer(gguf: file.content)
@@ -88,20 +99,35 @@ public final class LlamaModel: @unchecked Sendable {
         do {
             embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
             output = file.tensor("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
+            // Phi-3 fuses q, k and v into one tensor, and the gate and up projections into
+            // `ffn_up` (gate rows first, as ggml's SwiGLU splits it); each part becomes a matrix.
+            func parts(_ name: String, _ heights: [Int], cols: Int) throws -> [WeightMatrix] {
+                let whole = try WeightMatrix(file, name, rows: heights.reduce(0, +), cols: cols)
+                var start = 0
+                return heights.map { h in
+                    defer { start += h }
+                    let part = whole.rows(start..<(start + h))
+                    return repack ? part.repacked(threads: threads) : part
+                }
+            }
             layers = try (0..<c.layers).map { i in
                 let p = "blk.\(i)."
+                let qkv = file.tensor(p + "attn_qkv.weight") != nil
+                    ? try parts(p + "attn_qkv.weight", [c.qDim, kvDim, kvDim], cols: c.dim)
+                    : [try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim), try matrix(p + "attn_k.weight", rows: kvDim, cols: c.dim),
+                       try matrix(p + "attn_v.weight", rows: kvDim, cols: c.dim)]
+                let gateUp = c.architecture == "phi3"
+                    ? try parts(p + "ffn_up.weight", [c.hiddenDim, c.hiddenDim], cols: c.dim)
+                    : [try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim), try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim)]
                 return Layer(
                     attnNorm: try vector(p + "attn_norm.weight", c.dim),
-                    wq: try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim),
-                    wk: try matrix(p + "attn_k.weight", rows: kvDim, cols: c.dim),
-                    wv: try matrix(p + "attn_v.weight", rows: kvDim, cols: c.dim),
+                    wq: qkv[0], wk: qkv[1], wv: qkv[2],
                     wo: try matrix(p + "attn_output.weight", rows: c.dim, cols: c.qDim),
                     bq: try optionalVector(p + "attn_q.bias", c.qDim),
                     bk: try optionalVector(p + "attn_k.bias", kvDim),
                     bv: try optionalVector(p + "attn_v.bias", kvDim),
                     ffnNorm: try vector(p + "ffn_norm.weight", c.dim),
-                    gate: try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
-                    up: try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
+                    gate: gateUp[0], up: gateUp[1],
                     down: try matrix(p + "ffn_down.weight", rows: c.dim, cols: c.hiddenDim),
                     sandwich: try Self.extraNorms(file, layer: i, c, vector))
             }
@@ -124,7 +150,12 @@ extension LlamaModel {
                                      "ffn_up.weight", "ffn_down.weight"]
         if c.postNorms { perLayer.formUnion(["post_attention_norm.weight", "post_ffw_norm.weight"]) }
         if c.qkNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight"]) }
-        let global: Set<String> = ["token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"]
+        var global: Set<String> = ["token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"]
+        if c.architecture == "phi3" {
+            perLayer.subtract(["attn_q.bias", "attn_k.bias", "attn_v.bias", "ffn_gate.weight"])
+            perLayer.insert("attn_qkv.weight")
+            global.formUnion(["rope_factors_short.weight", "rope_factors_long.weight"])
+        }
         for t in file.content.tensors where !global.contains(t.name) {
             let parts = t.name.split(separator: ".", maxSplits: 2)
             if parts.count == 3, parts[0] == "blk", let l = Int(parts[1]), l >= 0, l < c.layers, perLayer.contains(String(parts[2])) { continue }

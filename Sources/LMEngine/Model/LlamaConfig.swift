@@ -56,7 +56,7 @@ public struct LlamaConfig: Sendable, Hashable {
     public var qDim: Int { heads * headDim }
     public func isLocal(_ layer: Int) -> Bool { slidingWindow != nil && layer < localLayers.count && localLayers[layer] }
 
-    public static let supported = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"]
+    public static let supported = ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
 
     /// The `ARCH.*` metadata keys prs reads (or that change nothing in the forward pass). Any
     /// other is refused at load, naming it: a key llama.cpp uses that prs ignored would run the
@@ -71,6 +71,9 @@ public struct LlamaConfig: Sendable, Hashable {
     static let knownKeysByArchitecture: [String: Set<String>] = [
         "gemma2": ["attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"],
         "gemma3": ["attention.sliding_window", "final_logit_softcapping"],
+        // llama.cpp reads Phi-3's window and then turns sliding-window attention off for the
+        // architecture (every layer global); prs does the same, so the key changes nothing.
+        "phi3": ["attention.sliding_window"],
     ]
 
     public init(gguf c: GGUFContent) throws {
@@ -137,6 +140,12 @@ public struct LlamaConfig: Sendable, Hashable {
         // converter leaves q/k rows unpermuted); Qwen3 norms q and k per head before rope.
         if arch == "qwen2" || arch == "qwen3" { ropePairs = .halves }
         if arch == "qwen3" { qkNorms = true }
+        // Phi-3: NEOX pairs, the query scaled by 1/√head before q·k (as llama.cpp builds it); its
+        // fused q/k/v and gate/up tensors and rope factor tensors are read by LlamaModel.
+        if arch == "phi3" {
+            ropePairs = .halves
+            scalesQuery = true
+        }
     }
 }
 

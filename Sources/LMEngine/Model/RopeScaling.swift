@@ -20,12 +20,24 @@ public struct RopeScaling: Sendable, Hashable, Codable {
     public var attnFactor: Float = 1
     public var betaFast: Float = 32
     public var betaSlow: Float = 1
-    /// The context the model was trained at before scaling (YaRN's ramp).
+    /// The context the model was trained at before scaling (YaRN's ramp; Phi-3's factor choice).
     public var originalContext: Int = 0
+    /// Phi-3's `rope_factors_long.weight`: used instead of `factors` (its `rope_factors_short`)
+    /// when a sequence may run past `originalContext`, as llama.cpp chooses by its context per sequence.
+    public var longFactors: [Float]? = nil
 
     public init() {}
 
     public var isIdentity: Bool { freqScale == 1 && factors == nil && extFactor == 0 && attnFactor == 1 }
+
+    /// The scaling for sequences of up to `positions` positions: Phi-3's long factors past the
+    /// original context, its short ones up to it; otherwise unchanged.
+    public func forContext(_ positions: Int) -> RopeScaling {
+        guard let longFactors, positions > originalContext else { return self }
+        var r = self
+        r.factors = longFactors
+        return r
+    }
 
     /// The pairs where YaRN's ramp starts and ends (ggml_rope_yarn_corr_dims).
     public func correctionDims(ropeDim: Int, base: Float) -> (low: Float, high: Float) {
@@ -92,10 +104,9 @@ public struct RopeScaling: Sendable, Hashable, Codable {
             guard let f = v.float else { throw ModelError("\(arch).rope.scaling.attn_factor must be a number") }
             r.attnFactor = Float(f)
         }
+        r.originalContext = c["\(arch).rope.scaling.original_context_length"]?.integer ?? contextLength
         if kind == .yarn {
             r.extFactor = 1
-            let key = "\(arch).rope.scaling.original_context_length"
-            r.originalContext = c[key]?.integer ?? contextLength
             for k in ["\(arch).rope.scaling.yarn_log_multiplier", "\(arch).rope.scaling.yarn_beta_fast", "\(arch).rope.scaling.yarn_beta_slow",
                       "\(arch).rope.scaling.yarn_ext_factor", "\(arch).rope.scaling.yarn_attn_factor"] where c[k] != nil {
                 throw ModelError("\(k) is set; prs runs YaRN with llama.cpp's defaults only and refuses rather than ignore it")
