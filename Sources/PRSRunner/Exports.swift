@@ -28,6 +28,10 @@ public enum Exports {
         public var prompt = PromptForm.conditioned
         public var generator = "prs"
         public var templates = PromptTemplates.standard
+        /// refine: which pairs become examples (improving refinements, synthetic pairs, or both).
+        public var refinePairs = RefinePairs.improving
+        /// Synthetic pairs: the least reward gap between the draft and the refinement.
+        public var syntheticMargin = RefinePairs.defaultMargin
         public init() {}
     }
 
@@ -92,12 +96,29 @@ public enum Exports {
                                    rejected: [Message(role: "assistant", content: rejected.text)],
                                    scoreChosen: best.reward!, scoreRejected: rejected.reward!))
             case .refine:
-                let pairs = improvingPairs(tree)
-                if pairs.isEmpty { report.skip("no improving pair"); continue }
-                for (draft, feedback, better) in pairs {
-                    records.append(Refine(id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "", draft: draft.text,
-                                          feedback: feedback?.text, improved: better.text, draftReward: draft.reward!, improvedReward: better.reward!))
+                var made: [Refine] = []
+                if options.refinePairs != .synthetic {
+                    for (draft, feedback, better) in improvingPairs(tree) {
+                        made.append(Refine(id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "", draft: draft.text,
+                                           feedback: feedback?.text, improved: better.text, draftReward: draft.reward!,
+                                           improvedReward: better.reward!, pairing: "improving"))
+                    }
                 }
+                if options.refinePairs != .improving {
+                    switch syntheticPair(tree, item: item, margin: options.syntheticMargin) {
+                    case .success(let pair):
+                        // Both kinds asked for: a pair the tree already made by refining is not repeated.
+                        if !made.contains(where: { $0.draft == pair.draft.text && $0.improved == pair.better.text }) {
+                            made.append(Refine(id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "",
+                                               draft: pair.draft.text, feedback: pair.feedback, improved: pair.better.text,
+                                               draftReward: pair.draft.reward!, improvedReward: pair.better.reward!, pairing: "synthetic"))
+                        }
+                    case .failure(let why):
+                        if made.isEmpty { report.skip(why.reason); continue }
+                    }
+                }
+                if made.isEmpty { report.skip("no improving pair"); continue }
+                records += made as [any Encodable]
             case .alpacaEval:
                 guard let best = tree.best else { report.skip("no scored response"); continue }
                 records.append(Alpaca(instruction: item.prompt, output: best.text, generator: options.generator, id: tree.id))
@@ -135,6 +156,32 @@ public enum Exports {
         }
     }
 
+    struct Skip: Error { var reason: String }
+
+    /// A synthetic improving pair of one tree: its best scored response as the refinement of the
+    /// lowest-scoring distinct response at least `margin` below it. When the prompt has
+    /// constraints, the draft must fail one the refinement follows (so the pair teaches fixing
+    /// something checkable), and the feedback is the verifier's critique of the draft; without
+    /// constraints it is the policy's own feedback on that draft when the tree has one, else none.
+    static func syntheticPair(_ tree: Tree, item: PromptItem, margin: Double) -> Result<(draft: Node, feedback: String?, better: Node), Skip> {
+        let ranked = ranked(tree)
+        guard let better = ranked.first, ranked.count >= 2 else { return .failure(Skip(reason: "fewer than two scored distinct responses")) }
+        let constraints = item.preference?.constraints ?? []
+        let follows = constraints.isEmpty ? [] : Rubric.check(better.text, against: constraints).map(\.follow)
+        let below = ranked.dropFirst().filter { better.reward! - $0.reward! >= margin }
+        guard !below.isEmpty else { return .failure(Skip(reason: "no response below the best by the synthetic margin")) }
+        let candidates = constraints.isEmpty ? Array(below) : below.filter { n in
+            zip(follows, Rubric.check(n.text, against: constraints).map(\.follow)).contains { $0 && !$1 }
+        }
+        guard let draft = candidates.last else {
+            return .failure(Skip(reason: "no response below the margin fails a constraint the best follows"))
+        }
+        let feedback = constraints.isEmpty
+            ? tree.nodes.first { $0.kind == .feedback && $0.parentID == draft.id }?.text
+            : VerifierFeedback.text(on: draft.text, for: item)
+        return .success((draft, feedback, better))
+    }
+
     struct SFT: Encodable { var id: String; var messages: [Message]; var reward: Double }
     struct DPO: Encodable {
         var id: String; var prompt: [Message]; var chosen: [Message]; var rejected: [Message]
@@ -150,8 +197,10 @@ public enum Exports {
     struct Refine: Encodable {
         var id: String; var prompt: String; var preference: String; var draft: String; var feedback: String?
         var improved: String; var draftReward: Double; var improvedReward: Double
+        /// `improving` (a refinement the tree made) or `synthetic` (two of its responses paired).
+        var pairing: String
         enum CodingKeys: String, CodingKey {
-            case id, prompt, preference, draft, feedback, improved
+            case id, prompt, preference, draft, feedback, improved, pairing
             case draftReward = "draft_reward", improvedReward = "improved_reward"
         }
     }

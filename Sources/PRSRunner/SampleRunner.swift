@@ -160,7 +160,7 @@ public struct SampleRunner: Sendable {
         let trees = try store.trees(strategy: strategy).filter { wanted.contains($0.id) }
         let failures = try store.items().filter { $0.state == .failed && wanted.contains($0.item.id) }.map { ($0.item.id, $0.error ?? "") }
         let summary = StrategySummary(strategy: strategy, budget: sampler.config.budget, trees: trees,
-                                      failed: failures.count, wallTimeSeconds: wallTime)
+                                      failed: failures.count, wallTimeSeconds: wallTime, categories: StrategySummary.categories(items))
         let counts = try store.counts()
         let engine = engineReport()
         do {

@@ -78,6 +78,7 @@ struct Compare: AsyncParsableCommand {
             try SampleJob.report(outcome, settings: settings, items: job.items.count)
         }
         print(SummaryTable.render(summaries, headers: labels))
+        if let r = SummaryTable.refinements(summaries, headers: labels) { print("\n" + r) }
         let bests = labels.map { label in (label: label, values: Self.bestRewards(URL(fileURLWithPath: root).appendingPathComponent(label))) }
         if let reading = ComparisonReading.sentence(bests, budget: jobs[0].1.strategy.budget) { print(reading) }
         print("next: prs report \(root) --out \(root)/report.html")

@@ -40,7 +40,9 @@ struct Inspect: AsyncParsableCommand {
         print()
         // Runs of one strategy (say PRS with two feedback sources) are told apart by their directory.
         let names = summaries.map(\.strategy)
-        print(SummaryTable.render(summaries, headers: Set(names).count == names.count ? names : labels))
+        let headers = Set(names).count == names.count ? names : labels
+        print(SummaryTable.render(summaries, headers: headers))
+        if let r = SummaryTable.refinements(summaries, headers: headers) { print("\n" + r) }
     }
 
     func printTree(run: String, item id: String) throws {

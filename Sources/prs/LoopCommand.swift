@@ -177,13 +177,13 @@ enum LoopTable {
             guard let c, c.count == 2 else { return f(v) }
             return String(format: "%.3f [%.3f, %.3f]", v, c[0], c[1])
         }
-        var rows = [["chain", "iter", "held-out reward [95% CI]", "gain vs iter 0 [95% CI]", "greedy", "win vs base", "trained on", "loss", "seconds"]]
+        var rows = [["chain", "iter", "held-out reward [95% CI]", "gain vs iter 0 [95% CI]", "greedy", "win vs base", "refinements beating draft", "trained on", "loss", "seconds"]]
         for chain in s.order {
             for e in s.chains[chain] ?? [] {
                 rows.append([chain, "\(e.iteration)", ci(e.evalMeanReward, e.evalMeanRewardCI),
                              e.iteration == 0 ? "–" : LoopReport.gain(e.gainVsBase, e.gainVsBaseCI), f(e.evalGreedyReward),
                              e.winRateVsBase.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
-                             e.iteration == 0 ? "–" : "\(e.trainExamples)", f(e.trainLoss), String(format: "%.0f", e.seconds)])
+                             e.refinementSuccess?.rateText ?? "–", e.iteration == 0 ? "–" : "\(e.trainExamples)", f(e.trainLoss), String(format: "%.0f", e.seconds)])
             }
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }

@@ -140,7 +140,9 @@ struct LoopConfig {
             "prompts_per_iteration": s(promptsPerIteration), "budget": "\(budget)", "reward": reward, "feedback": feedback,
             "temperature": s(sampling.temperature), "top_k": s(sampling.topK), "top_p": s(sampling.topP),
             "presence_penalty": s(sampling.presencePenalty), "max_tokens": s(sampling.maxTokens), "seed": "\(seed)",
-            "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine)) dpo=\(select.dpo) min_margin=\(select.minMargin)",
+            "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine))"
+                + (select.refinePairs == .improving ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
+                + " dpo=\(select.dpo) min_margin=\(select.minMargin)",
             "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))",
             "trainer": trainerCommand.map { "command:" + $0 } ?? "embedded",
             "train": train.fingerprint + " max_length=\(trainMaxLength) template=\(s(template))",
@@ -213,8 +215,18 @@ struct LoopConfig {
             _ = try s.int("top_k", min: 1)
             config.select.minReward = try s.double("min_reward")
             if let v = try s.string("refine") {
-                guard v == "improving" || v == "none" else { throw s.problem("refine", "\"\(v)\": expected improving or none") }
-                config.select.refine = v == "improving"
+                if v == "none" {
+                    config.select.refine = false
+                } else if let pairs = RefinePairs(rawValue: v) {
+                    config.select.refine = true
+                    config.select.refinePairs = pairs
+                } else {
+                    throw s.problem("refine", "\"\(v)\": expected improving, synthetic, improving+synthetic or none")
+                }
+            }
+            if let m = try s.double("synthetic_margin") {
+                guard m > 0 else { throw s.problem("synthetic_margin", "\(m): it must be above 0") }
+                config.select.syntheticMargin = m
             }
             if let v = try s.string("dpo") {
                 guard v == "none" || v == "best-worst" else { throw s.problem("dpo", "\"\(v)\": expected none or best-worst") }

@@ -44,7 +44,8 @@ struct Merge: AsyncParsableCommand {
             let wall = try sources.map { try $0.0.wallTime() }.reduce(0, +)
             try merged.addWallTime(wall)
             let summary = StrategySummary(strategy: strategy, budget: Int(first.settings["budget"] ?? "") ?? 0, trees: trees,
-                                          failed: failures.count, wallTimeSeconds: wall)
+                                          failed: failures.count, wallTimeSeconds: wall,
+                                          categories: StrategySummary.categories(try merged.items().map(\.item)))
             let counts = try merged.counts()
             try RunFiles.writeTrees(trees, to: outURL)
             try RunFiles.writeSummary(summary, failures: failures, counts: counts, interrupted: false, to: outURL)

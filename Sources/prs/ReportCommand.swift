@@ -88,7 +88,7 @@ struct Report: AsyncParsableCommand {
         let wall = try store.wallTime()
         let budget = Int(info.settings["budget"] ?? "") ?? 1
         let summary = (try? RunSummaryFile.load(in: dir.path).first) ?? StrategySummary(
-            strategy: kind.rawValue, budget: budget, trees: trees, failed: 0, wallTimeSeconds: wall)
+            strategy: kind.rawValue, budget: budget, trees: trees, failed: 0, wallTimeSeconds: wall, categories: StrategySummary.categories(items))
         return (StrategyRun(label: label ?? kind.rawValue, strategy: kind, feedback: info.feedback, budget: budget, trees: trees, summary: summary), info, items)
     }
 

@@ -31,6 +31,7 @@ struct Sample: AsyncParsableCommand {
         let backends = try Backends(settings: settings, logger: logger)
         let outcome = try await job.run(backends: backends)
         print(SummaryTable.render([outcome.summary]))
+        if let r = SummaryTable.refinements([outcome.summary]) { print("\n" + r) }
         try SampleJob.report(outcome, settings: settings, items: job.items.count)
     }
 }

@@ -18,6 +18,8 @@ enum SummaryTable {
             ("mean top-3 reward", { s in f(s.meanTop3Reward) }),
             ("mean reward by layer", layers),
             ("improving pairs", improving),
+            ("refinements beating their draft", { s in s.refinement?.all.successText ?? "—" }),
+            ("reward change by refinement", { s in s.refinement?.all.changeText ?? "—" }),
             ("responses (unscored)", { s in "\(s.responses) (\(s.unscoredResponses))" }),
             ("feedback generations", { s in "\(s.feedbackGenerations)" }),
             ("tokens in / out", { s in "\(s.promptTokens) / \(s.completionTokens)" }),
@@ -33,5 +35,18 @@ enum SummaryTable {
                        : String(repeating: " ", count: widths[c] - cell.count) + cell
             }.joined(separator: "   ")
         }.joined(separator: "\n")
+    }
+
+    /// Refinement success broken down by layer, feedback source and preference category, one
+    /// block per summary that has refinements (95% bootstrap intervals over prompts).
+    static func refinements(_ summaries: [StrategySummary], headers: [String]? = nil) -> String? {
+        let blocks = zip(headers ?? summaries.map(\.strategy), summaries).compactMap { label, s -> String? in
+            guard let r = s.refinement else { return nil }
+            let width = r.rows.map(\.group.count).max() ?? 0
+            let lines = r.rows.map { "  " + $0.group.padding(toLength: width, withPad: " ", startingAt: 0) + "   "
+                + $0.figure.successText + " beat their draft; reward change " + $0.figure.changeText }
+            return (["refinement success, \(label) (95% intervals over prompts):"] + lines).joined(separator: "\n")
+        }
+        return blocks.isEmpty ? nil : blocks.joined(separator: "\n")
     }
 }

@@ -20,6 +20,10 @@ public struct LoopSettings: Sendable, Hashable {
         /// Improving pairs (a refinement that beat the draft it refined) as refinement examples;
         /// nil: on for tree-building chains (PRS), off for the others.
         public var refine: Bool?
+        /// Which pairs become refinement examples when refining is on.
+        public var refinePairs = RefinePairs.improving
+        /// Synthetic pairs: the least reward gap between draft and refinement.
+        public var syntheticMargin = RefinePairs.defaultMargin
         /// Best-vs-worst preference pairs at least `minMargin` apart.
         public var dpo = false
         public var minMargin = 0.0
@@ -103,4 +107,13 @@ public enum LoopPlan {
         }
         return out
     }
+}
+
+/// Which pairs become refinement examples: refinements that beat the draft they refined
+/// (`improving`, the paper's), synthetic pairs made of two responses to one prompt, the worse
+/// as the draft and the better as its refinement (`synthetic`), or both.
+public enum RefinePairs: String, Sendable, Hashable, CaseIterable {
+    case improving, synthetic, both = "improving+synthetic"
+    /// The least reward gap of a synthetic pair, on rewards in [0, 1].
+    public static let defaultMargin = 0.1
 }

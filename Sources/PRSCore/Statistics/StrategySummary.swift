@@ -15,6 +15,9 @@ public struct StrategySummary: Sendable, Hashable, Codable {
     /// Refinements that scored strictly above the response they refined, over all scored refinements.
     public var improvingPairRate: Double?
     public var improvingPairs: Int
+    /// Refinement success with intervals, by layer, feedback source and preference category;
+    /// nil without scored refinements (and in summaries written before prs recorded it).
+    public var refinement: RefinementSuccess?
     public var responses: Int
     /// Responses whose scoring failed.
     public var unscoredResponses: Int
@@ -27,13 +30,15 @@ public struct StrategySummary: Sendable, Hashable, Codable {
         case strategy, prompts, failed, budget, responses
         case meanBestReward = "mean_best_reward", meanTop3Reward = "mean_top3_reward"
         case meanRewardPerLayer = "mean_reward_per_layer", improvingPairRate = "improving_pair_rate"
-        case improvingPairs = "improving_pairs", unscoredResponses = "unscored_responses"
+        case improvingPairs = "improving_pairs", unscoredResponses = "unscored_responses", refinement
         case feedbackGenerations = "feedback_generations", promptTokens = "prompt_tokens"
         case completionTokens = "completion_tokens", wallTimeSeconds = "wall_time_s"
     }
 
-    /// Summarises finished trees of one strategy.
-    public init(strategy: String, budget: Int, trees: [Tree], failed: Int, wallTimeSeconds: Double) {
+    /// Summarises finished trees of one strategy; `categories` maps prompt ids to their
+    /// preference categories (for refinement success by category).
+    public init(strategy: String, budget: Int, trees: [Tree], failed: Int, wallTimeSeconds: Double,
+                categories: [String: String] = [:]) {
         self.strategy = strategy
         self.budget = budget
         self.prompts = trees.count
@@ -50,12 +55,18 @@ public struct StrategySummary: Sendable, Hashable, Codable {
         let refinements = responses.filter { $0.kind == .refinement && $0.improving != nil }
         improvingPairs = refinements.count { $0.improving == true }
         improvingPairRate = refinements.isEmpty ? nil : Double(improvingPairs) / Double(refinements.count)
+        refinement = RefinementSuccess(trees: trees, categories: categories)
         self.responses = responses.count
         unscoredResponses = responses.count { $0.reward == nil }
         feedbackGenerations = trees.reduce(0) { $0 + $1.feedbackCount }
         let usage = trees.reduce(TokenUsage.zero) { $0 + $1.usage }
         promptTokens = usage.promptTokens
         completionTokens = usage.completionTokens
+    }
+
+    /// Prompt ids to preference categories, for `categories:`.
+    public static func categories(_ items: [PromptItem]) -> [String: String] {
+        Dictionary(items.compactMap { i in i.preference?.category.map { (i.id, $0) } }, uniquingKeysWith: { a, _ in a })
     }
 
     static func mean(_ xs: [Double]) -> Double? {

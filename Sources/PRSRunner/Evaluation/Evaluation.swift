@@ -47,6 +47,8 @@ public struct Evaluation: Sendable, Encodable {
         /// the same prompt that the constraints' graded rubric score tells apart, [agreements × 2, pairs]
         /// (a tie in the part counts ½).
         public var rubricAgreement: [String: [Int]] = [:]
+        /// Refinements against their drafts (PRS), with intervals and breakdowns; nil without refinements.
+        public var refinement: RefinementSuccess? = nil
     }
     public struct Pair: Sendable, Encodable {
         public var a: String
@@ -118,7 +120,9 @@ public struct Evaluation: Sendable, Encodable {
                     followed[o.id] = v
                 }
             }
-            let summary = StrategySummary(strategy: run.strategy.rawValue, budget: run.budget, trees: trees, failed: 0, wallTimeSeconds: run.summary.wallTimeSeconds)
+            let categories = items.compactMapValues { $0.preference?.category }
+            let summary = StrategySummary(strategy: run.strategy.rawValue, budget: run.budget, trees: trees, failed: 0,
+                                          wallTimeSeconds: run.summary.wallTimeSeconds, categories: categories)
             let agreement = rubricAgreement(trees, items: items)
             strategies.append(Strategy(
                 label: run.label, strategy: run.strategy.rawValue, feedback: run.feedback, prompts: trees.count, curve: curve,
@@ -126,7 +130,7 @@ public struct Evaluation: Sendable, Encodable {
                 meanBestByCategory: byCategory.mapValues { $0.reduce(0, +) / Double($0.count) }, constraintFollowed: followed,
                 promptTokens: run.summary.promptTokens, completionTokens: run.summary.completionTokens,
                 wallSeconds: run.summary.wallTimeSeconds, meanBestWords: words.isEmpty ? 0 : words.reduce(0, +) / Double(words.count),
-                rubricAgreement: agreement))
+                rubricAgreement: agreement, refinement: summary.refinement))
         }
         let base = runs.first { $0.label == baseline } ?? runs.first
         var pairs: [Pair] = []

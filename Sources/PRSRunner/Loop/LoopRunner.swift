@@ -103,6 +103,9 @@ public struct LoopRunner: Sendable {
         public var prompts: Int
         public var meanBestReward: Double
         public var improvingPairs: Int
+        /// Refinements against their drafts on the sampled prompts (nil for strategies without
+        /// refinements, and in stages stored before prs recorded it).
+        public var refinement: RefinementSuccess.Figure?
         public var promptTokens: Int
         public var completionTokens: Int
     }
@@ -225,7 +228,7 @@ public struct LoopRunner: Sendable {
                                           loopStage: "\(key)", report: report)
         let s = outcome.summary
         return SampleResult(prompts: s.prompts, meanBestReward: s.meanBestReward ?? 0, improvingPairs: s.improvingPairs,
-                            promptTokens: s.promptTokens, completionTokens: s.completionTokens)
+                            refinement: s.refinement?.all, promptTokens: s.promptTokens, completionTokens: s.completionTokens)
     }
 
     /// The data files of an iteration's selection.
@@ -247,6 +250,8 @@ public struct LoopRunner: Sendable {
         options.minMargin = s.minMargin
         options.seed = settings.seed
         options.templates = chain(key.chain).strategy.templates
+        options.refinePairs = s.refinePairs
+        options.syntheticMargin = s.syntheticMargin
         let files = Self.dataFiles(root, chain: key.chain, iteration: key.iteration)
         try FileManager.default.createDirectory(at: files.sft.deletingLastPathComponent(), withIntermediateDirectories: true)
         let sft = try Exports.export(.sft, trees: trees, items: items, options: options)

@@ -13,6 +13,8 @@ public struct LoopSummary: Sendable, Codable, Hashable {
         public var samplePrompts: Int?
         public var sampleMeanBestReward: Double?
         public var improvingPairs: Int?
+        /// Refinement success on the sampled prompts (share beating their draft, mean reward change, intervals).
+        public var refinementSuccess: RefinementSuccess.Figure?
         public var trainExamples: Int
         public var sftExamples: Int?
         public var refineExamples: Int?
@@ -42,6 +44,7 @@ public struct LoopSummary: Sendable, Codable, Hashable {
         enum CodingKeys: String, CodingKey {
             case iteration, policy, adapter, eval, seconds
             case samplePrompts = "sample_prompts", sampleMeanBestReward = "sample_mean_best_reward", improvingPairs = "improving_pairs"
+            case refinementSuccess = "refinement_success"
             case trainExamples = "train_examples", sftExamples = "sft_examples", refineExamples = "refine_examples", dpoPairs = "dpo_pairs"
             case selectedMeanReward = "selected_mean_reward", trainLoss = "train_loss", trainLosses = "train_losses"
             case evalMeanReward = "eval_mean_reward", evalMeanRewardCI = "eval_mean_reward_ci"
@@ -113,6 +116,7 @@ public struct LoopSummary: Sendable, Codable, Hashable {
                     e.samplePrompts = s.prompts
                     e.sampleMeanBestReward = s.meanBestReward
                     e.improvingPairs = s.improvingPairs
+                    e.refinementSuccess = s.refinement
                     e.sampleTokens = s.completionTokens
                 }
                 if let s = result(key(.select), LoopRunner.SelectResult.self) {

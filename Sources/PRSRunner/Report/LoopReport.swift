@@ -49,7 +49,7 @@ public enum LoopReport {
                 let losses = e.trainLosses ?? []
                 data.append([chain, "\(e.iteration)", e.samplePrompts.map(String.init) ?? "–", f(e.sampleMeanBestReward),
                              e.sftExamples.map(String.init) ?? "–", f(e.selectedMeanReward), e.improvingPairs.map(String.init) ?? "–",
-                             e.refineExamples.map(String.init) ?? "–", e.dpoPairs.map(String.init) ?? "–", "\(e.trainExamples)",
+                             e.refinementSuccess.map { "\($0.rateText); \($0.changeText)" } ?? "–", e.refineExamples.map(String.init) ?? "–", e.dpoPairs.map(String.init) ?? "–", "\(e.trainExamples)",
                              losses.isEmpty ? "–" : "\(f(losses.first)) → \(f(losses.last))"])
                 func sec(_ k: String) -> String { e.stageSeconds[k].map { String(format: "%.0f", $0) } ?? "–" }
                 cost.append([chain, "\(e.iteration)", e.sampleTokens.map(String.init) ?? "–", e.evalTokens.map(String.init) ?? "–",
@@ -61,8 +61,8 @@ public enum LoopReport {
                         note: "The policy's own answers, not best-of-N: the mean over held-out prompts of each prompt's mean sample reward, its gain over iteration 0 (prompt by prompt, paired), the greedy answer's reward, the expected best of the samples, and the share of prompts where the policy beats the starting policy (iteration 0; by the greedy answers' rewards). Brackets: 95% bootstrap intervals over prompts.",
                         header: ["chain", "iteration", "mean reward", "gain vs iteration 0", "greedy reward", "best of samples", "win vs iteration 0", "judge win", "words"], rows: reward),
             ReportTable(title: "Training data by iteration",
-                        note: "Sampled with the previous iteration's policy: the prompts, their trees' mean best reward, the selected SFT examples and their mean reward, improving pairs (refinements that beat their draft) and the refinement examples made of them, preference pairs, and the loss over training (first → last step).",
-                        header: ["chain", "iteration", "prompts", "best reward", "SFT examples", "selected reward", "improving pairs", "refine examples", "DPO pairs", "trained on", "loss"], rows: data),
+                        note: "Sampled with the previous iteration's policy: the prompts, their trees' mean best reward, the selected SFT examples and their mean reward, improving pairs (refinements that beat their draft), refinement success (the share of refinements beating their draft and the mean reward change, 95% intervals over prompts) and the refinement examples made of them, preference pairs, and the loss over training (first → last step).",
+                        header: ["chain", "iteration", "prompts", "best reward", "SFT examples", "selected reward", "improving pairs", "refinement success", "refine examples", "DPO pairs", "trained on", "loss"], rows: data),
             ReportTable(title: "Tokens and time per stage",
                         note: "Generated tokens while sampling and evaluating; seconds per stage, summed over every process that worked on it.",
                         header: ["chain", "iteration", "sample tokens", "eval tokens", "sample s", "select s", "train s", "evaluate s", "total s"], rows: cost),

@@ -64,6 +64,19 @@ extension Evaluation {
                 header: ["part"] + strategies.map(\.label),
                 rows: parts.map { p in [p] + strategies.map { s in s.rubricAgreement[p].map { v in String(format: "%.1f%% of %d", Double(v[0]) / 2 / Double(v[1]) * 100, v[1]) } ?? "—" } }))
         }
+        let refined = strategies.filter { $0.refinement != nil }
+        if !refined.isEmpty {
+            out.append(ReportTable(
+                title: "Refinement success",
+                note: "Refinements against the response they refine (their draft): the share scoring strictly higher, and the mean reward change, overall and by layer, feedback source and preference category, with 95% bootstrap intervals over prompts.",
+                header: ["strategy", "refinements of", "count", "prompts", "beat their draft", "reward change"],
+                rows: refined.flatMap { s in
+                    s.refinement!.rows.map { g in
+                        [s.label, g.group, "\(g.figure.refinements)", "\(g.figure.prompts)",
+                         g.figure.rateText, g.figure.changeText]
+                    }
+                }))
+        }
         out.append(ReportTable(
             title: "Cost", note: "Tokens over every generation (feedback and judging included); wall time of the run.",
             header: ["strategy", "tokens in", "tokens out", "wall time", "words in best answer"],
