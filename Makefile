@@ -7,7 +7,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup setup-tests setup-bench build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment clean
+.PHONY: setup setup-tests setup-bench build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment evidence clean
 
 # What building and running prs need (Debian's SQLite and OpenBLAS headers, the default model).
 setup:
@@ -72,6 +72,12 @@ bench-serve: setup-tests build
 # shape (4 x 256 tokens), threads and LoRA settings: tokens/s and peak RSS with the ratios.
 bench-train: setup-tests build
 	bash scripts/bench-train.sh
+
+# Budgets where the paper measured: Rand, PRand and three PRS variants at N = 4, 8, 16 and 32 on the
+# 120 held-out loop prompts (about an hour on 2 cores), then docs/evidence.md from the figures.
+evidence: build
+	bash scripts/evidence.sh runs/evidence
+	cp runs/evidence/evidence.md docs/evidence.md
 
 # The paper's iterative offline-RL experiment: PRS, PRand and Rand chains, 3 iterations (about an hour on 2 cores).
 loop-experiment: build

@@ -24,14 +24,14 @@ struct Report: AsyncParsableCommand {
 
     @Argument(help: "The comparison's directory.") var run: String
     @Option(help: "Output file.") var out: String
-    @Option(help: "html (default) or md.") var format = "html"
+    @Option(help: "html (default), md, or json (a comparison's figures without the texts).") var format = "html"
     @Option(help: "Judge the best answers pairwise with this policy (embedded:PATH.gguf, openai:URL, or 'policy' for the runs' policy).") var judge: String?
     @Option(help: "The strategy every other is compared with (default: the first, rand in prs compare's default).") var baseline: String?
     @Option(help: "Bootstrap resamples (default 1000).") var resamples = 1000
     @Option(help: "Report title.") var title = "PRS comparison"
 
     func validate() throws {
-        guard format == "html" || format == "md" else { throw ValidationError("--format \(format): expected html or md") }
+        guard ["html", "md", "json"].contains(format) else { throw ValidationError("--format \(format): expected html, md or json") }
         guard resamples >= 100 else { throw ValidationError("--resamples must be at least 100") }
     }
 
@@ -69,7 +69,11 @@ struct Report: AsyncParsableCommand {
         }
         let evaluation = Evaluation.compute(runs: runs, items: items, baseline: baseline, judged: judged,
                                             bootstrap: Bootstrap(resamples: resamples, seed: 1))
-        let text = format == "md" ? MarkdownReport.render(evaluation, title: title) : try HTMLReport.render(evaluation, title: title)
+        var figures = evaluation
+        figures.items = []
+        let text = format == "md" ? MarkdownReport.render(evaluation, title: title)
+            : format == "json" ? String(decoding: try RunFiles.prettyJSON(figures), as: UTF8.self)
+            : try HTMLReport.render(evaluation, title: title)
         do { try RunFiles.write(Data(text.utf8), to: URL(fileURLWithPath: out), what: "the report") } catch let e as RunError {
             throw CLIFailure.failed(e.description)
         }
@@ -94,6 +98,9 @@ struct Report: AsyncParsableCommand {
 
     /// A loop directory's report, with a page per run (sampled trees; evaluations beside the starting policy's).
     func loopReport(_ root: URL) throws {
+        guard format != "json" else {
+            throw CLIFailure.badInput("\(root.path): a loop's figures are in its summary.json already; --format json is for comparisons")
+        }
         var summary: LoopSummary
         do { summary = try LoopSummary.load(root) } catch let e as RunError { throw CLIFailure.badInput(e.description) }
         Self.addGains(&summary, root: root)

@@ -55,6 +55,8 @@ public struct Evaluation: Sendable, Encodable {
         public var b: String
         public var prompts: Int
         public var byReward: Interval
+        /// Mean over prompts of (A's best reward − B's), paired by prompt, with its interval.
+        public var bestRewardDifference: Interval
         public var judge: Interval?
         public var judgeOrderDisagreement: Double?
         public var judgeLengthControlled: Double?
@@ -145,6 +147,10 @@ public struct Evaluation: Sendable, Encodable {
                 let judge = judged["\(run.label)|\(base.label)"]
                 pairs.append(Pair(
                     a: run.label, b: base.label, prompts: outcomes.count, byReward: interval(outcomes.map { $0.score }, bootstrap),
+                    bestRewardDifference: interval(run.trees.compactMap { t -> Double? in
+                        guard common.contains(t.id), let a = t.best?.reward, let b = baseTrees[t.id]?.best?.reward else { return nil }
+                        return a - b
+                    }, bootstrap),
                     judge: judge.map { j in interval(j.map { $0.score }, bootstrap) },
                     judgeOrderDisagreement: judge.map { j in Double(j.filter { $0.ordersDisagree }.count) / Double(max(1, j.count)) },
                     judgeLengthControlled: judge.flatMap { WinRate.lengthControlled($0)?.rate },

@@ -36,10 +36,10 @@ extension Evaluation {
             rows: strategies.map { s in [s.label] + headlineBudgets.map { n in s.curve.first { $0.n == n }.map { Self.ci($0.top3) } ?? "—" } }))
         out.append(ReportTable(
             title: "Win rates of each strategy's best answer against the baseline",
-            note: "By reward: higher wins, equal ties (½). By judge: asked in both orders; disagreeing orders count as a tie. Length-controlled: the judge's win rate at equal length (logistic regression on the length difference).",
-            header: ["A", "B", "prompts", "by reward", "by judge", "judge orders disagree", "judge, length-controlled", "words A", "words B"],
+            note: "By reward: higher wins, equal ties (½); and the mean paired difference of the best rewards. By judge: asked in both orders; disagreeing orders count as a tie. Length-controlled: the judge's win rate at equal length (logistic regression on the length difference).",
+            header: ["A", "B", "prompts", "by reward", "best reward A − B", "by judge", "judge orders disagree", "judge, length-controlled", "words A", "words B"],
             rows: pairs.map { p in
-                [p.a, p.b, "\(p.prompts)", Self.ciPct(p.byReward), p.judge.map(Self.ciPct) ?? "not run",
+                [p.a, p.b, "\(p.prompts)", Self.ciPct(p.byReward), Self.ci(p.bestRewardDifference), p.judge.map(Self.ciPct) ?? "not run",
                  p.judgeOrderDisagreement.map(Self.pct) ?? "—", p.judgeLengthControlled.map(Self.pct) ?? "—",
                  String(format: "%.0f", p.meanWordsA), String(format: "%.0f", p.meanWordsB)]
             }))

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Writes the evidence write-up (Markdown, to stdout) from scripts/evidence.sh's comparisons
+(OUT/nN/report.json, one per budget N) and, with --loop DIR, a prs loop directory's summary.json.
+Every figure is read from those files; nothing is typed in by hand.
+
+  python3 scripts/evidence.py runs/evidence [--loop runs/loop-refiner] > docs/evidence.md
+"""
+import argparse, glob, json, os, re
+
+
+def ci(i):
+    return f"{i['mean']:.3f} [{i['low']:.3f}, {i['high']:.3f}]"
+
+
+def signed(i):
+    return f"{i['mean']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}]"
+
+
+def verdict(i):
+    if i["low"] > 0:
+        return "above zero"
+    if i["high"] < 0:
+        return "below zero"
+    return "includes zero"
+
+
+def rate(f):
+    c = f.get("success_rate_ci") or [f["success_rate"], f["success_rate"]]
+    return f"{100 * f['success_rate']:.1f}% [{100 * c[0]:.1f}, {100 * c[1]:.1f}]"
+
+
+def change(f):
+    c = f.get("mean_reward_change_ci") or [f["mean_reward_change"]] * 2
+    return f"{f['mean_reward_change']:+.3f} [{c[0]:+.3f}, {c[1]:+.3f}]"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def label_name(label):
+    if label == "prs":
+        return "PRS (N/2 + N/2)"
+    if label.startswith("prs-") and label[4:].replace("-", "").isdigit():
+        return "PRS, 4 layers (N/4 each)"
+    if label == "prs+verifier":
+        return "PRS, verifier feedback"
+    return {"rand": "Rand", "prand": "PRand"}.get(label, label)
+
+
+def comparisons(out):
+    found = {}
+    for path in glob.glob(os.path.join(out, "n*", "report.json")):
+        m = re.search(r"n(\d+)$", os.path.dirname(path))
+        if m:
+            found[int(m.group(1))] = json.load(open(path))
+    return dict(sorted(found.items()))
+
+
+def kind(label):
+    return "prs-layers" if label.startswith("prs-") else label
+
+
+def budget_section(runs, args):
+    ns = list(runs)
+    order = []
+    for n in ns:
+        for s in runs[n]["strategies"]:
+            if kind(s["label"]) not in order:
+                order.append(kind(s["label"]))
+    prompts = {n: runs[n]["strategies"][0]["prompts"] for n in ns}
+
+    def strat(n, k):
+        return next((s for s in runs[n]["strategies"] if kind(s["label"]) == k), None)
+
+    def best_at_budget(s, n):
+        point = next((p for p in s["curve"] if p["n"] == n), None)
+        return ci(point["best"]) if point else "—"
+
+    lines = ["## Reward at equal budget N (the paper's claim 1: PRS > PRand > Rand)", "",
+             f"Each N is its own `prs compare` run: the same {prompts[ns[0]]} held-out prompts "
+             f"(`examples/loop-heldout.jsonl`), seed 0, rubric reward, SmolLM2-135M-Instruct on the embedded engine, "
+             f"answers up to {args.max_tokens} tokens. Each figure is a mean over prompts of the best reward in the "
+             "prompt's N responses, with a 95% bootstrap interval over prompts.", ""]
+    rows = []
+    for k in order:
+        row = [label_name(next(s["label"] for n in ns for s in runs[n]["strategies"] if kind(s["label"]) == k))]
+        for n in ns:
+            s = strat(n, k)
+            row.append(best_at_budget(s, n) if s else "—")
+        rows.append(row)
+    lines += [table(["strategy"] + [f"N={n}" for n in ns], rows), ""]
+
+    lines += ["### Paired against PRand", "",
+              "The mean over prompts of (the strategy's best reward − PRand's), paired by prompt, with its 95% bootstrap interval. "
+              "An interval that excludes zero separates the two at that budget.", ""]
+    rows = []
+    for k in order:
+        if k == "prand":
+            continue
+        name = None
+        row = []
+        for n in ns:
+            p = next((p for p in runs[n]["pairs"] if kind(p["a"]) == k and p["b"] == "prand"), None)
+            if p:
+                name = name or label_name(p["a"])
+                row.append(f"{signed(p['bestRewardDifference'])} ({verdict(p['bestRewardDifference'])})")
+            else:
+                row.append("—")
+        rows.append([name or k] + row)
+    lines += [table(["strategy − PRand"] + [f"N={n}" for n in ns], rows), ""]
+
+    lines += ["### Refinement success", "",
+              "The share of scored refinements that score strictly above the draft they refine, and the mean reward change "
+              "from draft to refinement (95% bootstrap intervals over prompts). A tree climbs only through these.", ""]
+    rows = []
+    for k in order:
+        for n in ns:
+            s = strat(n, k)
+            if not s or not s.get("refinement"):
+                continue
+            a = s["refinement"]["all"]
+            rows.append([label_name(s["label"]), f"N={n}", str(a["refinements"]), rate(a), change(a)])
+    lines += [table(["strategy", "budget", "refinements", "beat their draft", "reward change"], rows), ""]
+    deep = strat(ns[-1], "prs-layers")
+    if deep and deep.get("refinement"):
+        by = deep["refinement"]["by_layer"]
+        lines += [f"By layer, PRS with 4 layers at N={ns[-1]}:", "",
+                  table(["layer", "refinements", "beat their draft", "reward change"],
+                        [[l, str(by[l]["refinements"]), rate(by[l]), change(by[l])] for l in sorted(by, key=int)]), ""]
+
+    n_cat = 16 if 16 in runs else ns[-1]
+    cats = runs[n_cat]["categories"]
+    lines += [f"## Preference categories (claim 3: adaptation by category), N={n_cat}", "",
+              "Mean best reward per preference category.", ""]
+    rows = [[c] + [f"{s['meanBestByCategory'].get(c, float('nan')):.3f}" for s in runs[n_cat]["strategies"]] for c in cats]
+    lines += [table(["category"] + [label_name(s["label"]) for s in runs[n_cat]["strategies"]], rows), ""]
+    refined = [s for s in runs[n_cat]["strategies"] if s.get("refinement")]
+    if refined:
+        rows = [[c] + [rate(s["refinement"]["by_category"][c]) if c in s["refinement"]["by_category"] else "—" for s in refined]
+                for c in cats]
+        lines += ["Refinement success per category at the same budget:", "",
+                  table(["category"] + [label_name(s["label"]) for s in refined], rows), ""]
+    return lines
+
+
+def loop_section(loop):
+    summary = json.load(open(os.path.join(loop, "summary.json")))
+    lines = ["## The loop (claim 2: iterations keep improving with PRS)", "",
+             f"`{loop}`: per chain and iteration, the held-out mean reward of the policy's own samples with its 95% interval, "
+             "its gain over iteration 0 (paired), the refinement success of the iteration's sampled trees, and the "
+             "refinement examples it trained on.", ""]
+    rows = []
+    for chain in summary["order"]:
+        for e in summary["chains"][chain]:
+            c = e.get("eval_mean_reward_ci") or [None, None]
+            held = f"{e['eval_mean_reward']:.3f} [{c[0]:.3f}, {c[1]:.3f}]" if e.get("eval_mean_reward") is not None and c[0] is not None else "—"
+            g = e.get("gain_vs_base_ci")
+            gain = f"{e['gain_vs_base']:+.3f} [{g[0]:+.3f}, {g[1]:+.3f}]" if e.get("gain_vs_base") is not None and g else "—"
+            r = e.get("refinement_success")
+            rows.append([chain, str(e["iteration"]), held, gain, rate(r) if r else "—", str(e.get("refine_examples", "—"))])
+    lines += [table(["chain", "iteration", "held-out reward", "gain vs iteration 0", "refinements beating draft", "refine examples"], rows), ""]
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", help="scripts/evidence.sh's output directory")
+    ap.add_argument("--loop", help="a prs loop directory to include")
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--seconds", type=int, help="wall time of the comparisons, to state")
+    args = ap.parse_args()
+    runs = comparisons(args.out)
+    if not runs:
+        raise SystemExit(f"{args.out}: no nN/report.json (run scripts/evidence.sh first)")
+    lines = ["# Evidence: PRS against PRand and Rand, measured", "",
+             "Generated by `make evidence` (scripts/evidence.sh, then scripts/evidence.py); do not edit by hand."]
+    if args.seconds:
+        lines += ["", f"The comparisons took {args.seconds / 60:.0f} minutes on this machine."]
+    lines += [""] + budget_section(runs, args)
+    if args.loop:
+        lines += loop_section(args.loop)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
