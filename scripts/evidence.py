@@ -162,6 +162,20 @@ def loop_section(loop):
             r = e.get("refinement_success")
             rows.append([chain, str(e["iteration"]), held, gain, rate(r) if r else "—", str(e.get("refine_examples", "—"))])
     lines += [table(["chain", "iteration", "held-out reward", "gain vs iteration 0", "refinements beating draft", "refine examples"], rows), ""]
+    rows = []
+    for chain in summary["order"]:
+        for e in summary["chains"][chain]:
+            s = (e.get("eval") or {}).get("search")
+            if not s:
+                continue
+            r = s.get("refinement")
+            rows.append([chain, str(e["iteration"]), str(s["budget"]), ci(s["prs"]), ci(s["prand"]),
+                         f"{signed(s['difference'])} ({verdict(s['difference'])})", rate(r) if r else "—", change(r) if r else "—"])
+    if rows:
+        lines += ["### PRS against PRand at equal budget with each iteration's policy (held-out prompts)", "",
+                  "PRS (N/2 + N/2) and PRand at the same budget on the held-out prompts with the iteration's policy: mean best "
+                  "rewards, their paired difference, and PRS's refinement success on those prompts (95% intervals over prompts).", "",
+                  table(["chain", "iteration", "N", "PRS best", "PRand best", "PRS − PRand", "refinements beating draft", "reward change"], rows), ""]
     return lines
 
 

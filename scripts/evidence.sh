@@ -8,7 +8,7 @@
 #
 #   make evidence                     (or: bash scripts/evidence.sh [OUT])
 #
-# Sized for a 2-core machine: answers up to 48 tokens (EVIDENCE_MAX_TOKENS), 16 prompts in
+# Sized for a 2-core machine: answers up to 48 tokens (EVIDENCE_MAX_TOKENS), 64 prompts in
 # flight and decode batches up to 64, so the four budgets take about an hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ for N in $BUDGETS; do
   q=$((N / 4))
   echo "== N=$N: rand, prand, prs ($((N / 2))+$((N / 2))), prs ($q+$q+$q+$q), prs@verifier ($(( $(date +%s) - start )) s so far)" >&2
   "$PRS" compare --prompts "$PROMPTS" --out "$OUT/n$N" --budget "$N" --max-tokens "$MAX_TOKENS" --seed 0 \
-    --reward rubric --concurrency 16 --max-batch 64 --kv-cache-tokens 65536 \
+    --reward rubric --concurrency 64 --max-batch 64 --kv-cache-tokens 65536 \
     --strategies "rand,prand,prs,prs:$q+$q+$q+$q,prs@verifier" | grep -v -E '^(items:|wrote |next:)'
   "$PRS" report "$OUT/n$N" --out "$OUT/n$N/report.html" --baseline prand --title "Budget N=$N" >/dev/null
   "$PRS" report "$OUT/n$N" --out "$OUT/n$N/report.json" --baseline prand --format json >/dev/null

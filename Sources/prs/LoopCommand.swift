@@ -84,7 +84,7 @@ struct Loop: AsyncParsableCommand {
         var settings = LoopSettings(chains: try config.strategies.map { s in
             var strategy = try StrategyConfig(kind: s.kind, budget: config.budget, split: s.split, sampling: config.sampling, runSeed: config.seed)
             strategy.templates = .standard
-            return LoopSettings.Chain(label: s.label, strategy: strategy)
+            return LoopSettings.Chain(label: s.label, strategy: strategy, refinePairs: s.refine)
         }, iterations: config.iterations)
         settings.promptsPerIteration = config.promptsPerIteration
         settings.select = config.select
@@ -184,6 +184,18 @@ enum LoopTable {
                              e.iteration == 0 ? "–" : LoopReport.gain(e.gainVsBase, e.gainVsBaseCI), f(e.evalGreedyReward),
                              e.winRateVsBase.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
                              e.refinementSuccess?.rateText ?? "–", e.iteration == 0 ? "–" : "\(e.trainExamples)", f(e.trainLoss), String(format: "%.0f", e.seconds)])
+            }
+        }
+        // With evaluate.search: PRS against PRand at equal budget with each iteration's policy.
+        let searched = s.order.flatMap { s.chains[$0] ?? [] }.compactMap { $0.eval?.search }
+        if let n = searched.first?.budget {
+            rows[0].append("PRS − PRand @\(n) [95% CI]")
+            var i = 1
+            for chain in s.order {
+                for e in s.chains[chain] ?? [] {
+                    rows[i].append(e.eval?.search.map { LoopReport.gain($0.difference.mean, [$0.difference.low, $0.difference.high]) } ?? "–")
+                    i += 1
+                }
             }
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }

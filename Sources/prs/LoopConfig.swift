@@ -107,7 +107,7 @@ struct LoopConfig {
     var trainPrompts: String
     var evalPrompts: String
     var out: String
-    var strategies: [(label: String, kind: StrategyKind, split: [Int]?)]
+    var strategies: [(label: String, kind: StrategyKind, split: [Int]?, refine: RefinePairs?)]
     var iterations: Int
     var promptsPerIteration: Int?
     var budget: Int
@@ -136,14 +136,15 @@ struct LoopConfig {
         func s<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
         var out: [String: String] = [
             "model": model, "train_prompts": trainPrompts, "eval_prompts": evalPrompts,
-            "strategies": strategies.map { $0.label + ($0.split.map { ":" + $0.map(String.init).joined(separator: "+") } ?? "") }.joined(separator: ","),
+            "strategies": strategies.map { $0.label + ($0.split.map { ":" + $0.map(String.init).joined(separator: "+") } ?? "")
+                + ($0.refine.map { "/" + $0.rawValue } ?? "") }.joined(separator: ","),
             "prompts_per_iteration": s(promptsPerIteration), "budget": "\(budget)", "reward": reward, "feedback": feedback,
             "temperature": s(sampling.temperature), "top_k": s(sampling.topK), "top_p": s(sampling.topP),
             "presence_penalty": s(sampling.presencePenalty), "max_tokens": s(sampling.maxTokens), "seed": "\(seed)",
             "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine))"
                 + (select.refinePairs == .improving ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
                 + " dpo=\(select.dpo) min_margin=\(select.minMargin)",
-            "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))",
+            "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))" + (evaluate.search.map { " search=\($0)" } ?? ""),
             "trainer": trainerCommand.map { "command:" + $0 } ?? "embedded",
             "train": train.fingerprint + " max_length=\(trainMaxLength) template=\(s(template))",
         ]
@@ -169,11 +170,21 @@ struct LoopConfig {
         let iterations = try either(flags.iterations, c.int("iterations", min: 1)) ?? 3
         guard iterations >= 1 else { throw CLIFailure.badInput("--iterations must be at least 1") }
         let names = try either(flags.strategies.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, c.list("strategies")) ?? ["prs", "rand"]
-        var strategies: [(String, StrategyKind, [Int]?)] = []
-        for n in names {
+        var strategies: [(String, StrategyKind, [Int]?, RefinePairs?)] = []
+        for name in names {
+            // NAME[:SPLIT][/REFINE]: the chain's own refinement examples (prs/synthetic).
+            let slash = name.split(separator: "/", maxSplits: 1).map(String.init)
+            let n = slash[0]
+            var refine: RefinePairs?
+            if slash.count > 1 {
+                guard let r = RefinePairs(rawValue: slash[1]) else {
+                    throw c.problem("strategies", "\"\(name)\": after / comes improving, synthetic or improving+synthetic")
+                }
+                refine = r
+            }
             let parts = n.split(separator: ":", maxSplits: 1).map(String.init)
             guard let kind = StrategyKind(rawValue: parts[0]), kind != .greedy else {
-                throw c.problem("strategies", "\"\(n)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2)")
+                throw c.problem("strategies", "\"\(name)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2) and refinement pairs (prs/synthetic)")
             }
             var split: [Int]?
             if parts.count > 1 {
@@ -182,7 +193,8 @@ struct LoopConfig {
                     return v
                 }
             }
-            strategies.append((n.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-"), kind, split))
+            let label = name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
+            strategies.append((label, kind, split, refine))
         }
         guard !strategies.isEmpty, Set(strategies.map(\.0)).count == strategies.count else {
             throw c.problem("strategies", "name each strategy once")
@@ -204,7 +216,7 @@ struct LoopConfig {
         if let split = try c.string("split") {
             let layers = split.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard layers.reduce(0, +) == config.budget else { throw c.problem("split", "\"\(split)\" must sum to the budget \(config.budget)") }
-            config.strategies = config.strategies.map { s in (s.label, s.kind, s.split ?? ((s.kind == .prs || s.kind == .prsNoFeedback) ? layers : nil)) }
+            config.strategies = config.strategies.map { s in (s.label, s.kind, s.split ?? ((s.kind == .prs || s.kind == .prsNoFeedback) ? layers : nil), s.refine) }
         }
         if let s = try c.section("select") {
             if let v = try s.string("sft") {
@@ -238,6 +250,7 @@ struct LoopConfig {
         if let e = try c.section("evaluate") {
             config.evaluate.samples = try e.int("samples", min: 1) ?? config.evaluate.samples
             config.evaluate.greedy = try e.bool("greedy") ?? config.evaluate.greedy
+            config.evaluate.search = try e.int("search", min: 2)
             config.judge = try e.string("judge")
             try e.checkUnknown()
         }

@@ -299,6 +299,9 @@ import Testing
         try check("strategies: [prs, best]\n", "3: strategies: \"best\"")
         try check("train:\n  init: latest\n", "4: train.init: \"latest\": expected previous or base")
         try check("iterations: 0\n", "3: iterations: must be at least 1")
+        try check("strategies: [prs, prs/better]\n", "3: strategies: \"prs/better\": after / comes improving, synthetic or improving+synthetic")
+        try check("select:\n  refine: made-up\n", "4: select.refine: \"made-up\": expected improving, synthetic, improving+synthetic or none")
+        try check("select:\n  synthetic_margin: 0\n", "4: select.synthetic_margin: 0.0: it must be above 0")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("never/loop.sqlite").path), "nothing is created for a bad config")
     }
 }

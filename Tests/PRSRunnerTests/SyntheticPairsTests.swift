@@ -115,4 +115,28 @@ import Testing
             #expect(row["pairing"] as? String == "synthetic")
         }
     }
+
+    /// A chain's own refinement pairs (`strategies: [prs, prs/synthetic]`): the synthetic chain's
+    /// examples are synthetic, the other chain keeps the loop's improving pairs.
+    @Test func aChainsOwnPairsOverrideTheLoops() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-synthetic-chain-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let settings = LoopSettings(chains: [
+            .init(label: "prs", strategy: try StrategyConfig(kind: .prs, budget: 4)),
+            .init(label: "prs-synthetic", strategy: try StrategyConfig(kind: .prs, budget: 4), refinePairs: .synthetic),
+            .init(label: "rand-synthetic", strategy: try StrategyConfig(kind: .rand, budget: 4), refinePairs: .synthetic),
+        ], iterations: 1)
+        let runner = LoopRunner(settings: settings, trainPrompts: LoopRunnerTests.items("t", 6), evalPrompts: LoopRunnerTests.items("e", 2),
+                                basePolicy: "base", makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward,
+                                feedback: nil, trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
+        _ = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
+        for chain in ["prs-synthetic", "rand-synthetic"] {
+            let made = try rows(try Data(contentsOf: LoopRunner.dataFiles(dir, chain: chain, iteration: 1).refine))
+            #expect(!made.isEmpty && made.allSatisfy { $0["pairing"] as? String == "synthetic" }, "\(chain)")
+        }
+        let file = LoopRunner.dataFiles(dir, chain: "prs", iteration: 1).refine
+        if let data = try? Data(contentsOf: file) {
+            #expect(try rows(data).allSatisfy { $0["pairing"] as? String == "improving" })
+        }
+    }
 }

@@ -5,9 +5,13 @@ public struct LoopSettings: Sendable, Hashable {
         /// The chain's name and directory (`prs`, `rand`, …).
         public var label: String
         public var strategy: StrategyConfig
-        public init(label: String, strategy: StrategyConfig) {
+        /// This chain's refinement examples, overriding `select.refine` and `refinePairs` (a PRS
+        /// chain training on synthetic pairs beside one training on improving pairs); nil: the loop's.
+        public var refinePairs: RefinePairs?
+        public init(label: String, strategy: StrategyConfig, refinePairs: RefinePairs? = nil) {
             self.label = label
             self.strategy = strategy
+            self.refinePairs = refinePairs
         }
     }
 
@@ -47,6 +51,10 @@ public struct LoopSettings: Sendable, Hashable {
         public var samples = 4
         public var greedy = true
         public var sampling = SamplingParameters.paper
+        /// When set, each evaluation also samples the held-out prompts with PRS (N/2 + N/2) and
+        /// PRand at this budget N with the policy: PRS against PRand at equal budget, and
+        /// refinement success on held-out prompts, iteration by iteration.
+        public var search: Int?
         public init() {}
     }
 

@@ -51,8 +51,36 @@ public struct PolicyScore: Sendable, Hashable, Codable {
     public var byConstraint: [String: Share]
     public var meanWords: Double
     public var completionTokens: Int
+    /// With `evaluate.search: N`: PRS (N/2 + N/2) against PRand at budget N with this policy on
+    /// the held-out prompts; nil otherwise (and in scores stored before prs recorded it).
+    public var search: Search?
+
+    /// PRS against PRand at equal budget with one policy.
+    public struct Search: Sendable, Hashable, Codable {
+        public var budget: Int
+        /// Mean best reward of each, with intervals over prompts.
+        public var prs: MeanInterval
+        public var prand: MeanInterval
+        /// PRS's best reward minus PRand's, prompt by prompt, averaged, with its interval.
+        public var difference: MeanInterval
+        /// PRS's refinements against their drafts on the held-out prompts.
+        public var refinement: RefinementSuccess.Figure?
+
+        public init(budget: Int, prs: [Tree], prand: [Tree], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) {
+            self.budget = budget
+            let a = Dictionary(prs.compactMap { t in t.best?.reward.map { (t.id, $0) } }, uniquingKeysWith: { x, _ in x })
+            let b = Dictionary(prand.compactMap { t in t.best?.reward.map { (t.id, $0) } }, uniquingKeysWith: { x, _ in x })
+            let common = prs.map(\.id).filter { a[$0] != nil && b[$0] != nil }
+            let zero = MeanInterval(mean: 0, low: 0, high: 0)
+            self.prs = MeanInterval.of(common.map { a[$0]! }, bootstrap) ?? zero
+            self.prand = MeanInterval.of(common.map { b[$0]! }, bootstrap) ?? zero
+            difference = MeanInterval.of(common.map { a[$0]! - b[$0]! }, bootstrap) ?? zero
+            refinement = RefinementSuccess(trees: prs, bootstrap: bootstrap)?.all
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
+        case search
         case prompts, meanReward = "mean_reward", greedyReward = "greedy_reward", bestOfN = "best_of_n"
         case winRateVsBase = "win_rate_vs_base", judgeWinRateVsBase = "judge_win_rate_vs_base", gainVsBase = "gain_vs_base"
         case byCategory = "by_category", byConstraint = "by_constraint", meanWords = "mean_words"

@@ -250,7 +250,7 @@ public struct LoopRunner: Sendable {
         options.minMargin = s.minMargin
         options.seed = settings.seed
         options.templates = chain(key.chain).strategy.templates
-        options.refinePairs = s.refinePairs
+        options.refinePairs = chain(key.chain).refinePairs ?? s.refinePairs
         options.syntheticMargin = s.syntheticMargin
         let files = Self.dataFiles(root, chain: key.chain, iteration: key.iteration)
         try FileManager.default.createDirectory(at: files.sft.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -261,7 +261,7 @@ public struct LoopRunner: Sendable {
             Exports.ranked(t).filter { s.minReward == nil || $0.reward! >= s.minReward! }.prefix(options.topK).compactMap(\.reward)
         }
         result.meanReward = rewards.isEmpty ? nil : rewards.reduce(0, +) / Double(rewards.count)
-        if s.refines(kind) {
+        if chain(key.chain).refinePairs != nil || s.refines(kind) {
             let r = try Exports.export(.refine, trees: trees, items: items, options: options)
             try RunFiles.write(r.data, to: files.refine, what: "the refinement data")
             result.refine = r.written
@@ -343,6 +343,20 @@ public struct LoopRunner: Sendable {
                 judged = try await PairwiseJudge(generator: judge).compare(a, b, items: items)
             }
         }
-        return PolicyScore.compute(samples: sampleTrees, greedy: greedyTrees, base: base, items: items, judged: judged)
+        var score = PolicyScore.compute(samples: sampleTrees, greedy: greedyTrees, base: base, items: items, judged: judged)
+        if let n = e.search {
+            // PRS and PRand at the same budget, seeds and prompts, with this policy (resumable runs of their own).
+            let d = Self.directory(root, key)
+            var trees: [StrategyKind: [Tree]] = [:]
+            for kind in [StrategyKind.prand, .prs] {
+                let config = try StrategyConfig(kind: kind, budget: n, sampling: settings.chains.first?.strategy.sampling ?? e.sampling,
+                                                runSeed: settings.seed)
+                let dir = d.appendingPathComponent("search-\(kind.rawValue)-\(n)")
+                _ = try await sampleRun(config, policy: policy.policy, items: evalPrompts, directory: dir, loopStage: "\(key) \(kind.rawValue)@\(n)", report: report)
+                trees[kind] = try RunStore.read(directory: dir).trees(strategy: kind.rawValue)
+            }
+            score.search = PolicyScore.Search(budget: n, prs: trees[.prs] ?? [], prand: trees[.prand] ?? [])
+        }
+        return score
     }
 }

@@ -67,6 +67,17 @@ public enum LoopReport {
                         note: "Generated tokens while sampling and evaluating; seconds per stage, summed over every process that worked on it.",
                         header: ["chain", "iteration", "sample tokens", "eval tokens", "sample s", "select s", "train s", "evaluate s", "total s"], rows: cost),
         ]
+        let searched = s.order.flatMap { c in (s.chains[c] ?? []).compactMap { e in e.eval?.search.map { (c, e.iteration, $0) } } }
+        if !searched.isEmpty {
+            out.append(ReportTable(
+                title: "PRS against PRand at equal budget, held-out prompts",
+                note: "Each iteration's policy samples the held-out prompts with PRS (N/2 + N/2) and with PRand at the same budget N: the mean best reward of each, PRS minus PRand prompt by prompt (paired), and PRS's refinement success there. Brackets: 95% bootstrap intervals over prompts.",
+                header: ["chain", "iteration", "N", "PRS best", "PRand best", "PRS − PRand", "refinements beating draft", "reward change"],
+                rows: searched.map { c, k, x in
+                    [c, "\(k)", "\(x.budget)", ci(x.prs.mean, [x.prs.low, x.prs.high]), ci(x.prand.mean, [x.prand.low, x.prand.high]),
+                     gain(x.difference.mean, [x.difference.low, x.difference.high]), x.refinement?.rateText ?? "–", x.refinement?.changeText ?? "–"]
+                }))
+        }
         // Breakdowns of the last iteration of each chain against the starting policy.
         var categories: Set<String> = [], kinds: Set<String> = []
         for chain in s.order { for e in s.chains[chain] ?? [] { categories.formUnion(e.eval?.byCategory.keys ?? [:].keys); kinds.formUnion(e.eval?.byConstraint.keys ?? [:].keys) } }
