@@ -14,6 +14,11 @@ struct GoldenChat: Decodable, Sendable, CustomTestStringConvertible {
     }()
 }
 
+/// The golden chats exist: without them the parameterised test below would run zero cases, green.
+@Test func theGoldenChatsAreThere() {
+    #expect(GoldenChat.all.count >= 3, "Fixtures/smollm2-chat.json is missing or nearly empty: \(GoldenChat.all.count) chats")
+}
+
 @Suite struct ChatTemplateTests {
     /// Rendered by the model's own Jinja template (scripts/reference/chat_render.py).
     @Test(arguments: GoldenChat.all)

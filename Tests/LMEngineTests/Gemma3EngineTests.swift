@@ -65,9 +65,9 @@ import Testing
         #expect(engine.statistics().promptTokensCached >= ids.count - 16, "the second request reused the prefix")
     }
 
-    @Test func everyInstructionSetGivesTheSameBits() throws {
+    @Test(.enabled(if: !ISATests.others.isEmpty, "this processor runs one kernel table; there is nothing to compare"))
+    func everyInstructionSetGivesTheSameBits() throws {
         let isas = ISATests.others
-        guard !isas.isEmpty else { return }
         let model = try Gemma3.model.get()
         let p = try prompt("Why is the sky blue?")
         func logits(_ isa: Int32) throws -> [[UInt32]] {

@@ -102,9 +102,10 @@ import Testing
     }
 
     /// The real model: a prompt evaluated in one batch, then tokens one by one; every logit equal bit for bit.
-    @Test func aForwardPassIsBitIdentical() throws {
+    /// Skipped (shown as such) on a machine whose processor runs one kernel table only.
+    @Test(.enabled(if: !ISATests.others.isEmpty, "this processor runs one kernel table; there is nothing to compare"))
+    func aForwardPassIsBitIdentical() throws {
         let isas = Self.others
-        guard !isas.isEmpty else { return }
         let model = try LlamaModel(file: SmolLM2.file.get())
         let prompt = model.tokenizer.encode("<|im_start|>user\nWhy is the sky blue? Answer in one line.<|im_end|>\n<|im_start|>assistant\n",
                                             addSpecial: false, parseSpecial: true)

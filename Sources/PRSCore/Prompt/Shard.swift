@@ -25,8 +25,6 @@ public struct Shard: Sendable, Hashable, CustomStringConvertible {
 /// FNV-1a (64-bit) of bytes, for recording which input files a run used.
 public enum ContentHash {
     public static func fnv1a64<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        return "fnv1a64:" + String(h, radix: 16)
+        "fnv1a64:" + String(Seeds.fnv1a(bytes), radix: 16)
     }
 }

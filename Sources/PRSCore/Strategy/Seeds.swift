@@ -14,12 +14,12 @@ public enum Seeds {
         return h % limit
     }
 
-    static func fnv1a(_ s: String) -> UInt64 {
+    static func fnv1a(_ s: String) -> UInt64 { fnv1a(s.utf8) }
+
+    /// FNV-1a (64-bit) of bytes.
+    static func fnv1a<S: Sequence>(_ bytes: S) -> UInt64 where S.Element == UInt8 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01b3
-        }
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         return h
     }
 
