@@ -31,7 +31,8 @@ public struct RunProgress: Sendable {
         return parts.joined(separator: " · ")
     }
 
-    static func duration(_ s: Double) -> String {
+    /// "45s", "3m05s", "1h02m".
+    public static func duration(_ s: Double) -> String {
         let t = Int(s.rounded())
         if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" }
         if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }

@@ -172,7 +172,5 @@ public struct SampleRunner: Sendable {
         return RunOutcome(summary: summary, failures: failures, interrupted: interrupted, counts: counts, stopReason: stopReason, engine: engine)
     }
 
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
+    static func seconds(_ d: Duration) -> Double { d.inSeconds }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GGUF
 import LMEngine
+import PRSCore
 
 /// `prs model …`: the engine's tools, on their own and as its contract with scripts.
 struct Model: AsyncParsableCommand {
@@ -277,7 +278,7 @@ struct Model: AsyncParsableCommand {
             // A fixed prompt of ordinary text tokens (ids spread over the vocabulary).
             let prompt: [Int32] = (0..<promptTokens).map { Int32(100 + ($0 * 7919) % (llama.config.vocabSize - 200)) }
             let clock = ContinuousClock()
-            func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+            func seconds(_ d: Duration) -> Double { d.inSeconds }
             let adapters = try Model.adapters(lora, llama)
             // The single-stream session, dropped before the engine is made: the peak memory is the
             // larger of the two, not their sum.

@@ -14,7 +14,8 @@ class LineProgress: @unchecked Sendable {
 
     init(logger: Logger) { self.logger = logger }
 
-    func show(_ line: String, done: Int, total: Int, group: Int = 0) {
+    /// `always`: logged even within a decile already logged (training's validation lines).
+    func show(_ line: String, done: Int, total: Int, group: Int = 0, always: Bool = false) {
         lock.lock()
         defer { lock.unlock() }
         last = line
@@ -24,7 +25,7 @@ class LineProgress: @unchecked Sendable {
         }
         if group != self.group { self.group = group; lastDecile = -1 }
         let decile = total > 0 ? done * 10 / total : 10
-        if decile > lastDecile {
+        if decile > lastDecile || always {
             lastDecile = decile
             logger.notice("progress", metadata: ["status": "\(line)"])
         }

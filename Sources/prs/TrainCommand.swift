@@ -3,6 +3,7 @@ import Foundation
 import LMTraining
 import Logging
 import PRSBackends
+import PRSRunner
 
 struct Train: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -162,41 +163,17 @@ struct Train: AsyncParsableCommand {
 
 /// Training progress: one line redrawn on a terminal (step, loss, tokens/s, ETA); otherwise a
 /// log line about every 10% of the steps.
-final class TrainProgress: @unchecked Sendable {
-    private let terminal = isatty(STDERR_FILENO) != 0
-    private let logger: Logger
-    private var lastDecile = -1
-    private var shown = false
-
-    init(logger: Logger) { self.logger = logger }
-
+/// Shows training's progress (`step 12/40 epoch 1 loss … ETA 35s`), a line a decile (and every
+/// validation) when stderr is not a terminal.
+final class TrainProgress: LineProgress, @unchecked Sendable {
     func update(_ r: StepReport) {
         let remaining = Double(r.steps - r.step)
         let perStep = r.elapsedSeconds / Double(max(1, r.step))
         var line = "step \(r.step)/\(r.steps) epoch \(r.epoch) loss \(String(format: "%.4f", r.loss)) lr \(String(format: "%.2e", r.lr)) "
-            + "\(Int(r.tokensPerSecond)) tok/s ETA \(Self.duration(remaining * perStep))"
+            + "\(Int(r.tokensPerSecond)) tok/s ETA \(RunProgress.duration(remaining * perStep))"
         if let v = r.valLoss { line += " val \(String(format: "%.4f", v))" }
         if let a = r.rewardAccuracy { line += " acc \(String(format: "%.2f", a))" }
-        if terminal {
-            FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
-            shown = true
-        } else {
-            let decile = r.step * 10 / max(1, r.steps)
-            if decile != lastDecile || r.valLoss != nil {
-                lastDecile = decile
-                logger.notice("progress", metadata: ["status": "\(line)"])
-            }
-        }
-    }
-
-    func finish() {
-        if terminal, shown { FileHandle.standardError.write(Data("\n".utf8)) }
-        shown = false
-    }
-
-    static func duration(_ s: Double) -> String {
-        let t = Int(s.rounded())
-        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+        show(line, done: r.step, total: r.steps, always: r.valLoss != nil)
     }
 }
 

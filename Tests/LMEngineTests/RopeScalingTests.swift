@@ -78,21 +78,28 @@ import Testing
         zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? .infinity }.max() ?? .infinity
     }
 
-    /// Qwen2 (q/k/v biases, NEOX rotary pairs: before this test prs paired them as llama does and
-    /// was up to 25 nats from llama.cpp) and Qwen3 (per-head q/k norms, heads wider than dim/heads).
-    @Test(arguments: ["qwen2", "qwen3"])
-    func qwenArchitecturesGiveLlamaCppsLogits(variant: String) throws {
-        let model = try LlamaModel(path: try Self.path(variant))
-        #expect(model.config.ropePairs == .halves && model.config.qkNorms == (variant == "qwen3"))
+    /// prs's logits on `path` at `positions`, expected within the tolerance of llama.cpp's with the
+    /// same greedy token at each; returned for the tests' own checks.
+    static func expectLlamaCppsLogits(_ path: String, _ model: LlamaModel, _ variant: String) throws -> [[Float]] {
         let tokens = Self.tokens(model)
         let ours = try Self.prsLogits(model, tokens)
-        let theirs = try Self.llamaLogits(try Self.path(variant), tokens)
+        let theirs = try Self.llamaLogits(path, tokens)
         let d = Self.maxDiff(ours, theirs)
         #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
         for (a, b) in zip(ours, theirs) {
             #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(variant): the greedy token differs")
         }
         print("architecture \(variant): max |Δ logit| vs llama.cpp \(d)")
+        return ours
+    }
+
+    /// Qwen2 (q/k/v biases, NEOX rotary pairs: before this test prs paired them as llama does and
+    /// was up to 25 nats from llama.cpp) and Qwen3 (per-head q/k norms, heads wider than dim/heads).
+    @Test(arguments: ["qwen2", "qwen3"])
+    func qwenArchitecturesGiveLlamaCppsLogits(variant: String) throws {
+        let model = try LlamaModel(path: try Self.path(variant))
+        #expect(model.config.ropePairs == .halves && model.config.qkNorms == (variant == "qwen3"))
+        _ = try Self.expectLlamaCppsLogits(try Self.path(variant), model, variant)
     }
 
     /// Gemma 2: alternating sliding-window (48) and global layers, attention scores soft-capped at 8
@@ -105,13 +112,7 @@ import Testing
         #expect(c.slidingWindow == 48 && c.localLayers == [true, false, true, false])
         #expect(c.attentionSoftcap == 8 && c.finalLogitSoftcap == 6 && c.postNorms && !c.qkNorms && c.activation == .geluTanh)
         let tokens = Self.tokens(model)
-        let ours = try Self.prsLogits(model, tokens)
-        let theirs = try Self.llamaLogits(path, tokens)
-        let d = Self.maxDiff(ours, theirs)
-        #expect(d <= Self.tolerance, "gemma2: max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
-        for (a, b) in zip(ours, theirs) {
-            #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "gemma2: the greedy token differs")
-        }
+        let ours = try Self.expectLlamaCppsLogits(path, model, "gemma2")
         // The same weights with one feature turned off, in prs: each changes the answer.
         let base = try GGUFFile(path: path)
         for (key, value) in [("gemma2.attention.sliding_window", MetadataValue.uint32(4096)),
@@ -126,7 +127,6 @@ import Testing
             #expect(effect >= 50 * Self.tolerance, "gemma2 without \(key): the logits move by \(effect) at most, too little to tell")
             print("gemma2 without \(key): max |Δ logit| \(effect)")
         }
-        print("architecture gemma2: max |Δ logit| vs llama.cpp \(d)")
     }
 
     /// Phi-3: fused q/k/v and gate/up tensors, NEOX pairs, the query scaled before q·k, rope
@@ -142,16 +142,7 @@ import Testing
             let s = model.config.ropeScaling
             #expect(s.longFactors?.count == model.config.ropeDim / 2 && s.attnFactor == 1.2)
             #expect((s.forContext(512).factors == s.longFactors) == (variant == "phi3-long"))
-            let tokens = Self.tokens(model)
-            let ours = try Self.prsLogits(model, tokens)
-            let theirs = try Self.llamaLogits(path, tokens)
-            let d = Self.maxDiff(ours, theirs)
-            #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
-            for (a, b) in zip(ours, theirs) {
-                #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(variant): the greedy token differs")
-            }
-            print("architecture \(variant): max |Δ logit| vs llama.cpp \(d)")
-            logits.append(ours)
+            logits.append(try Self.expectLlamaCppsLogits(path, model, variant))
         }
         let effect = Self.maxDiff(logits[0], logits[1])
         #expect(effect >= 50 * Self.tolerance, "short against long factors: the logits move by \(effect) at most, too little to tell")

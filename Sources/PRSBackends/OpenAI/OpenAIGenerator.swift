@@ -199,9 +199,7 @@ public struct OpenAIGenerator: TextGenerator {
         }
     }
 
-    static func milliseconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-    }
+    static func milliseconds(_ d: Duration) -> Double { d.inSeconds * 1000 }
 }
 
 /// Token ids of texts on a server, asked once per base URL and text (nil: the server could not say).
