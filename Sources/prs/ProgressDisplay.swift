@@ -10,6 +10,7 @@ class LineProgress: @unchecked Sendable {
     let logger: Logger
     private var group = -1
     private var lastDecile = -1
+    private var lastDone = 0
     private var last: String?
 
     init(logger: Logger) { self.logger = logger }
@@ -23,7 +24,10 @@ class LineProgress: @unchecked Sendable {
             FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
             return
         }
-        if group != self.group { self.group = group; lastDecile = -1 }
+        // A new group, or a count that went back (the next run of a stage: a loop's evaluation
+        // samples, then greedy answers, then its search runs): its deciles are logged afresh.
+        if group != self.group || done < lastDone { self.group = group; lastDecile = -1 }
+        lastDone = done
         let decile = total > 0 ? done * 10 / total : 10
         if decile > lastDecile || always {
             lastDecile = decile
