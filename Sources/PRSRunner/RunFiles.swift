@@ -53,4 +53,17 @@ public enum RunFiles {
                         failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted, engine: engine)
         try write(try prettyJSON(file), to: directory.appendingPathComponent("summary.json"), what: "the summary")
     }
+
+    /// The strategy summaries of a run's `summary.json`, as `writeSummary` wrote them.
+    public static func readSummaries(in directory: URL) throws -> [StrategySummary] {
+        struct File: Decodable { var strategies: [StrategySummary] }
+        let url = directory.appendingPathComponent("summary.json")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw RunError("\(url.path): cannot read (is \(directory.path) a run directory?): \(error.localizedDescription)")
+        }
+        do { return try JSONDecoder().decode(File.self, from: data).strategies } catch {
+            throw RunError("\(url.path): not a prs summary: \(error)")
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PRSCore
+import PRSRunner
 import PRSStore
 
 struct Inspect: AsyncParsableCommand {
@@ -32,7 +33,7 @@ struct Inspect: AsyncParsableCommand {
                     print("  failed \(s.item.id) (\(s.attempts) failed attempt(s)): \(s.error ?? "")")
                 }
             }
-            guard let found = try? RunSummaryFile.load(in: run) else { continue }
+            guard let found = try? RunFiles.readSummaries(in: URL(fileURLWithPath: run)) else { continue }
             summaries += found
             labels += found.map { "\($0.strategy) (\(URL(fileURLWithPath: run).lastPathComponent))" }
         }

@@ -59,19 +59,3 @@ struct Merge: AsyncParsableCommand {
         }
     }
 }
-
-/// Reading figures back from a run's summary.json.
-enum RunSummaryFile {
-    struct File: Decodable { var strategies: [StrategySummary] }
-
-    static func load(in run: String) throws -> [StrategySummary] {
-        let url = URL(fileURLWithPath: run).appendingPathComponent("summary.json")
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CLIFailure.badInput("\(url.path): cannot read (is \(run) a run directory?): \(error.localizedDescription)")
-        }
-        do { return try JSONDecoder().decode(File.self, from: data).strategies } catch {
-            throw CLIFailure.badInput("\(url.path): not a prs summary: \(error)")
-        }
-    }
-}

@@ -91,7 +91,7 @@ struct Report: AsyncParsableCommand {
         let trees = try store.trees(strategy: kind.rawValue)
         let wall = try store.wallTime()
         let budget = Int(info.settings["budget"] ?? "") ?? 1
-        let summary = (try? RunSummaryFile.load(in: dir.path).first) ?? StrategySummary(
+        let summary = (try? RunFiles.readSummaries(in: dir).first) ?? StrategySummary(
             strategy: kind.rawValue, budget: budget, trees: trees, failed: 0, wallTimeSeconds: wall, categories: StrategySummary.categories(items))
         return (StrategyRun(label: label ?? kind.rawValue, strategy: kind, feedback: info.feedback, budget: budget, trees: trees, summary: summary), info, items)
     }
