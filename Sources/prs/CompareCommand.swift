@@ -21,13 +21,6 @@ struct Compare: AsyncParsableCommand {
     @OptionGroup var options: SampleOptions
     @Option(help: "Strategies to compare (default rand,prand,greedy,prs,prs-nofeedback).") var strategies = "rand,prand,greedy,prs,prs-nofeedback"
 
-    struct Entry: Codable {
-        var label: String
-        var spec: String
-        var strategy: String
-        var feedback: String
-    }
-
     static func entries(_ text: String) throws -> [(entry: String, name: String, split: String?, feedback: String?)] {
         try text.split(separator: ",").map { raw in
             let s = raw.trimmingCharacters(in: .whitespaces)
@@ -65,9 +58,9 @@ struct Compare: AsyncParsableCommand {
         }
         let base = try Backends(settings: jobs[0].1, logger: logger)
         let manifest = zip(parsed, zip(labels, jobs)).map { p, lj in
-            Entry(label: lj.0, spec: p.entry, strategy: p.name, feedback: "\(lj.1.1.feedback)")
+            CompareManifest.Entry(label: lj.0, spec: p.entry, strategy: p.name, feedback: "\(lj.1.1.feedback)")
         }
-        try RunFiles.write(try RunFiles.prettyJSON(manifest), to: URL(fileURLWithPath: root).appendingPathComponent("compare.json"), what: "the comparison's list")
+        try CompareManifest.write(manifest, to: URL(fileURLWithPath: root))
         var summaries: [StrategySummary] = []
         for ((job, settings), label) in zip(jobs, labels) {
             logger.notice("comparing", metadata: ["strategy": "\(label)"])

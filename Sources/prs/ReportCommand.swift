@@ -169,11 +169,7 @@ struct Report: AsyncParsableCommand {
     /// The runs of a comparison, in compare.json's order; else every subdirectory with a run store;
     /// else the directory itself.
     static func runLabels(_ root: URL) throws -> [String] {
-        struct Entry: Decodable { var label: String }
-        if let data = try? Data(contentsOf: root.appendingPathComponent("compare.json")),
-           let entries = try? JSONDecoder().decode([Entry].self, from: data) {
-            return entries.map(\.label)
-        }
+        if let entries = CompareManifest.read(root) { return entries.map(\.label) }
         let fm = FileManager.default
         let subs = ((try? fm.contentsOfDirectory(atPath: root.path)) ?? []).sorted().filter {
             fm.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent("run.sqlite").path)
