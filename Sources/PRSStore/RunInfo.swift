@@ -25,10 +25,13 @@ public struct RunInfo: Sendable, Hashable, Codable {
         self.createdAt = createdAt
     }
 
-    /// Keys whose values differ between two runs' settings, sorted, ignoring `ignoring`.
+    /// The stored settings, typed.
+    public func run() throws -> RunSettings { try RunSettings(fields: settings) }
+
+    /// Keys whose values differ between two runs' settings, sorted, ignoring `ignoring`
+    /// (``RunSettings/differences(_:_:ignoring:)``: a key one side lacks reads as empty).
     public func differences(from other: RunInfo, ignoring: Set<String> = []) -> [String] {
-        Set(settings.keys).union(other.settings.keys).subtracting(ignoring)
-            .filter { settings[$0] != other.settings[$0] }.sorted()
+        RunSettings.differences(settings, other.settings, ignoring: ignoring)
     }
 }
 

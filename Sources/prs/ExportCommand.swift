@@ -56,7 +56,7 @@ struct Export: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (store, info) = try OpenRun.read(run)
+        let (store, info) = try ReportInputs.open(run)
         let strategy = info.settings["strategy"] ?? "prs"
         let stored = try store.items()
         let trees = try store.trees(strategy: strategy)
@@ -87,14 +87,3 @@ struct Export: AsyncParsableCommand {
 }
 
 /// Opening a run directory to read, with errors a person can act on.
-enum OpenRun {
-    static func read(_ run: String) throws -> (RunStore, RunInfo) {
-        do {
-            let store = try RunStore.read(directory: URL(fileURLWithPath: run))
-            guard let info = try store.info() else { throw CLIFailure.badInput("\(run): the run store holds no run yet") }
-            return (store, info)
-        } catch let e as StoreError {
-            throw CLIFailure.badInput(e.description)
-        }
-    }
-}

@@ -24,7 +24,7 @@ struct Inspect: AsyncParsableCommand {
         var labels: [String] = []
         for run in runs {
             if FileManager.default.fileExists(atPath: URL(fileURLWithPath: run).appendingPathComponent("run.sqlite").path) {
-                let (store, info) = try OpenRun.read(run)
+                let (store, info) = try ReportInputs.open(run)
                 print("\(run): \(info.settings["strategy"] ?? "?"), budget \(info.settings["budget"] ?? "?"), policy \(info.policy), reward \(info.reward), feedback \(info.feedback), seed \(info.settings["seed"] ?? "?")\(info.settings["shard"].map { $0.isEmpty ? "" : ", shard \($0)" } ?? "")")
                 let settings = info.settings.filter { !["strategy", "budget", "policy", "reward", "feedback", "seed", "shard"].contains($0.key) && !$0.value.isEmpty }
                 print("  " + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
@@ -47,7 +47,7 @@ struct Inspect: AsyncParsableCommand {
     }
 
     func printTree(run: String, item id: String) throws {
-        let (store, info) = try OpenRun.read(run)
+        let (store, info) = try ReportInputs.open(run)
         guard let stored = try store.items().first(where: { $0.item.id == id }) else {
             throw CLIFailure.badInput("\(run): no item \"\(id)\"")
         }

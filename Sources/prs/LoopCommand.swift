@@ -42,16 +42,14 @@ struct Loop: AsyncParsableCommand {
                                      threads: config.threads, maxBatch: config.maxBatch, cacheTokens: config.cacheTokens)
         let base: any TextGenerator
         let basePolicy: PolicySpec
-        do { basePolicy = try PolicySpec.parse(config.model) } catch let e as SpecError { throw CLIFailure.badInput(e.description) }
+        basePolicy = try PolicySpec.parse(config.model)
         base = try Backends.generator(basePolicy, options: options, logger: logger)
         let reward: any RewardModel
-        do { reward = try Backends.reward(try RewardSpec.parse(config.reward), policy: { base }, options: options, logger: logger) } catch let e as SpecError {
-            throw CLIFailure.badInput(e.description)
-        }
+        reward = try Backends.reward(try RewardSpec.read(config.reward), policy: { base }, options: options, logger: logger)
         let feedback: (any FeedbackSource)?
-        switch config.feedback {
-        case "self": feedback = nil
-        case "verifier": feedback = VerifierFeedback()
+        switch try? FeedbackSpec.parse(config.feedback) {
+        case .selfFeedback?: feedback = nil
+        case .verifier?: feedback = VerifierFeedback()
         default: throw CLIFailure.badInput("feedback \"\(config.feedback)\": prs loop takes self (each policy critiques itself) or verifier")
         }
         var trainer: any PolicyTrainer
@@ -93,9 +91,9 @@ struct Loop: AsyncParsableCommand {
         settings.seed = config.seed
         let servedAdapters = served
         var runner = LoopRunner(
-            settings: settings, trainPrompts: trainSet.items, evalPrompts: evalSet.items, basePolicy: basePolicy.description,
+            settings: settings, trainPrompts: trainSet.items, evalPrompts: evalSet.items, basePolicy: basePolicy,
             makePolicy: { spec in
-                let generator = try Backends.generator(try PolicySpec.parse(spec), options: options, logger: logger)
+                let generator = try Backends.generator(spec, options: options, logger: logger)
                 guard let served = servedAdapters, let name = served.adapterName(of: spec), let at = name.range(of: "-iter-", options: .backwards),
                       let k = Int(name[at.upperBound...]) else { return generator }
                 let chain = String(name[name.index(name.startIndex, offsetBy: served.namePrefix.count)..<at.lowerBound])
@@ -137,7 +135,7 @@ struct Loop: AsyncParsableCommand {
         }
         let now = config.fingerprint(files: files)
         guard let stored = try store.settings() else { return try store.saveSettings(now) }
-        let keys = Set(stored.keys).union(now.keys).filter { stored[$0] != now[$0] }.sorted()
+        let keys = RunSettings.differences(stored, now)
         guard !keys.isEmpty else { return }
         let what = keys.map { "\($0): \(RunSetup.show(stored[$0])) → \(RunSetup.show(now[$0]))" }.joined(separator: "; ")
         if options.force {

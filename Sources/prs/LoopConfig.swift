@@ -139,15 +139,16 @@ struct LoopConfig {
             "strategies": strategies.map { $0.label + ($0.split.map { ":" + $0.map(String.init).joined(separator: "+") } ?? "")
                 + ($0.refine.map { "/" + $0.rawValue } ?? "") }.joined(separator: ","),
             "prompts_per_iteration": s(promptsPerIteration), "budget": "\(budget)", "reward": reward, "feedback": feedback,
-            "temperature": s(sampling.temperature), "top_k": s(sampling.topK), "top_p": s(sampling.topP),
-            "presence_penalty": s(sampling.presencePenalty), "max_tokens": s(sampling.maxTokens), "seed": "\(seed)",
+            "seed": "\(seed)",
             "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine))"
                 + (select.refinePairs == .improving ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
                 + " dpo=\(select.dpo) min_margin=\(select.minMargin)",
-            "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))" + (evaluate.search.map { " search=\($0)" } ?? ""),
+            "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))" + (evaluate.search.map { " search=\($0)" } ?? "")
+                + (evaluate.searchChains.map { " search_chains=" + $0.sorted().joined(separator: ",") } ?? ""),
             "trainer": trainerCommand.map { "command:" + $0 } ?? "embedded",
             "train": train.fingerprint + " max_length=\(trainMaxLength) template=\(s(template))",
         ]
+        out.merge(RunSettings.samplingFields(sampling)) { a, _ in a }
         if let serve { out["serve"] = "\(serve.url) format=\(serve.format.rawValue) prefix=\(s(serve.namePrefix))" }
         for (k, v) in files { out["file:" + k] = v }
         return out
@@ -155,6 +156,11 @@ struct LoopConfig {
 
     /// A flag's value over the config's; both are evaluated, so the config's key is read (and
     /// checked) even when a flag overrides it, and is not taken for an unknown setting.
+    /// A strategy as written in `strategies` (`prs:2+2`, `prs/synthetic`) as its chain's name and directory.
+    static func chainLabel(_ name: String) -> String {
+        name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
+    }
+
     static func either<T>(_ flag: T?, _ config: T?) -> T? { flag ?? config }
 
     static func resolve(_ flags: LoopOptions) throws -> LoopConfig {
@@ -193,7 +199,7 @@ struct LoopConfig {
                     return v
                 }
             }
-            let label = name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
+            let label = Self.chainLabel(name)
             strategies.append((label, kind, split, refine))
         }
         guard !strategies.isEmpty, Set(strategies.map(\.0)).count == strategies.count else {
@@ -251,6 +257,17 @@ struct LoopConfig {
             config.evaluate.samples = try e.int("samples", min: 1) ?? config.evaluate.samples
             config.evaluate.greedy = try e.bool("greedy") ?? config.evaluate.greedy
             config.evaluate.search = try e.int("search", min: 2)
+            if let names = try e.list("search_chains") {
+                let labels = Set(config.strategies.map(\.label))
+                config.evaluate.searchChains = try Set(names.map { name in
+                    let label = Self.chainLabel(name)
+                    guard labels.contains(label) else {
+                        throw e.problem("search_chains", "\"\(name)\" is not one of the loop's strategies (\(config.strategies.map(\.label).joined(separator: ", ")))")
+                    }
+                    return label
+                })
+                guard config.evaluate.search != nil else { throw e.problem("search_chains", "it needs search: N") }
+            }
             config.judge = try e.string("judge")
             try e.checkUnknown()
         }

@@ -18,7 +18,7 @@ struct Merge: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let sources = try runs.map { try OpenRun.read($0) }
+        let sources = try runs.map { try ReportInputs.open($0) }
         let first = sources[0].1
         for (i, (_, info)) in sources.enumerated().dropFirst() {
             let keys = first.differences(from: info, ignoring: ["shard"])

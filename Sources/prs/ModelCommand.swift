@@ -12,7 +12,7 @@ struct Model: AsyncParsableCommand {
     )
 
     static func open(_ path: String) throws -> GGUFFile {
-        do { return try GGUFFile(path: path) } catch let e as GGUFError { throw CLIFailure.badInput(e.description) }
+        try GGUFFile(path: path)
     }
 
     static func tokenizer(_ file: GGUFFile) throws -> Tokenizer {
@@ -270,128 +270,22 @@ struct Model: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let loadStart = ContinuousClock.now
-            let file = try Model.open(model)
-            let llama: LlamaModel
-            do { llama = try LlamaModel(file: file) } catch { throw CLIFailure.badInput("\(error)") }
-            let loadTime = ContinuousClock.now - loadStart
-            // A fixed prompt of ordinary text tokens (ids spread over the vocabulary).
-            let prompt: [Int32] = (0..<promptTokens).map { Int32(100 + ($0 * 7919) % (llama.config.vocabSize - 200)) }
-            let clock = ContinuousClock()
-            func seconds(_ d: Duration) -> Double { d.inSeconds }
-            let adapters = try Model.adapters(lora, llama)
-            // The single-stream session, dropped before the engine is made: the peak memory is the
-            // larger of the two, not their sum.
-            var session: LlamaSession! = LlamaSession(model: llama, maxTokens: promptTokens + gen + 1, threads: threads)
-            session.adapters = adapters
-            var t0 = clock.now
-            try session.forward(prompt)
-            let promptRate = Double(promptTokens) / seconds(clock.now - t0)
-            t0 = clock.now
-            var greedy: [Int32] = []
-            let pool0 = session.poolSeconds
-            for _ in 0..<gen {
-                var best: Int32 = 0
-                for i in 1..<llama.config.vocabSize where session.logits[i] > session.logits[Int(best)] { best = Int32(i) }
-                greedy.append(best)
-                try session.forward(best)
-            }
-            let decodeSeconds = seconds(clock.now - t0)
-            let decodeRate = Double(gen) / decodeSeconds
-            // Of the decode's thread time (threads × wall): the calling thread's serial work outside the
-            // pool (rope, the KV cache's writes, the argmax here), and the rest of the time the threads
-            // were not computing: waiting for work or for each other.
-            let pool1 = session.poolSeconds
-            let threadSeconds = Double(threads) * decodeSeconds
-            let serial: Double = max(0, decodeSeconds - (pool1.inside - pool0.inside))
-            let computing: Double = pool1.busy - pool0.busy
-            let poolWait: Double = max(0, 1 - (computing + serial) / threadSeconds)
-            session = nil
-            let engine = Engine(model: llama, contextTokens: promptTokens + gen + 1, threads: threads, maxBatch: max(16, n))
-            // The prompt goes first, on its own: llama.cpp's batched figure leaves the prompt out, so
-            // this one does too. The N-way request then finds the prompt's whole blocks in the prefix
-            // cache (and evaluates the rest).
-            t0 = clock.now
-            _ = try await engine.complete(prompt: prompt, n: 1, options: CompletionOptions(maxTokens: 1, sampler: SamplerSettings(temperature: 0)),
-                                          adapters: adapters)
-            let promptTime = seconds(clock.now - t0)
-            t0 = clock.now
-            let outs = try await engine.complete(prompt: prompt, n: n, options: CompletionOptions(
-                maxTokens: gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)), adapters: adapters)
-            let nwayTime = seconds(clock.now - t0)
-            let generated = Double(outs.reduce(0) { $0 + $1.tokens.count })
-            let nway = generated / nwayTime
-            struct Out: Encodable {
-                var prompt_tokens_per_s: Double; var decode_tokens_per_s: Double; var nway_tokens_per_s: Double; var peak_rss_mb: Double
-                /// The memory target's parts: the model file, and the KV cache the N-way work fills (F16 keys and values).
-                var model_file_mb: Double; var kv_cache_mb: Double
-                /// The N-way figure with the prompt's evaluation counted in.
-                var nway_with_prompt_tokens_per_s: Double
-                /// The kernel table the products ran on (PRS_ISA forces one), and what they produced:
-                /// the greedy decode's tokens and a hash of the N sampled continuations, equal on every table.
-                var isa: String; var greedy_tokens: [Int32]; var nway_tokens_fnv1a: String
-                /// What one decode step reads: the weights of every product (and the output head), and
-                /// the KV cache at the decode's mean position.
-                var decode_weights_mb: Double; var decode_kv_mb: Double
-                /// With --bandwidth: the read bandwidth (GB/s) on one thread and on --threads, and the
-                /// share of the latter that single decode reaches.
-                var read_gb_per_s_1_thread: Double?; var read_gb_per_s: Double?; var decode_bandwidth_share: Double?
-                /// Shares of single decode's thread time (threads × wall): the threads waiting (for
-                /// work or for each other), and the calling thread's serial work outside the pool.
-                var decode_pool_wait_share: Double; var decode_serial_share: Double
-                /// Loading the model: all of it (mapping, tokenizer, repacking), the repacking alone,
-                /// and the megabytes repacked into the kernels' layout (PRS_REPACK=0: none).
-                var load_seconds: Double; var repack_seconds: Double; var repacked_mb: Double
-            }
-            let c = llama.config
-            let kvBytes = Double(2 * c.layers * c.kvHeads * c.headDim * 2 * (promptTokens + n * gen))
-            let fileBytes = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int).flatMap { $0 } ?? 0
-            // Every 2-D weight of the layers, and the output head (the tied embedding when absent).
-            let weightBytes = file.content.tensors.filter { $0.dimensions.count == 2 && $0.name.hasPrefix("blk.") }.reduce(0) { $0 + $1.byteCount }
-                + (file.tensor("output.weight") ?? file.tensor("token_embd.weight")).map(\.byteCount)!
-            let kvPerPosition = Double(2 * c.layers * c.kvHeads * c.headDim * 2)
-            let decodeKV = kvPerPosition * (Double(promptTokens) + Double(gen) / 2)
-            var bw1: Double?, bwT: Double?, share: Double?
-            let peak = Bench.peakRSSMegabytes()  // before the bandwidth's buffer
-            if bandwidth {
-                bw1 = InstructionSet.readBandwidth(threads: 1)
-                bwT = InstructionSet.readBandwidth(threads: threads)
-                share = decodeRate * (Double(weightBytes) + decodeKV) / (bwT! * 1e9)
-            }
-            let out = Out(prompt_tokens_per_s: promptRate, decode_tokens_per_s: decodeRate, nway_tokens_per_s: nway, peak_rss_mb: peak,
-                          model_file_mb: Double(fileBytes) / 1_048_576, kv_cache_mb: kvBytes / 1_048_576,
-                          nway_with_prompt_tokens_per_s: generated / (nwayTime + promptTime),
-                          isa: InstructionSet.active, greedy_tokens: greedy, nway_tokens_fnv1a: Self.fnv1a(outs.map(\.tokens)),
-                          decode_weights_mb: Double(weightBytes) / 1_048_576, decode_kv_mb: decodeKV / 1_048_576,
-                          read_gb_per_s_1_thread: bw1, read_gb_per_s: bwT, decode_bandwidth_share: share,
-                          decode_pool_wait_share: poolWait, decode_serial_share: serial / threadSeconds,
-                          load_seconds: seconds(loadTime), repack_seconds: llama.repackSeconds,
-                          repacked_mb: Double(llama.repackedBytes) / 1_048_576)
+            var settings = Benchmark.Settings()
+            (settings.promptTokens, settings.gen, settings.n, settings.threads, settings.bandwidth) = (promptTokens, gen, n, threads, bandwidth)
+            let out: Benchmark.Result
+            do { out = try await Benchmark.run(path: model, settings: settings) { try Model.adapters(lora, $0) } } catch let e as CLIFailure {
+                throw e
+            } catch { throw CLIFailure.badInput("\(error)") }
             if json { print(try Model.json(out)); return }
             print(String(format: "prompt %.1f tok/s · decode %.1f tok/s · %d-way %.1f tok/s · peak RSS %.0f MB",
-                         promptRate, decodeRate, n, nway, out.peak_rss_mb) + " · kernels \(out.isa) · tokens \(out.nway_tokens_fnv1a)")
+                         out.promptTokensPerSecond, out.decodeTokensPerSecond, n, out.nwayTokensPerSecond, out.peakRSSMegabytes)
+                + " · kernels \(out.isa) · tokens \(out.nwayTokensFNV1a)")
             print(String(format: "load %.2f s, of which repacking %.0f MB into the kernels' layout %.2f s",
-                         out.load_seconds, out.repacked_mb, out.repack_seconds))
-            if let bw1, let bwT, let share {
+                         out.loadSeconds, out.repackedMegabytes, out.repackSeconds))
+            if let bw1 = out.readGBPerSecondOneThread, let bwT = out.readGBPerSecond, let share = out.decodeBandwidthShare {
                 print(String(format: "read bandwidth %.1f GB/s on 1 thread, %.1f on %d; decode reads %.0f MB a token: %.0f%% of it",
-                             bw1, bwT, threads, (Double(weightBytes) + decodeKV) / 1e6, share * 100))
+                             bw1, bwT, threads, out.decodeReadMegabytes * 1_048_576 / 1e6, share * 100))
             }
-        }
-
-        /// FNV-1a (64-bit) over each continuation's tokens, little-endian, with its length first.
-        static func fnv1a(_ sequences: [[Int32]]) -> String {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            func mix(_ v: Int32) { for k in 0..<4 { h = (h ^ UInt64((UInt32(bitPattern: v) >> (8 * k)) & 0xFF)) &* 0x100_0000_01b3 } }
-            for s in sequences { mix(Int32(s.count)); s.forEach(mix) }
-            return String(h, radix: 16)
-        }
-
-        /// VmHWM from /proc/self/status (Linux); 0 where it is not available.
-        static func peakRSSMegabytes() -> Double {
-            guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-                  let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
-            let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
-            return kb / 1024
         }
     }
 }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
+import GGUF
 import Logging
+import PRSCore
+import PRSRunner
 
 /// Exit statuses of the contract: 0 done, 1 failed, 2 bad usage or input, 3 interrupted (resumable).
 enum Exit {
@@ -15,6 +18,19 @@ struct CLIFailure: Error, CustomStringConvertible {
     var description: String
     static func badInput(_ m: String) -> CLIFailure { CLIFailure(code: Exit.badInput, description: m) }
     static func failed(_ m: String) -> CLIFailure { CLIFailure(code: Exit.failed, description: m) }
+
+    /// The one place an error a command lets through becomes an exit status: a setting, spec or
+    /// model file that cannot be read is bad input (2); ArgumentParser's own errors are left to it.
+    static func from(_ error: any Error) -> CLIFailure? {
+        switch error {
+        case let f as CLIFailure: f
+        case let e as SpecError: .badInput(e.description)
+        case let e as ConfigError: .badInput(e.description)
+        case let e as GGUFError: .badInput(e.description)
+        case let e as ReportInputError: .badInput(e.description)
+        default: nil
+        }
+    }
 }
 
 @main
@@ -61,7 +77,8 @@ struct PRS: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let failure as CLIFailure {
+        } catch let error where CLIFailure.from(error) != nil {
+            let failure = CLIFailure.from(error)!
             FileHandle.standardError.write(Data("prs: \(failure.description)\n".utf8))
             Foundation.exit(failure.code)
         } catch {

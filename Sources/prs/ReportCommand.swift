@@ -39,17 +39,10 @@ struct Report: AsyncParsableCommand {
         let logger = Logger(label: "prs.report")
         let root = URL(fileURLWithPath: run)
         if LoopStore.isLoop(root) { return try loopReport(root) }
-        let labels = try Self.runLabels(root)
-        var runs: [StrategyRun] = []
-        var items: [String: PromptItem] = [:]
-        var policy: String?
-        for label in labels {
-            let dir = label == "." ? root : root.appendingPathComponent(label)
-            let (run, info, stored) = try Self.strategyRun(dir, label: label == "." ? nil : label)
-            policy = policy ?? info.policy
-            for s in stored where items[s.id] == nil { items[s.id] = s }
-            runs.append(run)
-        }
+        let comparison = try ReportInputs.comparison(root)
+        let runs = comparison.runs.map(\.run)
+        let items = comparison.items
+        let policy = comparison.runs.first?.info.policy
         if let baseline, !runs.contains(where: { $0.label == baseline }) {
             throw CLIFailure.badInput("--baseline \(baseline): no such strategy here; have \(runs.map(\.label).joined(separator: ", "))")
         }
@@ -57,9 +50,7 @@ struct Report: AsyncParsableCommand {
         if let judge {
             let spec = judge == "policy" ? (policy ?? "") : judge
             let generator: any TextGenerator
-            do { generator = try Backends.generator(try PolicySpec.parse(spec), options: BackendOptions(), logger: logger) } catch let e as SpecError {
-                throw CLIFailure.badInput(e.description)
-            }
+            generator = try Backends.generator(try PolicySpec.parse(spec), options: BackendOptions(), logger: logger)
             let pj = PairwiseJudge(generator: generator)
             let base = runs.first { $0.label == baseline } ?? runs[0]
             for r in runs where r.label != base.label {
@@ -81,101 +72,29 @@ struct Report: AsyncParsableCommand {
         print("wrote \(out)")
     }
 
-    /// One run directory as the evaluation reads it, with its info and prompts.
-    static func strategyRun(_ dir: URL, label: String?) throws -> (StrategyRun, RunInfo, [PromptItem]) {
-        let (store, info) = try OpenRun.read(dir.path)
-        guard let kind = StrategyKind(rawValue: info.settings["strategy"] ?? "") else {
-            throw CLIFailure.badInput("\(dir.path): unknown strategy \"\(info.settings["strategy"] ?? "")\"")
-        }
-        let items = try store.items().map(\.item)
-        let trees = try store.trees(strategy: kind.rawValue)
-        let wall = try store.wallTime()
-        let budget = Int(info.settings["budget"] ?? "") ?? 1
-        let summary = (try? RunFiles.readSummaries(in: dir).first) ?? StrategySummary(
-            strategy: kind.rawValue, budget: budget, trees: trees, failed: 0, wallTimeSeconds: wall, categories: StrategySummary.categories(items))
-        return (StrategyRun(label: label ?? kind.rawValue, strategy: kind, feedback: info.feedback, budget: budget, trees: trees, summary: summary), info, items)
-    }
-
     /// A loop directory's report, with a page per run (sampled trees; evaluations beside the starting policy's).
     func loopReport(_ root: URL) throws {
         guard format != "json" else {
             throw CLIFailure.badInput("\(root.path): a loop's figures are in its summary.json already; --format json is for comparisons")
         }
-        var summary: LoopSummary
-        do { summary = try LoopSummary.load(root) } catch let e as RunError { throw CLIFailure.badInput(e.description) }
-        Self.addGains(&summary, root: root)
         let title = self.title == "PRS comparison" ? "PRS loop" : self.title
         let outURL = URL(fileURLWithPath: out)
         if format == "md" {
+            let summary = try LoopReportPages.summary(root)
             try write(LoopReport.markdown(summary, title: title), to: outURL)
             print(LoopTable.render(summary))
             print("wrote \(out)")
             return
         }
-        let pagesName = outURL.deletingPathExtension().lastPathComponent + "-runs"
-        let pages = outURL.deletingLastPathComponent().appendingPathComponent(pagesName)
-        try? FileManager.default.createDirectory(at: pages, withIntermediateDirectories: true)
-        var links: [LoopReport.Link] = []
-        let baseEval = LoopRunner.directory(root, StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate))
-        let base = FileManager.default.fileExists(atPath: baseEval.appendingPathComponent("run.sqlite").path) ? try Self.strategyRun(baseEval, label: "iteration 0") : nil
-        func page(_ runs: [(StrategyRun, RunInfo, [PromptItem])], name: String, title: String) throws -> String {
-            var items: [String: PromptItem] = [:]
-            for r in runs { for i in r.2 where items[i.id] == nil { items[i.id] = i } }
-            let e = Evaluation.compute(runs: runs.map(\.0), items: items, bootstrap: Bootstrap(resamples: resamples, seed: 1))
-            try write(try HTMLReport.render(e, title: title), to: pages.appendingPathComponent(name))
-            return pagesName + "/" + name
+        let written: LoopReportPages.Written
+        do { written = try LoopReportPages.writeHTML(root, to: outURL, title: title, resamples: resamples) } catch let e as RunError {
+            throw CLIFailure.failed(e.description)
         }
-        if let base { links.append(.init(chain: LoopPlan.baseChain, iteration: 0, label: "evaluation", href: try page([base], name: "iter-0-eval.html", title: "Starting policy: evaluation"))) }
-        for chain in summary.order {
-            for e in summary.chains[chain] ?? [] where e.iteration > 0 {
-                let sample = LoopRunner.directory(root, StageKey(chain: chain, iteration: e.iteration, stage: .sample))
-                if FileManager.default.fileExists(atPath: sample.appendingPathComponent("run.sqlite").path) {
-                    links.append(.init(chain: chain, iteration: e.iteration, label: "sampled trees",
-                                       href: try page([try Self.strategyRun(sample, label: "\(chain) \(e.iteration)")], name: "\(chain)-iter-\(e.iteration)-sample.html",
-                                                      title: "\(chain) iteration \(e.iteration): sampled with iteration \(e.iteration - 1)'s policy")))
-                }
-                let eval = LoopRunner.directory(root, StageKey(chain: chain, iteration: e.iteration, stage: .evaluate))
-                if FileManager.default.fileExists(atPath: eval.appendingPathComponent("run.sqlite").path) {
-                    let mine = try Self.strategyRun(eval, label: "\(chain) iteration \(e.iteration)")
-                    links.append(.init(chain: chain, iteration: e.iteration, label: "evaluation vs iteration 0",
-                                       href: try page((base.map { [$0] } ?? []) + [mine], name: "\(chain)-iter-\(e.iteration)-eval.html",
-                                                      title: "\(chain) iteration \(e.iteration): held-out samples beside the starting policy's")))
-                }
-            }
-        }
-        try write(LoopReport.html(summary, title: title, links: links), to: outURL)
-        print(LoopTable.render(summary))
-        print("wrote \(out) and \(links.count) run pages in \(pages.path)")
-    }
-
-    /// Gains over iteration 0 for evaluations stored before prs recorded them, from the runs themselves.
-    static func addGains(_ summary: inout LoopSummary, root: URL) {
-        let baseDir = LoopRunner.directory(root, StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate))
-        guard let base = try? RunStore.read(directory: baseDir).trees(strategy: StrategyKind.prand.rawValue) else { return }
-        for chain in summary.order {
-            for (i, e) in (summary.chains[chain] ?? []).enumerated() where e.iteration > 0 && e.eval != nil && e.eval?.gainVsBase == nil {
-                let dir = LoopRunner.directory(root, StageKey(chain: chain, iteration: e.iteration, stage: .evaluate))
-                guard let trees = try? RunStore.read(directory: dir).trees(strategy: StrategyKind.prand.rawValue), var score = e.eval else { continue }
-                score.gainVsBase = PolicyScore.gain(trees, over: base)
-                summary.chains[chain]![i].apply(score)
-            }
-        }
+        print(LoopTable.render(written.summary))
+        print("wrote \(out) and \(written.count) run pages in \(written.pages.path)")
     }
 
     func write(_ text: String, to url: URL) throws {
         do { try RunFiles.write(Data(text.utf8), to: url, what: "the report") } catch let e as RunError { throw CLIFailure.failed(e.description) }
-    }
-
-    /// The runs of a comparison, in compare.json's order; else every subdirectory with a run store;
-    /// else the directory itself.
-    static func runLabels(_ root: URL) throws -> [String] {
-        if let entries = CompareManifest.read(root) { return entries.map(\.label) }
-        let fm = FileManager.default
-        let subs = ((try? fm.contentsOfDirectory(atPath: root.path)) ?? []).sorted().filter {
-            fm.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent("run.sqlite").path)
-        }
-        if !subs.isEmpty { return subs }
-        if fm.fileExists(atPath: root.appendingPathComponent("run.sqlite").path) { return ["."] }
-        throw CLIFailure.badInput("\(root.path): no runs here (expected a prs compare directory or run directories)")
     }
 }

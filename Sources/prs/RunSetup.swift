@@ -13,7 +13,7 @@ enum RunSetup {
         if case .embedded(let path, _) = settings.policy, let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) {
             files[path] = ContentHash.fnv1a64(data)
         }
-        let info = RunInfo(settings: settings.runSettings, prsVersion: PRS.configuration.version, policy: settings.policy.description,
+        let info = RunInfo(settings: settings.runSettings.fields, prsVersion: PRS.configuration.version, policy: settings.policy.description,
                            reward: settings.reward.description, feedback: settings.feedback.description, files: files)
         guard let stored = try store.info() else { return try store.saveInfo(info) }
         let keys = stored.differences(from: info)

@@ -28,48 +28,13 @@ struct SampleSettings {
 
     /// The settings that shape a run's data, compared when a run directory is reused.
     /// Throughput settings (concurrency, threads, timeouts) may change between resumes.
-    var runSettings: [String: String] {
-        let p = strategy.sampling
-        func s<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
-        let t = strategy.templates
-        let templates = ContentHash.fnv1a64(Array([t.conditioned, t.feedback, t.refine, t.refineWithoutFeedback].joined(separator: "\u{0}").utf8))
-        var out: [String: String] = [
-            "strategy": strategy.kind.rawValue, "budget": "\(strategy.budget)",
-            "split": strategy.split.map(String.init).joined(separator: ","), "seed": "\(strategy.runSeed)",
-            "temperature": s(p.temperature), "top_k": s(p.topK), "top_p": s(p.topP), "min_p": s(p.minP),
-            "presence_penalty": s(p.presencePenalty), "frequency_penalty": s(p.frequencyPenalty),
-            "max_tokens": s(p.maxTokens), "stop": (p.stop ?? []).joined(separator: "\u{1F}"),
-            "policy": policy.description, "reward": reward.description, "feedback": feedback.description,
-            "templates": templates, "shard": shard?.description ?? "",
-        ]
-        if case .zScore(let w) = strategy.normalization { out["normalize"] = w.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
-        return out
+    var runSettings: RunSettings {
+        RunSettings(strategy: strategy, policy: policy.description, reward: reward.description, feedback: feedback.description, shard: shard)
     }
 
     var backendOptions: BackendOptions {
         BackendOptions(concurrency: concurrency, timeout: timeout, retries: retries, template: template,
                        contextTokens: contextTokens, threads: threads, maxBatch: maxBatch, cacheTokens: cacheTokens)
-    }
-
-    enum FeedbackSpec: CustomStringConvertible {
-        case selfFeedback
-        case verifier
-        case model(PolicySpec)
-
-        static func parse(_ s: String) throws -> FeedbackSpec {
-            if s == "self" { return .selfFeedback }
-            if s == "verifier" { return .verifier }
-            if s.hasPrefix("model:") { return .model(try PolicySpec.parse(String(s.dropFirst("model:".count)))) }
-            throw CLIFailure.badInput("feedback \"\(s)\": expected self, verifier or model:POLICY")
-        }
-
-        var description: String {
-            switch self {
-            case .selfFeedback: "self"
-            case .verifier: "verifier"
-            case .model(let p): "model:\(p)"
-            }
-        }
     }
 
     static func resolve(flags: SampleOptions) throws -> SampleSettings {
@@ -134,7 +99,7 @@ struct SampleSettings {
         let concurrency = flags.concurrency ?? file.concurrency ?? 4
         guard concurrency >= 1 else { throw CLIFailure.badInput("concurrency must be at least 1, got \(concurrency)") }
         do {
-            let reward = try RewardSpec.parse(flags.reward ?? file.reward ?? "judge")
+            let reward = try RewardSpec.read(flags.reward ?? file.reward ?? "judge")
             var strategy = strategy
             if flags.normalize || (file.normalize ?? false) {
                 guard case .mix(let parts) = reward else {
@@ -162,9 +127,7 @@ struct SampleSettings {
                     guard n >= 16 else { throw CLIFailure.badInput("kv-cache-tokens must be at least 16, got \(n)") }
                     return n
                 },
-                shard: try (flags.shard ?? file.shard).map { text in
-                    do { return try Shard(text) } catch let e as ConfigError { throw CLIFailure.badInput(e.description) }
-                },
+                shard: try (flags.shard ?? file.shard).map(Shard.init),
                 force: flags.force,
                 durability: try {
                     let d = flags.durability ?? file.durability ?? "full"

@@ -52,9 +52,7 @@ struct Score: AsyncParsableCommand {
         guard let text = policy ?? DefaultModel.spec() else {
             throw CLIFailure.badInput("a bare judge needs --policy (the default model is not at \(DefaultModel.relativePath))")
         }
-        do { return try Backends.generator(try PolicySpec.parse(text), options: options, logger: logger) } catch let e as SpecError {
-            throw CLIFailure.badInput(e.description)
-        }
+        return try Backends.generator(try PolicySpec.parse(text), options: options, logger: logger)
     }
 
     func run() async throws {
@@ -63,7 +61,7 @@ struct Score: AsyncParsableCommand {
         let promptSet = try PromptLoading.load(prompts!, skipInvalid: false, logger: logger)
         let records = try Self.loadResponses(responses!, promptSet: promptSet)
         let spec: RewardSpec
-        do { spec = try RewardSpec.parse(reward) } catch let e as SpecError { throw CLIFailure.badInput(e.description) }
+        spec = try RewardSpec.read(reward)
         let rewardModel = try Backends.reward(spec, policy: { try judgePolicy(logger) }, options: options, logger: logger)
         let display = ProgressDisplay(logger: logger)
         let report = try await ScoreRunner(reward: rewardModel, batchSize: batch, logger: logger)
@@ -101,16 +99,13 @@ struct Score: AsyncParsableCommand {
         let outcomes: [PairAccuracy.Outcome]
         var identity = reward
         if reward == "pairwise" || reward.hasPrefix("pairwise:") {
-            let generator = reward == "pairwise" ? try judgePolicy(logger) : try {
-                do { return try Backends.generator(try PolicySpec.parse(String(reward.dropFirst("pairwise:".count))), options: options, logger: logger) } catch let e as SpecError {
-                    throw CLIFailure.badInput(e.description)
-                }
-            }()
+            let generator = reward == "pairwise" ? try judgePolicy(logger)
+                : try Backends.generator(try PolicySpec.parse(String(reward.dropFirst("pairwise:".count))), options: options, logger: logger)
             identity = "pairwise judge[\(generator.identity)]"
             outcomes = try await PairScoring.judge(pairs, items: items, judge: PairwiseJudge(generator: generator), onProgress: progress)
         } else {
             let spec: RewardSpec
-            do { spec = try RewardSpec.parse(reward) } catch let e as SpecError { throw CLIFailure.badInput(e.description) }
+            spec = try RewardSpec.read(reward)
             let model = try Backends.reward(spec, policy: { try judgePolicy(logger) }, options: options, logger: logger)
             identity = model.identity
             outcomes = try await PairScoring.score(pairs, items: items, reward: model, batch: batch, onProgress: progress)

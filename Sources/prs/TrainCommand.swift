@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LMEngine
 import LMTraining
 import Logging
 import PRSBackends
@@ -150,7 +151,7 @@ struct Train: AsyncParsableCommand {
             }
             print(try Model.json(Out(out: result.out, examples: result.examples, validation_examples: result.validationExamples, steps: result.steps,
                                      loss: result.finalLoss, val_loss: result.validationLoss, seconds: result.seconds,
-                                     tokens_per_s: result.log.last?.tokensPerSecond, peak_rss_mb: Model.Bench.peakRSSMegabytes(),
+                                     tokens_per_s: result.log.last?.tokensPerSecond, peak_rss_mb: Benchmark.peakRSSMegabytes(),
                                      memory_estimate: result.estimate)))
         } else {
             var line = "wrote \(result.out): \(result.steps) steps over \(result.examples) examples in \(String(format: "%.1f", result.seconds)) s"

@@ -1,4 +1,5 @@
 import PRSBackends
+import PRSCore
 import Testing
 
 /// Reading `http:URL#options`.
@@ -62,8 +63,8 @@ import Testing
     }
 
     @Test func rewardSpecChecksTheHTTPSpecWhenParsed() throws {
-        #expect(try RewardSpec.parse("http:http://h:1/pooling#model=m&format=raw") == .http("http://h:1/pooling#model=m&format=raw"))
-        #expect(throws: SpecError.self) { try RewardSpec.parse("http:http://h:1/pooling#bogus=1") }
-        #expect(throws: SpecError.self) { try RewardSpec.parse("0.5*judge+0.5*http:http://h:1/v1") }
+        #expect(try RewardSpec.read("http:http://h:1/pooling#model=m&format=raw") == .http("http://h:1/pooling#model=m&format=raw"))
+        #expect(throws: SpecError.self) { try RewardSpec.read("http:http://h:1/pooling#bogus=1") }
+        #expect(throws: SpecError.self) { try RewardSpec.read("0.5*judge+0.5*http:http://h:1/v1") }
     }
 }

@@ -302,7 +302,34 @@ import Testing
         try check("strategies: [prs, prs/better]\n", "3: strategies: \"prs/better\": after / comes improving, synthetic or improving+synthetic")
         try check("select:\n  refine: made-up\n", "4: select.refine: \"made-up\": expected improving, synthetic, improving+synthetic or none")
         try check("select:\n  synthetic_margin: 0\n", "4: select.synthetic_margin: 0.0: it must be above 0")
+        try check("strategies: [prs/synthetic, prand]\nevaluate:\n  search: 8\n  search_chains: [rand]\n",
+                  "6: evaluate.search_chains: \"rand\" is not one of the loop's strategies (prs-synthetic, prand)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("never/loop.sqlite").path), "nothing is created for a bad config")
     }
-}
 
+    /// One fingerprint for every run: a sample run and a loop that differ only in top_k are told
+    /// apart, each naming the setting with both values. The settings are checked before any model
+    /// loads, so a model path that does not exist is enough.
+    @Test func aSampleRunAndALoopThatDifferOnlyInTopKAreRefusedNamingIt() throws {
+        let dir = Repo.tempDir("top-k")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (train, eval) = try Self.prompts(dir)
+        let absent = "embedded:\(dir.path)/absent.gguf"
+        let sample = ["sample", "--prompts", eval.path, "--out", dir.appendingPathComponent("sample").path, "--policy", absent,
+                      "--reward", "rubric", "--budget", "2"]
+        let first = try run(Repo.prs, sample + ["--top-k", "40"])
+        #expect(first.status != 0 && first.stderr.contains("absent.gguf") && !first.stderr.contains("other settings"), "\(first.stderr)")
+        let other = try run(Repo.prs, sample + ["--top-k", "50"])
+        #expect(other.status == 2 && other.stderr.contains("was started with other settings (top_k: 40 → 50)"), "\(other.stderr)")
+        func loop(_ k: Int) throws -> Ran {
+            let u = dir.appendingPathComponent("loop-\(k).yaml")
+            try "model: \(absent)\ntrain_prompts: \(train.path)\neval_prompts: \(eval.path)\nstrategies: [prs]\ntop_k: \(k)\n"
+                .write(to: u, atomically: true, encoding: .utf8)
+            return try run(Repo.prs, ["loop", "--config", u.path, "--out", dir.appendingPathComponent("loop").path])
+        }
+        let firstLoop = try loop(40)
+        #expect(firstLoop.status != 0 && !firstLoop.stderr.contains("other settings"), "\(firstLoop.stderr)")
+        let otherLoop = try loop(50)
+        #expect(otherLoop.status == 2 && otherLoop.stderr.contains("other settings (top_k: 40 → 50)"), "\(otherLoop.stderr)")
+    }
+}

@@ -34,7 +34,7 @@ final class ScriptedTrainer: PolicyTrainer, @unchecked Sendable {
         }
         onProgress(TrainingProgress(step: 1, steps: 1, loss: 0.5, elapsedSeconds: 0))
         let lines = job.files.reduce(0) { $0 + ((try? String(contentsOfFile: $1, encoding: .utf8))?.split(separator: "\n").count ?? 0) }
-        return TrainedPolicy(policy: (job.initPolicy ?? job.base) + "+\(job.chain)\(job.iteration)", examples: lines, losses: [1.0, 0.5])
+        return TrainedPolicy(policy: LoopRunnerTests.adding("\(job.chain)\(job.iteration)", to: job.initPolicy ?? job.base), examples: lines, losses: [1.0, 0.5])
     }
 }
 
@@ -47,8 +47,17 @@ final class ScriptedTrainer: PolicyTrainer, @unchecked Sendable {
     }
 
     /// Texts name the policy and the seed; a policy trained more often scores higher.
-    static func generator(_ spec: String) -> any TextGenerator {
-        ScriptedGenerator { _, i, request in "\(spec) seed \((request.parameters.seed ?? 0) &+ UInt64(i))" }
+    /// The test's policies are a base and the adapters of each training, written `base+prs1+prs2`.
+    static let base = PolicySpec.embedded(path: "base")
+
+    static func adding(_ adapter: String, to policy: PolicySpec) -> PolicySpec {
+        guard case .embedded(let path, let adapters) = policy else { return policy }
+        return .embedded(path: path, adapters: adapters + [adapter])
+    }
+
+    static func generator(_ spec: PolicySpec) -> any TextGenerator {
+        let name = spec.description.dropFirst("embedded:".count)
+        return ScriptedGenerator { _, i, request in "\(name) seed \((request.parameters.seed ?? 0) &+ UInt64(i))" }
     }
 
     static let reward = ScriptedReward { text in
@@ -66,7 +75,7 @@ final class ScriptedTrainer: PolicyTrainer, @unchecked Sendable {
         settings.promptsPerIteration = 3
         settings.initFrom = initFrom
         settings.evaluate.samples = 2
-        return LoopRunner(settings: settings, trainPrompts: items("t", 5), evalPrompts: items("e", 4), basePolicy: "base",
+        return LoopRunner(settings: settings, trainPrompts: items("t", 5), evalPrompts: items("e", 4), basePolicy: LoopRunnerTests.base,
                           makePolicy: { generator($0) }, reward: reward, feedback: nil, trainer: trainer, concurrency: 2,
                           logger: Logger(label: "test"))
     }
@@ -91,8 +100,8 @@ final class ScriptedTrainer: PolicyTrainer, @unchecked Sendable {
         for chain in ["prs", "rand"] {
             let entries = try #require(summary.chains[chain])
             #expect(entries.map(\.iteration) == [0, 1, 2])
-            #expect(entries[0].policy == "base")
-            #expect(entries[2].policy == "base+\(chain)1+\(chain)2", "π(2) continues π(1)")
+            #expect(entries[0].policy == "embedded:base")
+            #expect(entries[2].policy == "embedded:base+\(chain)1+\(chain)2", "π(2) continues π(1)")
             #expect(entries.allSatisfy { $0.evalMeanReward != nil && $0.evalGreedyReward != nil })
             #expect(entries[1].samplePrompts == 3)
             #expect(entries[1].sftExamples == 3, "one best response per sampled prompt")
@@ -114,7 +123,7 @@ final class ScriptedTrainer: PolicyTrainer, @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("rand/iter-1/data/refine.jsonl").path))
         #expect(trainer.jobs.count == 4)
         let second = try #require(trainer.jobs.first { $0.chain == "prs" && $0.iteration == 2 })
-        #expect(second.initPolicy == "base+prs1" && second.sft.count == 1)
+        #expect(second.initPolicy?.description == "embedded:base+prs1" && second.sft.count == 1)
         let onDisk = try LoopSummary.load(dir)
         #expect(onDisk == summary)
     }

@@ -17,7 +17,7 @@ import Testing
         settings.evaluate.samples = 2
         settings.evaluate.search = 4
         let runner = LoopRunner(settings: settings, trainPrompts: LoopRunnerTests.items("t", 4), evalPrompts: LoopRunnerTests.items("e", 5),
-                                basePolicy: "base", makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward,
+                                basePolicy: LoopRunnerTests.base, makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward,
                                 feedback: nil, trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
         let summary = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
         for e in try #require(summary.chains["prs"]) {

@@ -98,7 +98,7 @@ import Testing
         settings.select.syntheticMargin = 0.05
         settings.evaluate.samples = 2
         let train = LoopRunnerTests.items("t", 6), held = LoopRunnerTests.items("e", 4)
-        let runner = LoopRunner(settings: settings, trainPrompts: train, evalPrompts: held, basePolicy: "base",
+        let runner = LoopRunner(settings: settings, trainPrompts: train, evalPrompts: held, basePolicy: LoopRunnerTests.base,
                                 makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward, feedback: nil,
                                 trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
         let summary = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
@@ -127,7 +127,7 @@ import Testing
             .init(label: "rand-synthetic", strategy: try StrategyConfig(kind: .rand, budget: 4), refinePairs: .synthetic),
         ], iterations: 1)
         let runner = LoopRunner(settings: settings, trainPrompts: LoopRunnerTests.items("t", 6), evalPrompts: LoopRunnerTests.items("e", 2),
-                                basePolicy: "base", makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward,
+                                basePolicy: LoopRunnerTests.base, makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward,
                                 feedback: nil, trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
         _ = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
         for chain in ["prs-synthetic", "rand-synthetic"] {

@@ -1,5 +1,6 @@
 import Foundation
 import LMEngine
+import PRSCore
 
 /// Where an HTTP reward model is and how to talk to it, read from the text after `http:`.
 ///

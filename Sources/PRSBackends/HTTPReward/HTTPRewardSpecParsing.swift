@@ -1,5 +1,6 @@
 import Foundation
 import LMEngine
+import PRSCore
 
 extension HTTPRewardSpec {
     /// Parses `http://HOST:PORT/PATH/ENDPOINT[#option=value&…]`; errors name the option at fault.

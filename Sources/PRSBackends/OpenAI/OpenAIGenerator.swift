@@ -10,18 +10,7 @@ import PRSCore
 /// count. Missing choices are fanned out as single requests with seeds `seed+i`, and the
 /// endpoint's limit is remembered so later requests ask for what it gives.
 public struct OpenAIGenerator: TextGenerator {
-    public struct Endpoint: Sendable, Hashable {
-        /// The base URL, e.g. `http://127.0.0.1:8080/v1`.
-        public var baseURL: String
-        /// The model name; when `nil`, the first model `GET /models` lists.
-        public var model: String?
-        public init(baseURL: String, model: String?) {
-            var url = baseURL
-            while url.hasSuffix("/") { url.removeLast() }
-            self.baseURL = url
-            self.model = model
-        }
-    }
+    public typealias Endpoint = PolicySpec.Endpoint
 
     public let identity: String
     let pool: EndpointPool

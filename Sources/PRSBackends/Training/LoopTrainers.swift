@@ -60,7 +60,7 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
             stop.set()
         }
         if result.examples == 0 { throw TrainingInputError(description: "\(job.out): no examples were trained on") }
-        return TrainedPolicy(policy: "embedded:\(model)+\(out)", adapter: out, examples: result.examples,
+        return TrainedPolicy(policy: .embedded(path: model, adapters: [out]), adapter: out, examples: result.examples,
                              losses: result.log.map(\.loss), tokens: result.log.map(\.tokens).reduce(0, +))
     }
 }
@@ -119,7 +119,7 @@ public struct CommandPolicyTrainer: PolicyTrainer {
         env["PRS_DATA"] = data.path
         env["PRS_BASE"] = baseModel
         env["PRS_INIT"] = job.initAdapter ?? ""
-        env["PRS_INIT_POLICY"] = job.initPolicy ?? ""
+        env["PRS_INIT_POLICY"] = job.initPolicy?.description ?? ""
         env["PRS_OUT"] = out.path
         env["PRS_DIR"] = dir.path
         env["PRS_CHAIN"] = job.chain
@@ -176,7 +176,11 @@ public struct CommandPolicyTrainer: PolicyTrainer {
             n + ((try? String(contentsOfFile: f, encoding: .utf8))?.split(separator: "\n").count ?? 0)
         }
         if let spec = all.last(where: { $0.hasPrefix("policy:") }) {
-            let policy = spec.dropFirst("policy:".count).trimmingCharacters(in: .whitespaces)
+            let text = spec.dropFirst("policy:".count).trimmingCharacters(in: .whitespaces)
+            let policy: PolicySpec
+            do { policy = try PolicySpec.parse(text) } catch let e as SpecError {
+                throw TrainingInputError(description: "trainer command printed \"\(spec)\": \(e.description) (log: \(logURL.path))")
+            }
             return TrainedPolicy(policy: policy, adapter: FileManager.default.fileExists(atPath: out.path) ? out.path : nil, examples: examples, losses: losses)
         }
         guard FileManager.default.fileExists(atPath: out.path) else {
@@ -187,9 +191,9 @@ public struct CommandPolicyTrainer: PolicyTrainer {
             throw TrainingInputError(description: "\(out.path): the trainer's output is not a GGUF file: \(error)")
         }
         if type == "adapter" {
-            return TrainedPolicy(policy: "embedded:\(baseModel)+\(out.path)", adapter: out.path, examples: examples, losses: losses)
+            return TrainedPolicy(policy: .embedded(path: baseModel, adapters: [out.path]), adapter: out.path, examples: examples, losses: losses)
         }
-        return TrainedPolicy(policy: "embedded:\(out.path)", examples: examples, losses: losses)
+        return TrainedPolicy(policy: .embedded(path: out.path), examples: examples, losses: losses)
     }
 
     static func step(_ line: String) -> (step: Int, steps: Int, loss: Double)? {

@@ -38,14 +38,13 @@ public struct RuntimeAdapterServer: Sendable {
 
     public func name(chain: String, iteration: Int) -> String { "\(namePrefix)\(chain)-iter-\(iteration)" }
 
-    public func policy(name: String) -> String { "openai:\(baseURL)#\(name)" }
+    public func policy(name: String) -> PolicySpec { .openAI([.init(baseURL: baseURL, model: name)]) }
 
-    /// The adapter name of a policy spec this server answers for, or nil.
-    public func adapterName(of policy: String) -> String? {
-        let head = "openai:\(baseURL)#"
-        guard policy.hasPrefix(head) else { return nil }
-        let name = String(policy.dropFirst(head.count))
-        return name.hasPrefix(namePrefix) ? name : nil
+    /// The adapter name of a policy this server answers for, or nil.
+    public func adapterName(of policy: PolicySpec) -> String? {
+        guard case .openAI(let endpoints) = policy, endpoints.count == 1, endpoints[0].baseURL == baseURL,
+              let name = endpoints[0].model, name.hasPrefix(namePrefix) else { return nil }
+        return name
     }
 
     /// What is loaded for `adapter` (a GGUF file): the file itself, or its PEFT export beside it

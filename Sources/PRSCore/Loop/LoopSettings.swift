@@ -55,6 +55,8 @@ public struct LoopSettings: Sendable, Hashable {
         /// PRand at this budget N with the policy: PRS against PRand at equal budget, and
         /// refinement success on held-out prompts, iteration by iteration.
         public var search: Int?
+        /// The chains whose policies are searched (the base always is); nil: every chain.
+        public var searchChains: Set<String>?
         public init() {}
     }
 

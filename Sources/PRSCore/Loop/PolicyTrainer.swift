@@ -10,16 +10,16 @@ public struct TrainingJob: Sendable, Hashable {
     public var refine: [String]
     public var dpo: [String]
     /// The base model's policy spec (`embedded:M.gguf`, `openai:URL#model`).
-    public var base: String
+    public var base: PolicySpec
     /// The policy to start from (nil: the base) and its adapter file when it has one.
-    public var initPolicy: String?
+    public var initPolicy: PolicySpec?
     public var initAdapter: String?
     /// Where the trainer writes: `adapter.gguf` and `train.jsonl` by convention.
     public var directory: String
     public var seed: UInt64
 
-    public init(chain: String, iteration: Int, sft: [String], refine: [String], dpo: [String], base: String,
-                initPolicy: String?, initAdapter: String?, directory: String, seed: UInt64) {
+    public init(chain: String, iteration: Int, sft: [String], refine: [String], dpo: [String], base: PolicySpec,
+                initPolicy: PolicySpec?, initAdapter: String?, directory: String, seed: UInt64) {
         self.chain = chain
         self.iteration = iteration
         self.sft = sft
@@ -40,7 +40,7 @@ public struct TrainingJob: Sendable, Hashable {
 public struct TrainedPolicy: Sendable, Hashable, Codable {
     /// A policy spec the loop samples and evaluates with: `embedded:M.gguf+A.gguf`, a merged
     /// `embedded:M2.gguf`, or a served model `openai:URL#name`.
-    public var policy: String
+    public var policy: PolicySpec
     /// The adapter file, when the policy is the base plus one.
     public var adapter: String?
     /// Training examples used, and the loss per optimizer step (empty when the trainer does not say).
@@ -49,7 +49,7 @@ public struct TrainedPolicy: Sendable, Hashable, Codable {
     /// Tokens trained on (summed over steps), when known.
     public var tokens: Int?
 
-    public init(policy: String, adapter: String? = nil, examples: Int, losses: [Double] = [], tokens: Int? = nil) {
+    public init(policy: PolicySpec, adapter: String? = nil, examples: Int, losses: [Double] = [], tokens: Int? = nil) {
         self.policy = policy
         self.adapter = adapter
         self.examples = examples

@@ -50,9 +50,9 @@ public struct LoopRunner: Sendable {
     public var trainPrompts: [PromptItem]
     public var evalPrompts: [PromptItem]
     /// The starting policy's spec.
-    public var basePolicy: String
+    public var basePolicy: PolicySpec
     /// Builds the generator of a policy spec (the starting one, or one a trainer returned).
-    public var makePolicy: @Sendable (String) throws -> any TextGenerator
+    public var makePolicy: @Sendable (PolicySpec) throws -> any TextGenerator
     public var reward: any RewardModel
     /// A fixed feedback source; nil lets each policy critique its own drafts.
     public var feedback: (any FeedbackSource)?
@@ -64,8 +64,8 @@ public struct LoopRunner: Sendable {
     public var prsVersion = ""
     public var logger: Logger
 
-    public init(settings: LoopSettings, trainPrompts: [PromptItem], evalPrompts: [PromptItem], basePolicy: String,
-                makePolicy: @escaping @Sendable (String) throws -> any TextGenerator, reward: any RewardModel,
+    public init(settings: LoopSettings, trainPrompts: [PromptItem], evalPrompts: [PromptItem], basePolicy: PolicySpec,
+                makePolicy: @escaping @Sendable (PolicySpec) throws -> any TextGenerator, reward: any RewardModel,
                 feedback: (any FeedbackSource)?, trainer: any PolicyTrainer, judge: (any TextGenerator)? = nil,
                 concurrency: Int, logger: Logger) {
         self.settings = settings
@@ -189,17 +189,13 @@ public struct LoopRunner: Sendable {
     }
 
     /// Runs a strategy over prompts into a run directory (resuming it), recording what a run directory records.
-    func sampleRun(_ config: StrategyConfig, policy spec: String, items: [PromptItem], directory: URL, loopStage: String,
+    func sampleRun(_ config: StrategyConfig, policy spec: PolicySpec, items: [PromptItem], directory: URL, loopStage: String,
                    report: @escaping @Sendable (Int, Int, String, Double?) -> Void) async throws -> RunOutcome {
         let store = try RunStore.open(directory: directory)
-        let p = config.sampling
-        let settings: [String: String] = [
-            "strategy": config.kind.rawValue, "budget": "\(config.budget)", "split": config.split.map(String.init).joined(separator: ","),
-            "seed": "\(config.runSeed)", "temperature": p.temperature.map { "\($0)" } ?? "", "max_tokens": p.maxTokens.map { "\($0)" } ?? "",
-            "policy": spec, "reward": reward.identity, "loop_stage": loopStage,
-        ]
+        let settings = RunSettings(strategy: config, policy: spec.description, reward: reward.identity, feedback: feedback?.name ?? "self",
+                                   loopStage: loopStage)
         if try store.info() == nil {
-            try store.saveInfo(RunInfo(settings: settings, prsVersion: prsVersion, policy: spec, reward: reward.identity,
+            try store.saveInfo(RunInfo(settings: settings.fields, prsVersion: prsVersion, policy: spec.description, reward: reward.identity,
                                        feedback: feedback?.name ?? "self", files: [:]))
         }
         let generator = try makePolicy(spec)
@@ -344,7 +340,7 @@ public struct LoopRunner: Sendable {
             }
         }
         var score = PolicyScore.compute(samples: sampleTrees, greedy: greedyTrees, base: base, items: items, judged: judged)
-        if let n = e.search {
+        if let n = e.search, key.chain == LoopPlan.baseChain || e.searchChains?.contains(key.chain) ?? true {
             // PRS and PRand at the same budget, seeds and prompts, with this policy (resumable runs of their own).
             let d = Self.directory(root, key)
             var trees: [StrategyKind: [Tree]] = [:]

@@ -85,7 +85,7 @@ public struct LoopSummary: Sendable, Codable, Hashable {
     }
 
     /// The summary as the store has it now (a loop in progress has its finished iterations).
-    public static func make(store: LoopStore, settings: LoopSettings, basePolicy: String) throws -> LoopSummary {
+    public static func make(store: LoopStore, settings: LoopSettings, basePolicy: PolicySpec) throws -> LoopSummary {
         let stored = Dictionary(uniqueKeysWithValues: try store.stages().map { ($0.key, $0) })
         let decoder = JSONDecoder()
         func result<T: Decodable>(_ key: StageKey, _ type: T.Type) -> T? {
@@ -96,7 +96,7 @@ public struct LoopSummary: Sendable, Codable, Hashable {
         var chains: [String: [Entry]] = [:]
         for c in settings.chains {
             var entries: [Entry] = []
-            var base = Entry(iteration: 0, policy: basePolicy, trainExamples: 0, stageSeconds: [:], seconds: 0)
+            var base = Entry(iteration: 0, policy: basePolicy.description, trainExamples: 0, stageSeconds: [:], seconds: 0)
             if let score = result(baseKey, PolicyScore.self) {
                 base.apply(score)
                 base.stageSeconds["evaluate"] = stored[baseKey]?.seconds
@@ -126,14 +126,14 @@ public struct LoopSummary: Sendable, Codable, Hashable {
                     e.selectedMeanReward = s.meanReward
                 }
                 if let t = result(key(.train), TrainedPolicy.self) {
-                    e.policy = t.policy
+                    e.policy = t.policy.description
                     e.adapter = t.adapter
                     e.trainExamples = t.examples
                     e.trainLoss = t.finalLoss
                     e.trainLosses = t.losses.isEmpty ? nil : t.losses
                     previous = t
                 } else {
-                    e.policy = previous?.policy ?? ""
+                    e.policy = previous?.policy.description ?? ""
                 }
                 if let score = result(key(.evaluate), PolicyScore.self) { e.apply(score) }
                 entries.append(e)
