@@ -30,6 +30,16 @@ struct Backends {
         feedback = try Self.feedback(settings, options: options, logger: logger)
     }
 
+    /// The in-process engine serving this run: the policy's, else a critic's or a judge's.
+    var engine: (any EngineReporting)? {
+        func of(_ r: any RewardModel) -> (any EngineReporting)? {
+            if let j = r as? JudgeReward { return j.generator as? any EngineReporting }
+            if let w = r as? WeightedReward { return w.parts.lazy.compactMap { of($0.model) }.first }
+            return nil
+        }
+        return policy as? any EngineReporting ?? (feedback as? GeneratorFeedback)?.generator as? any EngineReporting ?? of(reward)
+    }
+
     init(policy: any TextGenerator, reward: any RewardModel, feedback: (any FeedbackSource)?) {
         self.policy = policy
         self.reward = reward

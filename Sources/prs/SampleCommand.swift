@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import LMEngine
 import Logging
 import PRSBackends
 import PRSCore
@@ -101,11 +100,10 @@ struct SampleJob {
 
     func run(backends: Backends) async throws -> RunOutcome {
         let sampler = TreeSampler(config: settings.strategy, policy: backends.policy, feedback: backends.feedback, reward: backends.reward)
-        // The in-process engine serving this run (the policy's, or else a judge's or critic's).
-        let engine = (backends.policy as? EmbeddedGenerator)?.engine ?? EmbeddedGenerator.loadedEngines.first
-        engine?.resetStatistics()
+        let engine = backends.engine
+        engine?.resetEngineReport()
         let runner = SampleRunner(sampler: sampler, concurrency: settings.concurrency, maxAttempts: settings.maxAttempts, logger: logger,
-                                  engineReport: { engine.map { Self.report($0.statistics()) } })
+                                  engineReport: { engine?.engineReport() })
         let display = ProgressDisplay(logger: logger)
         logger.notice("sampling", metadata: [
             "strategy": "\(settings.strategy.kind.rawValue)", "budget": "\(settings.strategy.budget)",
@@ -119,13 +117,6 @@ struct SampleJob {
         }
         display.finish()
         return outcome
-    }
-
-    static func report(_ s: EngineStatistics) -> EngineReport {
-        EngineReport(requests: s.requests, steps: s.steps, largestDecodeBatch: s.largestDecodeBatch, meanDecodeBatch: s.meanDecodeBatch,
-                     largestBatch: s.largestBatch, decodeBatches: s.decodeBatches, maxBatch: s.maxBatch, promptTokens: s.promptTokens,
-                     promptTokensCached: s.promptTokensCached, prefixHitRate: s.prefixHitRate, generatedTokens: s.generatedTokens,
-                     evictions: s.evictions, cacheTokens: s.cacheTokens, isa: InstructionSet.active)
     }
 
     /// Prints the state counts and turns an unfinished run into the contract's exit status.

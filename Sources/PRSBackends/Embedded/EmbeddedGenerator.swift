@@ -83,9 +83,6 @@ public struct EmbeddedGenerator: TextGenerator {
         return nil
     }
 
-    /// The engines loaded in this process, by model path.
-    public static var loadedEngines: [Engine] { EngineCache.shared.all }
-
     func piece(_ t: Int32) -> String { String(decoding: tokenizer.bytes(of: t, special: true), as: UTF8.self) }
 }
 
@@ -121,13 +118,6 @@ final class EngineCache: @unchecked Sendable {
     }
     private var stacks: [String: AdapterStack] = [:]
 
-    /// Every engine loaded, in path order.
-    var all: [Engine] {
-        lock.lock()
-        defer { lock.unlock() }
-        return engines.sorted { $0.key < $1.key }.map(\.value)
-    }
-
     /// The engine of `path` with this context size; the first caller's batch and cache settings win.
     func engine(_ path: String, model: LlamaModel, settings: EngineSettings) -> Engine {
         lock.lock()
@@ -137,5 +127,17 @@ final class EngineCache: @unchecked Sendable {
         let e = Engine(model: model, settings: settings)
         engines[key] = e
         return e
+    }
+}
+
+extension EmbeddedGenerator: EngineReporting {
+    public func resetEngineReport() { engine.resetStatistics() }
+
+    public func engineReport() -> EngineReport {
+        let s = engine.statistics()
+        return EngineReport(requests: s.requests, steps: s.steps, largestDecodeBatch: s.largestDecodeBatch, meanDecodeBatch: s.meanDecodeBatch,
+                            largestBatch: s.largestBatch, decodeBatches: s.decodeBatches, maxBatch: s.maxBatch, promptTokens: s.promptTokens,
+                            promptTokensCached: s.promptTokensCached, prefixHitRate: s.prefixHitRate, generatedTokens: s.generatedTokens,
+                            evictions: s.evictions, cacheTokens: s.cacheTokens, isa: InstructionSet.active)
     }
 }

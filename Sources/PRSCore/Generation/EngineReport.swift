@@ -1,6 +1,6 @@
 /// What an in-process engine did during a run, for `summary.json` and the terminal: the batch
 /// sizes its continuous batching reached and how much of the prompts its prefix cache served.
-/// Filled by the command that knows the backend; the runner only records it.
+/// An in-process backend makes it (``EngineReporting``); the runner only records it.
 public struct EngineReport: Codable, Sendable, Hashable {
     public var requests: Int
     public var steps: Int
@@ -55,4 +55,11 @@ public struct EngineReport: Codable, Sendable, Hashable {
                requests, largestDecodeBatch, meanDecodeBatch, maxBatch, prefixHitRate * 100, promptTokens, evictions)
             + (isa.map { ", kernels \($0)" } ?? "")
     }
+}
+
+/// A backend that runs an in-process engine and can say what it did.
+public protocol EngineReporting: Sendable {
+    /// Starts the figures afresh (a run reports its own work, not the process's).
+    func resetEngineReport()
+    func engineReport() -> EngineReport
 }
