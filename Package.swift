@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "PRSServer",
             dependencies: [
-                "LMEngine",
+                "PRSCore", "LMEngine",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import PRSCore
 
 /// An error as OpenAI's API shapes it: `{"error": {"message", "type", "param", "code"}}`, with
 /// the HTTP status that goes with it.

@@ -1,21 +1,9 @@
 import Foundation
+import PRSCore
 
-/// A JSON value as a request sent it: numbers kept as integers when they are, so a field's
-/// type can be checked and named in an error.
-enum JSONValue: Sendable, Equatable, Decodable {
-    case null, bool(Bool), int(Int64), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .int(i) }
-        else if let d = try? c.decode(Double.self) { self = .double(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
+/// Reading a request body into the shared JSON value (PRSCore): checked for size, depth and
+/// encoding first, with errors a client can act on.
+extension JSONValue {
     /// The deepest nesting of arrays and objects in `bytes` (strings skipped), stopping early past `limit`.
     static func depth(of bytes: some Collection<UInt8>, limit: Int) -> Int {
         var depth = 0, deepest = 0, inString = false, escaped = false
@@ -59,16 +47,6 @@ enum JSONValue: Sendable, Equatable, Decodable {
         return "\(error)"
     }
 
-    var typeName: String {
-        switch self {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .int, .double: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
 }
 
 /// Typed, range-checked reads of a request's fields; every error names its field. Fields the

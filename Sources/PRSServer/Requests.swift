@@ -1,5 +1,6 @@
 import Foundation
 import LMEngine
+import PRSCore
 
 /// What a chat or text completion request asks for, read and checked against the model.
 struct Job: Sendable {

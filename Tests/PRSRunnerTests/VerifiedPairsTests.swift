@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct VerifiedPairsTests {
     static let constraints = [
-        try! Constraint(json: .object(["id": .string("length_constraints:number_words"), "num_words": .number(6), "relation": .string("less than")])),
+        try! Constraint(json: .object(["id": .string("length_constraints:number_words"), "num_words": .int(6), "relation": .string("less than")])),
         try! Constraint(json: .object(["id": .string("keywords:existence"), "keywords": .array([.string("moon")])])),
     ]
 

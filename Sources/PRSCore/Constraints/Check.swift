@@ -129,7 +129,7 @@ struct Arguments {
 
     func int(_ key: String, min: Int = 0) throws(ConstraintError) -> Int {
         guard let v = fields[key] else { throw ConstraintError(field: key, message: "missing") }
-        guard case .number(let d) = v, d == d.rounded(), abs(d) < 1e9 else {
+        guard let d = v.wholeNumber, abs(d) < 1_000_000_000 else {
             throw ConstraintError(field: key, message: "expected a whole number, found \(v.typeName)")
         }
         guard Int(d) >= min else { throw ConstraintError(field: key, message: "must be at least \(min), got \(Int(d))") }

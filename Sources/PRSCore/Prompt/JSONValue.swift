@@ -1,8 +1,11 @@
-/// A JSON value kept as-is, for free-form fields (item metadata, constraint arguments).
+/// A JSON value kept as-is, for free-form fields (item metadata, constraint arguments, the
+/// server's request bodies). Numbers stay integers when they are, so a field's type can be
+/// checked and named in an error.
 public enum JSONValue: Sendable, Hashable, Codable {
     case null
     case bool(Bool)
-    case number(Double)
+    case int(Int64)
+    case double(Double)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -11,7 +14,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let i = try? c.decode(Int64.self) { self = .int(i) }
+        else if let n = try? c.decode(Double.self) { self = .double(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
         else { self = .object(try c.decode([String: JSONValue].self)) }
@@ -22,7 +26,8 @@ public enum JSONValue: Sendable, Hashable, Codable {
         switch self {
         case .null: try c.encodeNil()
         case .bool(let b): try c.encode(b)
-        case .number(let n): try c.encode(n)
+        case .int(let i): try c.encode(i)
+        case .double(let n): try c.encode(n)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
@@ -34,7 +39,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .number: "a number"
+        case .int, .double: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
@@ -42,4 +47,13 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
+
+    /// An integer, written as one (`5`) or as a whole float (`5.0`) within ±10¹⁵.
+    public var wholeNumber: Int64? {
+        switch self {
+        case .int(let i): i
+        case .double(let d) where d == d.rounded() && abs(d) < 1e15: Int64(d)
+        default: nil
+        }
+    }
 }

@@ -88,7 +88,7 @@ public enum PromptFileParser {
         case nil, .null?: id = String(line)
         case .string(let s)? where !s.isEmpty: id = s
         case .string?: return problem("id", "is empty")
-        case .number(let n)? where n == n.rounded() && abs(n) < 1e15: id = String(Int64(n))
+        case let v? where v.wholeNumber != nil: id = String(v.wholeNumber!)
         case let v?: return problem("id", "expected a string or an integer, found \(v.typeName)")
         }
         guard let instructionValue = o["instruction"] else { return problem("instruction", "missing") }
@@ -137,7 +137,7 @@ public enum PromptFileParser {
         }
         let id: String
         switch o["key"] {
-        case .number(let n)? where n == n.rounded(): id = String(Int64(n))
+        case let v? where v.wholeNumber != nil: id = String(v.wholeNumber!)
         case .string(let s)? where !s.isEmpty: id = s
         case nil: return problem("key", "missing")
         case let v?: return problem("key", "expected an integer or a string, found \(v.typeName)")

@@ -74,7 +74,7 @@ public enum ResponseFileParser {
     static func idValue(_ v: JSONValue?) -> String? {
         switch v {
         case .string(let s)? where !s.isEmpty: s
-        case .number(let n)? where n == n.rounded() && abs(n) < 1e15: String(Int64(n))
+        case let v? where v.wholeNumber != nil: String(v.wholeNumber!)
         default: nil
         }
     }
