@@ -26,6 +26,7 @@ build: setup
 
 # Numeric and model-heavy code is slow in debug builds: tests run in release.
 test: setup-tests
+	python3 scripts/check-layers.py
 	bash scripts/check-emulated-kernels.sh
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build

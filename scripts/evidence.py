@@ -203,23 +203,26 @@ def loop_section(loop):
              "its gain over iteration 0 (paired), the refinement success of the iteration's sampled trees, and the "
              "refinement examples it trained on.", ""]
     rows = []
-    for chain in summary["order"]:
+    for i, chain in enumerate(summary["order"]):
         for e in summary["chains"][chain]:
+            if e["iteration"] == 0 and i > 0:
+                continue  # the starting policy, shared by every chain: once
+            chain_name = "starting policy" if e["iteration"] == 0 else chain
             c = e.get("eval_mean_reward_ci") or [None, None]
             held = f"{e['eval_mean_reward']:.3f} [{c[0]:.3f}, {c[1]:.3f}]" if e.get("eval_mean_reward") is not None and c[0] is not None else "—"
             g = e.get("gain_vs_base_ci")
             gain = f"{e['gain_vs_base']:+.3f} [{g[0]:+.3f}, {g[1]:+.3f}]" if e.get("gain_vs_base") is not None and g else "—"
             r = e.get("refinement_success")
-            rows.append([chain, str(e["iteration"]), held, gain, rate(r) if r else "—", str(e.get("refine_examples", "—"))])
+            rows.append([chain_name, str(e["iteration"]), held, gain, rate(r) if r else "—", str(e.get("refine_examples", "—"))])
     lines += [table(["chain", "iteration", "held-out reward", "gain vs iteration 0", "refinements beating draft", "refine examples"], rows), ""]
     rows = []
-    for chain in summary["order"]:
+    for i, chain in enumerate(summary["order"]):
         for e in summary["chains"][chain]:
             s = (e.get("eval") or {}).get("search")
-            if not s:
+            if not s or (e["iteration"] == 0 and i > 0):
                 continue
             r = s.get("refinement")
-            rows.append([chain, str(e["iteration"]), str(s["budget"]), ci(s["prs"]), ci(s["prand"]),
+            rows.append(["starting policy" if e["iteration"] == 0 else chain, str(e["iteration"]), str(s["budget"]), ci(s["prs"]), ci(s["prand"]),
                          f"{signed(s['difference'])} ({verdict(s['difference'])})", rate(r) if r else "—", change(r) if r else "—"])
     if rows:
         lines += ["### PRS against PRand at equal budget with each iteration's policy (held-out prompts)", "",
@@ -248,13 +251,18 @@ def loop_claims(loop):
         lines += [f"2. **After that training, PRS is above PRand at N={base['eval']['search']['budget']}.** Paired PRS − "
                   f"PRand mean best reward on the held-out prompts: base policy {signed(base['eval']['search']['difference'])} "
                   f"({verdict(base['eval']['search']['difference'])}); " + "; ".join(diffs) + ".", ""]
-    last = {chain: summary["chains"][chain][-1] for chain in summary["order"] if summary["chains"][chain]}
+    last = {chain: next((e for e in reversed(summary["chains"][chain]) if e.get("eval_mean_reward") is not None), None)
+            for chain in summary["order"]}
+    last = {c: e for c, e in last.items() if e is not None and e["iteration"] > 0}
     def held(e):
         c = e.get("eval_mean_reward_ci") or [None, None]
         if e.get("eval_mean_reward") is None:
             return "—"
         return f"{e['eval_mean_reward']:.3f}" + (f" [{c[0]:.3f}, {c[1]:.3f}]" if c[0] is not None else "")
-    ends = "; ".join(f"{chain} (iteration {e['iteration']}) {held(e)}" for chain, e in last.items())
+    start = next((e for c in summary["order"] for e in summary["chains"][c] if e["iteration"] == 0), None)
+    ends = "; ".join(f"{chain} (iteration {e['iteration']}) {held(e)}" for chain, e in last.items()) or "no chain has a trained policy yet"
+    if start:
+        ends += f"; the starting policy {held(start)}"
     lines += [f"3. **The trained-refiner chain ends at least as high as the PRand chain.** Held-out mean reward of each "
               f"chain's last policy (95% interval over prompts): {ends}.", ""]
     return lines

@@ -38,7 +38,8 @@ public enum Dequantize {
                 y[j + 16] = Float(Int(q >> 4) - 8) * d
             }
         case .q4_1:
-            let d = f16(x, 0), m = f16(x, 2)
+            let d = f16(x, 0)
+            let m = f16(x, 2)
             for j in 0..<16 {
                 let q = x[4 + j]
                 y[j] = Float(q & 0xF) * d + m
@@ -50,7 +51,8 @@ public enum Dequantize {
             let qh = UInt32(littleEndian: x.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
             for j in 0..<16 {
                 let q = x[6 + j]
-                let h0 = Int((qh >> UInt32(j)) & 1) << 4, h1 = Int((qh >> UInt32(j + 16)) & 1) << 4
+                let h0 = Int((qh >> UInt32(j)) & 1) << 4
+                let h1 = Int((qh >> UInt32(j + 16)) & 1) << 4
                 y[j] = Float((Int(q & 0xF) | h0) - 16) * d
                 y[j + 16] = Float((Int(q >> 4) | h1) - 16) * d
             }
@@ -58,30 +60,38 @@ public enum Dequantize {
             let d = f16(x, 0)
             for j in 0..<32 { y[j] = Float(Int8(bitPattern: x[2 + j])) * d }
         case .q4_K:
-            let d = f16(x, 0), dmin = f16(x, 2)
+            let d = f16(x, 0)
+            let dmin = f16(x, 2)
             var q = 16
             var out = 0
             for j in stride(from: 0, to: 256, by: 64) {
                 let (s1, m1) = scaleMinK4(j / 32, x, 4)
                 let (s2, m2) = scaleMinK4(j / 32 + 1, x, 4)
-                let d1 = d * Float(s1), dm1 = dmin * Float(m1)
-                let d2 = d * Float(s2), dm2 = dmin * Float(m2)
+                let d1 = d * Float(s1)
+                let dm1 = dmin * Float(m1)
+                let d2 = d * Float(s2)
+                let dm2 = dmin * Float(m2)
                 for l in 0..<32 { y[out + l] = d1 * Float(x[q + l] & 0xF) - dm1 }
                 for l in 0..<32 { y[out + 32 + l] = d2 * Float(x[q + l] >> 4) - dm2 }
                 q += 32
                 out += 64
             }
         case .q5_K:
-            let d = f16(x, 0), dmin = f16(x, 2)
-            let qh = 16, ql0 = 48
+            let d = f16(x, 0)
+            let dmin = f16(x, 2)
+            let qh = 16
+            let ql0 = 48
             var ql = ql0
             var out = 0
-            var u1: UInt8 = 1, u2: UInt8 = 2
+            var u1: UInt8 = 1
+            var u2: UInt8 = 2
             for j in stride(from: 0, to: 256, by: 64) {
                 let (s1, m1) = scaleMinK4(j / 32, x, 4)
                 let (s2, m2) = scaleMinK4(j / 32 + 1, x, 4)
-                let d1 = d * Float(s1), dm1 = dmin * Float(m1)
-                let d2 = d * Float(s2), dm2 = dmin * Float(m2)
+                let d1 = d * Float(s1)
+                let dm1 = dmin * Float(m1)
+                let d2 = d * Float(s2)
+                let dm2 = dmin * Float(m2)
                 for l in 0..<32 {
                     let hi: UInt8 = x[qh + l] & u1 != 0 ? 16 : 0
                     y[out + l] = d1 * Float((x[ql + l] & 0xF) + hi) - dm1
@@ -97,7 +107,10 @@ public enum Dequantize {
             }
         case .q6_K:
             let d = f16(x, 208)
-            var ql = 0, qh = 128, sc = 192, out = 0
+            var ql = 0
+            var qh = 128
+            var sc = 192
+            var out = 0
             for _ in 0..<2 {
                 for l in 0..<32 {
                     let s = l / 16

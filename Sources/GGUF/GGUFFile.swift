@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Foundation  // re-exports the C library (mmap, open, stat) on Apple platforms
+    import Foundation  // re-exports the C library (mmap, open, stat) on Apple platforms
 #endif
 
 /// A tensor's name, shape, type and place in the data section.
@@ -63,7 +63,9 @@ public struct GGUFContent: Sendable {
         for i in 0..<Int(kvCount) {
             let at = r.offset
             let key = try r.readString("metadata key #\(i)")
-            guard seenKeys.insert(key).inserted else { throw GGUFError("duplicate metadata key \"\(key)\"", offset: at) }
+            guard seenKeys.insert(key).inserted else {
+                throw GGUFError("duplicate metadata key \"\(key)\"", offset: at)
+            }
             let value = try readValue(&r, key: key)
             metadata.append((key, value))
         }
@@ -86,14 +88,16 @@ public struct GGUFContent: Sendable {
             guard names.insert(name).inserted else { throw GGUFError("duplicate tensor name \"\(name)\"", offset: at) }
             let nDims = try r.read(UInt32.self, "the dimension count of \(name)")
             guard nDims >= 1, nDims <= UInt32(maxDimensions) else {
-                throw GGUFError("tensor \(name) has \(nDims) dimensions (1 to \(maxDimensions) are allowed)", offset: at)
+                throw GGUFError(
+                    "tensor \(name) has \(nDims) dimensions (1 to \(maxDimensions) are allowed)", offset: at)
             }
             var dims: [Int] = []
             var elements = 1
             for d in 0..<Int(nDims) {
                 let v = try r.read(UInt64.self, "dimension \(d) of \(name)")
                 guard v >= 1, v <= UInt64(Int64.max) else {
-                    throw GGUFError("tensor \(name) has dimension \(d) of \(Int64(bitPattern: v)) (must be positive)", offset: at)
+                    throw GGUFError(
+                        "tensor \(name) has dimension \(d) of \(Int64(bitPattern: v)) (must be positive)", offset: at)
                 }
                 let (p, overflow) = elements.multipliedReportingOverflow(by: Int(v))
                 guard !overflow else { throw GGUFError("tensor \(name): the element count overflows", offset: at) }
@@ -102,19 +106,30 @@ public struct GGUFContent: Sendable {
             }
             let rawType = try r.read(UInt32.self, "the type of \(name)")
             guard let type = TensorType(rawValue: rawType) else {
-                throw GGUFError("tensor \(name) has ggml type \(rawType), which prs does not read (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)", offset: at)
+                throw GGUFError(
+                    "tensor \(name) has ggml type \(rawType), which prs does not read (F32, F16, BF16, Q4_0, Q4_1, " +
+                    "Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)",
+                    offset: at)
             }
             guard dims[0] % type.blockSize == 0 else {
-                throw GGUFError("tensor \(name): \(type) needs rows that are a multiple of \(type.blockSize) elements, found \(dims[0])", offset: at)
+                throw GGUFError(
+                    "tensor \(name): \(type) needs rows that are a multiple of \(type.blockSize) elements, found " +
+                    "\(dims[0])",
+                    offset: at)
             }
             guard let bytes = type.byteCount(elements: elements) else {
                 throw GGUFError("tensor \(name): the byte size of \(elements) \(type) elements overflows", offset: at)
             }
             let offset = try r.read(UInt64.self, "the offset of \(name)")
             guard offset <= UInt64(Int.max), Int(offset) % alignment == 0 else {
-                throw GGUFError("tensor \(name) starts at data offset \(offset), not a multiple of the alignment \(alignment)", offset: at)
+                throw GGUFError(
+                    "tensor \(name) starts at data offset \(offset), not a multiple of the alignment \(alignment)",
+                    offset: at)
             }
-            infos.append(TensorInfo(name: name, dimensions: dims, type: type, offset: Int(offset), elementCount: elements, byteCount: bytes))
+            infos.append(
+                TensorInfo(
+                    name: name, dimensions: dims, type: type, offset: Int(offset), elementCount: elements,
+                    byteCount: bytes))
         }
         let padded = (r.offset + alignment - 1) / alignment * alignment
         guard padded <= bytes.count || infos.isEmpty else {
@@ -124,14 +139,18 @@ public struct GGUFContent: Sendable {
         let dataSize = bytes.count - dataOffset
         for t in infos {
             guard t.offset <= dataSize, t.byteCount <= dataSize - t.offset else {
-                throw GGUFError("tensor \(t.name) (\(t.byteCount) bytes at data offset \(t.offset)) runs past the end of the file (data section: \(dataSize) bytes)")
+                throw GGUFError(
+                    "tensor \(t.name) (\(t.byteCount) bytes at data offset \(t.offset)) runs past the end of the " +
+                    "file (data section: \(dataSize) bytes)"
+                )
             }
         }
         let sorted = infos.sorted { $0.offset < $1.offset }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.offset + a.byteCount > b.offset {
             throw GGUFError("tensors \(a.name) and \(b.name) overlap in the data section")
         }
-        return GGUFContent(version: version, metadata: metadata, tensors: infos, alignment: alignment, dataOffset: dataOffset)
+        return GGUFContent(
+            version: version, metadata: metadata, tensors: infos, alignment: alignment, dataOffset: dataOffset)
     }
 
     static func readValue(_ r: inout ByteReader, key: String) throws -> MetadataValue {
@@ -145,11 +164,14 @@ public struct GGUFContent: Sendable {
             guard let elem = MetadataValue.ValueType(rawValue: elemRaw) else {
                 throw GGUFError("metadata \(key) is an array of unknown value type \(elemRaw)", offset: at)
             }
-            guard elem != .array else { throw GGUFError("metadata \(key) is an array of arrays, which GGUF readers do not accept", offset: at) }
+            guard elem != .array else {
+                throw GGUFError("metadata \(key) is an array of arrays, which GGUF readers do not accept", offset: at)
+            }
             let count = try r.read(UInt64.self, "the length of \(key)")
             let minSize = elem.fixedSize ?? 8
             guard count <= UInt64(r.remaining / minSize) else {
-                throw GGUFError("metadata \(key) claims \(count) elements but only \(r.remaining) bytes remain", offset: at)
+                throw GGUFError(
+                    "metadata \(key) claims \(count) elements but only \(r.remaining) bytes remain", offset: at)
             }
             let n = Int(count)
             switch elem {
@@ -232,14 +254,18 @@ public final class GGUFFile: @unchecked Sendable {
         guard fd >= 0 else { throw GGUFError("cannot open: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw GGUFError("cannot stat: \(String(cString: strerror(errno)))", file: path) }
+        guard fstat(fd, &st) == 0 else {
+            throw GGUFError("cannot stat: \(String(cString: strerror(errno)))", file: path)
+        }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw GGUFError("not a regular file", file: path) }
         size = Int(st.st_size)
         if size == 0 {
             base = nil
         } else {
             let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-            guard let p, p != MAP_FAILED else { throw GGUFError("cannot map: \(String(cString: strerror(errno)))", file: path) }
+            guard let p, p != MAP_FAILED else {
+                throw GGUFError("cannot map: \(String(cString: strerror(errno)))", file: path)
+            }
             base = UnsafeRawPointer(p)
         }
         do {

@@ -31,7 +31,10 @@ public struct GGUFWriter {
         var out: [UInt8] = []
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func str(_ s: String) { u64(UInt64(s.utf8.count)); out.append(contentsOf: s.utf8) }
+        func str(_ s: String) {
+            u64(UInt64(s.utf8.count))
+            out.append(contentsOf: s.utf8)
+        }
         func scalar(_ v: MetadataValue) {
             switch v {
             case .uint8(let x): out.append(x)
@@ -54,8 +57,10 @@ public struct GGUFWriter {
             guard names.insert(t.name).inserted else { throw GGUFError("duplicate tensor name \(t.name)") }
             let n = t.dimensions.reduce(1, *)
             guard (1...4).contains(t.dimensions.count), t.dimensions.allSatisfy({ $0 > 0 }),
-                  t.dimensions[0] % t.type.blockSize == 0, t.type.byteCount(elements: n) == t.data.count else {
-                throw GGUFError("tensor \(t.name): \(t.data.count) bytes do not match \(t.type) of shape \(t.dimensions)")
+                t.dimensions[0] % t.type.blockSize == 0, t.type.byteCount(elements: n) == t.data.count
+            else {
+                throw GGUFError(
+                    "tensor \(t.name): \(t.data.count) bytes do not match \(t.type) of shape \(t.dimensions)")
             }
         }
         var meta = metadata.filter { $0.key != "general.alignment" }

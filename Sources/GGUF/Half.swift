@@ -39,7 +39,11 @@ public enum Half {
         let rem = mant & 0x1FFF
         if rem > 0x1000 || (rem == 0x1000 && (h & 1) == 1) {
             h += 1
-            if h == 0x400 { h = 0; e += 1; if e >= 31 { return sign | 0x7C00 } }
+            if h == 0x400 {
+                h = 0
+                e += 1
+                if e >= 31 { return sign | 0x7C00 }
+            }
         }
         return sign | UInt16(e << 10) | UInt16(h)
     }

@@ -1,7 +1,17 @@
 /// A metadata value of a GGUF file.
 public enum MetadataValue: Sendable, Hashable {
-    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
-    case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
+    case uint8(UInt8)
+    case int8(Int8)
+    case uint16(UInt16)
+    case int16(Int16)
+    case uint32(UInt32)
+    case int32(Int32)
+    case uint64(UInt64)
+    case int64(Int64)
+    case float32(Float)
+    case float64(Double)
+    case bool(Bool)
+    case string(String)
     /// An array of one element type (arrays of arrays are refused on reading).
     case array(MetadataArray)
 
@@ -23,9 +33,18 @@ public enum MetadataValue: Sendable, Hashable {
 
         var name: String {
             switch self {
-            case .uint8: "uint8"; case .int8: "int8"; case .uint16: "uint16"; case .int16: "int16"
-            case .uint32: "uint32"; case .int32: "int32"; case .float32: "float32"; case .bool: "bool"
-            case .string: "string"; case .array: "array"; case .uint64: "uint64"; case .int64: "int64"
+            case .uint8: "uint8"
+            case .int8: "int8"
+            case .uint16: "uint16"
+            case .int16: "int16"
+            case .uint32: "uint32"
+            case .int32: "int32"
+            case .float32: "float32"
+            case .bool: "bool"
+            case .string: "string"
+            case .array: "array"
+            case .uint64: "uint64"
+            case .int64: "int64"
             case .float64: "float64"
             }
         }
@@ -33,9 +52,18 @@ public enum MetadataValue: Sendable, Hashable {
 
     public var type: ValueType {
         switch self {
-        case .uint8: .uint8; case .int8: .int8; case .uint16: .uint16; case .int16: .int16
-        case .uint32: .uint32; case .int32: .int32; case .uint64: .uint64; case .int64: .int64
-        case .float32: .float32; case .float64: .float64; case .bool: .bool; case .string: .string
+        case .uint8: .uint8
+        case .int8: .int8
+        case .uint16: .uint16
+        case .int16: .int16
+        case .uint32: .uint32
+        case .int32: .int32
+        case .uint64: .uint64
+        case .int64: .int64
+        case .float32: .float32
+        case .float64: .float64
+        case .bool: .bool
+        case .string: .string
         case .array: .array
         }
     }
@@ -43,8 +71,13 @@ public enum MetadataValue: Sendable, Hashable {
     /// The value as an integer, when it is one of the integer types (and fits).
     public var integer: Int? {
         switch self {
-        case .uint8(let v): Int(v); case .int8(let v): Int(v); case .uint16(let v): Int(v); case .int16(let v): Int(v)
-        case .uint32(let v): Int(v); case .int32(let v): Int(v); case .int64(let v): Int(v)
+        case .uint8(let v): Int(v)
+        case .int8(let v): Int(v)
+        case .uint16(let v): Int(v)
+        case .int16(let v): Int(v)
+        case .uint32(let v): Int(v)
+        case .int32(let v): Int(v)
+        case .int64(let v): Int(v)
         case .uint64(let v): v <= UInt64(Int.max) ? Int(v) : nil
         default: nil
         }

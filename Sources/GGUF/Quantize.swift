@@ -7,7 +7,10 @@ public enum Quantize {
         }
         var out: [UInt8] = []
         out.reserveCapacity(values.count / type.blockSize * type.blockBytes)
-        func put16(_ v: UInt16) { out.append(UInt8(v & 0xFF)); out.append(UInt8(v >> 8)) }
+        func put16(_ v: UInt16) {
+            out.append(UInt8(v & 0xFF))
+            out.append(UInt8(v >> 8))
+        }
         switch type {
         case .f32:
             for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
@@ -25,7 +28,8 @@ public enum Quantize {
         case .q4_1:
             for b in stride(from: 0, to: values.count, by: 32) {
                 let x = Array(values[b..<b + 32])
-                let lo = x.min()!, hi = x.max()!
+                let lo = x.min()!
+                let hi = x.max()!
                 let d = (hi - lo) / 15
                 let id: Float = d != 0 ? 1 / d : 0
                 put16(Half.fromFloat(d))
@@ -40,15 +44,20 @@ public enum Quantize {
             // ggml's reference: the value of largest magnitude maps to -16, d = max / -16.
             for b in stride(from: 0, to: values.count, by: 32) {
                 let x = Array(values[b..<b + 32])
-                var amax: Float = 0, mx: Float = 0
-                for v in x where abs(v) > amax { amax = abs(v); mx = v }
+                var amax: Float = 0
+                var mx: Float = 0
+                for v in x where abs(v) > amax {
+                    amax = abs(v)
+                    mx = v
+                }
                 let d = mx / -16
                 let id: Float = d != 0 ? 1 / d : 0
                 put16(Half.fromFloat(d))
                 var qh: UInt32 = 0
                 var qs = [UInt8](repeating: 0, count: 16)
                 for j in 0..<16 {
-                    let q0 = UInt8(min(31, Int8(x[j] * id + 16.5))), q1 = UInt8(min(31, Int8(x[j + 16] * id + 16.5)))
+                    let q0 = UInt8(min(31, Int8(x[j] * id + 16.5)))
+                    let q1 = UInt8(min(31, Int8(x[j + 16] * id + 16.5)))
                     qs[j] = (q0 & 0xF) | ((q1 & 0xF) << 4)
                     qh |= UInt32(q0 >> 4) << UInt32(j) | UInt32(q1 >> 4) << UInt32(j + 16)
                 }

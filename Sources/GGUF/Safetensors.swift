@@ -9,7 +9,10 @@ import Foundation
 /// and do not overlap, and together they cover the data. Errors name the file and the tensor.
 public struct SafetensorsFile: Sendable {
     public enum DType: String, Sendable, CaseIterable {
-        case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
+        case f32 = "F32"
+        case f16 = "F16"
+        case bf16 = "BF16"
+        case f64 = "F64"
         public var size: Int {
             switch self {
             case .f32: 4
@@ -48,14 +51,18 @@ public struct SafetensorsFile: Sendable {
 
     public init(bytes: Data, path: String = "<memory>") throws {
         func fail(_ m: String) -> GGUFError { GGUFError(m, file: path) }
-        guard bytes.count >= 8 else { throw fail("not a safetensors file: \(bytes.count) bytes, shorter than the 8-byte header length") }
+        guard bytes.count >= 8 else {
+            throw fail("not a safetensors file: \(bytes.count) bytes, shorter than the 8-byte header length")
+        }
         var n: UInt64 = 0
         for i in 0..<8 { n |= UInt64(bytes[bytes.startIndex + i]) << (8 * UInt64(i)) }
         guard n > 1, n <= UInt64(Self.maxHeader), Int(n) <= bytes.count - 8 else {
-            throw fail("the header length \(n) does not fit the file of \(bytes.count) bytes (or exceeds \(Self.maxHeader))")
+            throw fail(
+                "the header length \(n) does not fit the file of \(bytes.count) bytes (or exceeds \(Self.maxHeader))")
         }
         let headerBytes = bytes.subdata(in: (bytes.startIndex + 8)..<(bytes.startIndex + 8 + Int(n)))
-        guard let object = try? JSONSerialization.jsonObject(with: headerBytes), let header = object as? [String: Any] else {
+        guard let object = try? JSONSerialization.jsonObject(with: headerBytes), let header = object as? [String: Any]
+        else {
             throw fail("the header is not a JSON object")
         }
         let dataLength = bytes.count - 8 - Int(n)
@@ -73,7 +80,10 @@ public struct SafetensorsFile: Sendable {
             guard let entry = value as? [String: Any] else { throw fail("tensor \(name): its entry is not an object") }
             guard let d = entry["dtype"] as? String else { throw fail("tensor \(name): dtype is missing") }
             guard let dtype = DType(rawValue: d) else {
-                throw fail("tensor \(name): dtype \(d) is not supported (supported: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw fail(
+                    "tensor \(name): dtype \(d) is not supported (supported: " +
+                    "\(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
+                )
             }
             guard let shapeValues = entry["shape"] as? [Any] else { throw fail("tensor \(name): shape is missing") }
             var shape: [Int] = []
@@ -84,26 +94,42 @@ public struct SafetensorsFile: Sendable {
                 shape.append(i)
             }
             guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue else {
+                let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue
+            else {
                 throw fail("tensor \(name): data_offsets must be [begin, end]")
             }
             guard begin >= 0, end >= begin, end <= dataLength else {
-                throw fail("tensor \(name): data_offsets [\(begin), \(end)] fall outside the \(dataLength) bytes of data")
+                throw fail(
+                    "tensor \(name): data_offsets [\(begin), \(end)] fall outside the \(dataLength) bytes of data")
             }
             let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
             guard count != Int.max, count * dtype.size == end - begin else {
-                throw fail("tensor \(name): shape \(shape) of \(d) needs \(count == Int.max ? "too many" : String(count * dtype.size)) bytes; data_offsets span \(end - begin)")
+                throw fail(
+                    "tensor \(name): shape \(shape) of \(d) needs " +
+                    "\(count == Int.max ? "too many" : String(count * dtype.size)) bytes; data_offsets span " +
+                    "\(end - begin)"
+                )
             }
             tensors[name] = Tensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
         }
         // The spans tile the data: no overlap, no hole.
         var at = 0
         for t in tensors.values.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) where t.end > t.begin {
-            guard t.begin >= at else { throw fail("tensor \(t.name): data_offsets [\(t.begin), \(t.end)] overlap the tensor before (which ends at \(at))") }
-            guard t.begin == at else { throw fail("tensor \(t.name): a gap of \(t.begin - at) bytes before its data_offsets [\(t.begin), \(t.end)]") }
+            guard t.begin >= at else {
+                throw fail(
+                    "tensor \(t.name): data_offsets [\(t.begin), \(t.end)] overlap the tensor before (which ends " +
+                    "at \(at))"
+                )
+            }
+            guard t.begin == at else {
+                throw fail(
+                    "tensor \(t.name): a gap of \(t.begin - at) bytes before its data_offsets [\(t.begin), \(t.end)]")
+            }
             at = t.end
         }
-        guard at == dataLength else { throw fail("the tensors cover \(at) bytes of data; the file holds \(dataLength) after the header") }
+        guard at == dataLength else {
+            throw fail("the tensors cover \(at) bytes of data; the file holds \(dataLength) after the header")
+        }
         self.path = path
         self.tensors = tensors
         self.metadata = metadata
@@ -119,10 +145,21 @@ public struct SafetensorsFile: Sendable {
                 let base = raw.baseAddress!.advanced(by: dataStart - data.startIndex + t.begin)
                 for i in 0..<count {
                     switch t.dtype {
-                    case .f32: out[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    case .f16: out[i] = Half.toFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                    case .bf16: out[i] = Half.bf16ToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                    case .f64: out[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                    case .f32:
+                        out[i] = Float(
+                            bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+                        )
+                    case .f16:
+                        out[i] = Half.toFloat(
+                            UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                    case .bf16:
+                        out[i] = Half.bf16ToFloat(
+                            UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                    case .f64:
+                        out[i] = Float(
+                            Double(
+                                bitPattern: UInt64(
+                                    littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
                     }
                 }
             }
@@ -156,11 +193,16 @@ public enum SafetensorsWriter {
         var body: [UInt8] = []
         for e in entries {
             guard e.shape.reduce(1, *) == e.values.count else {
-                throw GGUFError("tensor \(e.name): shape \(e.shape) holds \(e.shape.reduce(1, *)) values; \(e.values.count) given")
+                throw GGUFError(
+                    "tensor \(e.name): shape \(e.shape) holds \(e.shape.reduce(1, *)) values; \(e.values.count) given")
             }
-            guard e.dtype == .f32 || e.dtype == .f16 else { throw GGUFError("tensor \(e.name): writing \(e.dtype.rawValue) is not supported") }
+            guard e.dtype == .f32 || e.dtype == .f16 else {
+                throw GGUFError("tensor \(e.name): writing \(e.dtype.rawValue) is not supported")
+            }
             let size = e.values.count * e.dtype.size
-            parts.append("\(json(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(e.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + size)]}")
+            parts.append(
+                "\(json(e.name)):{\"dtype\":\"\(e.dtype.rawValue)\",\"shape\":[\(e.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + size)]}"
+            )
             offset += size
             body.reserveCapacity(offset)
             for v in e.values {

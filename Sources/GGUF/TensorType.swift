@@ -25,10 +25,10 @@ public enum TensorType: UInt32, Sendable, Hashable, CaseIterable, CustomStringCo
         switch self {
         case .f32: 4
         case .f16, .bf16: 2
-        case .q4_0: 18   // f16 d, 16 bytes of 4-bit quants
-        case .q4_1: 20   // f16 d, f16 m, 16 bytes of 4-bit quants
-        case .q5_0: 22   // f16 d, 4 bytes of fifth bits, 16 bytes of 4-bit quants
-        case .q8_0: 34   // f16 d, 32 int8 quants
+        case .q4_0: 18  // f16 d, 16 bytes of 4-bit quants
+        case .q4_1: 20  // f16 d, f16 m, 16 bytes of 4-bit quants
+        case .q5_0: 22  // f16 d, 4 bytes of fifth bits, 16 bytes of 4-bit quants
+        case .q8_0: 34  // f16 d, 32 int8 quants
         case .q4_K: 144  // f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of quants
         case .q5_K: 176  // as q4_K plus 32 bytes of high bits
         case .q6_K: 210  // 128 bytes low 4 bits, 64 bytes high 2 bits, 16 int8 scales, f16 d
@@ -37,8 +37,16 @@ public enum TensorType: UInt32, Sendable, Hashable, CaseIterable, CustomStringCo
 
     public var description: String {
         switch self {
-        case .f32: "F32"; case .f16: "F16"; case .bf16: "BF16"; case .q4_0: "Q4_0"; case .q4_1: "Q4_1"; case .q5_0: "Q5_0"
-        case .q8_0: "Q8_0"; case .q4_K: "Q4_K"; case .q5_K: "Q5_K"; case .q6_K: "Q6_K"
+        case .f32: "F32"
+        case .f16: "F16"
+        case .bf16: "BF16"
+        case .q4_0: "Q4_0"
+        case .q4_1: "Q4_1"
+        case .q5_0: "Q5_0"
+        case .q8_0: "Q8_0"
+        case .q4_K: "Q4_K"
+        case .q5_K: "Q5_K"
+        case .q6_K: "Q6_K"
         }
     }
 

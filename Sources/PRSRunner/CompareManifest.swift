@@ -31,7 +31,8 @@ public struct CompareManifest: Sendable {
     public static let fileName = "compare.json"
 
     public static func write(_ entries: [Entry], to root: URL) throws {
-        try RunFiles.write(try RunFiles.prettyJSON(entries), to: root.appendingPathComponent(fileName), what: "the comparison's list")
+        try RunFiles.write(
+            try RunFiles.prettyJSON(entries), to: root.appendingPathComponent(fileName), what: "the comparison's list")
     }
 
     /// The entries of `root/compare.json`; nil when there is none (or it is not one).

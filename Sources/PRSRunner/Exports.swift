@@ -12,7 +12,9 @@ public enum Exports {
     /// the response that follows the most of them against the one that follows the fewest, kept only
     /// when chosen follows every constraint rejected follows and more, and has the higher graded
     /// rubric score (ground truth to measure any reward against; the rubric is right on all of them).
-    public enum Pairing: String, Sendable, CaseIterable { case bestWorst = "best-worst", bestRandom = "best-random", verified }
+    public enum Pairing: String, Sendable, CaseIterable {
+        case bestWorst = "best-worst", bestRandom = "best-random", verified
+    }
 
     /// Which prompt the training examples show: `conditioned` (the prompt with the preference,
     /// as PRS sampled it; the default) or `plain` (the prompt alone).
@@ -43,48 +45,91 @@ public enum Exports {
         mutating func skip(_ why: String) { skipped[why, default: 0] += 1 }
     }
 
-    struct Message: Encodable { var role: String; var content: String }
+    struct Message: Encodable {
+        var role: String
+        var content: String
+    }
 
-    public static func export(_ format: Format, trees: [Tree], items: [String: PromptItem], options: Options) throws -> Report {
+    public static func export(
+        _ format: Format, trees: [Tree], items: [String: PromptItem], options: Options
+    ) throws -> Report {
         var report = Report(data: Data())
         var records: [any Encodable] = []
         for tree in trees {
-            guard let item = items[tree.id] else { report.skip("no prompt stored for the tree"); continue }
-            let prompt = options.prompt == .plain ? options.templates.plainMessages(item) : options.templates.conditionedMessages(item)
+            guard let item = items[tree.id] else {
+                report.skip("no prompt stored for the tree")
+                continue
+            }
+            let prompt =
+                options.prompt == .plain
+                ? options.templates.plainMessages(item) : options.templates.conditionedMessages(item)
             let messages = prompt.map { Message(role: $0.role.rawValue, content: $0.content) }
             switch format {
             case .trees:
                 records.append(tree)
             case .sft:
                 let ranked = ranked(tree).filter { options.minReward == nil || $0.reward! >= options.minReward! }
-                if ranked.isEmpty { report.skip(tree.scoredResponses.isEmpty ? "no scored response" : "best reward below --min-reward"); continue }
-                for n in ranked.prefix(options.topK) { records.append(SFT(id: tree.id, messages: messages + [Message(role: "assistant", content: n.text)], reward: n.reward!)) }
+                if ranked.isEmpty {
+                    report.skip(tree.scoredResponses.isEmpty ? "no scored response" : "best reward below --min-reward")
+                    continue
+                }
+                for n in ranked.prefix(options.topK) {
+                    records.append(
+                        SFT(
+                            id: tree.id, messages: messages + [Message(role: "assistant", content: n.text)],
+                            reward: n.reward!))
+                }
             case .dpo where options.pairing == .verified:
                 let constraints = item.preference?.constraints ?? []
-                guard !constraints.isEmpty else { report.skip("no constraints to verify with"); continue }
+                guard !constraints.isEmpty else {
+                    report.skip("no constraints to verify with")
+                    continue
+                }
                 var seen: Set<String> = []
                 let answers = tree.responses.filter { seen.insert($0.text).inserted }.map { n in
                     let outcomes = Rubric.check(n.text, against: constraints)
                     return (node: n, followed: outcomes.map(\.follow), graded: outcomes.map(\.score).reduce(0, +))
                 }
-                func key(_ a: (node: Node, followed: [Bool], graded: Double)) -> (Int, Double, Int) { (a.followed.filter { $0 }.count, a.graded, -a.node.id) }
-                guard let most = answers.max(by: { key($0) < key($1) }), let fewest = answers.min(by: { key($0) < key($1) }),
-                      // Chosen follows every constraint rejected follows, and more; and scores higher.
-                      zip(most.followed, fewest.followed).allSatisfy({ $0 || !$1 }),
-                      most.followed.filter({ $0 }).count > fewest.followed.filter({ $0 }).count, most.graded > fewest.graded else {
-                    report.skip("no response follows more constraints than another"); continue
+                func key(_ a: (node: Node, followed: [Bool], graded: Double)) -> (Int, Double, Int) {
+                    (a.followed.filter { $0 }.count, a.graded, -a.node.id)
                 }
-                let (mostFollows, fewestFollows) = (most.followed.filter { $0 }.count, fewest.followed.filter { $0 }.count)
-                records.append(DPO(id: tree.id, prompt: messages, chosen: [Message(role: "assistant", content: most.node.text)],
-                                   rejected: [Message(role: "assistant", content: fewest.node.text)],
-                                   scoreChosen: most.node.reward, scoreRejected: fewest.node.reward, category: item.preference?.category,
-                                   followsChosen: mostFollows, followsRejected: fewestFollows, constraints: constraints.count))
+                guard let most = answers.max(by: { key($0) < key($1) }),
+                    let fewest = answers.min(by: { key($0) < key($1) }),
+                    // Chosen follows every constraint rejected follows, and more; and scores higher.
+                    zip(most.followed, fewest.followed).allSatisfy({ $0 || !$1 }),
+                    most.followed.filter({ $0 }).count > fewest.followed.filter({ $0 }).count,
+                    most.graded > fewest.graded
+                else {
+                    report.skip("no response follows more constraints than another")
+                    continue
+                }
+                let (mostFollows, fewestFollows) = (
+                    most.followed.filter { $0 }.count, fewest.followed.filter { $0 }.count
+                )
+                records.append(
+                    DPO(
+                        id: tree.id, prompt: messages, chosen: [Message(role: "assistant", content: most.node.text)],
+                        rejected: [Message(role: "assistant", content: fewest.node.text)],
+                        scoreChosen: most.node.reward, scoreRejected: fewest.node.reward,
+                        category: item.preference?.category,
+                        followsChosen: mostFollows, followsRejected: fewestFollows, constraints: constraints.count))
             case .dpo:
                 let ranked = ranked(tree)
-                guard ranked.count >= 2, let best = ranked.first else { report.skip("fewer than two scored distinct responses"); continue }
-                if let m = options.minReward, best.reward! < m { report.skip("best reward below --min-reward"); continue }
-                let candidates = ranked.dropFirst().filter { best.reward! - $0.reward! >= options.minMargin && best.reward! > $0.reward! }
-                guard !candidates.isEmpty else { report.skip("no response below the best by --min-margin"); continue }
+                guard ranked.count >= 2, let best = ranked.first else {
+                    report.skip("fewer than two scored distinct responses")
+                    continue
+                }
+                if let m = options.minReward, best.reward! < m {
+                    report.skip("best reward below --min-reward")
+                    continue
+                }
+                let candidates = ranked.dropFirst().filter {
+                    best.reward! - $0.reward! >= options.minMargin && best.reward! > $0.reward!
+                }
+                guard !candidates.isEmpty else {
+                    report.skip("no response below the best by --min-margin")
+                    continue
+                }
                 let rejected: Node
                 switch options.pairing {
                 case .bestWorst, .verified: rejected = candidates.last!  // verified pairs are made above
@@ -92,16 +137,21 @@ public enum Exports {
                     let r = Seeds.base(run: options.seed, item: tree.id, step: 0)
                     rejected = Array(candidates)[Int(r % UInt64(candidates.count))]
                 }
-                records.append(DPO(id: tree.id, prompt: messages, chosen: [Message(role: "assistant", content: best.text)],
-                                   rejected: [Message(role: "assistant", content: rejected.text)],
-                                   scoreChosen: best.reward!, scoreRejected: rejected.reward!))
+                records.append(
+                    DPO(
+                        id: tree.id, prompt: messages, chosen: [Message(role: "assistant", content: best.text)],
+                        rejected: [Message(role: "assistant", content: rejected.text)],
+                        scoreChosen: best.reward!, scoreRejected: rejected.reward!))
             case .refine:
                 var made: [Refine] = []
                 if options.refinePairs != .synthetic {
                     for (draft, feedback, better) in improvingPairs(tree) {
-                        made.append(Refine(id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "", draft: draft.text,
-                                           feedback: feedback?.text, improved: better.text, draftReward: draft.reward!,
-                                           improvedReward: better.reward!, pairing: "improving"))
+                        made.append(
+                            Refine(
+                                id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "",
+                                draft: draft.text,
+                                feedback: feedback?.text, improved: better.text, draftReward: draft.reward!,
+                                improvedReward: better.reward!, pairing: "improving"))
                     }
                 }
                 if options.refinePairs != .improving {
@@ -109,19 +159,32 @@ public enum Exports {
                     case .success(let pair):
                         // Both kinds asked for: a pair the tree already made by refining is not repeated.
                         if !made.contains(where: { $0.draft == pair.draft.text && $0.improved == pair.better.text }) {
-                            made.append(Refine(id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "",
-                                               draft: pair.draft.text, feedback: pair.feedback, improved: pair.better.text,
-                                               draftReward: pair.draft.reward!, improvedReward: pair.better.reward!, pairing: "synthetic"))
+                            made.append(
+                                Refine(
+                                    id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "",
+                                    draft: pair.draft.text, feedback: pair.feedback, improved: pair.better.text,
+                                    draftReward: pair.draft.reward!, improvedReward: pair.better.reward!,
+                                    pairing: "synthetic"))
                         }
                     case .failure(let why):
-                        if made.isEmpty { report.skip(why.reason); continue }
+                        if made.isEmpty {
+                            report.skip(why.reason)
+                            continue
+                        }
                     }
                 }
-                if made.isEmpty { report.skip("no improving pair"); continue }
+                if made.isEmpty {
+                    report.skip("no improving pair")
+                    continue
+                }
                 records += made as [any Encodable]
             case .alpacaEval:
-                guard let best = tree.best else { report.skip("no scored response"); continue }
-                records.append(Alpaca(instruction: item.prompt, output: best.text, generator: options.generator, id: tree.id))
+                guard let best = tree.best else {
+                    report.skip("no scored response")
+                    continue
+                }
+                records.append(
+                    Alpaca(instruction: item.prompt, output: best.text, generator: options.generator, id: tree.id))
             }
         }
         report.written = records.count
@@ -144,7 +207,9 @@ public enum Exports {
     static func improvingPairs(_ tree: Tree) -> [(Node, Node?, Node)] {
         let byID = Dictionary(uniqueKeysWithValues: tree.nodes.map { ($0.id, $0) })
         return tree.nodes.compactMap { n in
-            guard n.kind == .refinement, n.improving == true, n.reward != nil, var parent = n.parentID.flatMap({ byID[$0] }) else { return nil }
+            guard n.kind == .refinement, n.improving == true, n.reward != nil,
+                var parent = n.parentID.flatMap({ byID[$0] })
+            else { return nil }
             var feedback: Node?
             if parent.kind == .feedback {
                 feedback = parent
@@ -163,40 +228,67 @@ public enum Exports {
     /// constraints, the draft must fail one the refinement follows (so the pair teaches fixing
     /// something checkable), and the feedback is the verifier's critique of the draft; without
     /// constraints it is the policy's own feedback on that draft when the tree has one, else none.
-    static func syntheticPair(_ tree: Tree, item: PromptItem, margin: Double) -> Result<(draft: Node, feedback: String?, better: Node), Skip> {
+    static func syntheticPair(
+        _ tree: Tree, item: PromptItem, margin: Double
+    ) -> Result<(draft: Node, feedback: String?, better: Node), Skip> {
         let ranked = ranked(tree)
-        guard let better = ranked.first, ranked.count >= 2 else { return .failure(Skip(reason: "fewer than two scored distinct responses")) }
+        guard let better = ranked.first, ranked.count >= 2 else {
+            return .failure(Skip(reason: "fewer than two scored distinct responses"))
+        }
         let constraints = item.preference?.constraints ?? []
         let follows = constraints.isEmpty ? [] : Rubric.check(better.text, against: constraints).map(\.follow)
         let below = ranked.dropFirst().filter { better.reward! - $0.reward! >= margin }
-        guard !below.isEmpty else { return .failure(Skip(reason: "no response below the best by the synthetic margin")) }
-        let candidates = constraints.isEmpty ? Array(below) : below.filter { n in
-            zip(follows, Rubric.check(n.text, against: constraints).map(\.follow)).contains { $0 && !$1 }
+        guard !below.isEmpty else {
+            return .failure(Skip(reason: "no response below the best by the synthetic margin"))
         }
+        let candidates =
+            constraints.isEmpty
+            ? Array(below)
+            : below.filter { n in
+                zip(follows, Rubric.check(n.text, against: constraints).map(\.follow)).contains { $0 && !$1 }
+            }
         guard let draft = candidates.last else {
             return .failure(Skip(reason: "no response below the margin fails a constraint the best follows"))
         }
-        let feedback = constraints.isEmpty
+        let feedback =
+            constraints.isEmpty
             ? tree.nodes.first { $0.kind == .feedback && $0.parentID == draft.id }?.text
             : VerifierFeedback.text(on: draft.text, for: item)
         return .success((draft, feedback, better))
     }
 
-    struct SFT: Encodable { var id: String; var messages: [Message]; var reward: Double }
+    struct SFT: Encodable {
+        var id: String
+        var messages: [Message]
+        var reward: Double
+    }
     struct DPO: Encodable {
-        var id: String; var prompt: [Message]; var chosen: [Message]; var rejected: [Message]
-        var scoreChosen: Double?; var scoreRejected: Double?
+        var id: String
+        var prompt: [Message]
+        var chosen: [Message]
+        var rejected: [Message]
+        var scoreChosen: Double?
+        var scoreRejected: Double?
         var category: String?
         /// Verified pairs: constraints each answer follows, of `constraints`.
-        var followsChosen: Int?; var followsRejected: Int?; var constraints: Int?
+        var followsChosen: Int?
+        var followsRejected: Int?
+        var constraints: Int?
         enum CodingKeys: String, CodingKey {
-            case id, prompt, chosen, rejected, category, constraints, scoreChosen = "score_chosen", scoreRejected = "score_rejected"
+            case id, prompt, chosen, rejected, category, constraints, scoreChosen = "score_chosen", scoreRejected =
+                "score_rejected"
             case followsChosen = "follows_chosen", followsRejected = "follows_rejected"
         }
     }
     struct Refine: Encodable {
-        var id: String; var prompt: String; var preference: String; var draft: String; var feedback: String?
-        var improved: String; var draftReward: Double; var improvedReward: Double
+        var id: String
+        var prompt: String
+        var preference: String
+        var draft: String
+        var feedback: String?
+        var improved: String
+        var draftReward: Double
+        var improvedReward: Double
         /// `improving` (a refinement the tree made) or `synthetic` (two of its responses paired).
         var pairing: String
         enum CodingKeys: String, CodingKey {
@@ -204,7 +296,12 @@ public enum Exports {
             case draftReward = "draft_reward", improvedReward = "improved_reward"
         }
     }
-    struct Alpaca: Encodable { var instruction: String; var output: String; var generator: String; var id: String }
+    struct Alpaca: Encodable {
+        var instruction: String
+        var output: String
+        var generator: String
+        var id: String
+    }
     struct AnyEncodable: Encodable {
         let value: any Encodable
         init(_ v: any Encodable) { value = v }

@@ -39,9 +39,14 @@ public enum RunFiles {
         try write(try jsonLines(trees), to: directory.appendingPathComponent("trees.jsonl"), what: "the trees")
     }
 
-    public static func writeSummary(_ s: StrategySummary, failures: [(String, String)], counts: [ItemState: Int],
-                                    interrupted: Bool, engine: EngineReport? = nil, to directory: URL) throws {
-        struct Failure: Encodable { var id: String; var error: String }
+    public static func writeSummary(
+        _ s: StrategySummary, failures: [(String, String)], counts: [ItemState: Int],
+        interrupted: Bool, engine: EngineReport? = nil, to directory: URL
+    ) throws {
+        struct Failure: Encodable {
+            var id: String
+            var error: String
+        }
         struct File: Encodable {
             var strategies: [StrategySummary]
             var items: [String: Int]
@@ -49,8 +54,9 @@ public enum RunFiles {
             var interrupted: Bool
             var engine: EngineReport?
         }
-        let file = File(strategies: [s], items: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
-                        failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted, engine: engine)
+        let file = File(
+            strategies: [s], items: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+            failures: failures.map { Failure(id: $0.0, error: $0.1) }, interrupted: interrupted, engine: engine)
         try write(try prettyJSON(file), to: directory.appendingPathComponent("summary.json"), what: "the summary")
     }
 
@@ -60,7 +66,8 @@ public enum RunFiles {
         let url = directory.appendingPathComponent("summary.json")
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
-            throw RunError("\(url.path): cannot read (is \(directory.path) a run directory?): \(error.localizedDescription)")
+            throw RunError(
+                "\(url.path): cannot read (is \(directory.path) a run directory?): \(error.localizedDescription)")
         }
         do { return try JSONDecoder().decode(File.self, from: data).strategies } catch {
             throw RunError("\(url.path): not a prs summary: \(error)")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where a run stands; passed to the progress callback after every finished item.
 public struct RunProgress: Sendable {
     public var total: Int
@@ -39,5 +41,3 @@ public struct RunProgress: Sendable {
         return "\(t)s"
     }
 }
-
-import Foundation

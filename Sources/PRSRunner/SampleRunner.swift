@@ -35,8 +35,10 @@ public struct SampleRunner: Sendable {
     /// Reads the in-process engine's figures at the end of the run (nil when there is none).
     public let engineReport: @Sendable () -> EngineReport?
 
-    public init(sampler: TreeSampler, concurrency: Int, maxAttempts: Int = 3, logger: Logger,
-                engineReport: @escaping @Sendable () -> EngineReport? = { nil }) {
+    public init(
+        sampler: TreeSampler, concurrency: Int, maxAttempts: Int = 3, logger: Logger,
+        engineReport: @escaping @Sendable () -> EngineReport? = { nil }
+    ) {
         self.engineReport = engineReport
         self.sampler = sampler
         self.concurrency = max(1, concurrency)
@@ -49,8 +51,12 @@ public struct SampleRunner: Sendable {
         items: [PromptItem], directory: URL, onProgress: @escaping @Sendable (RunProgress) -> Void = { _ in }
     ) async throws -> RunOutcome {
         let store: RunStore
-        do { store = try RunStore.open(directory: directory) } catch let e as StoreError { throw RunError(e.description) }
-        return try await run(items: items.enumerated().map { ($0.offset, $0.element) }, store: store, directory: directory, onProgress: onProgress)
+        do { store = try RunStore.open(directory: directory) } catch let e as StoreError {
+            throw RunError(e.description)
+        }
+        return try await run(
+            items: items.enumerated().map { ($0.offset, $0.element) }, store: store, directory: directory,
+            onProgress: onProgress)
     }
 
     /// `items` with their positions in the whole prompt set (a shard keeps the global ones).
@@ -61,7 +67,8 @@ public struct SampleRunner: Sendable {
         try store.register(items)
         let stored = Dictionary(uniqueKeysWithValues: try store.items().map { ($0.item.id, $0) })
         var todo: [PromptItem] = []
-        var resumed = 0, exhausted = 0
+        var resumed = 0
+        var exhausted = 0
         for (_, item) in items {
             guard let s = stored[item.id] else { continue }
             switch s.state {
@@ -71,15 +78,20 @@ public struct SampleRunner: Sendable {
             }
         }
         if resumed + exhausted > 0 || stored.values.contains(where: { $0.state == .running }) {
-            logger.notice("resuming run", metadata: ["directory": "\(directory.path)", "finished": "\(resumed)",
-                                                  "left": "\(todo.count)", "given_up": "\(exhausted)"])
+            logger.notice(
+                "resuming run",
+                metadata: [
+                    "directory": "\(directory.path)", "finished": "\(resumed)",
+                    "left": "\(todo.count)", "given_up": "\(exhausted)",
+                ])
         }
         try store.log(resumed > 0 ? "resumed" : "started", detail: "\(todo.count) items to do")
 
         let clock = ContinuousClock()
         let start = clock.now
-        var progress = RunProgress(total: items.count, done: 0, resumed: resumed, failed: exhausted, inFlight: 0,
-                                   nodes: 0, completionTokens: 0, elapsedSeconds: 0)
+        var progress = RunProgress(
+            total: items.count, done: 0, resumed: resumed, failed: exhausted, inFlight: 0,
+            nodes: 0, completionTokens: 0, elapsedSeconds: 0)
         var interrupted = false
         var stopReason: String?
         let sampler = self.sampler
@@ -129,7 +141,8 @@ public struct SampleRunner: Sendable {
                 if let e = error as? StoreError {
                     // The store is the source of truth: stop rather than go on without it.
                     stopReason = e.description
-                    logger.error("cannot write the run store; stopping", metadata: ["item": "\(finished.id)", "error": "\(e)"])
+                    logger.error(
+                        "cannot write the run store; stopping", metadata: ["item": "\(finished.id)", "error": "\(e)"])
                     interrupted = true
                     group.cancelAll()
                 } else if error is CancellationError || Task.isCancelled {
@@ -149,27 +162,36 @@ public struct SampleRunner: Sendable {
         try? store.log(interrupted ? "interrupted" : "finished", detail: stopReason)
         try? store.addWallTime(Self.seconds(clock.now - start))
         let wall = (try? store.wallTime()) ?? Self.seconds(clock.now - start)
-        return try finish(store: store, items: items.map(\.item), directory: directory, interrupted: interrupted,
-                          stopReason: stopReason, wallTime: wall)
+        return try finish(
+            store: store, items: items.map(\.item), directory: directory, interrupted: interrupted,
+            stopReason: stopReason, wallTime: wall)
     }
 
     /// Writes `trees.jsonl` and `summary.json` from the store and counts the items' states.
-    func finish(store: RunStore, items: [PromptItem], directory: URL, interrupted: Bool, stopReason: String?, wallTime: Double) throws -> RunOutcome {
+    func finish(
+        store: RunStore, items: [PromptItem], directory: URL, interrupted: Bool, stopReason: String?, wallTime: Double
+    ) throws -> RunOutcome {
         let strategy = sampler.config.kind.rawValue
         let wanted = Set(items.map(\.id))
         let trees = try store.trees(strategy: strategy).filter { wanted.contains($0.id) }
-        let failures = try store.items().filter { $0.state == .failed && wanted.contains($0.item.id) }.map { ($0.item.id, $0.error ?? "") }
-        let summary = StrategySummary(strategy: strategy, budget: sampler.config.budget, trees: trees,
-                                      failed: failures.count, wallTimeSeconds: wallTime, categories: StrategySummary.categories(items))
+        let failures = try store.items().filter { $0.state == .failed && wanted.contains($0.item.id) }.map {
+            ($0.item.id, $0.error ?? "")
+        }
+        let summary = StrategySummary(
+            strategy: strategy, budget: sampler.config.budget, trees: trees,
+            failed: failures.count, wallTimeSeconds: wallTime, categories: StrategySummary.categories(items))
         let counts = try store.counts()
         let engine = engineReport()
         do {
             try RunFiles.writeTrees(trees, to: directory)
-            try RunFiles.writeSummary(summary, failures: failures, counts: counts, interrupted: interrupted, engine: engine, to: directory)
-        } catch where stopReason != nil {
+            try RunFiles.writeSummary(
+                summary, failures: failures, counts: counts, interrupted: interrupted, engine: engine, to: directory)
+        } catch  where stopReason != nil {
             logger.error("cannot write the run files either", metadata: ["error": "\(error)"])
         }
-        return RunOutcome(summary: summary, failures: failures, interrupted: interrupted, counts: counts, stopReason: stopReason, engine: engine)
+        return RunOutcome(
+            summary: summary, failures: failures, interrupted: interrupted, counts: counts, stopReason: stopReason,
+            engine: engine)
     }
 
     static func seconds(_ d: Duration) -> Double { d.inSeconds }

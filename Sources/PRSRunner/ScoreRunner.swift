@@ -73,19 +73,25 @@ public struct ScoreRunner: Sendable {
             }
             let results = try await reward.score(inputs)
             guard results.count == inputs.count else {
-                throw RunError("the reward \(reward.identity) returned \(results.count) results for \(inputs.count) responses")
+                throw RunError(
+                    "the reward \(reward.identity) returned \(results.count) results for \(inputs.count) responses")
             }
             for (r, (input, result)) in zip(batch, zip(inputs, results)) {
                 let constraints = input.preference?.constraints ?? []
                 let s = Rubric.check(r.response, against: constraints, mode: .strict)
                 strict.append(s)
                 loose.append(Rubric.check(r.response, against: constraints, mode: .loose))
-                scored.append(ScoredResponse(
-                    id: r.id, reward: result.value, rewards: result.components, rewardError: result.failure,
-                    constraints: constraints.isEmpty ? nil : s.map { .init(id: $0.id, score: $0.score, follow: $0.follow, critique: $0.critique) }))
+                scored.append(
+                    ScoredResponse(
+                        id: r.id, reward: result.value, rewards: result.components, rewardError: result.failure,
+                        constraints: constraints.isEmpty
+                            ? nil
+                            : s.map { .init(id: $0.id, score: $0.score, follow: $0.follow, critique: $0.critique) }))
             }
-            onProgress(RunProgress(total: records.count, done: scored.count, resumed: 0, failed: 0, inFlight: 0,
-                                   nodes: scored.count, completionTokens: 0, elapsedSeconds: SampleRunner.seconds(clock.now - start)))
+            onProgress(
+                RunProgress(
+                    total: records.count, done: scored.count, resumed: 0, failed: 0, inFlight: 0,
+                    nodes: scored.count, completionTokens: 0, elapsedSeconds: SampleRunner.seconds(clock.now - start)))
         }
         let values = scored.compactMap(\.reward)
         return ScoreReport(

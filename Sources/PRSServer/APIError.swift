@@ -21,58 +21,70 @@ struct APIError: Error, Sendable, CustomStringConvertible {
     }
 
     static func unknownModel(_ name: String, known: [String]) -> APIError {
-        APIError(status: .notFound, message: "The model `\(name)` does not exist; this server has \(known.map { "`\($0)`" }.joined(separator: ", "))",
-                 type: "invalid_request_error", param: "model", code: "model_not_found")
+        APIError(
+            status: .notFound,
+            message:
+                "The model `\(name)` does not exist; this server has " +
+                "\(known.map { "`\($0)`" }.joined(separator: ", "))",
+            type: "invalid_request_error", param: "model", code: "model_not_found")
     }
 
-    static let unauthorized = APIError(status: .unauthorized, message: "Missing or incorrect API key: send it as `Authorization: Bearer KEY`",
-                                       type: "invalid_request_error", param: nil, code: "invalid_api_key")
+    static let unauthorized = APIError(
+        status: .unauthorized, message: "Missing or incorrect API key: send it as `Authorization: Bearer KEY`",
+        type: "invalid_request_error", param: nil, code: "invalid_api_key")
 
     static func tooLarge(_ limit: Int) -> APIError {
-        APIError(status: .contentTooLarge, message: "The request body is larger than this server's limit of \(limit) bytes",
-                 type: "invalid_request_error", param: nil, code: "request_too_large")
+        APIError(
+            status: .contentTooLarge, message: "The request body is larger than this server's limit of \(limit) bytes",
+            type: "invalid_request_error", param: nil, code: "request_too_large")
     }
 
     static func busy(_ queued: Int) -> APIError {
-        APIError(status: .tooManyRequests, message: "The server's queue is full (\(queued) requests waiting); retry after a moment",
-                 type: "rate_limit_error", param: nil, code: "queue_full", retryAfter: 1)
+        APIError(
+            status: .tooManyRequests,
+            message: "The server's queue is full (\(queued) requests waiting); retry after a moment",
+            type: "rate_limit_error", param: nil, code: "queue_full", retryAfter: 1)
     }
 
-    static let loading = APIError(status: .serviceUnavailable, message: "The model is still loading", type: "server_error",
-                                  param: nil, code: "loading", retryAfter: 1)
+    static let loading = APIError(
+        status: .serviceUnavailable, message: "The model is still loading", type: "server_error",
+        param: nil, code: "loading", retryAfter: 1)
 
-    static let shuttingDown = APIError(status: .serviceUnavailable, message: "The server is shutting down", type: "server_error",
-                                       param: nil, code: "shutting_down", retryAfter: 5)
+    static let shuttingDown = APIError(
+        status: .serviceUnavailable, message: "The server is shutting down", type: "server_error",
+        param: nil, code: "shutting_down", retryAfter: 5)
 
     static func notFound(_ path: String) -> APIError {
-        APIError(status: .notFound, message: "No route \(path)", type: "invalid_request_error", param: nil, code: "not_found")
+        APIError(
+            status: .notFound, message: "No route \(path)", type: "invalid_request_error", param: nil, code: "not_found"
+        )
     }
 
     static func methodNotAllowed(_ path: String) -> APIError {
-        APIError(status: .methodNotAllowed, message: "Method not allowed on \(path)", type: "invalid_request_error", param: nil, code: nil)
+        APIError(
+            status: .methodNotAllowed, message: "Method not allowed on \(path)", type: "invalid_request_error",
+            param: nil, code: nil)
     }
 
     static func server(_ message: String) -> APIError {
         APIError(status: .internalServerError, message: message, type: "server_error", param: nil, code: nil)
     }
 
+    /// OpenAI's error envelope: `{"error": {"message", "type", "param", "code"}}`, nulls written.
+    struct Envelope: Encodable, Sendable {
+        struct Detail: Encodable, Sendable {
+            var message: String
+            var type: String
+            var param: OrNull<String>
+            var code: OrNull<String>
+        }
+        var error: Detail
+    }
+
     var response: Response {
-        var error: [String: Any] = ["message": message, "type": type]
-        error["param"] = param ?? NSNull()
-        error["code"] = code ?? NSNull()
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONOut.bytes(["error": error]))))
-    }
-}
-
-/// JSON bodies out (keys sorted, so responses are stable).
-enum JSONOut {
-    static func bytes(_ object: Any) -> [UInt8] {
-        (try? [UInt8](JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))) ?? Array(#"{}"#.utf8)
-    }
-
-    static func response(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes(object))))
+        let body = Envelope(error: .init(message: message, type: type, param: OrNull(param), code: OrNull(code)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONOut.bytes(body))))
     }
 }

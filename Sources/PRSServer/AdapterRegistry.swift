@@ -63,7 +63,9 @@ final class AdapterRegistry: @unchecked Sendable {
         guard !name.isEmpty else { throw .invalid("lora_name is empty", param: "lora_name") }
         guard name != base else { throw .invalid("The name `\(name)` is the base model's", param: "lora_name") }
         if entries[name] != nil {
-            throw .invalid("The lora adapter `\(name)` has already been loaded; unload it first", param: "lora_name", code: "adapter_exists")
+            throw .invalid(
+                "The lora adapter `\(name)` has already been loaded; unload it first", param: "lora_name",
+                code: "adapter_exists")
         }
         entries[name] = Entry(stack: stack, spec: spec)
         order.append(name)
@@ -91,8 +93,9 @@ final class AdapterRegistry: @unchecked Sendable {
     /// Returns the requests it waited for.
     func unload(_ name: String) async throws(APIError) -> Int {
         guard let waited = beginUnload(name) else {
-            throw APIError(status: .notFound, message: "The lora adapter `\(name)` cannot be found", type: "invalid_request_error",
-                           param: "lora_name", code: "adapter_not_found")
+            throw APIError(
+                status: .notFound, message: "The lora adapter `\(name)` cannot be found", type: "invalid_request_error",
+                param: "lora_name", code: "adapter_not_found")
         }
         while !removeIfIdle(name) { try? await Task.sleep(for: .milliseconds(20)) }
         return waited

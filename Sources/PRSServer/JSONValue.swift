@@ -6,10 +6,19 @@ import PRSCore
 extension JSONValue {
     /// The deepest nesting of arrays and objects in `bytes` (strings skipped), stopping early past `limit`.
     static func depth(of bytes: some Collection<UInt8>, limit: Int) -> Int {
-        var depth = 0, deepest = 0, inString = false, escaped = false
+        var depth = 0
+        var deepest = 0
+        var inString = false
+        var escaped = false
         for b in bytes {
             if inString {
-                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if b == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if b == UInt8(ascii: "\"") {
+                    inString = false
+                }
                 continue
             }
             switch b {
@@ -30,8 +39,12 @@ extension JSONValue {
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
             throw .invalid("the request body is empty; expected a JSON object")
         }
-        guard depth(of: bytes, limit: 32) <= 32 else { throw .invalid("the request body nests arrays or objects more than 32 levels deep") }
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalid("the request body is not valid UTF-8") }
+        guard depth(of: bytes, limit: 32) <= 32 else {
+            throw .invalid("the request body nests arrays or objects more than 32 levels deep")
+        }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw .invalid("the request body is not valid UTF-8")
+        }
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
             throw .invalid("the request body is not valid JSON: \(Self.reason(error))")
@@ -42,7 +55,8 @@ extension JSONValue {
 
     static func reason(_ error: any Error) -> String {
         if case DecodingError.dataCorrupted(let c) = error {
-            return (c.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? c.debugDescription
+            return (c.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                ?? c.debugDescription
         }
         return "\(error)"
     }
@@ -75,7 +89,9 @@ struct Fields {
         default: throw wrong(name, "an integer", v)
         }
         guard range.contains(i) else {
-            throw .invalid("\(prefix + name) must be between \(range.lowerBound) and \(range.upperBound); got \(i)", param: prefix + name)
+            throw .invalid(
+                "\(prefix + name) must be between \(range.lowerBound) and \(range.upperBound); got \(i)",
+                param: prefix + name)
         }
         return Int(i)
     }
@@ -89,7 +105,10 @@ struct Fields {
         default: throw wrong(name, "a number", v)
         }
         guard range.contains(d) else {
-            throw .invalid("\(prefix + name) must be between \(Self.show(range.lowerBound)) and \(Self.show(range.upperBound)); got \(Self.show(d))", param: prefix + name)
+            throw .invalid(
+                "\(prefix + name) must be between \(Self.show(range.lowerBound)) and \(Self.show(range.upperBound)); " +
+                "got \(Self.show(d))",
+                param: prefix + name)
         }
         return d
     }
@@ -120,10 +139,14 @@ struct Fields {
         switch v {
         case .string(let s): return [s]
         case .array(let a):
-            guard a.count <= limit else { throw .invalid("\(prefix + name) holds at most \(limit) strings; got \(a.count)", param: prefix + name) }
+            guard a.count <= limit else {
+                throw .invalid("\(prefix + name) holds at most \(limit) strings; got \(a.count)", param: prefix + name)
+            }
             var out: [String] = []
             for (i, e) in a.enumerated() {
-                guard case .string(let s) = e else { throw .invalid("\(prefix + name)[\(i)] must be a string, not \(e.typeName)", param: prefix + name) }
+                guard case .string(let s) = e else {
+                    throw .invalid("\(prefix + name)[\(i)] must be a string, not \(e.typeName)", param: prefix + name)
+                }
                 out.append(s)
             }
             return out

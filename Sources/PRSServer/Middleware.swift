@@ -13,10 +13,14 @@ struct Envelope: RouterMiddleware {
     let metrics: ServerMetrics
     let logger: Logger
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let path = request.uri.path
-        let known = ["/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize",
-                     "/tokenizer_info", "/v1/load_lora_adapter", "/v1/unload_lora_adapter"]
+        let known = [
+            "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize",
+            "/tokenizer_info", "/v1/load_lora_adapter", "/v1/unload_lora_adapter",
+        ]
         let endpoint = known.contains(path) ? path : "other"
         let response: Response
         do {
@@ -27,8 +31,18 @@ struct Envelope: RouterMiddleware {
             switch e.status {
             case .notFound: response = APIError.notFound(path).response
             case .methodNotAllowed: response = APIError.methodNotAllowed(path).response
-            case .contentTooLarge: response = APIError(status: .contentTooLarge, message: "The request body is too large", type: "invalid_request_error").response
-            default: response = APIError(status: e.status, message: "\(e)", type: e.status.code < 500 ? "invalid_request_error" : "server_error").response
+            case .contentTooLarge:
+                response =
+                    APIError(
+                        status: .contentTooLarge, message: "The request body is too large",
+                        type: "invalid_request_error"
+                    ).response
+            default:
+                response =
+                    APIError(
+                        status: e.status, message: "\(e)",
+                        type: e.status.code < 500 ? "invalid_request_error" : "server_error"
+                    ).response
             }
         } catch is CancellationError {
             metrics.request(endpoint, status: 499)
@@ -53,9 +67,13 @@ struct APIKeyCheck: RouterMiddleware {
     typealias Context = BasicRequestContext
     let key: String
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let open = ["/health", "/v1/models", "/metrics"]
-        if !open.contains(request.uri.path), request.headers[.authorization] != "Bearer \(key)" { throw APIError.unauthorized }
+        if !open.contains(request.uri.path), request.headers[.authorization] != "Bearer \(key)" {
+            throw APIError.unauthorized
+        }
         return try await next(request, context)
     }
 }

@@ -42,28 +42,38 @@ struct RequestReader {
         var messages: [TemplateMessage] = []
         for (i, m) in list.enumerated() {
             let name = "messages[\(i)]"
-            guard case .object(let o) = m else { throw .invalid("\(name) must be an object, not \(m.typeName)", param: "messages") }
+            guard case .object(let o) = m else {
+                throw .invalid("\(name) must be an object, not \(m.typeName)", param: "messages")
+            }
             let mf = Fields(object: o, prefix: name + ".")
-            guard let role = try mf.string("role") else { throw .invalid("\(name).role is required", param: "messages") }
+            guard let role = try mf.string("role") else {
+                throw .invalid("\(name).role is required", param: "messages")
+            }
             let roles = ["system", "developer", "user", "assistant", "tool"]
             guard roles.contains(role) else {
-                throw .invalid("\(name).role must be one of \(roles.joined(separator: ", ")); got \"\(role)\"", param: "messages")
+                throw .invalid(
+                    "\(name).role must be one of \(roles.joined(separator: ", ")); got \"\(role)\"", param: "messages")
             }
-            messages.append(TemplateMessage(role: role == "developer" ? "system" : role, content: try content(mf["content"], name)))
+            messages.append(
+                TemplateMessage(role: role == "developer" ? "system" : role, content: try content(mf["content"], name)))
         }
         let continueFinal = try f.bool("continue_final_message") ?? false
         if continueFinal, messages.last?.role != "assistant" {
-            throw .invalid("continue_final_message needs the last message to be the assistant's", param: "continue_final_message")
+            throw .invalid(
+                "continue_final_message needs the last message to be the assistant's", param: "continue_final_message")
         }
         var prefill: String?
         if continueFinal { prefill = messages.removeLast().content }
         let addGenerationPrompt = try f.bool("add_generation_prompt") ?? true
         let prompt: [Int32]
         do {
-            prompt = try template.promptTokens(messages, prefill: prefill, tokenizer: tokenizer,
-                                               addGenerationPrompt: addGenerationPrompt || continueFinal)
+            prompt = try template.promptTokens(
+                messages, prefill: prefill, tokenizer: tokenizer,
+                addGenerationPrompt: addGenerationPrompt || continueFinal)
         } catch { throw .invalid("messages cannot be rendered: \(error)", param: "messages") }
-        var job = try common(f, kind: .chat, model: modelName, prompts: [prompt], maxTokensFields: ["max_completion_tokens", "max_tokens"])
+        var job = try common(
+            f, kind: .chat, model: modelName, prompts: [prompt],
+            maxTokensFields: ["max_completion_tokens", "max_tokens"])
         let logprobs = try f.bool("logprobs") ?? false
         let top = try f.int("top_logprobs", 0...20)
         if top != nil, !logprobs { throw .invalid("top_logprobs needs logprobs to be true", param: "top_logprobs") }
@@ -76,7 +86,9 @@ struct RequestReader {
     /// vLLM's `prompt_logprobs: K` (both endpoints): the prompt's tokens scored with K alternatives.
     func promptLogprobs(_ f: Fields, _ job: inout Job) throws(APIError) {
         guard let k = try f.int("prompt_logprobs", 0...20) else { return }
-        if job.stream { throw .invalid("prompt_logprobs is not available with stream; ask without stream", param: "prompt_logprobs") }
+        if job.stream {
+            throw .invalid("prompt_logprobs is not available with stream; ask without stream", param: "prompt_logprobs")
+        }
         job.options.promptLogprobs = max(k, job.options.promptLogprobs ?? 0)
         job.promptLogprobsField = true
     }
@@ -90,12 +102,17 @@ struct RequestReader {
             var text = ""
             for (j, p) in parts.enumerated() {
                 guard case .object(let o) = p, o["type"] == .string("text"), case .string(let t) = o["text"] else {
-                    throw .invalid("\(name).content[\(j)] must be a text part ({\"type\": \"text\", \"text\": …}); this server reads text only", param: "messages")
+                    throw .invalid(
+                        "\(name).content[\(j)] must be a text part ({\"type\": \"text\", \"text\": …}); this server " +
+                        "reads text only",
+                        param: "messages")
                 }
                 text += t
             }
             return text
-        case .some(let other): throw .invalid("\(name).content must be a string or an array of text parts, not \(other.typeName)", param: "messages")
+        case .some(let other):
+            throw .invalid(
+                "\(name).content must be a string or an array of text parts, not \(other.typeName)", param: "messages")
         }
     }
 
@@ -107,7 +124,10 @@ struct RequestReader {
             var out: [Int32] = []
             for e in a {
                 guard case .int(let t) = e, t >= 0, t < Int64(model.config.vocabSize) else {
-                    throw .invalid("\(name) holds \(e == .null ? "null" : "\(e)"), not a token id of this model (0..<\(model.config.vocabSize))", param: "prompt")
+                    throw .invalid(
+                        "\(name) holds \(e == .null ? "null" : "\(e)"), not a token id of this model " +
+                        "(0..<\(model.config.vocabSize))",
+                        param: "prompt")
                 }
                 out.append(Int32(t))
             }
@@ -122,22 +142,29 @@ struct RequestReader {
             prompts = [t]
             texts = [tokenizer.decode(t)]
         case .array(let a):
-            guard a.count <= 64 else { throw .invalid("prompt holds at most 64 prompts; got \(a.count)", param: "prompt") }
+            guard a.count <= 64 else {
+                throw .invalid("prompt holds at most 64 prompts; got \(a.count)", param: "prompt")
+            }
             for (i, e) in a.enumerated() {
                 switch e {
-                case .string(let s): prompts.append(tokenizer.promptTokens(s)); texts.append(s)
+                case .string(let s):
+                    prompts.append(tokenizer.promptTokens(s))
+                    texts.append(s)
                 case .array(let inner):
                     let t = try ids(inner, "prompt[\(i)]")
                     prompts.append(t)
                     texts.append(tokenizer.decode(t))
-                default: throw .invalid("prompt[\(i)] must be a string or an array of token ids, not \(e.typeName)", param: "prompt")
+                default:
+                    throw .invalid(
+                        "prompt[\(i)] must be a string or an array of token ids, not \(e.typeName)", param: "prompt")
                 }
             }
         default: throw f.wrong("prompt", "a string, an array of token ids, or an array of those", raw)
         }
         let echo = try f.bool("echo") ?? false
-        var job = try common(f, kind: .text, model: modelName, prompts: prompts, maxTokensFields: ["max_tokens"], defaultMaxTokens: 16,
-                             allowNoTokens: echo)
+        var job = try common(
+            f, kind: .text, model: modelName, prompts: prompts, maxTokensFields: ["max_tokens"], defaultMaxTokens: 16,
+            allowNoTokens: echo)
         if let top = try f.int("logprobs", 0...20) {
             job.logprobs = true
             job.options.topLogprobs = top
@@ -146,7 +173,9 @@ struct RequestReader {
             job.echo = texts
             if job.logprobs {
                 // Every prompt token's log-probability, scored in the prompt's own forward pass.
-                if job.stream { throw .invalid("echo with logprobs is not available with stream; ask without stream", param: "echo") }
+                if job.stream {
+                    throw .invalid("echo with logprobs is not available with stream; ask without stream", param: "echo")
+                }
                 job.echoLogprobs = true
                 job.options.promptLogprobs = job.options.topLogprobs
             }
@@ -157,25 +186,37 @@ struct RequestReader {
 
     /// The sampling fields both endpoints share.
     /// `allowNoTokens`: `max_tokens` may be 0 (a text completion with `echo`, to score the prompt only).
-    func common(_ f: Fields, kind: Job.Kind, model name: String, prompts: [[Int32]], maxTokensFields: [String],
-                defaultMaxTokens: Int? = nil, allowNoTokens: Bool = false) throws(APIError) -> Job {
+    func common(
+        _ f: Fields, kind: Job.Kind, model name: String, prompts: [[Int32]], maxTokensFields: [String],
+        defaultMaxTokens: Int? = nil, allowNoTokens: Bool = false
+    ) throws(APIError) -> Job {
         for (i, p) in prompts.enumerated() where p.isEmpty {
-            throw .invalid(prompts.count == 1 ? "the prompt is empty" : "prompt[\(i)] is empty", param: kind == .chat ? "messages" : "prompt")
+            throw .invalid(
+                prompts.count == 1 ? "the prompt is empty" : "prompt[\(i)] is empty",
+                param: kind == .chat ? "messages" : "prompt")
         }
         let longest = prompts.map(\.count).max() ?? 0
         let n = try f.int("n", 1...Self.maxN) ?? 1
         var maxTokens: Int?
         var maxField = maxTokensFields[0]
         for field in maxTokensFields {
-            if let m = try f.int(field, (allowNoTokens ? 0 : 1)...Int64(Int32.max)) { maxTokens = m; maxField = field; break }
+            if let m = try f.int(field, (allowNoTokens ? 0 : 1)...Int64(Int32.max)) {
+                maxTokens = m
+                maxField = field
+                break
+            }
         }
         if let m = maxTokens, longest + m > contextTokens {
-            throw .invalid("This model's context holds \(contextTokens) tokens; the prompt has \(longest) and \(maxField) asks for \(m) more (\(longest + m) in all)",
-                           param: maxField, code: "context_length_exceeded")
+            throw .invalid(
+                "This model's context holds \(contextTokens) tokens; the prompt has \(longest) and \(maxField) asks " +
+                "for \(m) more (\(longest + m) in all)",
+                param: maxField, code: "context_length_exceeded")
         }
         if longest >= contextTokens {
-            throw .invalid("This model's context holds \(contextTokens) tokens; the prompt has \(longest)", param: kind == .chat ? "messages" : "prompt",
-                           code: "context_length_exceeded")
+            throw .invalid(
+                "This model's context holds \(contextTokens) tokens; the prompt has \(longest)",
+                param: kind == .chat ? "messages" : "prompt",
+                code: "context_length_exceeded")
         }
         let room = contextTokens - longest
         var sampler = SamplerSettings()
@@ -199,15 +240,20 @@ struct RequestReader {
         if let bias = try f.object("logit_bias") {
             for key in bias.object.keys.sorted() {
                 guard let t = Int32(key), t >= 0, Int(t) < model.config.vocabSize else {
-                    throw .invalid("logit_bias has key \"\(key)\", not a token id of this model (0..<\(model.config.vocabSize))", param: "logit_bias")
+                    throw .invalid(
+                        "logit_bias has key \"\(key)\", not a token id of this model (0..<\(model.config.vocabSize))",
+                        param: "logit_bias")
                 }
                 guard let b = try bias.double(key, -100...100) else { continue }
                 sampler.logitBias[t] = Float(b)
             }
         }
         let stop = try f.strings("stop", limit: 16) ?? []
-        var job = Job(kind: kind, model: name, prompts: prompts, n: n,
-                      options: CompletionOptions(maxTokens: maxTokens ?? min(room, defaultMaxTokens ?? room), stop: stop.filter { !$0.isEmpty }, sampler: sampler))
+        var job = Job(
+            kind: kind, model: name, prompts: prompts, n: n,
+            options: CompletionOptions(
+                maxTokens: maxTokens ?? min(room, defaultMaxTokens ?? room), stop: stop.filter { !$0.isEmpty },
+                sampler: sampler))
         job.stream = try f.bool("stream") ?? false
         if let so = try f.object("stream_options") {
             job.includeUsage = try so.bool("include_usage") ?? false

@@ -12,8 +12,12 @@ extension ModelServer {
     /// The runtime adapter endpoints answer only when the server was started to allow them.
     func runtimeAdapters() throws(APIError) {
         guard options.allowRuntimeLoRA else {
-            throw APIError(status: .notFound, message: "Loading adapters at run time is off: start prs serve with --allow-runtime-lora (or PRS_ALLOW_RUNTIME_LORA=1)",
-                           type: "invalid_request_error", param: nil, code: "runtime_lora_disabled")
+            throw APIError(
+                status: .notFound,
+                message:
+                    "Loading adapters at run time is off: start prs serve with --allow-runtime-lora (or " +
+                    "PRS_ALLOW_RUNTIME_LORA=1)",
+                type: "invalid_request_error", param: nil, code: "runtime_lora_disabled")
         }
     }
 
@@ -23,15 +27,23 @@ extension ModelServer {
         try runtimeAdapters()
         let served = try state.ready()
         let f = Fields(object: try await body(request.body))
-        guard let name = try f.string("lora_name"), !name.isEmpty else { throw APIError.invalid("lora_name is required", param: "lora_name") }
-        guard let spec = try f.string("lora_path"), !spec.isEmpty else { throw APIError.invalid("lora_path is required", param: "lora_path") }
+        guard let name = try f.string("lora_name"), !name.isEmpty else {
+            throw APIError.invalid("lora_name is required", param: "lora_name")
+        }
+        guard let spec = try f.string("lora_path"), !spec.isEmpty else {
+            throw APIError.invalid("lora_path is required", param: "lora_path")
+        }
         if served.adapters.contains(name) || name == served.baseName {
-            throw APIError.invalid("The lora adapter `\(name)` has already been loaded; unload it first", param: "lora_name", code: "adapter_exists")
+            throw APIError.invalid(
+                "The lora adapter `\(name)` has already been loaded; unload it first", param: "lora_name",
+                code: "adapter_exists")
         }
         let path = (try? LoRAAdapter.parseSpec(spec))?.path ?? spec
         guard FileManager.default.fileExists(atPath: path) else {
-            throw APIError(status: .notFound, message: "lora_path \(path): no such file or directory on the server", type: "invalid_request_error",
-                           param: "lora_path", code: "not_found")
+            throw APIError(
+                status: .notFound, message: "lora_path \(path): no such file or directory on the server",
+                type: "invalid_request_error",
+                param: "lora_path", code: "not_found")
         }
         let started = ContinuousClock.now
         let loaded: Result<AdapterStack, any Error> = await withCheckedContinuation { c in
@@ -40,12 +52,16 @@ extension ModelServer {
         let stack: AdapterStack
         switch loaded {
         case .success(let s): stack = s
-        case .failure(let e): throw APIError.invalid("lora_path \(spec): \(e)", param: "lora_path", code: "invalid_adapter")
+        case .failure(let e):
+            throw APIError.invalid("lora_path \(spec): \(e)", param: "lora_path", code: "invalid_adapter")
         }
         try served.adapters.add(name, stack: stack, spec: spec)
-        logger.notice("adapter loaded", metadata: ["name": "\(name)", "path": "\(spec)", "took": "\(ContinuousClock.now - started)"])
-        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' added successfully.")))
+        logger.notice(
+            "adapter loaded",
+            metadata: ["name": "\(name)", "path": "\(spec)", "took": "\(ContinuousClock.now - started)"])
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' added successfully.")))
     }
 
     /// vLLM's `POST /v1/unload_lora_adapter {"lora_name"}`: new requests for it get 404 at once; it
@@ -54,10 +70,13 @@ extension ModelServer {
         try runtimeAdapters()
         let served = try state.ready()
         let f = Fields(object: try await body(request.body))
-        guard let name = try f.string("lora_name"), !name.isEmpty else { throw APIError.invalid("lora_name is required", param: "lora_name") }
+        guard let name = try f.string("lora_name"), !name.isEmpty else {
+            throw APIError.invalid("lora_name is required", param: "lora_name")
+        }
         let waited = try await served.adapters.unload(name)
         logger.notice("adapter unloaded", metadata: ["name": "\(name)", "waited_for": "\(waited)"])
-        return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' removed successfully.")))
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' removed successfully.")))
     }
 }

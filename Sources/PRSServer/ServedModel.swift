@@ -15,12 +15,17 @@ final class ServedModel: Sendable {
     init(options: ServerOptions) throws {
         let model = try LlamaModel(path: options.modelPath)
         let template = try ChatTemplate.of(model, named: options.template)
-        let base = options.modelName ?? URL(fileURLWithPath: options.modelPath).deletingPathExtension().lastPathComponent
+        let base =
+            options.modelName ?? URL(fileURLWithPath: options.modelPath).deletingPathExtension().lastPathComponent
         adapters = AdapterRegistry(base: base)
         for a in options.adapters {
             let stack: AdapterStack
-            do { stack = try Self.stack(a.spec, model) } catch { throw ServerSetupError("--lora \(a.name)=\(a.spec): \(error)") }
-            do { try adapters.add(a.name, stack: stack, spec: a.spec) } catch { throw ServerSetupError("--lora \(a.name)=…: \(error.message)") }
+            do { stack = try Self.stack(a.spec, model) } catch {
+                throw ServerSetupError("--lora \(a.name)=\(a.spec): \(error)")
+            }
+            do { try adapters.add(a.name, stack: stack, spec: a.spec) } catch {
+                throw ServerSetupError("--lora \(a.name)=…: \(error.message)")
+            }
         }
         self.model = model
         engine = Engine(model: model, settings: options.engine)
@@ -46,29 +51,59 @@ final class ServedModel: Sendable {
     }
 
     /// vLLM's `/tokenizer_info`: the special tokens as text, the longest input and the chat template.
-    var tokenizerInfo: [String: Any] {
-        let t = model.tokenizer
-        func text(_ id: Int32?) -> Any { id.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } ?? NSNull() }
-        return [
-            "tokenizer_class": t.model == .bpe ? "GGUF BPE" : "GGUF SentencePiece",
-            "eos_token": text(t.eos), "bos_token": text(t.bos), "pad_token": text(t.padding), "unk_token": text(t.unknown),
-            "eos_token_id": t.eos.map { Int($0) as Any } ?? NSNull(), "bos_token_id": t.bos.map { Int($0) as Any } ?? NSNull(),
-            "add_bos_token": t.addBOS, "add_eos_token": t.addEOS,
-            "model_max_length": engine.contextTokens, "vocab_size": t.count,
-            "chat_template": ChatTemplate.source(of: model).map { $0 as Any } ?? NSNull(),
-        ]
+    struct TokenizerInfo: Encodable, Sendable {
+        var tokenizerClass: String
+        var eosToken, bosToken, padToken, unkToken: OrNull<String>
+        var eosTokenID, bosTokenID: OrNull<Int>
+        var addBOSToken, addEOSToken: Bool
+        var modelMaxLength, vocabSize: Int
+        var chatTemplate: OrNull<String>
+        enum CodingKeys: String, CodingKey {
+            case tokenizerClass = "tokenizer_class", eosToken = "eos_token", bosToken = "bos_token", padToken = "pad_token"
+            case unkToken = "unk_token", eosTokenID = "eos_token_id", bosTokenID = "bos_token_id"
+            case addBOSToken = "add_bos_token", addEOSToken = "add_eos_token", modelMaxLength = "model_max_length"
+            case vocabSize = "vocab_size", chatTemplate = "chat_template"
+        }
     }
 
-    var listing: [String: Any] {
-        var data: [[String: Any]] = [[
-            "id": baseName, "object": "model", "created": created, "owned_by": "prs", "root": path,
-            "parent": NSNull(), "max_model_len": engine.contextTokens,
-        ]]
-        for (name, spec) in adapters.listing {
-            data.append(["id": name, "object": "model", "created": created, "owned_by": "prs", "root": spec,
-                         "parent": baseName, "max_model_len": engine.contextTokens])
+    var tokenizerInfo: TokenizerInfo {
+        let t = model.tokenizer
+        func text(_ id: Int32?) -> OrNull<String> {
+            OrNull(id.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) })
         }
-        return ["object": "list", "data": data]
+        return TokenizerInfo(
+            tokenizerClass: t.model == .bpe ? "GGUF BPE" : "GGUF SentencePiece",
+            eosToken: text(t.eos), bosToken: text(t.bos), padToken: text(t.padding), unkToken: text(t.unknown),
+            eosTokenID: OrNull(t.eos.map { Int($0) }), bosTokenID: OrNull(t.bos.map { Int($0) }),
+            addBOSToken: t.addBOS, addEOSToken: t.addEOS, modelMaxLength: engine.contextTokens, vocabSize: t.count,
+            chatTemplate: OrNull(ChatTemplate.source(of: model)))
+    }
+
+    /// `GET /v1/models`: the base model and each adapter (its `parent` the base).
+    struct Listing: Encodable, Sendable {
+        struct Entry: Encodable, Sendable {
+            var id: String
+            var object = "model"
+            var created: Int
+            var ownedBy = "prs"
+            var root: String
+            var parent: OrNull<String>
+            var maxModelLen: Int
+            enum CodingKeys: String, CodingKey {
+                case id, object, created, ownedBy = "owned_by", root, parent, maxModelLen = "max_model_len"
+            }
+        }
+        var object = "list"
+        var data: [Entry]
+    }
+
+    var listing: Listing {
+        var data = [Listing.Entry(id: baseName, created: created, root: path, parent: .null, maxModelLen: engine.contextTokens)]
+        for (name, spec) in adapters.listing {
+            data.append(Listing.Entry(id: name, created: created, root: spec, parent: OrNull(baseName),
+                                      maxModelLen: engine.contextTokens))
+        }
+        return Listing(data: data)
     }
 }
 

@@ -24,7 +24,9 @@ public final class ModelServer: Sendable {
     /// Listens, loads the model (answering 503 meanwhile), serves until SIGTERM or SIGINT, then
     /// stops accepting and gives requests in flight `drainSeconds` to finish. `onListening` gets
     /// the bound port; `onReady` is called once the model is loaded. Throws when loading fails.
-    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }, onReady: @escaping @Sendable () -> Void = {}) async throws {
+    public func run(
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }, onReady: @escaping @Sendable () -> Void = {}
+    ) async throws {
         let router = Router()
         router.add(middleware: Envelope(metrics: metrics, logger: logger))
         if let key = options.apiKey { router.add(middleware: APIKeyCheck(key: key)) }
@@ -51,16 +53,18 @@ public final class ModelServer: Sendable {
     func routes(_ router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ -> Response in
             switch self.state.phase {
-            case .ready: JSONOut.response(["status": "ok"])
-            case .loading: JSONOut.response(["status": "loading"], status: .serviceUnavailable)
-            case .draining: JSONOut.response(["status": "shutting down"], status: .serviceUnavailable)
+            case .ready: JSONOut.response(HealthBody(status: "ok"))
+            case .loading: JSONOut.response(HealthBody(status: "loading"), status: .serviceUnavailable)
+            case .draining: JSONOut.response(HealthBody(status: "shutting down"), status: .serviceUnavailable)
             }
         }
         router.get("/v1/models") { _, _ in JSONOut.response(try self.state.ready().listing) }
         router.get("/metrics") { _, _ in
-            let text = self.metrics.render(engine: { self.state.loaded?.engine.statistics() }, inFlight: self.state.inFlight)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+            let text = self.metrics.render(
+                engine: { self.state.loaded?.engine.statistics() }, inFlight: self.state.inFlight)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.post("/v1/chat/completions") { request, _ in try await self.generate(request, .chat) }
         router.post("/v1/completions") { request, _ in try await self.generate(request, .text) }

@@ -13,7 +13,9 @@ public struct ServerOptions: Sendable {
 
         /// Reads `NAME=A.gguf[@SCALE]`.
         public static func parse(_ s: String) -> Adapter? {
-            guard let eq = s.firstIndex(of: "="), eq != s.startIndex, s.index(after: eq) != s.endIndex else { return nil }
+            guard let eq = s.firstIndex(of: "="), eq != s.startIndex, s.index(after: eq) != s.endIndex else {
+                return nil
+            }
             return Adapter(name: String(s[..<eq]), spec: String(s[s.index(after: eq)...]))
         }
     }

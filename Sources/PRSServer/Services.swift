@@ -22,10 +22,12 @@ struct Loader: Service {
         switch result {
         case .success(let served):
             server.state.set(served)
-            logger.notice("model loaded", metadata: [
-                "model": "\(served.baseName)", "adapters": "\(served.adapters.order.joined(separator: ","))",
-                "took": "\(ContinuousClock.now - started)",
-            ])
+            logger.notice(
+                "model loaded",
+                metadata: [
+                    "model": "\(served.baseName)", "adapters": "\(served.adapters.order.joined(separator: ","))",
+                    "took": "\(ContinuousClock.now - started)",
+                ])
             onReady()
         case .failure(let error):
             server.state.fail(ServerSetupError("\(options.modelPath): \(error)"))

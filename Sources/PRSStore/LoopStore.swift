@@ -53,12 +53,18 @@ public struct LoopStore: Sendable {
         config.readonly = readOnly
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         do {
-            writer = readOnly ? try DatabaseQueue(path: url.path, configuration: config) : try DatabasePool(path: url.path, configuration: config)
+            writer =
+                readOnly
+                ? try DatabaseQueue(path: url.path, configuration: config)
+                : try DatabasePool(path: url.path, configuration: config)
             let check = try writer.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
             guard check == "ok" else { throw StoreError("the integrity check says: \(check ?? "nothing")") }
             if !readOnly { try Self.migrator.migrate(writer) }
         } catch {
-            throw StoreError("\(url.path): cannot use the loop store: \(RunStore.explain(error)). The file is left as it is; move the loop directory away to start over")
+            throw StoreError(
+                "\(url.path): cannot use the loop store: \(RunStore.explain(error)). The file is left as it is; move " +
+                "the loop directory away to start over"
+            )
         }
     }
 
@@ -68,7 +74,7 @@ public struct LoopStore: Sendable {
         m.registerMigration("v1") { db in
             try db.create(table: "loop") { t in
                 t.primaryKey("id", .integer).check { $0 == 1 }
-                t.column("settings", .text).notNull()       // JSON: flat settings compared on resume
+                t.column("settings", .text).notNull()  // JSON: flat settings compared on resume
                 t.column("created_at", .datetime).notNull()
             }
             try db.create(table: "stage") { t in
@@ -76,8 +82,8 @@ public struct LoopStore: Sendable {
                 t.column("iteration", .integer).notNull()
                 t.column("stage", .text).notNull()
                 t.primaryKey(["chain", "iteration", "stage"])
-                t.column("state", .text).notNull()          // running, done, failed
-                t.column("result", .blob)                   // JSON written by the runner
+                t.column("state", .text).notNull()  // running, done, failed
+                t.column("result", .blob)  // JSON written by the runner
                 t.column("seconds", .double).notNull().defaults(to: 0)
                 t.column("attempts", .integer).notNull().defaults(to: 0)
                 t.column("error", .text)
@@ -119,8 +125,11 @@ public struct LoopStore: Sendable {
         e.outputFormatting = .sortedKeys
         let text = String(decoding: try e.encode(settings), as: UTF8.self)
         try write("record the loop's settings") { db in
-            try db.execute(sql: "INSERT INTO loop (id, settings, created_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET settings = excluded.settings",
-                           arguments: [text, Date()])
+            try db.execute(
+                sql:
+                    "INSERT INTO loop (id, settings, created_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET " +
+                    "settings = excluded.settings",
+                arguments: [text, Date()])
         }
     }
 
@@ -132,24 +141,31 @@ public struct LoopStore: Sendable {
 
     public func stage(_ key: StageKey) throws -> StoredStage? {
         try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM stage WHERE chain = ? AND iteration = ? AND stage = ?",
-                             arguments: [key.chain, key.iteration, key.stage.rawValue]).flatMap(Self.stage)
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM stage WHERE chain = ? AND iteration = ? AND stage = ?",
+                arguments: [key.chain, key.iteration, key.stage.rawValue]
+            ).flatMap(Self.stage)
         }
     }
 
     static func stage(_ row: Row) -> StoredStage? {
-        guard let s = LoopStage(rawValue: row["stage"]), let state = StoredStage.State(rawValue: row["state"]) else { return nil }
-        return StoredStage(key: StageKey(chain: row["chain"], iteration: row["iteration"], stage: s), state: state,
-                           result: row["result"], seconds: row["seconds"], attempts: row["attempts"], error: row["error"])
+        guard let s = LoopStage(rawValue: row["stage"]), let state = StoredStage.State(rawValue: row["state"]) else {
+            return nil
+        }
+        return StoredStage(
+            key: StageKey(chain: row["chain"], iteration: row["iteration"], stage: s), state: state,
+            result: row["result"], seconds: row["seconds"], attempts: row["attempts"], error: row["error"])
     }
 
     /// Marks a stage running (a stage left running by a killed process stays so until it ends).
     public func begin(_ key: StageKey) throws {
         try write("start \(key)") { db in
-            try db.execute(sql: """
-                INSERT INTO stage (chain, iteration, stage, state, started_at) VALUES (?, ?, ?, 'running', ?)
-                ON CONFLICT(chain, iteration, stage) DO UPDATE SET state = 'running', started_at = excluded.started_at, error = NULL
-                """, arguments: [key.chain, key.iteration, key.stage.rawValue, Date()])
+            try db.execute(
+                sql: """
+                    INSERT INTO stage (chain, iteration, stage, state, started_at) VALUES (?, ?, ?, 'running', ?)
+                    ON CONFLICT(chain, iteration, stage) DO UPDATE SET state = 'running', started_at = \
+                    excluded.started_at, error = NULL
+                    """, arguments: [key.chain, key.iteration, key.stage.rawValue, Date()])
             try Self.event(db, "begin", "\(key)")
         }
     }
@@ -157,10 +173,11 @@ public struct LoopStore: Sendable {
     /// Records the stage's outcome and the seconds this process spent on it, in one transaction.
     public func finish(_ key: StageKey, result: Data, seconds: Double) throws {
         try write("finish \(key)") { db in
-            try db.execute(sql: """
-                UPDATE stage SET state = 'done', result = ?, seconds = seconds + ?, finished_at = ?
-                WHERE chain = ? AND iteration = ? AND stage = ?
-                """, arguments: [result, seconds, Date(), key.chain, key.iteration, key.stage.rawValue])
+            try db.execute(
+                sql: """
+                    UPDATE stage SET state = 'done', result = ?, seconds = seconds + ?, finished_at = ?
+                    WHERE chain = ? AND iteration = ? AND stage = ?
+                    """, arguments: [result, seconds, Date(), key.chain, key.iteration, key.stage.rawValue])
             try Self.event(db, "finish", "\(key)")
         }
     }
@@ -168,10 +185,11 @@ public struct LoopStore: Sendable {
     /// Records a failed attempt and the seconds it took.
     public func fail(_ key: StageKey, error: String, seconds: Double) throws {
         try write("record the failure of \(key)") { db in
-            try db.execute(sql: """
-                UPDATE stage SET state = 'failed', error = ?, attempts = attempts + 1, seconds = seconds + ?
-                WHERE chain = ? AND iteration = ? AND stage = ?
-                """, arguments: [error, seconds, key.chain, key.iteration, key.stage.rawValue])
+            try db.execute(
+                sql: """
+                    UPDATE stage SET state = 'failed', error = ?, attempts = attempts + 1, seconds = seconds + ?
+                    WHERE chain = ? AND iteration = ? AND stage = ?
+                    """, arguments: [error, seconds, key.chain, key.iteration, key.stage.rawValue])
             try Self.event(db, "fail", "\(key): \(error)")
         }
     }
@@ -179,8 +197,9 @@ public struct LoopStore: Sendable {
     /// Adds time spent on a stage that was interrupted (so wall time survives a resume).
     public func addSeconds(_ key: StageKey, _ seconds: Double) throws {
         try write("record the time of \(key)") { db in
-            try db.execute(sql: "UPDATE stage SET seconds = seconds + ? WHERE chain = ? AND iteration = ? AND stage = ?",
-                           arguments: [seconds, key.chain, key.iteration, key.stage.rawValue])
+            try db.execute(
+                sql: "UPDATE stage SET seconds = seconds + ? WHERE chain = ? AND iteration = ? AND stage = ?",
+                arguments: [seconds, key.chain, key.iteration, key.stage.rawValue])
         }
     }
 

@@ -14,8 +14,10 @@ public struct RunInfo: Sendable, Hashable, Codable {
     public var files: [String: String]
     public var createdAt: Date
 
-    public init(settings: [String: String], prsVersion: String, policy: String, reward: String, feedback: String,
-                files: [String: String], createdAt: Date = Date()) {
+    public init(
+        settings: [String: String], prsVersion: String, policy: String, reward: String, feedback: String,
+        files: [String: String], createdAt: Date = Date()
+    ) {
         self.settings = settings
         self.prsVersion = prsVersion
         self.policy = policy
@@ -49,4 +51,3 @@ public struct StoredItem: Sendable, Hashable {
     public var attempts: Int
     public var error: String?
 }
-

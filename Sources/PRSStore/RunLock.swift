@@ -10,12 +10,20 @@ final class RunLock: @unchecked Sendable {
         let path = directory.appendingPathComponent(name).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw StoreError("\(path): cannot open the lock file: \(String(cString: strerror(errno))) (is the run directory writable?)")
+            throw StoreError(
+                "\(path): cannot open the lock file: \(String(cString: strerror(errno))) (is the run directory " +
+                "writable?)"
+            )
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            let holder =
+                (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                ?? ""
             close(fd)
-            throw StoreError("\(directory.path) is in use by another prs process (\(holder.isEmpty ? "unknown" : holder)); wait for it to finish or stop it first")
+            throw StoreError(
+                "\(directory.path) is in use by another prs process (\(holder.isEmpty ? "unknown" : holder)); wait " +
+                "for it to finish or stop it first"
+            )
         }
         let host = ProcessInfo.processInfo.hostName
         let started = ISO8601DateFormatter().string(from: Date())

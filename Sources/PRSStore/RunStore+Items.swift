@@ -18,9 +18,13 @@ extension RunStore {
     /// Every stored item, in prompt-set order.
     public func items() throws -> [StoredItem] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT id, position, prompt, state, attempts, error FROM item ORDER BY position, id").map { row in
-                StoredItem(item: try Self.decode(PromptItem.self, row["prompt"]), position: row["position"],
-                           state: ItemState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"], error: row["error"])
+            try Row.fetchAll(
+                db, sql: "SELECT id, position, prompt, state, attempts, error FROM item ORDER BY position, id"
+            ).map { row in
+                StoredItem(
+                    item: try Self.decode(PromptItem.self, row["prompt"]), position: row["position"],
+                    state: ItemState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"], error: row["error"]
+                )
             }
         }
     }
@@ -39,8 +43,9 @@ extension RunStore {
     /// Marks an item as being worked on.
     public func begin(_ id: String) throws {
         try write("start item \(id)") { db in
-            try db.execute(sql: "UPDATE item SET state = 'running', started_at = ? WHERE id = ?",
-                           arguments: [Date(), id])
+            try db.execute(
+                sql: "UPDATE item SET state = 'running', started_at = ? WHERE id = ?",
+                arguments: [Date(), id])
         }
     }
 
@@ -57,7 +62,9 @@ extension RunStore {
         try write("finish item \(tree.id)") { db in
             for n in tree.nodes { try Self.upsert(db, n, item: tree.id) }
             try db.execute(
-                sql: "UPDATE item SET state = 'done', best_node = ?, finished_at = ?, elapsed_ms = COALESCE(elapsed_ms, 0) + ?, error = NULL WHERE id = ?",
+                sql:
+                    "UPDATE item SET state = 'done', best_node = ?, finished_at = ?, elapsed_ms = " +
+                    "COALESCE(elapsed_ms, 0) + ?, error = NULL WHERE id = ?",
                 arguments: [tree.bestID, Date(), elapsedMs, tree.id])
         }
     }
@@ -66,8 +73,11 @@ extension RunStore {
     /// Attempts cut short by a kill or a signal are not counted, so they never use up retries.
     public func fail(_ id: String, error: String) throws {
         try write("record the failure of item \(id)") { db in
-            try db.execute(sql: "UPDATE item SET state = 'failed', attempts = attempts + 1, error = ?, finished_at = ? WHERE id = ?",
-                           arguments: [error, Date(), id])
+            try db.execute(
+                sql:
+                    "UPDATE item SET state = 'failed', attempts = attempts + 1, error = ?, finished_at = ? " +
+                    "WHERE id = ?",
+                arguments: [error, Date(), id])
             try Self.event(db, "item-failed", item: id, detail: error)
         }
     }
@@ -89,30 +99,39 @@ extension RunStore {
     static func upsert(_ db: Database, _ n: Node, item: String) throws {
         try db.execute(
             sql: """
-                INSERT OR REPLACE INTO node (item_id, node_id, parent_id, kind, layer, text, reward, reward_error, seed, params,
+                INSERT OR REPLACE INTO node (item_id, node_id, parent_id, kind, layer, text, reward, reward_error, \
+                seed, params,
                     prompt_tokens, completion_tokens, latency_ms, finish_reason, improving, source, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
-            arguments: [item, n.id, n.parentID, n.kind.rawValue, n.layer, n.text, n.reward, n.rewardError,
-                        n.seed.map { Int64(bitPattern: $0) }, try json(n.params), n.usage.promptTokens, n.usage.completionTokens,
-                        n.latencyMs, n.finishReason.rawValue, n.improving, n.source, Date()])
+            arguments: [
+                item, n.id, n.parentID, n.kind.rawValue, n.layer, n.text, n.reward, n.rewardError,
+                n.seed.map { Int64(bitPattern: $0) }, try json(n.params), n.usage.promptTokens,
+                n.usage.completionTokens,
+                n.latencyMs, n.finishReason.rawValue, n.improving, n.source, Date(),
+            ])
         try db.execute(sql: "DELETE FROM node_reward WHERE item_id = ? AND node_id = ?", arguments: [item, n.id])
         for (component, value) in n.rewards ?? [:] {
-            try db.execute(sql: "INSERT INTO node_reward (item_id, node_id, component, value) VALUES (?, ?, ?, ?)",
-                           arguments: [item, n.id, component, value])
+            try db.execute(
+                sql: "INSERT INTO node_reward (item_id, node_id, component, value) VALUES (?, ?, ?, ?)",
+                arguments: [item, n.id, component, value])
         }
     }
 
     static func nodes(_ db: Database, item: String) throws -> [Node] {
         var rewards: [Int: [String: Double]] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT node_id, component, value FROM node_reward WHERE item_id = ?", arguments: [item]) {
+        for row in try Row.fetchAll(
+            db, sql: "SELECT node_id, component, value FROM node_reward WHERE item_id = ?", arguments: [item])
+        {
             rewards[row["node_id"], default: [:]][row["component"]] = row["value"]
         }
-        return try Row.fetchAll(db, sql: "SELECT * FROM node WHERE item_id = ? ORDER BY node_id", arguments: [item]).map { row in
+        return try Row.fetchAll(db, sql: "SELECT * FROM node WHERE item_id = ? ORDER BY node_id", arguments: [item]).map
+        { row in
             let id: Int = row["node_id"]
             let seed: Int64? = row["seed"]
             return Node(
-                id: id, parentID: row["parent_id"], kind: NodeKind(rawValue: row["kind"]) ?? .initial, layer: row["layer"],
+                id: id, parentID: row["parent_id"], kind: NodeKind(rawValue: row["kind"]) ?? .initial,
+                layer: row["layer"],
                 text: row["text"], reward: row["reward"], rewards: rewards[id], rewardError: row["reward_error"],
                 seed: seed.map { UInt64(bitPattern: $0) }, params: try decode(SamplingParameters.self, row["params"]),
                 usage: TokenUsage(promptTokens: row["prompt_tokens"], completionTokens: row["completion_tokens"]),

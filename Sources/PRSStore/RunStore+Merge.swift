@@ -14,12 +14,15 @@ extension RunStore {
                 if try Bool.fetchOne(db, sql: "SELECT 1 FROM item WHERE id = ?", arguments: [s.item.id]) == true {
                     throw StoreError("item \"\(s.item.id)\" is in more than one shard (again in \(source.url.path))")
                 }
-                try db.execute(sql: "INSERT INTO item (id, position, prompt, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [s.item.id, s.position, try Self.json(s.item), s.state.rawValue, s.attempts, s.error])
+                try db.execute(
+                    sql: "INSERT INTO item (id, position, prompt, state, attempts, error) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [s.item.id, s.position, try Self.json(s.item), s.state.rawValue, s.attempts, s.error])
             }
             for (id, nodes) in trees {
                 for n in nodes { try Self.upsert(db, n, item: id) }
-                try db.execute(sql: "UPDATE item SET best_node = ? WHERE id = ?", arguments: [Selection.best(among: nodes)?.id, id])
+                try db.execute(
+                    sql: "UPDATE item SET best_node = ? WHERE id = ?",
+                    arguments: [Selection.best(among: nodes)?.id, id])
             }
             try Self.event(db, "merged", item: nil, detail: source.url.path)
         }

@@ -10,7 +10,9 @@ extension RunStore {
     }()
 
     static func json<T: Encodable>(_ v: T) throws -> String { String(decoding: try encoder.encode(v), as: UTF8.self) }
-    static func decode<T: Decodable>(_ t: T.Type, _ s: String) throws -> T { try JSONDecoder().decode(t, from: Data(s.utf8)) }
+    static func decode<T: Decodable>(_ t: T.Type, _ s: String) throws -> T {
+        try JSONDecoder().decode(t, from: Data(s.utf8))
+    }
 
     /// The run's stored settings and identities; `nil` for a new store.
     public func info() throws -> RunInfo? {
@@ -28,11 +30,14 @@ extension RunStore {
         try write("record the run's settings") { db in
             try db.execute(
                 sql: """
-                    INSERT \(replace ? "OR REPLACE" : "") INTO run (id, settings, prs_version, policy, reward, feedback, files, created_at)
+                    INSERT \(replace ? "OR REPLACE" : "") INTO run (id, settings, prs_version, policy, reward, \
+                    feedback, files, created_at)
                     VALUES (1, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                arguments: [try Self.json(info.settings), info.prsVersion, info.policy, info.reward, info.feedback,
-                            try Self.json(info.files), info.createdAt])
+                arguments: [
+                    try Self.json(info.settings), info.prsVersion, info.policy, info.reward, info.feedback,
+                    try Self.json(info.files), info.createdAt,
+                ])
             try Self.event(db, "settings", item: nil, detail: replace ? "replaced (--force)" : "recorded")
         }
     }
@@ -55,16 +60,18 @@ extension RunStore {
     }
 
     static func event(_ db: Database, _ kind: String, item: String?, detail: String?) throws {
-        try db.execute(sql: "INSERT INTO event (at, kind, item_id, detail) VALUES (?, ?, ?, ?)",
-                       arguments: [Date(), kind, item, detail])
+        try db.execute(
+            sql: "INSERT INTO event (at, kind, item_id, detail) VALUES (?, ?, ?, ?)",
+            arguments: [Date(), kind, item, detail])
     }
 
     /// Prompt lines that could not be read and were skipped, so a resume does not report them again.
     public func recordInvalidLines(_ problems: [PromptProblem]) throws {
         try write("record skipped prompt lines") { db in
             for p in problems {
-                try db.execute(sql: "INSERT OR IGNORE INTO invalid_line (file, line, problem) VALUES (?, ?, ?)",
-                               arguments: [p.file, p.line, p.description])
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO invalid_line (file, line, problem) VALUES (?, ?, ?)",
+                    arguments: [p.file, p.line, p.description])
             }
         }
     }

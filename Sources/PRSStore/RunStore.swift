@@ -23,7 +23,8 @@ public struct RunStore: Sendable {
             throw StoreError("\(directory.path): cannot create the run directory: \(error.localizedDescription)")
         }
         let lock = try RunLock(directory: directory)
-        return try RunStore(url: directory.appendingPathComponent("run.sqlite"), lock: lock, durability: durability, readOnly: false)
+        return try RunStore(
+            url: directory.appendingPathComponent("run.sqlite"), lock: lock, durability: durability, readOnly: false)
     }
 
     /// Opens an existing store to read (inspect, export, merge sources); takes no lock.
@@ -55,7 +56,10 @@ public struct RunStore: Sendable {
             guard check == "ok" else { throw StoreError("the integrity check says: \(check ?? "nothing")") }
             if !readOnly { try Schema.migrator.migrate(writer) }
         } catch {
-            throw StoreError("\(url.path): cannot use the run store: \(Self.explain(error)). The file is left as it is; move it (and its -wal/-shm files) away to start the run over")
+            throw StoreError(
+                "\(url.path): cannot use the run store: \(Self.explain(error)). The file is left as it is; move it " +
+                "(and its -wal/-shm files) away to start the run over"
+            )
         }
     }
 
@@ -65,7 +69,8 @@ public struct RunStore: Sendable {
             case .SQLITE_NOTADB: return "it is not an SQLite database (corrupted or not a prs store)"
             case .SQLITE_CORRUPT: return "the database is corrupted (\(e.message ?? ""))"
             case .SQLITE_FULL: return "the disk is full"
-            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM: return "it cannot be written (\(e.message ?? "read-only"))"
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+                return "it cannot be written (\(e.message ?? "read-only"))"
             default: return e.message ?? "\(e)"
             }
         }
@@ -75,7 +80,9 @@ public struct RunStore: Sendable {
     /// Runs a write transaction, turning SQLite's errors into ones that say what to do.
     func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
         do { return try writer.write(body) } catch let e as DatabaseError {
-            let hint = e.resultCode == .SQLITE_FULL ? "; work committed before this is kept: free space and run the same command to resume" : ""
+            let hint =
+                e.resultCode == .SQLITE_FULL
+                ? "; work committed before this is kept: free space and run the same command to resume" : ""
             throw StoreError("\(url.path): cannot \(what): \(Self.explain(e))\(hint)")
         }
     }

@@ -7,20 +7,20 @@ enum Schema {
         m.registerMigration("v1") { db in
             try db.create(table: "run") { t in
                 t.primaryKey("id", .integer).check { $0 == 1 }
-                t.column("settings", .text).notNull()          // JSON: the settings compared on resume
+                t.column("settings", .text).notNull()  // JSON: the settings compared on resume
                 t.column("prs_version", .text).notNull()
                 t.column("policy", .text).notNull()
                 t.column("reward", .text).notNull()
                 t.column("feedback", .text).notNull()
-                t.column("files", .text).notNull()             // JSON: path → content hash
+                t.column("files", .text).notNull()  // JSON: path → content hash
                 t.column("created_at", .datetime).notNull()
                 t.column("wall_seconds", .double).notNull().defaults(to: 0)  // summed over every process that worked on the run
             }
             try db.create(table: "item") { t in
                 t.primaryKey("id", .text)
                 t.column("position", .integer).notNull()
-                t.column("prompt", .text).notNull()            // JSON of the PromptItem
-                t.column("state", .text).notNull()             // pending, running, done, failed
+                t.column("prompt", .text).notNull()  // JSON of the PromptItem
+                t.column("state", .text).notNull()  // pending, running, done, failed
                 t.column("attempts", .integer).notNull().defaults(to: 0)
                 t.column("error", .text)
                 t.column("best_node", .integer)
@@ -39,7 +39,7 @@ enum Schema {
                 t.column("reward", .double)
                 t.column("reward_error", .text)
                 t.column("seed", .integer)
-                t.column("params", .text).notNull()            // JSON of the sampling parameters
+                t.column("params", .text).notNull()  // JSON of the sampling parameters
                 t.column("prompt_tokens", .integer).notNull()
                 t.column("completion_tokens", .integer).notNull()
                 t.column("latency_ms", .double).notNull()

@@ -37,7 +37,8 @@ struct Backends {
             if let w = r as? WeightedReward { return w.parts.lazy.compactMap { of($0.model) }.first }
             return nil
         }
-        return policy as? any EngineReporting ?? (feedback as? GeneratorFeedback)?.generator as? any EngineReporting ?? of(reward)
+        return policy as? any EngineReporting ?? (feedback as? GeneratorFeedback)?.generator as? any EngineReporting
+            ?? of(reward)
     }
 
     init(policy: any TextGenerator, reward: any RewardModel, feedback: (any FeedbackSource)?) {
@@ -47,7 +48,9 @@ struct Backends {
     }
 
     /// The feedback source of `settings` (`nil`: the policy critiques itself).
-    static func feedback(_ settings: SampleSettings, options: BackendOptions, logger: Logger) throws -> (any FeedbackSource)? {
+    static func feedback(
+        _ settings: SampleSettings, options: BackendOptions, logger: Logger
+    ) throws -> (any FeedbackSource)? {
         switch settings.feedback {
         case .selfFeedback:
             return nil
@@ -55,8 +58,9 @@ struct Backends {
             return VerifierFeedback()
         case .model(let spec):
             let g = try generator(spec, options: options, logger: logger)
-            return GeneratorFeedback(generator: g, templates: settings.strategy.templates,
-                                     parameters: settings.strategy.feedbackSampling, name: "model:\(spec)")
+            return GeneratorFeedback(
+                generator: g, templates: settings.strategy.templates,
+                parameters: settings.strategy.feedbackSampling, name: "model:\(spec)")
         }
     }
 
@@ -70,11 +74,15 @@ struct Backends {
                 apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
         case .embedded(let path, let adapters):
             guard FileManager.default.fileExists(atPath: path) else {
-                throw CLIFailure.badInput("policy \(spec): \(path): no such file; `make demo` or `bash scripts/setup.sh` downloads the default model (SmolLM2-135M-Instruct) into models/")
+                throw CLIFailure.badInput(
+                    "policy \(spec): \(path): no such file; `make demo` or `bash scripts/setup.sh` downloads the " +
+                    "default model (SmolLM2-135M-Instruct) into models/"
+                )
             }
             do {
-                return try EmbeddedGenerator(path: path, adapters: adapters, template: options.template, contextTokens: options.contextTokens,
-                                             threads: options.threads, maxBatch: options.maxBatch, cacheTokens: options.cacheTokens)
+                return try EmbeddedGenerator(
+                    path: path, adapters: adapters, template: options.template, contextTokens: options.contextTokens,
+                    threads: options.threads, maxBatch: options.maxBatch, cacheTokens: options.cacheTokens)
             } catch {
                 throw CLIFailure.badInput("policy \(spec): \(error)")
             }
@@ -82,7 +90,9 @@ struct Backends {
     }
 
     /// `policy` is called only when a bare `judge` needs the policy as its judge.
-    static func reward(_ spec: RewardSpec, policy: () throws -> any TextGenerator, options: BackendOptions, logger: Logger) throws -> any RewardModel {
+    static func reward(
+        _ spec: RewardSpec, policy: () throws -> any TextGenerator, options: BackendOptions, logger: Logger
+    ) throws -> any RewardModel {
         switch spec {
         case .judge(nil):
             return JudgeReward(generator: try policy())
@@ -92,14 +102,19 @@ struct Backends {
             return RubricReward(mode: mode)
         case .http(let url):
             do {
-                return try HTTPRewardModel.make(url: url, logger: logger, timeout: options.timeout, retry: RetryPolicy(maxRetries: options.retries))
+                return try HTTPRewardModel.make(
+                    url: url, logger: logger, timeout: options.timeout, retry: RetryPolicy(maxRetries: options.retries))
             } catch {
                 throw CLIFailure.badInput("\(error)")
             }
         case .mix(let parts):
-            return WeightedReward(try parts.map { part in
-                (part.weight, part.1.description, try reward(part.1, policy: policy, options: options, logger: logger))
-            })
+            return WeightedReward(
+                try parts.map { part in
+                    (
+                        part.weight, part.1.description,
+                        try reward(part.1, policy: policy, options: options, logger: logger)
+                    )
+                })
         }
     }
 }

@@ -6,7 +6,8 @@ import PRSRunner
 
 struct Compare: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run several strategies on the same prompts, reward and seed, at the same budget, into one directory.",
+        abstract:
+            "Run several strategies on the same prompts, reward and seed, at the same budget, into one directory.",
         discussion: """
             --strategies is a comma-separated list of NAME[:SPLIT][@FEEDBACK]: a strategy (rand, prand, greedy, \
             prs, prs-nofeedback), optionally a PRS split written with + (prs:2+2+2+2) and a feedback source \
@@ -14,12 +15,14 @@ struct Compare: AsyncParsableCommand {
             the command resumes like prs sample. Then: prs report RUN --out report.html.
 
             Example:
-              prs compare --prompts examples/prefs-heldout.jsonl --out runs/cmp --budget 8 --reward rubric --strategies rand,prand,prs
+              prs compare --prompts examples/prefs-heldout.jsonl --out runs/cmp --budget 8 --reward rubric \
+            --strategies rand,prand,prs
             """
     )
 
     @OptionGroup var options: SampleOptions
-    @Option(help: "Strategies to compare (default rand,prand,greedy,prs,prs-nofeedback).") var strategies = "rand,prand,greedy,prs,prs-nofeedback"
+    @Option(help: "Strategies to compare (default rand,prand,greedy,prs,prs-nofeedback).") var strategies =
+        "rand,prand,greedy,prs,prs-nofeedback"
 
     static func entries(_ text: String) throws -> [(entry: String, name: String, split: String?, feedback: String?)] {
         try text.split(separator: ",").map { raw in
@@ -29,7 +32,10 @@ struct Compare: AsyncParsableCommand {
             let feedback = at.map { String(s[s.index(after: $0)...]) }
             let parts = head.split(separator: ":", maxSplits: 1).map(String.init)
             guard let name = parts.first, StrategyKind(rawValue: name) != nil else {
-                throw CLIFailure.badInput("--strategies: \"\(s)\": expected NAME[:SPLIT][@FEEDBACK] with NAME one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw CLIFailure.badInput(
+                    "--strategies: \"\(s)\": expected NAME[:SPLIT][@FEEDBACK] with NAME one of " +
+                    "\(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             return (s, name, parts.count > 1 ? parts[1].replacingOccurrences(of: "+", with: ",") : nil, feedback)
         }
@@ -42,9 +48,13 @@ struct Compare: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "prs.compare")
         let parsed = try Self.entries(strategies)
-        guard let root = options.out else { throw CLIFailure.badInput("missing --out (the comparison's run directory)") }
+        guard let root = options.out else {
+            throw CLIFailure.badInput("missing --out (the comparison's run directory)")
+        }
         let labels = parsed.map { Self.label($0.entry) }
-        guard Set(labels).count == labels.count else { throw CLIFailure.badInput("--strategies names one strategy twice") }
+        guard Set(labels).count == labels.count else {
+            throw CLIFailure.badInput("--strategies names one strategy twice")
+        }
         var jobs: [(SampleJob, SampleSettings)] = []
         for (p, label) in zip(parsed, labels) {
             var flags = options
@@ -62,30 +72,21 @@ struct Compare: AsyncParsableCommand {
         }
         try CompareManifest.write(manifest, to: URL(fileURLWithPath: root))
         var summaries: [StrategySummary] = []
+        var bests: [(label: String, values: [Double])] = []
         for ((job, settings), label) in zip(jobs, labels) {
             logger.notice("comparing", metadata: ["strategy": "\(label)"])
-            let backends = Backends(policy: base.policy, reward: base.reward,
-                                    feedback: try Backends.feedback(settings, options: settings.backendOptions, logger: logger))
+            let backends = Backends(
+                policy: base.policy, reward: base.reward,
+                feedback: try Backends.feedback(settings, options: settings.backendOptions, logger: logger))
             let outcome = try await job.run(backends: backends)
             summaries.append(outcome.summary)
+            bests.append(
+                (label, try job.store.trees(strategy: settings.strategy.kind.rawValue).compactMap { $0.best?.reward }))
             try SampleJob.report(outcome, settings: settings, items: job.items.count)
         }
         print(SummaryTable.render(summaries, headers: labels))
         if let r = SummaryTable.refinements(summaries, headers: labels) { print("\n" + r) }
-        let bests = labels.map { label in (label: label, values: Self.bestRewards(URL(fileURLWithPath: root).appendingPathComponent(label))) }
         if let reading = ComparisonReading.sentence(bests, budget: jobs[0].1.strategy.budget) { print(reading) }
         print("next: prs report \(root) --out \(root)/report.html")
-    }
-
-    /// The best reward of each tree in a run directory's trees.jsonl (trees without one left out).
-    static func bestRewards(_ run: URL) -> [Double] {
-        guard let text = try? String(contentsOf: run.appendingPathComponent("trees.jsonl"), encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            // Node ids are numbers in trees.jsonl; compare them as written.
-            guard let tree = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  let best = tree["best_id"].map({ "\($0)" }), let nodes = tree["nodes"] as? [[String: Any]],
-                  let node = nodes.first(where: { $0["id"].map { "\($0)" } == best }) else { return nil }
-            return (node["reward"] as? NSNumber)?.doubleValue
-        }
     }
 }

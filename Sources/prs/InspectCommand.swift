@@ -7,7 +7,9 @@ import PRSStore
 struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show runs: settings, item states and summaries side by side, or one item's tree.",
-        discussion: "With --item, prints that item's tree: one line per node, indented by layer, with its kind, reward and the start of its text.\n\nExample:\n  prs inspect runs/x --item p1"
+        discussion:
+            "With --item, prints that item's tree: one line per node, indented by layer, with its kind, reward and " +
+            "the start of its text.\n\nExample:\n  prs inspect runs/x --item p1"
     )
 
     @Argument(help: "Run directories.") var runs: [String]
@@ -23,10 +25,19 @@ struct Inspect: AsyncParsableCommand {
         var summaries: [StrategySummary] = []
         var labels: [String] = []
         for run in runs {
-            if FileManager.default.fileExists(atPath: URL(fileURLWithPath: run).appendingPathComponent("run.sqlite").path) {
+            if FileManager.default.fileExists(
+                atPath: URL(fileURLWithPath: run).appendingPathComponent("run.sqlite").path)
+            {
                 let (store, info) = try ReportInputs.open(run)
-                print("\(run): \(info.settings["strategy"] ?? "?"), budget \(info.settings["budget"] ?? "?"), policy \(info.policy), reward \(info.reward), feedback \(info.feedback), seed \(info.settings["seed"] ?? "?")\(info.settings["shard"].map { $0.isEmpty ? "" : ", shard \($0)" } ?? "")")
-                let settings = info.settings.filter { !["strategy", "budget", "policy", "reward", "feedback", "seed", "shard"].contains($0.key) && !$0.value.isEmpty }
+                print(
+                    "\(run): \(info.settings["strategy"] ?? "?"), budget \(info.settings["budget"] ?? "?"), policy " +
+                    "\(info.policy), reward \(info.reward), feedback \(info.feedback), seed " +
+                    "\(info.settings["seed"] ?? "?")\(info.settings["shard"].map { $0.isEmpty ? "" : ", shard \($0)" } ?? "")"
+                )
+                let settings = info.settings.filter {
+                    !["strategy", "budget", "policy", "reward", "feedback", "seed", "shard"].contains($0.key)
+                        && !$0.value.isEmpty
+                }
                 print("  " + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
                 print("  " + RunSetup.describe(try store.counts()))
                 for s in try store.items() where s.state == .failed {
@@ -53,15 +64,24 @@ struct Inspect: AsyncParsableCommand {
         }
         let nodes = try store.nodes(of: id)
         let tree = Tree(id: id, strategy: info.settings["strategy"] ?? "?", nodes: nodes)
-        print("item \(id) (\(stored.state.rawValue), \(stored.attempts) failed attempt(s))\(stored.error.map { ": \($0)" } ?? "")")
+        print(
+            "item \(id) (\(stored.state.rawValue), \(stored.attempts) failed " +
+            "attempt(s))\(stored.error.map { ": \($0)" } ?? "")"
+        )
         print("prompt: \(Self.preview(stored.item.prompt, width * 2))")
         if let p = stored.item.preference { print("preference: \(Self.preview(p.text, width * 2))") }
         for n in nodes {
             let indent = String(repeating: "  ", count: n.layer + 1)
             let reward = n.reward.map { String(format: "%.3f", $0) } ?? (n.kind == .feedback ? "" : "unscored")
-            let marks = [n.id == tree.bestID ? "best" : nil, n.improving == true ? "improving" : nil, n.source.map { "from \($0)" }]
-                .compactMap { $0 }.joined(separator: ", ")
-            print("\(indent)#\(n.id) \(n.kind.rawValue) \(reward)\(marks.isEmpty ? "" : " [\(marks)]")  \(Self.preview(n.text, width))")
+            let marks = [
+                n.id == tree.bestID ? "best" : nil, n.improving == true ? "improving" : nil,
+                n.source.map { "from \($0)" },
+            ]
+            .compactMap { $0 }.joined(separator: ", ")
+            print(
+                "\(indent)#\(n.id) \(n.kind.rawValue) \(reward)\(marks.isEmpty ? "" : " [\(marks)]")  " +
+                "\(Self.preview(n.text, width))"
+            )
             if let e = n.rewardError { print("\(indent)   reward error: \(e)") }
         }
     }

@@ -4,7 +4,9 @@ import Foundation
 /// itself interrupted); a second signal exits at once with status 3.
 enum Interruptible {
     /// `onSignal` runs on the first signal too (for work that polls a flag rather than checking cancellation).
-    static func run<T: Sendable>(onSignal: (@Sendable () -> Void)? = nil, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    static func run<T: Sendable>(
+        onSignal: (@Sendable () -> Void)? = nil, _ work: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
         let task = Task { try await work() }
         var sources: [any DispatchSourceSignal] = []
         let count = SignalCount()
@@ -13,7 +15,8 @@ enum Interruptible {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 if count.increment() > 1 { exit(Exit.interrupted) }
-                FileHandle.standardError.write(Data("\nprs: stopping; finished work is kept (again to quit now)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("\nprs: stopping; finished work is kept (again to quit now)\n".utf8))
                 onSignal?()
                 task.cancel()
             }
@@ -28,5 +31,10 @@ enum Interruptible {
 final class SignalCount: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
-    func increment() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        n += 1
+        return n
+    }
 }

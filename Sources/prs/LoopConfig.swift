@@ -4,103 +4,6 @@ import PRSBackends
 import PRSCore
 import Yams
 
-/// A YAML mapping read key by key: every value is type-checked where it is read, and a problem
-/// is reported as `file:line: key: problem`; keys nobody read are unknown and refused.
-final class ConfigReader {
-    let file: String
-    let prefix: String
-    let pairs: [(key: String, value: Yams.Node, line: Int?)]
-    private var used: Set<String> = []
-
-    init(file: String, node: Yams.Node, prefix: String = "") throws {
-        self.file = file
-        self.prefix = prefix
-        guard let mapping = node.mapping else {
-            throw CLIFailure.badInput("\(file)\(Self.line(node.mark?.line)): \(prefix.isEmpty ? "the config" : String(prefix.dropLast())): must be a mapping of settings")
-        }
-        pairs = mapping.map { (key: $0.key.string ?? "?", value: $0.value, line: $0.key.mark?.line) }
-    }
-
-    static func line(_ l: Int?) -> String { l.map { ":\($0)" } ?? "" }
-
-    /// The YAML document of a config file (nil when it is empty).
-    static func yaml(_ path: String) throws -> Yams.Node? {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw CLIFailure.badInput("\(path): cannot read the config: \(error.localizedDescription)")
-        }
-        do { return try Yams.compose(yaml: text) } catch {
-            throw CLIFailure.badInput("\(path): not valid YAML: \(error)")
-        }
-    }
-
-    static func load(_ path: String) throws -> ConfigReader {
-        try ConfigReader(file: path, node: try yaml(path) ?? Yams.Node.mapping(.init([])))
-    }
-
-    func problem(_ key: String, _ message: String) -> CLIFailure {
-        let line = pairs.first { $0.key == key }?.line
-        return CLIFailure.badInput("\(file)\(Self.line(line)): \(prefix)\(key): \(message)")
-    }
-
-    func node(_ key: String) -> Yams.Node? {
-        used.insert(key)
-        return pairs.first { $0.key == key }?.value
-    }
-
-    func string(_ key: String) throws -> String? {
-        guard let n = node(key) else { return nil }
-        guard let s = n.scalar?.string else { throw problem(key, "expected a string") }
-        return s
-    }
-
-    func int(_ key: String, min: Int? = nil) throws -> Int? {
-        guard let n = node(key) else { return nil }
-        guard let v = n.int else { throw problem(key, "expected a whole number, got \"\(n.scalar?.string ?? "a list or mapping")\"") }
-        if let min, v < min { throw problem(key, "must be at least \(min), got \(v)") }
-        return v
-    }
-
-    func double(_ key: String, range: ClosedRange<Double>? = nil) throws -> Double? {
-        guard let n = node(key) else { return nil }
-        guard let v = n.float ?? n.int.map(Double.init) else { throw problem(key, "expected a number, got \"\(n.scalar?.string ?? "a list or mapping")\"") }
-        if let range, !range.contains(v) { throw problem(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)") }
-        return v
-    }
-
-    func bool(_ key: String) throws -> Bool? {
-        guard let n = node(key) else { return nil }
-        guard let v = n.bool else { throw problem(key, "expected true or false") }
-        return v
-    }
-
-    /// A list given as a YAML sequence or as a comma-separated string.
-    func list(_ key: String) throws -> [String]? {
-        guard let n = node(key) else { return nil }
-        if let seq = n.sequence {
-            return try seq.map { e in
-                guard let s = e.scalar?.string else { throw problem(key, "expected a list of names") }
-                return s
-            }
-        }
-        guard let s = n.scalar?.string else { throw problem(key, "expected a list or a comma-separated string") }
-        return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-    }
-
-    func section(_ key: String) throws -> ConfigReader? {
-        guard let n = node(key) else { return nil }
-        return try ConfigReader(file: file, node: n, prefix: prefix + key + ".")
-    }
-
-    /// Refuses keys that were never read (a typo must not be ignored).
-    func checkUnknown() throws {
-        let known = used
-        for p in pairs where !known.contains(p.key) {
-            throw CLIFailure.badInput("\(file)\(Self.line(p.line)): \(prefix)\(p.key): unknown setting; known here: \(known.sorted().joined(separator: ", "))")
-        }
-    }
-}
-
 /// `prs loop`'s settings after merging the YAML config and the flags.
 struct LoopConfig {
     var model: String
@@ -136,14 +39,20 @@ struct LoopConfig {
         func s<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }
         var out: [String: String] = [
             "model": model, "train_prompts": trainPrompts, "eval_prompts": evalPrompts,
-            "strategies": strategies.map { $0.label + ($0.split.map { ":" + $0.map(String.init).joined(separator: "+") } ?? "")
-                + ($0.refine.map { "/" + $0.rawValue } ?? "") }.joined(separator: ","),
-            "prompts_per_iteration": s(promptsPerIteration), "budget": "\(budget)", "reward": reward, "feedback": feedback,
+            "strategies": strategies.map {
+                $0.label + ($0.split.map { ":" + $0.map(String.init).joined(separator: "+") } ?? "")
+                    + ($0.refine.map { "/" + $0.rawValue } ?? "")
+            }.joined(separator: ","),
+            "prompts_per_iteration": s(promptsPerIteration), "budget": "\(budget)", "reward": reward,
+            "feedback": feedback,
             "seed": "\(seed)",
             "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine))"
-                + (select.refinePairs == .improving ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
+                + (select.refinePairs == .improving
+                    ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
                 + " dpo=\(select.dpo) min_margin=\(select.minMargin)",
-            "train.init": initFrom.rawValue, "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))" + (evaluate.search.map { " search=\($0)" } ?? "")
+            "train.init": initFrom.rawValue,
+            "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))"
+                + (evaluate.search.map { " search=\($0)" } ?? "")
                 + (evaluate.searchChains.map { " search_chains=" + $0.sorted().joined(separator: ",") } ?? ""),
             "trainer": trainerCommand.map { "command:" + $0 } ?? "embedded",
             "train": train.fingerprint + " max_length=\(trainMaxLength) template=\(s(template))",
@@ -158,15 +67,22 @@ struct LoopConfig {
     /// checked) even when a flag overrides it, and is not taken for an unknown setting.
     /// A strategy as written in `strategies` (`prs:2+2`, `prs/synthetic`) as its chain's name and directory.
     static func chainLabel(_ name: String) -> String {
-        name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
+        name.replacingOccurrences(of: ":", with: "-").replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/", with: "-")
     }
 
     static func either<T>(_ flag: T?, _ config: T?) -> T? { flag ?? config }
 
     static func resolve(_ flags: LoopOptions) throws -> LoopConfig {
-        let c = try flags.config.map(ConfigReader.load) ?? ConfigReader(file: "(flags)", node: Yams.Node.mapping(.init([])))
+        let c =
+            try flags.config.map(ConfigReader.load) ?? ConfigReader(file: "(flags)", node: Yams.Node.mapping(.init([])))
         func need<T>(_ v: T?, _ key: String) throws -> T {
-            guard let v else { throw CLIFailure.badInput("\(c.file): \(key): missing (set it in the config or with --\(key.replacingOccurrences(of: "_", with: "-")))") }
+            guard let v else {
+                throw CLIFailure.badInput(
+                    "\(c.file): \(key): missing (set it in the config or with " +
+                    "--\(key.replacingOccurrences(of: "_", with: "-")))"
+                )
+            }
             return v
         }
         var model = try c.string("model") ?? ProcessInfo.processInfo.environment["PRS_POLICY"] ?? DefaultModel.spec()
@@ -175,7 +91,10 @@ struct LoopConfig {
         let evalPrompts = try need(either(flags.evalPrompts, c.string("eval_prompts")), "eval_prompts")
         let iterations = try either(flags.iterations, c.int("iterations", min: 1)) ?? 3
         guard iterations >= 1 else { throw CLIFailure.badInput("--iterations must be at least 1") }
-        let names = try either(flags.strategies.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }, c.list("strategies")) ?? ["prs", "rand"]
+        let names =
+            try either(
+                flags.strategies.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } },
+                c.list("strategies")) ?? ["prs", "rand"]
         var strategies: [(String, StrategyKind, [Int]?, RefinePairs?)] = []
         for name in names {
             // NAME[:SPLIT][/REFINE]: the chain's own refinement examples (prs/synthetic).
@@ -184,18 +103,25 @@ struct LoopConfig {
             var refine: RefinePairs?
             if slash.count > 1 {
                 guard let r = RefinePairs(rawValue: slash[1]) else {
-                    throw c.problem("strategies", "\"\(name)\": after / comes improving, synthetic or improving+synthetic")
+                    throw c.problem(
+                        "strategies", "\"\(name)\": after / comes improving, synthetic or improving+synthetic")
                 }
                 refine = r
             }
             let parts = n.split(separator: ":", maxSplits: 1).map(String.init)
             guard let kind = StrategyKind(rawValue: parts[0]), kind != .greedy else {
-                throw c.problem("strategies", "\"\(name)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2) and refinement pairs (prs/synthetic)")
+                throw c.problem(
+                    "strategies",
+                    "\"\(name)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2) and " +
+                    "refinement pairs (prs/synthetic)"
+                )
             }
             var split: [Int]?
             if parts.count > 1 {
                 split = try parts[1].split(separator: "+").map { p in
-                    guard let v = Int(p) else { throw c.problem("strategies", "\"\(n)\": the split is layer sizes joined by +, like prs:2+2") }
+                    guard let v = Int(p) else {
+                        throw c.problem("strategies", "\"\(n)\": the split is layer sizes joined by +, like prs:2+2")
+                    }
                     return v
                 }
             }
@@ -215,20 +141,31 @@ struct LoopConfig {
             model: try need(model, "model"), trainPrompts: trainPrompts, evalPrompts: evalPrompts,
             out: try need(either(flags.out, c.string("out")), "out"), strategies: strategies, iterations: iterations,
             promptsPerIteration: try c.int("prompts_per_iteration", min: 1),
-            budget: try c.int("budget", min: 1) ?? 8, reward: try c.string("reward") ?? "rubric", feedback: try c.string("feedback") ?? "self",
-            sampling: sampling, seed: UInt64(try c.int("seed", min: 0) ?? 0), concurrency: try either(flags.concurrency, c.int("concurrency", min: 1)) ?? 8,
-            threads: try either(flags.threads, c.int("threads", min: 1)) ?? ProcessInfo.processInfo.activeProcessorCount,
+            budget: try c.int("budget", min: 1) ?? 8, reward: try c.string("reward") ?? "rubric",
+            feedback: try c.string("feedback") ?? "self",
+            sampling: sampling, seed: UInt64(try c.int("seed", min: 0) ?? 0),
+            concurrency: try either(flags.concurrency, c.int("concurrency", min: 1)) ?? 8,
+            threads: try either(flags.threads, c.int("threads", min: 1))
+                ?? ProcessInfo.processInfo.activeProcessorCount,
             maxBatch: try c.int("max_batch", min: 1), cacheTokens: try c.int("kv_cache_tokens", min: 16))
         if let split = try c.string("split") {
             let layers = split.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard layers.reduce(0, +) == config.budget else { throw c.problem("split", "\"\(split)\" must sum to the budget \(config.budget)") }
-            config.strategies = config.strategies.map { s in (s.label, s.kind, s.split ?? ((s.kind == .prs || s.kind == .prsNoFeedback) ? layers : nil), s.refine) }
+            guard layers.reduce(0, +) == config.budget else {
+                throw c.problem("split", "\"\(split)\" must sum to the budget \(config.budget)")
+            }
+            config.strategies = config.strategies.map { s in
+                (s.label, s.kind, s.split ?? ((s.kind == .prs || s.kind == .prsNoFeedback) ? layers : nil), s.refine)
+            }
         }
         if let s = try c.section("select") {
             if let v = try s.string("sft") {
-                if v == "best" { config.select.sft = .best }
-                else if v == "top-k" { config.select.sft = .topK(try s.int("top_k", min: 1) ?? 2) }
-                else { throw s.problem("sft", "\"\(v)\": expected best or top-k") }
+                if v == "best" {
+                    config.select.sft = .best
+                } else if v == "top-k" {
+                    config.select.sft = .topK(try s.int("top_k", min: 1) ?? 2)
+                } else {
+                    throw s.problem("sft", "\"\(v)\": expected best or top-k")
+                }
             }
             _ = try s.int("top_k", min: 1)
             config.select.minReward = try s.double("min_reward")
@@ -247,7 +184,9 @@ struct LoopConfig {
                 config.select.syntheticMargin = m
             }
             if let v = try s.string("dpo") {
-                guard v == "none" || v == "best-worst" else { throw s.problem("dpo", "\"\(v)\": expected none or best-worst") }
+                guard v == "none" || v == "best-worst" else {
+                    throw s.problem("dpo", "\"\(v)\": expected none or best-worst")
+                }
                 config.select.dpo = v == "best-worst"
             }
             config.select.minMargin = try s.double("min_margin") ?? 0
@@ -259,13 +198,18 @@ struct LoopConfig {
             config.evaluate.search = try e.int("search", min: 2)
             if let names = try e.list("search_chains") {
                 let labels = Set(config.strategies.map(\.label))
-                config.evaluate.searchChains = try Set(names.map { name in
-                    let label = Self.chainLabel(name)
-                    guard labels.contains(label) else {
-                        throw e.problem("search_chains", "\"\(name)\" is not one of the loop's strategies (\(config.strategies.map(\.label).joined(separator: ", ")))")
-                    }
-                    return label
-                })
+                config.evaluate.searchChains = try Set(
+                    names.map { name in
+                        let label = Self.chainLabel(name)
+                        guard labels.contains(label) else {
+                            throw e.problem(
+                                "search_chains",
+                                "\"\(name)\" is not one of the loop's strategies " +
+                                "(\(config.strategies.map(\.label).joined(separator: ", ")))"
+                            )
+                        }
+                        return label
+                    })
                 guard config.evaluate.search != nil else { throw e.problem("search_chains", "it needs search: N") }
             }
             config.judge = try e.string("judge")
@@ -276,28 +220,41 @@ struct LoopConfig {
         config.train.threads = config.threads
         if let n = c.node("trainer") {
             if let s = n.scalar?.string {
-                guard s == "embedded" else { throw c.problem("trainer", "\"\(s)\": expected embedded, or a mapping with command: \"…\"") }
+                guard s == "embedded" else {
+                    throw c.problem("trainer", "\"\(s)\": expected embedded, or a mapping with command: \"…\"")
+                }
             } else {
                 let t = try ConfigReader(file: c.file, node: n, prefix: "trainer.")
-                guard let cmd = try t.string("command"), !cmd.isEmpty else { throw c.problem("trainer", "a mapping needs command: \"…\" ({data}, {base}, {init}, {out} are filled in)") }
+                guard let cmd = try t.string("command"), !cmd.isEmpty else {
+                    throw c.problem(
+                        "trainer", "a mapping needs command: \"…\" ({data}, {base}, {init}, {out} are filled in)")
+                }
                 config.trainerCommand = cmd
                 try t.checkUnknown()
             }
         }
         if let v = try c.section("serve") {
             guard let url = try v.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw c.problem("serve", "needs url: http://HOST:PORT/v1, a running vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) or prs serve --allow-runtime-lora")
+                throw c.problem(
+                    "serve",
+                    "needs url: http://HOST:PORT/v1, a running vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) or prs " +
+                    "serve --allow-runtime-lora"
+                )
             }
             var format = RuntimeAdapterServer.Format.peft
             if let f = try v.string("format") {
-                guard let parsed = RuntimeAdapterServer.Format(rawValue: f) else { throw v.problem("format", "\"\(f)\": expected peft (vLLM, prs serve) or gguf (prs serve)") }
+                guard let parsed = RuntimeAdapterServer.Format(rawValue: f) else {
+                    throw v.problem("format", "\"\(f)\": expected peft (vLLM, prs serve) or gguf (prs serve)")
+                }
                 format = parsed
             }
             config.serve = (url, format, try v.string("api_key_env"), try v.string("name_prefix"))
             try v.checkUnknown()
         }
         if config.trainerCommand == nil, !config.model.hasPrefix("embedded:") {
-            throw c.problem("model", "the embedded trainer fine-tunes a GGUF file; for a served model use trainer: {command: \"…\"}")
+            throw c.problem(
+                "model", "the embedded trainer fine-tunes a GGUF file; for a served model use trainer: {command: \"…\"}"
+            )
         }
         try c.checkUnknown()
         return config
@@ -306,11 +263,15 @@ struct LoopConfig {
     static func readTrain(_ t: ConfigReader, into config: inout LoopConfig) throws {
         var s = config.train
         if let v = try t.string("objective") {
-            guard let o = TrainSettings.Objective(rawValue: v) else { throw t.problem("objective", "\"\(v)\": expected sft or dpo") }
+            guard let o = TrainSettings.Objective(rawValue: v) else {
+                throw t.problem("objective", "\"\(v)\": expected sft or dpo")
+            }
             s.objective = o
         }
         if let v = try t.string("init") {
-            guard let i = LoopSettings.Init(rawValue: v) else { throw t.problem("init", "\"\(v)\": expected previous or base") }
+            guard let i = LoopSettings.Init(rawValue: v) else {
+                throw t.problem("init", "\"\(v)\": expected previous or base")
+            }
             config.initFrom = i
         }
         var lora = s.lora ?? LoRASettings()
@@ -331,7 +292,9 @@ struct LoopConfig {
         s.microBatchTokens = try t.int("micro_batch_tokens", min: 1) ?? s.microBatchTokens
         config.trainMaxLength = try t.int("max_length", min: 2) ?? config.trainMaxLength
         if let v = try t.string("schedule") {
-            guard let sh = LearningRateSchedule.Shape(rawValue: v) else { throw t.problem("schedule", "\"\(v)\": expected cosine, linear or constant") }
+            guard let sh = LearningRateSchedule.Shape(rawValue: v) else {
+                throw t.problem("schedule", "\"\(v)\": expected cosine, linear or constant")
+            }
             s.schedule = sh
         }
         s.warmup = try t.double("warmup", range: 0...0.99) ?? s.warmup
@@ -340,12 +303,16 @@ struct LoopConfig {
         s.weightDecay = try t.double("weight_decay") ?? s.weightDecay
         s.maxGradNorm = try t.double("max_grad_norm") ?? s.maxGradNorm
         if let v = try t.string("precision") {
-            guard let p = TrainSettings.Precision(rawValue: v) else { throw t.problem("precision", "\"\(v)\": expected fp32 or bf16") }
+            guard let p = TrainSettings.Precision(rawValue: v) else {
+                throw t.problem("precision", "\"\(v)\": expected fp32 or bf16")
+            }
             s.precision = p
         }
         s.checkpointEvery = try t.int("checkpoint_every", min: 0) ?? s.checkpointEvery
         if let v = try t.string("checkpointing") {
-            guard let c = TrainSettings.Checkpointing(rawValue: v) else { throw t.problem("checkpointing", "\"\(v)\": expected auto, on or off") }
+            guard let c = TrainSettings.Checkpointing(rawValue: v) else {
+                throw t.problem("checkpointing", "\"\(v)\": expected auto, on or off")
+            }
             s.checkpointing = c
         }
         config.template = try t.string("template")

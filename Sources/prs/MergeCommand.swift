@@ -7,7 +7,9 @@ import PRSStore
 struct Merge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join shard runs (prs sample --shard I/N) into one run.",
-        discussion: "Refuses runs of different settings (other than the shard) and runs that share a prompt.\n\nExample:\n  prs merge runs/shard0 runs/shard1 --out runs/all"
+        discussion:
+            "Refuses runs of different settings (other than the shard) and runs that share a prompt.\n\nExample:\n  " +
+            "prs merge runs/shard0 runs/shard1 --out runs/all"
     )
 
     @Argument(help: "Shard run directories.") var runs: [String]
@@ -23,8 +25,12 @@ struct Merge: AsyncParsableCommand {
         for (i, (_, info)) in sources.enumerated().dropFirst() {
             let keys = first.differences(from: info, ignoring: ["shard"])
             if !keys.isEmpty {
-                let what = keys.map { "\($0): \(first.settings[$0] ?? "(unset)") vs \(info.settings[$0] ?? "(unset)")" }.joined(separator: "; ")
-                throw CLIFailure.badInput("\(runs[i]) was run with other settings than \(runs[0]) (\(what)); only shards of one configuration merge")
+                let what = keys.map { "\($0): \(first.settings[$0] ?? "(unset)") vs \(info.settings[$0] ?? "(unset)")" }
+                    .joined(separator: "; ")
+                throw CLIFailure.badInput(
+                    "\(runs[i]) was run with other settings than \(runs[0]) (\(what)); only shards of one " +
+                    "configuration merge"
+                )
             }
         }
         let outURL = URL(fileURLWithPath: out)
@@ -43,9 +49,10 @@ struct Merge: AsyncParsableCommand {
             let failures = try merged.items().filter { $0.state == .failed }.map { ($0.item.id, $0.error ?? "") }
             let wall = try sources.map { try $0.0.wallTime() }.reduce(0, +)
             try merged.addWallTime(wall)
-            let summary = StrategySummary(strategy: strategy, budget: Int(first.settings["budget"] ?? "") ?? 0, trees: trees,
-                                          failed: failures.count, wallTimeSeconds: wall,
-                                          categories: StrategySummary.categories(try merged.items().map(\.item)))
+            let summary = StrategySummary(
+                strategy: strategy, budget: Int(first.settings["budget"] ?? "") ?? 0, trees: trees,
+                failed: failures.count, wallTimeSeconds: wall,
+                categories: StrategySummary.categories(try merged.items().map(\.item)))
             let counts = try merged.counts()
             try RunFiles.writeTrees(trees, to: outURL)
             try RunFiles.writeSummary(summary, failures: failures, counts: counts, interrupted: false, to: outURL)

@@ -37,25 +37,30 @@ struct CLIFailure: Error, CustomStringConvertible {
 struct PRS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prs",
-        abstract: "Preference-guided reflective sampling: sample, refine and select answers under a user's preference, and train on them.",
+        abstract:
+            "Preference-guided reflective sampling: sample, refine and select answers under a user's preference, and " +
+            "train on them.",
         discussion: """
-        Commands, one example each (M is a GGUF model; `make demo` or scripts/setup.sh
-        puts the default, SmolLM2-135M-Instruct, in models/):
-          prs sample --prompts P.jsonl --out runs/x --strategy prs --budget 8
-          prs compare --prompts P.jsonl --out runs/cmp --strategies rand,prs
-          prs report runs/cmp --out runs/cmp/report.html
-          prs inspect runs/x --item p1
-          prs export runs/x --format sft --out sft.jsonl
-          prs train --data sft.jsonl --model M --out adapter.gguf
-          prs loop --config examples/loop-small.yaml --out runs/loop
-          prs score --prompts P.jsonl --responses R.jsonl --reward rubric
-          prs merge runs/shard0 runs/shard1 --out runs/all
-          prs model generate M --chat --prompt 'Hi' --lora adapter.gguf
-          prs serve --model M --lora concise=adapter.gguf --port 8080
-        --verbose shows detailed logs. prs help COMMAND shows a command's options.
-        """,
+            Commands, one example each (M is a GGUF model; `make demo` or scripts/setup.sh
+            puts the default, SmolLM2-135M-Instruct, in models/):
+              prs sample --prompts P.jsonl --out runs/x --strategy prs --budget 8
+              prs compare --prompts P.jsonl --out runs/cmp --strategies rand,prs
+              prs report runs/cmp --out runs/cmp/report.html
+              prs inspect runs/x --item p1
+              prs export runs/x --format sft --out sft.jsonl
+              prs train --data sft.jsonl --model M --out adapter.gguf
+              prs loop --config examples/loop-small.yaml --out runs/loop
+              prs score --prompts P.jsonl --responses R.jsonl --reward rubric
+              prs merge runs/shard0 runs/shard1 --out runs/all
+              prs model generate M --chat --prompt 'Hi' --lora adapter.gguf
+              prs serve --model M --lora concise=adapter.gguf --port 8080
+            --verbose shows detailed logs. prs help COMMAND shows a command's options.
+            """,
         version: "0.1.0",
-        subcommands: [Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self, Train.self, Loop.self, Serve.self]
+        subcommands: [
+            Sample.self, Compare.self, Score.self, Export.self, Inspect.self, Merge.self, Report.self, Model.self,
+            Train.self, Loop.self, Serve.self,
+        ]
     )
 
     static func main() async {
@@ -64,7 +69,9 @@ struct PRS: AsyncParsableCommand {
         var arguments = Array(CommandLine.arguments.dropFirst())
         let verbose = arguments.contains("--verbose")
         arguments.removeAll { $0 == "--verbose" }
-        let level = ProcessInfo.processInfo.environment["PRS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? (verbose ? .info : .notice)
+        let level =
+            ProcessInfo.processInfo.environment["PRS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? (verbose ? .info : .notice)
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level

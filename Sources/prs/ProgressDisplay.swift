@@ -26,7 +26,10 @@ class LineProgress: @unchecked Sendable {
         }
         // A new group, or a count that went back (the next run of a stage: a loop's evaluation
         // samples, then greedy answers, then its search runs): its deciles are logged afresh.
-        if group != self.group || done < lastDone { self.group = group; lastDecile = -1 }
+        if group != self.group || done < lastDone {
+            self.group = group
+            lastDecile = -1
+        }
         lastDone = done
         let decile = total > 0 ? done * 10 / total : 10
         if decile > lastDecile || always {
@@ -39,8 +42,11 @@ class LineProgress: @unchecked Sendable {
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        if terminal, last != nil { FileHandle.standardError.write(Data("\n".utf8)) }
-        else if let line = last, lastDecile < 10 { logger.notice("progress", metadata: ["status": "\(line)"]) }
+        if terminal, last != nil {
+            FileHandle.standardError.write(Data("\n".utf8))
+        } else if let line = last, lastDecile < 10 {
+            logger.notice("progress", metadata: ["status": "\(line)"])
+        }
         last = nil
     }
 }

@@ -14,7 +14,10 @@ enum PromptLoading {
             if !skipInvalid {
                 let shown = set.problems.prefix(20).map(\.description).joined(separator: "\n")
                 let more = set.problems.count > 20 ? "\n… and \(set.problems.count - 20) more" : ""
-                throw CLIFailure.badInput("\(set.problems.count) bad line(s) in the prompt file:\n\(shown)\(more)\nFix them, or pass --skip-invalid to skip them.")
+                throw CLIFailure.badInput(
+                    "\(set.problems.count) bad line(s) in the prompt file:\n\(shown)\(more)\nFix them, or pass " +
+                    "--skip-invalid to skip them."
+                )
             }
             if quiet { return try nonEmpty(set, path) }
             for p in set.problems { logger.warning("skipping a bad prompt line", metadata: ["problem": "\(p)"]) }

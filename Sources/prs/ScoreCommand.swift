@@ -31,14 +31,18 @@ struct Score: AsyncParsableCommand {
     @Option(help: "JSONL prompt file (prs or IFEval format).") var prompts: String?
     @Option(help: "Responses to score (JSONL or an AlpacaEval-style JSON array).") var responses: String?
     @Option(help: "Preference pairs to measure the reward on (TRL's prompt/chosen/rejected JSONL).") var pairs: String?
-    @Option(help: "rubric[:loose], judge[:POLICY], http:URL, a mix, or with --pairs pairwise[:POLICY] (default rubric).") var reward = "rubric"
+    @Option(
+        help: "rubric[:loose], judge[:POLICY], http:URL, a mix, or with --pairs pairwise[:POLICY] (default rubric).")
+    var reward = "rubric"
     @Option(help: "Where to write the scores (JSONL).") var out: String?
     @Option(help: "Policy for a bare judge (default: the embedded SmolLM2-135M-Instruct).") var policy: String?
     @Option(help: "Responses per reward call (default 16).") var batch = 16
     @Option(help: "Threads of an embedded judge (default: all cores).") var threads: Int?
 
     func validate() throws {
-        if pairs == nil && (prompts == nil || responses == nil) { throw ValidationError("give --prompts and --responses, or --pairs") }
+        if pairs == nil && (prompts == nil || responses == nil) {
+            throw ValidationError("give --prompts and --responses, or --pairs")
+        }
         if pairs != nil && responses != nil { throw ValidationError("--pairs and --responses do not go together") }
     }
 
@@ -50,7 +54,8 @@ struct Score: AsyncParsableCommand {
 
     func judgePolicy(_ logger: Logger) throws -> any TextGenerator {
         guard let text = policy ?? DefaultModel.spec() else {
-            throw CLIFailure.badInput("a bare judge needs --policy (the default model is not at \(DefaultModel.relativePath))")
+            throw CLIFailure.badInput(
+                "a bare judge needs --policy (the default model is not at \(DefaultModel.relativePath))")
         }
         return try Backends.generator(try PolicySpec.parse(text), options: options, logger: logger)
     }
@@ -62,20 +67,27 @@ struct Score: AsyncParsableCommand {
         let records = try Self.loadResponses(responses!, promptSet: promptSet)
         let spec: RewardSpec
         spec = try RewardSpec.read(reward)
-        let rewardModel = try Backends.reward(spec, policy: { try judgePolicy(logger) }, options: options, logger: logger)
+        let rewardModel = try Backends.reward(
+            spec, policy: { try judgePolicy(logger) }, options: options, logger: logger)
         let display = ProgressDisplay(logger: logger)
         let report = try await ScoreRunner(reward: rewardModel, batchSize: batch, logger: logger)
             .run(items: promptSet.items, records: records) { display.update($0) }
         display.finish()
         if let out {
-            do { try RunFiles.write(try RunFiles.jsonLines(report.scored), to: URL(fileURLWithPath: out), what: "the scores") } catch let e as RunError {
+            do {
+                try RunFiles.write(
+                    try RunFiles.jsonLines(report.scored), to: URL(fileURLWithPath: out), what: "the scores")
+            } catch let e as RunError {
                 throw CLIFailure.failed(e.description)
             }
         }
         print(Self.render(report, reward: rewardModel.identity))
         if let out { print("wrote \(report.scored.count) scores to \(out)") }
         if report.failures > 0 {
-            throw CLIFailure.failed("\(report.failures) of \(report.scored.count) responses could not be scored (see reward_error in the output)")
+            throw CLIFailure.failed(
+                "\(report.failures) of \(report.scored.count) responses could not be scored (see reward_error in " +
+                "the output)"
+            )
         }
     }
 
@@ -87,7 +99,9 @@ struct Score: AsyncParsableCommand {
         }
         let (pairs, problems) = PreferencePairParser.parse(data, file: path)
         if !problems.isEmpty {
-            throw CLIFailure.badInput("\(problems.count) bad pair line(s):\n" + problems.prefix(20).map(\.description).joined(separator: "\n"))
+            throw CLIFailure.badInput(
+                "\(problems.count) bad pair line(s):\n" + problems.prefix(20).map(\.description).joined(separator: "\n")
+            )
         }
         guard !pairs.isEmpty else { throw CLIFailure.badInput("\(path): no pairs") }
         var items: [String: PromptItem] = [:]
@@ -99,21 +113,29 @@ struct Score: AsyncParsableCommand {
         let outcomes: [PairAccuracy.Outcome]
         var identity = reward
         if reward == "pairwise" || reward.hasPrefix("pairwise:") {
-            let generator = reward == "pairwise" ? try judgePolicy(logger)
-                : try Backends.generator(try PolicySpec.parse(String(reward.dropFirst("pairwise:".count))), options: options, logger: logger)
+            let generator =
+                reward == "pairwise"
+                ? try judgePolicy(logger)
+                : try Backends.generator(
+                    try PolicySpec.parse(String(reward.dropFirst("pairwise:".count))), options: options, logger: logger)
             identity = "pairwise judge[\(generator.identity)]"
-            outcomes = try await PairScoring.judge(pairs, items: items, judge: PairwiseJudge(generator: generator), onProgress: progress)
+            outcomes = try await PairScoring.judge(
+                pairs, items: items, judge: PairwiseJudge(generator: generator), onProgress: progress)
         } else {
             let spec: RewardSpec
             spec = try RewardSpec.read(reward)
             let model = try Backends.reward(spec, policy: { try judgePolicy(logger) }, options: options, logger: logger)
             identity = model.identity
-            outcomes = try await PairScoring.score(pairs, items: items, reward: model, batch: batch, onProgress: progress)
+            outcomes = try await PairScoring.score(
+                pairs, items: items, reward: model, batch: batch, onProgress: progress)
         }
         display.finish()
         let acc = PairAccuracy.compute(outcomes, pairs: pairs)
         if let out {
-            do { try RunFiles.write(try RunFiles.jsonLines(outcomes), to: URL(fileURLWithPath: out), what: "the pair scores") } catch let e as RunError {
+            do {
+                try RunFiles.write(
+                    try RunFiles.jsonLines(outcomes), to: URL(fileURLWithPath: out), what: "the pair scores")
+            } catch let e as RunError {
                 throw CLIFailure.failed(e.description)
             }
         }
@@ -121,19 +143,30 @@ struct Score: AsyncParsableCommand {
         if let out { print("wrote \(outcomes.count) pair scores to \(out)") }
         if acc.scored < acc.pairs {
             let first = outcomes.first { $0.score == nil }
-            throw CLIFailure.failed("\(acc.pairs - acc.scored) of \(acc.pairs) pairs could not be scored; first: \(first?.id ?? "?"): \(first?.error ?? "")")
+            throw CLIFailure.failed(
+                "\(acc.pairs - acc.scored) of \(acc.pairs) pairs could not be scored; first: \(first?.id ?? "?"): " +
+                "\(first?.error ?? "")"
+            )
         }
     }
 
     static func render(_ a: PairAccuracy, reward: String) -> String {
-        func ci(_ i: MeanInterval?) -> String { i.map { String(format: "%5.1f%% [%.1f, %.1f]", $0.mean * 100, $0.low * 100, $0.high * 100) } ?? "–" }
-        var lines = ["\(a.scored) of \(a.pairs) pairs scored with \(reward)",
-                     "accuracy (chosen above rejected, ties ½)  \(ci(a.accuracy))",
-                     "length baseline (longer answer wins)      \(ci(a.lengthBaseline))"]
-        if let bias = a.positionBias { lines.append(String(format: "orders disagree (position bias)           %5.1f%%", bias * 100)) }
+        func ci(_ i: MeanInterval?) -> String {
+            i.map { String(format: "%5.1f%% [%.1f, %.1f]", $0.mean * 100, $0.low * 100, $0.high * 100) } ?? "–"
+        }
+        var lines = [
+            "\(a.scored) of \(a.pairs) pairs scored with \(reward)",
+            "accuracy (chosen above rejected, ties ½)  \(ci(a.accuracy))",
+            "length baseline (longer answer wins)      \(ci(a.lengthBaseline))",
+        ]
+        if let bias = a.positionBias {
+            lines.append(String(format: "orders disagree (position bias)           %5.1f%%", bias * 100))
+        }
         if a.byCategory.count > 1 || a.byCategory.keys.first != "none" {
             lines.append("by category")
-            for (c, i) in a.byCategory.sorted(by: { $0.key < $1.key }) { lines.append("  \(c.padding(toLength: 38, withPad: " ", startingAt: 0)) \(ci(i))") }
+            for (c, i) in a.byCategory.sorted(by: { $0.key < $1.key }) {
+                lines.append("  \(c.padding(toLength: 38, withPad: " ", startingAt: 0)) \(ci(i))")
+            }
         }
         return lines.joined(separator: "\n")
     }
@@ -146,7 +179,9 @@ struct Score: AsyncParsableCommand {
         let byInstruction = Dictionary(promptSet.items.map { ($0.prompt, $0.id) }, uniquingKeysWith: { a, _ in a })
         var (records, problems) = ResponseFileParser.parse(data, file: path, instructionToID: byInstruction)
         for r in records where !promptSet.items.contains(where: { $0.id == r.id }) {
-            problems.append(PromptProblem(file: path, line: r.line, field: "id", message: "\"\(r.id)\" is not an id of the prompt file"))
+            problems.append(
+                PromptProblem(
+                    file: path, line: r.line, field: "id", message: "\"\(r.id)\" is not an id of the prompt file"))
         }
         if !problems.isEmpty {
             let shown = problems.prefix(20).map(\.description).joined(separator: "\n")
@@ -162,8 +197,14 @@ struct Score: AsyncParsableCommand {
         if r.strict.prompts > 0 {
             func pct(_ v: Double) -> String { String(format: "%5.1f%%", v * 100) }
             lines.append("accuracy             strict   loose")
-            lines.append("  prompt-level       \(pct(r.strict.promptLevel))  \(pct(r.loose.promptLevel))   (\(r.strict.prompts) prompts)")
-            lines.append("  instruction-level  \(pct(r.strict.instructionLevel))  \(pct(r.loose.instructionLevel))   (\(r.strict.instructions) instructions)")
+            lines.append(
+                "  prompt-level       \(pct(r.strict.promptLevel))  \(pct(r.loose.promptLevel))   " +
+                "(\(r.strict.prompts) prompts)"
+            )
+            lines.append(
+                "  instruction-level  \(pct(r.strict.instructionLevel))  \(pct(r.loose.instructionLevel))   " +
+                "(\(r.strict.instructions) instructions)"
+            )
             lines.append("by instruction (strict)")
             for (id, v) in r.strict.byInstruction.sorted(by: { $0.key < $1.key }) {
                 lines.append("  \(id.padding(toLength: 48, withPad: " ", startingAt: 0)) \(v[0])/\(v[1])")

@@ -9,7 +9,9 @@ enum SummaryTable {
             guard let rate = s.improvingPairRate else { return "—" }
             return String(format: "%d (%.0f%%)", s.improvingPairs, rate * 100)
         }
-        func prompts(_ s: StrategySummary) -> String { s.failed > 0 ? "\(s.prompts) (+\(s.failed) failed)" : "\(s.prompts)" }
+        func prompts(_ s: StrategySummary) -> String {
+            s.failed > 0 ? "\(s.prompts) (+\(s.failed) failed)" : "\(s.prompts)"
+        }
         func layers(_ s: StrategySummary) -> String { s.meanRewardPerLayer.map { f($0) }.joined(separator: " / ") }
         let rows: [(String, (StrategySummary) -> String)] = [
             ("prompts", prompts),
@@ -31,8 +33,9 @@ enum SummaryTable {
         let widths = (0..<header.count).map { c in all.map { $0[c].count }.max() ?? 0 }
         return all.map { r in
             r.enumerated().map { c, cell in
-                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                       : String(repeating: " ", count: widths[c] - cell.count) + cell
+                c == 0
+                    ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - cell.count) + cell
             }.joined(separator: "   ")
         }.joined(separator: "\n")
     }
@@ -43,8 +46,10 @@ enum SummaryTable {
         let blocks = zip(headers ?? summaries.map(\.strategy), summaries).compactMap { label, s -> String? in
             guard let r = s.refinement else { return nil }
             let width = r.rows.map(\.group.count).max() ?? 0
-            let lines = r.rows.map { "  " + $0.group.padding(toLength: width, withPad: " ", startingAt: 0) + "   "
-                + $0.figure.successText + " beat their draft; reward change " + $0.figure.changeText }
+            let lines = r.rows.map {
+                "  " + $0.group.padding(toLength: width, withPad: " ", startingAt: 0) + "   "
+                    + $0.figure.successText + " beat their draft; reward change " + $0.figure.changeText
+            }
             return (["refinement success, \(label) (95% intervals over prompts):"] + lines).joined(separator: "\n")
         }
         return blocks.isEmpty ? nil : blocks.joined(separator: "\n")

@@ -13,7 +13,8 @@ import Testing
         let t = try #require(f.tensor(type))
         let ref = try #require(f.tensor(type + ".ref"))
         #expect(t.type.description == type)
-        let ours = f.floats(t), theirs = f.floats(ref)
+        let ours = f.floats(t)
+        let theirs = f.floats(ref)
         #expect(ours.count == theirs.count)
         let worst = zip(ours, theirs).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
         #expect(worst <= 1e-6, "max relative difference \(worst)")
@@ -51,14 +52,15 @@ import Testing
         #expect(bytes.count == type.byteCount(elements: 256))
         let back = bytes.withUnsafeBytes { Dequantize.toFloat($0, type: type, count: 256) }
         // Worst case per type: F16 rounding; Q8_0 half a step of amax/127; Q4_1 half a step of range/15 (plus f16 scale rounding).
-        let tolerance: Float = switch type {
-        case .f32: 0
-        case .f16: 0.0005
-        case .q8_0: 1.0 / 127 / 2 + 0.001
-        // Q5_0 maps the largest magnitude to -16, so the other sign clips at +15: one step of amax/16.
-        case .q5_0: 1.0 / 16 + 0.002
-        default: 2.0 / 15 / 2 + 0.002
-        }
+        let tolerance: Float =
+            switch type {
+            case .f32: 0
+            case .f16: 0.0005
+            case .q8_0: 1.0 / 127 / 2 + 0.001
+            // Q5_0 maps the largest magnitude to -16, so the other sign clips at +15: one step of amax/16.
+            case .q5_0: 1.0 / 16 + 0.002
+            default: 2.0 / 15 / 2 + 0.002
+            }
         let worst = zip(values, back).map { abs($0 - $1) }.max()!
         #expect(worst <= tolerance, "\(type): \(worst)")
     }

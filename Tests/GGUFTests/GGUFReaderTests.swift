@@ -34,39 +34,148 @@ import Testing
             build(&r)
             cases.append((name, r.bytes, expect))
         }
-        add("bad magic", "not a GGUF file") { $0.bytes = Array("GGML".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 16) }
+        add("bad magic", "not a GGUF file") {
+            $0.bytes = Array("GGML".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 16)
+        }
         add("version 1", "version 1 is not supported") { $0.header(version: 1, tensors: 0, kvs: 0) }
         add("version 4", "version 4 is not supported") { $0.header(version: 4, tensors: 0, kvs: 0) }
         add("absurd metadata count", "metadata count") { $0.header(tensors: 0, kvs: 1 << 60) }
         add("absurd tensor count", "tensor count") { $0.header(tensors: UInt64.max, kvs: 0) }
-        add("huge string length", "claims") { r in r.header(tensors: 0, kvs: 1); r.u64(1 << 62); r.bytes += [0, 0, 0, 0, 0, 0, 0, 0] }
-        add("huge array", "claims") { r in r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(9); r.u32(10); r.u64(1 << 61) }
-        add("count × size overflow", "claims") { r in r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(9); r.u32(11); r.u64(UInt64.max / 4) }
-        add("nested arrays", "array of arrays") { r in r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(9); r.u32(9); r.u64(1); r.u32(4); r.u64(0) }
-        add("unknown value type", "unknown value type 13") { r in r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(13); r.u64(0) }
-        add("unknown array element type", "unknown value type 99") { r in r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(9); r.u32(99); r.u64(0) }
-        add("bool not 0 or 1", "bool with byte value 2") { r in r.header(tensors: 0, kvs: 1); r.str("k"); r.u32(7); r.u8(2); r.bytes += [UInt8](repeating: 0, count: 12) }
-        add("duplicate key", "duplicate metadata key \"k\"") { r in r.header(tensors: 0, kvs: 2); r.kvU32("k", 1); r.kvU32("k", 2) }
-        add("zero alignment", "power of two") { r in r.header(tensors: 0, kvs: 1); r.kvU32("general.alignment", 0) }
-        add("non-power-of-two alignment", "power of two") { r in r.header(tensors: 0, kvs: 1); r.kvU32("general.alignment", 48) }
-        add("huge alignment", "power of two") { r in r.header(tensors: 0, kvs: 1); r.kvU32("general.alignment", 1 << 31) }
-        add("alignment of the wrong type", "must be a uint32") { r in r.header(tensors: 0, kvs: 1); r.kvString("general.alignment", "32") }
-        add("unknown tensor type", "ggml type 99") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [32], type: 99); r.padData(thenBytes: 128) }
-        add("five dimensions", "has 5 dimensions") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [1, 1, 1, 1, 1]); r.padData(thenBytes: 4) }
-        add("zero dimensions", "has 0 dimensions") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: []); r.padData(thenBytes: 4) }
-        add("a zero dimension", "must be positive") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [4, 0]); r.padData(thenBytes: 16) }
-        add("a negative dimension", "of -1") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [UInt64.max]); r.padData(thenBytes: 16) }
-        add("overflowing element count", "overflows") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [1 << 32, 1 << 32]); r.padData(thenBytes: 16) }
-        add("overflowing byte count", "overflows") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [1 << 62, 1], type: 0); r.padData(thenBytes: 16) }
-        add("partial quant block", "multiple of 32") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [16], type: 8); r.padData(thenBytes: 64) }
-        add("misaligned offset", "not a multiple of the alignment") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [4], offset: 4); r.padData(thenBytes: 64) }
-        add("offset past the end", "runs past the end") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [4], offset: 4096); r.padData(thenBytes: 64) }
-        add("data past the end", "runs past the end") { r in r.header(tensors: 1, kvs: 0); r.tensorInfo("t", dims: [64]); r.padData(thenBytes: 100) }
+        add("huge string length", "claims") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.u64(1 << 62)
+            r.bytes += [0, 0, 0, 0, 0, 0, 0, 0]
+        }
+        add("huge array", "claims") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.str("k")
+            r.u32(9)
+            r.u32(10)
+            r.u64(1 << 61)
+        }
+        add("count × size overflow", "claims") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.str("k")
+            r.u32(9)
+            r.u32(11)
+            r.u64(UInt64.max / 4)
+        }
+        add("nested arrays", "array of arrays") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.str("k")
+            r.u32(9)
+            r.u32(9)
+            r.u64(1)
+            r.u32(4)
+            r.u64(0)
+        }
+        add("unknown value type", "unknown value type 13") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.str("k")
+            r.u32(13)
+            r.u64(0)
+        }
+        add("unknown array element type", "unknown value type 99") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.str("k")
+            r.u32(9)
+            r.u32(99)
+            r.u64(0)
+        }
+        add("bool not 0 or 1", "bool with byte value 2") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.str("k")
+            r.u32(7)
+            r.u8(2)
+            r.bytes += [UInt8](repeating: 0, count: 12)
+        }
+        add("duplicate key", "duplicate metadata key \"k\"") { r in
+            r.header(tensors: 0, kvs: 2)
+            r.kvU32("k", 1)
+            r.kvU32("k", 2)
+        }
+        add("zero alignment", "power of two") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.kvU32("general.alignment", 0)
+        }
+        add("non-power-of-two alignment", "power of two") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.kvU32("general.alignment", 48)
+        }
+        add("huge alignment", "power of two") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.kvU32("general.alignment", 1 << 31)
+        }
+        add("alignment of the wrong type", "must be a uint32") { r in
+            r.header(tensors: 0, kvs: 1)
+            r.kvString("general.alignment", "32")
+        }
+        add("unknown tensor type", "ggml type 99") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [32], type: 99)
+            r.padData(thenBytes: 128)
+        }
+        add("five dimensions", "has 5 dimensions") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [1, 1, 1, 1, 1])
+            r.padData(thenBytes: 4)
+        }
+        add("zero dimensions", "has 0 dimensions") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [])
+            r.padData(thenBytes: 4)
+        }
+        add("a zero dimension", "must be positive") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [4, 0])
+            r.padData(thenBytes: 16)
+        }
+        add("a negative dimension", "of -1") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [UInt64.max])
+            r.padData(thenBytes: 16)
+        }
+        add("overflowing element count", "overflows") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [1 << 32, 1 << 32])
+            r.padData(thenBytes: 16)
+        }
+        add("overflowing byte count", "overflows") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [1 << 62, 1], type: 0)
+            r.padData(thenBytes: 16)
+        }
+        add("partial quant block", "multiple of 32") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [16], type: 8)
+            r.padData(thenBytes: 64)
+        }
+        add("misaligned offset", "not a multiple of the alignment") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [4], offset: 4)
+            r.padData(thenBytes: 64)
+        }
+        add("offset past the end", "runs past the end") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [4], offset: 4096)
+            r.padData(thenBytes: 64)
+        }
+        add("data past the end", "runs past the end") { r in
+            r.header(tensors: 1, kvs: 0)
+            r.tensorInfo("t", dims: [64])
+            r.padData(thenBytes: 100)
+        }
         add("overlapping tensors", "overlap") { r in
-            r.header(tensors: 2, kvs: 0); r.tensorInfo("a", dims: [16], offset: 0); r.tensorInfo("b", dims: [16], offset: 32); r.padData(thenBytes: 128)
+            r.header(tensors: 2, kvs: 0)
+            r.tensorInfo("a", dims: [16], offset: 0)
+            r.tensorInfo("b", dims: [16], offset: 32)
+            r.padData(thenBytes: 128)
         }
         add("duplicate tensor names", "duplicate tensor name \"a\"") { r in
-            r.header(tensors: 2, kvs: 0); r.tensorInfo("a", dims: [4], offset: 0); r.tensorInfo("a", dims: [4], offset: 32); r.padData(thenBytes: 64)
+            r.header(tensors: 2, kvs: 0)
+            r.tensorInfo("a", dims: [4], offset: 0)
+            r.tensorInfo("a", dims: [4], offset: 32)
+            r.padData(thenBytes: 64)
         }
         return cases
     }()
@@ -87,7 +196,9 @@ import Testing
     @Test func fileErrorsNameTheFile() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).gguf").path
         try Data("GGML and more bytes here".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(throws: GGUFError("not a GGUF file (the first four bytes are not \"GGUF\")", offset: 0, file: path)) { try GGUFFile(path: path) }
+        #expect(throws: GGUFError("not a GGUF file (the first four bytes are not \"GGUF\")", offset: 0, file: path)) {
+            try GGUFFile(path: path)
+        }
         #expect(throws: GGUFError.self) { try GGUFFile(path: "/nonexistent/model.gguf") }
         #expect(throws: GGUFError("not a regular file", file: "/tmp")) { try GGUFFile(path: "/tmp") }
     }
@@ -107,7 +218,10 @@ import Testing
                 case 0: b[at] ^= UInt8(truncatingIfNeeded: 1 << (rng.next() % 8))
                 case 1: b[at] = [0x00, 0xFF, 0x7F, 0x80, 0x20][Int(rng.next() % 5)]
                 case 2: b.removeSubrange(at...)
-                default: b.insert(contentsOf: [UInt8](repeating: UInt8(truncatingIfNeeded: rng.next()), count: Int(rng.next() % 9)), at: at)
+                default:
+                    b.insert(
+                        contentsOf: [UInt8](
+                            repeating: UInt8(truncatingIfNeeded: rng.next()), count: Int(rng.next() % 9)), at: at)
                 }
             }
             if let c = try? parse(b) {
@@ -122,7 +236,9 @@ import Testing
     func corpus() -> [[UInt8]] {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Corpus")
         let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
-        return files.filter { $0.pathExtension == "gguf" }.sorted { $0.path < $1.path }.compactMap { try? [UInt8](Data(contentsOf: $0)) }
+        return files.filter { $0.pathExtension == "gguf" }.sorted { $0.path < $1.path }.compactMap {
+            try? [UInt8](Data(contentsOf: $0))
+        }
     }
 }
 

@@ -10,8 +10,10 @@ import Testing
             "<|im_start|>user\n\(text)<|im_end|>\n<|im_start|>assistant\n", addSpecial: true, parseSpecial: true)
     }
 
-    static let others = ["Name a colour.", "What is two plus two?", "Write a haiku about rain.", "Give me a word that rhymes with cat.",
-                         "Describe a chair in one sentence.", "Say something kind.", "List two planets."]
+    static let others = [
+        "Name a colour.", "What is two plus two?", "Write a haiku about rain.", "Give me a word that rhymes with cat.",
+        "Describe a chair in one sentence.", "Say something kind.", "List two planets.",
+    ]
 
     /// The same request alone, as one of a batch of 8, and among seven other requests in flight
     /// (different prompts, lengths and n, joining and leaving the batch) gives identical tokens.
@@ -19,11 +21,13 @@ import Testing
         let model = try ReferenceEqualityTests.model.get()
         let p = try prompt("Write one sentence about the sea.")
         let o = CompletionOptions(maxTokens: 24, sampler: SamplerSettings(temperature: 0.9, topK: 50, seed: 11))
-        let alone = try await Engine(model: model, contextTokens: 512, threads: 1, maxBatch: 1).complete(prompt: p, n: 1, options: o)[0]
+        let alone = try await Engine(model: model, contextTokens: 512, threads: 1, maxBatch: 1).complete(
+            prompt: p, n: 1, options: o)[0]
 
         var eighth = o
         eighth.sampler.seed = 11 - 7
-        let inBatch = try await Engine(model: model, contextTokens: 512, threads: 2).complete(prompt: p, n: 8, options: eighth)
+        let inBatch = try await Engine(model: model, contextTokens: 512, threads: 2).complete(
+            prompt: p, n: 8, options: eighth)
         #expect(inBatch[7].tokens == alone.tokens, "alone = the 8th of a batch of 8")
 
         let busy = Engine(model: model, contextTokens: 512, threads: 2, maxBatch: 12)
@@ -31,7 +35,8 @@ import Testing
         let results = try await withThrowingTaskGroup(of: (Int, [Completion]).self) { group in
             for (i, q) in others.enumerated() {
                 group.addTask {
-                    let options = CompletionOptions(maxTokens: 8 + 6 * i, sampler: SamplerSettings(temperature: 0.8, seed: UInt64(100 + i)))
+                    let options = CompletionOptions(
+                        maxTokens: 8 + 6 * i, sampler: SamplerSettings(temperature: 0.8, seed: UInt64(100 + i)))
                     return (i, try await busy.complete(prompt: q, n: 1 + i % 3, options: options))
                 }
             }
@@ -45,12 +50,16 @@ import Testing
         }
         #expect(results[-1]?[0].tokens == alone.tokens, "alone = among seven other requests in flight")
         let stats = busy.statistics()
-        #expect(stats.largestDecodeBatch >= 4, "requests in flight were decoded together (largest batch \(stats.largestDecodeBatch))")
+        #expect(
+            stats.largestDecodeBatch >= 4,
+            "requests in flight were decoded together (largest batch \(stats.largestDecodeBatch))")
         #expect(stats.requests == 8)
         // Each other request also equals itself alone.
         for (i, q) in others.enumerated() {
-            let options = CompletionOptions(maxTokens: 8 + 6 * i, sampler: SamplerSettings(temperature: 0.8, seed: UInt64(100 + i)))
-            let single = try await Engine(model: model, contextTokens: 512, threads: 1, maxBatch: 1).complete(prompt: q, n: 1 + i % 3, options: options)
+            let options = CompletionOptions(
+                maxTokens: 8 + 6 * i, sampler: SamplerSettings(temperature: 0.8, seed: UInt64(100 + i)))
+            let single = try await Engine(model: model, contextTokens: 512, threads: 1, maxBatch: 1).complete(
+                prompt: q, n: 1 + i % 3, options: options)
             #expect(single.map(\.tokens) == results[i]?.map(\.tokens), "request \(i) alone = in flight with others")
         }
     }
@@ -63,13 +72,17 @@ import Testing
         let large = Engine(model: model, contextTokens: 256, threads: 2, maxBatch: 4)
         let o = CompletionOptions(maxTokens: 16, sampler: SamplerSettings(temperature: 0.7, seed: 5))
         for text in Self.others + Self.others.prefix(2) {
-            let p = try prompt("Please answer the following carefully and in full sentences, thinking of a curious child: " + text
-                               + " Explain your answer step by step, and mention one fact that a child might not know yet about it.")
+            let p = try prompt(
+                "Please answer the following carefully and in full sentences, thinking of a curious child: " + text
+                    + " Explain your answer step by step, and mention one fact that a child might not know yet " +
+                    "about it."
+            )
             let a = try await small.complete(prompt: p, n: 2, options: o)
             let b = try await large.complete(prompt: p, n: 2, options: o)
             #expect(a.map(\.tokens) == b.map(\.tokens))
         }
-        let s = small.statistics(), l = large.statistics()
+        let s = small.statistics()
+        let l = large.statistics()
         #expect(s.cacheTokens == 256)
         #expect(s.evictions > 0, "the small cache evicted blocks")
         #expect(l.evictions == 0)
@@ -87,7 +100,8 @@ import Testing
 @Suite(.serialized) struct PromptLogprobTests {
     @Test func promptTokensAreScoredInTheirOwnForwardPass() async throws {
         let model = try ReferenceEqualityTests.model.get()
-        let text = "The sea was calm that morning, and the fishing boats went out before dawn. By noon the nets were full."
+        let text =
+            "The sea was calm that morning, and the fishing boats went out before dawn. By noon the nets were full."
         let prompt = model.tokenizer.encode(text, addSpecial: false, parseSpecial: true)
         #expect(prompt.count > 20)
         // The reference: one token at a time, the log-softmax of the logits before each token.
@@ -103,12 +117,15 @@ import Testing
             try session.forward(t)
         }
         // Prefill chunks of 7 tokens, so the prompt spans several steps.
-        let engine = Engine(model: model, settings: EngineSettings(contextTokens: 256, maxBatch: 4, prefillChunk: 7, threads: 2))
+        let engine = Engine(
+            model: model, settings: EngineSettings(contextTokens: 256, maxBatch: 4, prefillChunk: 7, threads: 2))
         var options = CompletionOptions(maxTokens: 0, sampler: SamplerSettings(temperature: 0, seed: 1))
         options.promptLogprobs = 3
         let first = try await engine.complete(prompt: prompt, n: 1, options: options)[0]
         #expect(first.tokens.isEmpty && first.finish == .length, "max 0 tokens scores the prompt only")
-        #expect(first.promptLogprobs.map(\.token) == Array(prompt.dropFirst()), "one entry per prompt token after the first, in order")
+        #expect(
+            first.promptLogprobs.map(\.token) == Array(prompt.dropFirst()),
+            "one entry per prompt token after the first, in order")
         let worst = zip(first.promptLogprobs.map(\.logprob), expected).map { abs($0 - $1) }.max() ?? .infinity
         // Batched against token-by-token evaluation: the same products row by row; only the
         // attention's summation over a chunk may differ in the last bits.

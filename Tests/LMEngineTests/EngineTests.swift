@@ -4,7 +4,9 @@ import Testing
 
 /// Generation on the real model: shared prompts, seeds, stops.
 @Suite(.serialized) struct EngineTests {
-    static let engine: Result<Engine, any Error> = Result { Engine(model: try ReferenceEqualityTests.model.get(), contextTokens: 512) }
+    static let engine: Result<Engine, any Error> = Result {
+        Engine(model: try ReferenceEqualityTests.model.get(), contextTokens: 512)
+    }
 
     func prompt(_ text: String) throws -> [Int32] {
         try ReferenceEqualityTests.model.get().tokenizer.encode(
@@ -31,23 +33,30 @@ import Testing
     @Test func aSharedPrefixIsReusedNotRecomputed() async throws {
         let e = try Self.engine.get()
         let tok = try ReferenceEqualityTests.model.get().tokenizer
-        let system = "You are a careful assistant. Answer in plain English, keep every answer short, and never use lists or headings. "
+        let system =
+            "You are a careful assistant. Answer in plain English, keep every answer short, and never use lists or " +
+            "headings. "
             + "The user is a botanist who prefers Latin names where they exist."
         func chat(_ user: String) -> [Int32] {
-            tok.encode("<|im_start|>system\n\(system)<|im_end|>\n<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n",
-                       addSpecial: true, parseSpecial: true)
+            tok.encode(
+                "<|im_start|>system\n\(system)<|im_end|>\n<|im_start|>user\n\(user)<|im_end|>\n<|im_start|>assistant\n",
+                addSpecial: true, parseSpecial: true)
         }
-        let a = chat("Tell me about cats, briefly."), b = chat("Tell me about oaks, at length.")
-        _ = try await e.complete(prompt: a, n: 1, options: CompletionOptions(maxTokens: 2, sampler: SamplerSettings(temperature: 0)))
+        let a = chat("Tell me about cats, briefly.")
+        let b = chat("Tell me about oaks, at length.")
+        _ = try await e.complete(
+            prompt: a, n: 1, options: CompletionOptions(maxTokens: 2, sampler: SamplerSettings(temperature: 0)))
         let before = e.statistics()
-        _ = try await e.complete(prompt: b, n: 1, options: CompletionOptions(maxTokens: 2, sampler: SamplerSettings(temperature: 0)))
+        _ = try await e.complete(
+            prompt: b, n: 1, options: CompletionOptions(maxTokens: 2, sampler: SamplerSettings(temperature: 0)))
         let after = e.statistics()
         var common = 0
         while a[common] == b[common] { common += 1 }
         #expect(common >= 32, "the prompts share \(common) tokens")
         let reused = common / 16 * 16
-        #expect(after.promptTokensEvaluated - before.promptTokensEvaluated == b.count - reused,
-                "only the tokens after the shared whole blocks are evaluated")
+        #expect(
+            after.promptTokensEvaluated - before.promptTokensEvaluated == b.count - reused,
+            "only the tokens after the shared whole blocks are evaluated")
         #expect(after.promptTokensCached - before.promptTokensCached == reused)
     }
 
@@ -67,14 +76,17 @@ import Testing
         let cut = try await e.complete(prompt: p, n: 1, options: o)[0]
         #expect(cut.finish == .stop)
         #expect(cut.text == String(full.text[..<full.text.range(of: stop)!.lowerBound]))
-        let short = try await e.complete(prompt: p, n: 1, options: CompletionOptions(maxTokens: 5, sampler: SamplerSettings(temperature: 0)))[0]
+        let short = try await e.complete(
+            prompt: p, n: 1, options: CompletionOptions(maxTokens: 5, sampler: SamplerSettings(temperature: 0)))[0]
         #expect(short.finish == .length && short.tokens.count == 5)
         #expect(short.tokens == Array(full.tokens.prefix(5)))
     }
 
     @Test func theEndOfTurnTokenEndsGeneration() async throws {
         let e = try Self.engine.get()
-        let out = try await e.complete(prompt: try prompt("Say hi."), n: 1, options: CompletionOptions(maxTokens: 200, sampler: SamplerSettings(temperature: 0)))[0]
+        let out = try await e.complete(
+            prompt: try prompt("Say hi."), n: 1,
+            options: CompletionOptions(maxTokens: 200, sampler: SamplerSettings(temperature: 0)))[0]
         #expect(out.finish == .stop)
         #expect(!out.text.contains("<|im_end|>"))
     }
@@ -89,10 +101,13 @@ import Testing
         let two = Engine(model: model, contextTokens: 512, threads: 2)
         var alone = o
         alone.sampler.seed = 7 + 5
-        #expect(try await two.complete(prompt: p, n: 1, options: alone)[0].tokens == eight[5].tokens, "alone = 6th of a batch of 8")
+        #expect(
+            try await two.complete(prompt: p, n: 1, options: alone)[0].tokens == eight[5].tokens,
+            "alone = 6th of a batch of 8")
         var four = o
         four.sampler.seed = 7 + 4
         let batch4 = try await two.complete(prompt: p, n: 4, options: four)
-        #expect(batch4.map(\.tokens) == Array(eight[4..<8]).map(\.tokens), "first of a batch of 4 = 5th of a batch of 8")
+        #expect(
+            batch4.map(\.tokens) == Array(eight[4..<8]).map(\.tokens), "first of a batch of 4 = 5th of a batch of 8")
     }
 }

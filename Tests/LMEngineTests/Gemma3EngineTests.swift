@@ -8,24 +8,35 @@ import Testing
 @Suite(.serialized) struct Gemma3EngineTests {
     func prompt(_ text: String) throws -> [Int32] {
         let model = try Gemma3.model.get()
-        return try ChatTemplate.of(model).promptTokens([TemplateMessage(role: "user", content: text)], tokenizer: model.tokenizer)
+        return try ChatTemplate.of(model).promptTokens(
+            [TemplateMessage(role: "user", content: text)], tokenizer: model.tokenizer)
     }
 
     @Test func aRequestsTokensDoNotDependOnOtherRequests() async throws {
         let model = try Gemma3.model.get()
         let p = try prompt("Write one sentence about the sea.")
         let o = CompletionOptions(maxTokens: 16, sampler: SamplerSettings(temperature: 0.9, topK: 50, seed: 11))
-        let alone = try await Engine(model: model, contextTokens: 256, threads: 1, maxBatch: 1).complete(prompt: p, n: 1, options: o)[0]
+        let alone = try await Engine(model: model, contextTokens: 256, threads: 1, maxBatch: 1).complete(
+            prompt: p, n: 1, options: o)[0]
         var fourth = o
         fourth.sampler.seed = 11 - 3
-        let inBatch = try await Engine(model: model, contextTokens: 256, threads: 2).complete(prompt: p, n: 4, options: fourth)
+        let inBatch = try await Engine(model: model, contextTokens: 256, threads: 2).complete(
+            prompt: p, n: 4, options: fourth)
         #expect(inBatch[3].tokens == alone.tokens, "alone = the 4th of a batch of 4")
 
         let busy = Engine(model: model, contextTokens: 256, threads: 2, maxBatch: 8)
         let others = try ["Name a colour.", "What is two plus two?", "List two planets."].map(prompt)
         let results = try await withThrowingTaskGroup(of: (Int, [Completion]).self) { group in
             for (i, q) in others.enumerated() {
-                group.addTask { (i, try await busy.complete(prompt: q, n: 1 + i, options: CompletionOptions(maxTokens: 10 + 4 * i, sampler: SamplerSettings(temperature: 0.8, seed: UInt64(i))))) }
+                group.addTask {
+                    (
+                        i,
+                        try await busy.complete(
+                            prompt: q, n: 1 + i,
+                            options: CompletionOptions(
+                                maxTokens: 10 + 4 * i, sampler: SamplerSettings(temperature: 0.8, seed: UInt64(i))))
+                    )
+                }
             }
             group.addTask {
                 try await Task.sleep(for: .milliseconds(100))
@@ -60,7 +71,9 @@ import Testing
         let o = CompletionOptions(maxTokens: steps, sampler: SamplerSettings(temperature: 0))
         let first = try await engine.complete(prompt: ids, n: 1, options: o)[0]
         let again = try await engine.complete(prompt: ids, n: 1, options: o)[0]
-        #expect(Array(first.tokens.prefix(steps)) == Array(greedy.prefix(first.tokens.count)), "engine (chunked prefill) = one token at a time")
+        #expect(
+            Array(first.tokens.prefix(steps)) == Array(greedy.prefix(first.tokens.count)),
+            "engine (chunked prefill) = one token at a time")
         #expect(again.tokens == first.tokens)
         #expect(engine.statistics().promptTokensCached >= ids.count - 16, "the second request reused the prefix")
     }

@@ -66,7 +66,9 @@ import Testing
         let s = LlamaSession(model: model, maxTokens: 1024)
         try s.forward(ids)
         let n = model.config.vocabSize
-        var worst: Float = 0, top: Float = -.infinity, sum = 0.0
+        var worst: Float = 0
+        var top: Float = -.infinity
+        var sum = 0.0
         for i in 0..<n {
             let d = s.logits[i] - ref.logits[i]
             worst = max(worst, abs(d))
@@ -76,9 +78,15 @@ import Testing
         // A shift of every logit by the same amount changes no probability: the spread is what counts.
         let shift = sum / Double(n)
         var squares = 0.0
-        for i in 0..<n { let d = Double(s.logits[i] - ref.logits[i]) - shift; squares += d * d }
+        for i in 0..<n {
+            let d = Double(s.logits[i] - ref.logits[i]) - shift
+            squares += d * d
+        }
         let rms = (squares / Double(n)).squareRoot()
-        print("gemma3 prompt \(index) (\(ids.count) tokens): max |logit difference| = \(worst), mean shift \(shift), rms about it \(rms), top logit \(top)")
+        print(
+            "gemma3 prompt \(index) (\(ids.count) tokens): max |logit difference| = \(worst), mean shift \(shift), " +
+            "rms about it \(rms), top logit \(top)"
+        )
         #expect(worst <= Self.tolerance, "max |logit difference| \(worst)")
         #expect(rms <= Self.rmsTolerance, "root-mean-square logit difference about the mean shift \(rms)")
     }
@@ -88,7 +96,10 @@ import Testing
         let ref = try Self.reference.get()[index]
         let model = try Gemma3.model.get()
         let nearTies = try ReferenceEqualityTests.compareGreedy(model, ref, maxTokens: 1024, tolerance: Self.tolerance)
-        print("gemma3 prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) identical, near-ties at \(nearTies)")
+        print(
+            "gemma3 prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) " +
+            "identical, near-ties at \(nearTies)"
+        )
         #expect(ref.greedy.count == Self.steps || model.tokenizer.endOfGeneration.contains(ref.greedy.last!))
         #expect(nearTies.count <= ref.greedy.count / 8, "near-ties should be rare")
     }

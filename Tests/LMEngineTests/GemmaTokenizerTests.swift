@@ -14,7 +14,9 @@ enum Gemma3 {
             p.standardOutput = FileHandle.nullDevice
             try p.run()
             p.waitUntilExit()
-            guard p.terminationStatus == 0 else { throw ModelError("scripts/fetch-gemma3.sh failed (status \(p.terminationStatus))") }
+            guard p.terminationStatus == 0 else {
+                throw ModelError("scripts/fetch-gemma3.sh failed (status \(p.terminationStatus))")
+            }
         }
         return try GGUFFile(path: path)
     }
@@ -24,7 +26,8 @@ enum Gemma3 {
 
 extension GoldenTokens {
     static let gemma3: [GoldenTokens] = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/gemma3-tokens.json")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/gemma3-tokens.json")
         return (try? JSONDecoder().decode([GoldenTokens].self, from: Data(contentsOf: url))) ?? []
     }()
 }
@@ -39,7 +42,9 @@ extension GoldenTokens {
         #expect(tok.model == .sentencePiece)
         #expect(tok.count == 262_144)
         #expect(tok.bos == 2 && tok.eos == 1 && tok.addBOS && !tok.addSpacePrefix)
-        #expect(tok.endOfGeneration.contains(1) && tok.endOfGeneration.contains(106), "<eos> and <end_of_turn> end a generation")
+        #expect(
+            tok.endOfGeneration.contains(1) && tok.endOfGeneration.contains(106),
+            "<eos> and <end_of_turn> end a generation")
     }
 
     @Test(arguments: GoldenTokens.gemma3)

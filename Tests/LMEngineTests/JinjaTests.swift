@@ -22,9 +22,12 @@ import Testing
 
     /// Every template of the corpus and of the project's models, by name.
     static func templates() throws -> [(String, String)] {
-        let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path).filter { $0.hasSuffix(".jinja") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path).filter { $0.hasSuffix(".jinja") }
+            .sorted()
         var out = try files.map { ($0, try String(contentsOf: corpus.appendingPathComponent($0), encoding: .utf8)) }
-        let models = try FileManager.default.contentsOfDirectory(atPath: SmolLM2.root.appendingPathComponent("models").path).filter { $0.hasSuffix(".gguf") }
+        let models = try FileManager.default.contentsOfDirectory(
+            atPath: SmolLM2.root.appendingPathComponent("models").path
+        ).filter { $0.hasSuffix(".gguf") }
         for m in models.sorted() {
             let f = try GGUFFile(path: SmolLM2.root.appendingPathComponent("models/\(m)").path)
             if let t = f.content["tokenizer.chat_template"]?.string { out.append((m, t)) }
@@ -35,14 +38,20 @@ import Testing
     /// The context of one rendering (the messages' keys in order: role, then content).
     static func context(_ conv: [(String, String)], generation: Bool) -> JinjaValue {
         let messages = JinjaValue.list(conv.map { .dict([("role", .string($0.0)), ("content", .string($0.1))]) })
-        return .dict([("messages", messages), ("add_generation_prompt", .bool(generation)), ("bos_token", .string("<s>")), ("eos_token", .string("</s>"))])
+        return .dict([
+            ("messages", messages), ("add_generation_prompt", .bool(generation)), ("bos_token", .string("<s>")),
+            ("eos_token", .string("</s>")),
+        ])
     }
 
     /// Jinja2's renderings of (template, context) pairs; the JSON is written with the dicts' key order kept.
     static func jinja2(_ cases: [(String, JinjaValue)]) throws -> [[String: String]] {
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("prs-jinja-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: input) }
-        let json = "[" + cases.map { JinjaValue.dict([("template", .string($0.0)), ("context", $0.1)]).json(indent: nil) }.joined(separator: ",\n") + "]"
+        let json =
+            "["
+            + cases.map { JinjaValue.dict([("template", .string($0.0)), ("context", $0.1)]).json(indent: nil) }.joined(
+                separator: ",\n") + "]"
         try Data(json.utf8).write(to: input)
         let data = try RopeScalingTests.python("scripts/reference/jinja_render.py", ["--input", input.path])
         return try JSONDecoder().decode([[String: String]].self, from: data)
@@ -65,7 +74,13 @@ import Testing
                     guard case .dict(let pairs) = context else { continue }
                     cases.append((source, context))
                     let label = "\(name), conversation \(i), add_generation_prompt \(generation)"
-                    ours.append((label, Result { () throws(JinjaError) in try template.render(Dictionary(uniqueKeysWithValues: pairs)) }))
+                    ours.append(
+                        (
+                            label,
+                            Result { () throws(JinjaError) in
+                                try template.render(Dictionary(uniqueKeysWithValues: pairs))
+                            }
+                        ))
                 }
             }
         }
@@ -75,10 +90,17 @@ import Testing
         for ((label, mine), reference) in zip(ours, theirs) {
             switch (mine, reference["text"]) {
             case (.success(let a), .some(let b)):
-                if a == b { equal += 1 } else { Issue.record("\(label): prs rendered\n\(a.debugDescription)\nJinja2 rendered\n\(b.debugDescription)") }
+                if a == b {
+                    equal += 1
+                } else {
+                    Issue.record(
+                        "\(label): prs rendered\n\(a.debugDescription)\nJinja2 rendered\n\(b.debugDescription)")
+                }
             case (.failure, .none): equal += 1
             case (.failure(let e), .some): Issue.record("\(label): prs failed (\(e)); Jinja2 rendered it")
-            case (.success(let a), .none): Issue.record("\(label): Jinja2 failed (\(reference["error"] ?? "")); prs rendered \(a.debugDescription)")
+            case (.success(let a), .none):
+                Issue.record(
+                    "\(label): Jinja2 failed (\(reference["error"] ?? "")); prs rendered \(a.debugDescription)")
             }
         }
         #expect(equal == ours.count, "\(equal) of \(ours.count) renderings equal Jinja2's")
@@ -100,7 +122,9 @@ import Testing
                 _ = try JinjaTemplate(source)
                 Issue.record("\(source.debugDescription) was accepted")
             } catch {
-                #expect(error.description.contains(expected) && error.description.contains("line"), "\(source.debugDescription): \(error)")
+                #expect(
+                    error.description.contains(expected) && error.description.contains("line"),
+                    "\(source.debugDescription): \(error)")
             }
         }
     }

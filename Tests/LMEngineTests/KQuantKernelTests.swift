@@ -62,7 +62,9 @@ import Testing
     }
 
     static func bsums(_ block: lm_block_q8_k) -> [Int16] {
-        withUnsafeBytes(of: block.bsums) { raw in (0..<16).map { raw.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self) } }
+        withUnsafeBytes(of: block.bsums) { raw in
+            (0..<16).map { raw.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self) }
+        }
     }
 
     /// The values the Q8_K blocks stand for.
@@ -81,7 +83,8 @@ import Testing
     /// The double-precision dot of `weights` with the Q8_K values, and the sum of the terms' magnitudes.
     static func reference(_ weights: ArraySlice<Float>, _ x: [lm_block_q8_k]) -> (dot: Double, magnitude: Double) {
         let a = values(x)
-        var dot = 0.0, magnitude = 0.0
+        var dot = 0.0
+        var magnitude = 0.0
         for (w, v) in zip(weights, a) {
             let t = Double(w) * v
             dot += t
@@ -93,7 +96,9 @@ import Testing
     @Test(arguments: [TensorType.q4_K, .q6_K])
     func dotMatchesTheDequantizedWeights(type: TensorType) {
         var rng = SplitMix64(seed: type == .q4_K ? 0x4B_0004 : 0x6B_0006)
-        let n = Self.n, rows = 16, rowBytes = n / type.blockSize * type.blockBytes
+        let n = Self.n
+        let rows = 16
+        let rowBytes = n / type.blockSize * type.blockBytes
         let w = Self.randomRows(type, rows: rows, n: n, rng: &rng)
         let dense = Self.dequantize(w, type, count: rows * n)
         for r in 0..<rows {
@@ -102,7 +107,9 @@ import Testing
             let q = Self.quantize(x)
             let ref = Self.reference(dense[(r * n)..<((r + 1) * n)], q)
             let got = Double(Self.dot(type, n: n, Array(w[(r * rowBytes)..<((r + 1) * rowBytes)]), q))
-            #expect(abs(got - ref.dot) <= 1e-4 * abs(ref.dot) + 1e-6 * ref.magnitude, "\(type) row \(r): \(got) vs \(ref.dot)")
+            #expect(
+                abs(got - ref.dot) <= 1e-4 * abs(ref.dot) + 1e-6 * ref.magnitude,
+                "\(type) row \(r): \(got) vs \(ref.dot)")
         }
     }
 
@@ -110,7 +117,9 @@ import Testing
     @Test(arguments: [TensorType.q4_K, .q6_K])
     func tilesEqualTheOneTokenDot(type: TensorType) {
         var rng = SplitMix64(seed: 0x711E)
-        let n = Self.n, rows = 3, rowBytes = n / type.blockSize * type.blockBytes
+        let n = Self.n
+        let rows = 3
+        let rowBytes = n / type.blockSize * type.blockBytes
         let w = Self.randomRows(type, rows: rows, n: n, rng: &rng)
         let tokens = (0..<4).map { _ in Self.quantize((0..<n).map { _ in Float.random(in: -3...3, using: &rng) }) }
         for r in 0..<rows {
@@ -118,13 +127,25 @@ import Testing
             let single = tokens.map { Self.dot(type, n: n, row, $0) }
             for nt in 1...4 {
                 var out = [Float](repeating: .nan, count: 4)
-                tokens[0].withUnsafeBufferPointer { a in tokens[1].withUnsafeBufferPointer { b in
-                    tokens[2].withUnsafeBufferPointer { c in tokens[3].withUnsafeBufferPointer { d in
-                        var xs: [UnsafePointer<lm_block_q8_k>?] = [a.baseAddress, b.baseAddress, c.baseAddress, d.baseAddress]
-                        if type == .q4_K { lm_dot_q4_k_q8_k_tile(Int32(n), row, &xs, Int32(nt), &out) } else { lm_dot_q6_k_q8_k_tile(Int32(n), row, &xs, Int32(nt), &out) }
-                    } }
-                } }
-                #expect(out.prefix(nt).map(\.bitPattern) == single.prefix(nt).map(\.bitPattern), "\(type) row \(r), \(nt) tokens")
+                tokens[0].withUnsafeBufferPointer { a in
+                    tokens[1].withUnsafeBufferPointer { b in
+                        tokens[2].withUnsafeBufferPointer { c in
+                            tokens[3].withUnsafeBufferPointer { d in
+                                var xs: [UnsafePointer<lm_block_q8_k>?] = [
+                                    a.baseAddress, b.baseAddress, c.baseAddress, d.baseAddress,
+                                ]
+                                if type == .q4_K {
+                                    lm_dot_q4_k_q8_k_tile(Int32(n), row, &xs, Int32(nt), &out)
+                                } else {
+                                    lm_dot_q6_k_q8_k_tile(Int32(n), row, &xs, Int32(nt), &out)
+                                }
+                            }
+                        }
+                    }
+                }
+                #expect(
+                    out.prefix(nt).map(\.bitPattern) == single.prefix(nt).map(\.bitPattern),
+                    "\(type) row \(r), \(nt) tokens")
             }
         }
     }
@@ -140,7 +161,10 @@ import Testing
             let one = Half.fromFloat(1)
             switch type {
             case .q4_K:
-                for o in [at, at + 2] { w[o] = UInt8(one & 0xFF); w[o + 1] = UInt8(one >> 8) }
+                for o in [at, at + 2] {
+                    w[o] = UInt8(one & 0xFF)
+                    w[o + 1] = UInt8(one >> 8)
+                }
             default:
                 for i in 0..<16 { w[at + 192 + i] = b == 0 ? 0x80 : 0x7F }
                 w[at + 208] = UInt8(one & 0xFF)
@@ -164,8 +188,8 @@ import Testing
         var x = [Float](repeating: 0, count: 1024)
         for i in 256..<1024 { x[i] = Float.random(in: -1...1, using: &rng) }
         x[300] = -2.5  // block 1: the largest magnitude is negative
-        x[600] = 3     // block 2: positive
-        x[773] = -2    // block 3: a tie, the first (negative) one counts and x[777] goes to +127
+        x[600] = 3  // block 2: positive
+        x[773] = -2  // block 3: a tie, the first (negative) one counts and x[777] goes to +127
         x[777] = 2
         let q = Self.quantize(x)
         #expect(q.count == 4)
@@ -173,7 +197,8 @@ import Testing
         let zeroBlock = Self.qs(q[0]).allSatisfy { $0 == 0 } && Self.bsums(q[0]).allSatisfy { $0 == 0 }
         #expect(zeroBlock)
         for (b, at) in [(1, 300), (2, 600), (3, 773)] {
-            let qs = Self.qs(q[b]), sums = Self.bsums(q[b])
+            let qs = Self.qs(q[b])
+            let sums = Self.bsums(q[b])
             let iscale = Float(-127) / x[at]
             #expect(q[b].d == 1 / iscale)
             #expect((q[b].d > 0) == (x[at] < 0))

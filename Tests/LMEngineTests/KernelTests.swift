@@ -11,7 +11,11 @@ import Testing
         let first = Int32(firstPosition)
         var rng = SplitMix64(seed: UInt64(positions))
         func uniform() -> Float { Float(Double(rng.next() >> 11) / Double(1 << 53)) * 2 - 1 }
-        let group = 3, hd = 64, kvHeads = 2, stride = kvHeads * hd, block = 16
+        let group = 3
+        let hd = 64
+        let kvHeads = 2
+        let stride = kvHeads * hd
+        let block = 16
         let blocks = (positions + block - 1) / block
         // Blocks in a scrambled order, as a paged cache hands them out.
         let table: [Int32] = (0..<blocks).map { Int32((blocks - 1 - $0) * 2 + 1) }
@@ -24,14 +28,18 @@ import Testing
         for softcap: Float in [0, 0.5] {
             var grouped = [Float](repeating: 0, count: group * hd)
             var scores = [Float](repeating: 0, count: group * positions)
-            lm_attention_group64(q, Int32(group), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table, Int32(block),
-                                 first, Int32(positions), 0.125, softcap, &scores, &grouped)
+            lm_attention_group64(
+                q, Int32(group), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table, Int32(block),
+                first, Int32(positions), 0.125, softcap, &scores, &grouped)
             for g in 0..<group {
                 var alone = [Float](repeating: 0, count: hd)
                 var s = [Float](repeating: 0, count: positions)
-                lm_attention_paged(Array(q[(g * hd)..<((g + 1) * hd)]), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride, table,
-                                   Int32(block), first, Int32(positions), Int32(hd), 0.125, softcap, &s, &alone)
-                #expect(alone == Array(grouped[(g * hd)..<((g + 1) * hd)]), "head \(g) of the group, soft-cap \(softcap)")
+                lm_attention_paged(
+                    Array(q[(g * hd)..<((g + 1) * hd)]), Array(k[(kvh * hd)...]), Array(v[(kvh * hd)...]), stride,
+                    table,
+                    Int32(block), first, Int32(positions), Int32(hd), 0.125, softcap, &s, &alone)
+                #expect(
+                    alone == Array(grouped[(g * hd)..<((g + 1) * hd)]), "head \(g) of the group, soft-cap \(softcap)")
             }
         }
     }
@@ -44,7 +52,8 @@ import Testing
             let m = Double(x.max()!)
             let reference = m + log(x.reduce(0.0) { $0 + exp(Double($1) - m) })
             let ours = Double(lm_log_sum_exp(x, Int32(x.count)))
-            #expect(abs(ours - reference) <= 1e-5 * max(1, abs(reference)), "scale \(scale): \(ours) against \(reference)")
+            #expect(
+                abs(ours - reference) <= 1e-5 * max(1, abs(reference)), "scale \(scale): \(ours) against \(reference)")
         }
         #expect(lm_log_sum_exp([-Float.infinity, 0], 2) == 0)
     }

@@ -20,8 +20,10 @@ import Testing
             w = (0..<(PoolTests.rows * rowBytes)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             for b in 0..<(PoolTests.rows * PoolTests.n / 32) {
                 let scale = UInt16(0x2000 + Int(rng.next() % 0x1800))
-                w[b * 20] = UInt8(scale & 0xFF); w[b * 20 + 1] = UInt8(scale >> 8)
-                w[b * 20 + 2] = UInt8(scale & 0xFF); w[b * 20 + 3] = UInt8(0x80 | (scale >> 8))
+                w[b * 20] = UInt8(scale & 0xFF)
+                w[b * 20 + 1] = UInt8(scale >> 8)
+                w[b * 20 + 2] = UInt8(scale & 0xFF)
+                w[b * 20 + 3] = UInt8(0x80 | (scale >> 8))
             }
             func floats(_ count: Int, _ scale: Float) -> [Float] {
                 (0..<count).map { _ in
@@ -40,7 +42,8 @@ import Testing
     /// The serial steps: the prelude in plain Swift, then quantization and every row on one thread.
     func serial(_ op: Int32, _ d: Data, batch: Int) -> (residual: [Float], input: [Float], out: [Float]) {
         let n = Self.n
-        var residual = d.residual, input = d.gate
+        var residual = d.residual
+        var input = d.gate
         for b in 0..<batch {
             switch Int(op) {
             case LM_PRE_RMS_NORM:
@@ -56,7 +59,9 @@ import Testing
                 }
             case LM_PRE_GEGLU:
                 let g = Array(input[(b * n)..<((b + 1) * n)])
-                input.withUnsafeMutableBufferPointer { lm_geglu(g, Array(d.up[(b * n)...]), $0.baseAddress! + b * n, Int32(n)) }
+                input.withUnsafeMutableBufferPointer {
+                    lm_geglu(g, Array(d.up[(b * n)...]), $0.baseAddress! + b * n, Int32(n))
+                }
             default: break
             }
         }
@@ -65,15 +70,21 @@ import Testing
             for b in 0..<batch { lm_quantize_acts(Array(input[(b * n)...]), ap.baseAddress! + b * n / 32, Int32(n)) }
         }
         var out = [Float](repeating: 0, count: batch * Self.rows)
-        lm_matmul(0, Int32(n), d.w, n / 32 * 20, acts, n / 32 * MemoryLayout<lm_act_q8>.stride, Int32(batch), &out, Self.rows, 0, Int32(Self.rows))
+        lm_matmul(
+            0, Int32(n), d.w, n / 32 * 20, acts, n / 32 * MemoryLayout<lm_act_q8>.stride, Int32(batch), &out, Self.rows,
+            0, Int32(Self.rows))
         return (residual, input, out)
     }
 
     /// The same through the pool: prelude chunks, then row chunks of two jobs over the same rows.
-    func pooled(_ op: Int32, _ d: Data, batch: Int, threads: Int) -> (residual: [Float], input: [Float], out: [Float], second: [Float]) {
+    func pooled(
+        _ op: Int32, _ d: Data, batch: Int, threads: Int
+    ) -> (residual: [Float], input: [Float], out: [Float], second: [Float]) {
         let n = Self.n
-        var residual = d.residual, input = d.gate
-        var out = [Float](repeating: 0, count: batch * Self.rows), second = out
+        var residual = d.residual
+        var input = d.gate
+        var out = [Float](repeating: 0, count: batch * Self.rows)
+        var second = out
         var acts = [lm_act_q8](repeating: lm_act_q8(), count: batch * n / 32)
         let pool = lm_pool_create(Int32(threads))
         defer { lm_pool_destroy(pool) }
@@ -86,12 +97,18 @@ import Testing
                                 d.add.withUnsafeBufferPointer { addp in
                                     d.up.withUnsafeBufferPointer { upp in
                                         d.norm.withUnsafeBufferPointer { np in
-                                            var pre = lm_prelude(op: op, n: Int32(n), y: ip.baseAddress!, x: rp.baseAddress!, add: addp.baseAddress!,
-                                                                 up: upp.baseAddress!, w: np.baseAddress!, eps: 1e-5, q8: ap.baseAddress!, q8k: nil)
+                                            var pre = lm_prelude(
+                                                op: op, n: Int32(n), y: ip.baseAddress!, x: rp.baseAddress!,
+                                                add: addp.baseAddress!,
+                                                up: upp.baseAddress!, w: np.baseAddress!, eps: 1e-5,
+                                                q8: ap.baseAddress!, q8k: nil)
                                             let stride = n / 32 * MemoryLayout<lm_act_q8>.stride
                                             let jobs = [op1.baseAddress!, op2.baseAddress!].map {
-                                                lm_matmul_job(kind: 0, n: Int32(n), w: wp.baseAddress!, row_bytes: n / 32 * 20, x: ap.baseAddress!,
-                                                              x_stride: stride, out: $0, out_stride: Self.rows, rows: Int32(Self.rows), packed: 0)
+                                                lm_matmul_job(
+                                                    kind: 0, n: Int32(n), w: wp.baseAddress!, row_bytes: n / 32 * 20,
+                                                    x: ap.baseAddress!,
+                                                    x_stride: stride, out: $0, out_stride: Self.rows,
+                                                    rows: Int32(Self.rows), packed: 0)
                                             }
                                             lm_pool_matmul(pool, &pre, jobs, 2, Int32(batch))
                                         }
@@ -136,8 +153,9 @@ import Testing
         var spans = [lm_block_q8_k](repeating: lm_block_q8_k(), count: n / 256)
         y.withUnsafeMutableBufferPointer { yp in
             spans.withUnsafeMutableBytes { sp in
-                var pre = lm_prelude(op: Int32(LM_PRE_QUANTIZE), n: Int32(n), y: yp.baseAddress!, x: nil, add: nil, up: nil, w: nil,
-                                     eps: 0, q8: nil, q8k: sp.baseAddress!)
+                var pre = lm_prelude(
+                    op: Int32(LM_PRE_QUANTIZE), n: Int32(n), y: yp.baseAddress!, x: nil, add: nil, up: nil, w: nil,
+                    eps: 0, q8: nil, q8k: sp.baseAddress!)
                 for e0 in stride(from: 0, to: n, by: 512) { lm_prelude_run(&pre, 0, Int32(e0), Int32(e0 + 512)) }
             }
         }

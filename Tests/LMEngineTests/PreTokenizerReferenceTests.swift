@@ -20,8 +20,10 @@ import Testing
         let out = dir.appendingPathComponent("tokens.json")
         let p = Process()
         p.executableURL = SmolLM2.root.appendingPathComponent(".venv/bin/python")
-        p.arguments = [SmolLM2.root.appendingPathComponent("scripts/reference/tokenize_corpus.py").path, vocab,
-                       SmolLM2.root.appendingPathComponent("Tests/LMEngineTests/Fixtures/tokenizer-corpus.json").path, out.path]
+        p.arguments = [
+            SmolLM2.root.appendingPathComponent("scripts/reference/tokenize_corpus.py").path, vocab,
+            SmolLM2.root.appendingPathComponent("Tests/LMEngineTests/Fixtures/tokenizer-corpus.json").path, out.path,
+        ]
         let errors = dir.appendingPathComponent("stderr.txt")
         _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         p.standardOutput = FileHandle.nullDevice
@@ -36,6 +38,7 @@ import Testing
         for g in golden where tok.encode(g.text, addSpecial: false, parseSpecial: true) != g.special {
             mismatches.append(g.text)
         }
-        #expect(mismatches.isEmpty, "\(pre): \(mismatches.count) of \(golden.count) texts differ: \(mismatches.prefix(5))")
+        #expect(
+            mismatches.isEmpty, "\(pre): \(mismatches.count) of \(golden.count) texts differ: \(mismatches.prefix(5))")
     }
 }

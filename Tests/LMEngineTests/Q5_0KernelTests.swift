@@ -30,8 +30,10 @@ import Testing
         var out = [Float](repeating: .nan, count: batch * rows)
         w.withUnsafeBytes { wp in
             a.withUnsafeBytes { ap in
-                lm_matmul(7, Int32(n), wp.baseAddress!, n / 32 * blockBytes, ap.baseAddress!, n / 32 * MemoryLayout<lm_act_q8>.stride,
-                          Int32(batch), &out, rows, 0, Int32(rows))
+                lm_matmul(
+                    7, Int32(n), wp.baseAddress!, n / 32 * blockBytes, ap.baseAddress!,
+                    n / 32 * MemoryLayout<lm_act_q8>.stride,
+                    Int32(batch), &out, rows, 0, Int32(rows))
             }
         }
         return out
@@ -39,8 +41,12 @@ import Testing
 
     /// (dot, Σ|terms|) in double of a dequantized row with a token's activation values.
     static func reference(_ w: [UInt8], row r: Int, _ a: [lm_act_q8], token t: Int) -> (Double, Double) {
-        let dense = w.withUnsafeBytes { Dequantize.toFloat(UnsafeRawBufferPointer(rebasing: $0[(r * n / 32 * blockBytes)...]), type: .q5_0, count: n) }
-        var dot = 0.0, mag = 0.0
+        let dense = w.withUnsafeBytes {
+            Dequantize.toFloat(
+                UnsafeRawBufferPointer(rebasing: $0[(r * n / 32 * blockBytes)...]), type: .q5_0, count: n)
+        }
+        var dot = 0.0
+        var mag = 0.0
         for i in 0..<n {
             let block = a[t * n / 32 + i / 32]
             let q = withUnsafeBytes(of: block.qs) { Int8(bitPattern: $0[i % 32]) }
@@ -62,7 +68,9 @@ import Testing
             for t in 0..<batch {
                 for r in 0..<rows {
                     let (dot, mag) = Self.reference(w, row: r, a, token: t)
-                    #expect(abs(Double(out[t * rows + r]) - dot) <= 1e-5 * mag + 1e-7, "batch \(batch) token \(t) row \(r): \(out[t * rows + r]) vs \(dot)")
+                    #expect(
+                        abs(Double(out[t * rows + r]) - dot) <= 1e-5 * mag + 1e-7,
+                        "batch \(batch) token \(t) row \(r): \(out[t * rows + r]) vs \(dot)")
                 }
             }
         }

@@ -6,7 +6,10 @@ import Testing
 /// Re-encodings of the model by our writer (every Q4_1 tensor as Q8_0, or as F16) load in
 /// llama.cpp and in prs, and both give the same greedy tokens for them.
 @Suite(.serialized) struct ReencodingTests {
-    static let prompts = ["The capital of France is", "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n", "def add(a, b):"]
+    static let prompts = [
+        "The capital of France is", "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n",
+        "def add(a, b):",
+    ]
 
     /// Every Q4_1 tensor re-encoded as `type` (file type `fileType`), run by llama.cpp and by prs.
     static func reencode(as type: TensorType, fileType: UInt32) throws {
@@ -16,7 +19,9 @@ import Testing
         w.metadata = source.content.metadata.map { $0.key == "general.file_type" ? ($0.key, .uint32(fileType)) : $0 }
         w.tensors = try source.content.tensors.map { t in
             if t.type == .q4_1 {
-                return .init(name: t.name, dimensions: t.dimensions, type: type, data: try Quantize.encode(source.floats(t), as: type))
+                return .init(
+                    name: t.name, dimensions: t.dimensions, type: type,
+                    data: try Quantize.encode(source.floats(t), as: type))
             }
             return .init(name: t.name, dimensions: t.dimensions, type: t.type, data: [UInt8](source.bytes(of: t)))
         }
@@ -27,7 +32,8 @@ import Testing
         let copy = try LlamaModel(path: path)
         #expect(copy.file.content.tensors.filter { $0.type == .q4_1 }.isEmpty)
         let refs = try ReferenceEqualityTests.llamaCpp(model: path, prompts: Self.prompts, steps: 32)
-        var identical = 0, total = 0
+        var identical = 0
+        var total = 0
         for ref in refs {
             let nearTies = try ReferenceEqualityTests.compareGreedy(copy, ref)
             identical += ref.greedy.count - nearTies.count

@@ -22,14 +22,22 @@ import Testing
         "<|im_start|>user\nWhy is the sky blue?<|im_end|>\n<|im_start|>assistant\n",
         "Once upon a time, in a small village,",
         "1, 2, 3, 4, 5,",
-        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWrite a haiku about autumn.<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging " +
+        "Face<|im_end|>\n<|im_start|>user\nWrite a haiku about autumn.<|im_end|>\n<|im_start|>assistant\n",
         "Les meilleurs fromages de France sont",
         "Q: What is 12 times 7?\nA:",
     ]
 
-    struct Reference: Decodable { var prompt: [Int32]; var logits: [Float]; var greedy: [Int32]; var margins: [Float] }
+    struct Reference: Decodable {
+        var prompt: [Int32]
+        var logits: [Float]
+        var greedy: [Int32]
+        var margins: [Float]
+    }
 
-    static let reference: Result<[Reference], any Error> = Result { try llamaCpp(model: SmolLM2.path, prompts: prompts, steps: steps) }
+    static let reference: Result<[Reference], any Error> = Result {
+        try llamaCpp(model: SmolLM2.path, prompts: prompts, steps: steps)
+    }
 
     /// llama.cpp's logits and greedy decoding of `prompts` with the model at `path`.
     static func llamaCpp(model path: String, prompts: [String], steps: Int) throws -> [Reference] {
@@ -40,23 +48,30 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-ref-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let input = dir.appendingPathComponent("in.json"), output = dir.appendingPathComponent("out.json")
+        let input = dir.appendingPathComponent("in.json")
+        let output = dir.appendingPathComponent("out.json")
         try JSONEncoder().encode(prompts).write(to: input)
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [SmolLM2.root.appendingPathComponent("scripts/reference/llama_reference.py").path, path, "\(steps)"]
+        p.arguments = [
+            SmolLM2.root.appendingPathComponent("scripts/reference/llama_reference.py").path, path, "\(steps)",
+        ]
         p.standardInput = try FileHandle(forReadingFrom: input)
         p.standardOutput = try FileHandle(forWritingTo: output)
         try p.run()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw ModelError("the reference script failed (status \(p.terminationStatus))") }
+        guard p.terminationStatus == 0 else {
+            throw ModelError("the reference script failed (status \(p.terminationStatus))")
+        }
         return try JSONDecoder().decode([Reference].self, from: Data(contentsOf: output))
     }
 
     /// Teacher-forced greedy comparison: returns the steps where ours differs, each checked to be a
     /// near-tie of the reference.
-    static func compareGreedy(_ model: LlamaModel, _ ref: Reference, maxTokens: Int = 256, tolerance: Float = logitTolerance) throws -> [Int] {
+    static func compareGreedy(
+        _ model: LlamaModel, _ ref: Reference, maxTokens: Int = 256, tolerance: Float = logitTolerance
+    ) throws -> [Int] {
         let s = LlamaSession(model: model, maxTokens: maxTokens)
         for t in ref.prompt { try s.forward(t) }
         var nearTies: [Int] = []
@@ -66,8 +81,9 @@ import Testing
             let theirs = ref.greedy[step]
             if best != theirs {
                 nearTies.append(step)
-                #expect(ref.margins[step] <= tolerance,
-                        "step \(step): ours \(best), llama.cpp \(theirs), whose top-two margin is \(ref.margins[step])")
+                #expect(
+                    ref.margins[step] <= tolerance,
+                    "step \(step): ours \(best), llama.cpp \(theirs), whose top-two margin is \(ref.margins[step])")
                 // With every logit within the tolerance, our gap can be at most their margin plus twice it.
                 #expect(s.logits[Int(best)] - s.logits[Int(theirs)] <= ref.margins[step] + 2 * tolerance)
             }
@@ -91,9 +107,16 @@ import Testing
         var meanDiff: Double = 0
         for i in 0..<model.config.vocabSize { meanDiff += Double(s.logits[i] - ref.logits[i]) }
         meanDiff /= Double(model.config.vocabSize)
-        var centred: Float = 0, top: Float = -1e9
-        for i in 0..<model.config.vocabSize { centred = max(centred, abs(s.logits[i] - ref.logits[i] - Float(meanDiff))); top = max(top, ref.logits[i]) }
-        print("prompt \(index): max |logit difference| = \(worst), mean shift \(meanDiff), max after removing the shift \(centred), top logit \(top)")
+        var centred: Float = 0
+        var top: Float = -1e9
+        for i in 0..<model.config.vocabSize {
+            centred = max(centred, abs(s.logits[i] - ref.logits[i] - Float(meanDiff)))
+            top = max(top, ref.logits[i])
+        }
+        print(
+            "prompt \(index): max |logit difference| = \(worst), mean shift \(meanDiff), max after removing the " +
+            "shift \(centred), top logit \(top)"
+        )
         #expect(worst <= Self.logitTolerance, "max |logit difference| \(worst)")
     }
 
@@ -105,7 +128,10 @@ import Testing
         let ref = try Self.reference.get()[index]
         let model = try Self.model.get()
         let nearTies = try Self.compareGreedy(model, ref)
-        print("prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) identical, near-ties at \(nearTies)")
+        print(
+            "prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) " +
+            "identical, near-ties at \(nearTies)"
+        )
         #expect(ref.greedy.count == Self.steps || model.tokenizer.endOfGeneration.contains(ref.greedy.last!))
         #expect(nearTies.count <= ref.greedy.count / 8, "near-ties should be rare")
     }

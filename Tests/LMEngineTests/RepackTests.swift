@@ -24,25 +24,31 @@ import Testing
     }
 
     func compare(_ file: GGUFFile, _ text: String, then: [Int32]) throws {
-        let packed = try LlamaModel(file: file, repack: true), inPlace = try LlamaModel(file: file, repack: false)
+        let packed = try LlamaModel(file: file, repack: true)
+        let inPlace = try LlamaModel(file: file, repack: false)
         #expect(packed.repackedBytes > 0, "\(file.path): nothing was repacked")
         #expect(inPlace.repackedBytes == 0)
         let prompt = packed.tokenizer.encode(text, addSpecial: true, parseSpecial: true)
         #expect(prompt.count > 8)
         for isa in [Int32(0)] + ISATests.others {
-            let a = try logits(packed, prompt, then: then, isa: isa), b = try logits(inPlace, prompt, then: then, isa: isa)
+            let a = try logits(packed, prompt, then: then, isa: isa)
+            let b = try logits(inPlace, prompt, then: then, isa: isa)
             #expect(a.count == then.count + 1)
             #expect(a == b, "\(file.path), table \(isa): repacked and in-place logits differ")
         }
     }
 
     @Test func smolLM2RepackedIsBitIdentical() throws {
-        try compare(SmolLM2.file.get(), "<|im_start|>user\nName three rivers and say which is longest.<|im_end|>\n<|im_start|>assistant\n",
-                    then: [504, 3056, 314])
+        try compare(
+            SmolLM2.file.get(),
+            "<|im_start|>user\nName three rivers and say which is longest.<|im_end|>\n<|im_start|>assistant\n",
+            then: [504, 3056, 314])
     }
 
     @Test func gemma3RepackedIsBitIdentical() throws {
-        try compare(Gemma3.file.get(), "<start_of_turn>user\nWhy do leaves change colour in autumn?<end_of_turn>\n<start_of_turn>model\n",
-                    then: [818, 7217, 563])
+        try compare(
+            Gemma3.file.get(),
+            "<start_of_turn>user\nWhy do leaves change colour in autumn?<end_of_turn>\n<start_of_turn>model\n",
+            then: [818, 7217, 563])
     }
 }

@@ -12,7 +12,9 @@ import Testing
 /// additions, ggml's F16 K/V cache (prs's too) and its vector exp differ: max |Δ logit| ≤ 0.02.
 @Suite(.serialized) struct RopeScalingTests {
     static let tolerance: Float = 0.02
-    static let variants = ["llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3", "gemma2", "phi3", "phi3-long"]
+    static let variants = [
+        "llama", "llama-rope-freqs", "llama-linear", "llama-yarn", "qwen2", "qwen3", "gemma2", "phi3", "phi3-long",
+    ]
     static let positions = [5, 40, 120, 250, 299]
 
     static let dir: Result<URL, any Error> = Result {
@@ -24,7 +26,9 @@ import Testing
         return d
     }
 
-    static func path(_ variant: String) throws -> String { try dir.get().appendingPathComponent("arch-\(variant).gguf").path }
+    static func path(_ variant: String) throws -> String {
+        try dir.get().appendingPathComponent("arch-\(variant).gguf").path
+    }
 
     static func python(_ script: String, _ args: [String]) throws -> Data {
         let python = SmolLM2.root.appendingPathComponent(".venv/bin/python").path
@@ -46,7 +50,9 @@ import Testing
 
     /// 300 tokens of ordinary text, as the model's tokenizer splits it.
     static func tokens(_ model: LlamaModel) -> [Int32] {
-        let text = (0..<40).map { "Sentence \($0) tells of the river, the hills and the people who walked between them." }.joined(separator: " ")
+        let text = (0..<40).map {
+            "Sentence \($0) tells of the river, the hills and the people who walked between them."
+        }.joined(separator: " ")
         return Array(model.tokenizer.encode(text, addSpecial: false, parseSpecial: false).prefix(300))
     }
 
@@ -66,11 +72,17 @@ import Testing
     static func llamaLogits(_ path: String, _ tokens: [Int32]) throws -> [[Float]] {
         let request = FileManager.default.temporaryDirectory.appendingPathComponent("prs-req-\(UUID()).json")
         defer { try? FileManager.default.removeItem(at: request) }
-        try JSONSerialization.data(withJSONObject: ["tokens": tokens.map(Int.init), "positions": positions]).write(to: request)
-        let rows = try JSONDecoder().decode([String].self, from: python("scripts/reference/llama_logits_at.py", [path, "--input", request.path]))
+        try JSONSerialization.data(withJSONObject: ["tokens": tokens.map(Int.init), "positions": positions]).write(
+            to: request)
+        let rows = try JSONDecoder().decode(
+            [String].self, from: python("scripts/reference/llama_logits_at.py", [path, "--input", request.path]))
         return rows.map { b64 in
             let d = Data(base64Encoded: b64)!
-            return d.withUnsafeBytes { raw in (0..<(d.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) } }
+            return d.withUnsafeBytes { raw in
+                (0..<(d.count / 4)).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                }
+            }
         }
     }
 
@@ -85,9 +97,12 @@ import Testing
         let ours = try Self.prsLogits(model, tokens)
         let theirs = try Self.llamaLogits(path, tokens)
         let d = Self.maxDiff(ours, theirs)
-        #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+        #expect(
+            d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
         for (a, b) in zip(ours, theirs) {
-            #expect(a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] }, "\(variant): the greedy token differs")
+            #expect(
+                a.indices.max { a[$0] < a[$1] } == b.indices.max { b[$0] < b[$1] },
+                "\(variant): the greedy token differs")
         }
         print("architecture \(variant): max |Δ logit| vs llama.cpp \(d)")
         return ours
@@ -110,21 +125,30 @@ import Testing
         let model = try LlamaModel(path: path)
         let c = model.config
         #expect(c.slidingWindow == 48 && c.localLayers == [true, false, true, false])
-        #expect(c.attentionSoftcap == 8 && c.finalLogitSoftcap == 6 && c.postNorms && !c.qkNorms && c.activation == .geluTanh)
+        #expect(
+            c.attentionSoftcap == 8 && c.finalLogitSoftcap == 6 && c.postNorms && !c.qkNorms
+                && c.activation == .geluTanh)
         let tokens = Self.tokens(model)
         let ours = try Self.expectLlamaCppsLogits(path, model, "gemma2")
         // The same weights with one feature turned off, in prs: each changes the answer.
         let base = try GGUFFile(path: path)
-        for (key, value) in [("gemma2.attention.sliding_window", MetadataValue.uint32(4096)),
-                             ("gemma2.attn_logit_softcapping", .float32(1e6)), ("gemma2.final_logit_softcapping", .float32(1e6))] {
+        for (key, value) in [
+            ("gemma2.attention.sliding_window", MetadataValue.uint32(4096)),
+            ("gemma2.attn_logit_softcapping", .float32(1e6)), ("gemma2.final_logit_softcapping", .float32(1e6)),
+        ] {
             var w = GGUFWriter()
             w.metadata = base.content.metadata.map { $0.key == key ? (key: key, value: value) : $0 }
             w.alignment = base.content.alignment
-            for t in base.content.tensors { w.tensors.append(.init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t)))) }
+            for t in base.content.tensors {
+                w.tensors.append(
+                    .init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t))))
+            }
             let off = try Self.dir.get().appendingPathComponent("gemma2-without-\(key).gguf").path
             try w.write(to: off)
             let effect = Self.maxDiff(ours, try Self.prsLogits(try LlamaModel(path: off), tokens))
-            #expect(effect >= 50 * Self.tolerance, "gemma2 without \(key): the logits move by \(effect) at most, too little to tell")
+            #expect(
+                effect >= 50 * Self.tolerance,
+                "gemma2 without \(key): the logits move by \(effect) at most, too little to tell")
             print("gemma2 without \(key): max |Δ logit| \(effect)")
         }
     }
@@ -145,7 +169,9 @@ import Testing
             logits.append(try Self.expectLlamaCppsLogits(path, model, variant))
         }
         let effect = Self.maxDiff(logits[0], logits[1])
-        #expect(effect >= 50 * Self.tolerance, "short against long factors: the logits move by \(effect) at most, too little to tell")
+        #expect(
+            effect >= 50 * Self.tolerance,
+            "short against long factors: the logits move by \(effect) at most, too little to tell")
         print("phi3 short against long rope factors: max |Δ logit| \(effect)")
     }
 
@@ -173,12 +199,15 @@ import Testing
         let ours = try Self.prsLogits(model, tokens)
         let theirs = try Self.llamaLogits(try Self.path(variant), tokens)
         let d = Self.maxDiff(ours, theirs)
-        #expect(d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
+        #expect(
+            d <= Self.tolerance, "\(variant): max |Δ logit| against llama.cpp \(d) over positions \(Self.positions)")
         if variant != "llama" {
             // The same weights unscaled: the scaling changes the answer far beyond the tolerance.
             let plain = try Self.prsLogits(try LlamaModel(path: try Self.path("llama")), tokens)
             let effect = Self.maxDiff(ours, plain)
-            #expect(effect >= 50 * Self.tolerance, "\(variant): scaling moves the logits by \(effect) at most, too little to tell")
+            #expect(
+                effect >= 50 * Self.tolerance,
+                "\(variant): scaling moves the logits by \(effect) at most, too little to tell")
             print("rope scaling \(variant): max |Δ logit| vs llama.cpp \(d); vs the same weights unscaled \(effect)")
         }
         if variant == "llama-rope-freqs" {
@@ -195,18 +224,37 @@ import Testing
             var w = GGUFWriter()
             w.metadata = base.content.metadata + metadata
             w.alignment = base.content.alignment
-            for t in base.content.tensors { w.tensors.append(.init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t)))) }
-            if let tensor { w.tensors.append(.init(name: tensor, dimensions: [256], type: .f32, data: [UInt8](repeating: 0, count: 1024))) }
+            for t in base.content.tensors {
+                w.tensors.append(
+                    .init(name: t.name, dimensions: t.dimensions, type: t.type, data: Array(base.bytes(of: t))))
+            }
+            if let tensor {
+                w.tensors.append(
+                    .init(name: tensor, dimensions: [256], type: .f32, data: [UInt8](repeating: 0, count: 1024)))
+            }
             let path = dir.appendingPathComponent("refused-\(name).gguf").path
             try w.write(to: path)
             return path
         }
         let cases: [(String, String, String)] = [
-            (try variant("longrope", metadata: [("llama.rope.scaling.type", .string("longrope"))]), "llama.rope.scaling.type", "longrope"),
-            (try variant("softcap", metadata: [("llama.attn_logit_softcapping", .float32(50))]), "llama.attn_logit_softcapping", "refusing"),
+            (
+                try variant("longrope", metadata: [("llama.rope.scaling.type", .string("longrope"))]),
+                "llama.rope.scaling.type", "longrope"
+            ),
+            (
+                try variant("softcap", metadata: [("llama.attn_logit_softcapping", .float32(50))]),
+                "llama.attn_logit_softcapping", "refusing"
+            ),
             (try variant("experts", metadata: [("llama.expert_count", .uint32(8))]), "llama.expert_count", "refusing"),
-            (try variant("yarn-log", metadata: [("llama.rope.scaling.type", .string("yarn")), ("llama.rope.scaling.yarn_log_multiplier", .float32(0.1))]),
-             "llama.rope.scaling.yarn_log_multiplier", "refus"),
+            (
+                try variant(
+                    "yarn-log",
+                    metadata: [
+                        ("llama.rope.scaling.type", .string("yarn")),
+                        ("llama.rope.scaling.yarn_log_multiplier", .float32(0.1)),
+                    ]),
+                "llama.rope.scaling.yarn_log_multiplier", "refus"
+            ),
             (try variant("sub-norm", tensor: "blk.0.attn_sub_norm.weight"), "blk.0.attn_sub_norm.weight", "refusing"),
             (try variant("bias", tensor: "output.bias"), "output.bias", "refusing"),
         ]
@@ -219,6 +267,8 @@ import Testing
             }
         }
         // Zero experts says "dense": accepted.
-        #expect(throws: Never.self) { _ = try LlamaModel(path: try variant("zero-experts", metadata: [("llama.expert_count", .uint32(0))])) }
+        #expect(throws: Never.self) {
+            _ = try LlamaModel(path: try variant("zero-experts", metadata: [("llama.expert_count", .uint32(0))]))
+        }
     }
 }

@@ -68,7 +68,8 @@ import Testing
         #expect(d.map(\.0) == [0, 1, 2])
         let total = exp(2.0) + exp(1.5) + exp(1.0)
         #expect(abs(d[0].1 - exp(2.0) / total) < 1e-9)
-        let minP = Sampler(SamplerSettings(temperature: 1, minP: 0.5)).distribution(logits.withUnsafeBufferPointer { $0 })
+        let minP = Sampler(SamplerSettings(temperature: 1, minP: 0.5)).distribution(
+            logits.withUnsafeBufferPointer { $0 })
         #expect(minP.map(\.0) == [0, 1], "e^-0.5 ≥ 0.5 > e^-1")
     }
 
@@ -110,7 +111,9 @@ import Testing
         let big = (0..<5000).map { _ in Float(Int(rng.next() % 20000)) / 1000 - 10 }
         for k in [1, 5, 50, 300] {
             let d = Sampler(SamplerSettings(temperature: 1, topK: k)).distribution(big.withUnsafeBufferPointer { $0 })
-            let expected = big.indices.sorted { big[$0] > big[$1] || (big[$0] == big[$1] && $0 < $1) }.prefix(k).map { Int32($0) }
+            let expected = big.indices.sorted { big[$0] > big[$1] || (big[$0] == big[$1] && $0 < $1) }.prefix(k).map {
+                Int32($0)
+            }
             #expect(d.map(\.0) == expected, "k = \(k)")
         }
     }
@@ -137,7 +140,10 @@ import Testing
             var want = dist.last!.0
             for (t, p) in dist {
                 cum += p
-                if u < cum { want = t; break }
+                if u < cum {
+                    want = t
+                    break
+                }
             }
             if got != want { differ += 1 }
             #expect(dist.contains { $0.0 == got }, "token \(got) is outside min-p's set")

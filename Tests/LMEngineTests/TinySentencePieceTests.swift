@@ -20,9 +20,13 @@ import Testing
     ]
 
     /// The pieces, scored so merges have a clear order (longer pieces higher, ties broken by text).
-    static let pieces = ["▁", "t", "h", "e", "a", "n", "d", "s", "k", "m", ":", ".", "T", "r", "o", "l", "i", "g", "p", "c", "w", "u", "f", "b", "x",
-                         "th", "he", "an", "nd", "▁t", "▁a", "▁th", "▁the", "▁an", "▁and", "the", "and", "hand", "band", "▁hand", "▁band",
-                         "em", "eme", "▁theme", "▁thanks", "ks", "ed", "▁handed", "ing", "▁lead", "▁leading", "▁space", "ace"]
+    static let pieces = [
+        "▁", "t", "h", "e", "a", "n", "d", "s", "k", "m", ":", ".", "T", "r", "o", "l", "i", "g", "p", "c", "w", "u",
+        "f", "b", "x",
+        "th", "he", "an", "nd", "▁t", "▁a", "▁th", "▁the", "▁an", "▁and", "the", "and", "hand", "band", "▁hand",
+        "▁band",
+        "em", "eme", "▁theme", "▁thanks", "ks", "ed", "▁handed", "ing", "▁lead", "▁leading", "▁space", "ace",
+    ]
 
     static func write(_ path: String) throws {
         var tokens = ["<unk>", "<s>", "</s>"]
@@ -41,7 +45,13 @@ import Testing
         tokens += ["<|user|>", "<|ctl|>"]
         types += [4, 3]
         scores += [0, 0]
-        let vocab = tokens.count, dim = 32, hidden = 64, heads = 4, kvHeads = 2, layers = 2, hd = dim / heads
+        let vocab = tokens.count
+        let dim = 32
+        let hidden = 64
+        let heads = 4
+        let kvHeads = 2
+        let layers = 2
+        let hd = dim / heads
         var w = GGUFWriter()
         w.metadata = [
             ("general.architecture", .string("llama")),
@@ -64,8 +74,13 @@ import Testing
         ]
         var rng = SplitMix64(seed: 0x5E17)
         func tensor(_ name: String, _ cols: Int, _ rows: Int, norm: Bool = false) throws {
-            let values = (0..<(cols * rows)).map { _ in norm ? Float.random(in: 0.8...1.2, using: &rng) : Float.random(in: -0.5...0.5, using: &rng) }
-            w.tensors.append(.init(name: name, dimensions: rows == 1 ? [cols] : [cols, rows], type: .f32, data: try Quantize.encode(values, as: .f32)))
+            let values = (0..<(cols * rows)).map { _ in
+                norm ? Float.random(in: 0.8...1.2, using: &rng) : Float.random(in: -0.5...0.5, using: &rng)
+            }
+            w.tensors.append(
+                .init(
+                    name: name, dimensions: rows == 1 ? [cols] : [cols, rows], type: .f32,
+                    data: try Quantize.encode(values, as: .f32)))
         }
         try tensor("token_embd.weight", dim, vocab)
         try tensor("output_norm.weight", dim, 1, norm: true)
@@ -93,11 +108,14 @@ import Testing
     /// Runs a reference script of scripts/reference with the project venv, returning its standard output.
     static func reference(_ script: String, _ args: [String], stdin: Data? = nil) throws -> Data {
         let python = SmolLM2.root.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: python) else { throw ModelError("the reference tools are not installed: run scripts/setup.sh --tests") }
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw ModelError("the reference tools are not installed: run scripts/setup.sh --tests")
+        }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-tiny-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let input = dir.appendingPathComponent("in"), output = dir.appendingPathComponent("out")
+        let input = dir.appendingPathComponent("in")
+        let output = dir.appendingPathComponent("out")
         try (stdin ?? Data()).write(to: input)
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let p = Process()
@@ -115,8 +133,12 @@ import Testing
     @Test func tokenizesAsLlamaCpp() throws {
         let path = try Self.path.get()
         let dir = FileManager.default.temporaryDirectory
-        let corpus = dir.appendingPathComponent("prs-tiny-corpus-\(UUID()).json"), out = dir.appendingPathComponent("prs-tiny-tokens-\(UUID()).json")
-        defer { try? FileManager.default.removeItem(at: corpus); try? FileManager.default.removeItem(at: out) }
+        let corpus = dir.appendingPathComponent("prs-tiny-corpus-\(UUID()).json")
+        let out = dir.appendingPathComponent("prs-tiny-tokens-\(UUID()).json")
+        defer {
+            try? FileManager.default.removeItem(at: corpus)
+            try? FileManager.default.removeItem(at: out)
+        }
         try JSONEncoder().encode(Self.corpus).write(to: corpus)
         _ = try Self.reference("tokenize_corpus.py", [path, corpus.path, out.path])
         let golden = try JSONDecoder().decode([GoldenTokens].self, from: Data(contentsOf: out))
@@ -124,9 +146,15 @@ import Testing
         let tok = try Tokenizer(gguf: GGUFFile(path: path).content)
         #expect(tok.model == .sentencePiece && tok.addSpacePrefix)
         for g in golden {
-            #expect(tok.encode(g.text, addSpecial: false, parseSpecial: true) == g.special, "\(g.text.debugDescription), special")
-            #expect(tok.encode(g.text, addSpecial: false, parseSpecial: false) == g.plain, "\(g.text.debugDescription), plain")
-            #expect(tok.encode(g.text, addSpecial: true, parseSpecial: true) == g.add_special, "\(g.text.debugDescription), with BOS")
+            #expect(
+                tok.encode(g.text, addSpecial: false, parseSpecial: true) == g.special,
+                "\(g.text.debugDescription), special")
+            #expect(
+                tok.encode(g.text, addSpecial: false, parseSpecial: false) == g.plain,
+                "\(g.text.debugDescription), plain")
+            #expect(
+                tok.encode(g.text, addSpecial: true, parseSpecial: true) == g.add_special,
+                "\(g.text.debugDescription), with BOS")
         }
         // The pieces are used, not just bytes: "the" is one token after the space prefix.
         #expect(tok.encode("the", parseSpecial: false) == [Int32(tok.tokens.firstIndex(of: "▁the")!)])

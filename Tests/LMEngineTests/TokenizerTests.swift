@@ -5,7 +5,8 @@ import Testing
 
 /// The model of scripts/setup.sh and its tokenizer, loaded once.
 enum SmolLM2 {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let path = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
     static let file: Result<GGUFFile, any Error> = Result { try GGUFFile(path: path) }
     static let tokenizer: Result<Tokenizer, any Error> = Result { try Tokenizer(gguf: file.get().content) }
@@ -19,7 +20,8 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
     var testDescription: String { text.debugDescription }
 
     static let all: [GoldenTokens] = {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/smollm2-tokens.json")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures/smollm2-tokens.json")
         return (try? JSONDecoder().decode([GoldenTokens].self, from: Data(contentsOf: url))) ?? []
     }()
 }
@@ -75,9 +77,11 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
     }
 
     var base: [(String, MetadataValue)] {
-        [("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("smollm")),
-         ("tokenizer.ggml.tokens", .array(.strings(["a", "b", "ab", "<0x0A>"]))),
-         ("tokenizer.ggml.merges", .array(.strings(["a b"])))]
+        [
+            ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string("smollm")),
+            ("tokenizer.ggml.tokens", .array(.strings(["a", "b", "ab", "<0x0A>"]))),
+            ("tokenizer.ggml.merges", .array(.strings(["a b"]))),
+        ]
     }
 
     func expectError(_ meta: [(String, MetadataValue)], _ words: String) throws {
@@ -97,15 +101,25 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
             if let v { m.append((key, v)) }
             return m
         }
-        try expectError(replacing("tokenizer.ggml.scores", .array(.integers([1, 2, 3, 4], .int32))), "tokenizer.ggml.scores must be an array of float32")
-        try expectError(replacing("tokenizer.ggml.token_type", .array(.integers([1, 1], .int32))), "has 2 entries but tokenizer.ggml.tokens has 4")
-        try expectError(replacing("tokenizer.ggml.tokens", .array(.integers([1], .int32))), "must be an array of strings")
+        try expectError(
+            replacing("tokenizer.ggml.scores", .array(.integers([1, 2, 3, 4], .int32))),
+            "tokenizer.ggml.scores must be an array of float32")
+        try expectError(
+            replacing("tokenizer.ggml.token_type", .array(.integers([1, 1], .int32))),
+            "has 2 entries but tokenizer.ggml.tokens has 4")
+        try expectError(
+            replacing("tokenizer.ggml.tokens", .array(.integers([1], .int32))), "must be an array of strings")
         try expectError(replacing("tokenizer.ggml.tokens", .array(.strings([]))), "is empty")
-        try expectError(replacing("tokenizer.ggml.tokens", .array(.strings(["a", "b", "ab", "<0xZZ>"]))) + [("tokenizer.ggml.token_type", .array(.integers([1, 1, 1, 6], .int32)))], "is not of the form <0xHH>")
+        try expectError(
+            replacing("tokenizer.ggml.tokens", .array(.strings(["a", "b", "ab", "<0xZZ>"]))) + [
+                ("tokenizer.ggml.token_type", .array(.integers([1, 1, 1, 6], .int32)))
+            ], "is not of the form <0xHH>")
         try expectError(replacing("tokenizer.ggml.bos_token_id", .uint32(99)), "outside the vocabulary of 4 tokens")
         try expectError(replacing("tokenizer.ggml.pre", .string("klingon")), "\"klingon\" is not supported")
         try expectError(replacing("tokenizer.ggml.model", .string("bert")), "\"bert\" is not supported")
-        try expectError(replacing("tokenizer.ggml.model", .string("llama")).filter { $0.0 != "tokenizer.ggml.scores" }, "tokenizer.ggml.scores is missing")
+        try expectError(
+            replacing("tokenizer.ggml.model", .string("llama")).filter { $0.0 != "tokenizer.ggml.scores" },
+            "tokenizer.ggml.scores is missing")
         try expectError(replacing("tokenizer.ggml.merges", .array(.strings(["abc"]))), "merges[0]")
     }
 }
@@ -114,12 +128,15 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
 @Suite struct ModelMetadataTests {
     func config(_ meta: [(String, MetadataValue)]) throws -> LlamaConfig {
         var w = GGUFWriter()
-        w.metadata = [("general.architecture", .string("llama")), ("tokenizer.ggml.tokens", .array(.strings(["a"])))] + meta
+        w.metadata =
+            [("general.architecture", .string("llama")), ("tokenizer.ggml.tokens", .array(.strings(["a"])))] + meta
         return try LlamaConfig(gguf: try w.encode().withUnsafeBytes { try GGUFContent.parse($0) })
     }
 
-    let good: [(String, MetadataValue)] = [("llama.block_count", .uint32(2)), ("llama.embedding_length", .uint32(64)),
-                                           ("llama.feed_forward_length", .uint32(128)), ("llama.attention.head_count", .uint32(4))]
+    let good: [(String, MetadataValue)] = [
+        ("llama.block_count", .uint32(2)), ("llama.embedding_length", .uint32(64)),
+        ("llama.feed_forward_length", .uint32(128)), ("llama.attention.head_count", .uint32(4)),
+    ]
 
     func expectError(_ meta: [(String, MetadataValue)], _ words: String) {
         #expect { try config(meta) } throws: { String(describing: $0).contains(words) }
@@ -136,7 +153,9 @@ struct GoldenTokens: Decodable, Sendable, CustomTestStringConvertible {
         expectError(with("llama.block_count", .string("two")), "must be an integer, found string")
         expectError(good.filter { $0.0 != "llama.feed_forward_length" }, "llama.feed_forward_length is missing")
         expectError(with("llama.rope.dimension_count", .uint32(7)), "must be even")
-        #expect { try LlamaConfig(gguf: try GGUFWriter().encode().withUnsafeBytes { try GGUFContent.parse($0) }) } throws: {
+        #expect {
+            try LlamaConfig(gguf: try GGUFWriter().encode().withUnsafeBytes { try GGUFContent.parse($0) })
+        } throws: {
             String(describing: $0).contains("general.architecture is missing")
         }
     }

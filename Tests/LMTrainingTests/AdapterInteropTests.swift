@@ -29,8 +29,11 @@ import Testing
         let template = try ChatTemplate.recognise(llama.file.content["tokenizer.chat_template"]!.string!)
         let tok = ExampleTokenizer(template: template, tokenizer: llama.tokenizer, maxLength: 256)
         let examples = try train.enumerated().map { i, p in
-            try tok.example(.conversation([TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1)]),
-                            weight: 1, source: "train:\(i + 1)")
+            try tok.example(
+                .conversation([
+                    TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1),
+                ]),
+                weight: 1, source: "train:\(i + 1)")
         }
         BLASThreads.set(2)
         let settings = LoRASettings(rank: 8, alpha: 16)
@@ -48,7 +51,8 @@ import Testing
         try trainer.run(checkpoint: nil, fingerprint: "interop")
         let dir = try Project.temporaryDirectory("interop")
         let adapter = dir.appendingPathComponent("pirate.gguf").path
-        try ModelFiles.writeAdapter(model.lora!, settings: settings, architecture: "llama", baseSHA256: "test", to: adapter)
+        try ModelFiles.writeAdapter(
+            model.lora!, settings: settings, architecture: "llama", baseSHA256: "test", to: adapter)
         return Trained(llama: llama, examples: examples, adapter: adapter, prsNLL: prsNLL(model, examples), dir: dir)
     }
 
@@ -62,10 +66,16 @@ import Testing
         }
     }
 
-    struct NLL: Decodable { var nll: Double; var tokens: Int }
+    struct NLL: Decodable {
+        var nll: Double
+        var tokens: Int
+    }
 
     static func llamaNLL(_ model: String, lora: String?, _ examples: [TrainingExample]) throws -> [NLL] {
-        struct Seq: Encodable { var tokens: [Int32]; var scored: [Bool] }
+        struct Seq: Encodable {
+            var tokens: [Int32]
+            var scored: [Bool]
+        }
         let seqs: [Seq] = examples.map { e in
             guard case .sft(let s) = e.body else { fatalError() }
             return Seq(tokens: s.tokens, scored: s.scored)
@@ -74,7 +84,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.json")
         try JSONEncoder().encode(seqs).write(to: input)
-        let out = try Project.python("scripts/reference/llama_nll.py", [model] + (lora.map { [$0] } ?? []) + ["--input", input.path])
+        let out = try Project.python(
+            "scripts/reference/llama_nll.py", [model] + (lora.map { [$0] } ?? []) + ["--input", input.path])
         return try JSONDecoder().decode([NLL].self, from: Data(out.utf8))
     }
 
@@ -83,14 +94,17 @@ import Testing
         let before = try Self.llamaNLL(Project.smolLM2, lora: nil, t.examples)
         let after = try Self.llamaNLL(Project.smolLM2, lora: t.adapter, t.examples)
         let tokens = Double(after.reduce(0) { $0 + $1.tokens })
-        let b = before.reduce(0) { $0 + $1.nll } / tokens, a = after.reduce(0) { $0 + $1.nll } / tokens
+        let b = before.reduce(0) { $0 + $1.nll } / tokens
+        let a = after.reduce(0) { $0 + $1.nll } / tokens
         print("llama.cpp mean NLL of the training answers: base \(b), with prs's adapter \(a)")
         #expect(a < 0.5 * b, "the adapter lowers llama.cpp's NLL (base \(b), adapter \(a))")
         // llama.cpp applies the adapter as prs trained it. prs trains in float32 on dequantized
         // weights, llama.cpp runs the quantized products on int8 activations, so they differ per
         // answer token by a few hundredths of a nat: allowed 0.06 a token, 5% overall.
         for (i, (ours, theirs)) in zip(t.prsNLL, after).enumerated() {
-            #expect(abs(ours - theirs.nll) <= 0.06 * Double(theirs.tokens), "example \(i + 1): prs \(ours), llama.cpp \(theirs.nll) over \(theirs.tokens) tokens")
+            #expect(
+                abs(ours - theirs.nll) <= 0.06 * Double(theirs.tokens),
+                "example \(i + 1): prs \(ours), llama.cpp \(theirs.nll) over \(theirs.tokens) tokens")
         }
         let ours = t.prsNLL.reduce(0, +) / tokens
         #expect(abs(ours - a) <= 0.05 * a, "mean NLL: prs \(ours), llama.cpp \(a)")
@@ -104,13 +118,19 @@ import Testing
     @Test func theEngineWithTheAdapterAndTheMergedModelGiveLlamaCppsLogits() throws {
         let t = try Self.trained.get()
         let prompts = try Self.unseen.map { try Self.chatPrompt($0, t.llama) }
-        struct Ref: Decodable { var prompt: [Int32]; var logits: [Float]; var greedy: [Int32] }
+        struct Ref: Decodable {
+            var prompt: [Int32]
+            var logits: [Float]
+            var greedy: [Int32]
+        }
         func reference(_ model: String, _ lora: String?) throws -> [Ref] {
             let dir = try Project.temporaryDirectory("ref")
             defer { try? FileManager.default.removeItem(at: dir) }
             let input = dir.appendingPathComponent("prompts.json")
             try JSONEncoder().encode(prompts).write(to: input)
-            let out = try Project.python("scripts/reference/llama_reference.py", [model, "12"] + (lora.map { [$0] } ?? []) + ["--input", input.path])
+            let out = try Project.python(
+                "scripts/reference/llama_reference.py",
+                [model, "12"] + (lora.map { [$0] } ?? []) + ["--input", input.path])
             return try JSONDecoder().decode([Ref].self, from: Data(out.utf8))
         }
         let withAdapter = try reference(Project.smolLM2, t.adapter)
@@ -120,7 +140,9 @@ import Testing
         let mergedModel = try LlamaModel(path: merged)
         let mergedRef = try reference(merged, nil)
         let stack = AdapterStack([adapter], layers: t.llama.config.layers)
-        var worst: Float = 0, worstMerged: Float = 0, worstMergedLlama: Float = 0
+        var worst: Float = 0
+        var worstMerged: Float = 0
+        var worstMergedLlama: Float = 0
         for (i, ref) in withAdapter.enumerated() {
             let s = LlamaSession(model: t.llama, maxTokens: 256)
             s.adapters = stack
@@ -134,35 +156,51 @@ import Testing
             // the mean shift, as ReferenceEqualityTests compares the base model.
             let shift = zip(ours, ref.logits).reduce(0.0) { $0 + Double($1.0 - $1.1) } / Double(ours.count)
             let d = zip(ours, ref.logits).map { abs($0 - $1 - Float(shift)) }.max()!
-            #expect(raw <= 1.5, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(raw) before removing the mean shift \(shift)")
+            #expect(
+                raw <= 1.5,
+                "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(raw) before removing the mean shift \(shift)"
+            )
             let dm = zip(fromMerged, ref.logits).map { abs($0 - $1) }.max()!
             let dl = zip(mergedRef[i].logits, ref.logits).map { abs($0 - $1) }.max()!
-            worst = max(worst, d); worstMerged = max(worstMerged, dm); worstMergedLlama = max(worstMergedLlama, dl)
+            worst = max(worst, d)
+            worstMerged = max(worstMerged, dm)
+            worstMergedLlama = max(worstMergedLlama, dl)
             // The engine adds each block's exact integer sum in one FMA (every kernel table keeps that
             // order), llama.cpp's AVX2 path eight lane sums: int8 rounding flips that order difference
             // sets off reach 1.05 on AVX-512 machines and 1.33 on an AVX2-only EPYC, of which a mean
             // shift of up to 0.4 (0.5–0.92 on the base model, ReferenceEqualityTests).
-            #expect(d <= 1.0, "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d) after removing the mean shift \(shift)")
+            #expect(
+                d <= 1.0,
+                "prompt \(i): engine with adapter vs llama.cpp with adapter: max |Δlogit| \(d) after removing the mean shift \(shift)"
+            )
             #expect(dm <= 1.0, "prompt \(i): merged model in prs vs llama.cpp with adapter: max |Δlogit| \(dm)")
             #expect(dl <= 1.0, "prompt \(i): merged model in llama.cpp vs llama.cpp with adapter: max |Δlogit| \(dl)")
         }
-        print("max |Δlogit| against llama.cpp with the adapter: engine + adapter \(worst), merged in prs \(worstMerged), merged in llama.cpp \(worstMergedLlama)")
+        print(
+            "max |Δlogit| against llama.cpp with the adapter: engine + adapter \(worst), merged in prs " +
+            "\(worstMerged), merged in llama.cpp \(worstMergedLlama)"
+        )
     }
 
     @Test func repliesToUnseenPromptsTakeTheTrainedStyle() async throws {
         let t = try Self.trained.get()
         let adapter = try LoRAAdapter(path: t.adapter, model: t.llama)
         let engine = Engine(model: t.llama, contextTokens: 512, threads: 2)
-        var styled = 0, baseStyled = 0
+        var styled = 0
+        var baseStyled = 0
         for q in Self.unseen {
             let ids = t.llama.tokenizer.encode(try Self.chatPrompt(q, t.llama), addSpecial: false, parseSpecial: true)
             let options = CompletionOptions(maxTokens: 12, sampler: SamplerSettings(temperature: 0))
-            let tuned = try await engine.complete(prompt: ids, n: 1, options: options, adapters: AdapterStack([adapter], layers: t.llama.config.layers))[0]
+            let tuned = try await engine.complete(
+                prompt: ids, n: 1, options: options, adapters: AdapterStack([adapter], layers: t.llama.config.layers))[
+                    0]
             let base = try await engine.complete(prompt: ids, n: 1, options: options)[0]
             if tuned.text.hasPrefix("Ahoy") { styled += 1 }
             if base.text.hasPrefix("Ahoy") { baseStyled += 1 }
         }
-        #expect(styled == Self.unseen.count, "every unseen prompt's reply opens in the trained style (\(styled) of \(Self.unseen.count))")
+        #expect(
+            styled == Self.unseen.count,
+            "every unseen prompt's reply opens in the trained style (\(styled) of \(Self.unseen.count))")
         #expect(baseStyled == 0)
     }
 }
@@ -174,10 +212,14 @@ import Testing
         let t = try AdapterInteropTests.trained.get()
         let adapter = try LoRAAdapter(path: t.adapter, model: t.llama)
         let half = try LoRAAdapter(path: t.adapter, scale: 0.5, model: t.llama)
-        let stacks: [AdapterStack?] = [nil, AdapterStack([adapter], layers: t.llama.config.layers), AdapterStack([half], layers: t.llama.config.layers)]
+        let stacks: [AdapterStack?] = [
+            nil, AdapterStack([adapter], layers: t.llama.config.layers),
+            AdapterStack([half], layers: t.llama.config.layers),
+        ]
         #expect(Set(stacks.map { $0?.root ?? 0 }).count == 3, "each adapter stack keys the cache apart")
         // A long shared prompt, so full cache blocks exist to be (wrongly) shared.
-        let prompt = try AdapterInteropTests.chatPrompt("Tell me about the sea, the ships on it and the people who sail them, in a few words.", t.llama)
+        let prompt = try AdapterInteropTests.chatPrompt(
+            "Tell me about the sea, the ships on it and the people who sail them, in a few words.", t.llama)
         let ids = t.llama.tokenizer.encode(prompt, addSpecial: false, parseSpecial: true)
         #expect(ids.count > 32)
         let options = CompletionOptions(maxTokens: 16, sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 5))
@@ -191,7 +233,9 @@ import Testing
         let shared = Engine(model: t.llama, contextTokens: 512, threads: 2, maxBatch: 8)
         let together = try await withThrowingTaskGroup(of: (Int, [Int32]).self) { group in
             for (i, s) in stacks.enumerated() {
-                group.addTask { (i, try await shared.complete(prompt: ids, n: 2, options: options, adapters: s).flatMap(\.tokens)) }
+                group.addTask {
+                    (i, try await shared.complete(prompt: ids, n: 2, options: options, adapters: s).flatMap(\.tokens))
+                }
             }
             var out = [[Int32]](repeating: [], count: stacks.count)
             for try await (i, toks) in group { out[i] = toks }
@@ -199,7 +243,8 @@ import Testing
         }
         #expect(together == alone, "batched with other adapters, each request equals itself alone")
         // Again on the warm cache: each stack's own blocks serve it, and the answers do not change.
-        let again = try await shared.complete(prompt: ids, n: 2, options: options, adapters: stacks[1]).flatMap(\.tokens)
+        let again = try await shared.complete(prompt: ids, n: 2, options: options, adapters: stacks[1]).flatMap(
+            \.tokens)
         #expect(again == alone[1])
         #expect(shared.statistics().promptTokensCached > 0, "the prefix cache served the repeat")
     }

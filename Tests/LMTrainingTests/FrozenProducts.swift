@@ -5,10 +5,14 @@ enum FrozenProducts {
     /// y = x · Wᵀ and dx = start + dy · W through `m` (n rows of x and dy), each output against
     /// the float64 sum over `input(x)` and `weight(index into W)`; the worst absolute difference,
     /// and y followed by dx.
-    static func worstError(_ m: any FrozenMatrix, x: [Float], dy: [Float], n: Int, start: Float,
-                           input: (Float) -> Double, weight: (Int) -> Double) -> (worst: Double, outputs: [Float]) {
-        let rows = m.rows, cols = m.cols
-        var y = [Float](repeating: 0, count: n * rows), dx = [Float](repeating: start, count: n * cols)
+    static func worstError(
+        _ m: any FrozenMatrix, x: [Float], dy: [Float], n: Int, start: Float,
+        input: (Float) -> Double, weight: (Int) -> Double
+    ) -> (worst: Double, outputs: [Float]) {
+        let rows = m.rows
+        let cols = m.cols
+        var y = [Float](repeating: 0, count: n * rows)
+        var dx = [Float](repeating: start, count: n * cols)
         m.multiply(x, n, &y, accumulate: false)
         m.multiplyTransposed(dy, n, &dx, accumulate: true)
         var worst = 0.0

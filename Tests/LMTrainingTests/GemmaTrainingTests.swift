@@ -14,20 +14,24 @@ import Testing
         var rng = SplitMix64(seed: 41)
         // GeGLU over values from −4 to 4, where tanh's curve matters.
         let n = 12
-        let g = G.Vec(G.random(n, &rng, scale: 4)), u = G.Vec(G.random(n, &rng))
+        let g = G.Vec(G.random(n, &rng, scale: 4))
+        let u = G.Vec(G.random(n, &rng))
         let rh = G.random(n, &rng)
         func gegluLoss() -> Double {
             var h = [Double](repeating: 0, count: n)
             Ops.gegluForward(g.p, u.p, n, &h)
             return zip(h, rh).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        var dg = [Double](repeating: 0, count: n), du = dg
+        var dg = [Double](repeating: 0, count: n)
+        var du = dg
         Ops.gegluBackward(rh, g.p, u.p, n, &dg, &du)
         g.check(dg, gegluLoss, "geglu dg")
         u.check(du, gegluLoss, "geglu du")
 
         // Rope on halves (NEOX): its backward is the inverse rotation.
-        let rows = 3, heads = 2, hd = 8
+        let rows = 3
+        let heads = 2
+        let hd = 8
         let x = G.Vec(G.random(rows * heads * hd, &rng))
         let r = G.random(rows * heads * hd, &rng)
         let (c, s): ([Double], [Double]) = Ops.ropeTables([0, 2, 9], ropeDim: 6, base: 10000)
@@ -46,23 +50,39 @@ import Testing
         #expect(abs(probe[0]) < 1e-12 && abs(probe[3] - 1) < 1e-12 && probe[1] == 0, "\(probe)")
 
         // Attention with a window of 2 and a scale of 0.3, over segments longer than the window.
-        let aHeads = 4, kvHeads = 2, ahd = 3, segments = [Ops.Segment(start: 0, length: 5), Ops.Segment(start: 5, length: 4)]
-        let aRows = 9, dim = aHeads * ahd, kvDim = kvHeads * ahd
-        let q = G.Vec(G.random(aRows * dim, &rng)), k = G.Vec(G.random(aRows * kvDim, &rng)), v = G.Vec(G.random(aRows * kvDim, &rng))
+        let aHeads = 4
+        let kvHeads = 2
+        let ahd = 3
+        let segments = [Ops.Segment(start: 0, length: 5), Ops.Segment(start: 5, length: 4)]
+        let aRows = 9
+        let dim = aHeads * ahd
+        let kvDim = kvHeads * ahd
+        let q = G.Vec(G.random(aRows * dim, &rng))
+        let k = G.Vec(G.random(aRows * kvDim, &rng))
+        let v = G.Vec(G.random(aRows * kvDim, &rng))
         let ra = G.random(aRows * dim, &rng)
         let pc = Ops.attentionProbabilityCount(segments, heads: aHeads)
         func attnLoss() -> Double {
-            var p = [Double](repeating: 0, count: pc), out = [Double](repeating: 0, count: aRows * dim)
-            Ops.attentionForward(q.p, k.p, v.p, segments, heads: aHeads, kvHeads: kvHeads, headDim: ahd, scale: 0.3, window: 2, &p, &out)
+            var p = [Double](repeating: 0, count: pc)
+            var out = [Double](repeating: 0, count: aRows * dim)
+            Ops.attentionForward(
+                q.p, k.p, v.p, segments, heads: aHeads, kvHeads: kvHeads, headDim: ahd, scale: 0.3, window: 2, &p, &out)
             return zip(out, ra).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        var p = [Double](repeating: 0, count: pc), out = [Double](repeating: 0, count: aRows * dim)
-        Ops.attentionForward(q.p, k.p, v.p, segments, heads: aHeads, kvHeads: kvHeads, headDim: ahd, scale: 0.3, window: 2, &p, &out)
+        var p = [Double](repeating: 0, count: pc)
+        var out = [Double](repeating: 0, count: aRows * dim)
+        Ops.attentionForward(
+            q.p, k.p, v.p, segments, heads: aHeads, kvHeads: kvHeads, headDim: ahd, scale: 0.3, window: 2, &p, &out)
         // Row 4 of the first segment sees keys 3 and 4 only.
-        #expect(p[4 * 5 + 0] == 0 && p[4 * 5 + 2] == 0 && p[4 * 5 + 3] > 0 && abs(p[4 * 5 + 3] + p[4 * 5 + 4] - 1) < 1e-12)
-        var dq = [Double](repeating: 0, count: aRows * dim), dk = [Double](repeating: 0, count: aRows * kvDim), dv = dk
+        #expect(
+            p[4 * 5 + 0] == 0 && p[4 * 5 + 2] == 0 && p[4 * 5 + 3] > 0 && abs(p[4 * 5 + 3] + p[4 * 5 + 4] - 1) < 1e-12)
+        var dq = [Double](repeating: 0, count: aRows * dim)
+        var dk = [Double](repeating: 0, count: aRows * kvDim)
+        var dv = dk
         var scratch = [Double](repeating: 0, count: 25)
-        Ops.attentionBackward(ra, q.p, k.p, v.p, p, segments, heads: aHeads, kvHeads: kvHeads, headDim: ahd, scale: 0.3, &dq, &dk, &dv, &scratch)
+        Ops.attentionBackward(
+            ra, q.p, k.p, v.p, p, segments, heads: aHeads, kvHeads: kvHeads, headDim: ahd, scale: 0.3, &dq, &dk, &dv,
+            &scratch)
         q.check(dq, attnLoss, "windowed attention dq")
         k.check(dk, attnLoss, "windowed attention dk")
         v.check(dv, attnLoss, "windowed attention dv")
@@ -77,7 +97,9 @@ import Testing
         let m = TrainingModel(shape: BaseWeights.shape(llama.config), base: base, lora: lora, seed: 11)
         if let store = m.lora {
             var rng = SplitMix64(seed: 5)
-            for e in store.entries where e.name.hasSuffix(".lora_b") { store.set(e.name, G.random(e.count, &rng, scale: 0.3)) }
+            for e in store.entries where e.name.hasSuffix(".lora_b") {
+                store.set(e.name, G.random(e.count, &rng, scale: 0.3))
+            }
         }
         return m
     }
@@ -94,7 +116,9 @@ import Testing
 
     @Test func loraAndFullGradientsOfATinyGemmaMatchFiniteDifferences() throws {
         G.checkWholeModel(try Self.model(lora: LoRASettings(rank: 3, alpha: 6)), "Gemma 3 LoRA, every projection")
-        G.checkWholeModel(try Self.model(lora: nil), "Gemma 3 full: every norm (q, k, post-attention, post-FFN), the scaled embedding")
+        G.checkWholeModel(
+            try Self.model(lora: nil), "Gemma 3 full: every norm (q, k, post-attention, post-FFN), the scaled embedding"
+        )
     }
 
     /// The training forward pass is the engine's: each sequence's log-probabilities of its next
@@ -138,8 +162,11 @@ import Testing
         let template = try ChatTemplate.of(llama)
         let tok = ExampleTokenizer(template: template, tokenizer: llama.tokenizer, maxLength: 256)
         let examples = try AdapterInteropTests.train.enumerated().map { i, p in
-            try tok.example(.conversation([TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1)]),
-                            weight: 1, source: "train:\(i + 1)")
+            try tok.example(
+                .conversation([
+                    TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1),
+                ]),
+                weight: 1, source: "train:\(i + 1)")
         }
         BLASThreads.set(2)
         let settings = LoRASettings(rank: 8, alpha: 16)
@@ -157,14 +184,19 @@ import Testing
         let dir = try Project.temporaryDirectory("gemma-adapter")
         defer { try? FileManager.default.removeItem(at: dir) }
         let adapter = dir.appendingPathComponent("pirate.gguf").path
-        try ModelFiles.writeAdapter(model.lora!, settings: settings, architecture: "gemma3", baseSHA256: "test", to: adapter)
+        try ModelFiles.writeAdapter(
+            model.lora!, settings: settings, architecture: "gemma3", baseSHA256: "test", to: adapter)
         let ours = AdapterInteropTests.prsNLL(model, examples)
         let before = try AdapterInteropTests.llamaNLL(Self.gemma, lora: nil, examples)
         let after = try AdapterInteropTests.llamaNLL(Self.gemma, lora: adapter, examples)
         let tokens = Double(after.reduce(0) { $0 + $1.tokens })
-        let b = before.reduce(0) { $0 + $1.nll } / tokens, a = after.reduce(0) { $0 + $1.nll } / tokens
+        let b = before.reduce(0) { $0 + $1.nll } / tokens
+        let a = after.reduce(0) { $0 + $1.nll } / tokens
         let mine = ours.reduce(0, +) / tokens
-        print("Gemma 3 270M: llama.cpp mean NLL of the training answers: base \(b), with prs's adapter \(a); prs's own \(mine)")
+        print(
+            "Gemma 3 270M: llama.cpp mean NLL of the training answers: base \(b), with prs's adapter \(a); prs's " +
+            "own \(mine)"
+        )
         #expect(a < 0.5 * b, "the adapter lowers llama.cpp's NLL (base \(b), adapter \(a))")
         #expect(abs(mine - a) <= 0.1 * a + 0.05, "mean NLL with the adapter: prs \(mine), llama.cpp \(a)")
     }

@@ -57,8 +57,10 @@ import Testing
         let input = dir.appendingPathComponent("ids.json")
         try JSONSerialization.data(withJSONObject: ids.map { $0.map(Int.init) }).write(to: input)
         // The script reads standard input; a shell redirect keeps Project.python's interface.
-        let out = try Project.python("scripts/reference/peft_check.py", ["logprobs", model] + (adapter.map { [$0] } ?? []) + ["--input", input.path],
-                                     interpreter: Project.torchPython)
+        let out = try Project.python(
+            "scripts/reference/peft_check.py",
+            ["logprobs", model] + (adapter.map { [$0] } ?? []) + ["--input", input.path],
+            interpreter: Project.torchPython)
         return try JSONDecoder().decode([[Double]].self, from: Data(out.utf8))
     }
 
@@ -78,31 +80,49 @@ import Testing
             let start = dir.appendingPathComponent("start-\(type).gguf").path
             try ModelFiles.writeAdapter(original, type: type, to: start)
             let peft = dir.appendingPathComponent("peft-\(type)").path
-            try PEFTAdapter.write(try LoRAAdapter(path: start, model: llama), model: llama, baseModelName: "HuggingFaceTB/SmolLM2-135M-Instruct",
-                                  to: peft, dtype: type == .f16 ? .f16 : .f32)
+            try PEFTAdapter.write(
+                try LoRAAdapter(path: start, model: llama), model: llama,
+                baseModelName: "HuggingFaceTB/SmolLM2-135M-Instruct",
+                to: peft, dtype: type == .f16 ? .f16 : .f32)
             let back = dir.appendingPathComponent("back-\(type).gguf").path
             try ModelFiles.writeAdapter(try LoRAAdapter(path: peft, model: llama), type: type, to: back)
-            let a = try GGUFFile(path: start), b = try GGUFFile(path: back)
-            #expect(a.content.tensors.count == b.content.tensors.count && a.content.tensors.count == 2 * original.tensors.count)
+            let a = try GGUFFile(path: start)
+            let b = try GGUFFile(path: back)
+            #expect(
+                a.content.tensors.count == b.content.tensors.count
+                    && a.content.tensors.count == 2 * original.tensors.count)
             for t in a.content.tensors {
-                guard let u = b.tensor(t.name) else { Issue.record("\(t.name) is missing after the round trip"); continue }
-                #expect(u.type == t.type && u.dimensions == t.dimensions && Array(b.bytes(of: u)) == Array(a.bytes(of: t)),
-                        "\(t.name) (\(type)) differs after GGUF → PEFT → GGUF")
+                guard let u = b.tensor(t.name) else {
+                    Issue.record("\(t.name) is missing after the round trip")
+                    continue
+                }
+                #expect(
+                    u.type == t.type && u.dimensions == t.dimensions && Array(b.bytes(of: u)) == Array(a.bytes(of: t)),
+                    "\(t.name) (\(type)) differs after GGUF → PEFT → GGUF")
             }
             #expect(b.content["adapter.lora.alpha"]?.float == a.content["adapter.lora.alpha"]?.float)
             // The config as PEFT reads it.
-            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: peft).appendingPathComponent("adapter_config.json"))) as! [String: Any]
+            let config =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: peft).appendingPathComponent("adapter_config.json")))
+                as! [String: Any]
             #expect(config["r"] as? Int == 8 && (config["lora_alpha"] as? NSNumber)?.doubleValue == 16)
-            #expect(Set(config["target_modules"] as? [String] ?? []) == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+            #expect(
+                Set(config["target_modules"] as? [String] ?? []) == [
+                    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                ])
             #expect(config["base_model_name_or_path"] as? String == "HuggingFaceTB/SmolLM2-135M-Instruct")
             // q's lora_B rows are in Hugging Face's order: PEFT's row h·64 + k·32 + j is GGUF's h·64 + 2j + k.
             let st = try SafetensorsFile(path: peft + "/adapter_model.safetensors")
             let q = try #require(st.tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"])
             #expect(q.shape == [576, 8])
-            let hf = st.floats(q), gguf = original.tensors["blk.0.attn_q.weight"]!.b
+            let hf = st.floats(q)
+            let gguf = original.tensors["blk.0.attn_q.weight"]!.b
             let rounded = type == .f16 ? gguf.map { Half.toFloat(Half.fromFloat($0)) } : gguf
             for (h, j, k) in [(0, 0, 1), (3, 5, 0), (8, 31, 1)] {
-                #expect(Array(hf[((h * 64 + k * 32 + j) * 8)..<((h * 64 + k * 32 + j) * 8 + 8)]) == Array(rounded[((h * 64 + 2 * j + k) * 8)..<((h * 64 + 2 * j + k) * 8 + 8)]))
+                #expect(
+                    Array(hf[((h * 64 + k * 32 + j) * 8)..<((h * 64 + k * 32 + j) * 8 + 8)])
+                        == Array(rounded[((h * 64 + 2 * j + k) * 8)..<((h * 64 + 2 * j + k) * 8 + 8)]))
             }
         }
     }
@@ -122,41 +142,62 @@ import Testing
 
         // prs's trained adapter, exported to PEFT, in PyTorch; and in prs from GGUF.
         let exported = dir.appendingPathComponent("pirate-peft").path
-        try PEFTAdapter.write(try LoRAAdapter(path: trained.adapter, model: model), model: model, baseModelName: nil, to: exported)
+        try PEFTAdapter.write(
+            try LoRAAdapter(path: trained.adapter, model: model), model: model, baseModelName: nil, to: exported)
         let peftSide = try Self.peftLogprobs(modelPath, adapter: exported, ids)
-        let prsSide = try ids.map { try Self.prsLogprobs(model, try LoRAAdapter(path: trained.adapter, model: model), $0) }
+        let prsSide = try ids.map {
+            try Self.prsLogprobs(model, try LoRAAdapter(path: trained.adapter, model: model), $0)
+        }
         let e = Self.compare(prsSide, peftSide)
         let effect = Self.compare(peftSide, base)
-        #expect(e.max <= Self.tolerance, "prs's adapter exported to PEFT: PEFT vs prs with the GGUF max |Δ log p| \(e.max) (mean \(e.mean))")
-        #expect(effect.mean >= 50 * e.mean, "the adapter's effect (mean \(effect.mean)) dwarfs the difference (mean \(e.mean))")
+        #expect(
+            e.max <= Self.tolerance,
+            "prs's adapter exported to PEFT: PEFT vs prs with the GGUF max |Δ log p| \(e.max) (mean \(e.mean))")
+        #expect(
+            effect.mean >= 50 * e.mean,
+            "the adapter's effect (mean \(effect.mean)) dwarfs the difference (mean \(e.mean))")
 
         // An adapter PEFT made, in prs.
         let made = dir.appendingPathComponent("torch-made").path
-        _ = try Project.python("scripts/reference/peft_check.py", ["make", modelPath, made], interpreter: Project.torchPython)
+        _ = try Project.python(
+            "scripts/reference/peft_check.py", ["make", modelPath, made], interpreter: Project.torchPython)
         let theirs = try Self.peftLogprobs(modelPath, adapter: made, ids)
         let ours = try ids.map { try Self.prsLogprobs(model, try LoRAAdapter(path: made, model: model), $0) }
         let m = Self.compare(ours, theirs)
         let madeEffect = Self.compare(theirs, base)
         #expect(m.max <= Self.tolerance, "PEFT's adapter in prs: prs vs PEFT max |Δ log p| \(m.max) (mean \(m.mean))")
-        #expect(madeEffect.mean >= 50 * m.mean, "the adapter's effect (mean \(madeEffect.mean)) dwarfs the difference (mean \(m.mean))")
+        #expect(
+            madeEffect.mean >= 50 * m.mean,
+            "the adapter's effect (mean \(madeEffect.mean)) dwarfs the difference (mean \(m.mean))")
 
         // One with rsLoRA's alpha/√r, a rank pattern (k: r 4) and an alpha pattern (v: 40): scales per tensor.
         let patterned = dir.appendingPathComponent("torch-made-patterns").path
-        _ = try Project.python("scripts/reference/peft_check.py", ["make", modelPath, patterned, "--patterns"], interpreter: Project.torchPython)
+        _ = try Project.python(
+            "scripts/reference/peft_check.py", ["make", modelPath, patterned, "--patterns"],
+            interpreter: Project.torchPython)
         let loaded = try LoRAAdapter(path: patterned, model: model)
         #expect(loaded.tensors["blk.0.attn_k.weight"]?.rank == 4 && loaded.tensors["blk.0.attn_q.weight"]?.rank == 8)
         let theirsP = try Self.peftLogprobs(modelPath, adapter: patterned, ids)
         let oursP = try ids.map { try Self.prsLogprobs(model, loaded, $0) }
         let p = Self.compare(oursP, theirsP)
         let patternEffect = Self.compare(theirsP, base)
-        #expect(p.max <= Self.tolerance, "rsLoRA with rank and alpha patterns: prs vs PEFT max |Δ log p| \(p.max) (mean \(p.mean))")
-        #expect(patternEffect.mean >= 50 * p.mean, "the adapter's effect (mean \(patternEffect.mean)) dwarfs the difference (mean \(p.mean))")
+        #expect(
+            p.max <= Self.tolerance,
+            "rsLoRA with rank and alpha patterns: prs vs PEFT max |Δ log p| \(p.max) (mean \(p.mean))")
+        #expect(
+            patternEffect.mean >= 50 * p.mean,
+            "the adapter's effect (mean \(patternEffect.mean)) dwarfs the difference (mean \(p.mean))")
         // Through GGUF (what llama.cpp loads: alpha over each tensor's rank) it is the same adapter.
         let asGGUF = dir.appendingPathComponent("patterns.gguf").path
         try ModelFiles.writeAdapter(loaded, to: asGGUF)
         let viaGGUF = try ids.map { try Self.prsLogprobs(model, try LoRAAdapter(path: asGGUF, model: model), $0) }
-        #expect(Self.compare(viaGGUF, oursP).max <= 1e-5, "the PEFT directory and its GGUF give the same log-probabilities")
-        print("PEFT interop: base max \(b.max) mean \(b.mean); exported max \(e.max) mean \(e.mean) (effect \(effect.mean)); "
-              + "made max \(m.max) mean \(m.mean) (effect \(madeEffect.mean)); patterns max \(p.max) mean \(p.mean) (effect \(patternEffect.mean))")
+        #expect(
+            Self.compare(viaGGUF, oursP).max <= 1e-5, "the PEFT directory and its GGUF give the same log-probabilities")
+        print(
+            "PEFT interop: base max \(b.max) mean \(b.mean); exported max \(e.max) mean \(e.mean) (effect " +
+            "\(effect.mean)); "
+                + "made max \(m.max) mean \(m.mean) (effect \(madeEffect.mean)); patterns max \(p.max) mean " +
+                "\(p.mean) (effect \(patternEffect.mean))"
+        )
     }
 }

@@ -17,7 +17,10 @@ import Testing
     static func randomTensor(_ type: TensorType, rows: Int, cols: Int, _ rng: inout SplitMix64) -> [UInt8] {
         let blocks = rows * cols / type.blockSize
         var out = [UInt8](repeating: 0, count: blocks * type.blockBytes)
-        func put16(_ at: Int, _ v: UInt16) { out[at] = UInt8(v & 0xFF); out[at + 1] = UInt8(v >> 8) }
+        func put16(_ at: Int, _ v: UInt16) {
+            out[at] = UInt8(v & 0xFF)
+            out[at + 1] = UInt8(v >> 8)
+        }
         func scale(_ lo: Double, _ hi: Double) -> UInt16 { Half.fromFloat(Float(lo + (hi - lo) * rng.uniform())) }
         for b in 0..<blocks {
             let o = b * type.blockBytes
@@ -33,12 +36,14 @@ import Testing
                 case .q4_0, .q5_0, .q8_0: put16(o, scale(0.002, 0.02))
                 case .q4_1:
                     let d = Float(0.002 + 0.018 * rng.uniform())
-                    put16(o, Half.fromFloat(d)); put16(o + 2, Half.fromFloat(-7.5 * d))
+                    put16(o, Half.fromFloat(d))
+                    put16(o + 2, Half.fromFloat(-7.5 * d))
                 case .q4_K, .q5_K:
                     // The minimum's scale at the mean quant's (7.5 or 15.5 steps): values centred
                     // on zero, as trained weights are (random mins alone would bias every row).
                     let d = Float(0.00002 + 0.00018 * rng.uniform())
-                    put16(o, Half.fromFloat(d)); put16(o + 2, Half.fromFloat(d * (type == .q4_K ? 7.5 : 15.5)))
+                    put16(o, Half.fromFloat(d))
+                    put16(o + 2, Half.fromFloat(d * (type == .q4_K ? 7.5 : 15.5)))
                 case .q6_K: put16(o + 208, scale(0.000005, 0.00005))
                 default: break
                 }
@@ -51,7 +56,10 @@ import Testing
         var rng = SplitMix64(seed: seed)
         var w = GGUFWriter()
         w.metadata = [("general.architecture", .string("llama"))]
-        w.tensors = [.init(name: "w", dimensions: [cols, rows], type: type, data: randomTensor(type, rows: rows, cols: cols, &rng))]
+        w.tensors = [
+            .init(
+                name: "w", dimensions: [cols, rows], type: type, data: randomTensor(type, rows: rows, cols: cols, &rng))
+        ]
         let path = TinyModel.temporaryPath("quant-\(type)")
         try w.write(to: path)
         return (try GGUFFile(path: path), path)
@@ -61,7 +69,8 @@ import Testing
     /// (the backward's column spans are checked through its products below).
     @Test(arguments: types)
     func expandedTilesEqualGGUFsDequantization(_ type: TensorType) throws {
-        let rows = 6, cols = 1024
+        let rows = 6
+        let cols = 1024
         let (file, path) = try Self.writeMatrix(type, rows: rows, cols: cols, seed: 5)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let t = try #require(file.tensor("w"))
@@ -74,7 +83,9 @@ import Testing
             for c in 0..<cols where row[c].bitPattern != reference[r * cols + c].bitPattern { mismatches += 1 }
         }
         #expect(mismatches == 0, "\(type): \(mismatches) of \(rows * cols) values differ from Dequantize.toFloat")
-        #expect(reference.allSatisfy(\.isFinite) && reference.contains { $0 != 0 }, "\(type): the test matrix is degenerate")
+        #expect(
+            reference.allSatisfy(\.isFinite) && reference.contains { $0 != 0 }, "\(type): the test matrix is degenerate"
+        )
     }
 
     /// y = x · Wᵀ and dx = dy · W through the tiles, against the same products in float64 on the
@@ -82,7 +93,9 @@ import Testing
     /// values ≤ 1 in magnitude, within 1e-4 absolute; a product repeated gives the same bits.
     @Test(arguments: [TensorType.q4_0, .q4_K, .q6_K, .q8_0, .f16])
     func tiledProductsEqualDenseProducts(_ type: TensorType) throws {
-        let rows = 1100, cols = 1024, n = 19  // 1,100 rows: several tiles, a partial one at the end of each product
+        let rows = 1100
+        let cols = 1024
+        let n = 19  // 1,100 rows: several tiles, a partial one at the end of each product
         let (file, path) = try Self.writeMatrix(type, rows: rows, cols: cols, seed: 9)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let t = try #require(file.tensor("w"))
@@ -92,11 +105,14 @@ import Testing
         let dy = (0..<(n * rows)).map { _ in Float(rng.uniform() * 2 - 1) }
         for threads in [1, 2] {
             BLASThreads.set(threads)
-            let m = try QuantMatrix(file: file, name: "w", rows: rows, cols: cols, threads: threads, scratch: QuantScratch())
-            let (worst, out) = FrozenProducts.worstError(m, x: x, dy: dy, n: n, start: 0.5, input: { Double($0) }, weight: { Double(w[$0]) })
+            let m = try QuantMatrix(
+                file: file, name: "w", rows: rows, cols: cols, threads: threads, scratch: QuantScratch())
+            let (worst, out) = FrozenProducts.worstError(
+                m, x: x, dy: dy, n: n, start: 0.5, input: { Double($0) }, weight: { Double(w[$0]) })
             #expect(worst < 1e-4, "\(type), \(threads) threads: max |tiled − float64| = \(worst)")
             // Shares and tiles follow from the thread count: the same count gives the same bits again.
-            let again = FrozenProducts.worstError(m, x: x, dy: dy, n: n, start: 0.5, input: { Double($0) }, weight: { Double(w[$0]) })
+            let again = FrozenProducts.worstError(
+                m, x: x, dy: dy, n: n, start: 0.5, input: { Double($0) }, weight: { Double(w[$0]) })
             let same = again.outputs == out
             #expect(same, "\(type), \(threads) threads: a second product gave other bits")
         }
@@ -117,7 +133,10 @@ import Testing
         let f = try Self.gradients(llama, settings, batch, quantized: false)
         #expect(abs(q.loss - f.loss) <= 1e-5 * f.loss, "loss: quantized \(q.loss), float \(f.loss)")
         let worst = Self.compare(q.grads, f.grads, tolerance: 1e-3)
-        print("SmolLM2-135M LoRA gradients from quantized blocks against float32: worst tensor \(worst) relative L2; loss \(q.loss) vs \(f.loss)")
+        print(
+            "SmolLM2-135M LoRA gradients from quantized blocks against float32: worst tensor \(worst) relative L2; " +
+            "loss \(q.loss) vs \(f.loss)"
+        )
     }
 
     /// A small llama written with every matrix (and the embedding) in one type, for every type
@@ -157,20 +176,31 @@ import Testing
         let kept = try Self.gradients(llama, settings, batch, quantized: true, checkpointing: false)
         let recomputed = try Self.gradients(llama, settings, batch, quantized: true, checkpointing: true)
         #expect(kept.logp == recomputed.logp)
-        for (name, g) in kept.grads { #expect(recomputed.grads[name]! == g, "\(name): checkpointing changed the gradient") }
+        for (name, g) in kept.grads {
+            #expect(recomputed.grads[name]! == g, "\(name): checkpointing changed the gradient")
+        }
         #expect(kept.grads.values.contains { $0.contains { $0 != 0 } })
     }
 
-    struct Result { var loss: Double; var logp: [Float]; var grads: [String: [Float]] }
+    struct Result {
+        var loss: Double
+        var logp: [Float]
+        var grads: [String: [Float]]
+    }
 
-    static func gradients(_ llama: LlamaModel, _ settings: LoRASettings, _ batch: PackedBatch, quantized: Bool,
-                          checkpointing: Bool = false) throws -> Result {
-        let m = try BaseWeights.model(llama, lora: settings, seed: 3, bf16: false, threads: 2, quantized: quantized, checkpointing: checkpointing)
+    static func gradients(
+        _ llama: LlamaModel, _ settings: LoRASettings, _ batch: PackedBatch, quantized: Bool,
+        checkpointing: Bool = false
+    ) throws -> Result {
+        let m = try BaseWeights.model(
+            llama, lora: settings, seed: 3, bf16: false, threads: 2, quantized: quantized, checkpointing: checkpointing)
         #expect(m.usesQuantized == quantized && m.checkpointing == checkpointing)
         var rng = SplitMix64(seed: 17)
         let lora = m.lora!
         // B starts at zero; give it values so that every adapter tensor has a gradient.
-        for e in lora.entries where e.name.hasSuffix(".lora_b") { lora.set(e.name, (0..<e.count).map { _ in Float((rng.uniform() * 2 - 1) * 0.02) }) }
+        for e in lora.entries where e.name.hasSuffix(".lora_b") {
+            lora.set(e.name, (0..<e.count).map { _ in Float((rng.uniform() * 2 - 1) * 0.02) })
+        }
         let logp = m.forward(batch, dropoutKey: 99)
         let n = Float(logp.count)
         m.backward([Float](repeating: -1 / n, count: logp.count))
@@ -181,13 +211,18 @@ import Testing
 
     /// The worst tensor's relative L2 error of `a` against `b`, each expected within `tolerance`.
     @discardableResult
-    static func compare(_ a: [String: [Float]], _ b: [String: [Float]], tolerance: Double, label: String = "") -> Double {
+    static func compare(_ a: [String: [Float]], _ b: [String: [Float]], tolerance: Double, label: String = "") -> Double
+    {
         var worst = 0.0
         #expect(a.count == b.count && !a.isEmpty)
         for (name, x) in a {
             let y = b[name]!
-            var d = 0.0, s = 0.0
-            for (u, v) in zip(x, y) { d += Double(u - v) * Double(u - v); s += Double(v) * Double(v) }
+            var d = 0.0
+            var s = 0.0
+            for (u, v) in zip(x, y) {
+                d += Double(u - v) * Double(u - v)
+                s += Double(v) * Double(v)
+            }
             #expect(s > 0, "\(label) \(name): no gradient")
             let rel = (d / max(s, 1e-30)).squareRoot()
             worst = max(worst, rel)
@@ -218,10 +253,13 @@ import Testing
         for e in TrainingModel<Float>.baseShapes(s, tied: true, biases: []) {
             if e.rows == 1 {
                 let values = (0..<e.cols).map { _ in Float(0.8 + 0.4 * rng.uniform()) }
-                w.tensors.append(.init(name: e.name, dimensions: [e.cols], type: .f32, data: try Quantize.encode(values, as: .f32)))
+                w.tensors.append(
+                    .init(name: e.name, dimensions: [e.cols], type: .f32, data: try Quantize.encode(values, as: .f32)))
             } else {
-                w.tensors.append(.init(name: e.name, dimensions: [e.cols, e.rows], type: type,
-                                       data: randomTensor(type, rows: e.rows, cols: e.cols, &rng)))
+                w.tensors.append(
+                    .init(
+                        name: e.name, dimensions: [e.cols, e.rows], type: type,
+                        data: randomTensor(type, rows: e.rows, cols: e.cols, &rng)))
             }
         }
         try w.write(to: path)

@@ -6,7 +6,8 @@ import Testing
 
 /// The project's paths and the reference tools (scripts/setup.sh installs them).
 enum Project {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let smolLM2 = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
     static let python = root.appendingPathComponent(".venv/bin/python").path
     /// PyTorch, transformers and PEFT (scripts/setup.sh --tests installs them).
@@ -48,11 +49,16 @@ enum Project {
     static func examples(_ llama: LlamaModel) throws -> [TrainingExample] {
         let template = try ChatTemplate.recognise(llama.file.content["tokenizer.chat_template"]!.string!)
         let tok = ExampleTokenizer(template: template, tokenizer: llama.tokenizer, maxLength: 256)
-        let pairs = [("Name a colour.", "Ahoy! Blue, arr."), ("What do bees make?", "Ahoy! Honey, arr."),
-                     ("How many legs has a spider?", "Ahoy! Eight legs, matey.")]
+        let pairs = [
+            ("Name a colour.", "Ahoy! Blue, arr."), ("What do bees make?", "Ahoy! Honey, arr."),
+            ("How many legs has a spider?", "Ahoy! Eight legs, matey."),
+        ]
         return try pairs.enumerated().map { i, p in
-            try tok.example(.conversation([TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1)]),
-                            weight: i == 2 ? 2 : 1, source: "test:\(i + 1)")
+            try tok.example(
+                .conversation([
+                    TemplateMessage(role: "user", content: p.0), TemplateMessage(role: "assistant", content: p.1),
+                ]),
+                weight: i == 2 ? 2 : 1, source: "test:\(i + 1)")
         }
     }
 }
@@ -80,7 +86,11 @@ enum Project {
         defer { try? FileManager.default.removeItem(at: dir) }
         let adapter = dir.appendingPathComponent("adapter.gguf").path
         try ModelFiles.writeAdapter(lora, settings: settings, architecture: "llama", baseSHA256: "test", to: adapter)
-        struct Seq: Encodable { var tokens: [Int32]; var scored: [Bool]; var weight: Double }
+        struct Seq: Encodable {
+            var tokens: [Int32]
+            var scored: [Bool]
+            var weight: Double
+        }
         struct Batch: Encodable { var sequences: [Seq] }
         let seqs: [Seq] = examples.map { e in
             guard case .sft(let s) = e.body else { fatalError() }
@@ -88,10 +98,16 @@ enum Project {
         }
         let batchPath = dir.appendingPathComponent("batch.json")
         try JSONEncoder().encode(Batch(sequences: seqs)).write(to: batchPath)
-        _ = try Project.python("scripts/reference/train_reference.py",
-                               [Project.smolLM2, adapter, batchPath.path, dir.path, "--steps", "10", "--lr", "1e-3", "--clip", "1.0"])
-        struct Result: Decodable { var loss: Double; var losses: [Double]; var names: [String] }
-        let ref = try JSONDecoder().decode(Result.self, from: Data(contentsOf: dir.appendingPathComponent("result.json")))
+        _ = try Project.python(
+            "scripts/reference/train_reference.py",
+            [Project.smolLM2, adapter, batchPath.path, dir.path, "--steps", "10", "--lr", "1e-3", "--clip", "1.0"])
+        struct Result: Decodable {
+            var loss: Double
+            var losses: [Double]
+            var names: [String]
+        }
+        let ref = try JSONDecoder().decode(
+            Result.self, from: Data(contentsOf: dir.appendingPathComponent("result.json")))
         let refGrads = try Data(contentsOf: dir.appendingPathComponent("grads.bin"))
 
         // Gradient at the adapter: the SFT loss (weighted mean NLL of the answer tokens).
@@ -112,10 +128,16 @@ enum Project {
         var worst = 0.0
         for name in ref.names {
             let ours = lora.gradient(name)!
-            let theirs: [Float] = refGrads.withUnsafeBytes { raw in (0..<ours.count).map { raw.loadUnaligned(fromByteOffset: (offset + $0) * 4, as: Float.self) } }
+            let theirs: [Float] = refGrads.withUnsafeBytes { raw in
+                (0..<ours.count).map { raw.loadUnaligned(fromByteOffset: (offset + $0) * 4, as: Float.self) }
+            }
             offset += ours.count
-            var diff = 0.0, norm = 0.0
-            for (a, b) in zip(ours, theirs) { diff += Double(a - b) * Double(a - b); norm += Double(b) * Double(b) }
+            var diff = 0.0
+            var norm = 0.0
+            for (a, b) in zip(ours, theirs) {
+                diff += Double(a - b) * Double(a - b)
+                norm += Double(b) * Double(b)
+            }
             let rel = (diff / max(norm, 1e-30)).squareRoot()
             worst = max(worst, rel)
             #expect(rel <= 2e-3, "\(name): gradient relative error \(rel)")

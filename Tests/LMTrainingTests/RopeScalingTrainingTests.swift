@@ -21,7 +21,8 @@ import Testing
     func theForwardPassGivesTheEnginesLogProbabilities(variant: String) throws {
         let path = try Self.dir.get().appendingPathComponent("arch-\(variant).gguf").path
         let llama = try LlamaModel(path: path)
-        let text = (0..<12).map { "Line \($0): the river bends past the mill and the old stone bridge." }.joined(separator: " ")
+        let text = (0..<12).map { "Line \($0): the river bends past the mill and the old stone bridge." }.joined(
+            separator: " ")
         let seq = Array(llama.tokenizer.encode(text, addSpecial: false, parseSpecial: false).prefix(160))
         let base: ParameterStore<Float> = try BaseWeights.load(llama, gradients: false)
         var batch = PackedBatch()
@@ -35,7 +36,10 @@ import Testing
         let unscaled = TrainingModel(shape: unscaledShape, base: base, lora: nil).forward(batch)
         // The engine, token by token.
         let session = LlamaSession(model: llama, maxTokens: 256, threads: 2, chunk: 1)
-        var worst: Float = 0, effect: Float = 0, sum: Float = 0, effectSum: Float = 0
+        var worst: Float = 0
+        var effect: Float = 0
+        var sum: Float = 0
+        var effectSum: Float = 0
         for t in 0..<(seq.count - 1) {
             try session.forward(seq[t])
             let logits = Array(UnsafeBufferPointer(start: session.logits, count: llama.config.vocabSize))
@@ -47,14 +51,19 @@ import Testing
             sum += abs(engine - ours[t])
             effectSum += abs(engine - unscaled[t])
         }
-        let mean = sum / Float(seq.count - 1), effectMean = effectSum / Float(seq.count - 1)
+        let mean = sum / Float(seq.count - 1)
+        let effectMean = effectSum / Float(seq.count - 1)
         // F32 weights, but the engine keeps keys and values in F16, and these models' sharp attention
         // (q and k weights of std 0.25) magnifies that rounding: the unscaled control llama is 0.24
         // apart at most and 0.023 on average, the scaled ones the same (0.18-0.24, 0.020-0.024).
         // Allowed: 0.5 at most, 0.05 on average. Training without the scaling is ~7 apart on average.
-        #expect(worst <= 0.5 && mean <= 0.05, "\(variant): |Δ log p| between training's forward and the engine's: max \(worst), mean \(mean)")
+        #expect(
+            worst <= 0.5 && mean <= 0.05,
+            "\(variant): |Δ log p| between training's forward and the engine's: max \(worst), mean \(mean)")
         if variant.hasPrefix("llama-") {
-            #expect(effectMean >= 40 * 0.05, "\(variant): without the scaling training would differ by \(effectMean) on average, too little to tell")
+            #expect(
+                effectMean >= 40 * 0.05,
+                "\(variant): without the scaling training would differ by \(effectMean) on average, too little to tell")
         }
     }
 
@@ -65,13 +74,15 @@ import Testing
         let dir = try Self.dir.get()
         for v in ["llama", "llama-rope-freqs", "qwen2", "qwen3"] {
             let llama = try LlamaModel(path: dir.appendingPathComponent("arch-\(v).gguf").path)
-            let model = try BaseWeights.model(llama, lora: LoRASettings(rank: 4, alpha: 8), seed: 1, bf16: false, threads: 2)
+            let model = try BaseWeights.model(
+                llama, lora: LoRASettings(rank: 4, alpha: 8), seed: 1, bf16: false, threads: 2)
             #expect(model.shape.qkNorms == (v == "qwen3"), "\(v)")
         }
         for v in ["gemma2", "phi3"] {
             let llama = try LlamaModel(path: dir.appendingPathComponent("arch-\(v).gguf").path)
             do {
-                _ = try BaseWeights.model(llama, lora: LoRASettings(rank: 4, alpha: 8), seed: 1, bf16: false, threads: 2)
+                _ = try BaseWeights.model(
+                    llama, lora: LoRASettings(rank: 4, alpha: 8), seed: 1, bf16: false, threads: 2)
                 Issue.record("\(v) loaded for training; it should be refused")
             } catch {
                 #expect("\(error)".contains(v) && "\(error)".contains("not in training"), "\(v): \(error)")

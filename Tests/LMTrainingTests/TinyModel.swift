@@ -6,7 +6,8 @@ import LMTraining
 /// A tiny random llama written by the project's GGUF writer (F32 tensors, a byte-free toy
 /// vocabulary), for the finite-difference checks.
 enum TinyModel {
-    static let shape = ModelShape(layers: 2, dim: 16, hiddenDim: 24, heads: 4, kvHeads: 2, ropeBase: 10000, normEps: 1e-5, vocabSize: 37)
+    static let shape = ModelShape(
+        layers: 2, dim: 16, hiddenDim: 24, heads: 4, kvHeads: 2, ropeBase: 10000, normEps: 1e-5, vocabSize: 37)
 
     static func write(_ path: String, seed: UInt64 = 7, tied: Bool = true, biases: Bool = false) throws {
         let s = shape
@@ -35,7 +36,8 @@ enum TinyModel {
                 values.append(isNorm ? Float(0.8 + 0.4 * u) : Float((u * 2 - 1) * 0.5))
             }
             let dims = e.rows == 1 ? [e.cols] : [e.cols, e.rows]
-            w.tensors.append(.init(name: e.name, dimensions: dims, type: .f32, data: try Quantize.encode(values, as: .f32)))
+            w.tensors.append(
+                .init(name: e.name, dimensions: dims, type: .f32, data: try Quantize.encode(values, as: .f32)))
         }
         try w.write(to: path)
     }
@@ -45,7 +47,9 @@ enum TinyModel {
     /// norms, post-attention and post-FFN norms, the embedding scaled by √16, rope bases 10⁶
     /// (global) and 10⁴ (local), pairs in halves.
     static let gemmaShape: ModelShape = {
-        var s = ModelShape(layers: 6, dim: 16, hiddenDim: 24, heads: 4, kvHeads: 2, headDim: 8, ropeBase: 1_000_000, normEps: 1e-6, vocabSize: 37)
+        var s = ModelShape(
+            layers: 6, dim: 16, hiddenDim: 24, heads: 4, kvHeads: 2, headDim: 8, ropeBase: 1_000_000, normEps: 1e-6,
+            vocabSize: 37)
         s.sandwichNorms = true
         return s
     }()
@@ -79,7 +83,8 @@ enum TinyModel {
                 return isNorm ? Float(0.8 + 0.4 * u) : Float((u * 2 - 1) * (e.name == "token_embd.weight" ? 0.15 : 0.5))
             }
             let dims = e.rows == 1 ? [e.cols] : [e.cols, e.rows]
-            w.tensors.append(.init(name: e.name, dimensions: dims, type: .f32, data: try Quantize.encode(values, as: .f32)))
+            w.tensors.append(
+                .init(name: e.name, dimensions: dims, type: .f32, data: try Quantize.encode(values, as: .f32)))
         }
         try w.write(to: path)
     }

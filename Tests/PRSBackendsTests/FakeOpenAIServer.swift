@@ -34,19 +34,23 @@ actor FakeOpenAIServer {
     func requests(mode: String) -> [Seen] { requests.filter { $0.mode == mode } }
 
     /// Runs `body` with the base URL builder of a live server.
-    static func with<T: Sendable>(_ body: @Sendable (FakeOpenAIServer, _ url: @Sendable (String) -> String) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        _ body: @Sendable (FakeOpenAIServer, _ url: @Sendable (String) -> String) async throws -> T
+    ) async throws -> T {
         let state = FakeOpenAIServer()
         let router = Router()
         router.get("/:mode/v1/models") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"id":"fake-model"}]}"#)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"id":"fake-model"}]}"#)))
         }
         router.post("/:mode/v1/chat/completions") { request, context -> Response in
             let mode = context.parameters.get("mode") ?? "plain"
             let bytes = try await request.body.collect(upTo: 1 << 20)
             let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
-            let seen = Seen(mode: mode, body: json.mapValues(JSONAny.init), authorization: request.headers[.authorization],
-                            text: String(decoding: Data(bytes.readableBytesView), as: UTF8.self))
+            let seen = Seen(
+                mode: mode, body: json.mapValues(JSONAny.init), authorization: request.headers[.authorization],
+                text: String(decoding: Data(bytes.readableBytesView), as: UTF8.self))
             let count = await state.record(seen)
             let n = json["n"] as? Int ?? 1
             let seed = json["seed"] as? Int ?? -1
@@ -54,8 +58,11 @@ actor FakeOpenAIServer {
                 let cs = (0..<choices).map { i in
                     #"{"index":\#(i),"message":{"role":"assistant","content":"answer seed=\#(seed) i=\#(i)"},"finish_reason":"stop"}"#
                 }
-                let body = #"{"id":"x","object":"chat.completion","choices":[\#(cs.joined(separator: ","))],"usage":{"prompt_tokens":7,"completion_tokens":\#(3 * choices)}}"#
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+                let body =
+                    #"{"id":"x","object":"chat.completion","choices":[\#(cs.joined(separator: ","))],"usage":{"prompt_tokens":7,"completion_tokens":\#(3 * choices)}}"#
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: body)))
             }
             func status(_ s: HTTPResponse.Status, _ body: String, _ extra: HTTPFields = [:]) -> Response {
                 var h: HTTPFields = [.contentType: "application/json"]
@@ -65,18 +72,26 @@ actor FakeOpenAIServer {
             switch mode {
             case "judge", "judge-no-tokenizer":
                 // A rating with its digit alternatives: 6 (¼), 7 (½), 8 (¼), whatever the bias.
-                let top = [("6", 0.25), ("7", 0.5), ("8", 0.25), ("Great", 0.0001)].map { #"{"token":"\#($0.0)","logprob":\#(log($0.1))}"# }
-                let body = #"{"choices":[{"index":0,"message":{"role":"assistant","content":"7"},"finish_reason":"length","logprobs":{"content":[{"token":"7","logprob":\#(log(0.5)),"top_logprobs":[\#(top.joined(separator: ","))]}]}}],"usage":{"prompt_tokens":30,"completion_tokens":1}}"#
+                let top = [("6", 0.25), ("7", 0.5), ("8", 0.25), ("Great", 0.0001)].map {
+                    #"{"token":"\#($0.0)","logprob":\#(log($0.1))}"#
+                }
+                let body =
+                    #"{"choices":[{"index":0,"message":{"role":"assistant","content":"7"},"finish_reason":"length","logprobs":{"content":[{"token":"7","logprob":\#(log(0.5)),"top_logprobs":[\#(top.joined(separator: ","))]}]}}],"usage":{"prompt_tokens":30,"completion_tokens":1}}"#
                 return status(.ok, body)
             case "honour-n": return completion(choices: n)
             case "rate-limited":
-                if count == 1 { return status(.tooManyRequests, #"{"error":"slow down"}"#, [HTTPField.Name("Retry-After")!: "1"]) }
+                if count == 1 {
+                    return status(.tooManyRequests, #"{"error":"slow down"}"#, [HTTPField.Name("Retry-After")!: "1"])
+                }
                 return completion(choices: 1)
             case "server-error": return status(.internalServerError, #"{"error":"boom"}"#)
             case "flaky": return count <= 2 ? status(.badGateway, "bad gateway") : completion(choices: 1)
             case "bad-request": return status(.badRequest, #"{"error":{"message":"unknown field top_k"}}"#)
             case "truncated": return status(.ok, #"{"choices":[{"index":0,"message":{"role":"assis"#)
-            case "html": return Response(status: .ok, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: "<html>proxy error</html>")))
+            case "html":
+                return Response(
+                    status: .ok, headers: [.contentType: "text/html"],
+                    body: .init(byteBuffer: ByteBuffer(string: "<html>proxy error</html>")))
             case "no-choices": return status(.ok, #"{"choices":[]}"#)
             case "slow":
                 try await Task.sleep(nanoseconds: 3_000_000_000)
@@ -86,13 +101,16 @@ actor FakeOpenAIServer {
                 try await Task.sleep(nanoseconds: 100_000_000)
                 return completion(choices: 1)
             case "drop":
-                return Response(status: .ok, headers: [.contentType: "application/json", .contentLength: "500"],
-                                body: ResponseBody { writer in
-                                    try await writer.write(ByteBuffer(string: #"{"choices":[{"#))
-                                    throw CancellationError()
-                                })
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json", .contentLength: "500"],
+                    body: ResponseBody { writer in
+                        try await writer.write(ByteBuffer(string: #"{"choices":[{"#))
+                        throw CancellationError()
+                    })
             case "needs-key":
-                guard request.headers[.authorization] == "Bearer sekret" else { return status(.unauthorized, #"{"error":"bad key"}"#) }
+                guard request.headers[.authorization] == "Bearer sekret" else {
+                    return status(.unauthorized, #"{"error":"bad key"}"#)
+                }
                 return completion(choices: 1)
             default: return completion(choices: 1)
             }
@@ -104,8 +122,9 @@ actor FakeOpenAIServer {
             let json = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
             let text = json["content"] as? String ?? ""
             let ids = text.count == 1 && text.first!.isNumber ? [100 + Int(text)!] : [1, 2]
-            return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(string: #"{"tokens":\#(ids)}"#)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"tokens":\#(ids)}"#)))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         return try await app.test(.live) { client in
@@ -117,7 +136,11 @@ actor FakeOpenAIServer {
 
 /// A JSON value seen by the fake server, kept Sendable.
 enum JSONAny: Sendable, Equatable {
-    case int(Int), double(Double), string(String), bool(Bool), other
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case bool(Bool)
+    case other
 
     init(_ v: Any) {
         switch v {

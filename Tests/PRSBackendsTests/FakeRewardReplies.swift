@@ -13,9 +13,12 @@ enum FakeRewardReplies {
         case "rate-limited" where count == 1:
             return status(.tooManyRequests, #"{"error":"slow down"}"#, [HTTPField.Name("Retry-After")!: "1"])
         case "bad-request":
-            return status(.badRequest, #"{"object":"error","message":"maximum context length is 8192 tokens","code":400}"#)
+            return status(
+                .badRequest, #"{"object":"error","message":"maximum context length is 8192 tokens","code":400}"#)
         case "html":
-            return Response(status: .ok, headers: [.contentType: "text/html"], body: .init(byteBuffer: ByteBuffer(string: "<html>502 proxy error</html>")))
+            return Response(
+                status: .ok, headers: [.contentType: "text/html"],
+                body: .init(byteBuffer: ByteBuffer(string: "<html>502 proxy error</html>")))
         case "missing-key": return status(.ok, #"{"object":"list","results":[1.0]}"#)
         default: break
         }
@@ -36,28 +39,39 @@ enum FakeRewardReplies {
         switch endpoint {
         case "pooling":
             if let messages = json["messages"] as? [[String: String]] {
-                guard messages.map({ $0["role"] ?? "" }) == ["user", "assistant"] else { throw Refusal(message: "expected a user and an assistant message") }
+                guard messages.map({ $0["role"] ?? "" }) == ["user", "assistant"] else {
+                    throw Refusal(message: "expected a user and an assistant message")
+                }
                 return [messages[1]["content"] ?? ""]
             }
             return try texts(json["input"]).map(response(in:))
         case "classify":
-            guard json["use_activation"] as? Bool == false else { throw Refusal(message: "use_activation must be false for a raw reward") }
+            guard json["use_activation"] as? Bool == false else {
+                throw Refusal(message: "use_activation must be false for a raw reward")
+            }
             return try texts(json["input"]).map(response(in:))
         case "score":
-            guard json["text_1"] is String || json["text_1"] is [String] else { throw Refusal(message: "text_1 must be a string or a list") }
+            guard json["text_1"] is String || json["text_1"] is [String] else {
+                throw Refusal(message: "text_1 must be a string or a list")
+            }
             let second = try texts(json["text_2"])
-            if let firsts = json["text_1"] as? [String], firsts.count != second.count { throw Refusal(message: "text_1 and text_2 differ in length") }
+            if let firsts = json["text_1"] as? [String], firsts.count != second.count {
+                throw Refusal(message: "text_1 and text_2 differ in length")
+            }
             return second
         default:
             let queries = try texts(json["query"])
             guard let prompts = json["prompts"] as? [String], prompts.count == queries.count,
-                  zip(prompts, queries).allSatisfy({ $1.hasPrefix($0) }) else { throw Refusal(message: "each query must start with its prompt") }
+                zip(prompts, queries).allSatisfy({ $1.hasPrefix($0) })
+            else { throw Refusal(message: "each query must start with its prompt") }
             return try queries.map(response(in:))
         }
     }
 
     static func texts(_ value: Any?) throws -> [String] {
-        guard let list = value as? [String], !list.isEmpty else { throw Refusal(message: "expected a non-empty list of strings") }
+        guard let list = value as? [String], !list.isEmpty else {
+            throw Refusal(message: "expected a non-empty list of strings")
+        }
         return list
     }
 
@@ -69,24 +83,34 @@ enum FakeRewardReplies {
             }
             return String(text[open.upperBound..<close.lowerBound])
         }
-        guard let gap = text.range(of: "\n\n", options: .backwards) else { throw Refusal(message: "no response in \(text)") }
+        guard let gap = text.range(of: "\n\n", options: .backwards) else {
+            throw Refusal(message: "no response in \(text)")
+        }
         return String(text[gap.upperBound...])
     }
 
     static func body(endpoint: String, mode: String, rewards: [Double]) throws -> String {
         if endpoint == "get_reward" {
             if mode == "nan" { return #"{"rewards":[NaN]}"# }
-            return String(decoding: try JSONSerialization.data(withJSONObject: ["rewards": rewards, "extra_logs": [:]]), as: UTF8.self)
+            return String(
+                decoding: try JSONSerialization.data(withJSONObject: ["rewards": rewards, "extra_logs": [:]]),
+                as: UTF8.self)
         }
         var items: [[String: Any]] = rewards.enumerated().map { i, r in
             switch endpoint {
-            case "classify": ["index": i, "label": "LABEL_0", "probs": mode == "two-labels" ? [r, 1 - r] : [r], "num_classes": 1]
+            case "classify":
+                ["index": i, "label": "LABEL_0", "probs": mode == "two-labels" ? [r, 1 - r] : [r], "num_classes": 1]
             case "score": ["index": i, "object": "score", "score": r]
-            default: ["index": i, "object": "pooling", "data": mode == "scalar" ? r as Any : mode == "per-token" ? [[0.25], [-1.0], [r]] : [r]]
+            default:
+                [
+                    "index": i, "object": "pooling",
+                    "data": mode == "scalar" ? r as Any : mode == "per-token" ? [[0.25], [-1.0], [r]] : [r],
+                ]
             }
         }
         if mode == "shuffled" { items.reverse() }
-        return String(decoding: try JSONSerialization.data(withJSONObject: ["object": "list", "data": items]), as: UTF8.self)
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: ["object": "list", "data": items]), as: UTF8.self)
     }
 
     static func status(_ s: HTTPResponse.Status, _ body: String, _ extra: HTTPFields = [:]) -> Response {

@@ -39,14 +39,18 @@ actor FakeRewardServer {
     static func reward(_ response: String) -> Double { Double(response.count) + 0.5 }
 
     /// Runs `body` with a URL builder of a live server: `url("ok", "pooling")`.
-    static func with<T: Sendable>(_ body: @Sendable (FakeRewardServer, _ url: @Sendable (String, String) -> String) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        _ body: @Sendable (FakeRewardServer, _ url: @Sendable (String, String) -> String) async throws -> T
+    ) async throws -> T {
         let state = FakeRewardServer()
         let router = Router()
         for endpoint in endpoints {
             router.post("/:mode/\(endpoint)") { request, context -> Response in
                 let mode = context.parameters.get("mode") ?? "ok"
                 let bytes = try await request.body.collect(upTo: 1 << 20)
-                let seen = Seen(mode: mode, endpoint: endpoint, body: Data(bytes.readableBytesView), authorization: request.headers[.authorization])
+                let seen = Seen(
+                    mode: mode, endpoint: endpoint, body: Data(bytes.readableBytesView),
+                    authorization: request.headers[.authorization])
                 let count = await state.record(seen)
                 return FakeRewardReplies.reply(endpoint: endpoint, mode: mode, count: count, json: seen.json)
             }

@@ -33,9 +33,15 @@ import Testing
     }
 
     @Test func namesWhatChangesTheRewardsInItsIdentity() throws {
-        #expect(try HTTPRewardSpec.parse("http://h:8000/pooling#model=X&batch=4").identity == "http[pooling http://h:8000/pooling model=X format=chat]")
-        #expect(try HTTPRewardSpec.parse("http://h:5000/get_reward").identity == "http[get_reward http://h:5000/get_reward format=chat template=chatml]")
-        #expect(try HTTPRewardSpec.parse("http://h:1/classify#format=raw").identity == "http[classify http://h:1/classify format=raw]")
+        #expect(
+            try HTTPRewardSpec.parse("http://h:8000/pooling#model=X&batch=4").identity
+                == "http[pooling http://h:8000/pooling model=X format=chat]")
+        #expect(
+            try HTTPRewardSpec.parse("http://h:5000/get_reward").identity
+                == "http[get_reward http://h:5000/get_reward format=chat template=chatml]")
+        #expect(
+            try HTTPRewardSpec.parse("http://h:1/classify#format=raw").identity
+                == "http[classify http://h:1/classify format=raw]")
         #expect(try HTTPRewardSpec.parse("http://h:1/score#m").identity == "http[score http://h:1/score model=m]")
     }
 
@@ -63,7 +69,9 @@ import Testing
     }
 
     @Test func rewardSpecChecksTheHTTPSpecWhenParsed() throws {
-        #expect(try RewardSpec.read("http:http://h:1/pooling#model=m&format=raw") == .http("http://h:1/pooling#model=m&format=raw"))
+        #expect(
+            try RewardSpec.read("http:http://h:1/pooling#model=m&format=raw")
+                == .http("http://h:1/pooling#model=m&format=raw"))
         #expect(throws: SpecError.self) { try RewardSpec.read("http:http://h:1/pooling#bogus=1") }
         #expect(throws: SpecError.self) { try RewardSpec.read("0.5*judge+0.5*http:http://h:1/v1") }
     }

@@ -10,11 +10,15 @@ import Testing
 
     /// Five responses of different lengths to two prompts, one with a preference.
     let inputs = ["a", "bbb", "cc", "dddddd", "eeee"].enumerated().map { i, r in
-        RewardInput(prompt: i < 3 ? "Say something." : "Name a colour.", preference: i < 3 ? nil : Preference(text: "short"), response: r)
+        RewardInput(
+            prompt: i < 3 ? "Say something." : "Name a colour.", preference: i < 3 ? nil : Preference(text: "short"),
+            response: r)
     }
 
     func model(_ url: String, apiKey: String? = nil) throws -> HTTPRewardModel {
-        HTTPRewardModel(spec: try HTTPRewardSpec.parse(url), timeout: 900, retry: fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
+        HTTPRewardModel(
+            spec: try HTTPRewardSpec.parse(url), timeout: 900, retry: fastRetry, apiKey: apiKey,
+            logger: Logger(label: "test"))
     }
 
     func expected(_ inputs: [RewardInput]) -> [Double] { inputs.map { FakeRewardServer.reward($0.response) } }
@@ -76,7 +80,9 @@ import Testing
 
     @Test func doesNotRetry400AndNamesTheURLAndBody() async throws {
         try await FakeRewardServer.with { server, url in
-            let error = await #expect(throws: HTTPRewardError.self) { try await model(url("bad-request", "classify")).score(inputs) }
+            let error = await #expect(throws: HTTPRewardError.self) {
+                try await model(url("bad-request", "classify")).score(inputs)
+            }
             #expect(error?.status == 400)
             let text = error.map(String.init(describing:)) ?? ""
             #expect(text.contains("POST \(url("bad-request", "classify"))"), "\(text)")
@@ -99,7 +105,8 @@ import Testing
         try await FakeRewardServer.with { server, url in
             // Raw text, so even /pooling sends all five inputs in one request.
             let error = await #expect(throws: HTTPRewardError.self) {
-                try await model(url(mode, endpoint) + (endpoint == "score" ? "#batch=5" : "#format=raw&batch=5")).score(inputs)
+                try await model(url(mode, endpoint) + (endpoint == "score" ? "#batch=5" : "#format=raw&batch=5")).score(
+                    inputs)
             }
             let text = error.map(String.init(describing:)) ?? ""
             #expect(text.contains(message), "\(text)")
@@ -119,6 +126,8 @@ import Testing
     @Test func makeParsesTheSpec() throws {
         let rm = try HTTPRewardModel.make(url: "http://h:8000/pooling#model=X", logger: Logger(label: "test"))
         #expect(rm.identity == "http[pooling http://h:8000/pooling model=X format=chat]")
-        #expect(throws: SpecError.self) { try HTTPRewardModel.make(url: "http://h:8000/embeddings", logger: Logger(label: "test")) }
+        #expect(throws: SpecError.self) {
+            try HTTPRewardModel.make(url: "http://h:8000/embeddings", logger: Logger(label: "test"))
+        }
     }
 }

@@ -21,10 +21,12 @@ import Testing
         let lp = [
             TokenLogprob(token: "The", logprob: -0.1, top: []),
             TokenLogprob(token: " response", logprob: -0.1, top: []),
-            TokenLogprob(token: " 3", logprob: log(0.5), top: [
-                .init(token: " 3", logprob: log(0.5)), .init(token: "5", logprob: log(0.25)),
-                .init(token: " 9", logprob: log(0.25)), .init(token: " good", logprob: log(0.1)),
-            ]),
+            TokenLogprob(
+                token: " 3", logprob: log(0.5),
+                top: [
+                    .init(token: " 3", logprob: log(0.5)), .init(token: "5", logprob: log(0.25)),
+                    .init(token: " 9", logprob: log(0.25)), .init(token: " good", logprob: log(0.1)),
+                ]),
         ]
         let r = try #require(JudgeParsing.expectedRating(lp))
         #expect(abs(r - (3 * 0.5 + 5 * 0.25 + 9 * 0.25)) < 1e-9)
@@ -37,7 +39,12 @@ import Testing
 
     @Test func fallsBackToTheFirstPositionWithDigitAlternatives() throws {
         let lp = [
-            TokenLogprob(token: "Great", logprob: log(0.9), top: [.init(token: "Great", logprob: log(0.9)), .init(token: "2", logprob: log(0.05)), .init(token: "4", logprob: log(0.05))]),
+            TokenLogprob(
+                token: "Great", logprob: log(0.9),
+                top: [
+                    .init(token: "Great", logprob: log(0.9)), .init(token: "2", logprob: log(0.05)),
+                    .init(token: "4", logprob: log(0.05)),
+                ]),
             TokenLogprob(token: "!", logprob: 0, top: [.init(token: "7", logprob: log(0.5))]),
         ]
         #expect(try #require(JudgeParsing.expectedRating(lp)) == 3)
@@ -59,7 +66,8 @@ import Testing
 
     @Test func mapsARatingToZeroOne() async throws {
         let judge = JudgeReward(generator: ScriptedGenerator { _, _, _ in "9" })
-        let out = try await judge.score([RewardInput(prompt: "q", preference: Preference(text: "short"), response: "a")])
+        let out = try await judge.score([RewardInput(prompt: "q", preference: Preference(text: "short"), response: "a")]
+        )
         #expect(out[0].value == 1)
         #expect(out[0].components == ["judge": 1])
     }
@@ -67,7 +75,10 @@ import Testing
 
 @Suite struct SpecTests {
     @Test func parsesPolicies() throws {
-        guard case .openAI(let e) = try PolicySpec.parse("openai:http://a:1/v1#m,http://b:2/v1/") else { Issue.record("not openai"); return }
+        guard case .openAI(let e) = try PolicySpec.parse("openai:http://a:1/v1#m,http://b:2/v1/") else {
+            Issue.record("not openai")
+            return
+        }
         #expect(e == [.init(baseURL: "http://a:1/v1", model: "m"), .init(baseURL: "http://b:2/v1", model: "m")])
         #expect(try PolicySpec.parse("embedded:x.gguf") == .embedded(path: "x.gguf"))
         #expect(throws: SpecError.self) { try PolicySpec.parse("openai:ftp://x") }
@@ -80,7 +91,10 @@ import Testing
         #expect(try RewardSpec.parse("rubric:loose") == .rubric(.loose))
         #expect(try RewardSpec.parse("http:http://h:1/score") == .http("http://h:1/score"))
         let mix = try RewardSpec.parse("0.7*rubric+0.3*judge:openai:http://h:1/v1")
-        guard case .mix(let parts) = mix else { Issue.record("not a mix"); return }
+        guard case .mix(let parts) = mix else {
+            Issue.record("not a mix")
+            return
+        }
         #expect(parts.map(\.weight) == [0.7, 0.3])
         #expect(parts[1].1 == .judge(.openAI([.init(baseURL: "http://h:1/v1", model: nil)])))
         #expect(throws: SpecError.self) { try RewardSpec.parse("bleu") }
@@ -90,8 +104,10 @@ import Testing
         let a = ScriptedReward { _ in 1 }
         let b = ScriptedReward { $0 == "bad" ? nil : 0.5 }
         let mix = WeightedReward([(0.5, "a", a), (2, "b", b)])
-        let out = try await mix.score([RewardInput(prompt: "", preference: nil, response: "ok"),
-                                       RewardInput(prompt: "", preference: nil, response: "bad")])
+        let out = try await mix.score([
+            RewardInput(prompt: "", preference: nil, response: "ok"),
+            RewardInput(prompt: "", preference: nil, response: "bad"),
+        ])
         #expect(out[0].value == 1.5)
         #expect(out[1].value == nil)
         #expect(out[1].failure?.contains("b:") == true)

@@ -11,13 +11,18 @@ import Testing
     /// A generous timeout: the in-process server's handler awaits an actor on the shared
     /// cooperative pool, which the model-heavy suites running alongside can hold for a minute
     /// on two cores; a timeout there would be retried and counted as an extra request.
-    func client(_ url: String, timeout: Double = 900, retry: RetryPolicy? = nil, apiKey: String? = nil, model: String? = "m") -> OpenAIGenerator {
-        OpenAIGenerator(endpoints: [.init(baseURL: url, model: model)], timeout: timeout,
-                        retry: retry ?? fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
+    func client(
+        _ url: String, timeout: Double = 900, retry: RetryPolicy? = nil, apiKey: String? = nil, model: String? = "m"
+    ) -> OpenAIGenerator {
+        OpenAIGenerator(
+            endpoints: [.init(baseURL: url, model: model)], timeout: timeout,
+            retry: retry ?? fastRetry, apiKey: apiKey, logger: Logger(label: "test"))
     }
 
     func request(n: Int = 1, seed: UInt64 = 100) -> GenerationRequest {
-        GenerationRequest(messages: [.user("hi")], n: n, parameters: SamplingParameters(temperature: 0.8, topK: 50, maxTokens: 16, seed: seed))
+        GenerationRequest(
+            messages: [.user("hi")], n: n,
+            parameters: SamplingParameters(temperature: 0.8, topK: 50, maxTokens: 16, seed: seed))
     }
 
     @Test func fansOutWhenTheServerDropsN() async throws {
@@ -73,7 +78,9 @@ import Testing
 
     @Test func gives500AfterRetriesWithURLAndStatus() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let error = await #expect(throws: OpenAIClientError.self) { try await client(url("server-error")).generate(request()) }
+            let error = await #expect(throws: OpenAIClientError.self) {
+                try await client(url("server-error")).generate(request())
+            }
             #expect(error?.status == 500)
             #expect(error?.attempts == 3)
             let text = error.map(String.init(describing:)) ?? ""
@@ -86,7 +93,9 @@ import Testing
 
     @Test func doesNotRetry400AndShowsTheBody() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let error = await #expect(throws: OpenAIClientError.self) { try await client(url("bad-request")).generate(request()) }
+            let error = await #expect(throws: OpenAIClientError.self) {
+                try await client(url("bad-request")).generate(request())
+            }
             #expect(error?.status == 400)
             #expect(String(describing: error!).contains("unknown field top_k"))
             #expect(await server.requests(mode: "bad-request").count == 1)
@@ -96,7 +105,9 @@ import Testing
     @Test(arguments: ["truncated", "html", "no-choices"])
     func rejectsBodiesThatAreNotCompletions(mode: String) async throws {
         try await FakeOpenAIServer.with { server, url in
-            let error = await #expect(throws: OpenAIClientError.self) { try await client(url(mode)).generate(request()) }
+            let error = await #expect(throws: OpenAIClientError.self) {
+                try await client(url(mode)).generate(request())
+            }
             let text = String(describing: error!)
             #expect(text.contains("is not an OpenAI chat completion"), "\(text)")
             #expect(text.contains(url(mode)))
@@ -115,9 +126,12 @@ import Testing
 
     @Test func reportsADroppedConnection() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let error = await #expect(throws: OpenAIClientError.self) { try await client(url("drop")).generate(request()) }
+            let error = await #expect(throws: OpenAIClientError.self) {
+                try await client(url("drop")).generate(request())
+            }
             let text = String(describing: error!)
-            #expect(text.contains("the connection failed") || text.contains("is not an OpenAI chat completion"), "\(text)")
+            #expect(
+                text.contains("the connection failed") || text.contains("is not an OpenAI chat completion"), "\(text)")
             #expect(await server.requests(mode: "drop").count >= 1)
         }
     }
@@ -125,7 +139,8 @@ import Testing
     @Test func reportsAnUnreachableServer() async throws {
         // Port 9 (discard) is closed on loopback here; connecting is refused at once.
         let error = await #expect(throws: OpenAIClientError.self) {
-            try await client("http://127.0.0.1:9/v1", retry: RetryPolicy(maxRetries: 1, initialDelay: 0.01)).generate(request())
+            try await client("http://127.0.0.1:9/v1", retry: RetryPolicy(maxRetries: 1, initialDelay: 0.01)).generate(
+                request())
         }
         let text = String(describing: error!)
         #expect(text.contains("http://127.0.0.1:9/v1/chat/completions"))
@@ -135,7 +150,9 @@ import Testing
 
     @Test func sendsTheAPIKey() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let bad = await #expect(throws: OpenAIClientError.self) { try await client(url("needs-key")).generate(request()) }
+            let bad = await #expect(throws: OpenAIClientError.self) {
+                try await client(url("needs-key")).generate(request())
+            }
             #expect(String(describing: bad!).contains("check the API key"))
             let out = try await client(url("needs-key"), apiKey: "sekret").generate(request())
             #expect(out.count == 1)
@@ -151,8 +168,11 @@ import Testing
 
     @Test func balancesAcrossBaseURLs() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let c = OpenAIGenerator(endpoints: [.init(baseURL: url("slowish-a"), model: "m"), .init(baseURL: url("slowish-b"), model: "m")],
-                                    concurrencyPerEndpoint: 2, retry: fastRetry, logger: Logger(label: "t"))
+            let c = OpenAIGenerator(
+                endpoints: [
+                    .init(baseURL: url("slowish-a"), model: "m"), .init(baseURL: url("slowish-b"), model: "m"),
+                ],
+                concurrencyPerEndpoint: 2, retry: fastRetry, logger: Logger(label: "t"))
             let out = try await c.generate(request(n: 8))
             #expect(out.count == 8)
             let a = await server.requests(mode: "slowish-a").count
@@ -167,27 +187,38 @@ import Testing
 /// server's tokenizer as `logit_bias`, one token, and the rating read from the distribution.
 @Suite struct ForcedJudgeOverHTTPTests {
     func judge(_ url: String) -> JudgeReward {
-        JudgeReward(generator: OpenAIGenerator(endpoints: [.init(baseURL: url, model: "m")], retry: RetryPolicy(maxRetries: 1, initialDelay: 0.05),
-                                               logger: Logger(label: "test")))
+        JudgeReward(
+            generator: OpenAIGenerator(
+                endpoints: [.init(baseURL: url, model: "m")], retry: RetryPolicy(maxRetries: 1, initialDelay: 0.05),
+                logger: Logger(label: "test")))
     }
 
     @Test func theRatingIsTheExpectedDigitAndTheRequestForcesIt() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let r = try await judge(url("judge")).score([RewardInput(prompt: "Say hi", preference: nil, response: "Hi!")])
-            #expect(abs(r[0].value! - (7.0 - 1) / 8) < 1e-9, "the expected rating of ¼·6 + ½·7 + ¼·8, the non-digit ignored")
+            let r = try await judge(url("judge")).score([
+                RewardInput(prompt: "Say hi", preference: nil, response: "Hi!")
+            ])
+            #expect(
+                abs(r[0].value! - (7.0 - 1) / 8) < 1e-9, "the expected rating of ¼·6 + ½·7 + ¼·8, the non-digit ignored"
+            )
             let seen = try #require(await server.requests(mode: "judge").first).raw
             let bias = try #require(seen["logit_bias"] as? [String: Double])
             #expect(bias == Dictionary(uniqueKeysWithValues: (1...9).map { ("\(100 + $0)", 100.0) }))
-            #expect(seen["max_tokens"] as? Int == 1 && seen["top_logprobs"] as? Int == 20 && seen["logprobs"] as? Bool == true)
+            #expect(
+                seen["max_tokens"] as? Int == 1 && seen["top_logprobs"] as? Int == 20
+                    && seen["logprobs"] as? Bool == true)
             let messages = try #require(seen["messages"] as? [[String: String]])
-            #expect(messages.last == ["role": "assistant", "content": "Rating: "], "the reply is started for the judge")
+            #expect(
+                messages.last == ["role": "assistant", "content": "Rating: "], "the reply is started for the judge")
             #expect(seen["continue_final_message"] as? Bool == true)
         }
     }
 
     @Test func withoutTheServersTokenizerTheDistributionIsStillRead() async throws {
         try await FakeOpenAIServer.with { server, url in
-            let r = try await judge(url("judge-no-tokenizer")).score([RewardInput(prompt: "Say hi", preference: nil, response: "Hi!")])
+            let r = try await judge(url("judge-no-tokenizer")).score([
+                RewardInput(prompt: "Say hi", preference: nil, response: "Hi!")
+            ])
             #expect(abs(r[0].value! - 0.75) < 1e-9)
             let seen = try #require(await server.requests(mode: "judge-no-tokenizer").first).raw
             #expect(seen["logit_bias"] == nil)

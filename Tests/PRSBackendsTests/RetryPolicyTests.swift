@@ -14,7 +14,8 @@ import Testing
     @Test func honoursRetryAfterUpToTheLimit() {
         let p = RetryPolicy(maxRetryAfter: 60)
         #expect(p.delay(afterAttempt: 0, retryAfter: 3, jitter: 0.5) == 3)
-        #expect(p.delay(afterAttempt: 0, retryAfter: 600, jitter: 0) == 0.5, "too long a Retry-After falls back to backoff")
+        #expect(
+            p.delay(afterAttempt: 0, retryAfter: 600, jitter: 0) == 0.5, "too long a Retry-After falls back to backoff")
     }
 
     @Test func readsRetryAfterForms() {

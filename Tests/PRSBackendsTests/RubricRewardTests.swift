@@ -6,11 +6,17 @@ import Testing
 
 @Suite struct RubricRewardTests {
     func item(_ constraints: [String]) throws -> Preference {
-        Preference(text: "", constraints: try constraints.map { try Constraint(json: JSONDecoder().decode(JSONValue.self, from: Data($0.utf8))) })
+        Preference(
+            text: "",
+            constraints: try constraints.map {
+                try Constraint(json: JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)))
+            })
     }
 
     @Test func meanOfConstraintScoresWithABreakdown() async throws {
-        let pref = try item([#"{"id":"punctuation:no_comma"}"#, #"{"id":"keywords:existence","keywords":["tea","cup"]}"#])
+        let pref = try item([
+            #"{"id":"punctuation:no_comma"}"#, #"{"id":"keywords:existence","keywords":["tea","cup"]}"#,
+        ])
         let out = try await RubricReward().score([
             RewardInput(prompt: "p", preference: pref, response: "A cup of tea"),
             RewardInput(prompt: "p", preference: pref, response: "Tea, please"),

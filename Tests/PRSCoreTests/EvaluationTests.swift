@@ -7,7 +7,8 @@ import Testing
     func subsets(_ values: [Double], _ n: Int) -> [[Double]] {
         if n == 0 { return [[]] }
         guard values.count >= n else { return [] }
-        let head = values[0], tail = Array(values.dropFirst())
+        let head = values[0]
+        let tail = Array(values.dropFirst())
         return subsets(tail, n - 1).map { [head] + $0 } + subsets(tail, n)
     }
 
@@ -16,7 +17,11 @@ import Testing
         for n in 1...values.count {
             let all = subsets(values, n)
             let max = all.map { $0.max()! }.reduce(0, +) / Double(all.count)
-            let top3 = all.map { s in let t = s.sorted(by: >).prefix(3); return t.reduce(0, +) / Double(t.count) }.reduce(0, +) / Double(all.count)
+            let top3 =
+                all.map { s in
+                    let t = s.sorted(by: >).prefix(3)
+                    return t.reduce(0, +) / Double(t.count)
+                }.reduce(0, +) / Double(all.count)
             #expect(abs(BestOfN.expectedMax(values, n: n) - max) < 1e-9, "n=\(n)")
             #expect(abs(BestOfN.expectedTopMean(values, n: n) - top3) < 1e-9, "n=\(n)")
         }
@@ -25,8 +30,10 @@ import Testing
     @Test func aTreeIsTruncatedInGenerationOrder() {
         let rewards: [Double?] = [0.2, 0.6, nil, 0.4, 0.9]
         let nodes = rewards.enumerated().map { i, r in
-            Node(id: i, parentID: nil, kind: r == nil ? .feedback : (i < 2 ? .initial : .refinement), layer: i < 2 ? 0 : 1,
-                 text: "\(i)", reward: r, seed: nil, params: .paper, usage: .zero, latencyMs: 0, finishReason: .stop)
+            Node(
+                id: i, parentID: nil, kind: r == nil ? .feedback : (i < 2 ? .initial : .refinement),
+                layer: i < 2 ? 0 : 1,
+                text: "\(i)", reward: r, seed: nil, params: .paper, usage: .zero, latencyMs: 0, finishReason: .stop)
         }
         let tree = Tree(id: "t", strategy: "prs", nodes: nodes)
         let curve = BestOfN.curve(tree, independent: false, budget: 4)

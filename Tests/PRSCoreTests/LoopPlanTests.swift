@@ -3,8 +3,11 @@ import Testing
 
 @Suite struct LoopPlanTests {
     func node(_ id: Int, _ reward: Double, _ text: String = "") -> Node {
-        Node(id: id, parentID: nil, kind: .initial, layer: 0, text: text.isEmpty ? "answer \(id)" : text, reward: reward, seed: nil,
-             params: SamplingParameters(), usage: TokenUsage(promptTokens: 1, completionTokens: 2), latencyMs: 0, finishReason: .stop)
+        Node(
+            id: id, parentID: nil, kind: .initial, layer: 0, text: text.isEmpty ? "answer \(id)" : text, reward: reward,
+            seed: nil,
+            params: SamplingParameters(), usage: TokenUsage(promptTokens: 1, completionTokens: 2), latencyMs: 0,
+            finishReason: .stop)
     }
 
     func tree(_ id: String, _ rewards: [Double]) -> Tree {
@@ -36,11 +39,15 @@ import Testing
     }
 
     @Test func thePolicyScoreIsTheMeanOfPerPromptMeansWithWinsAgainstTheBase() {
-        let items = ["a": PromptItem(id: "a", instruction: "x", preference: Preference(text: "p", category: "concise")),
-                     "b": PromptItem(id: "b", instruction: "y", preference: Preference(text: "p", category: "format"))]
+        let items = [
+            "a": PromptItem(id: "a", instruction: "x", preference: Preference(text: "p", category: "concise")),
+            "b": PromptItem(id: "b", instruction: "y", preference: Preference(text: "p", category: "format")),
+        ]
         let samples = [tree("a", [0.2, 0.6]), tree("b", [1.0, 0.0])]
         let greedy = [tree("a", [0.9]), tree("b", [0.1])]
-        let base = (samples: [tree("a", [0.0, 0.2]), tree("b", [0.5, 0.5])], greedy: [tree("a", [0.5]), tree("b", [0.1])])
+        let base = (
+            samples: [tree("a", [0.0, 0.2]), tree("b", [0.5, 0.5])], greedy: [tree("a", [0.5]), tree("b", [0.1])]
+        )
         let s = PolicyScore.compute(samples: samples, greedy: greedy, base: base, items: items)
         #expect(s.prompts == 2)
         #expect(abs(s.meanReward.mean - 0.45) < 1e-12, "(0.4 + 0.5) / 2")

@@ -25,17 +25,22 @@ import Testing
     }
 
     @Test func readsIFEvalFormat() throws {
-        let set = parse([#"{"key": 1000, "prompt": "Write a haiku.", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}"#])
+        let set = parse([
+            #"{"key": 1000, "prompt": "Write a haiku.", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}"#
+        ])
         #expect(set.problems.isEmpty)
         #expect(set.items[0].id == "1000")
         #expect(set.items[0].instruction == "Write a haiku.")
         #expect(set.items[0].preference?.constraints?.map(\.id) == ["change_case:english_lowercase"])
-        #expect(set.items[0].preference?.text == "Write the whole answer in lowercase letters; no capital letters.",
-                "constraints without words become the preference")
+        #expect(
+            set.items[0].preference?.text == "Write the whole answer in lowercase letters; no capital letters.",
+            "constraints without words become the preference")
     }
 
     @Test func readsIFEvalKeywordArguments() throws {
-        let set = parse([#"{"key": 7, "prompt": "Describe tea.", "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"], "kwargs": [{"num_words": 40, "relation": "at least", "keywords": null}, {}]}"#])
+        let set = parse([
+            #"{"key": 7, "prompt": "Describe tea.", "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"], "kwargs": [{"num_words": 40, "relation": "at least", "keywords": null}, {}]}"#
+        ])
         #expect(set.problems.isEmpty)
         let c = try #require(set.items.first?.preference?.constraints)
         #expect(c.map(\.kind) == [.numberWords, .noComma])
@@ -49,15 +54,30 @@ import Testing
         (#"{"id":"a","instruction":5}"#, "p.jsonl:1: instruction: expected a string, found a number"),
         (#"{"id":"a","instruction":"  "}"#, "p.jsonl:1: instruction: is empty"),
         (#"{"id":true,"instruction":"x"}"#, "p.jsonl:1: id: expected a string or an integer, found a boolean"),
-        (#"{"id":"a","instruction":"x","preference":["a"]}"#, "p.jsonl:1: preference: expected a string, found an array"),
-        (#"{"id":"a","instruction":"x","constraints":[{"num":1}]}"#, "p.jsonl:1: constraints[0].id: missing or not a string"),
-        (#"{"key":1,"prompt":"x","instruction_id_list":["a","b"],"kwargs":[{}]}"#, "p.jsonl:1: kwargs: has 1 entries but instruction_id_list has 2"),
-        (#"{"key":1,"prompt":"x","instruction_id_list":["punctuation:no_comma","detectable_format:haiku"],"kwargs":[{},{}]}"#,
-         #"p.jsonl:1: instruction_id_list[1]: unknown instruction id "detectable_format:haiku"; known: "#),
-        (#"{"key":1,"prompt":"x","instruction_id_list":["length_constraints:number_words"],"kwargs":[{"num_words":9}]}"#,
-         "p.jsonl:1: kwargs[0].relation: missing"),
-        (#"{"id":"a","instruction":"x","constraints":[{"id":"keywords:existence","keywords":"tea"}]}"#,
-         "p.jsonl:1: constraints[0].keywords: expected a non-empty list of strings, found a string"),
+        (
+            #"{"id":"a","instruction":"x","preference":["a"]}"#,
+            "p.jsonl:1: preference: expected a string, found an array"
+        ),
+        (
+            #"{"id":"a","instruction":"x","constraints":[{"num":1}]}"#,
+            "p.jsonl:1: constraints[0].id: missing or not a string"
+        ),
+        (
+            #"{"key":1,"prompt":"x","instruction_id_list":["a","b"],"kwargs":[{}]}"#,
+            "p.jsonl:1: kwargs: has 1 entries but instruction_id_list has 2"
+        ),
+        (
+            #"{"key":1,"prompt":"x","instruction_id_list":["punctuation:no_comma","detectable_format:haiku"],"kwargs":[{},{}]}"#,
+            #"p.jsonl:1: instruction_id_list[1]: unknown instruction id "detectable_format:haiku"; known: "#
+        ),
+        (
+            #"{"key":1,"prompt":"x","instruction_id_list":["length_constraints:number_words"],"kwargs":[{"num_words":9}]}"#,
+            "p.jsonl:1: kwargs[0].relation: missing"
+        ),
+        (
+            #"{"id":"a","instruction":"x","constraints":[{"id":"keywords:existence","keywords":"tea"}]}"#,
+            "p.jsonl:1: constraints[0].keywords: expected a non-empty list of strings, found a string"
+        ),
     ])
     func reportsFileLineFieldProblem(line: String, message: String) {
         let set = parse([line])
@@ -67,7 +87,9 @@ import Testing
     }
 
     @Test func reportsDuplicateIDsWithTheFirstLine() {
-        let set = parse([#"{"id":"a","instruction":"x"}"#, #"{"id":"b","instruction":"y"}"#, #"{"id":"a","instruction":"z"}"#])
+        let set = parse([
+            #"{"id":"a","instruction":"x"}"#, #"{"id":"b","instruction":"y"}"#, #"{"id":"a","instruction":"z"}"#,
+        ])
         #expect(set.items.map(\.id) == ["a", "b"])
         #expect(set.problems.map(\.description) == [#"p.jsonl:3: id: duplicate id "a" (first used on line 1)"#])
     }

@@ -4,9 +4,12 @@ import Testing
 
 /// Refinement success against figures computed by hand from three small trees.
 @Suite struct RefinementSuccessTests {
-    func node(_ id: Int, _ kind: NodeKind, _ layer: Int, _ reward: Double?, parent: Int? = nil, source: String? = nil) -> Node {
-        Node(id: id, parentID: parent, kind: kind, layer: layer, text: "t\(id)", reward: reward, seed: 1, params: .paper,
-             usage: TokenUsage(promptTokens: 1, completionTokens: 1), latencyMs: 1, finishReason: .stop, source: source)
+    func node(
+        _ id: Int, _ kind: NodeKind, _ layer: Int, _ reward: Double?, parent: Int? = nil, source: String? = nil
+    ) -> Node {
+        Node(
+            id: id, parentID: parent, kind: kind, layer: layer, text: "t\(id)", reward: reward, seed: 1, params: .paper,
+            usage: TokenUsage(promptTokens: 1, completionTokens: 1), latencyMs: 1, finishReason: .stop, source: source)
     }
 
     /// A (concise): drafts 0.2 and 0.4; self feedback on 0.4; refinements 0.6 (+0.2) and 0.1 (−0.3);
@@ -15,18 +18,30 @@ import Testing
     /// one refining an unscored draft (both left out).
     /// C (no category): draft 0.0, model feedback, refinement 0.0 (no change: not improving).
     var trees: [Tree] {
-        [Tree(id: "A", strategy: "prs", nodes: [
-            node(0, .initial, 0, 0.2), node(1, .initial, 0, 0.4), node(2, .feedback, 1, nil, parent: 1, source: "self"),
-            node(3, .refinement, 1, 0.6, parent: 2), node(4, .refinement, 1, 0.1, parent: 2),
-            node(5, .feedback, 2, nil, parent: 3, source: "verifier"), node(6, .refinement, 2, 0.9, parent: 5),
-         ]),
-         Tree(id: "B", strategy: "prs", nodes: [
-            node(0, .initial, 0, 1.0), node(1, .refinement, 1, 0.5, parent: 0), node(2, .refinement, 1, nil, parent: 0),
-            node(3, .initial, 0, nil), node(4, .feedback, 1, nil, parent: 3, source: "self"), node(5, .refinement, 1, 0.7, parent: 4),
-         ]),
-         Tree(id: "C", strategy: "prs", nodes: [
-            node(0, .initial, 0, 0.0), node(1, .feedback, 1, nil, parent: 0, source: "model:judge"), node(2, .refinement, 1, 0.0, parent: 1),
-         ])]
+        [
+            Tree(
+                id: "A", strategy: "prs",
+                nodes: [
+                    node(0, .initial, 0, 0.2), node(1, .initial, 0, 0.4),
+                    node(2, .feedback, 1, nil, parent: 1, source: "self"),
+                    node(3, .refinement, 1, 0.6, parent: 2), node(4, .refinement, 1, 0.1, parent: 2),
+                    node(5, .feedback, 2, nil, parent: 3, source: "verifier"), node(6, .refinement, 2, 0.9, parent: 5),
+                ]),
+            Tree(
+                id: "B", strategy: "prs",
+                nodes: [
+                    node(0, .initial, 0, 1.0), node(1, .refinement, 1, 0.5, parent: 0),
+                    node(2, .refinement, 1, nil, parent: 0),
+                    node(3, .initial, 0, nil), node(4, .feedback, 1, nil, parent: 3, source: "self"),
+                    node(5, .refinement, 1, 0.7, parent: 4),
+                ]),
+            Tree(
+                id: "C", strategy: "prs",
+                nodes: [
+                    node(0, .initial, 0, 0.0), node(1, .feedback, 1, nil, parent: 0, source: "model:judge"),
+                    node(2, .refinement, 1, 0.0, parent: 1),
+                ]),
+        ]
     }
     let categories = ["A": "concise", "B": "humorous"]
 
@@ -38,14 +53,20 @@ import Testing
         #expect(r.all.refinements == 5 && r.all.improving == 2 && r.all.prompts == 3)
         #expect(close(r.all.successRate, 0.4) && close(r.all.meanRewardChange, -0.3 / 5))
         #expect(Set(r.byLayer.keys) == ["1", "2"])
-        #expect(r.byLayer["1"]!.refinements == 4 && close(r.byLayer["1"]!.successRate, 0.25) && close(r.byLayer["1"]!.meanRewardChange, -0.6 / 4))
-        #expect(r.byLayer["2"]!.refinements == 1 && close(r.byLayer["2"]!.successRate, 1) && close(r.byLayer["2"]!.meanRewardChange, 0.3))
+        #expect(
+            r.byLayer["1"]!.refinements == 4 && close(r.byLayer["1"]!.successRate, 0.25)
+                && close(r.byLayer["1"]!.meanRewardChange, -0.6 / 4))
+        #expect(
+            r.byLayer["2"]!.refinements == 1 && close(r.byLayer["2"]!.successRate, 1)
+                && close(r.byLayer["2"]!.meanRewardChange, 0.3))
         #expect(Set(r.byFeedback.keys) == ["self", "verifier", "none", "model:judge"])
         #expect(close(r.byFeedback["self"]!.successRate, 0.5) && close(r.byFeedback["self"]!.meanRewardChange, -0.05))
         #expect(close(r.byFeedback["none"]!.meanRewardChange, -0.5) && r.byFeedback["none"]!.improving == 0)
         #expect(r.byFeedback["model:judge"]!.improving == 0 && close(r.byFeedback["model:judge"]!.meanRewardChange, 0))
         #expect(Set(r.byCategory.keys) == ["concise", "humorous"])
-        #expect(close(r.byCategory["concise"]!.successRate, 2.0 / 3) && close(r.byCategory["concise"]!.meanRewardChange, 0.2 / 3))
+        #expect(
+            close(r.byCategory["concise"]!.successRate, 2.0 / 3)
+                && close(r.byCategory["concise"]!.meanRewardChange, 0.2 / 3))
         #expect(r.byCategory["humorous"]!.refinements == 1)
     }
 
@@ -66,26 +87,34 @@ import Testing
     @Test func noScoredRefinementsGiveNoFigure() {
         let flat = Tree(id: "x", strategy: "rand", nodes: [node(0, .initial, 0, 0.5), node(1, .initial, 0, 0.7)])
         #expect(RefinementSuccess(trees: [flat]) == nil)
-        #expect(StrategySummary(strategy: "rand", budget: 2, trees: [flat], failed: 0, wallTimeSeconds: 0).refinement == nil)
+        #expect(
+            StrategySummary(strategy: "rand", budget: 2, trees: [flat], failed: 0, wallTimeSeconds: 0).refinement == nil
+        )
     }
 
     @Test func theSummaryCarriesItAndOlderSummariesStillRead() throws {
-        let s = StrategySummary(strategy: "prs", budget: 4, trees: trees, failed: 0, wallTimeSeconds: 1, categories: categories)
+        let s = StrategySummary(
+            strategy: "prs", budget: 4, trees: trees, failed: 0, wallTimeSeconds: 1, categories: categories)
         let data = try JSONEncoder().encode(s)
         let json = String(decoding: data, as: UTF8.self)
-        #expect(json.contains("\"refinement\"") && json.contains("\"success_rate\":0.4") && json.contains("\"by_category\""))
+        #expect(
+            json.contains("\"refinement\"") && json.contains("\"success_rate\":0.4") && json.contains("\"by_category\"")
+        )
         #expect(try JSONDecoder().decode(StrategySummary.self, from: data) == s)
         // A summary.json written before the figure existed.
         var object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         object["refinement"] = nil
-        let old = try JSONDecoder().decode(StrategySummary.self, from: try JSONSerialization.data(withJSONObject: object))
+        let old = try JSONDecoder().decode(
+            StrategySummary.self, from: try JSONSerialization.data(withJSONObject: object))
         #expect(old.refinement == nil && old.prompts == 3)
     }
 
     @Test func itemsGiveTheirCategories() {
-        let items = [PromptItem(id: "A", instruction: "x", preference: Preference(text: "short", category: "concise")),
-                     PromptItem(id: "B", instruction: "y", preference: Preference(text: "funny")),
-                     PromptItem(id: "C", instruction: "z")]
+        let items = [
+            PromptItem(id: "A", instruction: "x", preference: Preference(text: "short", category: "concise")),
+            PromptItem(id: "B", instruction: "y", preference: Preference(text: "funny")),
+            PromptItem(id: "C", instruction: "z"),
+        ]
         #expect(StrategySummary.categories(items) == ["A": "concise"])
     }
 }

@@ -11,7 +11,8 @@ import Testing
     }
 
     @Test func settingsThatDifferOnlyInTopKAreToldApartByName() throws {
-        let a = try Self.settings(topK: 40), b = try Self.settings(topK: 50)
+        let a = try Self.settings(topK: 40)
+        let b = try Self.settings(topK: 50)
         #expect(a.fields != b.fields)
         #expect(RunSettings.differences(a.fields, b.fields) == ["top_k"])
         #expect(a.fields["top_k"] == "40" && b.fields["top_k"] == "50")
@@ -27,16 +28,21 @@ import Testing
         let back = try RunSettings(fields: s.fields)
         #expect(back == s)
         let json = try JSONEncoder().encode(s)
-        #expect(try JSONDecoder().decode([String: String].self, from: json) == s.fields, "stored as the flat map runs have always stored")
+        #expect(
+            try JSONDecoder().decode([String: String].self, from: json) == s.fields,
+            "stored as the flat map runs have always stored")
         #expect(try JSONDecoder().decode(RunSettings.self, from: json) == s)
     }
 
     @Test func aStoreWrittenBeforeAKeyExistedStillMatches() throws {
         // What a loop's run stored before this version: no top_k, penalties, templates or feedback.
-        let old = ["strategy": "prand", "budget": "4", "split": "4", "seed": "0", "temperature": "0.8", "max_tokens": "64",
-                   "policy": "embedded:m.gguf", "reward": "rubric", "loop_stage": "rand iteration 1 sample"]
+        let old = [
+            "strategy": "prand", "budget": "4", "split": "4", "seed": "0", "temperature": "0.8", "max_tokens": "64",
+            "policy": "embedded:m.gguf", "reward": "rubric", "loop_stage": "rand iteration 1 sample",
+        ]
         let read = try RunSettings(fields: old)
-        #expect(read.strategy == .prand && read.budget == 4 && read.sampling.maxTokens == 64 && read.sampling.topK == nil)
+        #expect(
+            read.strategy == .prand && read.budget == 4 && read.sampling.maxTokens == 64 && read.sampling.topK == nil)
         // A key added since, left empty, is no difference; one that is set is.
         var now = old
         now["repetition_penalty"] = ""
@@ -46,8 +52,12 @@ import Testing
     }
 
     @Test func anUnreadableStoredSettingIsNamed() {
-        #expect { try RunSettings(fields: ["strategy": "best-of-n"]) } throws: { "\($0)".contains("unknown strategy \"best-of-n\"") }
-        #expect { try RunSettings(fields: ["strategy": "prs", "budget": "many"]) } throws: { "\($0)".contains("budget \"many\"") }
+        #expect { try RunSettings(fields: ["strategy": "best-of-n"]) } throws: {
+            "\($0)".contains("unknown strategy \"best-of-n\"")
+        }
+        #expect { try RunSettings(fields: ["strategy": "prs", "budget": "many"]) } throws: {
+            "\($0)".contains("budget \"many\"")
+        }
     }
 
     @Test func policyAndFeedbackSpecsReadAndPrintTheSame() throws {

@@ -14,10 +14,13 @@ import Testing
         }
     }
 
-    func sample(_ kind: StrategyKind, budget: Int, split: [Int]? = nil, reward: ScriptedReward? = nil,
-                existing: [Node] = [], gen: ScriptedGenerator = ScriptedGenerator()) async throws -> Tree {
+    func sample(
+        _ kind: StrategyKind, budget: Int, split: [Int]? = nil, reward: ScriptedReward? = nil,
+        existing: [Node] = [], gen: ScriptedGenerator = ScriptedGenerator()
+    ) async throws -> Tree {
         let config = try StrategyConfig(kind: kind, budget: budget, split: split, runSeed: 42)
-        return try await TreeSampler(config: config, policy: gen, reward: reward ?? increasing()).sample(item, existing: existing)
+        return try await TreeSampler(config: config, policy: gen, reward: reward ?? increasing()).sample(
+            item, existing: existing)
     }
 
     @Test(arguments: [[2, 2], [4, 4], [2, 2, 2, 2], [3, 1], [5]])
@@ -78,7 +81,9 @@ import Testing
         let draftTree = try await sample(.prs, budget: 4, reward: ScriptedReward { _ in 0.5 })
         #expect(draftTree.nodes.first { $0.kind == .feedback }?.parentID == 0)
         #expect(draftTree.bestID == 0)
-        #expect(draftTree.nodes.filter { $0.kind == .refinement }.allSatisfy { $0.improving == false }, "equal is not an improvement")
+        #expect(
+            draftTree.nodes.filter { $0.kind == .refinement }.allSatisfy { $0.improving == false },
+            "equal is not an improvement")
     }
 
     @Test func withoutFeedbackRefinesFromTheDraft() async throws {
@@ -117,7 +122,8 @@ import Testing
     }
 
     @Test func sameRunSeedAsksTheSameRequests() async throws {
-        let g1 = ScriptedGenerator(), g2 = ScriptedGenerator()
+        let g1 = ScriptedGenerator()
+        let g2 = ScriptedGenerator()
         let t1 = try await sample(.prs, budget: 4, gen: g1)
         let t2 = try await sample(.prs, budget: 4, gen: g2)
         #expect(g1.requests == g2.requests)

@@ -12,7 +12,8 @@ import Testing
     @Test func badPromptLinesStopTheRunNamingFileLineAndField() throws {
         let f = try write("{\"id\":\"a\",\"instruction\":\"ok\"}\n{\"id\":\"b\"}\nnot json\n")
         let out = f.deletingLastPathComponent().appendingPathComponent("run")
-        let r = try run(Repo.prs, ["sample", "--prompts", f.path, "--out", out.path, "--policy", "openai:http://127.0.0.1:9/v1"])
+        let r = try run(
+            Repo.prs, ["sample", "--prompts", f.path, "--out", out.path, "--policy", "openai:http://127.0.0.1:9/v1"])
         #expect(r.status == 2)
         #expect(r.stderr.contains("\(f.path):2: instruction: missing"))
         #expect(r.stderr.contains("\(f.path):3: line is not valid JSON"))
@@ -23,8 +24,12 @@ import Testing
     @Test func unreachableServerFailsWithTheURL() throws {
         let f = try write("{\"id\":\"a\",\"instruction\":\"ok\"}\n{\"id\":\"b\"}\n")
         let out = f.deletingLastPathComponent().appendingPathComponent("run")
-        let r = try run(Repo.prs, ["sample", "--prompts", f.path, "--out", out.path, "--skip-invalid",
-                                   "--policy", "openai:http://127.0.0.1:9/v1#m", "--retries", "1", "--budget", "2"])
+        let r = try run(
+            Repo.prs,
+            [
+                "sample", "--prompts", f.path, "--out", out.path, "--skip-invalid",
+                "--policy", "openai:http://127.0.0.1:9/v1#m", "--retries", "1", "--budget", "2",
+            ])
         #expect(r.status == 1)
         #expect(r.stderr.contains("http://127.0.0.1:9/v1/chat/completions"))
         #expect(r.stderr.contains("connection failed"))
@@ -41,7 +46,9 @@ import Testing
     ])
     func badFlagsExitTwo(flags: [String], message: String) throws {
         let f = try write("{\"id\":\"a\",\"instruction\":\"ok\"}\n")
-        var args = ["sample", "--prompts", f.path, "--out", f.deletingLastPathComponent().appendingPathComponent("run").path]
+        var args = [
+            "sample", "--prompts", f.path, "--out", f.deletingLastPathComponent().appendingPathComponent("run").path,
+        ]
         if !flags.contains("--policy") { args += ["--policy", "openai:http://127.0.0.1:9/v1"] }
         let r = try run(Repo.prs, args + flags)
         #expect(r.status == 2, "\(r.stderr)")
@@ -51,11 +58,21 @@ import Testing
     @Test func configFileSettingsAndTyposAreChecked() throws {
         let f = try write("{\"id\":\"a\",\"instruction\":\"ok\"}\n")
         let cfg = try write("budget: 4\nsplit: [2, 2]\ntemprature: 0.5\n", "prs.yaml")
-        let r = try run(Repo.prs, ["sample", "--config", cfg.path, "--prompts", f.path, "--out", "/tmp/x", "--policy", "openai:http://127.0.0.1:9/v1"])
+        let r = try run(
+            Repo.prs,
+            [
+                "sample", "--config", cfg.path, "--prompts", f.path, "--out", "/tmp/x", "--policy",
+                "openai:http://127.0.0.1:9/v1",
+            ])
         #expect(r.status == 2)
         #expect(r.stderr.contains("\(cfg.path):3: temprature: unknown setting"), "\(r.stderr)")
         let typed = try write("budget: four\n", "typed.yaml")
-        let r2 = try run(Repo.prs, ["sample", "--config", typed.path, "--prompts", f.path, "--out", "/tmp/x", "--policy", "openai:http://127.0.0.1:9/v1"])
+        let r2 = try run(
+            Repo.prs,
+            [
+                "sample", "--config", typed.path, "--prompts", f.path, "--out", "/tmp/x", "--policy",
+                "openai:http://127.0.0.1:9/v1",
+            ])
         #expect(r2.status == 2)
         #expect(r2.stderr.contains("\(typed.path):1: budget: expected Int"), "\(r2.stderr)")
     }
@@ -64,11 +81,21 @@ import Testing
         let f = try write("{\"id\":\"a\",\"instruction\":\"ok\"}\n")
         let t = try write("Improve {draft} using {feedbak}", "refine.txt")
         let cfg = try write("templates:\n  refine: \(t.path)\n", "prs.yaml")
-        let r = try run(Repo.prs, ["sample", "--config", cfg.path, "--prompts", f.path, "--out", "/tmp/x", "--policy", "openai:http://127.0.0.1:9/v1"])
+        let r = try run(
+            Repo.prs,
+            [
+                "sample", "--config", cfg.path, "--prompts", f.path, "--out", "/tmp/x", "--policy",
+                "openai:http://127.0.0.1:9/v1",
+            ])
         #expect(r.status == 2)
         #expect(r.stderr.contains("template refine: unknown placeholder {feedbak}"), "\(r.stderr)")
         let missing = try write("templates:\n  refine: /nonexistent/refine.txt\n", "missing.yaml")
-        let r2 = try run(Repo.prs, ["sample", "--config", missing.path, "--prompts", f.path, "--out", "/tmp/x", "--policy", "openai:http://127.0.0.1:9/v1"])
+        let r2 = try run(
+            Repo.prs,
+            [
+                "sample", "--config", missing.path, "--prompts", f.path, "--out", "/tmp/x", "--policy",
+                "openai:http://127.0.0.1:9/v1",
+            ])
         #expect(r2.status == 2)
         #expect(r2.stderr.contains("template refine: cannot read /nonexistent/refine.txt"), "\(r2.stderr)")
     }

@@ -7,7 +7,8 @@ import Testing
     /// Six prompts with constraints, PRS with the model's own feedback, scored by the rubric.
     static let prompts: URL = {
         let dir = Repo.tempDir("durable-prompts")
-        let lines = (try? String(contentsOf: Repo.root.appendingPathComponent("examples/prefs-heldout.jsonl"), encoding: .utf8))?
+        let lines =
+            (try? String(contentsOf: Repo.root.appendingPathComponent("examples/prefs-heldout.jsonl"), encoding: .utf8))?
             .split(separator: "\n").prefix(6).joined(separator: "\n") ?? ""
         let url = dir.appendingPathComponent("p.jsonl")
         try? lines.write(to: url, atomically: true, encoding: .utf8)
@@ -15,8 +16,11 @@ import Testing
     }()
 
     static func args(_ out: URL, _ extra: [String] = []) -> [String] {
-        ["sample", "--prompts", prompts.path, "--out", out.path, "--strategy", "prs", "--budget", "4", "--max-tokens", "20",
-         "--seed", "11", "--reward", "rubric", "--feedback", "self", "--concurrency", "2"] + extra
+        [
+            "sample", "--prompts", prompts.path, "--out", out.path, "--strategy", "prs", "--budget", "4",
+            "--max-tokens", "20",
+            "--seed", "11", "--reward", "rubric", "--feedback", "self", "--concurrency", "2",
+        ] + extra
     }
 
     static let env = ["PRS_HOME": Repo.root.path]
@@ -62,10 +66,15 @@ import Testing
                 // A second process on the same directory is refused, naming the first.
                 let second = try run(Repo.prs, Self.args(out), environment: Self.env)
                 #expect(second.status == 2)
-                #expect(second.stderr.contains("in use by another prs process (pid \(p.processIdentifier)"), "\(second.stderr)")
+                #expect(
+                    second.stderr.contains("in use by another prs process (pid \(p.processIdentifier)"),
+                    "\(second.stderr)")
                 refusedSecond = true
             }
-            guard p.isRunning else { p.waitUntilExit(); break }
+            guard p.isRunning else {
+                p.waitUntilExit()
+                break
+            }
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             kills += 1
@@ -73,9 +82,11 @@ import Testing
         let last = try run(Repo.prs, Self.args(out), environment: Self.env)
         #expect(last.status == 0, "\(last.stderr)")
         #expect(last.stdout.contains("items: 6 done, 0 failed, 0 pending, 0 running"), "\(last.stdout)")
-        #expect(kills >= 10, "killed \(kills) times (delays \(delays)); the run finished too early to be killed 10 times")
+        #expect(
+            kills >= 10, "killed \(kills) times (delays \(delays)); the run finished too early to be killed 10 times")
         #expect(refusedSecond)
-        let ours = try texts(out), theirs = try texts(reference)
+        let ours = try texts(out)
+        let theirs = try texts(reference)
         #expect(ours.count == 6)
         #expect(ours == theirs, "the resumed run has the same trees, node for node")
     }
@@ -106,12 +117,15 @@ import Testing
     @Test func twoShardsMergeIntoTheUnshardedRun() throws {
         let reference = try Self.reference.get()
         let dir = Repo.tempDir("durable-shards")
-        let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b"), merged = dir.appendingPathComponent("m")
+        let a = dir.appendingPathComponent("a")
+        let b = dir.appendingPathComponent("b")
+        let merged = dir.appendingPathComponent("m")
         for (shard, out) in [("0/2", a), ("1/2", b)] {
             let r = try run(Repo.prs, Self.args(out, ["--shard", shard]), environment: Self.env)
             #expect(r.status == 0, "\(r.stderr)")
         }
-        let aIDs = Set(try texts(a).keys), bIDs = Set(try texts(b).keys)
+        let aIDs = Set(try texts(a).keys)
+        let bIDs = Set(try texts(b).keys)
         #expect(aIDs.isDisjoint(with: bIDs) && aIDs.union(bIDs).count == 6 && !aIDs.isEmpty && !bIDs.isEmpty)
         let m = try run(Repo.prs, ["merge", a.path, b.path, "--out", merged.path])
         #expect(m.status == 0, "\(m.stderr)")
@@ -135,7 +149,9 @@ import Testing
         #expect(r.status == 2)
         #expect(r.stderr.contains("was started with other settings (temperature: 0.8 → 0.5)"), "\(r.stderr)")
         let same = try run(Repo.prs, Self.args(copy), environment: Self.env)
-        #expect(same.status == 0 && same.stdout.contains("items: 6 done"), "resuming a finished run does nothing: \(same.stderr)")
+        #expect(
+            same.status == 0 && same.stdout.contains("items: 6 done"),
+            "resuming a finished run does nothing: \(same.stderr)")
     }
 
     @Test func exportsMatchTRLFormats() throws {
@@ -147,14 +163,27 @@ import Testing
             #expect(r.status == 0, "\(r.stderr)")
             #expect(r.stdout.contains("wrote "), "\(r.stdout)")
             if format == "sft" || format == "dpo" {
-                let check = try run(Repo.python, [Repo.root.appendingPathComponent("scripts/check_trl_exports.py").path, "--format", format, out.path])
+                let check = try run(
+                    Repo.python,
+                    [
+                        Repo.root.appendingPathComponent("scripts/check_trl_exports.py").path, "--format", format,
+                        out.path,
+                    ])
                 #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
             }
         }
         let sft = try String(contentsOf: dir.appendingPathComponent("sft"), encoding: .utf8).split(separator: "\n")
         #expect(sft.count == 6, "one best answer per prompt")
-        let dpo = try run(Repo.prs, ["export", reference.path, "--format", "dpo", "--out", dir.appendingPathComponent("dpo2").path, "--min-margin", "5"])
-        #expect(dpo.stdout.contains("wrote 0 dpo records") && dpo.stdout.contains("skipped 6 prompts: no response below the best by --min-margin"), "\(dpo.stdout)")
+        let dpo = try run(
+            Repo.prs,
+            [
+                "export", reference.path, "--format", "dpo", "--out", dir.appendingPathComponent("dpo2").path,
+                "--min-margin", "5",
+            ])
+        #expect(
+            dpo.stdout.contains("wrote 0 dpo records")
+                && dpo.stdout.contains("skipped 6 prompts: no response below the best by --min-margin"), "\(dpo.stdout)"
+        )
     }
 
     @Test func aDamagedStoreIsAClearErrorAndIsLeftAlone() throws {
@@ -197,7 +226,8 @@ import Testing
         _ = try run(URL(fileURLWithPath: "/bin/mount"), ["-o", "remount,bind,ro", copy.path])
         let r = try run(Repo.prs, Self.args(copy), environment: Self.env)
         #expect(r.status == 2)
-        #expect(r.stderr.contains("cannot open the lock file") && r.stderr.contains("Read-only file system"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("cannot open the lock file") && r.stderr.contains("Read-only file system"), "\(r.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: copy.path).sorted() == before)
         #expect(try Data(contentsOf: copy.appendingPathComponent("run.sqlite")) == db)
     }

@@ -3,7 +3,8 @@ import Testing
 
 /// Paths of the repository, the built `prs` and the reference tools set up by scripts/setup.sh.
 enum Repo {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let python = root.appendingPathComponent(".venv/bin/python")
     static let model = root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -19,7 +20,8 @@ enum Repo {
     }
 
     static func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("prs-it-\(name)-\(UUID().uuidString.prefix(8))")
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prs-it-\(name)-\(UUID().uuidString.prefix(8))")
         try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
         return u
     }
@@ -60,26 +62,36 @@ func run(_ executable: URL, _ arguments: [String], environment: [String: String]
     // Output goes to files, not pipes: a server started meanwhile by another test would
     // inherit a pipe's write end and the read would never see its end.
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("prs-run-\(UUID().uuidString)")
-    let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+    let outURL = base.appendingPathExtension("out")
+    let errURL = base.appendingPathExtension("err")
     FileManager.default.createFile(atPath: outURL.path, contents: nil)
     FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
     p.standardOutput = out
     p.standardError = err
     try p.run()
     p.waitUntilExit()
     try? out.close()
     try? err.close()
-    let o = (try? Data(contentsOf: outURL)) ?? Data(), e = (try? Data(contentsOf: errURL)) ?? Data()
-    return Ran(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    let o = (try? Data(contentsOf: outURL)) ?? Data()
+    let e = (try? Data(contentsOf: errURL)) ?? Data()
+    return Ran(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// A llama.cpp OpenAI-compatible server (llama-cpp-python's) with SmolLM2-135M-Instruct on a
 /// loopback port, started once for the test process and stopped when it exits.
 enum LlamaServer {
     static let baseURL: Result<String, any Error> = Result {
-        guard FileManager.default.isExecutableFile(atPath: Repo.python.path), FileManager.default.fileExists(atPath: Repo.model.path) else {
+        guard FileManager.default.isExecutableFile(atPath: Repo.python.path),
+            FileManager.default.fileExists(atPath: Repo.model.path)
+        else {
             throw SetupError("the reference server is not installed: run scripts/setup.sh (make test does)")
         }
         let port = 20000 + Int.random(in: 0..<20000)
@@ -100,8 +112,10 @@ enum LlamaServer {
             """
         let p = Process()
         p.executableURL = Repo.python
-        p.arguments = ["-c", launcher, "\(getpid())", "--model", Repo.model.path, "--host", "127.0.0.1",
-                       "--port", "\(port)", "--n_ctx", "4096", "--n_threads", "1", "--n_threads_batch", "1"]
+        p.arguments = [
+            "-c", launcher, "\(getpid())", "--model", Repo.model.path, "--host", "127.0.0.1",
+            "--port", "\(port)", "--n_ctx", "4096", "--n_threads", "1", "--n_threads_batch", "1",
+        ]
         let handle = try FileHandle(forWritingTo: log)
         p.standardOutput = handle
         p.standardError = handle
@@ -129,7 +143,9 @@ struct SetupError: Error, CustomStringConvertible {
 func readTrees(_ dir: URL) throws -> [[String: Any]] {
     let text = try String(contentsOf: dir.appendingPathComponent("trees.jsonl"), encoding: .utf8)
     return try text.split(separator: "\n").map { line in
-        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw SetupError("not an object: \(line)") }
+        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw SetupError("not an object: \(line)")
+        }
         return o
     }
 }

@@ -7,7 +7,8 @@ import Testing
     /// The first lines of the project's loop prompt sets.
     static func prompts(_ dir: URL, train: Int = 8, eval: Int = 4) throws -> (URL, URL) {
         func head(_ name: String, _ n: Int) throws -> URL {
-            let lines = try String(contentsOf: Repo.root.appendingPathComponent("examples/\(name)"), encoding: .utf8).split(separator: "\n").prefix(n)
+            let lines = try String(contentsOf: Repo.root.appendingPathComponent("examples/\(name)"), encoding: .utf8)
+                .split(separator: "\n").prefix(n)
             let u = dir.appendingPathComponent(name)
             try (lines.joined(separator: "\n") + "\n").write(to: u, atomically: true, encoding: .utf8)
             return u
@@ -15,7 +16,9 @@ import Testing
         return (try head("loop-train.jsonl", train), try head("loop-heldout.jsonl", eval))
     }
 
-    static func config(_ dir: URL, strategies: String = "[prs, rand]", iterations: Int = 2, budget: Int = 2, trainer: String = "") throws -> URL {
+    static func config(
+        _ dir: URL, strategies: String = "[prs, rand]", iterations: Int = 2, budget: Int = 2, trainer: String = ""
+    ) throws -> URL {
         let (train, eval) = try prompts(dir)
         let text = """
             model: \(Repo.model.path)
@@ -49,7 +52,9 @@ import Testing
     }
 
     static func summary(_ loop: URL) throws -> [String: Any] {
-        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: loop.appendingPathComponent("summary.json"))) as? [String: Any])
+        try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: loop.appendingPathComponent("summary.json")))
+                as? [String: Any])
     }
 
     /// The summary without the keys that measure time.
@@ -57,10 +62,17 @@ import Testing
         var s = try summary(loop)
         var chains = try #require(s["chains"] as? [String: [[String: Any]]])
         for (k, entries) in chains {
-            chains[k] = entries.map { e in var e = e; e["seconds"] = nil; e["stage_seconds"] = nil; return e }
+            chains[k] = entries.map { e in
+                var e = e
+                e["seconds"] = nil
+                e["stage_seconds"] = nil
+                return e
+            }
         }
         s["chains"] = chains
-        return String(decoding: try JSONSerialization.data(withJSONObject: s, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: s, options: [.sortedKeys, .withoutEscapingSlashes]),
+            as: UTF8.self)
     }
 
     /// Starts `prs loop`, waits until `ready` holds, and kills it with SIGKILL.
@@ -72,7 +84,10 @@ import Testing
     static func doneItems(_ directory: URL) -> Int {
         let db = directory.appendingPathComponent("run.sqlite").path
         guard FileManager.default.fileExists(atPath: db) else { return 0 }
-        let script = "import sqlite3,sys\ntry:\n  print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', uri=True).execute(\"select count(*) from item where state='done'\").fetchone()[0])\nexcept Exception:\n  print(0)"
+        let script =
+            "import sqlite3,sys\ntry:\n  print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', " +
+            "uri=True).execute(\"select count(*) from item where state='done'\").fetchone()[0])\nexcept Exception:\n " +
+            " print(0)"
         let r = try? run(Repo.python, ["-c", script, db])
         return Int(r?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
     }
@@ -81,7 +96,8 @@ import Testing
         let dir = Repo.tempDir("loop")
         defer { try? FileManager.default.removeItem(at: dir) }
         let config = try Self.config(dir)
-        let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
+        let a = dir.appendingPathComponent("a")
+        let b = dir.appendingPathComponent("b")
         let whole = try run(Repo.prs, ["loop", "--config", config.path, "--out", a.path])
         #expect(whole.status == 0, "\(whole.stderr)")
         #expect(whole.stdout.contains("held-out reward"), "the loop prints its table")
@@ -130,7 +146,9 @@ import Testing
         let html = try String(contentsOf: report, encoding: .utf8)
         #expect(html.contains("Held-out reward of the policy by iteration") && html.contains("<svg"))
         #expect(html.contains("report-runs/prs-iter-2-eval.html"))
-        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("report-runs/rand-iter-1-sample.html").path))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: dir.appendingPathComponent("report-runs/rand-iter-1-sample.html").path))
         let md = dir.appendingPathComponent("report.md")
         #expect(try run(Repo.prs, ["report", a.path, "--out", md.path, "--format", "md"]).status == 0)
         #expect(try String(contentsOf: md, encoding: .utf8).contains("| prs | 2 |"))
@@ -138,7 +156,9 @@ import Testing
         // Killed mid-sampling, then mid-training, then run to the end.
         let args = ["loop", "--config", config.path, "--out", b.path]
         try Self.killLoop(args) { Self.doneItems(b.appendingPathComponent("prs/iter-1/sample")) >= 2 }
-        try Self.killLoop(args) { FileManager.default.fileExists(atPath: b.appendingPathComponent("prs/iter-2/adapter.gguf.ckpt").path) }
+        try Self.killLoop(args) {
+            FileManager.default.fileExists(atPath: b.appendingPathComponent("prs/iter-2/adapter.gguf.ckpt").path)
+        }
         let rest = try run(Repo.prs, args)
         #expect(rest.status == 0, "\(rest.stderr)")
         #expect(rest.stderr.contains("resuming loop"))
@@ -147,11 +167,15 @@ import Testing
             try? ta.write(toFile: "/tmp/prs-loop-uninterrupted.json", atomically: true, encoding: .utf8)
             try? tb.write(toFile: "/tmp/prs-loop-resumed.json", atomically: true, encoding: .utf8)
         }
-        #expect(ta == tb, "the resumed loop's summary (times aside) is the uninterrupted one's; both in /tmp/prs-loop-*.json")
+        #expect(
+            ta == tb,
+            "the resumed loop's summary (times aside) is the uninterrupted one's; both in /tmp/prs-loop-*.json")
         for chain in ["prs", "rand"] {
             for k in 1...2 {
                 let p = "\(chain)/iter-\(k)/adapter.gguf"
-                #expect(try Data(contentsOf: a.appendingPathComponent(p)) == Data(contentsOf: b.appendingPathComponent(p)), "\(p) bit for bit")
+                #expect(
+                    try Data(contentsOf: a.appendingPathComponent(p)) == Data(contentsOf: b.appendingPathComponent(p)),
+                    "\(p) bit for bit")
             }
         }
     }
@@ -160,31 +184,41 @@ import Testing
         let dir = Repo.tempDir("loop-command")
         defer { try? FileManager.default.removeItem(at: dir) }
         let loop = dir.appendingPathComponent("loop")
-        let broken = try Self.config(dir, strategies: "[rand]", iterations: 1,
-                                     trainer: "trainer:\n  command: \"echo boom >&2; exit 3\"")
+        let broken = try Self.config(
+            dir, strategies: "[rand]", iterations: 1,
+            trainer: "trainer:\n  command: \"echo boom >&2; exit 3\"")
         let failed = try run(Repo.prs, ["loop", "--config", broken.path, "--out", loop.path])
         #expect(failed.status == 1)
-        #expect(failed.stderr.contains("status 3") && failed.stderr.contains("boom") && failed.stderr.contains("trainer.log"), "\(failed.stderr)")
+        #expect(
+            failed.stderr.contains("status 3") && failed.stderr.contains("boom")
+                && failed.stderr.contains("trainer.log"), "\(failed.stderr)")
 
         // Other settings on the same loop directory are refused, naming them.
-        let budget3 = try Self.config(dir, strategies: "[rand]", iterations: 1, budget: 3,
-                                      trainer: "trainer:\n  command: \"echo boom >&2; exit 3\"")
+        let budget3 = try Self.config(
+            dir, strategies: "[rand]", iterations: 1, budget: 3,
+            trainer: "trainer:\n  command: \"echo boom >&2; exit 3\"")
         let refused = try run(Repo.prs, ["loop", "--config", budget3.path, "--out", loop.path])
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("budget: 2 → 3"), "\(refused.stderr)")
 
-        let good = try Self.config(dir, strategies: "[rand]", iterations: 1,
-                                   trainer: "trainer:\n  command: \"sh \(Repo.root.path)/scripts/loop-trainers/prs-train.sh {data} {base} {init} {out}\"")
+        let good = try Self.config(
+            dir, strategies: "[rand]", iterations: 1,
+            trainer:
+                "trainer:\n  command: \"sh \(Repo.root.path)/scripts/loop-trainers/prs-train.sh {data} {base} " +
+                "{init} {out}\""
+        )
         let noForce = try run(Repo.prs, ["loop", "--config", good.path, "--out", loop.path])
         #expect(noForce.status == 2 && noForce.stderr.contains("trainer: command:"), "\(noForce.stderr)")
-        let ok = try run(Repo.prs, ["loop", "--config", good.path, "--out", loop.path, "--force"],
-                         environment: ["PRS": Repo.prs.path, "PRS_TRAIN_ARGS": "--epochs 1 --lora-rank 4 --batch-tokens 256"])
+        let ok = try run(
+            Repo.prs, ["loop", "--config", good.path, "--out", loop.path, "--force"],
+            environment: ["PRS": Repo.prs.path, "PRS_TRAIN_ARGS": "--epochs 1 --lora-rank 4 --batch-tokens 256"])
         #expect(ok.status == 0, "\(ok.stderr)")
         let entries = try #require((try Self.summary(loop))["chains"] as? [String: [[String: Any]]])["rand"]
         let last = try #require(entries?.last)
         let adapter = loop.appendingPathComponent("rand/iter-1/adapter.gguf").path
         #expect((last["policy"] as? String) == "embedded:\(Repo.model.path)+\(adapter)")
-        #expect((last["train_losses"] as? [Double])?.isEmpty == false, "the losses are read from the command's train.jsonl")
+        #expect(
+            (last["train_losses"] as? [Double])?.isEmpty == false, "the losses are read from the command's train.jsonl")
         #expect(last["eval_mean_reward"] is Double)
         #expect(FileManager.default.fileExists(atPath: loop.appendingPathComponent("rand/iter-1/trainer.log").path))
     }
@@ -197,35 +231,50 @@ import Testing
         let loop = dir.appendingPathComponent("loop")
         var server = try ServeProcess(["--allow-runtime-lora"])
         let url = server.baseURL
-        let config = try Self.config(dir, strategies: "[rand]", iterations: 1, trainer: "serve:\n  url: \(url)\n  format: peft")
+        let config = try Self.config(
+            dir, strategies: "[rand]", iterations: 1, trainer: "serve:\n  url: \(url)\n  format: peft")
         let first = try run(Repo.prs, ["loop", "--config", config.path, "--out", loop.path])
         #expect(first.status == 0, "\(first.stderr.suffix(2000))")
         let policy = "openai:\(url)#loop-rand-iter-1"
         let chain = try #require((try Self.summary(loop)["chains"] as? [String: [[String: Any]]])?["rand"])
-        #expect(chain.count == 2 && chain[1]["policy"] as? String == policy, "iteration 1 is the served adapter: \(chain.map { $0["policy"] ?? "" })")
+        #expect(
+            chain.count == 2 && chain[1]["policy"] as? String == policy,
+            "iteration 1 is the served adapter: \(chain.map { $0["policy"] ?? "" })")
         let iter = loop.appendingPathComponent("rand/iter-1")
         #expect(FileManager.default.fileExists(atPath: iter.appendingPathComponent("peft/adapter_config.json").path))
         #expect(server.output.contains("name=loop-rand-iter-1"), "the server loaded it: \(server.output.suffix(1000))")
         // The served policy's greedy answers are the embedded engine's with the same adapter.
         let embedded = dir.appendingPathComponent("embedded")
         let eval = try Self.prompts(dir).1
-        let direct = try run(Repo.prs, ["sample", "--prompts", eval.path, "--out", embedded.path, "--policy",
-                                        "embedded:\(Repo.model.path)+\(iter.appendingPathComponent("adapter.gguf").path)",
-                                        "--strategy", "greedy", "--budget", "1", "--max-tokens", "24", "--reward", "rubric"])
+        let direct = try run(
+            Repo.prs,
+            [
+                "sample", "--prompts", eval.path, "--out", embedded.path, "--policy",
+                "embedded:\(Repo.model.path)+\(iter.appendingPathComponent("adapter.gguf").path)",
+                "--strategy", "greedy", "--budget", "1", "--max-tokens", "24", "--reward", "rubric",
+            ])
         #expect(direct.status == 0, "\(direct.stderr)")
         func texts(_ run: URL) throws -> [String: [String]] {
-            Dictionary(uniqueKeysWithValues: try readTrees(run).map { t in
-                (t["id"] as? String ?? "", (t["nodes"] as? [[String: Any]] ?? []).map { $0["text"] as? String ?? "" })
-            })
+            Dictionary(
+                uniqueKeysWithValues: try readTrees(run).map { t in
+                    (
+                        t["id"] as? String ?? "",
+                        (t["nodes"] as? [[String: Any]] ?? []).map { $0["text"] as? String ?? "" }
+                    )
+                })
         }
         let served = try texts(iter.appendingPathComponent("eval/greedy"))
         let local = try texts(embedded)
         #expect(served.count == 4 && served == local, "served greedy answers = embedded:M+A's")
         // And the PEFT export, taken where a GGUF adapter is.
         let viaPEFT = dir.appendingPathComponent("embedded-peft")
-        let peftRun = try run(Repo.prs, ["sample", "--prompts", eval.path, "--out", viaPEFT.path, "--policy",
-                                         "embedded:\(Repo.model.path)+\(iter.appendingPathComponent("peft").path)",
-                                         "--strategy", "greedy", "--budget", "1", "--max-tokens", "24", "--reward", "rubric"])
+        let peftRun = try run(
+            Repo.prs,
+            [
+                "sample", "--prompts", eval.path, "--out", viaPEFT.path, "--policy",
+                "embedded:\(Repo.model.path)+\(iter.appendingPathComponent("peft").path)",
+                "--strategy", "greedy", "--budget", "1", "--max-tokens", "24", "--reward", "rubric",
+            ])
         #expect(peftRun.status == 0, "\(peftRun.stderr)")
         let peftTexts = try texts(viaPEFT)
         #expect(peftTexts == local, "embedded:M+PEFT_DIR answers as embedded:M+A.gguf")
@@ -236,8 +285,9 @@ import Testing
         defer { _ = server.stop() }
         let second = try run(Repo.prs, ["loop", "--config", config.path, "--out", loop.path, "--iterations", "2"])
         #expect(second.status == 0, "\(second.stderr.suffix(2000))")
-        #expect(server.output.contains("name=loop-rand-iter-1") && server.output.contains("name=loop-rand-iter-2"),
-                "the restarted server got iteration 1 back and then iteration 2: \(server.output.suffix(1500))")
+        #expect(
+            server.output.contains("name=loop-rand-iter-1") && server.output.contains("name=loop-rand-iter-2"),
+            "the restarted server got iteration 1 back and then iteration 2: \(server.output.suffix(1500))")
     }
 
     /// The GPU users' trainer, scripts/loop-trainers/trl_peft.py (TRL's SFTTrainer with a PEFT LoRA,
@@ -247,38 +297,59 @@ import Testing
         let dir = Repo.tempDir("trl")
         let data = dir.appendingPathComponent("data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        let examples = [("Name a colour.", "Ahoy! Blue, arr."), ("What do bees make?", "Ahoy! Honey, arr."),
-                        ("Name a fruit.", "Ahoy! A mango, arr."), ("What is two plus two?", "Ahoy! Four, arr.")]
+        let examples = [
+            ("Name a colour.", "Ahoy! Blue, arr."), ("What do bees make?", "Ahoy! Honey, arr."),
+            ("Name a fruit.", "Ahoy! A mango, arr."), ("What is two plus two?", "Ahoy! Four, arr."),
+        ]
         let lines = try examples.map { q, a in
-            String(decoding: try JSONSerialization.data(withJSONObject: ["messages": [["role": "user", "content": q], ["role": "assistant", "content": a]]]),
-                   as: UTF8.self)
+            String(
+                decoding: try JSONSerialization.data(withJSONObject: [
+                    "messages": [["role": "user", "content": q], ["role": "assistant", "content": a]]
+                ]),
+                as: UTF8.self)
         }
-        try (lines.joined(separator: "\n") + "\n").write(to: data.appendingPathComponent("sft.jsonl"), atomically: true, encoding: .utf8)
+        try (lines.joined(separator: "\n") + "\n").write(
+            to: data.appendingPathComponent("sft.jsonl"), atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("adapter.gguf")
         let torch = Repo.root.appendingPathComponent(".venv-bench/bin/python")
-        let trained = try run(torch, [Repo.root.appendingPathComponent("scripts/loop-trainers/trl_peft.py").path, "--data", data.path,
-                                      "--base", Repo.model.path, "--out", out.path, "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3"],
-                              environment: ["PRS_BIN": Repo.prs.path])
+        let trained = try run(
+            torch,
+            [
+                Repo.root.appendingPathComponent("scripts/loop-trainers/trl_peft.py").path, "--data", data.path,
+                "--base", Repo.model.path, "--out", out.path, "--max-steps", "2", "--batch-size", "2", "--lr", "1e-3",
+            ],
+            environment: ["PRS_BIN": Repo.prs.path])
         #expect(trained.status == 0, "trl_peft.py: \(trained.stderr.suffix(2000))")
         let peft = dir.appendingPathComponent("adapter.peft")
         #expect(FileManager.default.fileExists(atPath: peft.appendingPathComponent("adapter_config.json").path))
         let eval = try Self.prompts(dir).1
         func greedy(_ adapter: URL, _ name: String) throws -> [String] {
-            let r = try run(Repo.prs, ["sample", "--prompts", eval.path, "--out", dir.appendingPathComponent(name).path, "--policy",
-                                       "embedded:\(Repo.model.path)+\(adapter.path)", "--strategy", "greedy", "--budget", "1",
-                                       "--max-tokens", "24", "--reward", "rubric"])
+            let r = try run(
+                Repo.prs,
+                [
+                    "sample", "--prompts", eval.path, "--out", dir.appendingPathComponent(name).path, "--policy",
+                    "embedded:\(Repo.model.path)+\(adapter.path)", "--strategy", "greedy", "--budget", "1",
+                    "--max-tokens", "24", "--reward", "rubric",
+                ])
             #expect(r.status == 0, "\(r.stderr)")
-            return try readTrees(dir.appendingPathComponent(name)).map { ($0["nodes"] as? [[String: Any]])?.first?["text"] as? String ?? "" }
+            return try readTrees(dir.appendingPathComponent(name)).map {
+                ($0["nodes"] as? [[String: Any]])?.first?["text"] as? String ?? ""
+            }
         }
-        let viaPEFT = try greedy(peft, "peft"), viaGGUF = try greedy(out, "gguf")
+        let viaPEFT = try greedy(peft, "peft")
+        let viaGGUF = try greedy(out, "gguf")
         #expect(viaPEFT.count == 4 && viaPEFT == viaGGUF, "the PEFT directory and its GGUF answer alike")
     }
 
     @Test func theLoopPromptSetIsWhatItsScriptMakesWithHeldOutTopicsKeptOutOfTraining() throws {
-        let r = try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Repo.root.appendingPathComponent("scripts/make_loop_prompts.py").path, "--check"])
+        let r = try run(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", Repo.root.appendingPathComponent("scripts/make_loop_prompts.py").path, "--check"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         let count = { (name: String) in
-            try String(contentsOf: Repo.root.appendingPathComponent("examples/\(name)"), encoding: .utf8).split(separator: "\n").count
+            try String(contentsOf: Repo.root.appendingPathComponent("examples/\(name)"), encoding: .utf8).split(
+                separator: "\n"
+            ).count
         }
         #expect(try count("loop-train.jsonl") >= 400 && count("loop-heldout.jsonl") >= 100)
     }
@@ -289,7 +360,8 @@ import Testing
         let (train, eval) = try Self.prompts(dir)
         func check(_ body: String, _ expected: String) throws {
             let u = dir.appendingPathComponent("bad.yaml")
-            try ("train_prompts: \(train.path)\neval_prompts: \(eval.path)\n" + body).write(to: u, atomically: true, encoding: .utf8)
+            try ("train_prompts: \(train.path)\neval_prompts: \(eval.path)\n" + body).write(
+                to: u, atomically: true, encoding: .utf8)
             let r = try run(Repo.prs, ["loop", "--config", u.path, "--out", dir.appendingPathComponent("never").path])
             #expect(r.status == 2, "\(body): \(r.stderr)")
             #expect(r.stderr.contains("\(u.path):\(expected)"), "\(body): \(r.stderr)")
@@ -299,12 +371,19 @@ import Testing
         try check("strategies: [prs, best]\n", "3: strategies: \"best\"")
         try check("train:\n  init: latest\n", "4: train.init: \"latest\": expected previous or base")
         try check("iterations: 0\n", "3: iterations: must be at least 1")
-        try check("strategies: [prs, prs/better]\n", "3: strategies: \"prs/better\": after / comes improving, synthetic or improving+synthetic")
-        try check("select:\n  refine: made-up\n", "4: select.refine: \"made-up\": expected improving, synthetic, improving+synthetic or none")
+        try check(
+            "strategies: [prs, prs/better]\n",
+            "3: strategies: \"prs/better\": after / comes improving, synthetic or improving+synthetic")
+        try check(
+            "select:\n  refine: made-up\n",
+            "4: select.refine: \"made-up\": expected improving, synthetic, improving+synthetic or none")
         try check("select:\n  synthetic_margin: 0\n", "4: select.synthetic_margin: 0.0: it must be above 0")
-        try check("strategies: [prs/synthetic, prand]\nevaluate:\n  search: 8\n  search_chains: [rand]\n",
-                  "6: evaluate.search_chains: \"rand\" is not one of the loop's strategies (prs-synthetic, prand)")
-        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("never/loop.sqlite").path), "nothing is created for a bad config")
+        try check(
+            "strategies: [prs/synthetic, prand]\nevaluate:\n  search: 8\n  search_chains: [rand]\n",
+            "6: evaluate.search_chains: \"rand\" is not one of the loop's strategies (prs-synthetic, prand)")
+        #expect(
+            !FileManager.default.fileExists(atPath: dir.appendingPathComponent("never/loop.sqlite").path),
+            "nothing is created for a bad config")
     }
 
     /// One fingerprint for every run: a sample run and a loop that differ only in top_k are told
@@ -315,21 +394,30 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let (train, eval) = try Self.prompts(dir)
         let absent = "embedded:\(dir.path)/absent.gguf"
-        let sample = ["sample", "--prompts", eval.path, "--out", dir.appendingPathComponent("sample").path, "--policy", absent,
-                      "--reward", "rubric", "--budget", "2"]
+        let sample = [
+            "sample", "--prompts", eval.path, "--out", dir.appendingPathComponent("sample").path, "--policy", absent,
+            "--reward", "rubric", "--budget", "2",
+        ]
         let first = try run(Repo.prs, sample + ["--top-k", "40"])
-        #expect(first.status != 0 && first.stderr.contains("absent.gguf") && !first.stderr.contains("other settings"), "\(first.stderr)")
+        #expect(
+            first.status != 0 && first.stderr.contains("absent.gguf") && !first.stderr.contains("other settings"),
+            "\(first.stderr)")
         let other = try run(Repo.prs, sample + ["--top-k", "50"])
-        #expect(other.status == 2 && other.stderr.contains("was started with other settings (top_k: 40 → 50)"), "\(other.stderr)")
+        #expect(
+            other.status == 2 && other.stderr.contains("was started with other settings (top_k: 40 → 50)"),
+            "\(other.stderr)")
         func loop(_ k: Int) throws -> Ran {
             let u = dir.appendingPathComponent("loop-\(k).yaml")
-            try "model: \(absent)\ntrain_prompts: \(train.path)\neval_prompts: \(eval.path)\nstrategies: [prs]\ntop_k: \(k)\n"
-                .write(to: u, atomically: true, encoding: .utf8)
+            let text = "model: \(absent)\ntrain_prompts: \(train.path)\neval_prompts: \(eval.path)\n"
+                + "strategies: [prs]\ntop_k: \(k)\n"
+            try text.write(to: u, atomically: true, encoding: .utf8)
             return try run(Repo.prs, ["loop", "--config", u.path, "--out", dir.appendingPathComponent("loop").path])
         }
         let firstLoop = try loop(40)
         #expect(firstLoop.status != 0 && !firstLoop.stderr.contains("other settings"), "\(firstLoop.stderr)")
         let otherLoop = try loop(50)
-        #expect(otherLoop.status == 2 && otherLoop.stderr.contains("other settings (top_k: 40 → 50)"), "\(otherLoop.stderr)")
+        #expect(
+            otherLoop.status == 2 && otherLoop.stderr.contains("other settings (top_k: 40 → 50)"), "\(otherLoop.stderr)"
+        )
     }
 }

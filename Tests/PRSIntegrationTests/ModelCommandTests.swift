@@ -19,12 +19,19 @@ import Testing
 
     @Test func tokenizeGivesLlamaCppIds() throws {
         // Ids recorded from llama.cpp in Tests/LMEngineTests/Fixtures/smollm2-tokens.json.
-        let r = try run(Repo.prs, ["model", "tokenize", Repo.model.path, "<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n", "--json"])
+        let r = try run(
+            Repo.prs,
+            [
+                "model", "tokenize", Repo.model.path, "<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n",
+                "--json",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let fixtures = Repo.root.appendingPathComponent("Tests/LMEngineTests/Fixtures/smollm2-tokens.json")
-        let golden = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures)) as? [[String: Any]])
-        let expected = try #require(golden.first { $0["text"] as? String == "<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n" })
+        let golden = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures)) as? [[String: Any]])
+        let expected = try #require(
+            golden.first { $0["text"] as? String == "<|im_start|>user\nHi there!<|im_end|>\n<|im_start|>assistant\n" })
         #expect(o["tokens"] as? [Int] == expected["special"] as? [Int])
     }
 
@@ -44,8 +51,13 @@ import Testing
     /// is none, is exit 2 with the variable named.
     @Test func benchNamesItsKernelTableAndEveryTableGivesTheSameTokens() throws {
         func bench(_ isa: String?) throws -> [String: Any] {
-            let r = try run(Repo.prs, ["model", "bench", Repo.model.path, "--prompt-tokens", "24", "--gen", "12", "--n", "3", "--threads", "2", "--json"],
-                            environment: isa.map { ["PRS_ISA": $0] } ?? [:])
+            let r = try run(
+                Repo.prs,
+                [
+                    "model", "bench", Repo.model.path, "--prompt-tokens", "24", "--gen", "12", "--n", "3", "--threads",
+                    "2", "--json",
+                ],
+                environment: isa.map { ["PRS_ISA": $0] } ?? [:])
             #expect(r.status == 0, "\(r.stderr)")
             return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         }
@@ -54,17 +66,24 @@ import Testing
         let available = try #require(o["isa_available"] as? [String])
         #expect(available.contains("avx2"))
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        if cpuinfo.contains("avx512_vnni") && cpuinfo.contains("avx512bw") { #expect(available.contains("avx512"), "this machine reports AVX-512 VNNI") }
-        let best = try bench(nil), baseline = try bench("avx2")
+        if cpuinfo.contains("avx512_vnni") && cpuinfo.contains("avx512bw") {
+            #expect(available.contains("avx512"), "this machine reports AVX-512 VNNI")
+        }
+        let best = try bench(nil)
+        let baseline = try bench("avx2")
         #expect(baseline["isa"] as? String == "avx2")
         #expect(best["isa"] as? String == (available.contains("avx512") ? "avx512" : "avx2"))
         #expect((best["greedy_tokens"] as? [Int])?.count == 12)
         #expect(best["greedy_tokens"] as? [Int] == baseline["greedy_tokens"] as? [Int])
         #expect(best["nway_tokens_fnv1a"] as? String == baseline["nway_tokens_fnv1a"] as? String)
         for table in ["avx512", "amx"] where !available.contains(table) {
-            let r = try run(Repo.prs, ["model", "bench", Repo.model.path, "--gen", "2"], environment: ["PRS_ISA": table])
+            let r = try run(
+                Repo.prs, ["model", "bench", Repo.model.path, "--gen", "2"], environment: ["PRS_ISA": table])
             #expect(r.status == 2)
-            #expect(r.stderr.contains("PRS_ISA=\(table) asks for the \(table) kernels, but this machine does not allow them"), "\(r.stderr)")
+            #expect(
+                r.stderr.contains(
+                    "PRS_ISA=\(table) asks for the \(table) kernels, but this machine does not allow them"),
+                "\(r.stderr)")
         }
         let r = try run(Repo.prs, ["model", "info", Repo.model.path], environment: ["PRS_ISA": "sse9"])
         #expect(r.status == 2)

@@ -11,9 +11,13 @@ import Testing
         {"id": "tea", "instruction": "How should I brew green tea?", "constraints": [{"id": "detectable_format:title"}, {"id": "startend:end_checker", "end_phrase": "Enjoy your tea!"}]}
         """#.write(to: prompts, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("run")
-        let r = try run(Repo.prs, ["sample", "--prompts", prompts.path, "--out", out.path, "--strategy", "prs", "--budget", "4",
-                                   "--max-tokens", "32", "--seed", "5", "--reward", "rubric", "--feedback", "verifier"],
-                        environment: ["PRS_HOME": Repo.root.path])
+        let r = try run(
+            Repo.prs,
+            [
+                "sample", "--prompts", prompts.path, "--out", out.path, "--strategy", "prs", "--budget", "4",
+                "--max-tokens", "32", "--seed", "5", "--reward", "rubric", "--feedback", "verifier",
+            ],
+            environment: ["PRS_HOME": Repo.root.path])
         #expect(r.status == 0, "\(r.stderr)")
         let nodes = try #require(try readTrees(out).first?["nodes"] as? [[String: Any]])
         #expect(nodes.map { $0["kind"] as? String } == ["initial", "initial", "feedback", "refinement", "refinement"])
@@ -38,8 +42,11 @@ import Testing
         let dir = Repo.tempDir("score")
         let prompts = dir.appendingPathComponent("ifeval.jsonl")
         try """
-        {"key": 1, "prompt": "Write a haiku about rain in lowercase.", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}
-        {"key": 2, "prompt": "Describe tea in under 10 words, with no commas.", "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"], "kwargs": [{"num_words": 10, "relation": "less than"}, {}]}
+        {"key": 1, "prompt": "Write a haiku about rain in lowercase.", "instruction_id_list": \
+        ["change_case:english_lowercase"], "kwargs": [{}]}
+        {"key": 2, "prompt": "Describe tea in under 10 words, with no commas.", "instruction_id_list": \
+        ["length_constraints:number_words", "punctuation:no_comma"], "kwargs": [{"num_words": 10, "relation": "less \
+        than"}, {}]}
         {"key": 3, "prompt": "Give a title.", "instruction_id_list": ["detectable_format:title"], "kwargs": [{}]}
         """.write(to: prompts, atomically: true, encoding: .utf8)
         let responses = dir.appendingPathComponent("responses.jsonl")
@@ -49,7 +56,12 @@ import Testing
         {"key": 3, "response": "<<Rain>> falls."}
         """.write(to: responses, atomically: true, encoding: .utf8)
         let scores = dir.appendingPathComponent("scores.jsonl")
-        let r = try run(Repo.prs, ["score", "--prompts", prompts.path, "--responses", responses.path, "--reward", "rubric", "--out", scores.path])
+        let r = try run(
+            Repo.prs,
+            [
+                "score", "--prompts", prompts.path, "--responses", responses.path, "--reward", "rubric", "--out",
+                scores.path,
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         // Strict: 1 of 3 prompts (key 3), 2 of 4 instructions. Loose also forgives key 1's first line.
         #expect(r.stdout.contains("prompt-level        33.3%   66.7%"), "\(r.stdout)")
@@ -67,9 +79,11 @@ import Testing
     @Test func scoreNamesBadResponseLines() throws {
         let dir = Repo.tempDir("score-bad")
         let prompts = dir.appendingPathComponent("p.jsonl")
-        try #"{"id": "a", "instruction": "x", "constraints": [{"id": "punctuation:no_comma"}]}"#.write(to: prompts, atomically: true, encoding: .utf8)
+        try #"{"id": "a", "instruction": "x", "constraints": [{"id": "punctuation:no_comma"}]}"#.write(
+            to: prompts, atomically: true, encoding: .utf8)
         let responses = dir.appendingPathComponent("r.jsonl")
-        try "{\"id\": \"a\", \"response\": 3}\n{\"id\": \"zz\", \"response\": \"hi\"}\n".write(to: responses, atomically: true, encoding: .utf8)
+        try "{\"id\": \"a\", \"response\": 3}\n{\"id\": \"zz\", \"response\": \"hi\"}\n".write(
+            to: responses, atomically: true, encoding: .utf8)
         let r = try run(Repo.prs, ["score", "--prompts", prompts.path, "--responses", responses.path])
         #expect(r.status == 2)
         #expect(r.stderr.contains("r.jsonl:1: response: expected a string, found a number"), "\(r.stderr)")

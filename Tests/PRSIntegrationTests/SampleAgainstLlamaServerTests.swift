@@ -5,18 +5,26 @@ import Testing
 /// Serialized: the server answers one request at a time.
 @Suite(.serialized) struct SampleAgainstLlamaServerTests {
     static let prompts = """
-        {"id": "sky", "instruction": "Why is the sky blue?", "preference": "At most two sentences, with one everyday analogy.", "category": "concise"}
-        {"id": "tea", "instruction": "How should I brew green tea?", "preference": "Brief, with the exact water temperature.", "category": "concise"}
+        {"id": "sky", "instruction": "Why is the sky blue?", "preference": "At most two sentences, with one everyday \
+        analogy.", "category": "concise"}
+        {"id": "tea", "instruction": "How should I brew green tea?", "preference": "Brief, with the exact water \
+        temperature.", "category": "concise"}
         """
 
-    func sample(_ strategy: String, budget: Int = 4, seed: Int = 7, prompts: String = Self.prompts, extra: [String] = []) throws -> (Ran, URL) {
+    func sample(
+        _ strategy: String, budget: Int = 4, seed: Int = 7, prompts: String = Self.prompts, extra: [String] = []
+    ) throws -> (Ran, URL) {
         let dir = Repo.tempDir(strategy)
         let file = dir.appendingPathComponent("prompts.jsonl")
         try prompts.write(to: file, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("run")
-        let ran = try run(Repo.prs, ["sample", "--prompts", file.path, "--out", out.path, "--policy", "openai:\(try LlamaServer.url())",
-                                     "--strategy", strategy, "--budget", "\(budget)", "--max-tokens", "32", "--seed", "\(seed)",
-                                     "--concurrency", "2"] + extra)
+        let ran = try run(
+            Repo.prs,
+            [
+                "sample", "--prompts", file.path, "--out", out.path, "--policy", "openai:\(try LlamaServer.url())",
+                "--strategy", strategy, "--budget", "\(budget)", "--max-tokens", "32", "--seed", "\(seed)",
+                "--concurrency", "2",
+            ] + extra)
         return (ran, out)
     }
 
@@ -38,7 +46,9 @@ import Testing
             #expect(count("refinement") == refinements)
             let responses = nodes.filter { $0["kind"] as? String != "feedback" }
             let rewards = responses.compactMap { $0["reward"] as? Double }
-            #expect(rewards.count == responses.count, "every response has a reward: \(responses.map { $0["reward_error"] ?? "" })")
+            #expect(
+                rewards.count == responses.count,
+                "every response has a reward: \(responses.map { $0["reward_error"] ?? "" })")
             #expect(nodes.allSatisfy { !(($0["text"] as? String) ?? "").isEmpty })
             let best = try #require(nodes.first { $0["id"] as? Int == tree["best_id"] as? Int })
             #expect(best["reward"] as? Double == rewards.max(), "the reported best is the maximum")
@@ -49,7 +59,9 @@ import Testing
                 #expect(draft["reward"] as? Double == firstLayer.max(), "feedback critiques the best initial answer")
             }
         }
-        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json"))) as? [String: Any]
+        let summary =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("summary.json")))
+            as? [String: Any]
         let s = try #require((summary?["strategies"] as? [[String: Any]])?.first)
         #expect(s["prompts"] as? Int == 2)
         #expect((s["completion_tokens"] as? Int ?? 0) > 0)
@@ -66,7 +78,9 @@ import Testing
         #expect(na.count == nb.count)
         for (x, y) in zip(na, nb) {
             #expect(x["seed"] as? Int == y["seed"] as? Int)
-            #expect(NSDictionary(dictionary: x["params"] as? [String: Any] ?? [:]) == NSDictionary(dictionary: y["params"] as? [String: Any] ?? [:]))
+            #expect(
+                NSDictionary(dictionary: x["params"] as? [String: Any] ?? [:])
+                    == NSDictionary(dictionary: y["params"] as? [String: Any] ?? [:]))
             #expect(x["text"] as? String == y["text"] as? String, "llama.cpp is deterministic for a seed")
         }
         let (c, outC) = try sample("prs", seed: 12, prompts: one)
@@ -79,9 +93,13 @@ import Testing
         let (first, out) = try sample("rand", budget: 2)
         #expect(first.status == 0)
         let before = try String(contentsOf: out.appendingPathComponent("trees.jsonl"), encoding: .utf8)
-        let again = try run(Repo.prs, ["sample", "--prompts", out.deletingLastPathComponent().appendingPathComponent("prompts.jsonl").path,
-                                       "--out", out.path, "--policy", "openai:\(try LlamaServer.url())", "--strategy", "rand",
-                                       "--budget", "2", "--max-tokens", "32", "--seed", "7"])
+        let again = try run(
+            Repo.prs,
+            [
+                "sample", "--prompts", out.deletingLastPathComponent().appendingPathComponent("prompts.jsonl").path,
+                "--out", out.path, "--policy", "openai:\(try LlamaServer.url())", "--strategy", "rand",
+                "--budget", "2", "--max-tokens", "32", "--seed", "7",
+            ])
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try String(contentsOf: out.appendingPathComponent("trees.jsonl"), encoding: .utf8) == before)
         #expect(again.stderr.contains("resuming run"))

@@ -20,11 +20,13 @@ import Testing
         let config = try StrategyConfig(kind: .prs, budget: 4)
         let sampler = TreeSampler(config: config, policy: gen, reward: ScriptedReward { Double($0.count) })
         let dir = tempDir()
-        let outcome = try await SampleRunner(sampler: sampler, concurrency: 3, logger: Logger(label: "t")).run(items: items(7), directory: dir)
+        let outcome = try await SampleRunner(sampler: sampler, concurrency: 3, logger: Logger(label: "t")).run(
+            items: items(7), directory: dir)
         #expect(outcome.summary.prompts == 7)
         #expect(outcome.failures.isEmpty)
         #expect(!outcome.interrupted)
-        let lines = try String(contentsOf: dir.appendingPathComponent("trees.jsonl"), encoding: .utf8).split(separator: "\n")
+        let lines = try String(contentsOf: dir.appendingPathComponent("trees.jsonl"), encoding: .utf8).split(
+            separator: "\n")
         #expect(lines.count == 7)
         let trees = try lines.map { try JSONDecoder().decode(Tree.self, from: Data($0.utf8)) }
         #expect(Set(trees.map(\.id)) == Set(items(7).map(\.id)))
@@ -55,7 +57,11 @@ final class FailingFor: TextGenerator, @unchecked Sendable {
     private let lock = NSLock()
     private var counts: [String: Int] = [:]
     init(id: String) { self.id = id }
-    func calls(for id: String) -> Int { lock.lock(); defer { lock.unlock() }; return counts[id] ?? 0 }
+    func calls(for id: String) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return counts[id] ?? 0
+    }
     func generate(_ request: GenerationRequest) async throws -> [Generation] {
         let text = request.messages.map(\.content).joined()
         if text.contains(id) {
@@ -63,10 +69,11 @@ final class FailingFor: TextGenerator, @unchecked Sendable {
             throw FailureForTest()
         }
         return (0..<request.n).map { _ in
-            Generation(text: "ok", finishReason: .stop, usage: TokenUsage(promptTokens: 1, completionTokens: 1), seed: 0, latencyMs: 0)
+            Generation(
+                text: "ok", finishReason: .stop, usage: TokenUsage(promptTokens: 1, completionTokens: 1), seed: 0,
+                latencyMs: 0)
         }
     }
 }
 
 struct FailureForTest: Error, CustomStringConvertible { var description: String { "the server said no" } }
-

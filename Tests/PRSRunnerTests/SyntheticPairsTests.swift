@@ -11,25 +11,34 @@ import Testing
 /// constraints a constraint the draft fails and the refinement follows, and never a held-out prompt.
 @Suite struct SyntheticPairsTests {
     static let constraints = [
-        try! Constraint(json: .object(["id": .string("keywords:existence"), "keywords": .array([.string("moon")])])),
+        try! Constraint(json: .object(["id": .string("keywords:existence"), "keywords": .array([.string("moon")])]))
     ]
 
-    func node(_ id: Int, _ text: String, reward: Double?, kind: NodeKind = .initial, parent: Int? = nil, layer: Int = 0) -> Node {
-        Node(id: id, parentID: parent, kind: kind, layer: layer, text: text, reward: reward, seed: nil, params: SamplingParameters(),
-             usage: TokenUsage(), latencyMs: 0, finishReason: .stop, improving: nil, source: kind == .feedback ? "self" : nil)
+    func node(
+        _ id: Int, _ text: String, reward: Double?, kind: NodeKind = .initial, parent: Int? = nil, layer: Int = 0
+    ) -> Node {
+        Node(
+            id: id, parentID: parent, kind: kind, layer: layer, text: text, reward: reward, seed: nil,
+            params: SamplingParameters(),
+            usage: TokenUsage(), latencyMs: 0, finishReason: .stop, improving: nil,
+            source: kind == .feedback ? "self" : nil)
     }
 
     func rows(_ data: Data) throws -> [[String: Any]] {
-        try data.split(separator: UInt8(ascii: "\n")).map { try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]) }
+        try data.split(separator: UInt8(ascii: "\n")).map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+        }
     }
 
     @Test func pairsTheBestWithTheLowestAnswerTheMarginBelowIt() throws {
         let plain = PromptItem(id: "p", instruction: "Why rain?", preference: Preference(text: "short"))
-        let tree = Tree(id: "p", strategy: "rand", nodes: [
-            node(0, "Clouds.", reward: 0.50), node(1, "Water vapour cools and falls.", reward: 0.90),
-            node(2, "It rains.", reward: 0.85), node(3, "Because.", reward: 0.20),
-            node(4, "Try saying why clouds form.", reward: nil, kind: .feedback, parent: 3, layer: 1),
-        ])
+        let tree = Tree(
+            id: "p", strategy: "rand",
+            nodes: [
+                node(0, "Clouds.", reward: 0.50), node(1, "Water vapour cools and falls.", reward: 0.90),
+                node(2, "It rains.", reward: 0.85), node(3, "Because.", reward: 0.20),
+                node(4, "Try saying why clouds form.", reward: nil, kind: .feedback, parent: 3, layer: 1),
+            ])
         var options = Exports.Options()
         options.refinePairs = .synthetic
         options.syntheticMargin = 0.3
@@ -48,16 +57,22 @@ import Testing
     }
 
     @Test func withConstraintsTheDraftFailsOneTheRefinementFollows() throws {
-        let item = PromptItem(id: "m", instruction: "Why tides?", preference: Preference(text: "name the moon", constraints: Self.constraints))
+        let item = PromptItem(
+            id: "m", instruction: "Why tides?",
+            preference: Preference(text: "name the moon", constraints: Self.constraints))
         // The lowest answer names the moon as the best does: it cannot be the draft; the next one can.
-        let tree = Tree(id: "m", strategy: "prs", nodes: [
-            node(0, "The moon pulls the sea.", reward: 0.9), node(1, "Gravity, mostly.", reward: 0.5),
-            node(2, "The moon.", reward: 0.1),
-        ])
+        let tree = Tree(
+            id: "m", strategy: "prs",
+            nodes: [
+                node(0, "The moon pulls the sea.", reward: 0.9), node(1, "Gravity, mostly.", reward: 0.5),
+                node(2, "The moon.", reward: 0.1),
+            ])
         var options = Exports.Options()
         options.refinePairs = .synthetic
-        let row = try #require(try rows(try Exports.export(.refine, trees: [tree], items: ["m": item], options: options).data).first)
-        #expect(row["draft"] as? String == "Gravity, mostly." && row["improved"] as? String == "The moon pulls the sea.")
+        let row = try #require(
+            try rows(try Exports.export(.refine, trees: [tree], items: ["m": item], options: options).data).first)
+        #expect(
+            row["draft"] as? String == "Gravity, mostly." && row["improved"] as? String == "The moon pulls the sea.")
         let draftFollows = Rubric.check(row["draft"] as! String, against: Self.constraints).map(\.follow)
         let betterFollows = Rubric.check(row["improved"] as! String, against: Self.constraints).map(\.follow)
         #expect(zip(betterFollows, draftFollows).contains { $0 && !$1 })
@@ -65,26 +80,36 @@ import Testing
         let expected = VerifierFeedback.text(on: "Gravity, mostly.", for: item)
         #expect(row["feedback"] as? String == expected && expected.lowercased().contains("moon"))
         // When every lower answer follows what the best follows, nothing is made.
-        let alike = Tree(id: "m", strategy: "prs", nodes: [node(0, "The moon pulls the sea.", reward: 0.9), node(1, "The moon.", reward: 0.1)])
+        let alike = Tree(
+            id: "m", strategy: "prs",
+            nodes: [node(0, "The moon pulls the sea.", reward: 0.9), node(1, "The moon.", reward: 0.1)])
         let skipped = try Exports.export(.refine, trees: [alike], items: ["m": item], options: options)
-        #expect(skipped.written == 0 && skipped.skipped == ["no response below the margin fails a constraint the best follows": 1])
+        #expect(
+            skipped.written == 0
+                && skipped.skipped == ["no response below the margin fails a constraint the best follows": 1])
     }
 
     @Test func bothKindsTogetherDoNotRepeatAPair() throws {
         let item = PromptItem(id: "r", instruction: "Why rain?", preference: Preference(text: "short"))
         // The tree's own improving refinement already pairs the lowest draft with the best answer.
-        let tree = Tree(id: "r", strategy: "prs", nodes: [
-            node(0, "Because.", reward: 0.2), node(1, "Clouds.", reward: 0.5),
-            node(2, "Say more.", reward: nil, kind: .feedback, parent: 0, layer: 1),
-            Node(id: 3, parentID: 2, kind: .refinement, layer: 1, text: "Water vapour cools and falls.", reward: 0.9, seed: nil,
-                 params: SamplingParameters(), usage: TokenUsage(), latencyMs: 0, finishReason: .stop, improving: true),
-        ])
+        let tree = Tree(
+            id: "r", strategy: "prs",
+            nodes: [
+                node(0, "Because.", reward: 0.2), node(1, "Clouds.", reward: 0.5),
+                node(2, "Say more.", reward: nil, kind: .feedback, parent: 0, layer: 1),
+                Node(
+                    id: 3, parentID: 2, kind: .refinement, layer: 1, text: "Water vapour cools and falls.", reward: 0.9,
+                    seed: nil,
+                    params: SamplingParameters(), usage: TokenUsage(), latencyMs: 0, finishReason: .stop,
+                    improving: true),
+            ])
         var options = Exports.Options()
         options.refinePairs = .both
         let made = try rows(try Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data)
         #expect(made.map { $0["pairing"] as? String } == ["improving"])
         options.refinePairs = .improving
-        #expect(try rows(try Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data).count == 1)
+        #expect(
+            try rows(try Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data).count == 1)
     }
 
     /// The loop's select stage with `refine: synthetic` on a Rand chain: refinement examples from
@@ -92,25 +117,31 @@ import Testing
     @Test func theLoopMakesThemFromTrainingPromptsOnly() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-synthetic-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        var settings = LoopSettings(chains: [.init(label: "rand", strategy: try StrategyConfig(kind: .rand, budget: 4))], iterations: 1)
+        var settings = LoopSettings(
+            chains: [.init(label: "rand", strategy: try StrategyConfig(kind: .rand, budget: 4))], iterations: 1)
         settings.select.refine = true
         settings.select.refinePairs = .synthetic
         settings.select.syntheticMargin = 0.05
         settings.evaluate.samples = 2
-        let train = LoopRunnerTests.items("t", 6), held = LoopRunnerTests.items("e", 4)
-        let runner = LoopRunner(settings: settings, trainPrompts: train, evalPrompts: held, basePolicy: LoopRunnerTests.base,
-                                makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward, feedback: nil,
-                                trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
+        let train = LoopRunnerTests.items("t", 6)
+        let held = LoopRunnerTests.items("e", 4)
+        let runner = LoopRunner(
+            settings: settings, trainPrompts: train, evalPrompts: held, basePolicy: LoopRunnerTests.base,
+            makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward, feedback: nil,
+            trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
         let summary = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
         let file = LoopRunner.dataFiles(dir, chain: "rand", iteration: 1).refine
         let made = try rows(try Data(contentsOf: file))
         #expect(!made.isEmpty && made.count == summary.chains["rand"]?[1].refineExamples)
-        let trees = try RunStore.read(directory: dir.appendingPathComponent("rand/iter-1/sample")).trees(strategy: "rand")
+        let trees = try RunStore.read(directory: dir.appendingPathComponent("rand/iter-1/sample")).trees(
+            strategy: "rand")
         for row in made {
             let id = try #require(row["id"] as? String)
             #expect(train.contains { $0.id == id } && !held.contains { $0.id == id }, "\(id)")
             let texts = Set(try #require(trees.first { $0.id == id }).responses.map(\.text))
-            #expect(texts.contains(row["draft"] as! String) && texts.contains(row["improved"] as! String), "both from prompt \(id)'s tree")
+            #expect(
+                texts.contains(row["draft"] as! String) && texts.contains(row["improved"] as! String),
+                "both from prompt \(id)'s tree")
             #expect((row["improved_reward"] as! Double) - (row["draft_reward"] as! Double) >= 0.05)
             #expect(row["pairing"] as? String == "synthetic")
         }
@@ -119,16 +150,24 @@ import Testing
     /// A chain's own refinement pairs (`strategies: [prs, prs/synthetic]`): the synthetic chain's
     /// examples are synthetic, the other chain keeps the loop's improving pairs.
     @Test func aChainsOwnPairsOverrideTheLoops() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-synthetic-chain-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "prs-synthetic-chain-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let settings = LoopSettings(chains: [
-            .init(label: "prs", strategy: try StrategyConfig(kind: .prs, budget: 4)),
-            .init(label: "prs-synthetic", strategy: try StrategyConfig(kind: .prs, budget: 4), refinePairs: .synthetic),
-            .init(label: "rand-synthetic", strategy: try StrategyConfig(kind: .rand, budget: 4), refinePairs: .synthetic),
-        ], iterations: 1)
-        let runner = LoopRunner(settings: settings, trainPrompts: LoopRunnerTests.items("t", 6), evalPrompts: LoopRunnerTests.items("e", 2),
-                                basePolicy: LoopRunnerTests.base, makePolicy: { LoopRunnerTests.generator($0) }, reward: LoopRunnerTests.reward,
-                                feedback: nil, trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
+        let settings = LoopSettings(
+            chains: [
+                .init(label: "prs", strategy: try StrategyConfig(kind: .prs, budget: 4)),
+                .init(
+                    label: "prs-synthetic", strategy: try StrategyConfig(kind: .prs, budget: 4), refinePairs: .synthetic
+                ),
+                .init(
+                    label: "rand-synthetic", strategy: try StrategyConfig(kind: .rand, budget: 4),
+                    refinePairs: .synthetic),
+            ], iterations: 1)
+        let runner = LoopRunner(
+            settings: settings, trainPrompts: LoopRunnerTests.items("t", 6), evalPrompts: LoopRunnerTests.items("e", 2),
+            basePolicy: LoopRunnerTests.base, makePolicy: { LoopRunnerTests.generator($0) },
+            reward: LoopRunnerTests.reward,
+            feedback: nil, trainer: ScriptedTrainer(), concurrency: 2, logger: Logger(label: "test"))
         _ = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
         for chain in ["prs-synthetic", "rand-synthetic"] {
             let made = try rows(try Data(contentsOf: LoopRunner.dataFiles(dir, chain: chain, iteration: 1).refine))

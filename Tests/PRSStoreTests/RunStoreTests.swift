@@ -8,21 +8,30 @@ func tempRun(_ name: String) -> URL {
 }
 
 func node(_ id: Int, _ kind: NodeKind = .initial, reward: Double? = 0.5, parent: Int? = nil) -> Node {
-    Node(id: id, parentID: parent, kind: kind, layer: kind == .initial ? 0 : 1, text: "text \(id) — ünïcode", reward: kind == .feedback ? nil : reward,
-         rewards: kind == .feedback ? nil : ["judge": reward ?? 0, "rubric/x": 1], seed: UInt64.max - UInt64(id),
-         params: SamplingParameters(temperature: 0.8, topK: 50, seed: 7), usage: TokenUsage(promptTokens: 3, completionTokens: 4),
-         latencyMs: 12.5, finishReason: .length, improving: kind == .refinement ? true : nil, source: kind == .feedback ? "verifier" : nil)
+    Node(
+        id: id, parentID: parent, kind: kind, layer: kind == .initial ? 0 : 1, text: "text \(id) — ünïcode",
+        reward: kind == .feedback ? nil : reward,
+        rewards: kind == .feedback ? nil : ["judge": reward ?? 0, "rubric/x": 1], seed: UInt64.max - UInt64(id),
+        params: SamplingParameters(temperature: 0.8, topK: 50, seed: 7),
+        usage: TokenUsage(promptTokens: 3, completionTokens: 4),
+        latencyMs: 12.5, finishReason: .length, improving: kind == .refinement ? true : nil,
+        source: kind == .feedback ? "verifier" : nil)
 }
 
 @Suite struct RunStoreTests {
-    let items = [PromptItem(id: "a", instruction: "x"), PromptItem(id: "b", instruction: "y", preference: Preference(text: "short"))]
+    let items = [
+        PromptItem(id: "a", instruction: "x"),
+        PromptItem(id: "b", instruction: "y", preference: Preference(text: "short")),
+    ]
 
     @Test func nodesRoundTripExactly() throws {
         let dir = tempRun("roundtrip")
         let store = try RunStore.open(directory: dir)
         try store.register(items.enumerated().map { ($0.offset, $0.element) })
         try store.begin("a")
-        let nodes = [node(0), node(1, reward: 0.9), node(2, .feedback, parent: 1), node(3, .refinement, reward: 0.95, parent: 2)]
+        let nodes = [
+            node(0), node(1, reward: 0.9), node(2, .feedback, parent: 1), node(3, .refinement, reward: 0.95, parent: 2),
+        ]
         try store.append(Array(nodes.prefix(2)), to: "a")
         try store.append(Array(nodes.suffix(2)), to: "a")
         #expect(try store.nodes(of: "a") == nodes)
@@ -48,7 +57,9 @@ func node(_ id: Int, _ kind: NodeKind = .initial, reward: Double? = 0.5, parent:
         let dir = tempRun("settings")
         let store = try RunStore.open(directory: dir)
         #expect(try store.info() == nil)
-        let info = RunInfo(settings: ["budget": "8", "seed": "1"], prsVersion: "0.1", policy: "p", reward: "r", feedback: "self", files: ["a": "fnv1a64:1"])
+        let info = RunInfo(
+            settings: ["budget": "8", "seed": "1"], prsVersion: "0.1", policy: "p", reward: "r", feedback: "self",
+            files: ["a": "fnv1a64:1"])
         try store.saveInfo(info)
         let stored = try #require(try store.info())
         #expect(stored.settings == info.settings)
@@ -88,7 +99,10 @@ func node(_ id: Int, _ kind: NodeKind = .initial, reward: Double? = 0.5, parent:
         let dir = tempRun("truncated")
         do {
             let store = try RunStore.open(directory: dir)
-            try store.register((0..<300).map { ($0, PromptItem(id: "i\($0)", instruction: String(repeating: "long prompt ", count: 40))) })
+            try store.register(
+                (0..<300).map {
+                    ($0, PromptItem(id: "i\($0)", instruction: String(repeating: "long prompt ", count: 40)))
+                })
         }
         let url = dir.appendingPathComponent("run.sqlite")
         let data = try Data(contentsOf: url)

@@ -11,20 +11,35 @@ public final class ScriptedGenerator: TextGenerator, @unchecked Sendable {
     let text: @Sendable (_ call: Int, _ index: Int, _ request: GenerationRequest) -> String
     let delay: Double
 
-    public init(delay: Double = 0, text: @escaping @Sendable (_ call: Int, _ index: Int, _ request: GenerationRequest) -> String = { c, i, _ in "r\(c).\(i)" }) {
+    public init(
+        delay: Double = 0,
+        text: @escaping @Sendable (_ call: Int, _ index: Int, _ request: GenerationRequest) -> String = { c, i, _ in
+            "r\(c).\(i)"
+        }
+    ) {
         self.text = text
         self.delay = delay
     }
 
-    public var requests: [GenerationRequest] { lock.lock(); defer { lock.unlock() }; return _requests }
+    public var requests: [GenerationRequest] {
+        lock.lock()
+        defer { lock.unlock() }
+        return _requests
+    }
 
     public func generate(_ request: GenerationRequest) async throws -> [Generation] {
-        let call: Int = { lock.lock(); defer { lock.unlock() }; _requests.append(request); return _requests.count - 1 }()
+        let call: Int = {
+            lock.lock()
+            defer { lock.unlock() }
+            _requests.append(request)
+            return _requests.count - 1
+        }()
         if delay > 0 { try await Task.sleep(nanoseconds: UInt64(delay * 1e9)) }
         return (0..<request.n).map { i in
-            Generation(text: text(call, i, request), finishReason: .stop,
-                       usage: TokenUsage(promptTokens: 10, completionTokens: 5),
-                       seed: request.parameters.seed.map { $0 + UInt64(i) }, latencyMs: 1)
+            Generation(
+                text: text(call, i, request), finishReason: .stop,
+                usage: TokenUsage(promptTokens: 10, completionTokens: 5),
+                seed: request.parameters.seed.map { $0 + UInt64(i) }, latencyMs: 1)
         }
     }
 }
@@ -41,8 +56,11 @@ public struct ScriptedReward: RewardModel {
 
     public func score(_ inputs: [RewardInput]) async throws -> [RewardResult] {
         inputs.map { i in
-            if let v = value(i.response) { RewardResult(value: v, components: ["scripted": v]) }
-            else { RewardResult(failure: "scripted failure") }
+            if let v = value(i.response) {
+                RewardResult(value: v, components: ["scripted": v])
+            } else {
+                RewardResult(failure: "scripted failure")
+            }
         }
     }
 }

@@ -26,11 +26,16 @@ public final class AdapterStack: Sendable {
     }
 
     /// y += Σ scale · B·(A·x) for projection `p` of layer `l`, one token (scratch: rank floats).
-    func apply(layer l: Int, projection p: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    func apply(
+        layer l: Int, projection p: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
         for (pair, scale) in byLayer[l][p] {
             pair.a.withUnsafeBufferPointer { a in
                 pair.bt.withUnsafeBufferPointer { bt in
-                    lm_lora_apply(Int32(pair.inDim), Int32(pair.rank), Int32(pair.outDim), a.baseAddress!, bt.baseAddress!, scale, x, y, scratch)
+                    lm_lora_apply(
+                        Int32(pair.inDim), Int32(pair.rank), Int32(pair.outDim), a.baseAddress!, bt.baseAddress!, scale,
+                        x, y, scratch)
                 }
             }
         }

@@ -46,7 +46,10 @@ public final class LoRAAdapter: Sendable {
     /// Whether it was read from a PEFT directory.
     public let isPEFT: Bool
 
-    init(path: String, alpha: Float, rank: Int, userScale: Float, tensors: [String: Pair], architecture: String, identity: String, isPEFT: Bool) {
+    init(
+        path: String, alpha: Float, rank: Int, userScale: Float, tensors: [String: Pair], architecture: String,
+        identity: String, isPEFT: Bool
+    ) {
         self.path = path
         self.alpha = alpha
         self.rank = rank
@@ -63,10 +66,14 @@ public final class LoRAAdapter: Sendable {
     /// to). With `model`, checks every adapted tensor exists there with matching shapes.
     public convenience init(path: String, scale userScale: Float = 1, model: LlamaModel? = nil) throws {
         if PEFTAdapter.isPEFT(path) {
-            guard let model else { throw ModelError("\(path): a PEFT adapter is read against its base model; none was given") }
+            guard let model else {
+                throw ModelError("\(path): a PEFT adapter is read against its base model; none was given")
+            }
             let r = try PEFTAdapter.read(path, model: model)
-            self.init(path: path, alpha: r.alpha, rank: r.rank, userScale: userScale, tensors: r.pairs, architecture: model.config.architecture,
-                      identity: r.identity, isPEFT: true)
+            self.init(
+                path: path, alpha: r.alpha, rank: r.rank, userScale: userScale, tensors: r.pairs,
+                architecture: model.config.architecture,
+                identity: r.identity, isPEFT: true)
             return
         }
         let file: GGUFFile
@@ -75,7 +82,9 @@ public final class LoRAAdapter: Sendable {
         guard c["general.type"]?.string == "adapter", c["adapter.type"]?.string == "lora" else {
             throw ModelError("\(path): not a LoRA adapter (general.type must be \"adapter\" and adapter.type \"lora\")")
         }
-        guard let arch = c["general.architecture"]?.string else { throw ModelError("\(path): general.architecture is missing") }
+        guard let arch = c["general.architecture"]?.string else {
+            throw ModelError("\(path): general.architecture is missing")
+        }
         if let model, model.config.architecture != arch {
             throw ModelError("\(path): an adapter for \(arch), but \(model.file.path) is \(model.config.architecture)")
         }
@@ -83,26 +92,41 @@ public final class LoRAAdapter: Sendable {
         var alphaValue: Float? = c["adapter.lora.alpha"]?.float.map { Float($0) }
         for t in c.tensors where t.name.hasSuffix(".lora_a") {
             let base = String(t.name.dropLast(".lora_a".count))
-            guard let bt = file.tensor(base + ".lora_b") else { throw ModelError("\(path): \(t.name) has no \(base).lora_b") }
-            guard t.dimensions.count == 2, bt.dimensions.count == 2, t.dimensions[1] == bt.dimensions[0] else {
-                throw ModelError("\(path): \(base): lora_a \(t.dimensions) and lora_b \(bt.dimensions) do not share a rank")
+            guard let bt = file.tensor(base + ".lora_b") else {
+                throw ModelError("\(path): \(t.name) has no \(base).lora_b")
             }
-            let inDim = t.dimensions[0], rank = t.dimensions[1], outDim = bt.dimensions[1]
+            guard t.dimensions.count == 2, bt.dimensions.count == 2, t.dimensions[1] == bt.dimensions[0] else {
+                throw ModelError(
+                    "\(path): \(base): lora_a \(t.dimensions) and lora_b \(bt.dimensions) do not share a rank")
+            }
+            let inDim = t.dimensions[0]
+            let rank = t.dimensions[1]
+            let outDim = bt.dimensions[1]
             if let model {
-                guard let w = model.file.tensor(base) else { throw ModelError("\(path): adapts \(base), which \(model.file.path) does not have") }
+                guard let w = model.file.tensor(base) else {
+                    throw ModelError("\(path): adapts \(base), which \(model.file.path) does not have")
+                }
                 guard w.dimensions == [inDim, outDim] else {
-                    throw ModelError("\(path): \(base) is \(inDim)→\(outDim) in the adapter but \(w.dimensions) in \(model.file.path)")
+                    throw ModelError(
+                        "\(path): \(base) is \(inDim)→\(outDim) in the adapter but \(w.dimensions) in " +
+                        "\(model.file.path)"
+                    )
                 }
             }
             let a = Dequantize.toFloat(file.bytes(of: t), type: t.type, count: t.elementCount)
             let b = Dequantize.toFloat(file.bytes(of: bt), type: bt.type, count: bt.elementCount)
             pairs[base] = Pair(a: a, b: b, rank: rank, inDim: inDim, outDim: outDim)
         }
-        guard let rank = pairs.keys.min().flatMap({ pairs[$0]?.rank }) else { throw ModelError("\(path): no lora_a/lora_b tensors") }
-        guard pairs.values.allSatisfy({ $0.rank <= 4096 }) else { throw ModelError("\(path): a rank over 4096 is not supported") }
+        guard let rank = pairs.keys.min().flatMap({ pairs[$0]?.rank }) else {
+            throw ModelError("\(path): no lora_a/lora_b tensors")
+        }
+        guard pairs.values.allSatisfy({ $0.rank <= 4096 }) else {
+            throw ModelError("\(path): a rank over 4096 is not supported")
+        }
         if alphaValue == nil { alphaValue = Float(rank) }
-        self.init(path: path, alpha: alphaValue!, rank: rank, userScale: userScale, tensors: pairs, architecture: arch,
-                  identity: try SHA256.file(path), isPEFT: false)
+        self.init(
+            path: path, alpha: alphaValue!, rank: rank, userScale: userScale, tensors: pairs, architecture: arch,
+            identity: try SHA256.file(path), isPEFT: false)
     }
 
     /// Parses `A.gguf[@SCALE]` (or `DIR[@SCALE]`, a PEFT directory).

@@ -18,7 +18,8 @@ public enum PEFTAdapter {
     /// GGUF projection names and their Hugging Face modules.
     public static let modules: [(gguf: String, hf: String)] = [
         ("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"),
-        ("attn_output", "self_attn.o_proj"), ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"), ("ffn_down", "mlp.down_proj"),
+        ("attn_output", "self_attn.o_proj"), ("ffn_gate", "mlp.gate_proj"), ("ffn_up", "mlp.up_proj"),
+        ("ffn_down", "mlp.down_proj"),
     ]
 
     public static let weightsFile = "adapter_model.safetensors"
@@ -41,17 +42,25 @@ public enum PEFTAdapter {
     /// Throws for a LoRA matrix on a module GGUF adapters cannot hold (embeddings, the head).
     static func ggufName(ofKey key: String, file: String) throws -> (name: String, isA: Bool)? {
         let isA: Bool
-        if key.hasSuffix(".lora_A.weight") || key.hasSuffix(".lora_A.default.weight") { isA = true }
-        else if key.hasSuffix(".lora_B.weight") || key.hasSuffix(".lora_B.default.weight") { isA = false }
-        else {
+        if key.hasSuffix(".lora_A.weight") || key.hasSuffix(".lora_A.default.weight") {
+            isA = true
+        } else if key.hasSuffix(".lora_B.weight") || key.hasSuffix(".lora_B.default.weight") {
+            isA = false
+        } else {
             if key.contains("lora_embedding") || key.contains("lora_magnitude") {
-                throw ModelError("\(file): tensor \(key): only LoRA A/B matrices of linear layers are supported (no embedding LoRA or DoRA)")
+                throw ModelError(
+                    "\(file): tensor \(key): only LoRA A/B matrices of linear layers are supported (no embedding " +
+                    "LoRA or DoRA)"
+                )
             }
             return nil
         }
         let module = String(key[..<key.range(of: isA ? ".lora_A" : ".lora_B", options: .backwards)!.lowerBound])
         guard let layersAt = module.range(of: "layers.") else {
-            throw ModelError("\(file): tensor \(key): \(module) is not a layer's projection (supported: \(modules.map(\.hf).joined(separator: ", ")))")
+            throw ModelError(
+                "\(file): tensor \(key): \(module) is not a layer's projection (supported: " +
+                "\(modules.map(\.hf).joined(separator: ", ")))"
+            )
         }
         let rest = module[layersAt.upperBound...]
         guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else {
@@ -59,7 +68,10 @@ public enum PEFTAdapter {
         }
         let proj = String(rest[rest.index(after: dot)...])
         guard let m = modules.first(where: { $0.hf == proj }) else {
-            throw ModelError("\(file): tensor \(key): module \(proj) is not supported (supported: \(modules.map(\.hf).joined(separator: ", ")))")
+            throw ModelError(
+                "\(file): tensor \(key): module \(proj) is not supported (supported: " +
+                "\(modules.map(\.hf).joined(separator: ", ")))"
+            )
         }
         return ("blk.\(layer).\(m.gguf).weight", isA)
     }
@@ -67,12 +79,14 @@ public enum PEFTAdapter {
     /// Row permutation of a q or k projection from Hugging Face's order to GGUF's: within each head
     /// of `headDim` rows, row `2j + k` of GGUF is row `k·headDim/2 + j` of Hugging Face.
     static func permute(_ rows: [Float], heads: Int, width: Int, toGGUF: Bool) -> [Float] {
-        let headDim = rows.count / width / heads, half = headDim / 2
+        let headDim = rows.count / width / heads
+        let half = headDim / 2
         var out = rows
         for h in 0..<heads {
             for j in 0..<half {
                 for k in 0..<2 {
-                    let g = h * headDim + 2 * j + k, f = h * headDim + k * half + j
+                    let g = h * headDim + 2 * j + k
+                    let f = h * headDim + k * half + j
                     let (dst, src) = toGGUF ? (g, f) : (f, g)
                     for c in 0..<width { out[dst * width + c] = rows[src * width + c] }
                 }
@@ -100,7 +114,10 @@ public enum PEFTAdapter {
             throw ModelError("\(path): not a PEFT adapter: no \(configFile) in \(dir.path)")
         }
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
-            throw ModelError("\(path): no \(weightsFile) in \(dir.path) (adapter_model.bin, PyTorch's pickle, is not read: save with safe_serialization)")
+            throw ModelError(
+                "\(path): no \(weightsFile) in \(dir.path) (adapter_model.bin, PyTorch's pickle, is not read: save " +
+                "with safe_serialization)"
+            )
         }
         let configData = try Data(contentsOf: configURL)
         guard let config = (try? JSONSerialization.jsonObject(with: configData)) as? [String: Any] else {
@@ -114,18 +131,24 @@ public enum PEFTAdapter {
         if let kind = try field("peft_type", String.self), kind.uppercased() != "LORA" {
             throw ModelError("\(configURL.path): peft_type is \(kind); only LORA adapters are supported")
         }
-        guard let r = try field("r", NSNumber.self)?.intValue, r > 0 else { throw ModelError("\(configURL.path): r (the rank) is missing or not positive") }
+        guard let r = try field("r", NSNumber.self)?.intValue, r > 0 else {
+            throw ModelError("\(configURL.path): r (the rank) is missing or not positive")
+        }
         let loraAlpha = try field("lora_alpha", NSNumber.self)?.floatValue ?? Float(r)
         if try field("fan_in_fan_out", Bool.self) == true {
-            throw ModelError("\(configURL.path): fan_in_fan_out is true (Conv1D layers); only linear layers are supported")
+            throw ModelError(
+                "\(configURL.path): fan_in_fan_out is true (Conv1D layers); only linear layers are supported")
         }
-        if try field("use_dora", Bool.self) == true { throw ModelError("\(configURL.path): use_dora is true; DoRA adapters are not supported") }
+        if try field("use_dora", Bool.self) == true {
+            throw ModelError("\(configURL.path): use_dora is true; DoRA adapters are not supported")
+        }
         let rslora = try field("use_rslora", Bool.self) ?? false
         let rankPattern = try field("rank_pattern", [String: Any].self) ?? [:]
         let alphaPattern = try field("alpha_pattern", [String: Any].self) ?? [:]
 
         let file = try SafetensorsFile(path: weightsURL.path)
-        var a: [String: (SafetensorsFile.Tensor, String)] = [:], b: [String: (SafetensorsFile.Tensor, String)] = [:]
+        var a: [String: (SafetensorsFile.Tensor, String)] = [:]
+        var b: [String: (SafetensorsFile.Tensor, String)] = [:]
         for (key, t) in file.tensors {
             guard let (name, isA) = try ggufName(ofKey: key, file: weightsURL.path) else { continue }
             if isA { a[name] = (t, key) } else { b[name] = (t, key) }
@@ -135,14 +158,27 @@ public enum PEFTAdapter {
         var pairs: [String: LoRAAdapter.Pair] = [:]
         // PEFT's factor of each module; where it differs from GGUF's (alpha over the tensor's rank) it is folded into B.
         for (name, (ta, keyA)) in a {
-            guard let (tb, keyB) = b[name] else { throw ModelError("\(weightsURL.path): tensor \(keyA) has no lora_B beside it") }
-            guard ta.shape.count == 2, tb.shape.count == 2, ta.shape[0] == tb.shape[1] else {
-                throw ModelError("\(weightsURL.path): tensor \(keyA) \(ta.shape) and \(keyB) \(tb.shape) are not [r, n_in] and [n_out, r] of one rank")
+            guard let (tb, keyB) = b[name] else {
+                throw ModelError("\(weightsURL.path): tensor \(keyA) has no lora_B beside it")
             }
-            let rank = ta.shape[0], inDim = ta.shape[1], outDim = tb.shape[0]
-            guard let w = model.file.tensor(name) else { throw ModelError("\(weightsURL.path): tensor \(keyA) adapts \(name), which \(model.file.path) does not have") }
+            guard ta.shape.count == 2, tb.shape.count == 2, ta.shape[0] == tb.shape[1] else {
+                throw ModelError(
+                    "\(weightsURL.path): tensor \(keyA) \(ta.shape) and \(keyB) \(tb.shape) are not [r, n_in] and " +
+                    "[n_out, r] of one rank"
+                )
+            }
+            let rank = ta.shape[0]
+            let inDim = ta.shape[1]
+            let outDim = tb.shape[0]
+            guard let w = model.file.tensor(name) else {
+                throw ModelError(
+                    "\(weightsURL.path): tensor \(keyA) adapts \(name), which \(model.file.path) does not have")
+            }
             guard w.dimensions == [inDim, outDim] else {
-                throw ModelError("\(weightsURL.path): tensor \(keyA) is \(inDim)→\(outDim) but \(name) in \(model.file.path) is \(w.dimensions[0])→\(w.dimensions[1])")
+                throw ModelError(
+                    "\(weightsURL.path): tensor \(keyA) is \(inDim)→\(outDim) but \(name) in \(model.file.path) is " +
+                    "\(w.dimensions[0])→\(w.dimensions[1])"
+                )
             }
             let module = String(keyA[..<keyA.range(of: ".lora_A", options: .backwards)!.lowerBound])
             func pattern(_ p: [String: Any]) -> Float? {
@@ -164,7 +200,9 @@ public enum PEFTAdapter {
             }
             pairs[name] = LoRAAdapter.Pair(a: file.floats(ta), b: bValues, rank: rank, inDim: inDim, outDim: outDim)
         }
-        if let extra = b.keys.first(where: { a[$0] == nil }) { throw ModelError("\(weightsURL.path): tensor \(b[extra]!.1) has no lora_A beside it") }
+        if let extra = b.keys.first(where: { a[$0] == nil }) {
+            throw ModelError("\(weightsURL.path): tensor \(b[extra]!.1) has no lora_A beside it")
+        }
         var h = SHA256()
         h.update(Array(configData))
         let identity = try SHA256.file(weightsURL.path) + "+" + h.hexDigest()
@@ -173,8 +211,10 @@ public enum PEFTAdapter {
 
     /// Writes `adapter` (for `model`) as a PEFT directory at `dir`: F32 tensors, keys as PEFT saves
     /// them, and a config with `r`, `lora_alpha`, `target_modules` and `base_model_name_or_path`.
-    public static func write(_ adapter: LoRAAdapter, model: LlamaModel, baseModelName: String?, to dir: String,
-                             dtype: SafetensorsFile.DType = .f32) throws {
+    public static func write(
+        _ adapter: LoRAAdapter, model: LlamaModel, baseModelName: String?, to dir: String,
+        dtype: SafetensorsFile.DType = .f32
+    ) throws {
         let c = model.config
         var entries: [SafetensorsWriter.Entry] = []
         var targets = Set<String>()
@@ -189,8 +229,12 @@ public enum PEFTAdapter {
             let p = adapter.tensors[name]!
             let parts = name.split(separator: ".")
             guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]), parts[3] == "weight",
-                  let m = modules.first(where: { $0.gguf == parts[2] }) else {
-                throw ModelError("\(adapter.path): tensor \(name) has no Hugging Face module (supported: \(modules.map(\.gguf).joined(separator: ", ")))")
+                let m = modules.first(where: { $0.gguf == parts[2] })
+            else {
+                throw ModelError(
+                    "\(adapter.path): tensor \(name) has no Hugging Face module (supported: " +
+                    "\(modules.map(\.gguf).joined(separator: ", ")))"
+                )
             }
             var b = p.b
             if permuted(c) {
@@ -215,8 +259,10 @@ public enum PEFTAdapter {
         ]
         let url = URL(fileURLWithPath: dir)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: url.appendingPathComponent(weightsFile).path)
-        let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try SafetensorsWriter.write(
+            entries, metadata: ["format": "pt"], to: url.appendingPathComponent(weightsFile).path)
+        let json = try JSONSerialization.data(
+            withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try json.write(to: url.appendingPathComponent(configFile), options: .atomic)
     }
 }

@@ -67,8 +67,10 @@ public enum Benchmark {
     }
 
     /// Loads `path` (timed), applies `adapters` (made from the loaded model) and measures.
-    public static func run(path: String, settings s: Settings,
-                           adapters makeAdapters: (LlamaModel) throws -> AdapterStack?) async throws -> Result {
+    public static func run(
+        path: String, settings s: Settings,
+        adapters makeAdapters: (LlamaModel) throws -> AdapterStack?
+    ) async throws -> Result {
         let clock = ContinuousClock()
         let loadStart = clock.now
         let file = try GGUFFile(path: path)
@@ -79,7 +81,8 @@ public enum Benchmark {
         let adapters = try makeAdapters(llama)
         // The single-stream session, dropped before the engine is made: the peak memory is the
         // larger of the two, not their sum.
-        var session: LlamaSession! = LlamaSession(model: llama, maxTokens: s.promptTokens + s.gen + 1, threads: s.threads)
+        var session: LlamaSession! = LlamaSession(
+            model: llama, maxTokens: s.promptTokens + s.gen + 1, threads: s.threads)
         session.adapters = adapters
         var t0 = clock.now
         try session.forward(prompt)
@@ -104,17 +107,22 @@ public enum Benchmark {
         let computing = pool1.busy - pool0.busy
         let poolWait = max(0, 1 - (computing + serial) / threadSeconds)
         session = nil
-        let engine = Engine(model: llama, contextTokens: s.promptTokens + s.gen + 1, threads: s.threads, maxBatch: max(16, s.n))
+        let engine = Engine(
+            model: llama, contextTokens: s.promptTokens + s.gen + 1, threads: s.threads, maxBatch: max(16, s.n))
         // The prompt goes first, on its own: llama.cpp's batched figure leaves the prompt out, so
         // this one does too. The N-way request then finds the prompt's whole blocks in the prefix
         // cache (and evaluates the rest).
         t0 = clock.now
-        _ = try await engine.complete(prompt: prompt, n: 1, options: CompletionOptions(maxTokens: 1, sampler: SamplerSettings(temperature: 0)),
-                                      adapters: adapters)
+        _ = try await engine.complete(
+            prompt: prompt, n: 1, options: CompletionOptions(maxTokens: 1, sampler: SamplerSettings(temperature: 0)),
+            adapters: adapters)
         let promptTime = (clock.now - t0).inSeconds
         t0 = clock.now
-        let outs = try await engine.complete(prompt: prompt, n: s.n, options: CompletionOptions(
-            maxTokens: s.gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)), adapters: adapters)
+        let outs = try await engine.complete(
+            prompt: prompt, n: s.n,
+            options: CompletionOptions(
+                maxTokens: s.gen, stop: [], sampler: SamplerSettings(temperature: 0.8, topK: 50, seed: 1)),
+            adapters: adapters)
         let nwayTime = (clock.now - t0).inSeconds
         let generated = Double(outs.reduce(0) { $0 + $1.tokens.count })
 
@@ -123,12 +131,17 @@ public enum Benchmark {
         let kvBytes = Double(2 * c.layers * c.kvHeads * c.headDim * 2 * (s.promptTokens + s.n * s.gen))
         let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int).flatMap { $0 } ?? 0
         // Every 2-D weight of the layers, and the output head (the tied embedding when absent).
-        let weightBytes = file.content.tensors.filter { $0.dimensions.count == 2 && $0.name.hasPrefix("blk.") }.reduce(0) { $0 + $1.byteCount }
+        let weightBytes =
+            file.content.tensors.filter { $0.dimensions.count == 2 && $0.name.hasPrefix("blk.") }.reduce(0) {
+                $0 + $1.byteCount
+            }
             + ((file.tensor("output.weight") ?? file.tensor("token_embd.weight")).map(\.byteCount) ?? 0)
         let kvPerPosition = Double(2 * c.layers * c.kvHeads * c.headDim * 2)
         let decodeKV = kvPerPosition * (Double(s.promptTokens) + Double(s.gen) / 2)
         let peak = peakRSSMegabytes()  // before the bandwidth's buffer
-        var bw1: Double?, bwT: Double?, share: Double?
+        var bw1: Double?
+        var bwT: Double?
+        var share: Double?
         if s.bandwidth {
             let one = InstructionSet.readBandwidth(threads: 1)
             let all = InstructionSet.readBandwidth(threads: s.threads)
@@ -136,28 +149,36 @@ public enum Benchmark {
             share = decodeRate * (Double(weightBytes) + decodeKV) / (all * 1e9)
         }
         return Result(
-            promptTokensPerSecond: promptRate, decodeTokensPerSecond: decodeRate, nwayTokensPerSecond: generated / nwayTime,
+            promptTokensPerSecond: promptRate, decodeTokensPerSecond: decodeRate,
+            nwayTokensPerSecond: generated / nwayTime,
             peakRSSMegabytes: peak, modelFileMegabytes: Double(fileBytes) / mb, kvCacheMegabytes: kvBytes / mb,
             nwayWithPromptTokensPerSecond: generated / (nwayTime + promptTime),
             isa: InstructionSet.active, greedyTokens: greedy, nwayTokensFNV1a: tokenHash(outs.map(\.tokens)),
             decodeWeightsMegabytes: Double(weightBytes) / mb, decodeKVMegabytes: decodeKV / mb,
             readGBPerSecondOneThread: bw1, readGBPerSecond: bwT, decodeBandwidthShare: share,
             decodePoolWaitShare: poolWait, decodeSerialShare: serial / threadSeconds,
-            loadSeconds: loadTime.inSeconds, repackSeconds: llama.repackSeconds, repackedMegabytes: Double(llama.repackedBytes) / mb)
+            loadSeconds: loadTime.inSeconds, repackSeconds: llama.repackSeconds,
+            repackedMegabytes: Double(llama.repackedBytes) / mb)
     }
 
     /// FNV-1a (64-bit) over each continuation's tokens, little-endian, with its length first.
     static func tokenHash(_ sequences: [[Int32]]) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ v: Int32) { for k in 0..<4 { h = (h ^ UInt64((UInt32(bitPattern: v) >> (8 * k)) & 0xFF)) &* 0x100_0000_01b3 } }
-        for s in sequences { mix(Int32(s.count)); s.forEach(mix) }
+        func mix(_ v: Int32) {
+            for k in 0..<4 { h = (h ^ UInt64((UInt32(bitPattern: v) >> (8 * k)) & 0xFF)) &* 0x100_0000_01b3 }
+        }
+        for s in sequences {
+            mix(Int32(s.count))
+            s.forEach(mix)
+        }
         return String(h, radix: 16)
     }
 
     /// VmHWM from /proc/self/status (Linux); 0 where it is not available.
     public static func peakRSSMegabytes() -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return 0 }
         let kb = Double(line.split(separator: " ").dropFirst().first.map(String.init) ?? "0") ?? 0
         return kb / 1024
     }

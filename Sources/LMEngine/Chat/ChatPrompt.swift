@@ -10,14 +10,22 @@ extension ChatTemplate {
         }
         guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
             if let byArchitecture = forArchitecture(model.config.architecture) { return byArchitecture }
-            throw ChatTemplateError("\(model.file.path): no chat template in the file; choose one with --template \(names.joined(separator: "|"))")
+            throw ChatTemplateError(
+                "\(model.file.path): no chat template in the file; choose one with --template " +
+                "\(names.joined(separator: "|"))"
+            )
         }
         let t = model.tokenizer
-        func text(_ id: Int32?) -> String { id.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } ?? "" }
+        func text(_ id: Int32?) -> String {
+            id.map { String(decoding: t.bytes(of: $0, special: true), as: UTF8.self) } ?? ""
+        }
         do {
             return .jinja(try JinjaTemplate(jinja), bos: text(t.bos), eos: text(t.eos))
         } catch {
-            throw ChatTemplateError("\(model.file.path): its chat template (tokenizer.chat_template) cannot be rendered: \(error); choose a format with --template \(names.joined(separator: "|"))")
+            throw ChatTemplateError(
+                "\(model.file.path): its chat template (tokenizer.chat_template) cannot be rendered: \(error); " +
+                "choose a format with --template \(names.joined(separator: "|"))"
+            )
         }
     }
 
@@ -38,8 +46,10 @@ extension ChatTemplate {
     /// The prompt tokens of `messages`: rendered (then `prefill` appended, the start of the reply),
     /// and tokenized with special tokens parsed and BOS added as the model asks unless the template
     /// wrote it.
-    public func promptTokens(_ messages: [TemplateMessage], prefill: String? = nil, tokenizer: Tokenizer,
-                             addGenerationPrompt: Bool = true) throws -> [Int32] {
+    public func promptTokens(
+        _ messages: [TemplateMessage], prefill: String? = nil, tokenizer: Tokenizer,
+        addGenerationPrompt: Bool = true
+    ) throws -> [Int32] {
         let text = try render(messages, addGenerationPrompt: addGenerationPrompt) + (prefill ?? "")
         return tokenizer.promptTokens(text)
     }

@@ -54,13 +54,18 @@ public enum ChatTemplate: Sendable, Hashable {
         if jinja.contains("<|start_header_id|>") { return .llama3 }
         if jinja.contains("<start_of_turn>") { return .gemma }
         if jinja.contains("[INST]") { return .mistral }
-        throw ChatTemplateError("the model's chat template (tokenizer.chat_template) is not one prs knows; choose one by name with --template \(names.joined(separator: "|"))")
+        throw ChatTemplateError(
+            "the model's chat template (tokenizer.chat_template) is not one prs knows; choose one by name with " +
+            "--template \(names.joined(separator: "|"))"
+        )
     }
 
     /// The system text a ChatML template inserts when the conversation has none: the literal
     /// between `<|im_start|>system\n` and `<|im_end|>` in the template.
     static func defaultSystemPrompt(_ jinja: String) -> String? {
-        guard let start = jinja.range(of: "<|im_start|>system\\n") ?? jinja.range(of: "<|im_start|>system\n") else { return nil }
+        guard let start = jinja.range(of: "<|im_start|>system\\n") ?? jinja.range(of: "<|im_start|>system\n") else {
+            return nil
+        }
         guard let end = jinja[start.upperBound...].range(of: "<|im_end|>") else { return nil }
         let text = String(jinja[start.upperBound..<end.lowerBound])
         // A template that writes a variable here (the user's own system message) has no default.
@@ -74,10 +79,13 @@ public enum ChatTemplate: Sendable, Hashable {
     public func render(_ messages: [TemplateMessage], addGenerationPrompt: Bool = true) throws -> String {
         switch self {
         case .jinja(let t, let bos, let eos):
-            let list = JinjaValue.list(messages.map { .dict([("role", .string($0.role)), ("content", .string($0.content))]) })
+            let list = JinjaValue.list(
+                messages.map { .dict([("role", .string($0.role)), ("content", .string($0.content))]) })
             do {
-                return try t.render(["messages": list, "add_generation_prompt": .bool(addGenerationPrompt), "bos_token": .string(bos),
-                                     "eos_token": .string(eos)])
+                return try t.render([
+                    "messages": list, "add_generation_prompt": .bool(addGenerationPrompt), "bos_token": .string(bos),
+                    "eos_token": .string(eos),
+                ])
             } catch { throw ChatTemplateError("the model's chat template (tokenizer.chat_template), \(error)") }
         case .chatML(let defaultSystem):
             var out = ""
@@ -89,7 +97,9 @@ public enum ChatTemplate: Sendable, Hashable {
             return out
         case .llama3:
             var out = "<|begin_of_text|>"
-            for m in messages { out += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingWhitespace())<|eot_id|>" }
+            for m in messages {
+                out += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingWhitespace())<|eot_id|>"
+            }
             if addGenerationPrompt { out += "<|start_header_id|>assistant<|end_header_id|>\n\n" }
             return out
         case .mistral:
@@ -100,7 +110,11 @@ public enum ChatTemplate: Sendable, Hashable {
             return out
         case .gemma:
             var out = "<bos>"
-            for m in Self.foldSystem(messages.map { $0.role == "system" ? TemplateMessage(role: "system", content: $0.content.trimmingWhitespace()) : $0 }) {
+            for m in Self.foldSystem(
+                messages.map {
+                    $0.role == "system" ? TemplateMessage(role: "system", content: $0.content.trimmingWhitespace()) : $0
+                })
+            {
                 let role = m.role == "assistant" ? "model" : m.role
                 out += "<start_of_turn>\(role)\n\(m.content.trimmingWhitespace())<end_of_turn>\n"
             }

@@ -14,8 +14,10 @@ public struct CompletionOptions: Sendable, Hashable {
     /// prefix cache (whose blocks hold keys and values, not logits).
     public var promptLogprobs: Int?
 
-    public init(maxTokens: Int = 256, stop: [String] = [], sampler: SamplerSettings = SamplerSettings(), topLogprobs: Int = 0,
-                promptLogprobs: Int? = nil) {
+    public init(
+        maxTokens: Int = 256, stop: [String] = [], sampler: SamplerSettings = SamplerSettings(), topLogprobs: Int = 0,
+        promptLogprobs: Int? = nil
+    ) {
         self.maxTokens = maxTokens
         self.stop = stop
         self.sampler = sampler
@@ -106,7 +108,9 @@ public struct EngineSettings: Sendable, Hashable {
     public var cacheTokens: Int?
     public var threads: Int
 
-    public init(contextTokens: Int = 4096, maxBatch: Int = 16, prefillChunk: Int = 64, cacheTokens: Int? = nil, threads: Int = 2) {
+    public init(
+        contextTokens: Int = 4096, maxBatch: Int = 16, prefillChunk: Int = 64, cacheTokens: Int? = nil, threads: Int = 2
+    ) {
         self.contextTokens = contextTokens
         self.maxBatch = maxBatch
         self.prefillChunk = prefillChunk
@@ -128,8 +132,13 @@ public final class Engine: @unchecked Sendable {
     public let settings: EngineSettings
     let scheduler: Scheduler
 
-    public convenience init(model: LlamaModel, contextTokens: Int = 4096, threads: Int = 2, maxBatch: Int = 16, cacheTokens: Int? = nil) {
-        self.init(model: model, settings: EngineSettings(contextTokens: contextTokens, maxBatch: maxBatch, cacheTokens: cacheTokens, threads: threads))
+    public convenience init(
+        model: LlamaModel, contextTokens: Int = 4096, threads: Int = 2, maxBatch: Int = 16, cacheTokens: Int? = nil
+    ) {
+        self.init(
+            model: model,
+            settings: EngineSettings(
+                contextTokens: contextTokens, maxBatch: maxBatch, cacheTokens: cacheTokens, threads: threads))
     }
 
     public init(model: LlamaModel, settings: EngineSettings) {
@@ -159,8 +168,10 @@ public final class Engine: @unchecked Sendable {
     /// turn out to be the start of a stop string.
     /// With `adapters`, the sequence runs with those LoRA adapters applied (requests with other
     /// adapters, or none, batch with it; cached blocks are shared only among equal adapter stacks).
-    public func complete(prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
-                         onText: (@Sendable (String) -> Void)? = nil) async throws -> [Completion] {
+    public func complete(
+        prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
+        onText: (@Sendable (String) -> Void)? = nil
+    ) async throws -> [Completion] {
         var pieces: (@Sendable (StreamPiece) -> Void)?
         if n <= 1, let onText {
             pieces = { @Sendable piece in if !piece.text.isEmpty { onText(piece.text) } }
@@ -173,8 +184,10 @@ public final class Engine: @unchecked Sendable {
     /// still be forming) and the tokens sampled since the last piece. The last piece of a
     /// continuation has `finish` set. Cancelling the calling task cancels the request: it leaves
     /// the batch at the next step, its KV blocks are released, and this throws `CancellationError`.
-    public func complete(prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
-                         onPiece: (@Sendable (StreamPiece) -> Void)?) async throws -> [Completion] {
+    public func complete(
+        prompt: [Int32], n: Int, options: CompletionOptions, adapters: AdapterStack? = nil,
+        onPiece: (@Sendable (StreamPiece) -> Void)?
+    ) async throws -> [Completion] {
         guard !prompt.isEmpty else { throw ModelError("the prompt is empty") }
         guard prompt.count < contextTokens else {
             throw ModelError("the prompt has \(prompt.count) tokens; the context holds \(contextTokens)")
@@ -186,8 +199,9 @@ public final class Engine: @unchecked Sendable {
         let handle = Scheduler.Handle()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let r = Scheduler.Request(prompt: prompt, n: max(1, n), options: options, onPiece: onPiece,
-                                          adapters: adapters, continuation: continuation)
+                let r = Scheduler.Request(
+                    prompt: prompt, n: max(1, n), options: options, onPiece: onPiece,
+                    adapters: adapters, continuation: continuation)
                 if handle.attach(r) { scheduler.submit(r) } else { continuation.resume(throwing: CancellationError()) }
             }
         } onCancel: {
@@ -262,8 +276,9 @@ struct Lane {
         var t = text
         var s = stream
         if finish != .stop { t += s.flush() }
-        return Completion(tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms,
-                          stopToken: stopToken)
+        return Completion(
+            tokens: tokens, text: t, finish: finish ?? .length, logprobs: logprobs, seed: seed, milliseconds: ms,
+            stopToken: stopToken)
     }
 
     static func firstStop(in text: String, _ stops: [String]) -> String.Index? {

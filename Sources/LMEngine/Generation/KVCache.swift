@@ -117,7 +117,8 @@ final class KVCache {
     /// Copies the first `rows` positions of block `from` into block `to`, in every layer.
     func copy(_ from: Int32, to: Int32, rows: Int) {
         let n = rows * kvDim
-        let src = Int(from) * Self.blockSize * kvDim, dst = Int(to) * Self.blockSize * kvDim
+        let src = Int(from) * Self.blockSize * kvDim
+        let dst = Int(to) * Self.blockSize * kvDim
         for l in 0..<layers {
             (keys[l] + dst).update(from: keys[l] + src, count: n)
             (values[l] + dst).update(from: values[l] + src, count: n)
@@ -139,7 +140,8 @@ final class KVCache {
     }
 
     private func unlink(_ b: Int32) {
-        let p = prev[Int(b)], n = next[Int(b)]
+        let p = prev[Int(b)]
+        let n = next[Int(b)]
         if p >= 0 { next[Int(p)] = n } else { head = n }
         if n >= 0 { prev[Int(n)] = p } else { tail = p }
         prev[Int(b)] = -1
@@ -185,7 +187,8 @@ final class CachedSequence {
     /// its last partial block copied.
     func fork(from other: CachedSequence, cache: KVCache) -> Bool {
         let bs = KVCache.blockSize
-        let full = other.computed / bs, partial = other.computed % bs
+        let full = other.computed / bs
+        let partial = other.computed % bs
         var table = Array(other.table.prefix(full))
         if partial > 0 {
             guard let copy = cache.allocate() else { return false }

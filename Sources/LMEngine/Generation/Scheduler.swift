@@ -27,8 +27,10 @@ final class Scheduler: @unchecked Sendable {
         var results: [Completion?]
         var unfinished: Int
 
-        init(prompt: [Int32], n: Int, options: CompletionOptions, onPiece: (@Sendable (StreamPiece) -> Void)?,
-             adapters: AdapterStack? = nil, continuation: CheckedContinuation<[Completion], any Error>) {
+        init(
+            prompt: [Int32], n: Int, options: CompletionOptions, onPiece: (@Sendable (StreamPiece) -> Void)?,
+            adapters: AdapterStack? = nil, continuation: CheckedContinuation<[Completion], any Error>
+        ) {
             self.adapters = adapters
             self.prompt = prompt
             self.n = n
@@ -108,9 +110,11 @@ final class Scheduler: @unchecked Sendable {
         self.model = model
         self.settings = settings
         let c = model.config
-        cache = KVCache(layers: c.layers, kvDim: c.kvHeads * c.headDim, tokens: settings.cacheTokens ?? settings.contextTokens)
-        evaluator = Evaluator(model: model, capacity: settings.maxBatch + settings.prefillChunk,
-                              maxPositions: settings.contextTokens, threads: settings.threads)
+        cache = KVCache(
+            layers: c.layers, kvDim: c.kvHeads * c.headDim, tokens: settings.cacheTokens ?? settings.contextTokens)
+        evaluator = Evaluator(
+            model: model, capacity: settings.maxBatch + settings.prefillChunk,
+            maxPositions: settings.contextTokens, threads: settings.threads)
         threadScratch = .allocate(capacity: c.vocabSize * evaluator.products.threads)
         scratch = UnsafeMutableBufferPointer(rebasing: threadScratch[0..<c.vocabSize])
         stats.cacheTokens = cache.blocks * KVCache.blockSize
@@ -240,12 +244,18 @@ final class Scheduler: @unchecked Sendable {
             if cache.available - promised < limit {
                 if busy { return }
                 waiting.removeFirst()
-                fail(r, ModelError("the prompt's \(r.prompt.count) tokens do not fit in the KV cache of \(cache.blocks * KVCache.blockSize) tokens"))
+                fail(
+                    r,
+                    ModelError(
+                        "the prompt's \(r.prompt.count) tokens do not fit in the KV cache of " +
+                        "\(cache.blocks * KVCache.blockSize) tokens"
+                    ))
                 continue
             }
             waiting.removeFirst()
             r.limit = limit
-            let found = r.sequence.attach(r.prompt, root: r.adapters?.root ?? 0, reuse: r.options.promptLogprobs == nil, cache: cache)
+            let found = r.sequence.attach(
+                r.prompt, root: r.adapters?.root ?? 0, reuse: r.options.promptLogprobs == nil, cache: cache)
             lock.lock()
             stats.requests += 1
             stats.promptTokens += r.prompt.count
@@ -268,7 +278,12 @@ final class Scheduler: @unchecked Sendable {
                     // Nothing else will free memory: this continuation can never start.
                     starting.removeFirst()
                     release(r)
-                    fail(r, ModelError("a continuation of \(total) tokens does not fit in the KV cache of \(cache.blocks * KVCache.blockSize) tokens"))
+                    fail(
+                        r,
+                        ModelError(
+                            "a continuation of \(total) tokens does not fit in the KV cache of " +
+                            "\(cache.blocks * KVCache.blockSize) tokens"
+                        ))
                     continue outer
                 }
                 let run = Running(r, r.started)
@@ -280,7 +295,9 @@ final class Scheduler: @unchecked Sendable {
                     continue
                 }
                 run.limit = limit
-                guard run.sequence.fork(from: r.sequence, cache: cache) else { preconditionFailure("a promised block was missing") }
+                guard run.sequence.fork(from: r.sequence, cache: cache) else {
+                    preconditionFailure("a promised block was missing")
+                }
                 _ = scratch.initialize(from: r.promptLogits)
                 sample(run)
                 if run.lane.finish != nil { finish(run) } else { decoding.append(run) }
@@ -315,8 +332,10 @@ final class Scheduler: @unchecked Sendable {
         for run in decoding {
             let s = run.sequence
             guard s.reserve(s.computed, cache) else { preconditionFailure("a promised block was missing") }
-            slots.append(Evaluator.Slot(token: s.tokens[s.computed], position: s.computed, tableOffset: tables.count, wantsLogits: true,
-                                        adapters: run.request.adapters))
+            slots.append(
+                Evaluator.Slot(
+                    token: s.tokens[s.computed], position: s.computed, tableOffset: tables.count, wantsLogits: true,
+                    adapters: run.request.adapters))
             tables += s.table
         }
         // Then prompt tokens, first come first served.
@@ -329,8 +348,10 @@ final class Scheduler: @unchecked Sendable {
             for j in 0..<n {
                 let p = s.computed + j
                 guard s.reserve(p, cache) else { preconditionFailure("a promised block was missing") }
-                slots.append(Evaluator.Slot(token: s.tokens[p], position: p, tableOffset: offset,
-                                            wantsLogits: p == s.tokens.count - 1 || r.options.promptLogprobs != nil, adapters: r.adapters))
+                slots.append(
+                    Evaluator.Slot(
+                        token: s.tokens[p], position: p, tableOffset: offset,
+                        wantsLogits: p == s.tokens.count - 1 || r.options.promptLogprobs != nil, adapters: r.adapters))
             }
             tables += s.table
             chunks.append((r, n))
@@ -342,7 +363,9 @@ final class Scheduler: @unchecked Sendable {
         var finished: [Running] = []
         // Every decoding sequence's token drawn in the pool, each from its own copy of its
         // logits with its own generator (so in any order, on any thread, the same token).
-        let runs = decoding, logits = evaluator.logits, scratches = threadScratch
+        let runs = decoding
+        let logits = evaluator.logits
+        let scratches = threadScratch
         var drawn = [SampledToken?](repeating: nil, count: runs.count)
         drawn.withUnsafeMutableBufferPointer { out in
             evaluator.products.parallel(runs.count) { i, thread in
@@ -364,7 +387,8 @@ final class Scheduler: @unchecked Sendable {
                 let first = r.sequence.computed
                 let scored = min(n, r.prompt.count - 1 - first)
                 if scored > 0 {
-                    r.promptLogprobs += scorePrompt(r.prompt, from: first, count: scored, rows: logits + row * vocab, top: k)
+                    r.promptLogprobs += scorePrompt(
+                        r.prompt, from: first, count: scored, rows: logits + row * vocab, top: k)
                 }
                 row += n
             }
@@ -401,7 +425,9 @@ final class Scheduler: @unchecked Sendable {
 
     /// The log-probability of `prompt[from + j + 1]` under logits row j, for j in 0..<count, with
     /// the `top` most likely tokens; rows split over the pool's threads.
-    private func scorePrompt(_ prompt: [Int32], from: Int, count: Int, rows: UnsafeMutablePointer<Float>, top: Int) -> [SampledToken] {
+    private func scorePrompt(
+        _ prompt: [Int32], from: Int, count: Int, rows: UnsafeMutablePointer<Float>, top: Int
+    ) -> [SampledToken] {
         let vocab = model.config.vocabSize
         var out = [SampledToken](repeating: SampledToken(token: 0, logprob: 0, top: []), count: count)
         out.withUnsafeMutableBufferPointer { out in
@@ -433,7 +459,10 @@ final class Scheduler: @unchecked Sendable {
         stats.generatedTokens += done.tokens.count
         lock.unlock()
         if let onPiece = r.onPiece {
-            onPiece(StreamPiece(index: run.index, text: String(done.text.dropFirst(run.lane.emitted)), tokens: run.lane.newTokens(), finish: done.finish))
+            onPiece(
+                StreamPiece(
+                    index: run.index, text: String(done.text.dropFirst(run.lane.emitted)), tokens: run.lane.newTokens(),
+                    finish: done.finish))
         }
         r.results[run.index] = done
         r.unfinished -= 1

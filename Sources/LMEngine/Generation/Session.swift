@@ -1,5 +1,5 @@
-import Foundation
 import CKernels
+import Foundation
 
 /// One sequence evaluated token by token or in chunks, with a cache of its own: the plain
 /// forward pass, for reference comparisons and benchmarks. Generation goes through `Engine`.
@@ -23,7 +23,8 @@ public final class LlamaSession: @unchecked Sendable {
     /// and seconds the calling thread spent inside the pool's calls. Over an interval of wall
     /// time W on T threads: W − inside is the caller's serial work, T·W − busy − that is waiting.
     public var poolSeconds: (busy: Double, inside: Double) {
-        var busy: UInt64 = 0, inside: UInt64 = 0
+        var busy: UInt64 = 0
+        var inside: UInt64 = 0
         lm_pool_stats(evaluator.products.pool, &busy, &inside)
         return (Double(busy) / 1e9, Double(inside) / 1e9)
     }
@@ -32,7 +33,8 @@ public final class LlamaSession: @unchecked Sendable {
         self.model = model
         self.maxTokens = min(maxTokens, model.config.contextLength)
         self.chunk = max(1, chunk)
-        cache = KVCache(layers: model.config.layers, kvDim: model.config.kvHeads * model.config.headDim, tokens: self.maxTokens)
+        cache = KVCache(
+            layers: model.config.layers, kvDim: model.config.kvHeads * model.config.headDim, tokens: self.maxTokens)
         evaluator = Evaluator(model: model, capacity: self.chunk, maxPositions: self.maxTokens, threads: threads)
     }
 
@@ -56,7 +58,9 @@ public final class LlamaSession: @unchecked Sendable {
             for j in 0..<n {
                 let p = sequence.computed + j
                 guard sequence.reserve(p, cache) else { throw ModelError("the cache is full") }
-                slots.append(Evaluator.Slot(token: tokens[i + j], position: p, tableOffset: 0, wantsLogits: j == n - 1, adapters: adapters))
+                slots.append(
+                    Evaluator.Slot(
+                        token: tokens[i + j], position: p, tableOffset: 0, wantsLogits: j == n - 1, adapters: adapters))
             }
             evaluator.run(slots, tables: sequence.table, cache: cache)
             for _ in 0..<n { sequence.advance(cache) }

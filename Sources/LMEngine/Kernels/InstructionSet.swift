@@ -18,8 +18,12 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
     var requirement: String {
         switch self {
         case .avx2: "AVX2, FMA and F16C"
-        case .avx512: "AVX-512 F, DQ, BW and VL with VNNI (/proc/cpuinfo: avx512f avx512dq avx512bw avx512vl avx512_vnni) and the OS's ZMM state"
-        case .amx: "AMX-TILE, AMX-INT8 and AMX-BF16 with AVX-512 (/proc/cpuinfo: amx_tile amx_int8 amx_bf16), and Linux's permission for the tile data (arch_prctl ARCH_REQ_XCOMP_PERM)"
+        case .avx512:
+            "AVX-512 F, DQ, BW and VL with VNNI (/proc/cpuinfo: avx512f avx512dq avx512bw avx512vl avx512_vnni) and " +
+            "the OS's ZMM state"
+        case .amx:
+            "AMX-TILE, AMX-INT8 and AMX-BF16 with AVX-512 (/proc/cpuinfo: amx_tile amx_int8 amx_bf16), and Linux's " +
+            "permission for the tile data (arch_prctl ARCH_REQ_XCOMP_PERM)"
         }
     }
 
@@ -29,9 +33,9 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
     /// Whether this machine and OS allow the table.
     public var isAvailable: Bool {
         #if arch(x86_64)
-        lm_isa_available(index) != 0
+            lm_isa_available(index) != 0
         #else
-        false
+            false
         #endif
     }
 
@@ -40,13 +44,18 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
 
     /// The table `PRS_ISA` asks for (nil: unset, the best the machine has). A value that names no
     /// table, or a table this machine lacks, is an error naming the variable and what is missing.
-    public static func requested(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> InstructionSet? {
+    public static func requested(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> InstructionSet? {
         guard let raw = environment["PRS_ISA"], !raw.isEmpty else { return nil }
         guard let isa = InstructionSet(rawValue: raw.lowercased()) else {
             throw ModelError("PRS_ISA=\(raw) names no kernel table; expected avx2, avx512 or amx")
         }
         guard isa.isAvailable else {
-            throw ModelError("PRS_ISA=\(raw) asks for the \(isa.rawValue) kernels, but this machine does not allow them: they need \(isa.requirement)")
+            throw ModelError(
+                "PRS_ISA=\(raw) asks for the \(isa.rawValue) kernels, but this machine does not allow them: they " +
+                "need \(isa.requirement)"
+            )
         }
         return isa
     }
@@ -55,13 +64,13 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
     /// "portable" off x86.
     public static var active: String {
         #if arch(x86_64)
-        switch lm_q8_isa() {
-        case 2: return "amx"
-        case 1: return "avx512"
-        default: return "avx2"
-        }
+            switch lm_q8_isa() {
+            case 2: return "amx"
+            case 1: return "avx512"
+            default: return "avx2"
+            }
         #else
-        return "portable"
+            return "portable"
         #endif
     }
 

@@ -1,8 +1,9 @@
+import CKernels
 import Foundation
 import GGUF
-import CKernels
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A repacked matrix's memory (64-byte aligned), freed with the last model that uses it.
@@ -21,11 +22,11 @@ final class PackedWeights: @unchecked Sendable {
     /// leave the process's resident set, and would be read from the file again if touched.
     static func release(_ start: UnsafeRawPointer, bytes: Int) {
         #if os(Linux)
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let lo = (Int(bitPattern: start) + page - 1) / page * page
-        let hi = (Int(bitPattern: start) + bytes) / page * page
-        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
-        _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let lo = (Int(bitPattern: start) + page - 1) / page * page
+            let hi = (Int(bitPattern: start) + bytes) / page * page
+            guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+            _ = madvise(p, hi - lo, Int32(MADV_DONTNEED))
         #endif
     }
 }
@@ -60,8 +61,9 @@ struct WeightMatrix: @unchecked Sendable {
     /// q/k/v and gate/up). Rows are whole blocks, so a slice is a byte range of the tensor.
     func rows(_ slice: Range<Int>) -> WeightMatrix {
         precondition(packed == nil && slice.lowerBound >= 0 && slice.upperBound <= rows)
-        return WeightMatrix(name: "\(name)[\(slice.lowerBound)..<\(slice.upperBound)]", base: base + slice.lowerBound * rowBytes,
-                            type: type, rows: slice.count, cols: cols, rowBytes: rowBytes)
+        return WeightMatrix(
+            name: "\(name)[\(slice.lowerBound)..<\(slice.upperBound)]", base: base + slice.lowerBound * rowBytes,
+            type: type, rows: slice.count, cols: cols, rowBytes: rowBytes)
     }
 
     private init(name: String, base: UnsafeRawPointer, type: TensorType, rows: Int, cols: Int, rowBytes: Int) {
@@ -80,12 +82,18 @@ struct WeightMatrix: @unchecked Sendable {
         guard packed == nil, let (kind, _) = kernel, lm_pack_supported(kind) != 0 else { return self }
         let bytes = lm_pack_bytes(kind, Int32(cols), Int32(rows))
         let storage = PackedWeights(bytes: bytes)
-        let groups = (rows + 15) / 16, parts = max(1, min(threads, groups))
-        let rows32 = Int32(rows), cols32 = Int32(cols), rb = rowBytes
-        let src = Int(bitPattern: base), dst = Int(bitPattern: storage.pointer)
+        let groups = (rows + 15) / 16
+        let parts = max(1, min(threads, groups))
+        let rows32 = Int32(rows)
+        let cols32 = Int32(cols)
+        let rb = rowBytes
+        let src = Int(bitPattern: base)
+        let dst = Int(bitPattern: storage.pointer)
         DispatchQueue.concurrentPerform(iterations: parts) { i in
-            lm_pack_rows(kind, cols32, UnsafeRawPointer(bitPattern: src), rb, rows32, Int32(groups * i / parts), Int32(groups * (i + 1) / parts),
-                         UnsafeMutableRawPointer(bitPattern: dst))
+            lm_pack_rows(
+                kind, cols32, UnsafeRawPointer(bitPattern: src), rb, rows32, Int32(groups * i / parts),
+                Int32(groups * (i + 1) / parts),
+                UnsafeMutableRawPointer(bitPattern: dst))
         }
         PackedWeights.release(base, bytes: rows * rowBytes)
         var copy = self
@@ -127,8 +135,10 @@ struct WeightMatrix: @unchecked Sendable {
     private func dequantize(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<Float>) {
         let blocks = cols / type.blockSize
         for b in 0..<blocks {
-            Dequantize.block(UnsafeRawBufferPointer(rebasing: bytes[(b * type.blockBytes)..<((b + 1) * type.blockBytes)]), type: type,
-                             into: UnsafeMutableBufferPointer(start: out + b * type.blockSize, count: type.blockSize))
+            Dequantize.block(
+                UnsafeRawBufferPointer(rebasing: bytes[(b * type.blockBytes)..<((b + 1) * type.blockBytes)]),
+                type: type,
+                into: UnsafeMutableBufferPointer(start: out + b * type.blockSize, count: type.blockSize))
         }
     }
 }
@@ -169,7 +179,9 @@ final class Products: @unchecked Sendable {
         /// The input as it is.
         case none
         /// `residual += add` (when given), then the input = rms_norm(residual) · weights.
-        case rmsNorm(residual: UnsafeMutablePointer<Float>, add: UnsafePointer<Float>?, weights: UnsafePointer<Float>, eps: Float)
+        case rmsNorm(
+            residual: UnsafeMutablePointer<Float>, add: UnsafePointer<Float>?, weights: UnsafePointer<Float>, eps: Float
+        )
         /// The input (the gate) = silu(gate) · up, or gelu(gate) · up.
         case silu(up: UnsafePointer<Float>)
         case geglu(up: UnsafePointer<Float>)
@@ -179,32 +191,47 @@ final class Products: @unchecked Sendable {
     /// `ws[0].cols` apart, rows of `outs[i]` are `ws[i].rows` apart. Each element is computed
     /// the same way whatever the batch. The prelude and the quantization of x run in the pool,
     /// in the same job as the products.
-    func apply(_ ws: [WeightMatrix], batch: Int, _ x: UnsafeMutablePointer<Float>, _ outs: [UnsafeMutablePointer<Float>],
-               prelude: Prelude = .none) {
+    func apply(
+        _ ws: [WeightMatrix], batch: Int, _ x: UnsafeMutablePointer<Float>, _ outs: [UnsafeMutablePointer<Float>],
+        prelude: Prelude = .none
+    ) {
         let cols = ws[0].cols
         precondition(cols <= maxCols && batch <= maxBatch && ws.allSatisfy { $0.cols == cols })
         // The activation formats these products read (each quantized once, in the prelude).
-        let wantsQ8 = ws.contains { $0.kernel?.acts == .q8 }, wantsQ8K = ws.contains { $0.kernel?.acts == .q8k }
-        var pre = lm_prelude(op: Int32(LM_PRE_QUANTIZE), n: Int32(cols), y: x, x: nil, add: nil, up: nil, w: nil, eps: 0,
-                             q8: wantsQ8 ? q8 : nil, q8k: wantsQ8K ? UnsafeMutableRawPointer(q8k) : nil)
+        let wantsQ8 = ws.contains { $0.kernel?.acts == .q8 }
+        let wantsQ8K = ws.contains { $0.kernel?.acts == .q8k }
+        var pre = lm_prelude(
+            op: Int32(LM_PRE_QUANTIZE), n: Int32(cols), y: x, x: nil, add: nil, up: nil, w: nil, eps: 0,
+            q8: wantsQ8 ? q8 : nil, q8k: wantsQ8K ? UnsafeMutableRawPointer(q8k) : nil)
         switch prelude {
         case .none: break
         case .rmsNorm(let residual, let add, let weights, let eps):
-            pre.op = Int32(LM_PRE_RMS_NORM); pre.x = residual; pre.add = add; pre.w = weights; pre.eps = eps
-        case .silu(let up): pre.op = Int32(LM_PRE_SILU); pre.up = up
-        case .geglu(let up): pre.op = Int32(LM_PRE_GEGLU); pre.up = up
+            pre.op = Int32(LM_PRE_RMS_NORM)
+            pre.x = residual
+            pre.add = add
+            pre.w = weights
+            pre.eps = eps
+        case .silu(let up):
+            pre.op = Int32(LM_PRE_SILU)
+            pre.up = up
+        case .geglu(let up):
+            pre.op = Int32(LM_PRE_GEGLU)
+            pre.up = up
         }
         jobs.removeAll(keepingCapacity: true)
         for (w, out) in zip(ws, outs) {
             guard let (kind, acts) = w.kernel else { continue }
-            let (base, stride): (UnsafeRawPointer, Int) = switch acts {
-            case .q8: (UnsafeRawPointer(q8), cols / 32 * MemoryLayout<lm_act_q8>.stride)
-            case .q8k: (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
-            case .float: (UnsafeRawPointer(x), cols * MemoryLayout<Float>.stride)
-            }
-            jobs.append(lm_matmul_job(kind: kind, n: Int32(cols), w: w.packed.map { UnsafeRawPointer($0.pointer) } ?? w.base,
-                                      row_bytes: w.rowBytes, x: base, x_stride: stride, out: out, out_stride: w.rows,
-                                      rows: Int32(w.rows), packed: w.packed == nil ? 0 : 1))
+            let (base, stride): (UnsafeRawPointer, Int) =
+                switch acts {
+                case .q8: (UnsafeRawPointer(q8), cols / 32 * MemoryLayout<lm_act_q8>.stride)
+                case .q8k: (UnsafeRawPointer(q8k), cols / 256 * MemoryLayout<lm_block_q8_k>.stride)
+                case .float: (UnsafeRawPointer(x), cols * MemoryLayout<Float>.stride)
+                }
+            jobs.append(
+                lm_matmul_job(
+                    kind: kind, n: Int32(cols), w: w.packed.map { UnsafeRawPointer($0.pointer) } ?? w.base,
+                    row_bytes: w.rowBytes, x: base, x_stride: stride, out: out, out_stride: w.rows,
+                    rows: Int32(w.rows), packed: w.packed == nil ? 0 : 1))
         }
         // Float-only products of an input used as it is have no prelude to run.
         if pre.op != Int32(LM_PRE_QUANTIZE) || wantsQ8 || wantsQ8K {
@@ -221,9 +248,11 @@ final class Products: @unchecked Sendable {
         guard count > 0 else { return }
         withoutActuallyEscaping(body) { body in
             let box = ParallelBody(body)
-            lm_pool_for(pool, Int32(count), { ctx, item, thread in
-                Unmanaged<ParallelBody>.fromOpaque(ctx!).takeUnretainedValue().body(Int(item), Int(thread))
-            }, Unmanaged.passUnretained(box).toOpaque())
+            lm_pool_for(
+                pool, Int32(count),
+                { ctx, item, thread in
+                    Unmanaged<ParallelBody>.fromOpaque(ctx!).takeUnretainedValue().body(Int(item), Int(thread))
+                }, Unmanaged.passUnretained(box).toOpaque())
         }
     }
 
@@ -234,7 +263,8 @@ final class Products: @unchecked Sendable {
 
     /// Types without a quantized kernel (F32, F16 and the other quantizations): each row
     /// dequantized to F32, then plain dot products in a fixed order.
-    func applyDequantized(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    func applyDequantized(_ w: WeightMatrix, batch: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>)
+    {
         for r in 0..<w.rows {
             w.row(r, into: rowScratch)
             for b in 0..<batch {

@@ -48,7 +48,10 @@ extension LlamaConfig {
         let window = try int("attention.sliding_window", 4096)
         guard window > 0 else { throw ModelError("gemma2.attention.sliding_window is \(window); it must be positive") }
         guard attentionSoftcap >= 0, finalLogitSoftcap >= 0 else {
-            throw ModelError("gemma2: attn_logit_softcapping \(attentionSoftcap) and final_logit_softcapping \(finalLogitSoftcap) must not be negative")
+            throw ModelError(
+                "gemma2: attn_logit_softcapping \(attentionSoftcap) and final_logit_softcapping \(finalLogitSoftcap) " +
+                "must not be negative"
+            )
         }
         localLayers(window: window, pattern: Self.gemma2Pattern)
     }
@@ -57,13 +60,16 @@ extension LlamaConfig {
 extension LlamaModel {
     /// The per-layer norms beyond llama's: q and k (one head wide; Gemma 3, Qwen3), post-attention
     /// and post-FFN (Gemma 2 and 3).
-    static func extraNorms(_ file: GGUFFile, layer i: Int, _ c: LlamaConfig,
-                           _ vector: (String, Int) throws -> [Float]) throws -> Layer.Sandwich? {
+    static func extraNorms(
+        _ file: GGUFFile, layer i: Int, _ c: LlamaConfig,
+        _ vector: (String, Int) throws -> [Float]
+    ) throws -> Layer.Sandwich? {
         guard c.qkNorms || c.postNorms else { return nil }
         let p = "blk.\(i)."
-        return Layer.Sandwich(qNorm: c.qkNorms ? try vector(p + "attn_q_norm.weight", c.headDim) : nil,
-                              kNorm: c.qkNorms ? try vector(p + "attn_k_norm.weight", c.headDim) : nil,
-                              postAttention: c.postNorms ? try vector(p + "post_attention_norm.weight", c.dim) : nil,
-                              postFFN: c.postNorms ? try vector(p + "post_ffw_norm.weight", c.dim) : nil)
+        return Layer.Sandwich(
+            qNorm: c.qkNorms ? try vector(p + "attn_q_norm.weight", c.headDim) : nil,
+            kNorm: c.qkNorms ? try vector(p + "attn_k_norm.weight", c.headDim) : nil,
+            postAttention: c.postNorms ? try vector(p + "post_attention_norm.weight", c.dim) : nil,
+            postFFN: c.postNorms ? try vector(p + "post_ffw_norm.weight", c.dim) : nil)
     }
 }

@@ -1,6 +1,6 @@
+import CKernels
 import Foundation
 import GGUF
-import CKernels
 
 /// A llama-family transformer (llama; qwen2's QKV biases; qwen3; gemma2 and gemma3, see Gemma.swift) loaded from
 /// a GGUF file, weights in place.
@@ -58,13 +58,17 @@ public final class LlamaModel: @unchecked Sendable {
             func factors(_ name: String) throws -> [Float]? {
                 guard let t = file.tensor(name) else { return nil }
                 guard t.elementCount == c.ropeDim / 2, t.dimensions.count == 1 else {
-                    throw ModelError("tensor \(name) has shape \(t.dimensions), expected [\(c.ropeDim / 2)] (rope.dimension_count / 2)")
+                    throw ModelError(
+                        "tensor \(name) has shape \(t.dimensions), expected [\(c.ropeDim / 2)] " +
+                        "(rope.dimension_count / 2)"
+                    )
                 }
                 return file.floats(t)
             }
             c.ropeScaling.factors = try factors("rope_freqs.weight")
             if c.architecture == "phi3" {
-                let short = try factors("rope_factors_short.weight"), long = try factors("rope_factors_long.weight")
+                let short = try factors("rope_factors_short.weight")
+                let long = try factors("rope_factors_long.weight")
                 guard (short == nil) == (long == nil) else {
                     throw ModelError("rope_factors_short.weight and rope_factors_long.weight must come together")
                 }
@@ -83,7 +87,9 @@ public final class LlamaModel: @unchecked Sendable {
         let kvDim = c.kvHeads * c.headDim
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             guard let t = file.tensor(name) else { throw ModelError("\(file.path): tensor \(name) is missing") }
-            guard t.elementCount == n, t.dimensions.count == 1 else { throw ModelError("\(file.path): tensor \(name) has shape \(t.dimensions), expected [\(n)]") }
+            guard t.elementCount == n, t.dimensions.count == 1 else {
+                throw ModelError("\(file.path): tensor \(name) has shape \(t.dimensions), expected [\(n)]")
+            }
             return file.floats(t)
         }
         func optionalVector(_ name: String, _ n: Int) throws -> [Float]? {
@@ -98,7 +104,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
         do {
             embedding = try matrix("token_embd.weight", rows: c.vocabSize, cols: c.dim)
-            output = file.tensor("output.weight") == nil ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
+            output =
+                file.tensor("output.weight") == nil
+                ? embedding : try matrix("output.weight", rows: c.vocabSize, cols: c.dim)
             // Phi-3 fuses q, k and v into one tensor, and the gate and up projections into
             // `ffn_up` (gate rows first, as ggml's SwiGLU splits it); each part becomes a matrix.
             func parts(_ name: String, _ heights: [Int], cols: Int) throws -> [WeightMatrix] {
@@ -112,13 +120,21 @@ public final class LlamaModel: @unchecked Sendable {
             }
             layers = try (0..<c.layers).map { i in
                 let p = "blk.\(i)."
-                let qkv = file.tensor(p + "attn_qkv.weight") != nil
+                let qkv =
+                    file.tensor(p + "attn_qkv.weight") != nil
                     ? try parts(p + "attn_qkv.weight", [c.qDim, kvDim, kvDim], cols: c.dim)
-                    : [try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim), try matrix(p + "attn_k.weight", rows: kvDim, cols: c.dim),
-                       try matrix(p + "attn_v.weight", rows: kvDim, cols: c.dim)]
-                let gateUp = c.architecture == "phi3"
+                    : [
+                        try matrix(p + "attn_q.weight", rows: c.qDim, cols: c.dim),
+                        try matrix(p + "attn_k.weight", rows: kvDim, cols: c.dim),
+                        try matrix(p + "attn_v.weight", rows: kvDim, cols: c.dim),
+                    ]
+                let gateUp =
+                    c.architecture == "phi3"
                     ? try parts(p + "ffn_up.weight", [c.hiddenDim, c.hiddenDim], cols: c.dim)
-                    : [try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim), try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim)]
+                    : [
+                        try matrix(p + "ffn_gate.weight", rows: c.hiddenDim, cols: c.dim),
+                        try matrix(p + "ffn_up.weight", rows: c.hiddenDim, cols: c.dim),
+                    ]
                 return Layer(
                     attnNorm: try vector(p + "attn_norm.weight", c.dim),
                     wq: qkv[0], wk: qkv[1], wv: qkv[2],
@@ -137,7 +153,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
         repackSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let all = [embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.gate, $0.up, $0.down] }
-        repackedBytes = all.reduce(0) { $0 + ($1.packed?.bytes ?? 0) } - (output.packed != nil && file.tensor("output.weight") == nil ? output.packed!.bytes : 0)
+        repackedBytes =
+            all.reduce(0) { $0 + ($1.packed?.bytes ?? 0) }
+            - (output.packed != nil && file.tensor("output.weight") == nil ? output.packed!.bytes : 0)
     }
 }
 
@@ -145,9 +163,11 @@ extension LlamaModel {
     /// Refuses a tensor the forward pass would not use (a norm, bias or projection of another
     /// architecture's kind, experts): running without it would be subtly wrong, so it is named.
     static func refuseUnknownTensors(_ file: GGUFFile, _ c: LlamaConfig) throws {
-        var perLayer: Set<String> = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
-                                     "attn_q.bias", "attn_k.bias", "attn_v.bias", "ffn_norm.weight", "ffn_gate.weight",
-                                     "ffn_up.weight", "ffn_down.weight"]
+        var perLayer: Set<String> = [
+            "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+            "attn_q.bias", "attn_k.bias", "attn_v.bias", "ffn_norm.weight", "ffn_gate.weight",
+            "ffn_up.weight", "ffn_down.weight",
+        ]
         if c.postNorms { perLayer.formUnion(["post_attention_norm.weight", "post_ffw_norm.weight"]) }
         if c.qkNorms { perLayer.formUnion(["attn_q_norm.weight", "attn_k_norm.weight"]) }
         var global: Set<String> = ["token_embd.weight", "output.weight", "output_norm.weight", "rope_freqs.weight"]
@@ -158,8 +178,15 @@ extension LlamaModel {
         }
         for t in file.content.tensors where !global.contains(t.name) {
             let parts = t.name.split(separator: ".", maxSplits: 2)
-            if parts.count == 3, parts[0] == "blk", let l = Int(parts[1]), l >= 0, l < c.layers, perLayer.contains(String(parts[2])) { continue }
-            throw ModelError("tensor \(t.name) is in the file, and prs's \(c.architecture) forward pass does not use it; refusing the file rather than ignoring it")
+            if parts.count == 3, parts[0] == "blk", let l = Int(parts[1]), l >= 0, l < c.layers,
+                perLayer.contains(String(parts[2]))
+            {
+                continue
+            }
+            throw ModelError(
+                "tensor \(t.name) is in the file, and prs's \(c.architecture) forward pass does not use it; refusing " +
+                "the file rather than ignoring it"
+            )
         }
     }
 }

@@ -54,7 +54,9 @@ public struct LlamaConfig: Sendable, Hashable {
 
     /// Width of the query and attention output (heads × headDim; may differ from dim).
     public var qDim: Int { heads * headDim }
-    public func isLocal(_ layer: Int) -> Bool { slidingWindow != nil && layer < localLayers.count && localLayers[layer] }
+    public func isLocal(_ layer: Int) -> Bool {
+        slidingWindow != nil && layer < localLayers.count && localLayers[layer]
+    }
 
     public static let supported = ["llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
 
@@ -79,7 +81,8 @@ public struct LlamaConfig: Sendable, Hashable {
     public init(gguf c: GGUFContent) throws {
         guard let arch = c["general.architecture"]?.string else { throw ModelError("general.architecture is missing") }
         guard Self.supported.contains(arch) else {
-            throw ModelError("architecture \"\(arch)\" is not supported (prs runs \(Self.supported.joined(separator: ", ")))")
+            throw ModelError(
+                "architecture \"\(arch)\" is not supported (prs runs \(Self.supported.joined(separator: ", ")))")
         }
         let known = Self.knownKeys.union(Self.knownKeysByArchitecture[arch] ?? [])
         for m in c.metadata where m.key.hasPrefix(arch + ".") {
@@ -87,19 +90,26 @@ public struct LlamaConfig: Sendable, Hashable {
             if known.contains(key) { continue }
             // Mixture-of-experts counts of zero say "dense" and change nothing.
             if key == "expert_count" || key == "expert_used_count", m.value.integer == 0 { continue }
-            throw ModelError("\(m.key) is set, and prs does not implement what it changes in \(arch)'s forward pass; refusing the file rather than ignoring it")
+            throw ModelError(
+                "\(m.key) is set, and prs does not implement what it changes in \(arch)'s forward pass; refusing the " +
+                "file rather than ignoring it"
+            )
         }
         func int(_ key: String, default d: Int? = nil) throws -> Int {
             guard let v = c["\(arch).\(key)"] else {
                 if let d { return d }
                 throw ModelError("\(arch).\(key) is missing")
             }
-            guard let i = v.integer else { throw ModelError("\(arch).\(key) must be an integer, found \(v.typeDescription)") }
+            guard let i = v.integer else {
+                throw ModelError("\(arch).\(key) must be an integer, found \(v.typeDescription)")
+            }
             return i
         }
         func float(_ key: String, default d: Float) throws -> Float {
             guard let v = c["\(arch).\(key)"] else { return d }
-            guard let f = v.float else { throw ModelError("\(arch).\(key) must be a float, found \(v.typeDescription)") }
+            guard let f = v.float else {
+                throw ModelError("\(arch).\(key) must be a float, found \(v.typeDescription)")
+            }
             return Float(f)
         }
         architecture = arch
@@ -108,29 +118,41 @@ public struct LlamaConfig: Sendable, Hashable {
         hiddenDim = try int("feed_forward_length")
         heads = try int("attention.head_count")
         kvHeads = try int("attention.head_count_kv", default: heads)
-        guard layers > 0, dim > 0, hiddenDim > 0 else { throw ModelError("\(arch): block_count, embedding_length and feed_forward_length must be positive") }
+        guard layers > 0, dim > 0, hiddenDim > 0 else {
+            throw ModelError("\(arch): block_count, embedding_length and feed_forward_length must be positive")
+        }
         guard heads > 0 else { throw ModelError("\(arch).attention.head_count is \(heads); it must be positive") }
         guard kvHeads > 0, heads % kvHeads == 0 else {
-            throw ModelError("\(arch).attention.head_count_kv is \(kvHeads); it must be positive and divide head_count \(heads)")
+            throw ModelError(
+                "\(arch).attention.head_count_kv is \(kvHeads); it must be positive and divide head_count \(heads)")
         }
         if c["\(arch).attention.key_length"] != nil {
             headDim = try int("attention.key_length")
             let valueLength = try int("attention.value_length", default: headDim)
             guard headDim > 0, valueLength == headDim else {
-                throw ModelError("\(arch).attention.key_length \(headDim) and value_length \(valueLength) must be equal and positive")
+                throw ModelError(
+                    "\(arch).attention.key_length \(headDim) and value_length \(valueLength) must be equal and positive"
+                )
             }
         } else {
-            guard dim % heads == 0 else { throw ModelError("\(arch).embedding_length \(dim) is not a multiple of head_count \(heads)") }
+            guard dim % heads == 0 else {
+                throw ModelError("\(arch).embedding_length \(dim) is not a multiple of head_count \(heads)")
+            }
             headDim = dim / heads
         }
         guard headDim <= 256 else { throw ModelError("\(arch): head size \(headDim) is over the 256 prs supports") }
         ropeDim = try int("rope.dimension_count", default: headDim)
-        guard ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else { throw ModelError("\(arch).rope.dimension_count \(ropeDim) must be even and at most the head size \(headDim)") }
+        guard ropeDim > 0, ropeDim <= headDim, ropeDim % 2 == 0 else {
+            throw ModelError(
+                "\(arch).rope.dimension_count \(ropeDim) must be even and at most the head size \(headDim)")
+        }
         ropeBase = try float("rope.freq_base", default: 10000)
         normEps = try float("attention.layer_norm_rms_epsilon", default: 1e-5)
         contextLength = try int("context_length", default: 4096)
         ropeScaling = try RopeScaling.read(c, arch: arch, contextLength: contextLength)
-        guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else { throw ModelError("tokenizer.ggml.tokens is missing") }
+        guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else {
+            throw ModelError("tokenizer.ggml.tokens is missing")
+        }
         vocabSize = tokens.count
         attentionScale = 1 / Float(headDim).squareRoot()
         localRopeBase = ropeBase

@@ -52,7 +52,8 @@ public struct RopeScaling: Sendable, Hashable, Codable {
     public func rotation(_ theta: Float, pair i: Int, corr: (low: Float, high: Float)) -> (cos: Float, sin: Float) {
         let extrapolated = factors.map { theta / $0[i] } ?? theta
         let interpolated = freqScale * extrapolated
-        var angle = interpolated, magnitude = attnFactor
+        var angle = interpolated
+        var magnitude = attnFactor
         if extFactor != 0 {
             let y = (Float(i) - corr.low) / max(0.001, corr.high - corr.low)
             let mix = (1 - min(1, max(0, y))) * extFactor
@@ -67,7 +68,8 @@ public struct RopeScaling: Sendable, Hashable, Codable {
         let extrapolated = factors.map { theta / Double($0[i]) } ?? theta
         let s = Double(freqScale)
         let interpolated = s * extrapolated
-        var angle = interpolated, magnitude = Double(attnFactor)
+        var angle = interpolated
+        var magnitude = Double(attnFactor)
         if extFactor != 0 {
             let y = (Double(i) - Double(corr.low)) / max(0.001, Double(corr.high - corr.low))
             let mix = (1 - min(1, max(0, y))) * Double(extFactor)
@@ -86,14 +88,19 @@ public struct RopeScaling: Sendable, Hashable, Codable {
         if let v = c[typeKey] {
             guard let s = v.string else { throw ModelError("\(typeKey) must be a string, found \(v.typeDescription)") }
             guard let k = Kind(rawValue: s) else {
-                throw ModelError("\(typeKey) is \"\(s)\", which prs does not implement (it runs none, linear and yarn); refusing rather than running it unscaled")
+                throw ModelError(
+                    "\(typeKey) is \"\(s)\", which prs does not implement (it runs none, linear and yarn); refusing " +
+                    "rather than running it unscaled"
+                )
             }
             kind = k
         }
         var factor: Float = 1
         for key in ["\(arch).rope.scaling.factor", "\(arch).rope.scale_linear"] {
             guard let v = c[key] else { continue }
-            guard let f = v.float, f > 0 else { throw ModelError("\(key) must be a positive number, found \(v.typeDescription)") }
+            guard let f = v.float, f > 0 else {
+                throw ModelError("\(key) must be a positive number, found \(v.typeDescription)")
+            }
             factor = Float(f)
             if kind == .none, key.hasSuffix("scale_linear") { kind = .linear }
         }
@@ -107,9 +114,13 @@ public struct RopeScaling: Sendable, Hashable, Codable {
         r.originalContext = c["\(arch).rope.scaling.original_context_length"]?.integer ?? contextLength
         if kind == .yarn {
             r.extFactor = 1
-            for k in ["\(arch).rope.scaling.yarn_log_multiplier", "\(arch).rope.scaling.yarn_beta_fast", "\(arch).rope.scaling.yarn_beta_slow",
-                      "\(arch).rope.scaling.yarn_ext_factor", "\(arch).rope.scaling.yarn_attn_factor"] where c[k] != nil {
-                throw ModelError("\(k) is set; prs runs YaRN with llama.cpp's defaults only and refuses rather than ignore it")
+            for k in [
+                "\(arch).rope.scaling.yarn_log_multiplier", "\(arch).rope.scaling.yarn_beta_fast",
+                "\(arch).rope.scaling.yarn_beta_slow",
+                "\(arch).rope.scaling.yarn_ext_factor", "\(arch).rope.scaling.yarn_attn_factor",
+            ] where c[k] != nil {
+                throw ModelError(
+                    "\(k) is set; prs runs YaRN with llama.cpp's defaults only and refuses rather than ignore it")
             }
         }
         return r

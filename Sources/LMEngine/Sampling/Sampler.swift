@@ -25,9 +25,11 @@ public struct SamplerSettings: Sendable, Hashable {
     /// token, +100 all but forces it).
     public var logitBias: [Int32: Float] = [:]
 
-    public init(temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
-                presencePenalty: Float = 0, frequencyPenalty: Float = 0, seed: UInt64 = 0, allowed: [Int32]? = nil,
-                logitBias: [Int32: Float] = [:]) {
+    public init(
+        temperature: Float = 0.8, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
+        presencePenalty: Float = 0, frequencyPenalty: Float = 0, seed: UInt64 = 0, allowed: [Int32]? = nil,
+        logitBias: [Int32: Float] = [:]
+    ) {
         self.allowed = allowed
         self.logitBias = logitBias
         self.temperature = temperature
@@ -72,7 +74,9 @@ public struct Sampler: Sendable {
         let s = settings
         for (t, n) in counts {
             let i = Int(t)
-            if s.repetitionPenalty != 1 { logits[i] = logits[i] > 0 ? logits[i] / s.repetitionPenalty : logits[i] * s.repetitionPenalty }
+            if s.repetitionPenalty != 1 {
+                logits[i] = logits[i] > 0 ? logits[i] / s.repetitionPenalty : logits[i] * s.repetitionPenalty
+            }
             logits[i] -= s.presencePenalty + s.frequencyPenalty * Float(n)
         }
         for (t, b) in s.logitBias where t >= 0 && Int(t) < logits.count { logits[Int(t)] += b }
@@ -97,7 +101,9 @@ public struct Sampler: Sendable {
 
     /// A forced choice: the most likely allowed token (temperature 0) or a draw among the allowed
     /// tokens with the temperature; `top` holds every allowed token, most likely first.
-    mutating func choose(among allowed: [Int32], _ logits: UnsafeMutableBufferPointer<Float>, logZ: Float) -> SampledToken {
+    mutating func choose(
+        among allowed: [Int32], _ logits: UnsafeMutableBufferPointer<Float>, logZ: Float
+    ) -> SampledToken {
         let valid = allowed.filter { $0 >= 0 && Int($0) < logits.count }
         let top = valid.map { ($0, logits[Int($0)] - logZ) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
         var chosen = top.first?.0 ?? 0
@@ -109,7 +115,10 @@ public struct Sampler: Sendable {
             var cum = 0.0
             for (k, w) in weights.enumerated() {
                 cum += w
-                if u < cum { chosen = top[k].0; break }
+                if u < cum {
+                    chosen = top[k].0
+                    break
+                }
             }
         }
         counts[chosen, default: 0] += 1
@@ -146,7 +155,10 @@ public struct Sampler: Sendable {
             var cum = 0.0
             for (i, p) in probs.enumerated() {
                 cum += p
-                if cum >= Double(s.topP) { keep = i + 1; break }
+                if cum >= Double(s.topP) {
+                    keep = i + 1
+                    break
+                }
             }
         }
         if s.minP > 0 {
@@ -168,7 +180,9 @@ public struct Sampler: Sendable {
         if s.topK <= 0 || s.topK >= logits.count, s.topP >= 1 {
             // The whole vocabulary (OpenAI's default sampling): one vectorised pass, no arrays.
             return withUnsafeTemporaryAllocation(of: Float.self, capacity: logits.count) { scratch in
-                Int32(lm_draw_full(logits.baseAddress!, Int32(logits.count), 1 / s.temperature, s.minP, u, scratch.baseAddress!))
+                Int32(
+                    lm_draw_full(
+                        logits.baseAddress!, Int32(logits.count), 1 / s.temperature, s.minP, u, scratch.baseAddress!))
             }
         }
         let dist = distribution(UnsafeBufferPointer(logits))
@@ -188,7 +202,8 @@ public struct Sampler: Sendable {
     static func largest(_ logits: some Collection<Float>, _ k: Int) -> [Int32] {
         let values = Array(logits)
         if k >= values.count / 4 {
-            return values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(k).map { Int32($0) }
+            return values.indices.sorted { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) }.prefix(k)
+                .map { Int32($0) }
         }
         // A small heap of the best k seen so far.
         var best: [Int] = []
@@ -199,7 +214,10 @@ public struct Sampler: Sendable {
                 if best.count == k { best.sort { values[$0] > values[$1] || (values[$0] == values[$1] && $0 < $1) } }
             } else if values[i] > values[best[k - 1]] {
                 var j = k - 1
-                while j > 0, values[i] > values[best[j - 1]] { best[j] = best[j - 1]; j -= 1 }
+                while j > 0, values[i] > values[best[j - 1]] {
+                    best[j] = best[j - 1]
+                    j -= 1
+                }
                 best[j] = i
             }
         }

@@ -10,7 +10,10 @@ struct BPE {
 
     func encode(word bytes: [UInt8], into out: inout [Int32]) {
         let text = ByteLevel.encode(bytes)
-        if ignoreMerges, let id = ids[text] { out.append(id); return }
+        if ignoreMerges, let id = ids[text] {
+            out.append(id)
+            return
+        }
         var symbols = text.unicodeScalars.map { String($0) }
         while symbols.count > 1 {
             var best = -1

@@ -39,7 +39,12 @@ struct SentencePiece {
         static func < (a: Bigram, b: Bigram) -> Bool { a.score < b.score || (a.score == b.score && a.left > b.left) }
     }
 
-    struct Symbol { var start: Int; var count: Int; var prev: Int; var next: Int }
+    struct Symbol {
+        var start: Int
+        var count: Int
+        var prev: Int
+        var next: Int
+    }
 
     /// Appends the tokens of `text` (raw text between special tokens).
     func encode(_ raw: [UInt8], into out: inout [Int32]) {
@@ -51,7 +56,10 @@ struct SentencePiece {
         var offset = 0
         while offset < bytes.count {
             let n = min(Self.utf8Length(bytes[offset]), bytes.count - offset)
-            symbols.append(Symbol(start: offset, count: n, prev: symbols.count - 1, next: offset + n == bytes.count ? -1 : symbols.count + 1))
+            symbols.append(
+                Symbol(
+                    start: offset, count: n, prev: symbols.count - 1,
+                    next: offset + n == bytes.count ? -1 : symbols.count + 1))
             offset += n
         }
         var queue = Heap<Bigram>()
@@ -64,7 +72,8 @@ struct SentencePiece {
         }
         for i in 1..<symbols.count { tryBigram(i - 1, i) }
         while let b = queue.pop() {
-            let l = symbols[b.left], r = symbols[b.right]
+            let l = symbols[b.left]
+            let r = symbols[b.right]
             guard l.count > 0, r.count > 0, l.count + r.count == b.size else { continue }
             symbols[b.left].count += r.count
             symbols[b.right].count = 0
@@ -79,7 +88,9 @@ struct SentencePiece {
             if let id = ids[text(s.start, s.count)] {
                 out.append(id)
             } else {
-                for byte in bytes[s.start..<(s.start + s.count)] { if let id = byteTokens[Int(byte)] { out.append(id) } }
+                for byte in bytes[s.start..<(s.start + s.count)] {
+                    if let id = byteTokens[Int(byte)] { out.append(id) }
+                }
             }
             i = s.next
         }
@@ -118,7 +129,8 @@ struct Heap<Element: Comparable> {
             items[0] = last
             var i = 0
             while true {
-                let l = 2 * i + 1, r = l + 1
+                let l = 2 * i + 1
+                let r = l + 1
                 var m = i
                 if l < items.count, items[m] < items[l] { m = l }
                 if r < items.count, items[m] < items[r] { m = r }

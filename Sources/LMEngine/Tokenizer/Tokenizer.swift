@@ -12,7 +12,13 @@ public struct TokenizerError: Error, Sendable, CustomStringConvertible {
 public struct Tokenizer: Sendable {
     /// ggml's token types (`tokenizer.ggml.token_type`).
     public enum TokenType: Int32, Sendable {
-        case undefined = 0, normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+        case undefined = 0
+        case normal = 1
+        case unknown = 2
+        case control = 3
+        case userDefined = 4
+        case unused = 5
+        case byte = 6
     }
 
     public let tokens: [String]
@@ -25,14 +31,20 @@ public struct Tokenizer: Sendable {
     public let addBOS: Bool
     public let addEOS: Bool
     /// The vocabulary's algorithm (`tokenizer.ggml.model`).
-    public enum Model: String, Sendable { case bpe = "gpt2", sentencePiece = "llama" }
+    public enum Model: String, Sendable {
+        case bpe = "gpt2"
+        case sentencePiece = "llama"
+    }
     public let model: Model
     /// The BPE vocabulary's word splitting (unused by SentencePiece).
     public let preTokenizer: PreTokenizer
     /// SentencePiece: whether raw text at the start or after a special token gets a leading space.
     public let addSpacePrefix: Bool
     /// The merging of raw text between special tokens, one per vocabulary algorithm.
-    enum Encoder: Sendable { case bpe(BPE), sentencePiece(SentencePiece) }
+    enum Encoder: Sendable {
+        case bpe(BPE)
+        case sentencePiece(SentencePiece)
+    }
     let encoder: Encoder
     /// Special tokens matched in raw text, longest first: (UTF-8 text, id, is control or unknown).
     let specials: [([UInt8], Int32, Bool)]
@@ -43,21 +55,33 @@ public struct Tokenizer: Sendable {
 
     /// Builds the tokenizer, checking the metadata a hostile or broken file could get wrong.
     public init(gguf c: GGUFContent) throws {
-        guard let modelName = c["tokenizer.ggml.model"]?.string else { throw TokenizerError("tokenizer.ggml.model is missing") }
+        guard let modelName = c["tokenizer.ggml.model"]?.string else {
+            throw TokenizerError("tokenizer.ggml.model is missing")
+        }
         guard let model = Model(rawValue: modelName) else {
-            throw TokenizerError("tokenizer.ggml.model \"\(modelName)\" is not supported (prs reads byte-level BPE, \"gpt2\", and SentencePiece, \"llama\")")
+            throw TokenizerError(
+                "tokenizer.ggml.model \"\(modelName)\" is not supported (prs reads byte-level BPE, \"gpt2\", and " +
+                "SentencePiece, \"llama\")"
+            )
         }
         guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else {
-            throw TokenizerError("tokenizer.ggml.tokens must be an array of strings, found \(c["tokenizer.ggml.tokens"]?.typeDescription ?? "nothing")")
+            throw TokenizerError(
+                "tokenizer.ggml.tokens must be an array of strings, found " +
+                "\(c["tokenizer.ggml.tokens"]?.typeDescription ?? "nothing")"
+            )
         }
-        guard !tokens.isEmpty, tokens.count < Int(Int32.max) else { throw TokenizerError("tokenizer.ggml.tokens is empty") }
+        guard !tokens.isEmpty, tokens.count < Int(Int32.max) else {
+            throw TokenizerError("tokenizer.ggml.tokens is empty")
+        }
         var types = [TokenType](repeating: .normal, count: tokens.count)
         if let raw = c["tokenizer.ggml.token_type"] {
             guard case .integers(let t, _)? = raw.array else {
-                throw TokenizerError("tokenizer.ggml.token_type must be an array of integers, found \(raw.typeDescription)")
+                throw TokenizerError(
+                    "tokenizer.ggml.token_type must be an array of integers, found \(raw.typeDescription)")
             }
             guard t.count == tokens.count else {
-                throw TokenizerError("tokenizer.ggml.token_type has \(t.count) entries but tokenizer.ggml.tokens has \(tokens.count)")
+                throw TokenizerError(
+                    "tokenizer.ggml.token_type has \(t.count) entries but tokenizer.ggml.tokens has \(tokens.count)")
             }
             types = t.map { TokenType(rawValue: Int32(truncatingIfNeeded: $0)) ?? .undefined }
         }
@@ -67,24 +91,30 @@ public struct Tokenizer: Sendable {
                 throw TokenizerError("tokenizer.ggml.scores must be an array of float32, found \(raw.typeDescription)")
             }
             guard s.count == tokens.count else {
-                throw TokenizerError("tokenizer.ggml.scores has \(s.count) entries but tokenizer.ggml.tokens has \(tokens.count)")
+                throw TokenizerError(
+                    "tokenizer.ggml.scores has \(s.count) entries but tokenizer.ggml.tokens has \(tokens.count)")
             }
             scores = s
         }
         var ranks: [String: Int] = [:]
         if model == .bpe {
             guard case .strings(let merges)? = c["tokenizer.ggml.merges"]?.array else {
-                throw TokenizerError("tokenizer.ggml.merges must be an array of strings, found \(c["tokenizer.ggml.merges"]?.typeDescription ?? "nothing")")
+                throw TokenizerError(
+                    "tokenizer.ggml.merges must be an array of strings, found " +
+                    "\(c["tokenizer.ggml.merges"]?.typeDescription ?? "nothing")"
+                )
             }
             ranks.reserveCapacity(merges.count)
             for (i, m) in merges.enumerated() {
                 guard m.split(separator: " ", omittingEmptySubsequences: false).count == 2 else {
-                    throw TokenizerError("tokenizer.ggml.merges[\(i)] \"\(m)\" is not two symbols separated by one space")
+                    throw TokenizerError(
+                        "tokenizer.ggml.merges[\(i)] \"\(m)\" is not two symbols separated by one space")
                 }
                 if ranks[m] == nil { ranks[m] = i }
             }
         } else if scores == nil {
-            throw TokenizerError("tokenizer.ggml.scores is missing; a SentencePiece (\"llama\") vocabulary merges by score")
+            throw TokenizerError(
+                "tokenizer.ggml.scores is missing; a SentencePiece (\"llama\") vocabulary merges by score")
         }
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
@@ -97,8 +127,12 @@ public struct Tokenizer: Sendable {
         }
         func tokenID(_ key: String) throws -> Int32? {
             guard let v = c[key] else { return nil }
-            guard let i = v.integer else { throw TokenizerError("\(key) must be an integer, found \(v.typeDescription)") }
-            guard i >= 0, i < tokens.count else { throw TokenizerError("\(key) is \(i), outside the vocabulary of \(tokens.count) tokens") }
+            guard let i = v.integer else {
+                throw TokenizerError("\(key) must be an integer, found \(v.typeDescription)")
+            }
+            guard i >= 0, i < tokens.count else {
+                throw TokenizerError("\(key) is \(i), outside the vocabulary of \(tokens.count) tokens")
+            }
             return Int32(i)
         }
         bos = try tokenID("tokenizer.ggml.bos_token_id")
@@ -108,10 +142,15 @@ public struct Tokenizer: Sendable {
         unknown = try tokenID("tokenizer.ggml.unknown_token_id")
         addBOS = c["tokenizer.ggml.add_bos_token"]?.bool ?? false
         addEOS = c["tokenizer.ggml.add_eos_token"]?.bool ?? false
-        if addBOS, bos == nil { throw TokenizerError("tokenizer.ggml.add_bos_token is set but tokenizer.ggml.bos_token_id is missing") }
+        if addBOS, bos == nil {
+            throw TokenizerError("tokenizer.ggml.add_bos_token is set but tokenizer.ggml.bos_token_id is missing")
+        }
         let preName = c["tokenizer.ggml.pre"]?.string ?? "default"
         guard let pre = PreTokenizer.named(preName) else {
-            throw TokenizerError("tokenizer.ggml.pre \"\(preName)\" is not supported; supported: smollm, gpt2, llama3 (llama-bpe), qwen2 and their aliases")
+            throw TokenizerError(
+                "tokenizer.ggml.pre \"\(preName)\" is not supported; supported: smollm, gpt2, llama3 (llama-bpe), " +
+                "qwen2 and their aliases"
+            )
         }
         self.tokens = tokens
         self.types = types
@@ -130,7 +169,10 @@ public struct Tokenizer: Sendable {
             .map { (Array(tokens[$0].utf8), Int32($0), types[$0] != .userDefined) }
             .sorted { $0.0.count > $1.0.count || ($0.0.count == $1.0.count && $0.1 < $1.1) }
         var ends = Set([eos, eot].compactMap { $0 })
-        for (i, t) in tokens.enumerated() where types[i] == .control && ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"].contains(t) {
+        for (i, t) in tokens.enumerated()
+        where types[i] == .control
+            && ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"].contains(t)
+        {
             ends.insert(Int32(i))
         }
         endOfGeneration = ends
@@ -158,7 +200,9 @@ public struct Tokenizer: Sendable {
                 switch encoder {
                 case .bpe(let bpe):
                     // Split at special tokens' boundaries, the bytes are whole characters.
-                    for word in preTokenizer.split(String(decoding: t, as: UTF8.self)) { bpe.encode(word: Array(word.utf8), into: &out) }
+                    for word in preTokenizer.split(String(decoding: t, as: UTF8.self)) {
+                        bpe.encode(word: Array(word.utf8), into: &out)
+                    }
                 case .sentencePiece(let spm):
                     spm.encode(addSpacePrefix && afterSpecial ? [0x20] + t : t, into: &out)
                 }
@@ -169,7 +213,10 @@ public struct Tokenizer: Sendable {
         return out
     }
 
-    enum Fragment { case text([UInt8]), special(Int32) }
+    enum Fragment {
+        case text([UInt8])
+        case special(Int32)
+    }
 
     /// Splits raw text at special tokens, longest first (user-defined ones always; control
     /// ones only with `parseSpecial`). Matching is on bytes, as llama.cpp matches: no Unicode
@@ -181,8 +228,12 @@ public struct Tokenizer: Sendable {
             var next: [Fragment] = []
             next.reserveCapacity(fragments.count)
             for f in fragments {
-                guard case .text(let t) = f, t.count >= needle.count, let first = needle.first, t.contains(first) else { next.append(f); continue }
-                var start = 0, i = 0
+                guard case .text(let t) = f, t.count >= needle.count, let first = needle.first, t.contains(first) else {
+                    next.append(f)
+                    continue
+                }
+                var start = 0
+                var i = 0
                 let last = t.count - needle.count
                 while i <= last {
                     if t[i] == first, t[i..<(i + needle.count)].elementsEqual(needle) {
@@ -212,7 +263,11 @@ public struct Tokenizer: Sendable {
         case .byte:
             return UInt8(t.dropFirst(3).dropLast(), radix: 16).map { [$0] } ?? []
         default:
-            if model == .sentencePiece { return Array(t.split(separator: SentencePiece.space, omittingEmptySubsequences: false).joined(separator: " ").utf8) }
+            if model == .sentencePiece {
+                return Array(
+                    t.split(separator: SentencePiece.space, omittingEmptySubsequences: false).joined(separator: " ")
+                        .utf8)
+            }
             return ByteLevel.decode(t) ?? Array(t.utf8)
         }
     }

@@ -53,7 +53,9 @@ public struct TrainingDataReader: Sendable {
 
     /// Every line of `path` parsed; the first bad line is an error `file:line: field: problem`.
     public func read(_ path: String) throws -> [(raw: RawExample, weight: Double, source: String)] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("\(path): cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError("\(path): cannot read the file")
+        }
         guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(path): not UTF-8 text") }
         var out: [(RawExample, Double, String)] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -80,21 +82,31 @@ public struct TrainingDataReader: Sendable {
         if let c = convert, let r = try c(o, loc) { return r }
         if o["messages"] != nil {
             let m = try Self.messages(o["messages"], "messages", loc)
-            guard m.contains(where: { $0.role == "assistant" }) else { throw TrainingError("\(loc): messages: no assistant turn to train on") }
+            guard m.contains(where: { $0.role == "assistant" }) else {
+                throw TrainingError("\(loc): messages: no assistant turn to train on")
+            }
             return .conversation(m)
         }
         if o["chosen"] != nil || o["rejected"] != nil {
             guard o["chosen"] != nil else { throw TrainingError("\(loc): chosen: missing") }
             guard o["rejected"] != nil else { throw TrainingError("\(loc): rejected: missing") }
-            guard let prompt = o["prompt"] else { throw TrainingError("\(loc): prompt: missing (prs trains on explicit-prompt preference data)") }
+            guard let prompt = o["prompt"] else {
+                throw TrainingError("\(loc): prompt: missing (prs trains on explicit-prompt preference data)")
+            }
             if let p = prompt as? String {
-                guard let c = o["chosen"] as? String else { throw TrainingError("\(loc): chosen: must be a string when prompt is") }
-                guard let r = o["rejected"] as? String else { throw TrainingError("\(loc): rejected: must be a string when prompt is") }
+                guard let c = o["chosen"] as? String else {
+                    throw TrainingError("\(loc): chosen: must be a string when prompt is")
+                }
+                guard let r = o["rejected"] as? String else {
+                    throw TrainingError("\(loc): rejected: must be a string when prompt is")
+                }
                 return .textPreference(prompt: p, chosen: c, rejected: r)
             }
             let p = try Self.messages(prompt, "prompt", loc)
-            let c = try Self.messages(o["chosen"], "chosen", loc), r = try Self.messages(o["rejected"], "rejected", loc)
-            for (name, turns) in [("chosen", c), ("rejected", r)] where turns.isEmpty || turns.contains(where: { $0.role != "assistant" }) {
+            let c = try Self.messages(o["chosen"], "chosen", loc)
+            let r = try Self.messages(o["rejected"], "rejected", loc)
+            for (name, turns) in [("chosen", c), ("rejected", r)]
+            where turns.isEmpty || turns.contains(where: { $0.role != "assistant" }) {
                 throw TrainingError("\(loc): \(name): must be assistant messages")
             }
             return .preference(prompt: p, chosen: c, rejected: r)
@@ -102,11 +114,16 @@ public struct TrainingDataReader: Sendable {
         if let prompt = o["prompt"] {
             guard let completion = o["completion"] else { throw TrainingError("\(loc): completion: missing") }
             if let p = prompt as? String {
-                guard let c = completion as? String else { throw TrainingError("\(loc): completion: must be a string when prompt is") }
+                guard let c = completion as? String else {
+                    throw TrainingError("\(loc): completion: must be a string when prompt is")
+                }
                 return .text(prompt: p, completion: c)
             }
-            let p = try Self.messages(prompt, "prompt", loc), c = try Self.messages(completion, "completion", loc)
-            guard !c.isEmpty, c.allSatisfy({ $0.role == "assistant" }) else { throw TrainingError("\(loc): completion: must be assistant messages") }
+            let p = try Self.messages(prompt, "prompt", loc)
+            let c = try Self.messages(completion, "completion", loc)
+            guard !c.isEmpty, c.allSatisfy({ $0.role == "assistant" }) else {
+                throw TrainingError("\(loc): completion: must be assistant messages")
+            }
             return .conversation(p + c)
         }
         throw TrainingError("\(loc): no messages, prompt/completion or prompt/chosen/rejected fields (TRL's formats)")
@@ -115,11 +132,15 @@ public struct TrainingDataReader: Sendable {
     static func messages(_ value: Any?, _ field: String, _ loc: String) throws -> [TemplateMessage] {
         guard let list = value as? [Any] else { throw TrainingError("\(loc): \(field): must be a list of messages") }
         return try list.enumerated().map { i, m in
-            guard let m = m as? [String: Any] else { throw TrainingError("\(loc): \(field)[\(i)]: must be an object with role and content") }
+            guard let m = m as? [String: Any] else {
+                throw TrainingError("\(loc): \(field)[\(i)]: must be an object with role and content")
+            }
             guard let role = m["role"] as? String, ["system", "user", "assistant"].contains(role) else {
                 throw TrainingError("\(loc): \(field)[\(i)].role: must be system, user or assistant")
             }
-            guard let content = m["content"] as? String else { throw TrainingError("\(loc): \(field)[\(i)].content: must be a string") }
+            guard let content = m["content"] as? String else {
+                throw TrainingError("\(loc): \(field)[\(i)].content: must be a string")
+            }
             return TemplateMessage(role: role, content: content)
         }
     }
@@ -147,11 +168,13 @@ public struct ExampleTokenizer: Sendable {
         case .text(let p, let c):
             return TrainingExample(body: .sft(try text(p, c, source)), weight: weight, source: source)
         case .preference(let p, let c, let r):
-            return TrainingExample(body: .preference(chosen: try conversation(p + c, source), rejected: try conversation(p + r, source)),
-                                   weight: weight, source: source)
+            return TrainingExample(
+                body: .preference(chosen: try conversation(p + c, source), rejected: try conversation(p + r, source)),
+                weight: weight, source: source)
         case .textPreference(let p, let c, let r):
-            return TrainingExample(body: .preference(chosen: try text(p, c, source), rejected: try text(p, r, source)),
-                                   weight: weight, source: source)
+            return TrainingExample(
+                body: .preference(chosen: try text(p, c, source), rejected: try text(p, r, source)),
+                weight: weight, source: source)
         }
     }
 
@@ -163,7 +186,8 @@ public struct ExampleTokenizer: Sendable {
             let before = try template.render(Array(messages[..<i]), addGenerationPrompt: true)
             let through = try template.render(Array(messages[...i]), addGenerationPrompt: false)
             guard before.hasPrefix(done), through.hasPrefix(before) else {
-                throw TrainingError("\(source): the \(template.name) template does not render this conversation turn by turn")
+                throw TrainingError(
+                    "\(source): the \(template.name) template does not render this conversation turn by turn")
             }
             pieces.append((String(before.dropFirst(done.count)), false))
             pieces.append((String(through.dropFirst(before.count)), true))
@@ -181,7 +205,8 @@ public struct ExampleTokenizer: Sendable {
     }
 
     func sequence(_ pieces: [(String, Bool)], _ source: String) throws -> ScoredSequence {
-        var tokens: [Int32] = [], scored: [Bool] = []
+        var tokens: [Int32] = []
+        var scored: [Bool] = []
         let bosText = tokenizer.bos.map { tokenizer.tokens[Int($0)] }
         let first = pieces.first?.0 ?? ""
         if tokenizer.addBOS, let bos = tokenizer.bos, !(bosText.map { !$0.isEmpty && first.hasPrefix($0) } ?? false) {

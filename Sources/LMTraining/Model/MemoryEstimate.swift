@@ -18,8 +18,12 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
     public var totalBytes: Int { weightsBytes + trainableBytes + optimizerBytes + activationBytes + otherBytes }
 
     enum CodingKeys: String, CodingKey {
-        case weightsBytes = "weights_bytes", trainableBytes = "trainable_bytes", optimizerBytes = "optimizer_bytes"
-        case activationBytes = "activation_bytes", otherBytes = "other_bytes", checkpointing
+        case weightsBytes = "weights_bytes"
+        case trainableBytes = "trainable_bytes"
+        case optimizerBytes = "optimizer_bytes"
+        case activationBytes = "activation_bytes"
+        case otherBytes = "other_bytes"
+        case checkpointing
         case totalBytes = "total_bytes"
     }
 
@@ -44,7 +48,10 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
         checkpointing = try c.decode(Bool.self, forKey: .checkpointing)
     }
 
-    init(weightsBytes: Int, trainableBytes: Int, optimizerBytes: Int, activationBytes: Int, otherBytes: Int, checkpointing: Bool) {
+    init(
+        weightsBytes: Int, trainableBytes: Int, optimizerBytes: Int, activationBytes: Int, otherBytes: Int,
+        checkpointing: Bool
+    ) {
         self.weightsBytes = weightsBytes
         self.trainableBytes = trainableBytes
         self.optimizerBytes = optimizerBytes
@@ -60,20 +67,27 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
     /// The estimate for training `llama` with `settings` on forward passes of at most `rows`
     /// tokens whose longest sequence is `longest` tokens (`denseBase`: LoRA on float32 copies of
     /// the frozen weights instead of the file's blocks).
-    public static func of(_ llama: LlamaModel, settings: TrainSettings, rows: Int, longest: Int, denseBase: Bool = false) -> MemoryEstimate {
+    public static func of(
+        _ llama: LlamaModel, settings: TrainSettings, rows: Int, longest: Int, denseBase: Bool = false
+    ) -> MemoryEstimate {
         let s = BaseWeights.shape(llama.config)
         let file = llama.file
         let lora = settings.lora
         var matrixParams = 0
-        for p in Projection.allCases { let (o, i) = p.shape(s); matrixParams += o * i * s.layers }
+        for p in Projection.allCases {
+            let (o, i) = p.shape(s)
+            matrixParams += o * i * s.layers
+        }
         let tied = file.tensor("output.weight") == nil
         let embeddingParams = s.vocabSize * s.dim * (tied ? 1 : 2)
         let otherParams = s.dim * (2 * s.layers + 1)
         let fileTensorBytes = file.content.tensors.reduce(0) { $0 + $1.byteCount }
         let quantized = lora != nil && settings.precision == .fp32 && !denseBase
-        var weights: Int, other = processBytes
+        var weights: Int
+        var other = processBytes
         switch (lora, settings.precision) {
-        case (nil, _), (.some, .fp32) where denseBase:
+        case (nil, _),
+            (.some, .fp32) where denseBase:
             weights = 4 * (matrixParams + embeddingParams + otherParams)
             // Full fine-tuning writes the whole model at the end from a converted copy.
             if lora == nil { other += 4 * (matrixParams + embeddingParams + otherParams) }
@@ -81,31 +95,48 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
             weights = fileTensorBytes
             // Per-thread expansion tiles: the widest forward tile, or a backward tile over a thread's share.
             let widest = max(s.dim, s.hiddenDim)
-            other += 4 * settings.threads * max(QuantMatrix.forwardTile * widest, QuantMatrix.backwardTile * (widest / settings.threads + 256))
+            other +=
+                4 * settings.threads
+                * max(QuantMatrix.forwardTile * widest, QuantMatrix.backwardTile * (widest / settings.threads + 256))
         case (.some, .bf16):
             weights = 2 * 2 * matrixParams + 4 * (embeddingParams + otherParams) + 2 * 2 * s.vocabSize * s.dim
         }
-        let trainable = lora.map { l in l.targets.reduce(0) { acc, p in let (o, i) = p.shape(s); return acc + l.rank * (o + i) } * s.layers }
+        let trainable =
+            lora.map { l in
+                l.targets.reduce(0) { acc, p in
+                    let (o, i) = p.shape(s)
+                    return acc + l.rank * (o + i)
+                } * s.layers
+            }
             ?? (matrixParams + embeddingParams + otherParams)
         let headRows = quantized ? max(Ops.headChunk, min(256, (8 << 20) / max(1, s.vocabSize))) : Ops.headChunk
         other += 4 * headRows * s.vocabSize
-        let without = 4 * TrainingModel<Float>.activationScalars(s, rows: rows, longest: longest, lora: lora, checkpointing: false)
+        let without =
+            4
+            * TrainingModel<Float>.activationScalars(s, rows: rows, longest: longest, lora: lora, checkpointing: false)
         let checkpointing: Bool
         switch settings.checkpointing {
         case .on: checkpointing = true
         case .off: checkpointing = false
         case .auto: checkpointing = without > TrainSettings.Checkpointing.autoThresholdBytes
         }
-        let activations = checkpointing
-            ? 4 * TrainingModel<Float>.activationScalars(s, rows: rows, longest: longest, lora: lora, checkpointing: true) : without
-        return MemoryEstimate(weightsBytes: weights, trainableBytes: 8 * trainable, optimizerBytes: 8 * trainable,
-                              activationBytes: activations, otherBytes: other, checkpointing: checkpointing)
+        let activations =
+            checkpointing
+            ? 4
+                * TrainingModel<Float>.activationScalars(
+                    s, rows: rows, longest: longest, lora: lora, checkpointing: true) : without
+        return MemoryEstimate(
+            weightsBytes: weights, trainableBytes: 8 * trainable, optimizerBytes: 8 * trainable,
+            activationBytes: activations, otherBytes: other, checkpointing: checkpointing)
     }
 
     /// "2.41 GB (weights 0.92, trainable 0.07, optimizer 0.07, activations 1.12, other 0.23)".
     public var summary: String {
         func gb(_ b: Int) -> String { String(format: "%.2f", Double(b) / 1e9) }
-        return "\(gb(totalBytes)) GB (weights \(gb(weightsBytes)), trainable \(gb(trainableBytes)), optimizer \(gb(optimizerBytes)), "
-            + "activations \(gb(activationBytes))\(checkpointing ? " with checkpointing" : ""), other \(gb(otherBytes)))"
+        return
+            "\(gb(totalBytes)) GB (weights \(gb(weightsBytes)), trainable \(gb(trainableBytes)), optimizer " +
+            "\(gb(optimizerBytes)), "
+            + "activations \(gb(activationBytes))\(checkpointing ? " with checkpointing" : ""), other " +
+            "\(gb(otherBytes)))"
     }
 }

@@ -1,3 +1,6 @@
+import Foundation
+import LMEngine
+
 /// Named tensors in one contiguous buffer (llm.c's `ParameterTensors`), with an optional
 /// gradient buffer of the same layout: allocation happens once, and a checkpoint is one write.
 public final class ParameterStore<T: TrainScalar>: @unchecked Sendable {
@@ -106,7 +109,8 @@ public enum Projection: String, Sendable, CaseIterable, Codable {
         for part in s.split(separator: ",") {
             let name = part.trimmingCharacters(in: .whitespaces)
             guard let p = Projection(rawValue: name) else {
-                throw TrainingError("--lora-targets: \"\(name)\" is not a projection (all-linear, or some of q,k,v,o,gate,up,down)")
+                throw TrainingError(
+                    "--lora-targets: \"\(name)\" is not a projection (all-linear, or some of q,k,v,o,gate,up,down)")
             }
             if !out.contains(p) { out.append(p) }
         }
@@ -114,9 +118,6 @@ public enum Projection: String, Sendable, CaseIterable, Codable {
         return Projection.allCases.filter(out.contains)
     }
 }
-
-import Foundation
-import LMEngine
 
 /// The sizes of a llama-family model that training needs.
 public struct ModelShape: Sendable, Hashable, Codable {
@@ -161,8 +162,11 @@ public struct ModelShape: Sendable, Hashable, Codable {
     public var localRopeBase: Double = 10000
     public func isLocal(_ l: Int) -> Bool { slidingWindow != nil && l < localLayers.count && localLayers[l] }
 
-    public init(layers: Int, dim: Int, hiddenDim: Int, heads: Int, kvHeads: Int, headDim: Int? = nil, ropeDim: Int? = nil, ropeBase: Double = 10000,
-                normEps: Double = 1e-5, vocabSize: Int, contextLength: Int = 2048) {
+    public init(
+        layers: Int, dim: Int, hiddenDim: Int, heads: Int, kvHeads: Int, headDim: Int? = nil, ropeDim: Int? = nil,
+        ropeBase: Double = 10000,
+        normEps: Double = 1e-5, vocabSize: Int, contextLength: Int = 2048
+    ) {
         self.layers = layers
         self.dim = dim
         self.hiddenDim = hiddenDim

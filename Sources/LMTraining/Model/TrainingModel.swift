@@ -17,7 +17,8 @@ public struct PackedBatch: Sendable {
 
     /// Appends a sequence whose tokens at `scored` positions (index ≥ 1) are predicted from the one before.
     public mutating func append(_ seq: [Int32], scored: [Bool]) {
-        let start = tokens.count, s = segments.count
+        let start = tokens.count
+        let s = segments.count
         segments.append(Ops.Segment(start: start, length: seq.count))
         tokens += seq
         positions += 0..<seq.count
@@ -96,8 +97,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// The base tensors' names and shapes for a model (biases for the projections in `biases`;
     /// without the projection matrices when `matrices` is false).
     /// Without the embedding and output head when `embeddings` is false.
-    public static func baseShapes(_ s: ModelShape, tied: Bool, biases: Set<Projection>, matrices: Bool = true,
-                                  embeddings: Bool = true) -> [(name: String, rows: Int, cols: Int)] {
+    public static func baseShapes(
+        _ s: ModelShape, tied: Bool, biases: Set<Projection>, matrices: Bool = true,
+        embeddings: Bool = true
+    ) -> [(name: String, rows: Int, cols: Int)] {
         var out: [(String, Int, Int)] = []
         if embeddings { out.append(("token_embd.weight", s.vocabSize, s.dim)) }
         if embeddings && !tied { out.append(("output.weight", s.vocabSize, s.dim)) }
@@ -109,7 +112,9 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
                 for name in ["attn_q_norm", "attn_k_norm"] { out.append(("blk.\(l).\(name).weight", 1, s.headDim)) }
             }
             if s.sandwichNorms {
-                for name in ["post_attention_norm", "post_ffw_norm"] { out.append(("blk.\(l).\(name).weight", 1, s.dim)) }
+                for name in ["post_attention_norm", "post_ffw_norm"] {
+                    out.append(("blk.\(l).\(name).weight", 1, s.dim))
+                }
             }
             for p in Projection.allCases {
                 let (o, i) = p.shape(s)
@@ -139,9 +144,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// head under its tensor's name (`output.weight`, or `token_embd.weight` when tied); a
     /// `QuantMatrix` named `token_embd.weight` also serves the embedding's lookups (LoRA only,
     /// `T` = Float).
-    public init(shape: ModelShape, base: ParameterStore<T>, lora settings: LoRASettings?, seed: UInt64 = 0,
-                packed: [String: any FrozenMatrix] = [:], checkpointing: Bool = false) {
-        precondition(packed.isEmpty || (T.self == Float.self && settings != nil), "frozen matrices are for LoRA in float32")
+    public init(
+        shape: ModelShape, base: ParameterStore<T>, lora settings: LoRASettings?, seed: UInt64 = 0,
+        packed: [String: any FrozenMatrix] = [:], checkpointing: Bool = false
+    ) {
+        precondition(
+            packed.isEmpty || (T.self == Float.self && settings != nil), "frozen matrices are for LoRA in float32")
         self.shape = shape
         self.usesBF16 = packed.values.contains { $0 is BF16Matrix }
         self.usesQuantized = packed.values.contains { $0 is QuantMatrix }
@@ -175,18 +183,23 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         outputNorm = base.value("output_norm.weight")
         dOutputNorm = g("output_norm.weight")
         layerWeights = (0..<shape.layers).map { l in
-            var lw = LayerWeights(attnNorm: base.value("blk.\(l).attn_norm.weight"), ffnNorm: base.value("blk.\(l).ffn_norm.weight"),
-                                  dAttnNorm: g("blk.\(l).attn_norm.weight"), dFfnNorm: g("blk.\(l).ffn_norm.weight"),
-                                  w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:], packed: [:])
+            var lw = LayerWeights(
+                attnNorm: base.value("blk.\(l).attn_norm.weight"), ffnNorm: base.value("blk.\(l).ffn_norm.weight"),
+                dAttnNorm: g("blk.\(l).attn_norm.weight"), dFfnNorm: g("blk.\(l).ffn_norm.weight"),
+                w: [:], dw: [:], bias: [:], dBias: [:], a: [:], b: [:], dA: [:], dB: [:], packed: [:])
             if shape.qkNorms {
                 let n = "blk.\(l)."
-                lw.qNorm = base.value(n + "attn_q_norm.weight"); lw.dQNorm = g(n + "attn_q_norm.weight")
-                lw.kNorm = base.value(n + "attn_k_norm.weight"); lw.dKNorm = g(n + "attn_k_norm.weight")
+                lw.qNorm = base.value(n + "attn_q_norm.weight")
+                lw.dQNorm = g(n + "attn_q_norm.weight")
+                lw.kNorm = base.value(n + "attn_k_norm.weight")
+                lw.dKNorm = g(n + "attn_k_norm.weight")
             }
             if shape.sandwichNorms {
                 let n = "blk.\(l)."
-                lw.postAttn = base.value(n + "post_attention_norm.weight"); lw.dPostAttn = g(n + "post_attention_norm.weight")
-                lw.postFfn = base.value(n + "post_ffw_norm.weight"); lw.dPostFfn = g(n + "post_ffw_norm.weight")
+                lw.postAttn = base.value(n + "post_attention_norm.weight")
+                lw.dPostAttn = g(n + "post_attention_norm.weight")
+                lw.postFfn = base.value(n + "post_ffw_norm.weight")
+                lw.dPostFfn = g(n + "post_ffw_norm.weight")
             }
             for p in Projection.allCases {
                 if let m = packed[p.tensorName(layer: l)] {
@@ -214,8 +227,12 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         }
     }
 
-    @inline(__always) static func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
-    @inline(__always) static func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
+    @inline(__always) static func float(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
+        UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
+    @inline(__always) static func float(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
 
     // MARK: saved activations
 
@@ -224,7 +241,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// the backward's recompute of each block).
     final class Activations {
         var rows = 0
-        var residual: [Buffer<T>] = []      // layers + 1, rows × dim: each block's input, always kept
+        var residual: [Buffer<T>] = []  // layers + 1, rows × dim: each block's input, always kept
         /// The normed inputs and the SwiGLU output are recomputed in the backward (one buffer each,
         /// not one a layer): that saves (2 · dim + hidden) scalars a token and layer.
         var xn: Buffer<T>!, h: Buffer<T>!
@@ -240,7 +257,7 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         /// before theirs, and the norms' reciprocal RMS (per slot).
         var qRaw: [Buffer<T>] = [], kRaw: [Buffer<T>] = [], rstdQ: [Buffer<T>] = [], rstdK: [Buffer<T>] = []
         var attnOut: [Buffer<T>] = [], ffnOut: [Buffer<T>] = [], rstdPA: [Buffer<T>] = [], rstdPF: [Buffer<T>] = []
-        var xf: Buffer<T>! , rstdF: Buffer<T>!
+        var xf: Buffer<T>!, rstdF: Buffer<T>!
         var headX: Buffer<T>!, lse: Buffer<T>!, logp: Buffer<T>!
         var dropoutKey: UInt64 = 0
     }
@@ -250,9 +267,13 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// The local (sliding-window) layers' rope tables, when their base differs.
     var localCosines: [T] = [], localSines: [T] = []
     /// Layer `l`'s rope tables.
-    func ropeTables(_ l: Int) -> ([T], [T]) { shape.isLocal(l) && !localCosines.isEmpty ? (localCosines, localSines) : (cosines, sines) }
+    func ropeTables(_ l: Int) -> ([T], [T]) {
+        shape.isLocal(l) && !localCosines.isEmpty ? (localCosines, localSines) : (cosines, sines)
+    }
     /// The attention's scale when it is not 1/√headDim (nil: the op's own, bit for bit as before).
-    var attentionScale: T? { shape.attentionScale == 1 / Double(shape.headDim).squareRoot() ? nil : T(shape.attentionScale) }
+    var attentionScale: T? {
+        shape.attentionScale == 1 / Double(shape.headDim).squareRoot() ? nil : T(shape.attentionScale)
+    }
     var logitScratch: Buffer<T>?
     var scratch: Buffer<T>?
 
@@ -260,28 +281,47 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     @inline(__always) func slot(_ l: Int) -> Int { checkpointing ? 0 : l }
 
     func ensureActivations(rows: Int, probCount: Int) {
-        let s = shape, a = acts
+        let s = shape
+        let a = acts
         let slots = checkpointing ? 1 : s.layers
         if a.rows < rows || a.residual.isEmpty {
             let n = max(rows, a.rows)
             a.rows = n
             a.residual = (0...s.layers).map { _ in Buffer(n * s.dim) }
             func per(_ w: Int) -> [Buffer<T>] { (0..<slots).map { _ in Buffer(n * w) } }
-            a.xn = Buffer(n * s.dim); a.h = Buffer(n * s.hiddenDim)
-            a.rstd1 = per(1); a.q = per(s.qDim); a.k = per(s.kvDim); a.v = per(s.kvDim)
-            a.att = per(s.qDim); a.x2 = per(s.dim); a.rstd2 = per(1)
-            if s.qkNorms { a.qRaw = per(s.qDim); a.kRaw = per(s.kvDim); a.rstdQ = per(s.heads); a.rstdK = per(s.kvHeads) }
-            if s.sandwichNorms {
-                a.attnOut = per(s.dim); a.ffnOut = per(s.dim); a.rstdPA = per(1); a.rstdPF = per(1)
+            a.xn = Buffer(n * s.dim)
+            a.h = Buffer(n * s.hiddenDim)
+            a.rstd1 = per(1)
+            a.q = per(s.qDim)
+            a.k = per(s.kvDim)
+            a.v = per(s.kvDim)
+            a.att = per(s.qDim)
+            a.x2 = per(s.dim)
+            a.rstd2 = per(1)
+            if s.qkNorms {
+                a.qRaw = per(s.qDim)
+                a.kRaw = per(s.kvDim)
+                a.rstdQ = per(s.heads)
+                a.rstdK = per(s.kvHeads)
             }
-            a.g = per(s.hiddenDim); a.u = per(s.hiddenDim)
+            if s.sandwichNorms {
+                a.attnOut = per(s.dim)
+                a.ffnOut = per(s.dim)
+                a.rstdPA = per(1)
+                a.rstdPF = per(1)
+            }
+            a.g = per(s.hiddenDim)
+            a.u = per(s.hiddenDim)
             a.xa = (0..<slots).map { _ in
                 var d: [Projection: Buffer<T>] = [:]
                 for p in loraSettings?.targets ?? [] { d[p] = Buffer(n * loraSettings!.rank) }
                 return d
             }
-            a.xf = Buffer(n * s.dim); a.rstdF = Buffer(n)
-            a.headX = Buffer(n * s.dim); a.lse = Buffer(n); a.logp = Buffer(n)
+            a.xf = Buffer(n * s.dim)
+            a.rstdF = Buffer(n)
+            a.headX = Buffer(n * s.dim)
+            a.lse = Buffer(n)
+            a.logp = Buffer(n)
             a.probs = []
         }
         if a.probs.isEmpty || a.probs[0].count < probCount {
@@ -291,15 +331,24 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
 
     /// Scalars of memory the activations and the backward's buffers take for a batch of `rows`
     /// tokens in sequences of at most `longest` (the estimate `prs train` checks before it starts).
-    public static func activationScalars(_ s: ModelShape, rows: Int, longest: Int, lora: LoRASettings?, checkpointing: Bool) -> Int {
+    public static func activationScalars(
+        _ s: ModelShape, rows: Int, longest: Int, lora: LoRASettings?, checkpointing: Bool
+    ) -> Int {
         let slots = checkpointing ? 1 : s.layers
         let probs = s.heads * rows * min(rows, longest)  // Σ length² ≤ rows · longest
-        let sandwich = (s.qkNorms ? rows * (s.qDim + s.kvDim + s.heads + s.kvHeads) : 0) + (s.sandwichNorms ? rows * (2 * s.dim + 2) : 0)
-        let perSlot = rows * (2 + s.dim + 2 * s.qDim + 2 * s.kvDim + 2 * s.hiddenDim + (lora.map { $0.rank * $0.targets.count } ?? 0)) + probs + sandwich
+        let sandwich =
+            (s.qkNorms ? rows * (s.qDim + s.kvDim + s.heads + s.kvHeads) : 0)
+            + (s.sandwichNorms ? rows * (2 * s.dim + 2) : 0)
+        let perSlot =
+            rows
+            * (2 + s.dim + 2 * s.qDim + 2 * s.kvDim + 2 * s.hiddenDim + (lora.map { $0.rank * $0.targets.count } ?? 0))
+            + probs + sandwich
         let widest = max(s.dim, s.hiddenDim, s.qDim)
         let kept = (s.layers + 1) * rows * s.dim + rows * (s.dim + s.hiddenDim) + rows * (3 * s.dim + 3)
-        let backward = rows * (2 * s.dim + 2 * s.qDim + 2 * s.kvDim + 3 * s.hiddenDim + max(1, lora?.rank ?? 1) + widest)
-            + (s.sandwichNorms ? rows * s.dim : 0) + (s.qkNorms ? rows * (s.qDim + s.kvDim) : 0) + longest * longest + rows * widest
+        let backward =
+            rows * (2 * s.dim + 2 * s.qDim + 2 * s.kvDim + 3 * s.hiddenDim + max(1, lora?.rank ?? 1) + widest)
+            + (s.sandwichNorms ? rows * s.dim : 0) + (s.qkNorms ? rows * (s.qDim + s.kvDim) : 0) + longest * longest
+            + rows * widest
         return slots * perSlot + kept + backward
     }
 
@@ -308,7 +357,8 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// Runs `batch` forward and returns the log-probability of each loss row's target.
     /// `dropoutKey` seeds the LoRA dropout masks (the backward regenerates them).
     public func forward(_ batch: PackedBatch, dropoutKey: UInt64 = 0) -> [T] {
-        let s = shape, rows = batch.tokens.count
+        let s = shape
+        let rows = batch.tokens.count
         self.batch = batch
         ensureActivations(rows: rows, probCount: Ops.attentionProbabilityCount(batch.segments, heads: s.heads))
         let a = acts
@@ -320,19 +370,26 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         if let embedding {
             Ops.embeddingForward(batch.tokens, embedding, s.dim, a.residual[0].p)
         } else if let rowsOf = embeddingRows {
-            for (t, id) in batch.tokens.enumerated() { rowsOf.row(Int(id), into: Self.float(a.residual[0].p + t * s.dim)) }
+            for (t, id) in batch.tokens.enumerated() {
+                rowsOf.row(Int(id), into: Self.float(a.residual[0].p + t * s.dim))
+            }
         }
         if let scale = s.embeddingScale {
-            let x = a.residual[0].p, f = T(scale)
+            let x = a.residual[0].p
+            let f = T(scale)
             for j in 0..<(rows * s.dim) { x[j] *= f }
         }
         for l in 0..<s.layers { blockForward(l, rows, next: a.residual[l + 1].p) }
         Ops.rmsNormForward(a.residual[s.layers].p, outputNorm, rows, s.dim, T(s.normEps), a.xf.p, a.rstdF.p)
         let n = batch.lossRows.count
-        for (i, r) in batch.lossRows.enumerated() { (a.headX.p + i * s.dim).update(from: a.xf.p + r * s.dim, count: s.dim) }
+        for (i, r) in batch.lossRows.enumerated() {
+            (a.headX.p + i * s.dim).update(from: a.xf.p + r * s.dim, count: s.dim)
+        }
         let logits = logitBuffer()
         if let m = outputPacked {
-            Ops.headForward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p, chunk: headRows) { xs, rows, out in
+            Ops.headForward(
+                a.headX.p, n, s.dim, s.vocabSize, batch.targets, logits.p, a.logp.p, a.lse.p, chunk: headRows
+            ) { xs, rows, out in
                 m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false)
             }
         } else {
@@ -344,7 +401,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// Block `l` from its input `residual[l]`, its activations into slot `slot(l)`; its output
     /// into `next` (nil: not written, when the backward recomputes the block).
     func blockForward(_ l: Int, _ rows: Int, next: UnsafeMutablePointer<T>?) {
-        let s = shape, a = acts, w = layerWeights[l], i = slot(l)
+        let s = shape
+        let a = acts
+        let w = layerWeights[l]
+        let i = slot(l)
         let eps = T(s.normEps)
         let tmp = scratchBuffer(rows * max(s.dim, s.hiddenDim, s.qDim))
         let x = a.residual[l].p
@@ -364,8 +424,9 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         let (cs, sn) = ropeTables(l)
         Ops.rope(a.q[i].p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, halves: s.ropeHalves)
         Ops.rope(a.k[i].p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, halves: s.ropeHalves)
-        Ops.attentionForward(a.q[i].p, a.k[i].p, a.v[i].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
-                             scale: attentionScale, window: s.isLocal(l) ? s.slidingWindow : nil, a.probs[i].p, a.att[i].p)
+        Ops.attentionForward(
+            a.q[i].p, a.k[i].p, a.v[i].p, batch.segments, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+            scale: attentionScale, window: s.isLocal(l) ? s.slidingWindow : nil, a.probs[i].p, a.att[i].p)
         if sandwich {
             project(.o, l, a.att[i].p, rows, a.attnOut[i].p)
             Ops.rmsNormForward(a.attnOut[i].p, w.postAttn!, rows, s.dim, eps, tmp.p, a.rstdPA[i].p)
@@ -389,7 +450,9 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             // Recomputed for the backward: of the down projection only its adapter's x · Aᵀ is saved.
             if let ad = w.a[.down], let settings = loraSettings {
                 let input = dropped(a.h.p, rows, s.hiddenDim, .down, l)
-                T.gemm(false, true, rows, settings.rank, s.hiddenDim, 1, input, s.hiddenDim, ad, s.hiddenDim, 0, a.xa[i][.down]!.p, settings.rank)
+                T.gemm(
+                    false, true, rows, settings.rank, s.hiddenDim, 1, input, s.hiddenDim, ad, s.hiddenDim, 0,
+                    a.xa[i][.down]!.p, settings.rank)
             }
             return
         }
@@ -418,11 +481,15 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             Ops.linearForward(x, rows, inDim, w.w[p]!, outDim, y)
         }
         if let bias = w.bias[p] {
-            for r in 0..<rows { let yr = y + r * outDim; for j in 0..<outDim { yr[j] += bias[j] } }
+            for r in 0..<rows {
+                let yr = y + r * outDim
+                for j in 0..<outDim { yr[j] += bias[j] }
+            }
         }
         if let a = w.a[p], let b = w.b[p], let settings = loraSettings {
             let input = dropped(x, rows, inDim, p, l)
-            Ops.loraForward(input, rows, inDim, a, b, settings.rank, outDim, T(settings.scale), acts.xa[slot(l)][p]!.p, y)
+            Ops.loraForward(
+                input, rows, inDim, a, b, settings.rank, outDim, T(settings.scale), acts.xa[slot(l)][p]!.p, y)
         }
     }
 
@@ -439,22 +506,29 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// Element `i`'s dropout factor for projection `p` of layer `l` in this batch: 0, or 1/keep.
     @inline(__always) func dropoutFactor(_ p: Projection, _ l: Int, _ i: Int) -> T {
         let keep = 1 - loraSettings!.dropout
-        let key = acts.dropoutKey &+ UInt64(l) &* 0x9E37_79B9 &+ UInt64(Projection.allCases.firstIndex(of: p)!) &* 0x85EB_CA6B
+        let key =
+            acts.dropoutKey &+ UInt64(l) &* 0x9E37_79B9 &+ UInt64(Projection.allCases.firstIndex(of: p)!) &* 0x85EB_CA6B
         return SplitMix64.unit(key, UInt64(i)) < keep ? T(1 / keep) : 0
     }
 
     var dropoutScratch: Buffer<T>?
     func dropoutBuffer(_ n: Int) -> Buffer<T> {
         if let b = dropoutScratch, b.count >= n { return b }
-        let b = Buffer<T>(n); dropoutScratch = b; return b
+        let b = Buffer<T>(n)
+        dropoutScratch = b
+        return b
     }
     func scratchBuffer(_ n: Int) -> Buffer<T> {
         if let b = scratch, b.count >= n { return b }
-        let b = Buffer<T>(n); scratch = b; return b
+        let b = Buffer<T>(n)
+        scratch = b
+        return b
     }
     func logitBuffer() -> Buffer<T> {
         if let b = logitScratch { return b }
-        let b = Buffer<T>(headRows * shape.vocabSize); logitScratch = b; return b
+        let b = Buffer<T>(headRows * shape.vocabSize)
+        logitScratch = b
+        return b
     }
 
     // MARK: backward
@@ -470,16 +544,28 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
     /// Accumulates into the trainable parameters' gradients the gradient of a loss whose
     /// derivative with respect to the last forward's log-probabilities is `dLogp`.
     public func backward(_ dLogp: [T]) {
-        let s = shape, rows = batch.tokens.count, a = acts
+        let s = shape
+        let rows = batch.tokens.count
+        let a = acts
         precondition(dLogp.count == batch.lossRows.count)
         let gr = grads
         if gr.rows < rows || gr.dx == nil {
             gr.rows = rows
-            gr.dx = Buffer(rows * s.dim); gr.dxn = Buffer(rows * s.dim); gr.dq = Buffer(rows * s.qDim)
-            gr.dk = Buffer(rows * s.kvDim); gr.dv = Buffer(rows * s.kvDim); gr.datt = Buffer(rows * s.qDim)
-            gr.dg = Buffer(rows * s.hiddenDim); gr.du = Buffer(rows * s.hiddenDim); gr.dh = Buffer(rows * s.hiddenDim)
-            gr.dxa = Buffer(rows * max(1, loraSettings?.rank ?? 1)); gr.tmp = Buffer(rows * max(s.dim, s.hiddenDim, s.qDim))
-            if s.qkNorms { gr.dqRaw = Buffer(rows * s.qDim); gr.dkRaw = Buffer(rows * s.kvDim) }
+            gr.dx = Buffer(rows * s.dim)
+            gr.dxn = Buffer(rows * s.dim)
+            gr.dq = Buffer(rows * s.qDim)
+            gr.dk = Buffer(rows * s.kvDim)
+            gr.dv = Buffer(rows * s.kvDim)
+            gr.datt = Buffer(rows * s.qDim)
+            gr.dg = Buffer(rows * s.hiddenDim)
+            gr.du = Buffer(rows * s.hiddenDim)
+            gr.dh = Buffer(rows * s.hiddenDim)
+            gr.dxa = Buffer(rows * max(1, loraSettings?.rank ?? 1))
+            gr.tmp = Buffer(rows * max(s.dim, s.hiddenDim, s.qDim))
+            if s.qkNorms {
+                gr.dqRaw = Buffer(rows * s.qDim)
+                gr.dkRaw = Buffer(rows * s.kvDim)
+            }
             if s.sandwichNorms { gr.dOut = Buffer(rows * s.dim) }
         }
         let maxL = batch.segments.map(\.length).max() ?? 1
@@ -490,26 +576,33 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
         dHead.p.update(repeating: 0, count: n * s.dim)
         dLogp.withUnsafeBufferPointer { g in
             if let m = outputPacked {
-                Ops.headBackward(a.headX.p, n, s.dim, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p, dHead.p, nil,
-                                 chunk: headRows,
-                                 product: { xs, rows, out in m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false) },
-                                 productT: { dl, rows, out in m.multiplyTransposed(Self.float(dl), rows, Self.float(out), accumulate: true) })
+                Ops.headBackward(
+                    a.headX.p, n, s.dim, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p, dHead.p,
+                    nil,
+                    chunk: headRows,
+                    product: { xs, rows, out in m.multiply(Self.float(xs), rows, Self.float(out), accumulate: false) },
+                    productT: { dl, rows, out in
+                        m.multiplyTransposed(Self.float(dl), rows, Self.float(out), accumulate: true)
+                    })
             } else {
-                Ops.headBackward(a.headX.p, n, s.dim, output!, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
-                                 dHead.p, dOutput)
+                Ops.headBackward(
+                    a.headX.p, n, s.dim, output!, s.vocabSize, batch.targets, a.lse.p, g.baseAddress!, logitBuffer().p,
+                    dHead.p, dOutput)
             }
         }
         let dxf = gr.dxn!
         dxf.p.update(repeating: 0, count: rows * s.dim)
         for (i, r) in batch.lossRows.enumerated() {
-            let d = dxf.p + r * s.dim, src = dHead.p + i * s.dim
+            let d = dxf.p + r * s.dim
+            let src = dHead.p + i * s.dim
             for j in 0..<s.dim { d[j] += src[j] }
         }
         let dx = gr.dx!
         dx.p.update(repeating: 0, count: rows * s.dim)
         Ops.rmsNormBackward(dxf.p, a.residual[s.layers].p, outputNorm, a.rstdF.p, rows, s.dim, dx.p, dOutputNorm)
         for l in stride(from: s.layers - 1, through: 0, by: -1) {
-            let w = layerWeights[l], i = slot(l)
+            let w = layerWeights[l]
+            let i = slot(l)
             if checkpointing { blockForward(l, rows, next: nil) }  // the block's activations, bit for bit
             // Feed-forward: x_{l+1} = x2 + down(act(gate(xn2), up(xn2))), Gemma's with the output normed.
             gr.dh.p.update(repeating: 0, count: rows * s.hiddenDim)
@@ -538,7 +631,8 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             gr.datt.p.update(repeating: 0, count: rows * s.qDim)
             if sandwich {
                 gr.dOut.p.update(repeating: 0, count: rows * s.dim)
-                Ops.rmsNormBackward(dx.p, a.attnOut[i].p, w.postAttn!, a.rstdPA[i].p, rows, s.dim, gr.dOut.p, w.dPostAttn)
+                Ops.rmsNormBackward(
+                    dx.p, a.attnOut[i].p, w.postAttn!, a.rstdPA[i].p, rows, s.dim, gr.dOut.p, w.dPostAttn)
                 projectBackward(.o, l, gr.dOut.p, a.att[i].p, rows, gr.datt.p)
             } else {
                 projectBackward(.o, l, dx.p, a.att[i].p, rows, gr.datt.p)
@@ -546,18 +640,27 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             gr.dq.p.update(repeating: 0, count: rows * s.qDim)
             gr.dk.p.update(repeating: 0, count: rows * s.kvDim)
             gr.dv.p.update(repeating: 0, count: rows * s.kvDim)
-            Ops.attentionBackward(gr.datt.p, a.q[i].p, a.k[i].p, a.v[i].p, a.probs[i].p, batch.segments, heads: s.heads,
-                                  kvHeads: s.kvHeads, headDim: s.headDim, scale: attentionScale, gr.dq.p, gr.dk.p, gr.dv.p, gr.dS.p)
+            Ops.attentionBackward(
+                gr.datt.p, a.q[i].p, a.k[i].p, a.v[i].p, a.probs[i].p, batch.segments, heads: s.heads,
+                kvHeads: s.kvHeads, headDim: s.headDim, scale: attentionScale, gr.dq.p, gr.dk.p, gr.dv.p, gr.dS.p)
             let (cs, sn) = ropeTables(l)
-            Ops.rope(gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true, halves: s.ropeHalves)
-            Ops.rope(gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true, halves: s.ropeHalves)
-            var dq = gr.dq.p, dk = gr.dk.p
+            Ops.rope(
+                gr.dq.p, rows, heads: s.heads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true,
+                halves: s.ropeHalves)
+            Ops.rope(
+                gr.dk.p, rows, heads: s.kvHeads, headDim: s.headDim, ropeDim: s.ropeDim, cs, sn, inverse: true,
+                halves: s.ropeHalves)
+            var dq = gr.dq.p
+            var dk = gr.dk.p
             if s.qkNorms {
                 gr.dqRaw.p.update(repeating: 0, count: rows * s.qDim)
                 gr.dkRaw.p.update(repeating: 0, count: rows * s.kvDim)
-                Ops.rmsNormBackward(gr.dq.p, a.qRaw[i].p, w.qNorm!, a.rstdQ[i].p, rows * s.heads, s.headDim, gr.dqRaw.p, w.dQNorm)
-                Ops.rmsNormBackward(gr.dk.p, a.kRaw[i].p, w.kNorm!, a.rstdK[i].p, rows * s.kvHeads, s.headDim, gr.dkRaw.p, w.dKNorm)
-                dq = gr.dqRaw.p; dk = gr.dkRaw.p
+                Ops.rmsNormBackward(
+                    gr.dq.p, a.qRaw[i].p, w.qNorm!, a.rstdQ[i].p, rows * s.heads, s.headDim, gr.dqRaw.p, w.dQNorm)
+                Ops.rmsNormBackward(
+                    gr.dk.p, a.kRaw[i].p, w.kNorm!, a.rstdK[i].p, rows * s.kvHeads, s.headDim, gr.dkRaw.p, w.dKNorm)
+                dq = gr.dqRaw.p
+                dk = gr.dkRaw.p
             }
             gr.dxn.p.update(repeating: 0, count: rows * s.dim)
             Ops.rmsNormForward(a.residual[l].p, w.attnNorm, rows, s.dim, eps, a.xn.p, a.rstd1[i].p)
@@ -575,7 +678,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
 
     /// The backward of `project`: dx += dy · W (+ the adapter's part), and the trainable
     /// gradients (W and bias when fine-tuning fully, A and B with LoRA).
-    func projectBackward(_ p: Projection, _ l: Int, _ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int, _ dx: UnsafeMutablePointer<T>) {
+    func projectBackward(
+        _ p: Projection, _ l: Int, _ dy: UnsafePointer<T>, _ x: UnsafePointer<T>, _ rows: Int,
+        _ dx: UnsafeMutablePointer<T>
+    ) {
         let (outDim, inDim) = p.shape(shape)
         let w = layerWeights[l]
         if let m = w.packed[p] {
@@ -584,7 +690,10 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
             Ops.linearBackward(dy, x, rows, inDim, w.w[p]!, outDim, dx, w.dw[p])
         }
         if let db = w.dBias[p] {
-            for r in 0..<rows { let g = dy + r * outDim; for j in 0..<outDim { db[j] += g[j] } }
+            for r in 0..<rows {
+                let g = dy + r * outDim
+                for j in 0..<outDim { db[j] += g[j] }
+            }
         }
         if let a = w.a[p], let b = w.b[p], let settings = loraSettings {
             let input = dropped(x, rows, inDim, p, l)
@@ -592,12 +701,14 @@ public final class TrainingModel<T: TrainScalar>: @unchecked Sendable {
                 // dx += (dxa · A) ⊙ mask / keep: the same mask as the forward.
                 let tmp = grads.tmp!
                 tmp.p.update(repeating: 0, count: rows * inDim)
-                Ops.loraBackward(dy, input, acts.xa[slot(l)][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
-                                 w.dA[p]!, w.dB[p]!, grads.dxa.p, tmp.p)
+                Ops.loraBackward(
+                    dy, input, acts.xa[slot(l)][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
+                    w.dA[p]!, w.dB[p]!, grads.dxa.p, tmp.p)
                 for i in 0..<(rows * inDim) { dx[i] += tmp.p[i] * dropoutFactor(p, l, i) }
             } else {
-                Ops.loraBackward(dy, input, acts.xa[slot(l)][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
-                                 w.dA[p]!, w.dB[p]!, grads.dxa.p, dx)
+                Ops.loraBackward(
+                    dy, input, acts.xa[slot(l)][p]!.p, rows, inDim, a, b, settings.rank, outDim, T(settings.scale),
+                    w.dA[p]!, w.dB[p]!, grads.dxa.p, dx)
             }
         }
     }

@@ -34,7 +34,9 @@ public final class BF16Matrix: FrozenMatrix, @unchecked Sendable {
         backward.deallocate()
     }
 
-    public var residentBytes: Int { 2 * (lm_amx_packed_b_count(Int32(cols), Int32(rows)) + lm_amx_packed_b_count(Int32(rows), Int32(cols))) }
+    public var residentBytes: Int {
+        2 * (lm_amx_packed_b_count(Int32(cols), Int32(rows)) + lm_amx_packed_b_count(Int32(rows), Int32(cols)))
+    }
 
     /// y = x · Wᵀ (`accumulate`: y += …); x is n × cols, y n × rows.
     public func multiply(_ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>, accumulate: Bool) {
@@ -42,23 +44,32 @@ public final class BF16Matrix: FrozenMatrix, @unchecked Sendable {
     }
 
     /// dx (+)= dy · W; dy is n × rows, dx n × cols.
-    public func multiplyTransposed(_ dy: UnsafePointer<Float>, _ n: Int, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    public func multiplyTransposed(
+        _ dy: UnsafePointer<Float>, _ n: Int, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
         run(dy, n, k: rows, packed: backward, outCols: cols, dx, accumulate: accumulate, scratch: scratch)
     }
 
-    private func run(_ a: UnsafePointer<Float>, _ n: Int, k: Int, packed: UnsafePointer<UInt16>, outCols: Int,
-                     _ c: UnsafeMutablePointer<Float>, accumulate: Bool, scratch: BF16Scratch) {
+    private func run(
+        _ a: UnsafePointer<Float>, _ n: Int, k: Int, packed: UnsafePointer<UInt16>, outCols: Int,
+        _ c: UnsafeMutablePointer<Float>, accumulate: Bool, scratch: BF16Scratch
+    ) {
         guard n > 0 else { return }
         let pa = scratch.buffer(lm_amx_packed_a_count(Int32(n), Int32(k)))
         lm_amx_pack_a(a, k, Int32(n), Int32(k), pa)
         let blocks = (outCols + 31) / 32
         let parts = min(threads, blocks)
         let beta: Float = accumulate ? 1 : 0
-        let pc = SendablePointer(c), ppa = SendablePointer(pa), pb = SendablePointer(UnsafeMutablePointer(mutating: packed))
+        let pc = SendablePointer(c)
+        let ppa = SendablePointer(pa)
+        let pb = SendablePointer(UnsafeMutablePointer(mutating: packed))
         // Columns are split among threads in 32-wide blocks; an element's sum does not depend on the split.
         DispatchQueue.concurrentPerform(iterations: parts) { i in
-            let b0 = blocks * i / parts, b1 = blocks * (i + 1) / parts
-            lm_bf16_gemm(ppa.p, Int32(n), Int32(k), pb.p, Int32(outCols), pc.p, outCols, beta, Int32(b0 * 32), Int32(min(outCols, b1 * 32)))
+            let b0 = blocks * i / parts
+            let b1 = blocks * (i + 1) / parts
+            lm_bf16_gemm(
+                ppa.p, Int32(n), Int32(k), pb.p, Int32(outCols), pc.p, outCols, beta, Int32(b0 * 32),
+                Int32(min(outCols, b1 * 32)))
         }
     }
 }
@@ -78,4 +89,3 @@ public final class BF16Scratch: @unchecked Sendable {
     }
     deinit { p?.deallocate() }
 }
-

@@ -48,7 +48,10 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
         }
         let bs = Int(lm_dequant_block_size(Int32(t.type.rawValue)))
         guard bs > 0, cols % bs == 0 else {
-            throw TrainingError("\(file.path): tensor \(name) is \(t.type); training reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K")
+            throw TrainingError(
+                "\(file.path): tensor \(name) is \(t.type); training reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, " +
+                "Q4_K, Q5_K and Q6_K"
+            )
         }
         self.file = file
         self.rows = rows
@@ -58,7 +61,8 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
         base = file.bytes(of: t).baseAddress!
         rowBytes = cols / bs * t.type.blockBytes
         self.threads = max(1, threads)
-        tileFloats = max(Self.forwardTile * cols, Self.backwardTile * ((cols / bs + self.threads - 1) / self.threads) * bs)
+        tileFloats = max(
+            Self.forwardTile * cols, Self.backwardTile * ((cols / bs + self.threads - 1) / self.threads) * bs)
         self.scratch = scratch
         scratch.reserve(threads: self.threads, floats: tileFloats)
     }
@@ -71,7 +75,8 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
 
     /// Rows [r0, r0 + n), values [c0, c1), into `out` (rows `ld` apart).
     func expand(_ r0: Int, _ n: Int, _ c0: Int, _ c1: Int, _ out: UnsafeMutablePointer<Float>, ld: Int) {
-        let status = lm_dequantize_rows(Int32(type.rawValue), base + r0 * rowBytes, rowBytes, Int32(n), Int32(c0), Int32(c1), out, ld)
+        let status = lm_dequantize_rows(
+            Int32(type.rawValue), base + r0 * rowBytes, rowBytes, Int32(n), Int32(c0), Int32(c1), out, ld)
         precondition(status == 0, "\(type) rows cannot be expanded at \(c0)..<\(c1)")
     }
 
@@ -84,34 +89,44 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
         // of at most `forwardTile` rows: a share of 576 rows is one tile, not 512 + 64.
         let groups = (rows + 15) / 16
         let parts = max(1, min(threads, groups))
-        let px = SendablePointer(UnsafeMutablePointer(mutating: x)), py = SendablePointer(y)
+        let px = SendablePointer(UnsafeMutablePointer(mutating: x))
+        let py = SendablePointer(y)
         let beta: Float = accumulate ? 1 : 0
         DispatchQueue.concurrentPerform(iterations: parts) { i in
             let buf = scratch.buffers[i].p
-            let lo = min(rows, groups * i / parts * 16), hi = min(rows, groups * (i + 1) / parts * 16)
+            let lo = min(rows, groups * i / parts * 16)
+            let hi = min(rows, groups * (i + 1) / parts * 16)
             guard hi > lo else { return }
             let tiles = (hi - lo + Self.forwardTile - 1) / Self.forwardTile
             for t in 0..<tiles {
-                let r0 = lo + (hi - lo) * t / tiles, r1 = lo + (hi - lo) * (t + 1) / tiles
+                let r0 = lo + (hi - lo) * t / tiles
+                let r1 = lo + (hi - lo) * (t + 1) / tiles
                 expand(r0, r1 - r0, 0, cols, buf, ld: cols)
                 Float.gemmSerial(false, true, n, r1 - r0, cols, 1, px.p, cols, buf, cols, beta, py.p + r0, rows)
             }
         }
     }
 
-    public func multiplyTransposed(_ dy: UnsafePointer<Float>, _ n: Int, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    public func multiplyTransposed(
+        _ dy: UnsafePointer<Float>, _ n: Int, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
         guard n > 0 else { return }
-        let tile = Self.backwardTile, tiles = (rows + tile - 1) / tile
+        let tile = Self.backwardTile
+        let tiles = (rows + tile - 1) / tile
         let blocks = cols / blockSize
         let parts = min(threads, blocks)
-        let pdy = SendablePointer(UnsafeMutablePointer(mutating: dy)), pdx = SendablePointer(dx)
+        let pdy = SendablePointer(UnsafeMutablePointer(mutating: dy))
+        let pdx = SendablePointer(dx)
         // Threads own column spans of dx; each sums the tiles over W's rows in order.
         DispatchQueue.concurrentPerform(iterations: parts) { i in
-            let c0 = blocks * i / parts * blockSize, c1 = blocks * (i + 1) / parts * blockSize
+            let c0 = blocks * i / parts * blockSize
+            let c1 = blocks * (i + 1) / parts * blockSize
             guard c1 > c0 else { return }
-            let buf = scratch.buffers[i].p, w = c1 - c0
+            let buf = scratch.buffers[i].p
+            let w = c1 - c0
             for t in 0..<tiles {
-                let r0 = t * tile, h = min(tile, rows - r0)
+                let r0 = t * tile
+                let h = min(tile, rows - r0)
                 expand(r0, h, c0, c1, buf, ld: w)
                 let beta: Float = accumulate || t > 0 ? 1 : 0
                 Float.gemmSerial(false, false, n, w, h, 1, pdy.p + r0, rows, buf, w, beta, pdx.p + c0, cols)

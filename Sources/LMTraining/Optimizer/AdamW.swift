@@ -31,12 +31,20 @@ public final class AdamW<T: TrainScalar>: @unchecked Sendable {
     /// One step with learning rate `lr` on `params` from `grads` (already scaled and clipped).
     func step(_ params: UnsafeMutablePointer<T>, _ grads: UnsafePointer<T>, count: Int, lr: Double) {
         steps += 1
-        let b1 = settings.beta1, b2 = settings.beta2
-        let c1 = 1 - Foundation.pow(b1, Double(steps)), c2 = 1 - Foundation.pow(b2, Double(steps))
-        let tb1 = T(b1), tb2 = T(b2), ob1 = T(1 - b1), ob2 = T(1 - b2)
-        let stepSize = T(lr / c1), decay = T(1 - lr * settings.weightDecay)
-        let invC2 = T(1 / c2), eps = T(settings.epsilon)
-        let mp = m.p, vp = v.p
+        let b1 = settings.beta1
+        let b2 = settings.beta2
+        let c1 = 1 - Foundation.pow(b1, Double(steps))
+        let c2 = 1 - Foundation.pow(b2, Double(steps))
+        let tb1 = T(b1)
+        let tb2 = T(b2)
+        let ob1 = T(1 - b1)
+        let ob2 = T(1 - b2)
+        let stepSize = T(lr / c1)
+        let decay = T(1 - lr * settings.weightDecay)
+        let invC2 = T(1 / c2)
+        let eps = T(settings.epsilon)
+        let mp = m.p
+        let vp = v.p
         for i in 0..<count {
             let g = grads[i]
             let mi = tb1 * mp[i] + ob1 * g

@@ -93,7 +93,11 @@ public struct StepReport: Sendable, Codable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case step, steps, epoch, loss, lr, tokens
-        case gradNorm = "grad_norm", tokensPerSecond = "tokens_per_s", elapsedSeconds = "elapsed_s"
-        case rewardAccuracy = "reward_accuracy", rewardMargin = "reward_margin", valLoss = "val_loss"
+        case gradNorm = "grad_norm"
+        case tokensPerSecond = "tokens_per_s"
+        case elapsedSeconds = "elapsed_s"
+        case rewardAccuracy = "reward_accuracy"
+        case rewardMargin = "reward_margin"
+        case valLoss = "val_loss"
     }
 }

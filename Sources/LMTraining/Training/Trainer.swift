@@ -24,8 +24,11 @@ public final class Trainer: @unchecked Sendable {
         self.settings = settings
         for e in examples {
             switch (settings.objective, e.body) {
-            case (.sft, .preference): throw TrainingError("\(e.source): a preference pair; train it with --objective dpo")
-            case (.dpo, .sft): throw TrainingError("\(e.source): not a preference pair (prompt, chosen, rejected); --objective dpo needs them")
+            case (.sft, .preference):
+                throw TrainingError("\(e.source): a preference pair; train it with --objective dpo")
+            case (.dpo, .sft):
+                throw TrainingError(
+                    "\(e.source): not a preference pair (prompt, chosen, rejected); --objective dpo needs them")
             default: break
             }
         }
@@ -33,7 +36,9 @@ public final class Trainer: @unchecked Sendable {
         var order = Array(examples.indices)
         var rng = SplitMix64(seed: settings.seed ^ 0x5EED_0F0A_11DA_7E00)
         Self.shuffle(&order, &rng)
-        let valCount = settings.valSplit > 0 && examples.count > 1 ? min(examples.count - 1, max(1, Int((settings.valSplit * Double(examples.count)).rounded()))) : 0
+        let valCount =
+            settings.valSplit > 0 && examples.count > 1
+            ? min(examples.count - 1, max(1, Int((settings.valSplit * Double(examples.count)).rounded()))) : 0
         let valSet = Set(order.prefix(valCount))
         train = examples.indices.filter { !valSet.contains($0) }.map { examples[$0] }
         validation = examples.indices.filter(valSet.contains).map { examples[$0] }
@@ -42,12 +47,15 @@ public final class Trainer: @unchecked Sendable {
             var idx = Array(train.indices)
             var r = SplitMix64(seed: settings.seed &+ UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15)
             Self.shuffle(&idx, &r)
-            var current: [Int] = [], tokens = 0
+            var current: [Int] = []
+            var tokens = 0
             for i in idx {
                 current.append(i)
                 tokens += train[i].tokenCount
                 if tokens >= settings.batchTokens || current.count >= settings.batchExamples {
-                    steps.append((epoch, current)); current = []; tokens = 0
+                    steps.append((epoch, current))
+                    current = []
+                    tokens = 0
                 }
             }
             if !current.isEmpty { steps.append((epoch, current)) }
@@ -65,8 +73,9 @@ public final class Trainer: @unchecked Sendable {
     }
 
     public var schedule: LearningRateSchedule {
-        LearningRateSchedule(peak: settings.effectiveLearningRate, shape: settings.schedule,
-                             warmupSteps: Int((settings.warmup * Double(plan.count)).rounded()), totalSteps: plan.count)
+        LearningRateSchedule(
+            peak: settings.effectiveLearningRate, shape: settings.schedule,
+            warmupSteps: Int((settings.warmup * Double(plan.count)).rounded()), totalSteps: plan.count)
     }
 
     // MARK: running
@@ -76,10 +85,14 @@ public final class Trainer: @unchecked Sendable {
     /// checkpoint of another fingerprint is refused. The JSONL log at `logPath` is rewritten
     /// from the checkpoint's on resume, so it holds each step once. When `shouldStop` turns
     /// true between steps, a checkpoint is written and `TrainingInterrupted` thrown.
-    public func run(checkpoint: String?, fingerprint: String, logPath: String? = nil, shouldStop: () -> Bool = { false },
-                    onStep: (StepReport) -> Void = { _ in }) throws {
+    public func run(
+        checkpoint: String?, fingerprint: String, logPath: String? = nil, shouldStop: () -> Bool = { false },
+        onStep: (StepReport) -> Void = { _ in }
+    ) throws {
         let fullPrint = settings.fingerprint + "|" + fingerprint
-        if let checkpoint, let saved = try Checkpoint.load(checkpoint, fingerprint: fullPrint, parameters: model.trainable.count) {
+        if let checkpoint,
+            let saved = try Checkpoint.load(checkpoint, fingerprint: fullPrint, parameters: model.trainable.count)
+        {
             model.trainable.setAll(saved.parameters)
             optimizer.restore(m: saved.m, v: saved.v, steps: saved.step)
             reference = saved.reference
@@ -90,8 +103,10 @@ public final class Trainer: @unchecked Sendable {
         if settings.objective == .dpo && reference.isEmpty { reference = try referenceLogprobs() }
         func save() throws {
             guard let checkpoint else { return }
-            try Checkpoint(step: step, parameters: model.trainable.allValues, m: optimizer.state.m, v: optimizer.state.v,
-                           reference: reference, log: log).write(checkpoint, fingerprint: fullPrint)
+            try Checkpoint(
+                step: step, parameters: model.trainable.allValues, m: optimizer.state.m, v: optimizer.state.v,
+                reference: reference, log: log
+            ).write(checkpoint, fingerprint: fullPrint)
         }
         let start = Date()
         var tokensDone = 0
@@ -118,8 +133,11 @@ public final class Trainer: @unchecked Sendable {
     func runStep(_ k: Int) throws -> StepReport {
         let examples = plan[k].examples
         model.trainable.zeroGradients()
-        var loss = 0.0, tokens = 0
-        var correct = 0.0, margins = 0.0, pairs = 0.0
+        var loss = 0.0
+        var tokens = 0
+        var correct = 0.0
+        var margins = 0.0
+        var pairs = 0.0
         switch settings.objective {
         case .sft:
             let total = examples.reduce(0.0) { acc, i in
@@ -152,7 +170,8 @@ public final class Trainer: @unchecked Sendable {
                 var g = [Float](repeating: 0, count: logp.count)
                 var coef = [Double](repeating: 0, count: 2 * micro.count)
                 for (j, e) in micro.enumerated() {
-                    let refC = reference[2 * ids[j]], refR = reference[2 * ids[j] + 1]
+                    let refC = reference[2 * ids[j]]
+                    let refR = reference[2 * ids[j] + 1]
                     let margin = (sums[2 * j] - refC) - (sums[2 * j + 1] - refR)
                     let z = settings.beta * margin
                     let w = e.weight / max(1e-12, total)
@@ -179,7 +198,12 @@ public final class Trainer: @unchecked Sendable {
         }
         guard loss.isFinite else { throw TrainingError("step \(k + 1): the loss is \(loss)") }
         let norm = gradientNorm()
-        guard norm.isFinite else { throw TrainingError("step \(k + 1): the gradient norm is \(norm) (examples \(examples.map { train[$0].source }.joined(separator: ", ")))") }
+        guard norm.isFinite else {
+            throw TrainingError(
+                "step \(k + 1): the gradient norm is \(norm) (examples " +
+                "\(examples.map { train[$0].source }.joined(separator: ", ")))"
+            )
+        }
         if settings.maxGradNorm > 0, norm > settings.maxGradNorm {
             let scale = Float(settings.maxGradNorm / (norm + 1e-6))
             let g = model.trainable.grads!
@@ -187,9 +211,11 @@ public final class Trainer: @unchecked Sendable {
         }
         let lr = schedule.rate(k)
         optimizer.step(model.trainable.values.p, model.trainable.grads!.p, count: model.trainable.count, lr: lr)
-        return StepReport(step: k + 1, steps: plan.count, epoch: plan[k].epoch + 1, loss: loss, lr: lr, gradNorm: norm, tokens: tokens,
-                          tokensPerSecond: 0, elapsedSeconds: 0,
-                          rewardAccuracy: pairs > 0 ? correct / pairs : nil, rewardMargin: pairs > 0 ? margins / pairs : nil)
+        return StepReport(
+            step: k + 1, steps: plan.count, epoch: plan[k].epoch + 1, loss: loss, lr: lr, gradNorm: norm,
+            tokens: tokens,
+            tokensPerSecond: 0, elapsedSeconds: 0,
+            rewardAccuracy: pairs > 0 ? correct / pairs : nil, rewardMargin: pairs > 0 ? margins / pairs : nil)
     }
 
     func dropoutKey(_ step: Int, _ micro: Int) -> UInt64 {
@@ -202,10 +228,14 @@ public final class Trainer: @unchecked Sendable {
 
     /// Consecutive examples packed up to `microBatchTokens` (an example longer than that alone).
     func microBatches(_ examples: [TrainingExample]) -> [[TrainingExample]] {
-        var out: [[TrainingExample]] = [], current: [TrainingExample] = [], tokens = 0
+        var out: [[TrainingExample]] = []
+        var current: [TrainingExample] = []
+        var tokens = 0
         for e in examples {
             if !current.isEmpty && tokens + e.tokenCount > settings.microBatchTokens {
-                out.append(current); current = []; tokens = 0
+                out.append(current)
+                current = []
+                tokens = 0
             }
             current.append(e)
             tokens += e.tokenCount
@@ -257,13 +287,18 @@ public final class Trainer: @unchecked Sendable {
 
     /// SFT: the weighted mean NLL per answer token; DPO: the mean loss, on the validation examples.
     func validationLoss() throws -> Double {
-        var num = 0.0, den = 0.0, index = 0
+        var num = 0.0
+        var den = 0.0
+        var index = 0
         for micro in microBatches(validation) {
             let (batch, owners) = pack(micro)
             let logp = model.forward(batch)
             switch settings.objective {
             case .sft:
-                for (r, lp) in logp.enumerated() { num -= micro[owners[r]].weight * Double(lp); den += micro[owners[r]].weight }
+                for (r, lp) in logp.enumerated() {
+                    num -= micro[owners[r]].weight * Double(lp)
+                    den += micro[owners[r]].weight
+                }
             case .dpo:
                 let sums = sequenceSums(logp, batch, count: 2 * micro.count)
                 for (j, e) in micro.enumerated() {
@@ -283,7 +318,9 @@ public final class Trainer: @unchecked Sendable {
 public struct TrainingInterrupted: Error, Sendable, CustomStringConvertible {
     public var step: Int
     public var steps: Int
-    public var description: String { "stopped after step \(step) of \(steps); the checkpoint is saved: run the same command to resume" }
+    public var description: String {
+        "stopped after step \(step) of \(steps); the checkpoint is saved: run the same command to resume"
+    }
 }
 
 /// The JSONL loss log: one line a step.
@@ -293,8 +330,12 @@ final class TrainingLog {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         var data = Data()
-        for e in entries { data.append(try enc.encode(e)); data.append(0x0A) }
-        guard FileManager.default.createFile(atPath: path, contents: data), let h = FileHandle(forWritingAtPath: path) else {
+        for e in entries {
+            data.append(try enc.encode(e))
+            data.append(0x0A)
+        }
+        guard FileManager.default.createFile(atPath: path, contents: data), let h = FileHandle(forWritingAtPath: path)
+        else {
             throw TrainingError("\(path): cannot write the training log")
         }
         h.seekToEndOfFile()

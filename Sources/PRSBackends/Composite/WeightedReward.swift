@@ -35,7 +35,9 @@ public struct WeightedReward: RewardModel {
                     failures.append("\(part.name): \(r.failure ?? "no value")")
                 }
             }
-            var result = failures.isEmpty ? RewardResult(value: total, components: components)
+            var result =
+                failures.isEmpty
+                ? RewardResult(value: total, components: components)
                 : RewardResult(failure: failures.joined(separator: "; "), components: components)
             result.constraints = constraints
             return result

@@ -19,8 +19,11 @@ public struct EmbeddedGenerator: TextGenerator {
     /// Loads `path` (once per process for the same path and context size), with `adapters`
     /// (`A.gguf` or `A.gguf@SCALE`) applied without merging; generators of one model share its
     /// engine whatever their adapters, and their requests batch together.
-    public init(path: String, adapters adapterSpecs: [String] = [], template name: String? = nil, contextTokens: Int = 4096, threads: Int = 2,
-                maxBatch: Int? = nil, cacheTokens: Int? = nil) throws {
+    public init(
+        path: String, adapters adapterSpecs: [String] = [], template name: String? = nil, contextTokens: Int = 4096,
+        threads: Int = 2,
+        maxBatch: Int? = nil, cacheTokens: Int? = nil
+    ) throws {
         let model = try EngineCache.shared.model(path)
         adapters = adapterSpecs.isEmpty ? nil : try EngineCache.shared.adapters(adapterSpecs, model: model)
         template = try ChatTemplate.of(model, named: name)
@@ -34,7 +37,9 @@ public struct EmbeddedGenerator: TextGenerator {
     /// The prompt tokens of `messages`: rendered, then tokenized with special tokens parsed
     /// (BOS added as the model asks unless the template wrote it).
     public func promptTokens(_ messages: [ChatMessage], prefill: String? = nil) throws -> [Int32] {
-        try template.promptTokens(messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }, prefill: prefill, tokenizer: tokenizer)
+        try template.promptTokens(
+            messages.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }, prefill: prefill,
+            tokenizer: tokenizer)
     }
 
     public func generate(_ request: GenerationRequest) async throws -> [Generation] {
@@ -47,20 +52,28 @@ public struct EmbeddedGenerator: TextGenerator {
         }
         let prompt = try promptTokens(request.messages, prefill: prefill)
         let sampler = SamplerSettings(
-            temperature: Float(p.temperature ?? 0.8), topK: p.topK ?? 0, topP: Float(p.topP ?? 1), minP: Float(p.minP ?? 0),
+            temperature: Float(p.temperature ?? 0.8), topK: p.topK ?? 0, topP: Float(p.topP ?? 1),
+            minP: Float(p.minP ?? 0),
             repetitionPenalty: Float(p.repetitionPenalty ?? 1), presencePenalty: Float(p.presencePenalty ?? 0),
             frequencyPenalty: Float(p.frequencyPenalty ?? 0), seed: p.seed ?? 0, allowed: allowed)
-        let options = CompletionOptions(maxTokens: allowed == nil ? (p.maxTokens ?? 512) : 1, stop: p.stop ?? [], sampler: sampler,
-                                        topLogprobs: allowed != nil ? allowed!.count : p.logprobs == true ? (p.topLogprobs ?? 0) : 0)
-        let completions = try await engine.complete(prompt: prompt, n: max(1, request.n), options: options, adapters: adapters)
+        let options = CompletionOptions(
+            maxTokens: allowed == nil ? (p.maxTokens ?? 512) : 1, stop: p.stop ?? [], sampler: sampler,
+            topLogprobs: allowed != nil ? allowed!.count : p.logprobs == true ? (p.topLogprobs ?? 0) : 0)
+        let completions = try await engine.complete(
+            prompt: prompt, n: max(1, request.n), options: options, adapters: adapters)
         return completions.map { c in
-            let lp: [TokenLogprob]? = p.logprobs == true || allowed != nil ? c.logprobs.map { s in
-                TokenLogprob(token: piece(s.token), logprob: Double(s.logprob),
-                             top: s.top.map { TokenLogprob.Alternative(token: piece($0.token), logprob: Double($0.logprob)) })
-            } : nil
-            return Generation(text: c.text, finishReason: c.finish == .stop ? .stop : .length,
-                              usage: TokenUsage(promptTokens: prompt.count, completionTokens: c.tokens.count),
-                              seed: c.seed, latencyMs: c.milliseconds, logprobs: lp)
+            let lp: [TokenLogprob]? =
+                p.logprobs == true || allowed != nil
+                ? c.logprobs.map { s in
+                    TokenLogprob(
+                        token: piece(s.token), logprob: Double(s.logprob),
+                        top: s.top.map { TokenLogprob.Alternative(token: piece($0.token), logprob: Double($0.logprob)) }
+                    )
+                } : nil
+            return Generation(
+                text: c.text, finishReason: c.finish == .stop ? .stop : .length,
+                usage: TokenUsage(promptTokens: prompt.count, completionTokens: c.tokens.count),
+                seed: c.seed, latencyMs: c.milliseconds, logprobs: lp)
         }
     }
 
@@ -79,7 +92,9 @@ public struct EmbeddedGenerator: TextGenerator {
             return ids
         }
         if let ids = single(prefill, "") { return (prefill, ids) }
-        if prefill.hasSuffix(" "), let ids = single(String(prefill.dropLast()), " ") { return (String(prefill.dropLast()), ids) }
+        if prefill.hasSuffix(" "), let ids = single(String(prefill.dropLast()), " ") {
+            return (String(prefill.dropLast()), ids)
+        }
         return nil
     }
 
@@ -135,9 +150,13 @@ extension EmbeddedGenerator: EngineReporting {
 
     public func engineReport() -> EngineReport {
         let s = engine.statistics()
-        return EngineReport(requests: s.requests, steps: s.steps, largestDecodeBatch: s.largestDecodeBatch, meanDecodeBatch: s.meanDecodeBatch,
-                            largestBatch: s.largestBatch, decodeBatches: s.decodeBatches, maxBatch: s.maxBatch, promptTokens: s.promptTokens,
-                            promptTokensCached: s.promptTokensCached, prefixHitRate: s.prefixHitRate, generatedTokens: s.generatedTokens,
-                            evictions: s.evictions, cacheTokens: s.cacheTokens, isa: InstructionSet.active)
+        return EngineReport(
+            requests: s.requests, steps: s.steps, largestDecodeBatch: s.largestDecodeBatch,
+            meanDecodeBatch: s.meanDecodeBatch,
+            largestBatch: s.largestBatch, decodeBatches: s.decodeBatches, maxBatch: s.maxBatch,
+            promptTokens: s.promptTokens,
+            promptTokensCached: s.promptTokensCached, prefixHitRate: s.prefixHitRate,
+            generatedTokens: s.generatedTokens,
+            evictions: s.evictions, cacheTokens: s.cacheTokens, isa: InstructionSet.active)
     }
 }

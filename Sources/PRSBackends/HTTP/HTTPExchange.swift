@@ -19,7 +19,8 @@ extension HTTPClient {
         timeout: Double, request: String, limit: Int = 64 << 20
     ) async -> Result<HTTPReply, HTTPFailure> {
         func fail(_ kind: HTTPFailure.Kind, retryAfter: Double? = nil) -> Result<HTTPReply, HTTPFailure> {
-            .failure(HTTPFailure(kind: kind, method: method.rawValue, url: url, request: request, retryAfter: retryAfter))
+            .failure(
+                HTTPFailure(kind: kind, method: method.rawValue, url: url, request: request, retryAfter: retryAfter))
         }
         let reply: (HTTPResponseStatus, HTTPHeaders, ByteBuffer)
         do {

@@ -41,15 +41,17 @@ struct HTTPFailure: Error, Sendable {
         let head = "\(method) \(url) [\(request)]"
         switch kind {
         case .status(let s, let body):
-            let hint = s == 401 || s == 403 ? " — check the API key (PRS_API_KEY or OPENAI_API_KEY)" :
-                s == 404 ? " — \(notFoundHint)" : ""
+            let hint =
+                s == 401 || s == 403
+                ? " — check the API key (PRS_API_KEY or OPENAI_API_KEY)" : s == 404 ? " — \(notFoundHint)" : ""
             return "\(head): HTTP \(s)\(tries): \(Self.excerpt(body))\(hint)"
         case .badBody(let why, let body):
             return "\(head): the response is not \(expected): \(why); body: \(Self.excerpt(body))"
         case .transport(let why):
             return "\(head): the connection failed\(tries): \(why) — is the server running, and is the URL right?"
         case .timeout(let s):
-            return "\(head): no complete response within \(Self.format(s)) s\(tries) — raise --timeout or check the server"
+            return
+                "\(head): no complete response within \(Self.format(s)) s\(tries) — raise --timeout or check the server"
         }
     }
 

@@ -23,9 +23,12 @@ extension RetryPolicy {
                 // Only a status reply carries a Retry-After worth honouring.
                 let asked = failure.status == nil ? nil : failure.retryAfter
                 let wait = delay(afterAttempt: tries - 1, retryAfter: asked, jitter: Double.random(in: 0..<1))
-                logger.warning("request failed; retrying", metadata: [
-                    "url": "\(failure.url)", "attempt": "\(tries)", "wait_s": "\(String(format: "%.2f", wait))",
-                    "error": "\(describe(failure))"])
+                logger.warning(
+                    "request failed; retrying",
+                    metadata: [
+                        "url": "\(failure.url)", "attempt": "\(tries)", "wait_s": "\(String(format: "%.2f", wait))",
+                        "error": "\(describe(failure))",
+                    ])
                 try await Task.sleep(nanoseconds: UInt64(wait * 1e9))
             }
         }

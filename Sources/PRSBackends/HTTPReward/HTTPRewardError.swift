@@ -22,6 +22,9 @@ public struct HTTPRewardError: Error, Sendable, CustomStringConvertible {
         let expected = endpoint == .getReward ? "an OpenRLHF /get_reward reply" : "a vLLM /\(endpoint.rawValue) reply"
         return failure.describe(
             expected: expected,
-            notFoundHint: "check the URL: its path ends in the endpoint the server serves (/pooling, /classify, /score or /get_reward)")
+            notFoundHint:
+                "check the URL: its path ends in the endpoint the server serves (/pooling, /classify, /score or " +
+                "/get_reward)"
+        )
     }
 }

@@ -20,8 +20,10 @@ public struct HTTPRewardModel: RewardModel {
     public var identity: String { spec.identity }
 
     /// - Parameter timeout: seconds for one whole attempt (connect, head and body).
-    public init(spec: HTTPRewardSpec, timeout: Double = 300, retry: RetryPolicy = RetryPolicy(),
-                apiKey: String? = nil, logger: Logger, client: HTTPClient = .prs) {
+    public init(
+        spec: HTTPRewardSpec, timeout: Double = 300, retry: RetryPolicy = RetryPolicy(),
+        apiKey: String? = nil, logger: Logger, client: HTTPClient = .prs
+    ) {
         self.spec = spec
         self.timeout = timeout
         self.retry = retry
@@ -32,16 +34,23 @@ public struct HTTPRewardModel: RewardModel {
 
     /// The model for `http:URL`: parses `url` (the text after `http:`) and takes the API key
     /// from `PRS_API_KEY` or `OPENAI_API_KEY`.
-    public static func make(url: String, logger: Logger, timeout: Double = 300, retry: RetryPolicy = RetryPolicy()) throws -> HTTPRewardModel {
+    public static func make(
+        url: String, logger: Logger, timeout: Double = 300, retry: RetryPolicy = RetryPolicy()
+    ) throws -> HTTPRewardModel {
         let env = ProcessInfo.processInfo.environment
-        return HTTPRewardModel(spec: try HTTPRewardSpec.parse(url), timeout: timeout, retry: retry,
-                               apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
+        return HTTPRewardModel(
+            spec: try HTTPRewardSpec.parse(url), timeout: timeout, retry: retry,
+            apiKey: env["PRS_API_KEY"] ?? env["OPENAI_API_KEY"], logger: logger)
     }
 
     public func score(_ inputs: [RewardInput]) async throws -> [RewardResult] {
         let size = RewardRequests.batchLimit(spec)
-        let batches = stride(from: 0, to: inputs.count, by: size).map { Array(inputs[$0..<min($0 + size, inputs.count)]) }
-        let rewards = try await concurrentMap(batches.count, limit: spec.concurrency) { i in try await scoreBatch(batches[i]) }
+        let batches = stride(from: 0, to: inputs.count, by: size).map {
+            Array(inputs[$0..<min($0 + size, inputs.count)])
+        }
+        let rewards = try await concurrentMap(batches.count, limit: spec.concurrency) { i in
+            try await scoreBatch(batches[i])
+        }
         return rewards.joined().map { RewardResult(value: $0, components: ["http": $0]) }
     }
 
@@ -50,7 +59,9 @@ public struct HTTPRewardModel: RewardModel {
         let summary = RewardRequests.summary(count: batch.count, spec)
         let payload = try RewardRequests.body(batch, spec)
         do {
-            return try await retry.run(logger: logger, describe: { HTTPRewardError($0, endpoint: spec.endpoint).description }) {
+            return try await retry.run(
+                logger: logger, describe: { HTTPRewardError($0, endpoint: spec.endpoint).description }
+            ) {
                 await send(payload, count: batch.count, summary: summary)
             }
         } catch let f as HTTPFailure {
@@ -67,7 +78,8 @@ public struct HTTPRewardModel: RewardModel {
             do throws(RewardReplies.BadReply) {
                 return .success(try RewardReplies.rewards(spec.endpoint, reply.data, count: count))
             } catch {
-                return .failure(HTTPFailure(kind: .badBody(error.why, body: reply.text), url: spec.url, request: summary))
+                return .failure(
+                    HTTPFailure(kind: .badBody(error.why, body: reply.text), url: spec.url, request: summary))
             }
         }
     }

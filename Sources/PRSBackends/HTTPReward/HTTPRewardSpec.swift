@@ -35,8 +35,10 @@ public struct HTTPRewardSpec: Sendable, Hashable {
 
     public static let optionNames = ["model", "format", "template", "batch", "concurrency"]
 
-    public init(url: String, endpoint: Endpoint, model: String? = nil, format: TextFormat = .chat,
-                template: ChatTemplate = .chatML(defaultSystem: nil), batch: Int = 16, concurrency: Int = 4) {
+    public init(
+        url: String, endpoint: Endpoint, model: String? = nil, format: TextFormat = .chat,
+        template: ChatTemplate = .chatML(defaultSystem: nil), batch: Int = 16, concurrency: Int = 4
+    ) {
         self.url = url
         self.endpoint = endpoint
         self.model = model

@@ -10,7 +10,8 @@ extension HTTPRewardSpec {
         var url = pieces[0]
         while url.hasSuffix("/") { url.removeLast() }
         guard url.hasPrefix("http://") || url.hasPrefix("https://"),
-              let parsed = URLComponents(string: url), let host = parsed.host, !host.isEmpty else {
+            let parsed = URLComponents(string: url), let host = parsed.host, !host.isEmpty
+        else {
             throw bad("\"\(url)\" is not an http:// or https:// URL")
         }
         let last = parsed.path.split(separator: "/").last.map(String.init) ?? ""
@@ -31,7 +32,10 @@ extension HTTPRewardSpec {
             throw bad("template applies only with format=chat")
         }
         if endpoint == .pooling, spec.format == .chat, seen.contains("template") {
-            throw bad("template does not apply to /pooling with format=chat: the server renders the messages with the model's own template")
+            throw bad(
+                "template does not apply to /pooling with format=chat: the server renders the messages with the " +
+                "model's own template"
+            )
         }
         return spec
     }
@@ -49,7 +53,9 @@ extension HTTPRewardSpec {
 
     mutating func set(_ key: String, _ value: String, _ bad: (String) -> SpecError) throws {
         func count(_ what: String) throws -> Int {
-            guard let n = Int(value), n >= 1 else { throw bad("\(key)=\(value): \(what) must be a whole number of at least 1") }
+            guard let n = Int(value), n >= 1 else {
+                throw bad("\(key)=\(value): \(what) must be a whole number of at least 1")
+            }
             return n
         }
         switch key {

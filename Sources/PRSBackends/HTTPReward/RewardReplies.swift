@@ -17,7 +17,9 @@ public enum RewardReplies {
     }
 
     /// The rewards in `body`, one per input of a batch of `count`, in input order.
-    public static func rewards(_ endpoint: HTTPRewardSpec.Endpoint, _ body: Data, count: Int) throws(BadReply) -> [Double] {
+    public static func rewards(
+        _ endpoint: HTTPRewardSpec.Endpoint, _ body: Data, count: Int
+    ) throws(BadReply) -> [Double] {
         let values: [Double]
         switch endpoint {
         case .pooling:
@@ -30,7 +32,10 @@ public enum RewardReplies {
             let items = try ordered(try decode(DataList<ClassifyItem>.self, body).data, count: count)
             values = try items.enumerated().map { (i, item) throws(BadReply) in
                 guard item.probs.count == 1 else {
-                    throw BadReply("data[\(i)].probs has \(item.probs.count) values; a reward model has one output (serve it with --task classify and num_labels 1, or use /pooling)")
+                    throw BadReply(
+                        "data[\(i)].probs has \(item.probs.count) values; a reward model has one output (serve it " +
+                        "with --task classify and num_labels 1, or use /pooling)"
+                    )
                 }
                 return item.probs[0]
             }
@@ -38,7 +43,9 @@ public enum RewardReplies {
             values = try ordered(try decode(DataList<ScoreItem>.self, body).data, count: count).map(\.score)
         case .getReward:
             values = try decode(RewardsList.self, body).rewards
-            guard values.count == count else { throw BadReply("it has \(plural(values.count, "reward")) for a batch of \(count)") }
+            guard values.count == count else {
+                throw BadReply("it has \(plural(values.count, "reward")) for a batch of \(count)")
+            }
         }
         if let i = values.firstIndex(where: { !$0.isFinite }) {
             throw BadReply("the reward for input \(i) is \(values[i]), not a finite number")
@@ -51,7 +58,8 @@ public enum RewardReplies {
     static func decode<T: Decodable>(_ type: T.Type, _ body: Data) throws(BadReply) -> T {
         let d = JSONDecoder()
         // Quoted non-finite numbers decode, so the finiteness check can name them.
-        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        d.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         do {
             return try d.decode(type, from: body)
         } catch {
@@ -67,7 +75,9 @@ public enum RewardReplies {
 
     /// `items` put in input order by their `index`, which must number 0..<count once each.
     static func ordered<Item: Indexed>(_ items: [Item], count: Int) throws(BadReply) -> [Item] {
-        guard items.count == count else { throw BadReply("it has \(plural(items.count, "result")) for a batch of \(count)") }
+        guard items.count == count else {
+            throw BadReply("it has \(plural(items.count, "result")) for a batch of \(count)")
+        }
         var out = [Item?](repeating: nil, count: count)
         for (position, item) in items.enumerated() {
             let i = item.index ?? position
@@ -109,10 +119,16 @@ enum PooledValue: Decodable, Equatable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if let v = try? c.decode(Double.self) { self = .number(v) }
-        else if let v = try? c.decode([Double].self) { self = .vector(v) }
-        else if let v = try? c.decode([[Double]].self) { self = .matrix(v) }
-        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a number, a list of numbers or a list of lists of numbers") }
+        if let v = try? c.decode(Double.self) {
+            self = .number(v)
+        } else if let v = try? c.decode([Double].self) {
+            self = .vector(v)
+        } else if let v = try? c.decode([[Double]].self) {
+            self = .matrix(v)
+        } else {
+            throw DecodingError.dataCorruptedError(
+                in: c, debugDescription: "expected a number, a list of numbers or a list of lists of numbers")
+        }
     }
 
     /// The last number: the sequence's reward, or the last token's for per-token output.

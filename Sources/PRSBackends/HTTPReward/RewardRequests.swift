@@ -35,13 +35,17 @@ public enum RewardRequests {
             let first: OneOrMany = Set(prompts).count == 1 ? .one(prompts[0]) : .many(prompts)
             return try encode(ScoreBody(model: spec.model, text_1: first, text_2: batch.map(\.response)))
         case .getReward:
-            return try encode(GetRewardBody(query: try texts(), prompts: try batch.map { try RewardText.promptText($0, spec.format, spec.template) }))
+            return try encode(
+                GetRewardBody(
+                    query: try texts(),
+                    prompts: try batch.map { try RewardText.promptText($0, spec.format, spec.template) }))
         }
     }
 
     /// A short account of a request for messages: `4 inputs, model m`.
     static func summary(count: Int, _ spec: HTTPRewardSpec) -> String {
-        "\(count) input\(count == 1 ? "" : "s"), model \(spec.model ?? "default"), format \(spec.endpoint == .score ? "pair" : spec.format.rawValue)"
+        "\(count) input\(count == 1 ? "" : "s"), model \(spec.model ?? "default"), format " +
+        "\(spec.endpoint == .score ? "pair" : spec.format.rawValue)"
     }
 
     static func encode(_ body: some Encodable) throws -> Data {

@@ -17,7 +17,9 @@ public enum RewardText {
 
     /// One string: the conversation rendered with `template` (`chat`), or the user's turn and the
     /// response joined by a blank line (`raw`).
-    public static func text(_ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate) throws -> String {
+    public static func text(
+        _ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate
+    ) throws -> String {
         switch format {
         case .raw: userTurn(input) + "\n\n" + input.response
         case .chat: try template.render(messages(input).map(Self.templateMessage), addGenerationPrompt: false)
@@ -25,7 +27,9 @@ public enum RewardText {
     }
 
     /// The prompt part of `text`: what comes before the response.
-    public static func promptText(_ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate) throws -> String {
+    public static func promptText(
+        _ input: RewardInput, _ format: HTTPRewardSpec.TextFormat, _ template: ChatTemplate
+    ) throws -> String {
         switch format {
         case .raw: userTurn(input)
         case .chat: try template.render([templateMessage(.user(userTurn(input)))], addGenerationPrompt: true)

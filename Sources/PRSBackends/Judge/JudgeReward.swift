@@ -42,8 +42,10 @@ public struct JudgeReward: RewardModel {
     public let prefill: String?
     public static let digits = (1...9).map(String.init)
 
-    public init(generator: any TextGenerator, attempts: Int = 3, concurrency: Int = 4, template: String = Self.defaultTemplate,
-                prefill: String? = "Rating: ") {
+    public init(
+        generator: any TextGenerator, attempts: Int = 3, concurrency: Int = 4, template: String = Self.defaultTemplate,
+        prefill: String? = "Rating: "
+    ) {
         self.generator = generator
         self.prefill = prefill
         self.attempts = max(1, attempts)
@@ -57,9 +59,12 @@ public struct JudgeReward: RewardModel {
 
     func judge(_ input: RewardInput) async throws -> RewardResult {
         let pref = input.preference?.text.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        let text = PromptTemplates.render(template, [
-            "prompt": input.prompt, "preference": pref.isEmpty ? "(no particular preference)" : pref,
-            "response": input.response])
+        let text = PromptTemplates.render(
+            template,
+            [
+                "prompt": input.prompt, "preference": pref.isEmpty ? "(no particular preference)" : pref,
+                "response": input.response,
+            ])
         if let prefill, let rating = try await forced(text, prefill: prefill) {
             let value = (rating - 1) / 8
             return RewardResult(value: value, components: ["judge": value])
@@ -68,7 +73,8 @@ public struct JudgeReward: RewardModel {
         for attempt in 0..<attempts {
             // The first try is greedy; later ones sample so a stuck judgment can change.
             let params = SamplingParameters(
-                temperature: attempt == 0 ? 0 : 0.7, maxTokens: 12, seed: UInt64(attempt), logprobs: true, topLogprobs: 20)
+                temperature: attempt == 0 ? 0 : 0.7, maxTokens: 12, seed: UInt64(attempt), logprobs: true,
+                topLogprobs: 20)
             let out = try await generator.generate(GenerationRequest(messages: [.user(text)], n: 1, parameters: params))
             guard let g = out.first else { continue }
             lastReply = g.text
@@ -77,16 +83,21 @@ public struct JudgeReward: RewardModel {
                 return RewardResult(value: value, components: ["judge": value])
             }
         }
-        return RewardResult(failure: "the judge gave no rating from 1 to 9 in \(attempts) attempts; last reply: \"\(lastReply.prefix(120))\"")
+        return RewardResult(
+            failure:
+                "the judge gave no rating from 1 to 9 in \(attempts) attempts; last reply: \"\(lastReply.prefix(120))\""
+        )
     }
 }
 
 extension JudgeReward {
     /// The expected rating at the forced position, or nil when the backend gave no distribution there.
     func forced(_ text: String, prefill: String) async throws -> Double? {
-        let request = GenerationRequest(messages: [.user(text)], n: 1,
-                                        parameters: SamplingParameters(temperature: 0, maxTokens: 1, seed: 0, logprobs: true, topLogprobs: Self.digits.count),
-                                        prefill: prefill, choices: Self.digits)
+        let request = GenerationRequest(
+            messages: [.user(text)], n: 1,
+            parameters: SamplingParameters(
+                temperature: 0, maxTokens: 1, seed: 0, logprobs: true, topLogprobs: Self.digits.count),
+            prefill: prefill, choices: Self.digits)
         let out = try await generator.generate(request)
         guard let first = out.first?.logprobs?.first else { return nil }
         return JudgeParsing.weightedDigit(first.top) ?? JudgeParsing.digit(first.token).map(Double.init)

@@ -49,7 +49,10 @@ struct ChatCompletionResponse: Decodable {
         struct Message: Decodable { var content: String? }
         struct Logprobs: Decodable {
             struct Entry: Decodable {
-                struct Top: Decodable { var token: String; var logprob: Double }
+                struct Top: Decodable {
+                    var token: String
+                    var logprob: Double
+                }
                 var token: String
                 var logprob: Double
                 var top_logprobs: [Top]?

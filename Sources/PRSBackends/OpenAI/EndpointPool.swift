@@ -42,8 +42,11 @@ actor EndpointPool {
     func observe(endpoint i: Int, asked: Int, got: Int) {
         guard asked > 1 else { return }
         let seen = min(asked, got)
-        if got < asked { endpoints[i].maxN = seen }
-        else if endpoints[i].maxN == nil || seen > endpoints[i].maxN! { endpoints[i].maxN = seen }
+        if got < asked {
+            endpoints[i].maxN = seen
+        } else if endpoints[i].maxN == nil || seen > endpoints[i].maxN! {
+            endpoints[i].maxN = seen
+        }
     }
 
     private func leastLoaded() -> Int? {

@@ -15,7 +15,8 @@ public struct OpenAIClientError: Error, Sendable, CustomStringConvertible {
     public var status: Int? { failure.status }
 
     public var description: String {
-        failure.describe(expected: "an OpenAI chat completion",
-                         notFoundHint: "check the base URL (it usually ends in /v1) and the model name")
+        failure.describe(
+            expected: "an OpenAI chat completion",
+            notFoundHint: "check the base URL (it usually ends in /v1) and the model name")
     }
 }

@@ -74,7 +74,8 @@ public struct OpenAIGenerator: TextGenerator {
                 do {
                     let model = try await modelName(endpoint)
                     let seed = request.parameters.seed.map { $0 + UInt64(seedOffset) }
-                    var body = ChatCompletionBody(model: model, messages: request.messages, n: ask, parameters: request.parameters, seed: seed)
+                    var body = ChatCompletionBody(
+                        model: model, messages: request.messages, n: ask, parameters: request.parameters, seed: seed)
                     if let prefill = request.prefill, !prefill.isEmpty {
                         body.messages.append(.init(role: .assistant, content: prefill))
                         body.continue_final_message = true
@@ -111,9 +112,12 @@ public struct OpenAIGenerator: TextGenerator {
             .failure(HTTPFailure(kind: .badBody(why, body: body), url: url, request: summary))
         }
         let payload: Data
-        do { payload = try JSONEncoder().encode(body) } catch { return fail("could not encode the request: \(error)", body: "") }
+        do { payload = try JSONEncoder().encode(body) } catch {
+            return fail("could not encode the request: \(error)", body: "")
+        }
         let started = ContinuousClock.now
-        logger.trace("request", metadata: ["url": "\(url)", "n": "\(body.n ?? 1)", "seed": "\(seed.map(String.init) ?? "none")"])
+        logger.trace(
+            "request", metadata: ["url": "\(url)", "n": "\(body.n ?? 1)", "seed": "\(seed.map(String.init) ?? "none")"])
         let reply: HTTPReply
         switch await client.exchange(url, json: payload, apiKey: apiKey, timeout: timeout, request: summary) {
         case .success(let r): reply = r
@@ -128,7 +132,9 @@ public struct OpenAIGenerator: TextGenerator {
             return fail(describeDecodingError(error), body: text)
         }
         guard !decoded.choices.isEmpty else { return fail("it has no choices", body: text) }
-        let choices = decoded.choices.enumerated().sorted { ($0.element.index ?? $0.offset) < ($1.element.index ?? $1.offset) }.map(\.element)
+        let choices = decoded.choices.enumerated().sorted {
+            ($0.element.index ?? $0.offset) < ($1.element.index ?? $1.offset)
+        }.map(\.element)
         var gens: [Generation] = []
         let k = choices.count
         let promptTokens = decoded.usage?.prompt_tokens ?? 0
@@ -141,13 +147,15 @@ public struct OpenAIGenerator: TextGenerator {
             // completion tokens are shared out (the remainder to the first choice).
             let share = completion / k + (j == 0 ? completion % k : 0)
             let lp = c.logprobs?.content?.map { e in
-                TokenLogprob(token: e.token, logprob: e.logprob,
-                             top: (e.top_logprobs ?? []).map { TokenLogprob.Alternative(token: $0.token, logprob: $0.logprob) })
+                TokenLogprob(
+                    token: e.token, logprob: e.logprob,
+                    top: (e.top_logprobs ?? []).map { TokenLogprob.Alternative(token: $0.token, logprob: $0.logprob) })
             }
-            gens.append(Generation(
-                text: content, finishReason: FinishReason(openAI: c.finish_reason),
-                usage: TokenUsage(promptTokens: promptTokens, completionTokens: share),
-                seed: seed, latencyMs: latency, logprobs: lp))
+            gens.append(
+                Generation(
+                    text: content, finishReason: FinishReason(openAI: c.finish_reason),
+                    usage: TokenUsage(promptTokens: promptTokens, completionTokens: share),
+                    seed: seed, latencyMs: latency, logprobs: lp))
         }
         return .success(gens)
     }
@@ -158,20 +166,38 @@ public struct OpenAIGenerator: TextGenerator {
     func choiceBias(_ choices: [String], endpoint: String, model: String?) async -> [String: Double]? {
         var bias: [String: Double] = [:]
         for c in choices {
-            guard let ids = await tokenIDs.lookup(endpoint + "|" + c, { [client, apiKey, timeout] in
-                var root = endpoint
-                if root.hasSuffix("/v1") { root.removeLast(3) }
-                struct Body: Encodable { var content: String; var prompt: String; var input: String; var model: String?; var add_special: Bool; var add_special_tokens: Bool }
-                struct Reply: Decodable { var tokens: [Int] }
-                guard let payload = try? JSONEncoder().encode(Body(content: c, prompt: c, input: c, model: model, add_special: false, add_special_tokens: false)) else { return nil }
-                for path in ["/tokenize", "/extras/tokenize"] {
-                    if case .success(let r) = await client.exchange(root + path, json: payload, apiKey: apiKey, timeout: timeout, request: "tokenize"),
-                       let reply = try? JSONDecoder().decode(Reply.self, from: r.data) {
-                        return reply.tokens
-                    }
-                }
-                return nil
-            }), ids.count == 1 else { return nil }
+            guard
+                let ids = await tokenIDs.lookup(
+                    endpoint + "|" + c,
+                    { [client, apiKey, timeout] in
+                        var root = endpoint
+                        if root.hasSuffix("/v1") { root.removeLast(3) }
+                        struct Body: Encodable {
+                            var content: String
+                            var prompt: String
+                            var input: String
+                            var model: String?
+                            var add_special: Bool
+                            var add_special_tokens: Bool
+                        }
+                        struct Reply: Decodable { var tokens: [Int] }
+                        guard
+                            let payload = try? JSONEncoder().encode(
+                                Body(
+                                    content: c, prompt: c, input: c, model: model, add_special: false,
+                                    add_special_tokens: false))
+                        else { return nil }
+                        for path in ["/tokenize", "/extras/tokenize"] {
+                            if case .success(let r) = await client.exchange(
+                                root + path, json: payload, apiKey: apiKey, timeout: timeout, request: "tokenize"),
+                                let reply = try? JSONDecoder().decode(Reply.self, from: r.data)
+                            {
+                                return reply.tokens
+                            }
+                        }
+                        return nil
+                    }), ids.count == 1
+            else { return nil }
             bias[String(ids[0])] = 100
         }
         return bias
@@ -182,8 +208,13 @@ public struct OpenAIGenerator: TextGenerator {
         if let m = endpoint.model { return m }
         return try await models.resolve(endpoint.baseURL) { [client, apiKey, timeout] in
             let url = endpoint.baseURL + "/models"
-            let reply = try await client.exchange(url, method: .GET, apiKey: apiKey, timeout: timeout, request: "list models", limit: 8 << 20).get()
-            struct Models: Decodable { struct M: Decodable { var id: String }; var data: [M] }
+            let reply = try await client.exchange(
+                url, method: .GET, apiKey: apiKey, timeout: timeout, request: "list models", limit: 8 << 20
+            ).get()
+            struct Models: Decodable {
+                struct M: Decodable { var id: String }
+                var data: [M]
+            }
             return (try? JSONDecoder().decode(Models.self, from: reply.data))?.data.first?.id
         }
     }

@@ -17,14 +17,21 @@ public struct RubricReward: RewardModel {
     public func scoreOne(_ input: RewardInput) -> RewardResult {
         let constraints = input.preference?.constraints ?? []
         guard !constraints.isEmpty else {
-            return RewardResult(failure: "the item has no constraints, so the rubric cannot score it; add \"constraints\" to the prompt file or use another reward")
+            return RewardResult(
+                failure:
+                    "the item has no constraints, so the rubric cannot score it; add \"constraints\" to the prompt " +
+                    "file or use another reward"
+            )
         }
         let outcomes = Rubric.check(input.response, against: constraints, mode: mode)
         var components: [String: Double] = [:]
         for o in outcomes {
             var key = o.id
             var k = 2
-            while components[key] != nil { key = "\(o.id)#\(k)"; k += 1 }
+            while components[key] != nil {
+                key = "\(o.id)#\(k)"
+                k += 1
+            }
             components[key] = o.score
         }
         var r = RewardResult(value: outcomes.map(\.score).reduce(0, +) / Double(outcomes.count), components: components)

@@ -65,14 +65,18 @@ public enum EmbeddedTraining {
             func string(_ key: String, optional: Bool = false) throws -> String? {
                 guard let v = object[key], !(v is NSNull) else {
                     if optional { return nil }
-                    throw TrainingError("\(location): \(key): missing (a refine.jsonl record needs prompt, preference, draft, improved)")
+                    throw TrainingError(
+                        "\(location): \(key): missing (a refine.jsonl record needs prompt, preference, draft, improved)"
+                    )
                 }
                 guard let s = v as? String else { throw TrainingError("\(location): \(key): must be a string") }
                 return s
             }
-            let item = PromptItem(id: (object["id"] as? String) ?? location, instruction: try string("prompt")!,
-                                  preference: Preference(text: try string("preference", optional: true) ?? ""))
-            let request = templates.refineMessages(item, draft: try string("draft")!, feedback: try string("feedback", optional: true))
+            let item = PromptItem(
+                id: (object["id"] as? String) ?? location, instruction: try string("prompt")!,
+                preference: Preference(text: try string("preference", optional: true) ?? ""))
+            let request = templates.refineMessages(
+                item, draft: try string("draft")!, feedback: try string("feedback", optional: true))
             let messages = request.map { TemplateMessage(role: $0.role.rawValue, content: $0.content) }
             return .conversation(messages + [TemplateMessage(role: "assistant", content: try string("improved")!)])
         }
@@ -83,7 +87,8 @@ public enum EmbeddedTraining {
     public static func template(_ name: String?, _ model: LlamaModel) throws -> ChatTemplate {
         if let name {
             guard let t = ChatTemplate.named(name) else {
-                throw TrainingInputError(description: "--template \(name): expected one of \(ChatTemplate.names.joined(separator: ", "))")
+                throw TrainingInputError(
+                    description: "--template \(name): expected one of \(ChatTemplate.names.joined(separator: ", "))")
             }
             return t
         }
@@ -91,60 +96,78 @@ public enum EmbeddedTraining {
     }
 
     /// Every file's examples, tokenized as the engine renders them.
-    public static func examples(_ files: [String], model: LlamaModel, template: ChatTemplate, maxLength: Int, allTokens: Bool,
-                                templates: PromptTemplates) throws -> [TrainingExample] {
+    public static func examples(
+        _ files: [String], model: LlamaModel, template: ChatTemplate, maxLength: Int, allTokens: Bool,
+        templates: PromptTemplates
+    ) throws -> [TrainingExample] {
         let reader = TrainingDataReader(convert: refineConverter(templates))
-        var tokenizer = ExampleTokenizer(template: template, tokenizer: model.tokenizer, maxLength: min(maxLength, model.config.contextLength))
+        var tokenizer = ExampleTokenizer(
+            template: template, tokenizer: model.tokenizer, maxLength: min(maxLength, model.config.contextLength))
         tokenizer.allTokens = allTokens
         var out: [TrainingExample] = []
         do {
             for f in files {
-                for (raw, weight, source) in try reader.read(f) { out.append(try tokenizer.example(raw, weight: weight, source: source)) }
+                for (raw, weight, source) in try reader.read(f) {
+                    out.append(try tokenizer.example(raw, weight: weight, source: source))
+                }
             }
         } catch let e as TrainingError { throw TrainingInputError(description: e.description) }
         return out
     }
 
     /// Trains and writes `job.out`; resumes from `job.checkpointPath` when a run of the same job was stopped.
-    public static func run(_ job: EmbeddedTrainingJob, shouldStop: @escaping () -> Bool = { false },
-                           onStart: (Trainer, MemoryEstimate) -> Void = { _, _ in }, onStep: (StepReport) -> Void = { _ in }) throws -> EmbeddedTrainingResult {
+    public static func run(
+        _ job: EmbeddedTrainingJob, shouldStop: @escaping () -> Bool = { false },
+        onStart: (Trainer, MemoryEstimate) -> Void = { _, _ in }, onStep: (StepReport) -> Void = { _ in }
+    ) throws -> EmbeddedTrainingResult {
         let started = Date()
         let llama: LlamaModel
         do { llama = try LlamaModel(path: job.model) } catch { throw TrainingInputError(description: "\(error)") }
         let template = try template(job.template, llama)
-        let examples = try examples(job.data, model: llama, template: template, maxLength: job.maxLength, allTokens: job.allTokens,
-                                    templates: job.templates)
+        let examples = try examples(
+            job.data, model: llama, template: template, maxLength: job.maxLength, allTokens: job.allTokens,
+            templates: job.templates)
         BLASThreads.set(job.settings.threads)
         let estimate = try checkMemory(job, llama, examples)
         let model: TrainingModel<Float>
         do {
-            model = try BaseWeights.model(llama, lora: job.settings.lora, seed: job.settings.seed, bf16: job.settings.precision == .bf16,
-                                          threads: job.settings.threads, quantized: !denseBase, checkpointing: estimate.checkpointing)
+            model = try BaseWeights.model(
+                llama, lora: job.settings.lora, seed: job.settings.seed, bf16: job.settings.precision == .bf16,
+                threads: job.settings.threads, quantized: !denseBase, checkpointing: estimate.checkpointing)
         } catch let e as TrainingError { throw TrainingInputError(description: e.description) }
         let base = model.base
         var fingerprint = "base:" + (try SHA256.file(job.model))
         for f in job.data { fingerprint += "|data:" + (try SHA256.file(f)) }
         if let initPath = job.initAdapter {
             guard let settings = job.settings.lora, let store = model.lora else {
-                throw TrainingInputError(description: "--init \(initPath): continuing from an adapter needs LoRA training (not --full)")
+                throw TrainingInputError(
+                    description: "--init \(initPath): continuing from an adapter needs LoRA training (not --full)")
             }
             let adapter: LoRAAdapter
-            do { adapter = try LoRAAdapter(path: initPath, model: llama) } catch { throw TrainingInputError(description: "--init: \(error)") }
+            do { adapter = try LoRAAdapter(path: initPath, model: llama) } catch {
+                throw TrainingInputError(description: "--init: \(error)")
+            }
             try load(adapter, into: store, settings: settings, layers: llama.config.layers)
             fingerprint += "|init:" + adapter.identity
         }
         let trainer: Trainer
-        do { trainer = try Trainer(model: model, examples: examples, settings: job.settings) } catch let e as TrainingError {
+        do { trainer = try Trainer(model: model, examples: examples, settings: job.settings) } catch let e
+            as TrainingError
+        {
             throw TrainingInputError(description: e.description)
         }
         onStart(trainer, estimate)
         let resumedAt = FileManager.default.fileExists(atPath: job.checkpointPath) ? -1 : 0
-        try trainer.run(checkpoint: job.checkpointPath, fingerprint: fingerprint, logPath: job.logPath, shouldStop: shouldStop, onStep: onStep)
+        try trainer.run(
+            checkpoint: job.checkpointPath, fingerprint: fingerprint, logPath: job.logPath, shouldStop: shouldStop,
+            onStep: onStep)
         let sha = String(fingerprint.dropFirst(5).prefix(64))
         if let settings = job.settings.lora, let store = model.lora {
-            try ModelFiles.writeAdapter(store, settings: settings, architecture: llama.config.architecture, baseSHA256: sha,
-                                        extra: ModelFiles.trainingMetadata(job.settings, data: job.data.map { URL(fileURLWithPath: $0).lastPathComponent }),
-                                        to: job.out)
+            try ModelFiles.writeAdapter(
+                store, settings: settings, architecture: llama.config.architecture, baseSHA256: sha,
+                extra: ModelFiles.trainingMetadata(
+                    job.settings, data: job.data.map { URL(fileURLWithPath: $0).lastPathComponent }),
+                to: job.out)
         } else {
             var replace: [String: [Float]] = [:]
             for e in base.entries { replace[e.name] = base.array(e.name) }
@@ -152,9 +175,11 @@ public enum EmbeddedTraining {
         }
         try? FileManager.default.removeItem(atPath: job.checkpointPath)
         let last = trainer.log.last
-        return EmbeddedTrainingResult(examples: trainer.train.count, validationExamples: trainer.validation.count, steps: trainer.plan.count,
-                                      resumedAt: resumedAt, finalLoss: last?.loss, validationLoss: trainer.log.last(where: { $0.valLoss != nil })?.valLoss,
-                                      seconds: Date().timeIntervalSince(started), out: job.out, log: trainer.log, estimate: estimate)
+        return EmbeddedTrainingResult(
+            examples: trainer.train.count, validationExamples: trainer.validation.count, steps: trainer.plan.count,
+            resumedAt: resumedAt, finalLoss: last?.loss,
+            validationLoss: trainer.log.last(where: { $0.valLoss != nil })?.valLoss,
+            seconds: Date().timeIntervalSince(started), out: job.out, log: trainer.log, estimate: estimate)
     }
 
     /// `PRS_TRAIN_DENSE=1` trains LoRA on float32 copies of the frozen weights, as prs did before
@@ -179,16 +204,20 @@ public enum EmbeddedTraining {
 
     /// The run's memory estimate; refused (naming the figures and what would fit) when it is
     /// over the job's limit or the memory this machine has available.
-    public static func checkMemory(_ job: EmbeddedTrainingJob, _ llama: LlamaModel, _ examples: [TrainingExample]) throws -> MemoryEstimate {
+    public static func checkMemory(
+        _ job: EmbeddedTrainingJob, _ llama: LlamaModel, _ examples: [TrainingExample]
+    ) throws -> MemoryEstimate {
         let pass = largestPass(examples, settings: job.settings)
-        let estimate = MemoryEstimate.of(llama, settings: job.settings, rows: pass.rows, longest: pass.longest, denseBase: denseBase)
+        let estimate = MemoryEstimate.of(
+            llama, settings: job.settings, rows: pass.rows, longest: pass.longest, denseBase: denseBase)
         let limit = job.memoryLimitBytes ?? SystemMemory.availableBytes()
         guard let limit, estimate.totalBytes > limit else { return estimate }
         var fits: [String] = []
         var settings = job.settings
         if !estimate.checkpointing {
             settings.checkpointing = .on
-            let e = MemoryEstimate.of(llama, settings: settings, rows: pass.rows, longest: pass.longest, denseBase: denseBase)
+            let e = MemoryEstimate.of(
+                llama, settings: settings, rows: pass.rows, longest: pass.longest, denseBase: denseBase)
             fits.append("--checkpointing on (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
         }
         var tokens = job.settings.microBatchTokens / 2
@@ -199,35 +228,49 @@ public enum EmbeddedTraining {
             let e = MemoryEstimate.of(llama, settings: s, rows: p.rows, longest: p.longest, denseBase: denseBase)
             if e.totalBytes <= limit || tokens < 128 {
                 let extra = settings.checkpointing == .on && !estimate.checkpointing ? " with --checkpointing on" : ""
-                fits.append("--micro-batch-tokens \(tokens)\(extra) (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
+                fits.append(
+                    "--micro-batch-tokens \(tokens)\(extra) (\(String(format: "%.2f", Double(e.totalBytes) / 1e9)) GB)")
                 break
             }
             tokens /= 2
         }
         let source = job.memoryLimitBytes != nil ? "the limit given (--max-memory)" : "this machine's available memory"
-        throw TrainingInputError(description: "\(job.model): training would take about \(estimate.summary), more than \(source), "
-            + "\(String(format: "%.2f", Double(limit) / 1e9)) GB. Options that lower it: \(fits.joined(separator: "; "))"
-            + (job.settings.lora == nil ? "; LoRA instead of --full (frozen weights stay quantized)" : ""))
+        throw TrainingInputError(
+            description: "\(job.model): training would take about \(estimate.summary), more than \(source), "
+                + "\(String(format: "%.2f", Double(limit) / 1e9)) GB. Options that lower it: " +
+                "\(fits.joined(separator: "; "))"
+                + (job.settings.lora == nil ? "; LoRA instead of --full (frozen weights stay quantized)" : ""))
     }
 
     /// Copies an adapter's A and B into a LoRA parameter store of the same rank and targets.
-    static func load(_ adapter: LoRAAdapter, into store: ParameterStore<Float>, settings: LoRASettings, layers: Int) throws {
+    static func load(
+        _ adapter: LoRAAdapter, into store: ParameterStore<Float>, settings: LoRASettings, layers: Int
+    ) throws {
         for e in store.entries {
             let isA = e.name.hasSuffix(".lora_a")
             let base = String(e.name.dropLast(7))
             guard let pair = adapter.tensors[base] else {
-                throw TrainingInputError(description: "--init \(adapter.path): has no \(base); train with the adapter's targets (--lora-targets)")
+                throw TrainingInputError(
+                    description:
+                        "--init \(adapter.path): has no \(base); train with the adapter's targets (--lora-targets)")
             }
             guard pair.rank == settings.rank else {
-                throw TrainingInputError(description: "--init \(adapter.path): rank \(pair.rank), but --lora-rank is \(settings.rank)")
+                throw TrainingInputError(
+                    description: "--init \(adapter.path): rank \(pair.rank), but --lora-rank is \(settings.rank)")
             }
             guard abs(Double(adapter.alpha) - settings.alpha) < 1e-6 else {
-                throw TrainingInputError(description: "--init \(adapter.path): alpha \(adapter.alpha), but --lora-alpha is \(settings.alpha)")
+                throw TrainingInputError(
+                    description: "--init \(adapter.path): alpha \(adapter.alpha), but --lora-alpha is \(settings.alpha)"
+                )
             }
             store.set(e.name, isA ? pair.a : pair.b)
         }
         if adapter.tensors.count * 2 != store.entries.count {
-            throw TrainingInputError(description: "--init \(adapter.path): adapts \(adapter.tensors.count) tensors, the training \(store.entries.count / 2); use the adapter's --lora-targets")
+            throw TrainingInputError(
+                description:
+                    "--init \(adapter.path): adapts \(adapter.tensors.count) tensors, the training " +
+                    "\(store.entries.count / 2); use the adapter's --lora-targets"
+            )
         }
     }
 }
@@ -246,18 +289,23 @@ public struct AnswerLikelihood: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case examples, tokens, pairs
-        case meanNLL = "mean_nll", meanMargin = "mean_margin", marginAccuracy = "margin_accuracy"
+        case meanNLL = "mean_nll"
+        case meanMargin = "mean_margin"
+        case marginAccuracy = "margin_accuracy"
     }
 }
 
 extension EmbeddedTraining {
     /// Scores `files` under `modelPath` with `adapters` (`A.gguf[@SCALE]`) merged in memory.
-    public static func likelihood(model modelPath: String, adapters specs: [String], data files: [String], template name: String? = nil,
-                                  maxLength: Int = 1024, threads: Int = 2) throws -> AnswerLikelihood {
+    public static func likelihood(
+        model modelPath: String, adapters specs: [String], data files: [String], template name: String? = nil,
+        maxLength: Int = 1024, threads: Int = 2
+    ) throws -> AnswerLikelihood {
         let llama: LlamaModel
         do { llama = try LlamaModel(path: modelPath) } catch { throw TrainingInputError(description: "\(error)") }
         let template = try template(name, llama)
-        let examples = try examples(files, model: llama, template: template, maxLength: maxLength, allTokens: false, templates: .standard)
+        let examples = try examples(
+            files, model: llama, template: template, maxLength: maxLength, allTokens: false, templates: .standard)
         BLASThreads.set(threads)
         let base: ParameterStore<Float> = try BaseWeights.load(llama, gradients: false)
         do {
@@ -268,7 +316,12 @@ extension EmbeddedTraining {
             try ModelFiles.merge(adapters, into: base)
         } catch { throw TrainingInputError(description: "--lora: \(error)") }
         let model = TrainingModel(shape: BaseWeights.shape(llama.config), base: base, lora: nil)
-        var nll = 0.0, weight = 0.0, tokens = 0, pairs = 0, margin = 0.0, wins = 0.0
+        var nll = 0.0
+        var weight = 0.0
+        var tokens = 0
+        var pairs = 0
+        var margin = 0.0
+        var wins = 0.0
         for e in examples {
             var batch = PackedBatch()
             switch e.body {
@@ -295,8 +348,10 @@ extension EmbeddedTraining {
                 tokens += logp.count
             }
         }
-        return AnswerLikelihood(examples: examples.count, tokens: tokens, meanNLL: nll / max(1e-12, weight), pairs: pairs,
-                                meanMargin: pairs > 0 ? margin / Double(pairs) : nil, marginAccuracy: pairs > 0 ? wins / Double(pairs) : nil)
+        return AnswerLikelihood(
+            examples: examples.count, tokens: tokens, meanNLL: nll / max(1e-12, weight), pairs: pairs,
+            meanMargin: pairs > 0 ? margin / Double(pairs) : nil, marginAccuracy: pairs > 0 ? wins / Double(pairs) : nil
+        )
     }
 }
 

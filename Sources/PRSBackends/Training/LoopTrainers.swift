@@ -13,7 +13,10 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
     public var maxLength: Int
     public var templates: PromptTemplates
 
-    public init(model: String, settings: TrainSettings, template: String? = nil, maxLength: Int = 1024, templates: PromptTemplates = .standard) {
+    public init(
+        model: String, settings: TrainSettings, template: String? = nil, maxLength: Int = 1024,
+        templates: PromptTemplates = .standard
+    ) {
         self.model = model
         self.settings = settings
         self.template = template
@@ -21,14 +24,22 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
         self.templates = templates
     }
 
-    public var identity: String { "embedded:" + settings.fingerprint + "|max_length=\(maxLength)|template=\(template ?? "model")" }
+    public var identity: String {
+        "embedded:" + settings.fingerprint + "|max_length=\(maxLength)|template=\(template ?? "model")"
+    }
 
-    public func train(_ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void) async throws -> TrainedPolicy {
+    public func train(
+        _ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void
+    ) async throws -> TrainedPolicy {
         var s = settings
         s.seed = job.seed
         let data = s.objective == .dpo ? job.dpo : job.sft + job.refine
         guard !data.isEmpty else {
-            throw TrainingInputError(description: "\(job.directory): no \(s.objective == .dpo ? "preference pairs (select.dpo: best-worst)" : "SFT data") to train on")
+            throw TrainingInputError(
+                description:
+                    "\(job.directory): no " +
+                    "\(s.objective == .dpo ? "preference pairs (select.dpo: best-worst)" : "SFT data") to train on"
+            )
         }
         let out = URL(fileURLWithPath: job.directory).appendingPathComponent("adapter.gguf").path
         var j = EmbeddedTrainingJob(data: data, model: model, out: out)
@@ -45,9 +56,13 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
                 // Training is long and synchronous: it gets a thread of its own, not one of the pool's.
                 let thread = Thread {
                     do {
-                        let r = try EmbeddedTraining.run(job, shouldStop: { stop.isSet }, onStep: { r in
-                            onProgress(TrainingProgress(step: r.step, steps: r.steps, loss: r.loss, elapsedSeconds: r.elapsedSeconds))
-                        })
+                        let r = try EmbeddedTraining.run(
+                            job, shouldStop: { stop.isSet },
+                            onStep: { r in
+                                onProgress(
+                                    TrainingProgress(
+                                        step: r.step, steps: r.steps, loss: r.loss, elapsedSeconds: r.elapsedSeconds))
+                            })
                         continuation.resume(returning: r)
                     } catch {
                         continuation.resume(throwing: error)
@@ -60,8 +75,9 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
             stop.set()
         }
         if result.examples == 0 { throw TrainingInputError(description: "\(job.out): no examples were trained on") }
-        return TrainedPolicy(policy: .embedded(path: model, adapters: [out]), adapter: out, examples: result.examples,
-                             losses: result.log.map(\.loss), tokens: result.log.map(\.tokens).reduce(0, +))
+        return TrainedPolicy(
+            policy: .embedded(path: model, adapters: [out]), adapter: out, examples: result.examples,
+            losses: result.log.map(\.loss), tokens: result.log.map(\.tokens).reduce(0, +))
     }
 }
 
@@ -96,14 +112,18 @@ public struct CommandPolicyTrainer: PolicyTrainer {
     static func combine(_ files: [String], into url: URL) throws {
         var data = Data()
         for f in files {
-            guard let d = FileManager.default.contents(atPath: f) else { throw TrainingInputError(description: "\(f): cannot read the selected data") }
+            guard let d = FileManager.default.contents(atPath: f) else {
+                throw TrainingInputError(description: "\(f): cannot read the selected data")
+            }
             data += d
             if let last = d.last, last != UInt8(ascii: "\n") { data.append(UInt8(ascii: "\n")) }
         }
         try data.write(to: url, options: .atomic)
     }
 
-    public func train(_ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void) async throws -> TrainedPolicy {
+    public func train(
+        _ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void
+    ) async throws -> TrainedPolicy {
         let dir = URL(fileURLWithPath: job.directory)
         let data = dir.appendingPathComponent("train-data")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
@@ -112,7 +132,10 @@ public struct CommandPolicyTrainer: PolicyTrainer {
         try Self.combine(job.dpo, into: data.appendingPathComponent("dpo.jsonl"))
         let out = dir.appendingPathComponent("adapter.gguf")
         try? FileManager.default.removeItem(at: out)
-        let fills = ["{data}": data.path, "{base}": baseModel, "{init}": job.initAdapter ?? "", "{out}": out.path, "{dir}": dir.path]
+        let fills = [
+            "{data}": data.path, "{base}": baseModel, "{init}": job.initAdapter ?? "", "{out}": out.path,
+            "{dir}": dir.path,
+        ]
         var line = command
         for (k, v) in fills { line = line.replacingOccurrences(of: k, with: Self.quote(v)) }
         var env = ProcessInfo.processInfo.environment
@@ -129,7 +152,9 @@ public struct CommandPolicyTrainer: PolicyTrainer {
         if env["PRS_BIN"] == nil { env["PRS_BIN"] = Bundle.main.executableURL?.path ?? CommandLine.arguments[0] }
         let logURL = dir.appendingPathComponent("trainer.log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logURL.path) else { throw TrainingInputError(description: "\(logURL.path): cannot write the trainer's log") }
+        guard let log = FileHandle(forWritingAtPath: logURL.path) else {
+            throw TrainingInputError(description: "\(logURL.path): cannot write the trainer's log")
+        }
         defer { try? log.close() }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -154,7 +179,8 @@ public struct CommandPolicyTrainer: PolicyTrainer {
                     continuation.resume(returning: process.terminationStatus)
                 }
                 do { try process.run() } catch {
-                    continuation.resume(throwing: TrainingInputError(description: "trainer command: cannot start /bin/sh: \(error)"))
+                    continuation.resume(
+                        throwing: TrainingInputError(description: "trainer command: cannot start /bin/sh: \(error)"))
                     return
                 }
                 reader.start()
@@ -165,11 +191,13 @@ public struct CommandPolicyTrainer: PolicyTrainer {
         if Task.isCancelled { throw CancellationError() }
         guard status == 0 else {
             let tail = (try? String(contentsOf: logURL, encoding: .utf8)).map { String($0.suffix(600)) } ?? ""
-            throw TrainingInputError(description: "trainer command exited with status \(status) (log: \(logURL.path)): \(tail)")
+            throw TrainingInputError(
+                description: "trainer command exited with status \(status) (log: \(logURL.path)): \(tail)")
         }
         let all = lines.all
         var losses = all.compactMap { Self.step($0)?.loss }
-        if losses.isEmpty, let log = try? String(contentsOf: dir.appendingPathComponent("train.jsonl"), encoding: .utf8) {
+        if losses.isEmpty, let log = try? String(contentsOf: dir.appendingPathComponent("train.jsonl"), encoding: .utf8)
+        {
             losses = log.split(separator: "\n").compactMap { Self.step(String($0))?.loss }
         }
         let examples = [job.sft, job.refine, job.dpo].flatMap { $0 }.reduce(0) { n, f in
@@ -179,31 +207,43 @@ public struct CommandPolicyTrainer: PolicyTrainer {
             let text = spec.dropFirst("policy:".count).trimmingCharacters(in: .whitespaces)
             let policy: PolicySpec
             do { policy = try PolicySpec.parse(text) } catch let e as SpecError {
-                throw TrainingInputError(description: "trainer command printed \"\(spec)\": \(e.description) (log: \(logURL.path))")
+                throw TrainingInputError(
+                    description: "trainer command printed \"\(spec)\": \(e.description) (log: \(logURL.path))")
             }
-            return TrainedPolicy(policy: policy, adapter: FileManager.default.fileExists(atPath: out.path) ? out.path : nil, examples: examples, losses: losses)
+            return TrainedPolicy(
+                policy: policy, adapter: FileManager.default.fileExists(atPath: out.path) ? out.path : nil,
+                examples: examples, losses: losses)
         }
         guard FileManager.default.fileExists(atPath: out.path) else {
-            throw TrainingInputError(description: "trainer command finished but left no \(out.path) and printed no 'policy: SPEC' line (log: \(logURL.path))")
+            throw TrainingInputError(
+                description:
+                    "trainer command finished but left no \(out.path) and printed no 'policy: SPEC' line (log: " +
+                    "\(logURL.path))"
+            )
         }
         let type: String?
         do { type = try ModelFiles.generalType(ofFile: out.path) } catch {
             throw TrainingInputError(description: "\(out.path): the trainer's output is not a GGUF file: \(error)")
         }
         if type == "adapter" {
-            return TrainedPolicy(policy: .embedded(path: baseModel, adapters: [out.path]), adapter: out.path, examples: examples, losses: losses)
+            return TrainedPolicy(
+                policy: .embedded(path: baseModel, adapters: [out.path]), adapter: out.path, examples: examples,
+                losses: losses)
         }
         return TrainedPolicy(policy: .embedded(path: out.path), examples: examples, losses: losses)
     }
 
     static func step(_ line: String) -> (step: Int, steps: Int, loss: Double)? {
         guard line.hasPrefix("{"), let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-              let step = o["step"] as? Int, let loss = (o["loss"] as? NSNumber)?.doubleValue else { return nil }
+            let step = o["step"] as? Int, let loss = (o["loss"] as? NSNumber)?.doubleValue
+        else { return nil }
         return (step, (o["steps"] as? Int) ?? step, loss)
     }
 
     static func progress(_ line: String, _ onProgress: @Sendable (TrainingProgress) -> Void) {
-        if let s = step(line) { onProgress(TrainingProgress(step: s.step, steps: s.steps, loss: s.loss, elapsedSeconds: 0)) }
+        if let s = step(line) {
+            onProgress(TrainingProgress(step: s.step, steps: s.steps, loss: s.loss, elapsedSeconds: 0))
+        }
     }
 }
 
@@ -212,8 +252,16 @@ public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     public init() {}
-    public func set() { lock.lock(); value = true; lock.unlock() }
-    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    public func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+    public var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
 }
 
 /// Splits a byte stream into lines as it arrives.

@@ -43,7 +43,8 @@ public struct RuntimeAdapterServer: Sendable {
     /// The adapter name of a policy this server answers for, or nil.
     public func adapterName(of policy: PolicySpec) -> String? {
         guard case .openAI(let endpoints) = policy, endpoints.count == 1, endpoints[0].baseURL == baseURL,
-              let name = endpoints[0].model, name.hasPrefix(namePrefix) else { return nil }
+            let name = endpoints[0].model, name.hasPrefix(namePrefix)
+        else { return nil }
         return name
     }
 
@@ -51,7 +52,8 @@ public struct RuntimeAdapterServer: Sendable {
     /// (`DIR/peft`, written once).
     func servedPath(_ adapter: String) throws -> String {
         guard format == .peft else { return URL(fileURLWithPath: adapter).standardizedFileURL.path }
-        let dir = URL(fileURLWithPath: adapter).deletingLastPathComponent().appendingPathComponent("peft").standardizedFileURL
+        let dir = URL(fileURLWithPath: adapter).deletingLastPathComponent().appendingPathComponent("peft")
+            .standardizedFileURL
         let config = dir.appendingPathComponent(PEFTAdapter.configFile).path
         if !FileManager.default.fileExists(atPath: config) {
             let model = try LlamaModel(path: baseModel)
@@ -72,12 +74,17 @@ public struct RuntimeAdapterServer: Sendable {
         let path = try servedPath(adapter)
         let root = baseURL.hasSuffix("/v1") ? String(baseURL.dropLast(3)) : baseURL
         let body = try JSONSerialization.data(withJSONObject: ["lora_name": name, "lora_path": path])
-        let r = await HTTPClient.prs.exchange(root + "/v1/load_lora_adapter", json: body, apiKey: apiKey, timeout: timeout,
-                                              request: "load adapter \(name)")
+        let r = await HTTPClient.prs.exchange(
+            root + "/v1/load_lora_adapter", json: body, apiKey: apiKey, timeout: timeout,
+            request: "load adapter \(name)")
         switch r {
         case .success: return
         case .failure(let f):
-            if case .status(400, let text) = f.kind, text.contains("already been loaded") || text.contains("adapter_exists") { return }
+            if case .status(400, let text) = f.kind,
+                text.contains("already been loaded") || text.contains("adapter_exists")
+            {
+                return
+            }
             throw TrainingInputError(description: "\(root)/v1/load_lora_adapter (\(name) from \(path)): \(f)")
         }
     }
@@ -96,10 +103,13 @@ public struct ServedAdapterTrainer: PolicyTrainer {
 
     public var identity: String { inner.identity }
 
-    public func train(_ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void) async throws -> TrainedPolicy {
+    public func train(
+        _ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void
+    ) async throws -> TrainedPolicy {
         var trained = try await inner.train(job, onProgress: onProgress)
         guard let adapter = trained.adapter else {
-            throw TrainingInputError(description: "\(job.directory): the trainer made no adapter file to load into \(server.baseURL)")
+            throw TrainingInputError(
+                description: "\(job.directory): the trainer made no adapter file to load into \(server.baseURL)")
         }
         let name = server.name(chain: job.chain, iteration: job.iteration)
         try await server.load(name: name, adapter: adapter)

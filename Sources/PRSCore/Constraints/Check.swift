@@ -39,15 +39,22 @@ enum Check: Sendable, Hashable {
         case .numberSentences: self = .sentences(try a.int("num_sentences"), try a.relation("relation"))
         case .numberParagraphs: self = .starParagraphs(try a.int("num_paragraphs"))
         case .nthParagraphFirstWord:
-            let count = try a.int("num_paragraphs"), nth = try a.int("nth_paragraph", min: 1)
-            guard nth <= count else { throw ConstraintError(field: "nth_paragraph", message: "is \(nth), past num_paragraphs \(count)") }
+            let count = try a.int("num_paragraphs")
+            let nth = try a.int("nth_paragraph", min: 1)
+            guard nth <= count else {
+                throw ConstraintError(field: "nth_paragraph", message: "is \(nth), past num_paragraphs \(count)")
+            }
             self = .nthParagraphFirstWord(count: count, nth: nth, word: try a.string("first_word").lowercased())
         case .paragraphs: self = .paragraphs(try a.int("num_paragraphs"), try a.relation("relation", default: .exactly))
         case .bulletList: self = .bullets(try a.int("num_bullets"))
-        case .numberedSteps: self = .numberedSteps(try a.int("num_steps"), try a.relation("relation", default: .exactly))
+        case .numberedSteps:
+            self = .numberedSteps(try a.int("num_steps"), try a.relation("relation", default: .exactly))
         case .title: self = .title
-        case .sections: self = .sections(splitter: try a.string("section_spliter", default: "Section"), count: try a.int("num_sections"))
-        case .markdownSections: self = .markdownSections(try a.int("num_sections"), try a.relation("relation", default: .atLeast))
+        case .sections:
+            self = .sections(
+                splitter: try a.string("section_spliter", default: "Section"), count: try a.int("num_sections"))
+        case .markdownSections:
+            self = .markdownSections(try a.int("num_sections"), try a.relation("relation", default: .atLeast))
         case .jsonFormat: self = .json
         case .quotation: self = .quotation
         case .postscript: self = .postscript(marker: try a.string("postscript_marker", default: "P.S."))
@@ -72,7 +79,12 @@ enum Check: Sendable, Hashable {
         case .language:
             let code = try a.string("language")
             guard let lang = LanguageCheck.Language(code: code) else {
-                throw ConstraintError(field: "language", message: "\"\(code)\" is not a language prs can check; supported: \(LanguageCheck.supportedCodes.joined(separator: ", "))")
+                throw ConstraintError(
+                    field: "language",
+                    message:
+                        "\"\(code)\" is not a language prs can check; supported: " +
+                        "\(LanguageCheck.supportedCodes.joined(separator: ", "))"
+                )
             }
             self = .language(lang)
         case .lowercase: self = .lowercase
@@ -88,7 +100,8 @@ enum Check: Sendable, Hashable {
         case .sentences(let n, let r): "Answer in \(r.rawValue) \(n) sentences."
         case .starParagraphs(let n): "Write exactly \(n) paragraphs, separated by the divider ***."
         case .nthParagraphFirstWord(let count, let nth, let word):
-            "Write exactly \(count) paragraphs separated by blank lines; paragraph \(nth) must start with the word \"\(word)\"."
+            "Write exactly \(count) paragraphs separated by blank lines; paragraph \(nth) must start with the word " +
+            "\"\(word)\"."
         case .paragraphs(let n, let r): "Write \(r.rawValue) \(n) paragraphs, separated by blank lines."
         case .bullets(let n): "Use exactly \(n) bullet points in Markdown (\"* \" or \"- \")."
         case .numberedSteps(let n, let r): "Give \(r.rawValue) \(n) numbered steps (1., 2., …)."
@@ -99,7 +112,8 @@ enum Check: Sendable, Hashable {
         case .quotation: "Wrap the whole answer in double quotation marks."
         case .postscript(let m): "End with a postscript starting with \(m)"
         case .highlights(let n): "Highlight at least \(n) parts with Markdown, like *highlighted part*."
-        case .constrainedResponse: "Answer with one of: \"My answer is yes.\", \"My answer is no.\", \"My answer is maybe.\""
+        case .constrainedResponse:
+            "Answer with one of: \"My answer is yes.\", \"My answer is no.\", \"My answer is maybe.\""
         case .twoResponses: "Give two different answers, separated by six asterisks: ******."
         case .keywords(let k): "Include the keywords \(Self.list(k))."
         case .keywordFrequency(let k, let n, let r): "Use the word \"\(k)\" \(r.rawValue) \(n) times."
@@ -132,7 +146,9 @@ struct Arguments {
         guard let d = v.wholeNumber, abs(d) < 1_000_000_000 else {
             throw ConstraintError(field: key, message: "expected a whole number, found \(v.typeName)")
         }
-        guard Int(d) >= min else { throw ConstraintError(field: key, message: "must be at least \(min), got \(Int(d))") }
+        guard Int(d) >= min else {
+            throw ConstraintError(field: key, message: "must be at least \(min), got \(Int(d))")
+        }
         return Int(d)
     }
 
@@ -155,7 +171,8 @@ struct Arguments {
         var out: [String] = []
         for (i, e) in a.enumerated() {
             guard let s = e.stringValue, !s.isEmpty else {
-                throw ConstraintError(field: "\(key)[\(i)]", message: "expected a non-empty string, found \(e.typeName)")
+                throw ConstraintError(
+                    field: "\(key)[\(i)]", message: "expected a non-empty string, found \(e.typeName)")
             }
             out.append(s)
         }
@@ -168,7 +185,9 @@ struct Arguments {
             throw ConstraintError(field: key, message: "missing")
         }
         guard let s = v.stringValue, let r = Relation(rawValue: s) else {
-            throw ConstraintError(field: key, message: "expected one of \(Relation.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+            throw ConstraintError(
+                field: key,
+                message: "expected one of \(Relation.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
         }
         return r
     }

@@ -52,7 +52,9 @@ extension Check {
             return binary(Self.isJSON(text), "The answer is not valid JSON; reply with the JSON only.")
         case .quotation:
             let t = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            return binary(t.count > 1 && t.hasPrefix("\"") && t.hasSuffix("\""), "The answer is not wrapped in double quotation marks.")
+            return binary(
+                t.count > 1 && t.hasPrefix("\"") && t.hasSuffix("\""),
+                "The answer is not wrapped in double quotation marks.")
         case .postscript(let marker):
             return binary(Self.hasPostscript(text, marker), "The answer has no postscript starting with \(marker)")
         case .highlights(let target):
@@ -68,7 +70,9 @@ extension Check {
             let score = Double(keywords.count - missing.count) / Double(keywords.count)
             return (score, missing.isEmpty ? nil : "The answer does not include \(Check.list(missing)).")
         case .keywordFrequency(let keyword, let target, let r):
-            let n = TextCounts.matches(NSRegularExpression.escapedPattern(for: keyword), in: text, options: .caseInsensitive).count
+            let n = TextCounts.matches(
+                NSRegularExpression.escapedPattern(for: keyword), in: text, options: .caseInsensitive
+            ).count
             return count("uses of \"\(keyword)\"", n, target, r)
         case .forbidden(let words):
             let used = words.filter { Self.containsWord(text, $0) }
@@ -79,18 +83,24 @@ extension Check {
             return count("times the letter \"\(letter)\"", n, target, r)
         case .startWith(let phrase):
             let t = text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-            return binary(t.hasPrefix(phrase.trimmingCharacters(in: .whitespaces).lowercased()),
-                          "The answer does not start with \"\(phrase)\".")
+            return binary(
+                t.hasPrefix(phrase.trimmingCharacters(in: .whitespaces).lowercased()),
+                "The answer does not start with \"\(phrase)\".")
         case .endWith(let phrase):
-            let t = text.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
-            return binary(t.hasSuffix(phrase.trimmingCharacters(in: .whitespaces).lowercased()),
-                          "The answer does not end with the exact phrase \"\(phrase)\".")
+            let t = text.trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(
+                in: CharacterSet(charactersIn: "\"")
+            ).lowercased()
+            return binary(
+                t.hasSuffix(phrase.trimmingCharacters(in: .whitespaces).lowercased()),
+                "The answer does not end with the exact phrase \"\(phrase)\".")
         case .repeatPrompt(let prompt):
             let t = text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-            return binary(t.hasPrefix(prompt.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()),
-                          "The answer does not begin by repeating the request word for word.")
+            return binary(
+                t.hasPrefix(prompt.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()),
+                "The answer does not begin by repeating the request word for word.")
         case .placeholders(let target):
-            return count("placeholders in square brackets", TextCounts.matches(#"\[.*?\]"#, in: text).count, target, .atLeast)
+            return count(
+                "placeholders in square brackets", TextCounts.matches(#"\[.*?\]"#, in: text).count, target, .atLeast)
         case .noComma:
             let n = text.filter { $0 == "," }.count
             return (n == 0 ? 1 : 1 / Double(n + 1), n == 0 ? nil : "The answer uses \(n) commas; it should use none.")
@@ -129,12 +139,15 @@ extension Check {
 
     /// Lines starting with `* ` (not `**`) or `-`, as IFEval counts Markdown bullets.
     static func bulletCount(_ text: String) -> Int {
-        TextCounts.matches(#"(?m)^\s*\*[^\*].*$"#, in: text).count + TextCounts.matches(#"(?m)^\s*-.*$"#, in: text).count
+        TextCounts.matches(#"(?m)^\s*\*[^\*].*$"#, in: text).count
+            + TextCounts.matches(#"(?m)^\s*-.*$"#, in: text).count
     }
 
     static func highlightCount(_ text: String) -> Int {
         let spans = TextCounts.matches(#"\*[^\n\*]*\*"#, in: text) + TextCounts.matches(#"\*\*[^\n\*]*\*\*"#, in: text)
-        return spans.filter { !$0.trimmingCharacters(in: CharacterSet(charactersIn: "*")).trimmingCharacters(in: .whitespaces).isEmpty }.count
+        return spans.filter {
+            !$0.trimmingCharacters(in: CharacterSet(charactersIn: "*")).trimmingCharacters(in: .whitespaces).isEmpty
+        }.count
     }
 
     /// The whole answer parses as JSON, after removing a Markdown code fence around it.
@@ -153,9 +166,13 @@ extension Check {
     static func hasPostscript(_ text: String, _ marker: String) -> Bool {
         let m = marker.lowercased()
         let pattern: String
-        if m == "p.p.s" || m == "p.p.s." { pattern = #"(?m)\s*p\.\s?p\.\s?s.*$"# }
-        else if m == "p.s." || m == "p.s" { pattern = #"(?m)\s*p\.\s?s\..*$"# }
-        else { pattern = #"(?m)\s*"# + NSRegularExpression.escapedPattern(for: m) + ".*$" }
+        if m == "p.p.s" || m == "p.p.s." {
+            pattern = #"(?m)\s*p\.\s?p\.\s?s.*$"#
+        } else if m == "p.s." || m == "p.s" {
+            pattern = #"(?m)\s*p\.\s?s\..*$"#
+        } else {
+            pattern = #"(?m)\s*"# + NSRegularExpression.escapedPattern(for: m) + ".*$"
+        }
         return !TextCounts.matches(pattern, in: text.lowercased()).isEmpty
     }
 
@@ -181,7 +198,9 @@ extension Check {
 
     /// Case-insensitive whole-word match (`\bword\b`).
     static func containsWord(_ text: String, _ word: String) -> Bool {
-        !TextCounts.matches(#"\b"# + NSRegularExpression.escapedPattern(for: word) + #"\b"#, in: text, options: .caseInsensitive).isEmpty
+        !TextCounts.matches(
+            #"\b"# + NSRegularExpression.escapedPattern(for: word) + #"\b"#, in: text, options: .caseInsensitive
+        ).isEmpty
     }
 
     /// Followed when every cased letter is in the case (Python's `isupper`/`islower`); partial

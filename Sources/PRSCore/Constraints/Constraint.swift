@@ -21,7 +21,12 @@ public struct Constraint: Sendable, Hashable, Codable {
             throw ConstraintError(field: "id", message: "missing or not a string")
         }
         guard let kind = ConstraintKind(rawValue: id) else {
-            throw ConstraintError(field: "id", message: "unknown instruction id \"\(id)\"; known: \(ConstraintKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ConstraintError(
+                field: "id",
+                message:
+                    "unknown instruction id \"\(id)\"; known: " +
+                    "\(ConstraintKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         self.id = id
         self.kind = kind
@@ -32,7 +37,8 @@ public struct Constraint: Sendable, Hashable, Codable {
     public init(from decoder: any Decoder) throws {
         let value = try JSONValue(from: decoder)
         do { try self.init(json: value) } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: error.description))
         }
     }
 

@@ -26,7 +26,8 @@ public enum LanguageCheck {
     }
 
     enum Script: Sendable, Hashable {
-        case cyrillic, arabic, devanagari, bengali, tamil, telugu, gujarati, kannada, gurmukhi, thai, hangul, kana, han, greek, hebrew
+        case cyrillic, arabic, devanagari, bengali, tamil, telugu, gujarati, kannada, gurmukhi, thai, hangul, kana, han,
+            greek, hebrew
 
         func contains(_ v: UInt32) -> Bool {
             switch self {
@@ -50,11 +51,16 @@ public enum LanguageCheck {
     }
 
     static let table: [Language] = [
-        Language("en", "English", words: "the and of to is in that it for you are with this on be as have not or was but they"),
-        Language("es", "Spanish", words: "el la de que y en los las un una por con para es no se del al lo como más pero"),
+        Language(
+            "en", "English",
+            words: "the and of to is in that it for you are with this on be as have not or was but they"),
+        Language(
+            "es", "Spanish", words: "el la de que y en los las un una por con para es no se del al lo como más pero"),
         Language("pt", "Portuguese", words: "o a de que e do da em um uma para com não os as é dos das se mais por"),
-        Language("fr", "French", words: "le la les de des et est un une que pour dans en du ne pas qui sur au avec vous"),
-        Language("de", "German", words: "der die das und ist nicht ein eine zu den mit von sie es ich auf für dem im auch"),
+        Language(
+            "fr", "French", words: "le la les de des et est un une que pour dans en du ne pas qui sur au avec vous"),
+        Language(
+            "de", "German", words: "der die das und ist nicht ein eine zu den mit von sie es ich auf für dem im auch"),
         Language("it", "Italian", words: "il la di che e un una per non sono del della le gli con si è ma come anche"),
         Language("nl", "Dutch", words: "de het een en van is dat niet op te met voor zijn ik je die ook maar er"),
         Language("fi", "Finnish", words: "ja on ei se että oli mutta kun hän tämä ovat myös tai jos niin kuin mitä"),
@@ -86,7 +92,9 @@ public enum LanguageCheck {
         }
         let words = TextCounts.words(text.lowercased()).map(String.init)
         guard !words.isEmpty else { return false }
-        func share(_ l: Language) -> Double { Double(words.filter { l.functionWords.contains($0) }.count) / Double(words.count) }
+        func share(_ l: Language) -> Double {
+            Double(words.filter { l.functionWords.contains($0) }.count) / Double(words.count)
+        }
         let mine = share(lang)
         let best = table.filter { $0.script == nil && $0.code != lang.code }.map(share).max() ?? 0
         return mine >= 0.1 && mine >= best

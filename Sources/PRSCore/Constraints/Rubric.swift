@@ -10,7 +10,9 @@ public enum Rubric {
     }
 
     /// One outcome per constraint, in order.
-    public static func check(_ response: String, against constraints: [Constraint], mode: Mode = .strict) -> [ConstraintOutcome] {
+    public static func check(
+        _ response: String, against constraints: [Constraint], mode: Mode = .strict
+    ) -> [ConstraintOutcome] {
         let variants = mode == .strict ? [response] : looseVariants(response)
         return constraints.map { c in
             let check = c.check
@@ -27,7 +29,9 @@ public enum Rubric {
 
     static func looseVariants(_ response: String) -> [String] {
         let lines = response.split(separator: "\n", omittingEmptySubsequences: false)
-        func join(_ s: ArraySlice<Substring>) -> String { s.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines) }
+        func join(_ s: ArraySlice<Substring>) -> String {
+            s.joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         let removeFirst = join(lines.dropFirst())
         let removeLast = join(lines.dropLast())
         let removeBoth = join(lines.dropFirst().dropLast())

@@ -27,7 +27,8 @@ public enum BestOfN {
         let total = logChoose(N, n)
         var sum = 0.0
         for i in 1...N {
-            let below = i - 1, above = N - i
+            let below = i - 1
+            let above = N - i
             guard below >= n - j, above >= j - 1 else { continue }
             sum += v[i - 1] * exp(logChoose(below, n - j) + logChoose(above, j - 1) - total)
         }

@@ -11,7 +11,9 @@ public struct Bootstrap: Sendable {
     }
 
     /// (low, high) of the 95% interval of `statistic` over resamples of `values`.
-    public func interval<T>(_ values: [T], level: Double = 0.95, _ statistic: ([T]) -> Double) -> (low: Double, high: Double)? {
+    public func interval<T>(
+        _ values: [T], level: Double = 0.95, _ statistic: ([T]) -> Double
+    ) -> (low: Double, high: Double)? {
         guard !values.isEmpty else { return nil }
         var rng = SplitMix64(seed: seed)
         var stats: [Double] = []
@@ -25,7 +27,8 @@ public struct Bootstrap: Sendable {
         let alpha = (1 - level) / 2
         func q(_ p: Double) -> Double {
             let x = p * Double(stats.count - 1)
-            let lo = Int(x.rounded(.down)), hi = min(lo + 1, stats.count - 1)
+            let lo = Int(x.rounded(.down))
+            let hi = min(lo + 1, stats.count - 1)
             return stats[lo] + (stats[hi] - stats[lo]) * (x - Double(lo))
         }
         return (q(alpha), q(1 - alpha))

@@ -30,7 +30,9 @@ public enum PreferencePairParser {
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             guard !line.isEmpty else { continue }
-            func problem(_ field: String?, _ message: String) { problems.append(PromptProblem(file: file, line: i + 1, field: field, message: message)) }
+            func problem(_ field: String?, _ message: String) {
+                problems.append(PromptProblem(file: file, line: i + 1, field: field, message: message))
+            }
             guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
                 problem(nil, "not a JSON object")
                 continue
@@ -44,11 +46,22 @@ public enum PreferencePairParser {
                 default: return nil
                 }
             }
-            guard let prompt = text("prompt", role: "user") else { problem("prompt", "missing, or neither a string nor a message list with a user message"); continue }
-            guard let chosen = text("chosen", role: "assistant") else { problem("chosen", "missing, or neither a string nor a message list with an assistant message"); continue }
-            guard let rejected = text("rejected", role: "assistant") else { problem("rejected", "missing, or neither a string nor a message list with an assistant message"); continue }
-            pairs.append(PreferencePair(id: (object["id"] as? String) ?? "line \(i + 1)", line: i + 1, prompt: prompt,
-                                        chosen: chosen, rejected: rejected, category: object["category"] as? String))
+            guard let prompt = text("prompt", role: "user") else {
+                problem("prompt", "missing, or neither a string nor a message list with a user message")
+                continue
+            }
+            guard let chosen = text("chosen", role: "assistant") else {
+                problem("chosen", "missing, or neither a string nor a message list with an assistant message")
+                continue
+            }
+            guard let rejected = text("rejected", role: "assistant") else {
+                problem("rejected", "missing, or neither a string nor a message list with an assistant message")
+                continue
+            }
+            pairs.append(
+                PreferencePair(
+                    id: (object["id"] as? String) ?? "line \(i + 1)", line: i + 1, prompt: prompt,
+                    chosen: chosen, rejected: rejected, category: object["category"] as? String))
         }
         return (pairs, problems)
     }
@@ -69,7 +82,10 @@ public struct PairAccuracy: Sendable, Hashable, Encodable {
         public var ordersDisagree: Bool?
         public var error: String?
 
-        public init(id: String, category: String?, chosen: Double?, rejected: Double?, score: Double?, ordersDisagree: Bool? = nil, error: String? = nil) {
+        public init(
+            id: String, category: String?, chosen: Double?, rejected: Double?, score: Double?,
+            ordersDisagree: Bool? = nil, error: String? = nil
+        ) {
             self.id = id
             self.category = category
             self.chosen = chosen
@@ -94,20 +110,28 @@ public struct PairAccuracy: Sendable, Hashable, Encodable {
     public var positionBias: Double?
 
     enum CodingKeys: String, CodingKey {
-        case pairs, scored, accuracy, byCategory = "by_category", lengthBaseline = "length_baseline", positionBias = "position_bias"
+        case pairs, scored, accuracy
+        case byCategory = "by_category"
+        case lengthBaseline = "length_baseline"
+        case positionBias = "position_bias"
     }
 
     public static func compare(_ a: Double, _ b: Double) -> Double { a > b ? 1 : a == b ? 0.5 : 0 }
 
-    public static func compute(_ outcomes: [Outcome], pairs: [PreferencePair], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) -> PairAccuracy {
+    public static func compute(
+        _ outcomes: [Outcome], pairs: [PreferencePair], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)
+    ) -> PairAccuracy {
         let scored = outcomes.filter { $0.score != nil }
         var byCategory: [String: [Double]] = [:]
         for o in scored { byCategory[o.category ?? "none", default: []].append(o.score!) }
-        let length = pairs.map { compare(Double(TextCounts.words($0.chosen).count), Double(TextCounts.words($0.rejected).count)) }
+        let length = pairs.map {
+            compare(Double(TextCounts.words($0.chosen).count), Double(TextCounts.words($0.rejected).count))
+        }
         let judged = outcomes.compactMap(\.ordersDisagree)
-        return PairAccuracy(pairs: outcomes.count, scored: scored.count, accuracy: MeanInterval.of(scored.map { $0.score! }, bootstrap),
-                            byCategory: byCategory.compactMapValues { MeanInterval.of($0, bootstrap) },
-                            lengthBaseline: MeanInterval.of(length, bootstrap),
-                            positionBias: judged.isEmpty ? nil : Double(judged.filter { $0 }.count) / Double(judged.count))
+        return PairAccuracy(
+            pairs: outcomes.count, scored: scored.count, accuracy: MeanInterval.of(scored.map { $0.score! }, bootstrap),
+            byCategory: byCategory.compactMapValues { MeanInterval.of($0, bootstrap) },
+            lengthBaseline: MeanInterval.of(length, bootstrap),
+            positionBias: judged.isEmpty ? nil : Double(judged.filter { $0 }.count) / Double(judged.count))
     }
 }

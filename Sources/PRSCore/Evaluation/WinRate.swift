@@ -22,9 +22,11 @@ public enum WinRate {
 
     /// By reward: higher wins; equal rewards tie.
     public static func byReward(id: String, a: Node, b: Node) -> Outcome {
-        let ra = a.reward ?? -.infinity, rb = b.reward ?? -.infinity
-        return Outcome(id: id, score: ra > rb ? 1 : ra < rb ? 0 : 0.5,
-                       lengthA: TextCounts.words(a.text).count, lengthB: TextCounts.words(b.text).count)
+        let ra = a.reward ?? -.infinity
+        let rb = b.reward ?? -.infinity
+        return Outcome(
+            id: id, score: ra > rb ? 1 : ra < rb ? 0 : 0.5,
+            lengthA: TextCounts.words(a.text).count, lengthB: TextCounts.words(b.text).count)
     }
 
     /// A judge asked in both orders: `first` is its verdict with A shown first, `second` with B
@@ -32,11 +34,17 @@ public enum WinRate {
     /// verdicts count fully; disagreeing ones count as a tie and are flagged.
     public static func byJudge(id: String, first: String?, second: String?, lengthA: Int, lengthB: Int) -> Outcome {
         func asA(_ v: String?, swapped: Bool) -> Double {
-            switch v { case "A"?: swapped ? 0 : 1; case "B"?: swapped ? 1 : 0; default: 0.5 }
+            switch v {
+            case "A"?: swapped ? 0 : 1
+            case "B"?: swapped ? 1 : 0
+            default: 0.5
+            }
         }
-        let s1 = asA(first, swapped: false), s2 = asA(second, swapped: true)
-        return Outcome(id: id, score: (s1 + s2) / 2, lengthA: lengthA, lengthB: lengthB,
-                       ordersDisagree: (s1 == 1 && s2 == 0) || (s1 == 0 && s2 == 1))
+        let s1 = asA(first, swapped: false)
+        let s2 = asA(second, swapped: true)
+        return Outcome(
+            id: id, score: (s1 + s2) / 2, lengthA: lengthA, lengthB: lengthB,
+            ordersDisagree: (s1 == 1 && s2 == 0) || (s1 == 0 && s2 == 1))
     }
 
     public static func rate(_ outcomes: [Outcome]) -> Double {
@@ -55,20 +63,30 @@ public enum WinRate {
         let sd = (deltas.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(deltas.count)).squareRoot()
         let xs = deltas.map { sd > 0 ? tanh($0 / sd) : 0 }
         let ys = outcomes.map(\.score)
-        var b0 = 0.0, b1 = 0.0
+        var b0 = 0.0
+        var b1 = 0.0
         let ridge = 1e-3  // keeps the fit finite when A always (or never) wins
         for _ in 0..<50 {
-            var g0 = -ridge * b0, g1 = -ridge * b1, h00 = ridge, h01 = 0.0, h11 = ridge
+            var g0 = -ridge * b0
+            var g1 = -ridge * b1
+            var h00 = ridge
+            var h01 = 0.0
+            var h11 = ridge
             for (x, y) in zip(xs, ys) {
                 let p = 1 / (1 + exp(-(b0 + b1 * x)))
                 let w = p * (1 - p)
-                g0 += y - p; g1 += (y - p) * x
-                h00 += w; h01 += w * x; h11 += w * x * x
+                g0 += y - p
+                g1 += (y - p) * x
+                h00 += w
+                h01 += w * x
+                h11 += w * x * x
             }
             let det = h00 * h11 - h01 * h01
             guard det.magnitude > 1e-12 else { break }
-            let d0 = (h11 * g0 - h01 * g1) / det, d1 = (h00 * g1 - h01 * g0) / det
-            b0 += d0; b1 += d1
+            let d0 = (h11 * g0 - h01 * g1) / det
+            let d1 = (h00 * g1 - h01 * g0) / det
+            b0 += d0
+            b1 += d1
             if abs(d0) + abs(d1) < 1e-10 { break }
         }
         return (1 / (1 + exp(-b0)), b1)

@@ -22,9 +22,11 @@ public struct EngineReport: Codable, Sendable, Hashable {
     /// written before it was recorded.
     public var isa: String?
 
-    public init(requests: Int, steps: Int, largestDecodeBatch: Int, meanDecodeBatch: Double, largestBatch: Int,
-                decodeBatches: [String: Int], maxBatch: Int, promptTokens: Int, promptTokensCached: Int,
-                prefixHitRate: Double, generatedTokens: Int, evictions: Int, cacheTokens: Int, isa: String? = nil) {
+    public init(
+        requests: Int, steps: Int, largestDecodeBatch: Int, meanDecodeBatch: Double, largestBatch: Int,
+        decodeBatches: [String: Int], maxBatch: Int, promptTokens: Int, promptTokensCached: Int,
+        prefixHitRate: Double, generatedTokens: Int, evictions: Int, cacheTokens: Int, isa: String? = nil
+    ) {
         self.requests = requests
         self.steps = steps
         self.largestDecodeBatch = largestDecodeBatch
@@ -43,16 +45,25 @@ public struct EngineReport: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case requests, steps, evictions, isa
-        case largestDecodeBatch = "largest_decode_batch", meanDecodeBatch = "mean_decode_batch", largestBatch = "largest_batch"
-        case decodeBatches = "decode_batches", maxBatch = "max_batch", promptTokens = "prompt_tokens"
-        case promptTokensCached = "prompt_tokens_cached", prefixHitRate = "prefix_hit_rate"
-        case generatedTokens = "generated_tokens", cacheTokens = "cache_tokens"
+        case largestDecodeBatch = "largest_decode_batch"
+        case meanDecodeBatch = "mean_decode_batch"
+        case largestBatch = "largest_batch"
+        case decodeBatches = "decode_batches"
+        case maxBatch = "max_batch"
+        case promptTokens = "prompt_tokens"
+        case promptTokensCached = "prompt_tokens_cached"
+        case prefixHitRate = "prefix_hit_rate"
+        case generatedTokens = "generated_tokens"
+        case cacheTokens = "cache_tokens"
     }
 
     /// One line for a terminal.
     public var line: String {
-        String(format: "engine: %d requests, decode batches up to %d sequences (mean %.1f, limit %d), prefix cache hit %.1f%% of %d prompt tokens, %d evictions",
-               requests, largestDecodeBatch, meanDecodeBatch, maxBatch, prefixHitRate * 100, promptTokens, evictions)
+        String(
+            format:
+                "engine: %d requests, decode batches up to %d sequences (mean %.1f, limit %d), prefix cache hit " +
+                "%.1f%% of %d prompt tokens, %d evictions",
+            requests, largestDecodeBatch, meanDecodeBatch, maxBatch, prefixHitRate * 100, promptTokens, evictions)
             + (isa.map { ", kernels \($0)" } ?? "")
     }
 }

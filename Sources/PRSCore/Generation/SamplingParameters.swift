@@ -43,8 +43,13 @@ public struct SamplingParameters: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case temperature, seed, stop, logprobs
-        case topP = "top_p", topK = "top_k", minP = "min_p"
-        case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
-        case repetitionPenalty = "repetition_penalty", maxTokens = "max_tokens", topLogprobs = "top_logprobs"
+        case topP = "top_p"
+        case topK = "top_k"
+        case minP = "min_p"
+        case presencePenalty = "presence_penalty"
+        case frequencyPenalty = "frequency_penalty"
+        case repetitionPenalty = "repetition_penalty"
+        case maxTokens = "max_tokens"
+        case topLogprobs = "top_logprobs"
     }
 }

@@ -10,7 +10,10 @@ public struct GenerationRequest: Sendable, Hashable {
     /// A backend that cannot restrict the token still returns what it can (text, alternatives).
     public var choices: [String]?
 
-    public init(messages: [ChatMessage], n: Int = 1, parameters: SamplingParameters, prefill: String? = nil, choices: [String]? = nil) {
+    public init(
+        messages: [ChatMessage], n: Int = 1, parameters: SamplingParameters, prefill: String? = nil,
+        choices: [String]? = nil
+    ) {
         self.messages = messages
         self.n = n
         self.parameters = parameters
@@ -42,11 +45,13 @@ public struct TokenUsage: Sendable, Hashable, Codable {
     public var total: Int { promptTokens + completionTokens }
 
     public static func + (a: TokenUsage, b: TokenUsage) -> TokenUsage {
-        TokenUsage(promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens)
+        TokenUsage(
+            promptTokens: a.promptTokens + b.promptTokens, completionTokens: a.completionTokens + b.completionTokens)
     }
 
     enum CodingKeys: String, CodingKey {
-        case promptTokens = "prompt_tokens", completionTokens = "completion_tokens"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
     }
 }
 

@@ -17,7 +17,10 @@ public struct LoopSettings: Sendable, Hashable {
 
     /// How a tree's responses become training data.
     public struct Select: Sendable, Hashable {
-        public enum SFT: Sendable, Hashable { case best, topK(Int) }
+        public enum SFT: Sendable, Hashable {
+            case best
+            case topK(Int)
+        }
         public var sft = SFT.best
         /// Responses scoring below this are not trained on.
         public var minReward: Double?
@@ -123,7 +126,8 @@ public enum LoopPlan {
 /// (`improving`, the paper's), synthetic pairs made of two responses to one prompt, the worse
 /// as the draft and the better as its refinement (`synthetic`), or both.
 public enum RefinePairs: String, Sendable, Hashable, CaseIterable {
-    case improving, synthetic, both = "improving+synthetic"
+    case improving, synthetic
+    case both = "improving+synthetic"
     /// The least reward gap of a synthetic pair, on rewards in [0, 1].
     public static let defaultMargin = 0.1
 }

@@ -66,10 +66,13 @@ public struct PolicyScore: Sendable, Hashable, Codable {
         /// PRS's refinements against their drafts on the held-out prompts.
         public var refinement: RefinementSuccess.Figure?
 
-        public init(budget: Int, prs: [Tree], prand: [Tree], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) {
+        public init(budget: Int, prs: [Tree], prand: [Tree], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1))
+        {
             self.budget = budget
-            let a = Dictionary(prs.compactMap { t in t.best?.reward.map { (t.id, $0) } }, uniquingKeysWith: { x, _ in x })
-            let b = Dictionary(prand.compactMap { t in t.best?.reward.map { (t.id, $0) } }, uniquingKeysWith: { x, _ in x })
+            let a = Dictionary(
+                prs.compactMap { t in t.best?.reward.map { (t.id, $0) } }, uniquingKeysWith: { x, _ in x })
+            let b = Dictionary(
+                prand.compactMap { t in t.best?.reward.map { (t.id, $0) } }, uniquingKeysWith: { x, _ in x })
             let common = prs.map(\.id).filter { a[$0] != nil && b[$0] != nil }
             let zero = MeanInterval(mean: 0, low: 0, high: 0)
             self.prs = MeanInterval.of(common.map { a[$0]! }, bootstrap) ?? zero
@@ -81,9 +84,16 @@ public struct PolicyScore: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case search
-        case prompts, meanReward = "mean_reward", greedyReward = "greedy_reward", bestOfN = "best_of_n"
-        case winRateVsBase = "win_rate_vs_base", judgeWinRateVsBase = "judge_win_rate_vs_base", gainVsBase = "gain_vs_base"
-        case byCategory = "by_category", byConstraint = "by_constraint", meanWords = "mean_words"
+        case prompts
+        case meanReward = "mean_reward"
+        case greedyReward = "greedy_reward"
+        case bestOfN = "best_of_n"
+        case winRateVsBase = "win_rate_vs_base"
+        case judgeWinRateVsBase = "judge_win_rate_vs_base"
+        case gainVsBase = "gain_vs_base"
+        case byCategory = "by_category"
+        case byConstraint = "by_constraint"
+        case meanWords = "mean_words"
         case completionTokens = "completion_tokens"
     }
 
@@ -95,17 +105,22 @@ public struct PolicyScore: Sendable, Hashable, Codable {
 
     /// Per prompt, the mean sample reward of `samples` minus that of `base`, averaged over the
     /// prompts both have, with a paired bootstrap interval.
-    public static func gain(_ samples: [Tree], over base: [Tree], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) -> MeanInterval? {
-        let other = Dictionary(base.compactMap { t in meanReward(t).map { (t.id, $0) } }, uniquingKeysWith: { a, _ in a })
+    public static func gain(
+        _ samples: [Tree], over base: [Tree], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)
+    ) -> MeanInterval? {
+        let other = Dictionary(
+            base.compactMap { t in meanReward(t).map { (t.id, $0) } }, uniquingKeysWith: { a, _ in a })
         let diffs = samples.compactMap { t in meanReward(t).flatMap { a in other[t.id].map { a - $0 } } }
         return MeanInterval.of(diffs, bootstrap)
     }
 
     /// Scores a policy from its sample trees and greedy trees on the held-out prompts, against the
     /// starting policy's trees (`base`; nil for the starting policy itself), on the prompts both have.
-    public static func compute(samples: [Tree], greedy: [Tree], base: (samples: [Tree], greedy: [Tree])?,
-                               items: [String: PromptItem], judged: [WinRate.Outcome]? = nil,
-                               bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) -> PolicyScore {
+    public static func compute(
+        samples: [Tree], greedy: [Tree], base: (samples: [Tree], greedy: [Tree])?,
+        items: [String: PromptItem], judged: [WinRate.Outcome]? = nil,
+        bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)
+    ) -> PolicyScore {
         let scored = samples.filter { !$0.scoredResponses.isEmpty }
         func meanReward(_ t: Tree) -> Double {
             let r = t.scoredResponses.compactMap(\.reward)
@@ -129,11 +144,22 @@ public struct PolicyScore: Sendable, Hashable, Codable {
         if let base {
             var outcomes: [Double] = []
             if !greedy.isEmpty, !base.greedy.isEmpty {
-                let other = Dictionary(uniqueKeysWithValues: base.greedy.compactMap { t in t.best?.reward.map { (t.id, $0) } })
-                for t in greedy { if let a = t.best?.reward, let b = other[t.id] { outcomes.append(a > b ? 1 : a == b ? 0.5 : 0) } }
+                let other = Dictionary(
+                    uniqueKeysWithValues: base.greedy.compactMap { t in t.best?.reward.map { (t.id, $0) } })
+                for t in greedy {
+                    if let a = t.best?.reward, let b = other[t.id] { outcomes.append(a > b ? 1 : a == b ? 0.5 : 0) }
+                }
             } else {
-                let other = Dictionary(uniqueKeysWithValues: base.samples.filter { !$0.scoredResponses.isEmpty }.map { ($0.id, meanReward($0)) })
-                for t in scored { if let b = other[t.id] { let a = meanReward(t); outcomes.append(a > b ? 1 : a == b ? 0.5 : 0) } }
+                let other = Dictionary(
+                    uniqueKeysWithValues: base.samples.filter { !$0.scoredResponses.isEmpty }.map {
+                        ($0.id, meanReward($0))
+                    })
+                for t in scored {
+                    if let b = other[t.id] {
+                        let a = meanReward(t)
+                        outcomes.append(a > b ? 1 : a == b ? 0.5 : 0)
+                    }
+                }
             }
             win = MeanInterval.of(outcomes, bootstrap)
         }
@@ -141,7 +167,9 @@ public struct PolicyScore: Sendable, Hashable, Codable {
         var categories: [String: [Double]] = [:]
         var constraints: [String: Share] = [:]
         var perPrompt: [String: [Double]] = [:]
-        var words = 0.0, responses = 0.0, tokens = 0
+        var words = 0.0
+        var responses = 0.0
+        var tokens = 0
         for t in scored {
             let item = items[t.id]
             categories[item?.preference?.category ?? "none", default: []].append(meanReward(t))
@@ -163,8 +191,10 @@ public struct PolicyScore: Sendable, Hashable, Codable {
         for (k, rates) in perPrompt { constraints[k]?.rate = MeanInterval.of(rates, bootstrap) }
         for t in samples + greedy { tokens += t.usage.completionTokens }
         return PolicyScore(
-            prompts: scored.count, meanReward: MeanInterval.of(means, bootstrap) ?? MeanInterval(mean: 0, low: 0, high: 0),
-            greedyReward: MeanInterval.of(greedyRewards, bootstrap), bestOfN: bestOf, winRateVsBase: win, gainVsBase: gainInterval,
+            prompts: scored.count,
+            meanReward: MeanInterval.of(means, bootstrap) ?? MeanInterval(mean: 0, low: 0, high: 0),
+            greedyReward: MeanInterval.of(greedyRewards, bootstrap), bestOfN: bestOf, winRateVsBase: win,
+            gainVsBase: gainInterval,
             judgeWinRateVsBase: judged.flatMap { j in MeanInterval.of(j.map(\.score), bootstrap) },
             byCategory: categories.compactMapValues { MeanInterval.of($0, bootstrap) }, byConstraint: constraints,
             meanWords: responses > 0 ? words / responses : 0, completionTokens: tokens)

@@ -18,8 +18,10 @@ public struct TrainingJob: Sendable, Hashable {
     public var directory: String
     public var seed: UInt64
 
-    public init(chain: String, iteration: Int, sft: [String], refine: [String], dpo: [String], base: PolicySpec,
-                initPolicy: PolicySpec?, initAdapter: String?, directory: String, seed: UInt64) {
+    public init(
+        chain: String, iteration: Int, sft: [String], refine: [String], dpo: [String], base: PolicySpec,
+        initPolicy: PolicySpec?, initAdapter: String?, directory: String, seed: UInt64
+    ) {
         self.chain = chain
         self.iteration = iteration
         self.sft = sft
@@ -79,5 +81,7 @@ public struct TrainingProgress: Sendable {
 public protocol PolicyTrainer: Sendable {
     /// Names the trainer and its settings; a loop directory refuses another identity on resume.
     var identity: String { get }
-    func train(_ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void) async throws -> TrainedPolicy
+    func train(
+        _ job: TrainingJob, onProgress: @escaping @Sendable (TrainingProgress) -> Void
+    ) async throws -> TrainedPolicy
 }

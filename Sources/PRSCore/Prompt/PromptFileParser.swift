@@ -54,12 +54,16 @@ public enum PromptFileParser {
             do {
                 object = try decoder.decode([String: JSONValue].self, from: line)
             } catch {
-                let what = (try? decoder.decode(JSONValue.self, from: line)).map { "line is \($0.typeName), not a JSON object" }
+                let what =
+                    (try? decoder.decode(JSONValue.self, from: line)).map {
+                        "line is \($0.typeName), not a JSON object"
+                    }
                     ?? "line is not valid JSON"
                 problems.append(PromptProblem(file: file, line: lineNumber, field: nil, message: what))
                 continue
             }
-            let result = object["prompt"] != nil && object["instruction"] == nil
+            let result =
+                object["prompt"] != nil && object["instruction"] == nil
                 ? ifevalItem(object, line: lineNumber, file: file)
                 : ownItem(object, line: lineNumber, file: file)
             switch result {
@@ -67,9 +71,10 @@ public enum PromptFileParser {
                 problems.append(problem)
             case .success(let item):
                 if let first = lineByID[item.id] {
-                    problems.append(PromptProblem(
-                        file: file, line: lineNumber, field: "id",
-                        message: "duplicate id \"\(item.id)\" (first used on line \(first))"))
+                    problems.append(
+                        PromptProblem(
+                            file: file, line: lineNumber, field: "id",
+                            message: "duplicate id \"\(item.id)\" (first used on line \(first))"))
                     continue
                 }
                 lineByID[item.id] = lineNumber
@@ -79,7 +84,8 @@ public enum PromptFileParser {
         return PromptSet(items: items, problems: problems, lineByID: lineByID)
     }
 
-    private static func ownItem(_ o: [String: JSONValue], line: Int, file: String) -> Result<PromptItem, PromptProblem> {
+    private static func ownItem(_ o: [String: JSONValue], line: Int, file: String) -> Result<PromptItem, PromptProblem>
+    {
         func problem(_ field: String, _ message: String) -> Result<PromptItem, PromptProblem> {
             .failure(PromptProblem(file: file, line: line, field: field, message: message))
         }
@@ -110,7 +116,9 @@ public enum PromptFileParser {
         }
         var constraints: [Constraint]?
         if let v = o["constraints"], v != .null {
-            guard case .array(let a) = v else { return problem("constraints", "expected an array, found \(v.typeName)") }
+            guard case .array(let a) = v else {
+                return problem("constraints", "expected an array, found \(v.typeName)")
+            }
             var parsed: [Constraint] = []
             for (i, c) in a.enumerated() {
                 do { parsed.append(try Constraint(json: c)) } catch {
@@ -121,17 +129,23 @@ public enum PromptFileParser {
         }
         var preference: Preference?
         if let v = o["preference"], v != .null {
-            guard case .string(let s) = v else { return problem("preference", "expected a string, found \(v.typeName)") }
+            guard case .string(let s) = v else {
+                return problem("preference", "expected a string, found \(v.typeName)")
+            }
             preference = Preference(text: s, category: category, constraints: constraints)
         } else if category != nil || constraints != nil {
             // Constraints without words: their instructions become the preference's words.
-            preference = Preference(text: Preference.text(for: constraints ?? []), category: category, constraints: constraints)
+            preference = Preference(
+                text: Preference.text(for: constraints ?? []), category: category, constraints: constraints)
         }
         let metadata = o.filter { !ownKeys.contains($0.key) }
-        return .success(PromptItem(id: id, instruction: instruction, input: input, preference: preference, metadata: metadata))
+        return .success(
+            PromptItem(id: id, instruction: instruction, input: input, preference: preference, metadata: metadata))
     }
 
-    private static func ifevalItem(_ o: [String: JSONValue], line: Int, file: String) -> Result<PromptItem, PromptProblem> {
+    private static func ifevalItem(
+        _ o: [String: JSONValue], line: Int, file: String
+    ) -> Result<PromptItem, PromptProblem> {
         func problem(_ field: String, _ message: String) -> Result<PromptItem, PromptProblem> {
             .failure(PromptProblem(file: file, line: line, field: field, message: message))
         }
@@ -147,7 +161,9 @@ public enum PromptFileParser {
         }
         var ids: [String] = []
         if let v = o["instruction_id_list"] {
-            guard case .array(let a) = v else { return problem("instruction_id_list", "expected an array, found \(v.typeName)") }
+            guard case .array(let a) = v else {
+                return problem("instruction_id_list", "expected an array, found \(v.typeName)")
+            }
             for (i, e) in a.enumerated() {
                 guard case .string(let s) = e else {
                     return problem("instruction_id_list[\(i)]", "expected a string, found \(e.typeName)")
@@ -174,11 +190,15 @@ public enum PromptFileParser {
             }
             fields["id"] = .string(cid)
             do { constraints.append(try Constraint(json: .object(fields))) } catch {
-                let field = error.field == "id" ? "instruction_id_list[\(i)]" : "kwargs[\(i)]" + (error.field.map { "." + $0 } ?? "")
+                let field =
+                    error.field == "id"
+                    ? "instruction_id_list[\(i)]" : "kwargs[\(i)]" + (error.field.map { "." + $0 } ?? "")
                 return problem(field, error.message)
             }
         }
-        let preference = constraints.isEmpty ? nil
+        let preference =
+            constraints.isEmpty
+            ? nil
             : Preference(text: Preference.text(for: constraints), category: nil, constraints: constraints)
         let metadata = o.filter { !ifevalKeys.contains($0.key) }
         return .success(PromptItem(id: id, instruction: prompt, input: nil, preference: preference, metadata: metadata))

@@ -14,7 +14,9 @@ public struct ResponseRecord: Sendable, Hashable {
 public enum ResponseFileParser {
     /// Every bad line is a problem naming `file:line: field`; `instructionToID` maps a prompt's
     /// instruction (its `prompt` text) to its id, for AlpacaEval-style records.
-    public static func parse(_ data: Data, file: String, instructionToID: [String: String]) -> (records: [ResponseRecord], problems: [PromptProblem]) {
+    public static func parse(
+        _ data: Data, file: String, instructionToID: [String: String]
+    ) -> (records: [ResponseRecord], problems: [PromptProblem]) {
         var objects: [(Int, JSONValue)] = []
         var problems: [PromptProblem] = []
         let decoder = JSONDecoder()
@@ -24,7 +26,10 @@ public enum ResponseFileParser {
                 let array = try decoder.decode([JSONValue].self, from: Data(trimmed))
                 objects = array.enumerated().map { ($0.offset + 1, $0.element) }
             } catch {
-                return ([], [PromptProblem(file: file, line: 1, field: nil, message: "not a JSON array of outputs: \(error)")])
+                return (
+                    [],
+                    [PromptProblem(file: file, line: 1, field: nil, message: "not a JSON array of outputs: \(error)")]
+                )
             }
         } else {
             var n = 0
@@ -44,27 +49,53 @@ public enum ResponseFileParser {
             func problem(_ field: String?, _ message: String) {
                 problems.append(PromptProblem(file: file, line: line, field: field, message: message))
             }
-            guard case .object(let o) = value else { problem(nil, "expected an object, found \(value.typeName)"); continue }
+            guard case .object(let o) = value else {
+                problem(nil, "expected an object, found \(value.typeName)")
+                continue
+            }
             let id: String
             let text: String
             if let out = o["output"] {
-                guard case .string(let s) = out else { problem("output", "expected a string, found \(out.typeName)"); continue }
+                guard case .string(let s) = out else {
+                    problem("output", "expected a string, found \(out.typeName)")
+                    continue
+                }
                 text = s
                 if let given = idValue(o["id"]) {
                     id = given
                 } else {
-                    guard let instruction = o["instruction"]?.stringValue else { problem("instruction", "missing (needed to match an output to its prompt)"); continue }
-                    guard let match = instructionToID[instruction] else { problem("instruction", "matches no prompt of the prompt file"); continue }
+                    guard let instruction = o["instruction"]?.stringValue else {
+                        problem("instruction", "missing (needed to match an output to its prompt)")
+                        continue
+                    }
+                    guard let match = instructionToID[instruction] else {
+                        problem("instruction", "matches no prompt of the prompt file")
+                        continue
+                    }
                     id = match
                 }
             } else {
-                guard let r = o["response"] else { problem("response", "missing (expected {\"id\",\"response\"} or AlpacaEval's {\"instruction\",\"output\"})"); continue }
-                guard case .string(let s) = r else { problem("response", "expected a string, found \(r.typeName)"); continue }
+                guard let r = o["response"] else {
+                    problem(
+                        "response",
+                        "missing (expected {\"id\",\"response\"} or AlpacaEval's {\"instruction\",\"output\"})")
+                    continue
+                }
+                guard case .string(let s) = r else {
+                    problem("response", "expected a string, found \(r.typeName)")
+                    continue
+                }
                 text = s
-                guard let given = idValue(o["id"]) ?? idValue(o["key"]) else { problem("id", "missing or not a string or integer"); continue }
+                guard let given = idValue(o["id"]) ?? idValue(o["key"]) else {
+                    problem("id", "missing or not a string or integer")
+                    continue
+                }
                 id = given
             }
-            if let first = seen[id] { problem("id", "duplicate response for \"\(id)\" (first on line \(first))"); continue }
+            if let first = seen[id] {
+                problem("id", "duplicate response for \"\(id)\" (first on line \(first))")
+                continue
+            }
             seen[id] = line
             records.append(ResponseRecord(id: id, response: text, line: line))
         }

@@ -29,15 +29,18 @@ public struct RunSettings: Sendable, Hashable, Codable {
     /// The loop stage a loop's run belongs to (`prs iteration 1 sample`).
     public var loopStage: String?
 
-    public init(strategy config: StrategyConfig, policy: String, reward: String, feedback: String?,
-                shard: Shard? = nil, loopStage: String? = nil) {
+    public init(
+        strategy config: StrategyConfig, policy: String, reward: String, feedback: String?,
+        shard: Shard? = nil, loopStage: String? = nil
+    ) {
         strategy = config.kind
         budget = config.budget
         split = config.split
         seed = config.runSeed
         sampling = config.sampling
         let t = config.templates
-        templates = ContentHash.fnv1a64(Array([t.conditioned, t.feedback, t.refine, t.refineWithoutFeedback].joined(separator: "\u{0}").utf8))
+        templates = ContentHash.fnv1a64(
+            Array([t.conditioned, t.feedback, t.refine, t.refineWithoutFeedback].joined(separator: "\u{0}").utf8))
         if case .zScore(let w) = config.normalization { normalize = w }
         self.policy = policy
         self.reward = reward
@@ -69,7 +72,10 @@ public struct RunSettings: Sendable, Hashable, Codable {
         out["templates"] = templates ?? ""
         out["shard"] = shard?.description ?? ""
         if let feedback { out["feedback"] = feedback }
-        if let normalize { out["normalize"] = normalize.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }
+        if let normalize {
+            out["normalize"] = normalize.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+                separator: ",")
+        }
         if let loopStage { out["loop_stage"] = loopStage }
         return out
     }
@@ -87,7 +93,10 @@ public struct RunSettings: Sendable, Hashable, Codable {
         }
         strategy = kind
         budget = try opt("budget") ?? 1
-        split = try (f["split"] ?? "").split(separator: ",").map { guard let v = Int($0) else { throw bad("split") }; return v }
+        split = try (f["split"] ?? "").split(separator: ",").map {
+            guard let v = Int($0) else { throw bad("split") }
+            return v
+        }
         seed = try opt("seed") ?? 0
         let stop = (f["stop"] ?? "").split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
         sampling = SamplingParameters(
@@ -127,7 +136,8 @@ public struct RunSettings: Sendable, Hashable, Codable {
     /// Keys whose values differ between a stored map and this invocation's, sorted. A key one side
     /// lacks reads as empty: a setting added in a later version, left at its default, is no difference,
     /// so directories written before it was added still resume.
-    public static func differences(_ a: [String: String], _ b: [String: String], ignoring: Set<String> = []) -> [String] {
+    public static func differences(_ a: [String: String], _ b: [String: String], ignoring: Set<String> = []) -> [String]
+    {
         Set(a.keys).union(b.keys).subtracting(ignoring).filter { (a[$0] ?? "") != (b[$0] ?? "") }.sorted()
     }
 }

@@ -24,7 +24,9 @@ public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
     /// Parses `openai:http://HOST:PORT/v1[#model][,http://…]` or `embedded:PATH.gguf[+ADAPTER.gguf[@SCALE]]...`.
     public static func parse(_ spec: String) throws -> PolicySpec {
         if spec.hasPrefix("openai:") {
-            let urls = spec.dropFirst("openai:".count).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let urls = spec.dropFirst("openai:".count).split(separator: ",").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
             guard !urls.isEmpty else { throw SpecError("policy \"\(spec)\": no base URL after openai:") }
             var endpoints: [Endpoint] = []
             for u in urls {
@@ -43,10 +45,14 @@ public enum PolicySpec: Sendable, Hashable, CustomStringConvertible {
         }
         if spec.hasPrefix("embedded:") {
             let parts = spec.dropFirst("embedded:".count).components(separatedBy: "+")
-            guard let path = parts.first, !path.isEmpty else { throw SpecError("policy \"\(spec)\": no file after embedded:") }
+            guard let path = parts.first, !path.isEmpty else {
+                throw SpecError("policy \"\(spec)\": no file after embedded:")
+            }
             let adapters = Array(parts.dropFirst())
             for a in adapters {
-                guard !a.isEmpty, !a.hasPrefix("@") else { throw SpecError("policy \"\(spec)\": an empty adapter after +") }
+                guard !a.isEmpty, !a.hasPrefix("@") else {
+                    throw SpecError("policy \"\(spec)\": an empty adapter after +")
+                }
                 if let at = a.lastIndex(of: "@"), Float(a[a.index(after: at)...]) == nil {
                     throw SpecError("policy \"\(spec)\": \"\(a)\": the scale after @ must be a number")
                 }

@@ -39,7 +39,10 @@ public indirect enum RewardSpec: Sendable, Hashable, CustomStringConvertible {
             try checkHTTP(url)
             return .http(url)
         }
-        throw SpecError("reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric[:loose], judge[:POLICY], http:URL or a mix like 0.7*rubric+0.3*judge")
+        throw SpecError(
+            "reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric[:loose], judge[:POLICY], http:URL or a " +
+            "mix like 0.7*rubric+0.3*judge"
+        )
     }
 
     /// Terms of `w*spec+w*spec`; a '+' only separates terms when a weight follows it.

@@ -23,8 +23,10 @@ public struct RefinementSuccess: Sendable, Hashable, Codable {
 
         enum CodingKeys: String, CodingKey {
             case refinements, improving, prompts
-            case successRate = "success_rate", successRateInterval = "success_rate_ci"
-            case meanRewardChange = "mean_reward_change", meanRewardChangeInterval = "mean_reward_change_ci"
+            case successRate = "success_rate"
+            case successRateInterval = "success_rate_ci"
+            case meanRewardChange = "mean_reward_change"
+            case meanRewardChangeInterval = "mean_reward_change_ci"
         }
     }
 
@@ -54,7 +56,9 @@ public struct RefinementSuccess: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case all
-        case byLayer = "by_layer", byFeedback = "by_feedback", byCategory = "by_category"
+        case byLayer = "by_layer"
+        case byFeedback = "by_feedback"
+        case byCategory = "by_category"
     }
 
     /// The refinements of `trees`, each with its draft's reward subtracted; `categories` maps a
@@ -64,22 +68,30 @@ public struct RefinementSuccess: Sendable, Hashable, Codable {
         for tree in trees {
             let byID = Dictionary(tree.nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             for node in tree.nodes where node.kind == .refinement {
-                guard let reward = node.reward, reward.isFinite, let parentID = node.parentID, let parent = byID[parentID] else { continue }
-                var draft = parent, feedback = "none"
+                guard let reward = node.reward, reward.isFinite, let parentID = node.parentID,
+                    let parent = byID[parentID]
+                else { continue }
+                var draft = parent
+                var feedback = "none"
                 if parent.kind == .feedback {
                     feedback = parent.source ?? "self"
                     guard let d = parent.parentID.flatMap({ byID[$0] }) else { continue }
                     draft = d
                 }
                 guard draft.isResponse, let before = draft.reward, before.isFinite else { continue }
-                out.append(Step(prompt: tree.id, layer: node.layer, feedback: feedback, category: categories[tree.id], change: reward - before))
+                out.append(
+                    Step(
+                        prompt: tree.id, layer: node.layer, feedback: feedback, category: categories[tree.id],
+                        change: reward - before))
             }
         }
         return out
     }
 
     /// The figures of `trees`; nil when no refinement was scored with its draft.
-    public init?(trees: [Tree], categories: [String: String] = [:], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)) {
+    public init?(
+        trees: [Tree], categories: [String: String] = [:], bootstrap: Bootstrap = Bootstrap(resamples: 1000, seed: 1)
+    ) {
         self.init(steps: Self.steps(trees, categories: categories), bootstrap: bootstrap)
     }
 
@@ -115,16 +127,19 @@ public struct RefinementSuccess: Sendable, Hashable, Codable {
             g.reduce(0) { $0 + $1.sum } / Double(g.reduce(0) { $0 + $1.n })
         }
         let improving = steps.count { $0.change > 0 }
-        return Figure(refinements: steps.count, improving: improving, prompts: groups.count,
-                      successRate: rate(groups), successRateInterval: bootstrap.interval(groups, rate).map { [$0.low, $0.high] },
-                      meanRewardChange: change(groups), meanRewardChangeInterval: bootstrap.interval(groups, change).map { [$0.low, $0.high] })
+        return Figure(
+            refinements: steps.count, improving: improving, prompts: groups.count,
+            successRate: rate(groups), successRateInterval: bootstrap.interval(groups, rate).map { [$0.low, $0.high] },
+            meanRewardChange: change(groups),
+            meanRewardChangeInterval: bootstrap.interval(groups, change).map { [$0.low, $0.high] })
     }
 }
 
 extension RefinementSuccess.Figure {
     /// "6.2% [3.1, 9.4]": the success rate and its interval.
     public var rateText: String {
-        String(format: "%.1f%%", successRate * 100) + (successRateInterval.map { String(format: " [%.1f, %.1f]", $0[0] * 100, $0[1] * 100) } ?? "")
+        String(format: "%.1f%%", successRate * 100)
+            + (successRateInterval.map { String(format: " [%.1f, %.1f]", $0[0] * 100, $0[1] * 100) } ?? "")
     }
 
     /// "6.2% [3.1, 9.4] of 128": the success rate, its interval and the refinements.

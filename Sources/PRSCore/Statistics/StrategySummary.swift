@@ -28,30 +28,40 @@ public struct StrategySummary: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case strategy, prompts, failed, budget, responses
-        case meanBestReward = "mean_best_reward", meanTop3Reward = "mean_top3_reward"
-        case meanRewardPerLayer = "mean_reward_per_layer", improvingPairRate = "improving_pair_rate"
-        case improvingPairs = "improving_pairs", unscoredResponses = "unscored_responses", refinement
-        case feedbackGenerations = "feedback_generations", promptTokens = "prompt_tokens"
-        case completionTokens = "completion_tokens", wallTimeSeconds = "wall_time_s"
+        case meanBestReward = "mean_best_reward"
+        case meanTop3Reward = "mean_top3_reward"
+        case meanRewardPerLayer = "mean_reward_per_layer"
+        case improvingPairRate = "improving_pair_rate"
+        case improvingPairs = "improving_pairs"
+        case unscoredResponses = "unscored_responses"
+        case refinement
+        case feedbackGenerations = "feedback_generations"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case wallTimeSeconds = "wall_time_s"
     }
 
     /// Summarises finished trees of one strategy; `categories` maps prompt ids to their
     /// preference categories (for refinement success by category).
-    public init(strategy: String, budget: Int, trees: [Tree], failed: Int, wallTimeSeconds: Double,
-                categories: [String: String] = [:]) {
+    public init(
+        strategy: String, budget: Int, trees: [Tree], failed: Int, wallTimeSeconds: Double,
+        categories: [String: String] = [:]
+    ) {
         self.strategy = strategy
         self.budget = budget
         self.prompts = trees.count
         self.failed = failed
         self.wallTimeSeconds = wallTimeSeconds
         meanBestReward = Self.mean(trees.compactMap { $0.best?.reward })
-        meanTop3Reward = Self.mean(trees.compactMap { t -> Double? in
-            let top = t.scoredResponses.compactMap(\.reward).sorted(by: >).prefix(3)
-            return top.isEmpty ? nil : top.reduce(0, +) / Double(top.count)
-        })
+        meanTop3Reward = Self.mean(
+            trees.compactMap { t -> Double? in
+                let top = t.scoredResponses.compactMap(\.reward).sorted(by: >).prefix(3)
+                return top.isEmpty ? nil : top.reduce(0, +) / Double(top.count)
+            })
         let responses = trees.flatMap(\.responses)
         let layers = (responses.map(\.layer).max() ?? -1) + 1
-        meanRewardPerLayer = (0..<layers).map { l in Self.mean(responses.filter { $0.layer == l }.compactMap(\.reward)) }
+        meanRewardPerLayer = (0..<layers).map { l in Self.mean(responses.filter { $0.layer == l }.compactMap(\.reward))
+        }
         let refinements = responses.filter { $0.kind == .refinement && $0.improving != nil }
         improvingPairs = refinements.count { $0.improving == true }
         improvingPairRate = refinements.isEmpty ? nil : Double(improvingPairs) / Double(refinements.count)

@@ -13,17 +13,22 @@ public struct GeneratorFeedback: FeedbackSource {
     public let parameters: SamplingParameters
     public let name: String
 
-    public init(generator: any TextGenerator, templates: PromptTemplates, parameters: SamplingParameters, name: String = "self") {
+    public init(
+        generator: any TextGenerator, templates: PromptTemplates, parameters: SamplingParameters, name: String = "self"
+    ) {
         self.generator = generator
         self.templates = templates
         self.parameters = parameters
         self.name = name
     }
 
-    public func feedback(on draft: String, for item: PromptItem, seed: UInt64) async throws -> (Generation, SamplingParameters) {
+    public func feedback(
+        on draft: String, for item: PromptItem, seed: UInt64
+    ) async throws -> (Generation, SamplingParameters) {
         var p = parameters
         p.seed = seed
-        let out = try await generator.generate(GenerationRequest(messages: templates.feedbackMessages(item, draft: draft), n: 1, parameters: p))
+        let out = try await generator.generate(
+            GenerationRequest(messages: templates.feedbackMessages(item, draft: draft), n: 1, parameters: p))
         guard let first = out.first else { throw SamplerError.wrongCount(asked: 1, got: 0) }
         p.seed = first.seed ?? seed
         return (first, p)

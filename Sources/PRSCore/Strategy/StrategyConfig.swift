@@ -48,10 +48,16 @@ public struct StrategyConfig: Sendable, Hashable {
         case .prs, .prsNoFeedback:
             let s = split ?? Self.defaultSplit(budget)
             guard !s.isEmpty, s.allSatisfy({ $0 >= 1 }) else {
-                throw ConfigError("split must be a list of positive layer sizes such as 4,4, got \(s.map(String.init).joined(separator: ","))")
+                throw ConfigError(
+                    "split must be a list of positive layer sizes such as 4,4, got " +
+                    "\(s.map(String.init).joined(separator: ","))"
+                )
             }
             guard s.reduce(0, +) == budget else {
-                throw ConfigError("split \(s.map(String.init).joined(separator: ",")) sums to \(s.reduce(0, +)), but the budget is \(budget)")
+                throw ConfigError(
+                    "split \(s.map(String.init).joined(separator: ",")) sums to \(s.reduce(0, +)), but the budget is " +
+                    "\(budget)"
+                )
             }
             self.split = s
         case .rand, .prand:
@@ -61,7 +67,10 @@ public struct StrategyConfig: Sendable, Hashable {
         }
         self.sampling = sampling
         var fb = feedbackSampling ?? sampling
-        if feedbackSampling == nil { fb.topLogprobs = nil; fb.logprobs = nil }
+        if feedbackSampling == nil {
+            fb.topLogprobs = nil
+            fb.logprobs = nil
+        }
         self.feedbackSampling = fb
         self.runSeed = runSeed
         self.templates = templates

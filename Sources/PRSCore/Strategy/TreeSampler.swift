@@ -27,11 +27,16 @@ public struct TreeSampler: Sendable {
     public let feedback: any FeedbackSource
     public let reward: any RewardModel
 
-    public init(config: StrategyConfig, policy: any TextGenerator, feedback: (any FeedbackSource)? = nil, reward: any RewardModel) {
+    public init(
+        config: StrategyConfig, policy: any TextGenerator, feedback: (any FeedbackSource)? = nil,
+        reward: any RewardModel
+    ) {
         self.config = config
         self.policy = policy
-        self.feedback = feedback ?? GeneratorFeedback(
-            generator: policy, templates: config.templates, parameters: config.feedbackSampling)
+        self.feedback =
+            feedback
+            ?? GeneratorFeedback(
+                generator: policy, templates: config.templates, parameters: config.feedbackSampling)
         self.reward = reward
     }
 
@@ -46,17 +51,25 @@ public struct TreeSampler: Sendable {
         let t = config.templates
         switch config.kind {
         case .rand:
-            try await respond(&state, item, .initial, layer: 0, t.plainMessages(item), n: config.budget, config.sampling, step: 0, parent: nil, onNodes)
+            try await respond(
+                &state, item, .initial, layer: 0, t.plainMessages(item), n: config.budget, config.sampling, step: 0,
+                parent: nil, onNodes)
         case .prand:
-            try await respond(&state, item, .initial, layer: 0, t.conditionedMessages(item), n: config.budget, config.sampling, step: 0, parent: nil, onNodes)
+            try await respond(
+                &state, item, .initial, layer: 0, t.conditionedMessages(item), n: config.budget, config.sampling,
+                step: 0, parent: nil, onNodes)
         case .greedy:
             let p = SamplingParameters(temperature: 0, maxTokens: config.sampling.maxTokens, stop: config.sampling.stop)
-            try await respond(&state, item, .initial, layer: 0, t.conditionedMessages(item), n: 1, p, step: 0, parent: nil, onNodes)
+            try await respond(
+                &state, item, .initial, layer: 0, t.conditionedMessages(item), n: 1, p, step: 0, parent: nil, onNodes)
         case .prs, .prsNoFeedback:
-            try await respond(&state, item, .initial, layer: 0, t.conditionedMessages(item), n: config.split[0], config.sampling, step: 0, parent: nil, onNodes)
+            try await respond(
+                &state, item, .initial, layer: 0, t.conditionedMessages(item), n: config.split[0], config.sampling,
+                step: 0, parent: nil, onNodes)
             for layer in 1..<config.split.count {
                 guard let draft = Selection.best(among: state.nodes) else {
-                    throw SamplerError.nothingScored(layer: layer - 1, firstError: state.nodes.compactMap(\.rewardError).first)
+                    throw SamplerError.nothingScored(
+                        layer: layer - 1, firstError: state.nodes.compactMap(\.rewardError).first)
                 }
                 var parent = draft.id
                 var feedbackText: String?
@@ -66,8 +79,9 @@ public struct TreeSampler: Sendable {
                     feedbackText = fb.text
                 }
                 let messages = t.refineMessages(item, draft: draft.text, feedback: feedbackText)
-                try await respond(&state, item, .refinement, layer: layer, messages, n: config.split[layer], config.sampling,
-                                  step: 2 * layer, parent: parent, draftReward: draft.reward, onNodes)
+                try await respond(
+                    &state, item, .refinement, layer: layer, messages, n: config.split[layer], config.sampling,
+                    step: 2 * layer, parent: parent, draftReward: draft.reward, onNodes)
             }
         }
         return Tree(id: item.id, strategy: config.kind.rawValue, nodes: state.nodes)
@@ -79,14 +93,16 @@ public struct TreeSampler: Sendable {
     }
 
     private func feedbackNode(
-        _ state: inout State, _ item: PromptItem, draft: Node, layer: Int, _ onNodes: @Sendable ([Node]) async throws -> Void
+        _ state: inout State, _ item: PromptItem, draft: Node, layer: Int,
+        _ onNodes: @Sendable ([Node]) async throws -> Void
     ) async throws -> Node {
         if let done = state.existing(.feedback, layer: layer).first { return done }
         let seed = Seeds.base(run: config.runSeed, item: item.id, step: 2 * layer - 1)
         let (g, params) = try await feedback.feedback(on: draft.text, for: item, seed: seed)
-        let node = Node(id: state.nodes.count, parentID: draft.id, kind: .feedback, layer: layer, text: g.text,
-                        seed: g.seed ?? seed, params: params, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason,
-                        source: feedback.name)
+        let node = Node(
+            id: state.nodes.count, parentID: draft.id, kind: .feedback, layer: layer, text: g.text,
+            seed: g.seed ?? seed, params: params, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason,
+            source: feedback.name)
         try await onNodes([node])
         state.nodes.append(node)
         return node
@@ -102,7 +118,9 @@ public struct TreeSampler: Sendable {
         p.seed = Seeds.base(run: config.runSeed, item: item.id, step: step)
         let generations = try await policy.generate(GenerationRequest(messages: messages, n: n, parameters: p))
         guard generations.count == n else { throw SamplerError.wrongCount(asked: n, got: generations.count) }
-        let inputs = generations.map { RewardInput(prompt: item.prompt, preference: item.preference, response: $0.text) }
+        let inputs = generations.map {
+            RewardInput(prompt: item.prompt, preference: item.preference, response: $0.text)
+        }
         let results = try await reward.score(inputs)
         guard results.count == n else { throw SamplerError.wrongCount(asked: n, got: results.count) }
         var new: [Node] = []
@@ -111,11 +129,12 @@ public struct TreeSampler: Sendable {
             np.seed = g.seed ?? p.seed.map { $0 + UInt64(i) }
             var improving: Bool?
             if kind == .refinement, let v = r.value, let d = draftReward { improving = v > d }
-            new.append(Node(
-                id: state.nodes.count + i, parentID: parent, kind: kind, layer: layer, text: g.text,
-                reward: r.value, rewards: r.components.isEmpty ? nil : r.components, rewardError: r.failure,
-                seed: np.seed, params: np, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason,
-                improving: improving))
+            new.append(
+                Node(
+                    id: state.nodes.count + i, parentID: parent, kind: kind, layer: layer, text: g.text,
+                    reward: r.value, rewards: r.components.isEmpty ? nil : r.components, rewardError: r.failure,
+                    seed: np.seed, params: np, usage: g.usage, latencyMs: g.latencyMs, finishReason: g.finishReason,
+                    improving: improving))
         }
         state.nodes = config.normalization.apply(state.nodes + new)
         try await onNodes(Array(state.nodes.suffix(new.count)))

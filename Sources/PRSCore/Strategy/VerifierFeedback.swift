@@ -4,8 +4,11 @@ public struct VerifierFeedback: FeedbackSource {
     public let name = "verifier"
     public init() {}
 
-    public func feedback(on draft: String, for item: PromptItem, seed: UInt64) async throws -> (Generation, SamplingParameters) {
-        let g = Generation(text: Self.text(on: draft, for: item), finishReason: .stop, usage: .zero, seed: nil, latencyMs: 0)
+    public func feedback(
+        on draft: String, for item: PromptItem, seed: UInt64
+    ) async throws -> (Generation, SamplingParameters) {
+        let g = Generation(
+            text: Self.text(on: draft, for: item), finishReason: .stop, usage: .zero, seed: nil, latencyMs: 0)
         return (g, SamplingParameters())
     }
 

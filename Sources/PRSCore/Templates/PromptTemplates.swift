@@ -17,7 +17,9 @@ public struct PromptTemplates: Sendable, Hashable {
     /// Shown when an item has no preference.
     public var noPreference: String
 
-    public init(conditioned: String, feedback: String, refine: String, refineWithoutFeedback: String, noPreference: String) {
+    public init(
+        conditioned: String, feedback: String, refine: String, refineWithoutFeedback: String, noPreference: String
+    ) {
         self.conditioned = conditioned
         self.feedback = feedback
         self.refine = refine
@@ -73,19 +75,24 @@ public struct PromptTemplates: Sendable, Hashable {
     public static let placeholders: Set<String> = ["prompt", "preference", "draft", "feedback"]
 
     /// The placeholders each template must contain.
-    static var required: [(name: String, path: KeyPath<PromptTemplates, String>, needs: Set<String>)] { [
-        ("conditioned", \.conditioned, ["prompt", "preference"]),
-        ("feedback", \.feedback, ["draft"]),
-        ("refine", \.refine, ["draft", "feedback"]),
-        ("refine_nofeedback", \.refineWithoutFeedback, ["draft"]),
-    ] }
+    static var required: [(name: String, path: KeyPath<PromptTemplates, String>, needs: Set<String>)] {
+        [
+            ("conditioned", \.conditioned, ["prompt", "preference"]),
+            ("feedback", \.feedback, ["draft"]),
+            ("refine", \.refine, ["draft", "feedback"]),
+            ("refine_nofeedback", \.refineWithoutFeedback, ["draft"]),
+        ]
+    }
 
     /// Throws a `ConfigError` naming the template and the placeholder at fault.
     public func validate() throws {
         for (name, path, needs) in Self.required {
             let found = Self.placeholdersIn(self[keyPath: path])
             if let unknown = found.subtracting(Self.placeholders).sorted().first {
-                throw ConfigError("template \(name): unknown placeholder {\(unknown)}; known: {prompt}, {preference}, {draft}, {feedback}")
+                throw ConfigError(
+                    "template \(name): unknown placeholder {\(unknown)}; known: {prompt}, {preference}, {draft}, " +
+                    "{feedback}"
+                )
             }
             if let missing = needs.subtracting(found).sorted().first {
                 throw ConfigError("template \(name): must contain {\(missing)}")

@@ -62,8 +62,10 @@ public struct Node: Sendable, Hashable, Codable, Identifiable {
 
     enum CodingKeys: String, CodingKey {
         case id, kind, layer, text, reward, rewards, seed, params, usage, improving, source
-        case parentID = "parent_id", rewardError = "reward_error"
-        case latencyMs = "latency_ms", finishReason = "finish_reason"
+        case parentID = "parent_id"
+        case rewardError = "reward_error"
+        case latencyMs = "latency_ms"
+        case finishReason = "finish_reason"
     }
 
     /// `parent_id` and `reward` are always written (null when absent), so readers can index them.

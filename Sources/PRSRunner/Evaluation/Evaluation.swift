@@ -10,7 +10,9 @@ public struct StrategyRun: Sendable {
     public var trees: [Tree]
     public var summary: StrategySummary
 
-    public init(label: String, strategy: StrategyKind, feedback: String, budget: Int, trees: [Tree], summary: StrategySummary) {
+    public init(
+        label: String, strategy: StrategyKind, feedback: String, budget: Int, trees: [Tree], summary: StrategySummary
+    ) {
         self.label = label
         self.strategy = strategy
         self.feedback = feedback
@@ -25,8 +27,16 @@ public struct StrategyRun: Sendable {
 
 /// Everything a report shows, computed from the runs of a comparison.
 public struct Evaluation: Sendable, Encodable {
-    public struct Interval: Sendable, Encodable { public var mean: Double; public var low: Double; public var high: Double }
-    public struct CurvePoint: Sendable, Encodable { public var n: Int; public var best: Interval; public var top3: Interval }
+    public struct Interval: Sendable, Encodable {
+        public var mean: Double
+        public var low: Double
+        public var high: Double
+    }
+    public struct CurvePoint: Sendable, Encodable {
+        public var n: Int
+        public var best: Interval
+        public var top3: Interval
+    }
     public struct Strategy: Sendable, Encodable {
         public var label: String
         public var strategy: String
@@ -104,7 +114,8 @@ public struct Evaluation: Sendable, Encodable {
             let curves = trees.map { BestOfN.curve($0, independent: run.independent, budget: budget) }
             var curve: [CurvePoint] = []
             for n in 1...budget {
-                let bests = curves.compactMap { $0[n - 1]?.best }, tops = curves.compactMap { $0[n - 1]?.top3 }
+                let bests = curves.compactMap { $0[n - 1]?.best }
+                let tops = curves.compactMap { $0[n - 1]?.top3 }
                 guard bests.count == trees.count, !bests.isEmpty else { break }
                 curve.append(CurvePoint(n: n, best: interval(bests, bootstrap), top3: interval(tops, bootstrap)))
             }
@@ -123,16 +134,22 @@ public struct Evaluation: Sendable, Encodable {
                 }
             }
             let categories = items.compactMapValues { $0.preference?.category }
-            let summary = StrategySummary(strategy: run.strategy.rawValue, budget: run.budget, trees: trees, failed: 0,
-                                          wallTimeSeconds: run.summary.wallTimeSeconds, categories: categories)
+            let summary = StrategySummary(
+                strategy: run.strategy.rawValue, budget: run.budget, trees: trees, failed: 0,
+                wallTimeSeconds: run.summary.wallTimeSeconds, categories: categories)
             let agreement = rubricAgreement(trees, items: items)
-            strategies.append(Strategy(
-                label: run.label, strategy: run.strategy.rawValue, feedback: run.feedback, prompts: trees.count, curve: curve,
-                rewards: trees.flatMap { t in t.scoredResponses.compactMap { $0.reward } }, meanRewardPerLayer: summary.meanRewardPerLayer,
-                meanBestByCategory: byCategory.mapValues { $0.reduce(0, +) / Double($0.count) }, constraintFollowed: followed,
-                promptTokens: run.summary.promptTokens, completionTokens: run.summary.completionTokens,
-                wallSeconds: run.summary.wallTimeSeconds, meanBestWords: words.isEmpty ? 0 : words.reduce(0, +) / Double(words.count),
-                rubricAgreement: agreement, refinement: summary.refinement))
+            strategies.append(
+                Strategy(
+                    label: run.label, strategy: run.strategy.rawValue, feedback: run.feedback, prompts: trees.count,
+                    curve: curve,
+                    rewards: trees.flatMap { t in t.scoredResponses.compactMap { $0.reward } },
+                    meanRewardPerLayer: summary.meanRewardPerLayer,
+                    meanBestByCategory: byCategory.mapValues { $0.reduce(0, +) / Double($0.count) },
+                    constraintFollowed: followed,
+                    promptTokens: run.summary.promptTokens, completionTokens: run.summary.completionTokens,
+                    wallSeconds: run.summary.wallTimeSeconds,
+                    meanBestWords: words.isEmpty ? 0 : words.reduce(0, +) / Double(words.count),
+                    rubricAgreement: agreement, refinement: summary.refinement))
         }
         let base = runs.first { $0.label == baseline } ?? runs.first
         var pairs: [Pair] = []
@@ -145,16 +162,24 @@ public struct Evaluation: Sendable, Encodable {
                 }
                 guard !outcomes.isEmpty else { continue }
                 let judge = judged["\(run.label)|\(base.label)"]
-                pairs.append(Pair(
-                    a: run.label, b: base.label, prompts: outcomes.count, byReward: interval(outcomes.map { $0.score }, bootstrap),
-                    bestRewardDifference: interval(run.trees.compactMap { t -> Double? in
-                        guard common.contains(t.id), let a = t.best?.reward, let b = baseTrees[t.id]?.best?.reward else { return nil }
-                        return a - b
-                    }, bootstrap),
-                    judge: judge.map { j in interval(j.map { $0.score }, bootstrap) },
-                    judgeOrderDisagreement: judge.map { j in Double(j.filter { $0.ordersDisagree }.count) / Double(max(1, j.count)) },
-                    judgeLengthControlled: judge.flatMap { WinRate.lengthControlled($0)?.rate },
-                    meanWordsA: mean(outcomes.map { Double($0.lengthA) }), meanWordsB: mean(outcomes.map { Double($0.lengthB) })))
+                pairs.append(
+                    Pair(
+                        a: run.label, b: base.label, prompts: outcomes.count,
+                        byReward: interval(outcomes.map { $0.score }, bootstrap),
+                        bestRewardDifference: interval(
+                            run.trees.compactMap { t -> Double? in
+                                guard common.contains(t.id), let a = t.best?.reward,
+                                    let b = baseTrees[t.id]?.best?.reward
+                                else { return nil }
+                                return a - b
+                            }, bootstrap),
+                        judge: judge.map { j in interval(j.map { $0.score }, bootstrap) },
+                        judgeOrderDisagreement: judge.map { j in
+                            Double(j.filter { $0.ordersDisagree }.count) / Double(max(1, j.count))
+                        },
+                        judgeLengthControlled: judge.flatMap { WinRate.lengthControlled($0)?.rate },
+                        meanWordsA: mean(outcomes.map { Double($0.lengthA) }),
+                        meanWordsB: mean(outcomes.map { Double($0.lengthB) })))
             }
         }
         let views = order.compactMap { id -> ItemView? in
@@ -163,12 +188,14 @@ public struct Evaluation: Sendable, Encodable {
             for run in runs {
                 guard let t = run.trees.first(where: { $0.id == id }) else { continue }
                 byRun[run.label] = t.nodes.map { n in
-                    NodeView(id: n.id, parent: n.parentID, kind: n.kind.rawValue, layer: n.layer, reward: n.reward,
-                             best: n.id == t.bestID, text: String(n.text.prefix(2000)))
+                    NodeView(
+                        id: n.id, parent: n.parentID, kind: n.kind.rawValue, layer: n.layer, reward: n.reward,
+                        best: n.id == t.bestID, text: String(n.text.prefix(2000)))
                 }
             }
-            return ItemView(id: id, prompt: item.prompt, preference: item.preference?.text ?? "",
-                            category: item.preference?.category ?? "", runs: byRun)
+            return ItemView(
+                id: id, prompt: item.prompt, preference: item.preference?.text ?? "",
+                category: item.preference?.category ?? "", runs: byRun)
         }
         return Evaluation(
             budget: budget, strategies: strategies, pairs: pairs, items: views,
@@ -183,7 +210,8 @@ public struct Evaluation: Sendable, Encodable {
             guard let constraints = items[t.id]?.preference?.constraints, !constraints.isEmpty else { continue }
             let nodes = t.scoredResponses
             let rubric = nodes.map { n in Rubric.check(n.text, against: constraints).map(\.score).reduce(0, +) }
-            var parts = Set(nodes.flatMap { ($0.rewards ?? [:]).keys.filter { !$0.contains("/") && !$0.contains(":") } })
+            var parts = Set(
+                nodes.flatMap { ($0.rewards ?? [:]).keys.filter { !$0.contains("/") && !$0.contains(":") } })
             if parts.isEmpty { parts = ["reward"] }
             for part in parts {
                 func value(_ n: Node) -> Double? { part == "reward" ? n.reward : n.rewards?[part] }

@@ -10,8 +10,10 @@ public enum PairScoring {
         items[p.id] ?? PromptItem(id: p.id, instruction: p.prompt)
     }
 
-    public static func score(_ pairs: [PreferencePair], items: [String: PromptItem], reward: any RewardModel, batch: Int = 16,
-                             onProgress: @Sendable (Int, Int) -> Void = { _, _ in }) async throws -> [PairAccuracy.Outcome] {
+    public static func score(
+        _ pairs: [PreferencePair], items: [String: PromptItem], reward: any RewardModel, batch: Int = 16,
+        onProgress: @Sendable (Int, Int) -> Void = { _, _ in }
+    ) async throws -> [PairAccuracy.Outcome] {
         var out: [PairAccuracy.Outcome] = []
         var start = 0
         while start < pairs.count {
@@ -24,12 +26,16 @@ public enum PairScoring {
             }
             let results = try await reward.score(inputs)
             for (k, p) in chunk.enumerated() {
-                let c = results[2 * k], r = results[2 * k + 1]
+                let c = results[2 * k]
+                let r = results[2 * k + 1]
                 let category = p.category ?? item(p, items).preference?.category
                 let score = c.value.flatMap { a in r.value.map { b in PairAccuracy.compare(a, b) } }
-                let error = [c.failure.map { "chosen: \($0)" }, r.failure.map { "rejected: \($0)" }].compactMap { $0 }.joined(separator: "; ")
-                out.append(PairAccuracy.Outcome(id: p.id, category: category, chosen: c.value, rejected: r.value, score: score,
-                                                error: error.isEmpty ? nil : error))
+                let error = [c.failure.map { "chosen: \($0)" }, r.failure.map { "rejected: \($0)" }].compactMap { $0 }
+                    .joined(separator: "; ")
+                out.append(
+                    PairAccuracy.Outcome(
+                        id: p.id, category: category, chosen: c.value, rejected: r.value, score: score,
+                        error: error.isEmpty ? nil : error))
             }
             start += chunk.count
             onProgress(start, pairs.count)
@@ -38,14 +44,18 @@ public enum PairScoring {
     }
 
     /// A pairwise judge's verdicts, chosen shown first and then second.
-    public static func judge(_ pairs: [PreferencePair], items: [String: PromptItem], judge: PairwiseJudge,
-                             onProgress: @Sendable (Int, Int) -> Void = { _, _ in }) async throws -> [PairAccuracy.Outcome] {
+    public static func judge(
+        _ pairs: [PreferencePair], items: [String: PromptItem], judge: PairwiseJudge,
+        onProgress: @Sendable (Int, Int) -> Void = { _, _ in }
+    ) async throws -> [PairAccuracy.Outcome] {
         var out: [PairAccuracy.Outcome] = []
         for (i, p) in pairs.enumerated() {
             let it = item(p, items)
             let o = try await judge.judge(it, a: p.chosen, b: p.rejected)
-            out.append(PairAccuracy.Outcome(id: p.id, category: p.category ?? it.preference?.category, chosen: nil, rejected: nil,
-                                            score: o.score, ordersDisagree: o.ordersDisagree))
+            out.append(
+                PairAccuracy.Outcome(
+                    id: p.id, category: p.category ?? it.preference?.category, chosen: nil, rejected: nil,
+                    score: o.score, ordersDisagree: o.ordersDisagree))
             onProgress(i + 1, pairs.count)
         }
         return out

@@ -27,10 +27,14 @@ public struct PairwiseJudge: Sendable {
 
     /// The verdict with `first` shown as A: "A", "B", or nil when the reply names neither.
     func verdict(_ item: PromptItem, first: String, second: String) async throws -> String? {
-        let text = PromptTemplates.render(Self.template, [
-            "prompt": item.prompt, "preference": item.preference?.text ?? "(none)", "a": first, "b": second])
-        let out = try await generator.generate(GenerationRequest(
-            messages: [.user(text)], n: 1, parameters: SamplingParameters(temperature: 0, maxTokens: 4, seed: 0)))
+        let text = PromptTemplates.render(
+            Self.template,
+            [
+                "prompt": item.prompt, "preference": item.preference?.text ?? "(none)", "a": first, "b": second,
+            ])
+        let out = try await generator.generate(
+            GenerationRequest(
+                messages: [.user(text)], n: 1, parameters: SamplingParameters(temperature: 0, maxTokens: 4, seed: 0)))
         return Self.parse(out.first?.text ?? "")
     }
 
@@ -44,11 +48,14 @@ public struct PairwiseJudge: Sendable {
     public func judge(_ item: PromptItem, a: String, b: String) async throws -> WinRate.Outcome {
         let v1 = try await verdict(item, first: a, second: b)
         let v2 = try await verdict(item, first: b, second: a)
-        return WinRate.byJudge(id: item.id, first: v1, second: v2, lengthA: TextCounts.words(a).count, lengthB: TextCounts.words(b).count)
+        return WinRate.byJudge(
+            id: item.id, first: v1, second: v2, lengthA: TextCounts.words(a).count, lengthB: TextCounts.words(b).count)
     }
 
     /// Judges `a`'s best answers against `b`'s on the prompts both finished.
-    public func compare(_ a: StrategyRun, _ b: StrategyRun, items: [String: PromptItem]) async throws -> [WinRate.Outcome] {
+    public func compare(
+        _ a: StrategyRun, _ b: StrategyRun, items: [String: PromptItem]
+    ) async throws -> [WinRate.Outcome] {
         let other = Dictionary(uniqueKeysWithValues: b.trees.map { ($0.id, $0) })
         var out: [WinRate.Outcome] = []
         for t in a.trees {

@@ -17,7 +17,10 @@ public struct LoopProgress: Sendable {
 
     /// `[prs 2/3 sample · stage 7/25] 45/128 items · ETA 1m20s`
     public var line: String {
-        let head = stage.iteration == 0 ? "starting policy \(stage.stage.rawValue)" : "\(stage.chain) iteration \(stage.iteration) \(stage.stage.rawValue)"
+        let head =
+            stage.iteration == 0
+            ? "starting policy \(stage.stage.rawValue)"
+            : "\(stage.chain) iteration \(stage.iteration) \(stage.stage.rawValue)"
         var s = "[\(head) · stage \(index)/\(stages)]"
         if total > 0 { s += " \(done)/\(total) \(unit)" }
         if let eta = etaSeconds { s += " · ETA " + RunProgress.duration(eta) }
@@ -28,7 +31,10 @@ public struct LoopProgress: Sendable {
 /// The loop stopped before its end because it was cancelled (a signal); run it again to continue.
 public struct LoopInterrupted: Error, Sendable, CustomStringConvertible {
     public var stage: StageKey
-    public var description: String { "interrupted in \(stage); every finished stage and the stage's own progress are kept: run the same command to resume" }
+    public var description: String {
+        "interrupted in \(stage); every finished stage and the stage's own progress are kept: run the same command " +
+        "to resume"
+    }
 }
 
 /// A stage that failed; the loop stops there and a new run retries it.
@@ -64,10 +70,12 @@ public struct LoopRunner: Sendable {
     public var prsVersion = ""
     public var logger: Logger
 
-    public init(settings: LoopSettings, trainPrompts: [PromptItem], evalPrompts: [PromptItem], basePolicy: PolicySpec,
-                makePolicy: @escaping @Sendable (PolicySpec) throws -> any TextGenerator, reward: any RewardModel,
-                feedback: (any FeedbackSource)?, trainer: any PolicyTrainer, judge: (any TextGenerator)? = nil,
-                concurrency: Int, logger: Logger) {
+    public init(
+        settings: LoopSettings, trainPrompts: [PromptItem], evalPrompts: [PromptItem], basePolicy: PolicySpec,
+        makePolicy: @escaping @Sendable (PolicySpec) throws -> any TextGenerator, reward: any RewardModel,
+        feedback: (any FeedbackSource)?, trainer: any PolicyTrainer, judge: (any TextGenerator)? = nil,
+        concurrency: Int, logger: Logger
+    ) {
         self.settings = settings
         self.trainPrompts = trainPrompts
         self.evalPrompts = evalPrompts
@@ -84,7 +92,9 @@ public struct LoopRunner: Sendable {
     // MARK: - Layout
 
     public static func iterationDirectory(_ root: URL, chain: String, iteration: Int) -> URL {
-        iteration == 0 ? root.appendingPathComponent("iter-0") : root.appendingPathComponent(chain).appendingPathComponent("iter-\(iteration)")
+        iteration == 0
+            ? root.appendingPathComponent("iter-0")
+            : root.appendingPathComponent(chain).appendingPathComponent("iter-\(iteration)")
     }
 
     public static func directory(_ root: URL, _ key: StageKey) -> URL {
@@ -122,17 +132,23 @@ public struct LoopRunner: Sendable {
     // MARK: - Running
 
     /// Runs (or resumes) every stage not yet done, then writes `summary.json`.
-    public func run(directory root: URL, store: LoopStore, onProgress: @escaping @Sendable (LoopProgress) -> Void = { _ in }) async throws -> LoopSummary {
+    public func run(
+        directory root: URL, store: LoopStore, onProgress: @escaping @Sendable (LoopProgress) -> Void = { _ in }
+    ) async throws -> LoopSummary {
         let plan = LoopPlan.stages(chains: settings.chains.map(\.label), iterations: settings.iterations)
         let done = Set(try store.stages().filter { $0.state == .done }.map(\.key))
         if !done.isEmpty {
-            logger.notice("resuming loop", metadata: ["directory": "\(root.path)", "stages_done": "\(done.count)", "of": "\(plan.count)"])
+            logger.notice(
+                "resuming loop",
+                metadata: ["directory": "\(root.path)", "stages_done": "\(done.count)", "of": "\(plan.count)"])
         }
         try store.log(done.isEmpty ? "started" : "resumed", detail: "\(plan.count - done.count) stages to do")
         for (i, key) in plan.enumerated() where !done.contains(key) {
             if Task.isCancelled { throw LoopInterrupted(stage: key) }
             let report: @Sendable (Int, Int, String, Double?) -> Void = { d, t, unit, eta in
-                onProgress(LoopProgress(stage: key, index: i + 1, stages: plan.count, done: d, total: t, unit: unit, etaSeconds: eta))
+                onProgress(
+                    LoopProgress(
+                        stage: key, index: i + 1, stages: plan.count, done: d, total: t, unit: unit, etaSeconds: eta))
             }
             report(0, 0, "", nil)
             logger.notice("stage", metadata: ["stage": "\(key)", "number": "\(i + 1)/\(plan.count)"])
@@ -156,7 +172,8 @@ public struct LoopRunner: Sendable {
                 try store.fail(key, error: "\(error)", seconds: seconds())
                 throw LoopStageFailed(stage: key, reason: "\(error)")
             }
-            try LoopSummary.write(try LoopSummary.make(store: store, settings: settings, basePolicy: basePolicy), to: root)
+            try LoopSummary.write(
+                try LoopSummary.make(store: store, settings: settings, basePolicy: basePolicy), to: root)
         }
         let summary = try LoopSummary.make(store: store, settings: settings, basePolicy: basePolicy)
         try LoopSummary.write(summary, to: root)
@@ -164,7 +181,9 @@ public struct LoopRunner: Sendable {
         return summary
     }
 
-    func runStage(_ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void) async throws -> Data {
+    func runStage(
+        _ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void
+    ) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         switch key.stage {
@@ -182,26 +201,37 @@ public struct LoopRunner: Sendable {
     /// π(k): the starting policy for k = 0, else what training iteration k made.
     func policy(chain: String, iteration: Int, store: LoopStore) throws -> TrainedPolicy {
         if iteration == 0 { return TrainedPolicy(policy: basePolicy, examples: 0) }
-        guard let s = try store.stage(StageKey(chain: chain, iteration: iteration, stage: .train)), s.state == .done, let data = s.result else {
-            throw LoopStageFailed(stage: StageKey(chain: chain, iteration: iteration, stage: .train), reason: "not trained yet")
+        guard let s = try store.stage(StageKey(chain: chain, iteration: iteration, stage: .train)), s.state == .done,
+            let data = s.result
+        else {
+            throw LoopStageFailed(
+                stage: StageKey(chain: chain, iteration: iteration, stage: .train), reason: "not trained yet")
         }
         return try JSONDecoder().decode(TrainedPolicy.self, from: data)
     }
 
     /// Runs a strategy over prompts into a run directory (resuming it), recording what a run directory records.
-    func sampleRun(_ config: StrategyConfig, policy spec: PolicySpec, items: [PromptItem], directory: URL, loopStage: String,
-                   report: @escaping @Sendable (Int, Int, String, Double?) -> Void) async throws -> RunOutcome {
+    func sampleRun(
+        _ config: StrategyConfig, policy spec: PolicySpec, items: [PromptItem], directory: URL, loopStage: String,
+        report: @escaping @Sendable (Int, Int, String, Double?) -> Void
+    ) async throws -> RunOutcome {
         let store = try RunStore.open(directory: directory)
-        let settings = RunSettings(strategy: config, policy: spec.description, reward: reward.identity, feedback: feedback?.name ?? "self",
-                                   loopStage: loopStage)
+        let settings = RunSettings(
+            strategy: config, policy: spec.description, reward: reward.identity, feedback: feedback?.name ?? "self",
+            loopStage: loopStage)
         if try store.info() == nil {
-            try store.saveInfo(RunInfo(settings: settings.fields, prsVersion: prsVersion, policy: spec.description, reward: reward.identity,
-                                       feedback: feedback?.name ?? "self", files: [:]))
+            try store.saveInfo(
+                RunInfo(
+                    settings: settings.fields, prsVersion: prsVersion, policy: spec.description,
+                    reward: reward.identity,
+                    feedback: feedback?.name ?? "self", files: [:]))
         }
         let generator = try makePolicy(spec)
         let sampler = TreeSampler(config: config, policy: generator, feedback: feedback, reward: reward)
         let runner = SampleRunner(sampler: sampler, concurrency: concurrency, maxAttempts: maxAttempts, logger: logger)
-        let outcome = try await runner.run(items: items.enumerated().map { ($0.offset, $0.element) }, store: store, directory: directory) { p in
+        let outcome = try await runner.run(
+            items: items.enumerated().map { ($0.offset, $0.element) }, store: store, directory: directory
+        ) { p in
             report(p.resumed + p.done + p.failed, p.total, "items", p.etaSeconds)
         }
         if outcome.interrupted {
@@ -210,27 +240,37 @@ public struct LoopRunner: Sendable {
             throw CancellationError()
         }
         if !outcome.failures.isEmpty {
-            throw RunError("\(outcome.failures.count) of \(items.count) prompts failed in \(directory.path); first: \(outcome.failures[0].id): \(outcome.failures[0].error). Run the loop again to retry them")
+            throw RunError(
+                "\(outcome.failures.count) of \(items.count) prompts failed in \(directory.path); first: " +
+                "\(outcome.failures[0].id): \(outcome.failures[0].error). Run the loop again to retry them"
+            )
         }
         return outcome
     }
 
-    func sample(_ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void) async throws -> SampleResult {
+    func sample(
+        _ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void
+    ) async throws -> SampleResult {
         var config = chain(key.chain).strategy
         config.runSeed = settings.seed &+ UInt64(key.iteration)
         let policy = try policy(chain: key.chain, iteration: key.iteration - 1, store: store)
         let items = settings.trainingPrompts(trainPrompts, iteration: key.iteration)
-        let outcome = try await sampleRun(config, policy: policy.policy, items: items, directory: Self.directory(root, key),
-                                          loopStage: "\(key)", report: report)
+        let outcome = try await sampleRun(
+            config, policy: policy.policy, items: items, directory: Self.directory(root, key),
+            loopStage: "\(key)", report: report)
         let s = outcome.summary
-        return SampleResult(prompts: s.prompts, meanBestReward: s.meanBestReward ?? 0, improvingPairs: s.improvingPairs,
-                            refinement: s.refinement?.all, promptTokens: s.promptTokens, completionTokens: s.completionTokens)
+        return SampleResult(
+            prompts: s.prompts, meanBestReward: s.meanBestReward ?? 0, improvingPairs: s.improvingPairs,
+            refinement: s.refinement?.all, promptTokens: s.promptTokens, completionTokens: s.completionTokens)
     }
 
     /// The data files of an iteration's selection.
     public static func dataFiles(_ root: URL, chain: String, iteration: Int) -> (sft: URL, refine: URL, dpo: URL) {
         let d = directory(root, StageKey(chain: chain, iteration: iteration, stage: .select))
-        return (d.appendingPathComponent("sft.jsonl"), d.appendingPathComponent("refine.jsonl"), d.appendingPathComponent("dpo.jsonl"))
+        return (
+            d.appendingPathComponent("sft.jsonl"), d.appendingPathComponent("refine.jsonl"),
+            d.appendingPathComponent("dpo.jsonl")
+        )
     }
 
     func select(_ key: StageKey, root: URL) throws -> SelectResult {
@@ -249,12 +289,14 @@ public struct LoopRunner: Sendable {
         options.refinePairs = chain(key.chain).refinePairs ?? s.refinePairs
         options.syntheticMargin = s.syntheticMargin
         let files = Self.dataFiles(root, chain: key.chain, iteration: key.iteration)
-        try FileManager.default.createDirectory(at: files.sft.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: files.sft.deletingLastPathComponent(), withIntermediateDirectories: true)
         let sft = try Exports.export(.sft, trees: trees, items: items, options: options)
         try RunFiles.write(sft.data, to: files.sft, what: "the SFT data")
         var result = SelectResult(sft: sft.written, refine: 0, dpo: 0, meanReward: nil, skipped: sft.skipped)
         let rewards = trees.flatMap { t in
-            Exports.ranked(t).filter { s.minReward == nil || $0.reward! >= s.minReward! }.prefix(options.topK).compactMap(\.reward)
+            Exports.ranked(t).filter { s.minReward == nil || $0.reward! >= s.minReward! }.prefix(options.topK)
+                .compactMap(\.reward)
         }
         result.meanReward = rewards.isEmpty ? nil : rewards.reduce(0, +) / Double(rewards.count)
         if chain(key.chain).refinePairs != nil || s.refines(kind) {
@@ -274,13 +316,18 @@ public struct LoopRunner: Sendable {
         return result
     }
 
-    func train(_ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void) async throws -> TrainedPolicy {
+    func train(
+        _ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void
+    ) async throws -> TrainedPolicy {
         let previous = try policy(chain: key.chain, iteration: key.iteration - 1, store: store)
         let iterations = settings.initFrom == .base ? Array(1...key.iteration) : [key.iteration]
-        var sft: [String] = [], refine: [String] = [], dpo: [String] = []
+        var sft: [String] = []
+        var refine: [String] = []
+        var dpo: [String] = []
         var count = 0
         for k in iterations {
-            guard let s = try store.stage(StageKey(chain: key.chain, iteration: k, stage: .select)), let data = s.result else { continue }
+            guard let s = try store.stage(StageKey(chain: key.chain, iteration: k, stage: .select)), let data = s.result
+            else { continue }
             let selected = try JSONDecoder().decode(SelectResult.self, from: data)
             let f = Self.dataFiles(root, chain: key.chain, iteration: k)
             if selected.sft > 0 { sft.append(f.sft.path) }
@@ -293,9 +340,10 @@ public struct LoopRunner: Sendable {
             return TrainedPolicy(policy: previous.policy, adapter: previous.adapter, examples: 0)
         }
         let fromPrevious = settings.initFrom == .previous && key.iteration > 1
-        let job = TrainingJob(chain: key.chain, iteration: key.iteration, sft: sft, refine: refine, dpo: dpo, base: basePolicy,
-                              initPolicy: fromPrevious ? previous.policy : nil, initAdapter: fromPrevious ? previous.adapter : nil,
-                              directory: Self.directory(root, key).path, seed: settings.seed &+ UInt64(key.iteration))
+        let job = TrainingJob(
+            chain: key.chain, iteration: key.iteration, sft: sft, refine: refine, dpo: dpo, base: basePolicy,
+            initPolicy: fromPrevious ? previous.policy : nil, initAdapter: fromPrevious ? previous.adapter : nil,
+            directory: Self.directory(root, key).path, seed: settings.seed &+ UInt64(key.iteration))
         try FileManager.default.createDirectory(atPath: job.directory, withIntermediateDirectories: true)
         let started = ContinuousClock.now
         return try await trainer.train(job) { p in
@@ -311,16 +359,22 @@ public struct LoopRunner: Sendable {
         return (d, d.appendingPathComponent("greedy"))
     }
 
-    func evaluate(_ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void) async throws -> PolicyScore {
+    func evaluate(
+        _ key: StageKey, root: URL, store: LoopStore, report: @escaping @Sendable (Int, Int, String, Double?) -> Void
+    ) async throws -> PolicyScore {
         let e = settings.evaluate
         let policy = try policy(chain: key.chain, iteration: key.iteration, store: store)
         let runs = evaluationRuns(key, root: root)
         let samples = try StrategyConfig(kind: .prand, budget: e.samples, sampling: e.sampling, runSeed: settings.seed)
-        _ = try await sampleRun(samples, policy: policy.policy, items: evalPrompts, directory: runs.samples, loopStage: "\(key)", report: report)
+        _ = try await sampleRun(
+            samples, policy: policy.policy, items: evalPrompts, directory: runs.samples, loopStage: "\(key)",
+            report: report)
         var greedyTrees: [Tree] = []
         if e.greedy {
             let greedy = try StrategyConfig(kind: .greedy, budget: 1, sampling: e.sampling, runSeed: settings.seed)
-            _ = try await sampleRun(greedy, policy: policy.policy, items: evalPrompts, directory: runs.greedy, loopStage: "\(key) greedy", report: report)
+            _ = try await sampleRun(
+                greedy, policy: policy.policy, items: evalPrompts, directory: runs.greedy, loopStage: "\(key) greedy",
+                report: report)
             greedyTrees = try RunStore.read(directory: runs.greedy).trees(strategy: StrategyKind.greedy.rawValue)
         }
         let sampleTrees = try RunStore.read(directory: runs.samples).trees(strategy: StrategyKind.prand.rawValue)
@@ -328,27 +382,41 @@ public struct LoopRunner: Sendable {
         var base: (samples: [Tree], greedy: [Tree])?
         var judged: [WinRate.Outcome]?
         if key.iteration > 0 {
-            let baseRuns = evaluationRuns(StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate), root: root)
-            let baseSamples = try RunStore.read(directory: baseRuns.samples).trees(strategy: StrategyKind.prand.rawValue)
-            let baseGreedy = e.greedy ? try RunStore.read(directory: baseRuns.greedy).trees(strategy: StrategyKind.greedy.rawValue) : []
+            let baseRuns = evaluationRuns(
+                StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate), root: root)
+            let baseSamples = try RunStore.read(directory: baseRuns.samples).trees(
+                strategy: StrategyKind.prand.rawValue)
+            let baseGreedy =
+                e.greedy
+                ? try RunStore.read(directory: baseRuns.greedy).trees(strategy: StrategyKind.greedy.rawValue) : []
             base = (baseSamples, baseGreedy)
             if let judge, e.greedy {
-                let summary = { (t: [Tree]) in StrategySummary(strategy: "greedy", budget: 1, trees: t, failed: 0, wallTimeSeconds: 0) }
-                let a = StrategyRun(label: "\(key.chain)-\(key.iteration)", strategy: .greedy, feedback: "", budget: 1, trees: greedyTrees, summary: summary(greedyTrees))
-                let b = StrategyRun(label: "base", strategy: .greedy, feedback: "", budget: 1, trees: baseGreedy, summary: summary(baseGreedy))
+                let summary = { (t: [Tree]) in
+                    StrategySummary(strategy: "greedy", budget: 1, trees: t, failed: 0, wallTimeSeconds: 0)
+                }
+                let a = StrategyRun(
+                    label: "\(key.chain)-\(key.iteration)", strategy: .greedy, feedback: "", budget: 1,
+                    trees: greedyTrees, summary: summary(greedyTrees))
+                let b = StrategyRun(
+                    label: "base", strategy: .greedy, feedback: "", budget: 1, trees: baseGreedy,
+                    summary: summary(baseGreedy))
                 judged = try await PairwiseJudge(generator: judge).compare(a, b, items: items)
             }
         }
-        var score = PolicyScore.compute(samples: sampleTrees, greedy: greedyTrees, base: base, items: items, judged: judged)
+        var score = PolicyScore.compute(
+            samples: sampleTrees, greedy: greedyTrees, base: base, items: items, judged: judged)
         if let n = e.search, key.chain == LoopPlan.baseChain || e.searchChains?.contains(key.chain) ?? true {
             // PRS and PRand at the same budget, seeds and prompts, with this policy (resumable runs of their own).
             let d = Self.directory(root, key)
             var trees: [StrategyKind: [Tree]] = [:]
             for kind in [StrategyKind.prand, .prs] {
-                let config = try StrategyConfig(kind: kind, budget: n, sampling: settings.chains.first?.strategy.sampling ?? e.sampling,
-                                                runSeed: settings.seed)
+                let config = try StrategyConfig(
+                    kind: kind, budget: n, sampling: settings.chains.first?.strategy.sampling ?? e.sampling,
+                    runSeed: settings.seed)
                 let dir = d.appendingPathComponent("search-\(kind.rawValue)-\(n)")
-                _ = try await sampleRun(config, policy: policy.policy, items: evalPrompts, directory: dir, loopStage: "\(key) \(kind.rawValue)@\(n)", report: report)
+                _ = try await sampleRun(
+                    config, policy: policy.policy, items: evalPrompts, directory: dir,
+                    loopStage: "\(key) \(kind.rawValue)@\(n)", report: report)
                 trees[kind] = try RunStore.read(directory: dir).trees(strategy: kind.rawValue)
             }
             score.search = PolicyScore.Search(budget: n, prs: trees[.prs] ?? [], prand: trees[.prand] ?? [])

@@ -43,15 +43,29 @@ public struct LoopSummary: Sendable, Codable, Hashable {
 
         enum CodingKeys: String, CodingKey {
             case iteration, policy, adapter, eval, seconds
-            case samplePrompts = "sample_prompts", sampleMeanBestReward = "sample_mean_best_reward", improvingPairs = "improving_pairs"
+            case samplePrompts = "sample_prompts"
+            case sampleMeanBestReward = "sample_mean_best_reward"
+            case improvingPairs = "improving_pairs"
             case refinementSuccess = "refinement_success"
-            case trainExamples = "train_examples", sftExamples = "sft_examples", refineExamples = "refine_examples", dpoPairs = "dpo_pairs"
-            case selectedMeanReward = "selected_mean_reward", trainLoss = "train_loss", trainLosses = "train_losses"
-            case evalMeanReward = "eval_mean_reward", evalMeanRewardCI = "eval_mean_reward_ci"
-            case evalGreedyReward = "eval_greedy_reward", evalGreedyRewardCI = "eval_greedy_reward_ci"
-            case evalBestOfN = "eval_best_of_n", winRateVsBase = "win_rate_vs_base", winRateVsBaseCI = "win_rate_vs_base_ci"
-            case gainVsBase = "gain_vs_base", gainVsBaseCI = "gain_vs_base_ci"
-            case judgeWinRateVsBase = "judge_win_rate_vs_base", sampleTokens = "sample_tokens", evalTokens = "eval_tokens"
+            case trainExamples = "train_examples"
+            case sftExamples = "sft_examples"
+            case refineExamples = "refine_examples"
+            case dpoPairs = "dpo_pairs"
+            case selectedMeanReward = "selected_mean_reward"
+            case trainLoss = "train_loss"
+            case trainLosses = "train_losses"
+            case evalMeanReward = "eval_mean_reward"
+            case evalMeanRewardCI = "eval_mean_reward_ci"
+            case evalGreedyReward = "eval_greedy_reward"
+            case evalGreedyRewardCI = "eval_greedy_reward_ci"
+            case evalBestOfN = "eval_best_of_n"
+            case winRateVsBase = "win_rate_vs_base"
+            case winRateVsBaseCI = "win_rate_vs_base_ci"
+            case gainVsBase = "gain_vs_base"
+            case gainVsBaseCI = "gain_vs_base_ci"
+            case judgeWinRateVsBase = "judge_win_rate_vs_base"
+            case sampleTokens = "sample_tokens"
+            case evalTokens = "eval_tokens"
             case stageSeconds = "stage_seconds"
         }
 
@@ -81,7 +95,9 @@ public struct LoopSummary: Sendable, Codable, Hashable {
     public var stages: Int
 
     enum CodingKeys: String, CodingKey {
-        case chains, order, iterations, stagesDone = "stages_done", stages
+        case chains, order, iterations
+        case stagesDone = "stages_done"
+        case stages
     }
 
     /// The summary as the store has it now (a loop in progress has its finished iterations).
@@ -96,7 +112,8 @@ public struct LoopSummary: Sendable, Codable, Hashable {
         var chains: [String: [Entry]] = [:]
         for c in settings.chains {
             var entries: [Entry] = []
-            var base = Entry(iteration: 0, policy: basePolicy.description, trainExamples: 0, stageSeconds: [:], seconds: 0)
+            var base = Entry(
+                iteration: 0, policy: basePolicy.description, trainExamples: 0, stageSeconds: [:], seconds: 0)
             if let score = result(baseKey, PolicyScore.self) {
                 base.apply(score)
                 base.stageSeconds["evaluate"] = stored[baseKey]?.seconds
@@ -140,13 +157,15 @@ public struct LoopSummary: Sendable, Codable, Hashable {
             }
             chains[c.label] = entries
         }
-        return LoopSummary(chains: chains, order: settings.chains.map(\.label), iterations: settings.iterations,
-                           stagesDone: stored.values.filter { $0.state == .done }.count,
-                           stages: LoopPlan.stages(chains: settings.chains.map(\.label), iterations: settings.iterations).count)
+        return LoopSummary(
+            chains: chains, order: settings.chains.map(\.label), iterations: settings.iterations,
+            stagesDone: stored.values.filter { $0.state == .done }.count,
+            stages: LoopPlan.stages(chains: settings.chains.map(\.label), iterations: settings.iterations).count)
     }
 
     public static func write(_ s: LoopSummary, to root: URL) throws {
-        try RunFiles.write(try RunFiles.prettyJSON(s), to: root.appendingPathComponent("summary.json"), what: "the loop summary")
+        try RunFiles.write(
+            try RunFiles.prettyJSON(s), to: root.appendingPathComponent("summary.json"), what: "the loop summary")
     }
 
     public static func load(_ root: URL) throws -> LoopSummary {

@@ -11,7 +11,9 @@ public enum MarkdownReport {
         if let n = t.note { s += "\(n)\n\n" }
         s += "| " + t.header.joined(separator: " | ") + " |\n"
         s += "|" + t.header.map { _ in "---|" }.joined() + "\n"
-        for r in t.rows { s += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n" }
+        for r in t.rows {
+            s += "| " + r.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
+        }
         return s
     }
 }

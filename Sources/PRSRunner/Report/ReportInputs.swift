@@ -35,16 +35,21 @@ public enum ReportInputs {
     public static func run(_ dir: URL, label: String?) throws -> ReportedRun {
         let (store, info) = try open(dir.path)
         let settings: RunSettings
-        do { settings = try info.run() } catch let e as SpecError { throw ReportInputError("\(dir.path): \(e.description)") }
+        do { settings = try info.run() } catch let e as SpecError {
+            throw ReportInputError("\(dir.path): \(e.description)")
+        }
         let kind = settings.strategy
         let items = try store.items().map(\.item)
         let trees = try store.trees(strategy: kind.rawValue)
         let wall = try store.wallTime()
-        let summary = (try? RunFiles.readSummaries(in: dir).first) ?? StrategySummary(
-            strategy: kind.rawValue, budget: settings.budget, trees: trees, failed: 0, wallTimeSeconds: wall,
-            categories: StrategySummary.categories(items))
-        let run = StrategyRun(label: label ?? kind.rawValue, strategy: kind, feedback: info.feedback, budget: settings.budget,
-                              trees: trees, summary: summary)
+        let summary =
+            (try? RunFiles.readSummaries(in: dir).first)
+            ?? StrategySummary(
+                strategy: kind.rawValue, budget: settings.budget, trees: trees, failed: 0, wallTimeSeconds: wall,
+                categories: StrategySummary.categories(items))
+        let run = StrategyRun(
+            label: label ?? kind.rawValue, strategy: kind, feedback: info.feedback, budget: settings.budget,
+            trees: trees, summary: summary)
         return ReportedRun(run: run, info: info, items: items)
     }
 
@@ -99,19 +104,26 @@ public enum LoopReportPages {
         let pages = out.deletingLastPathComponent().appendingPathComponent(pagesName)
         try? FileManager.default.createDirectory(at: pages, withIntermediateDirectories: true)
         var links: [LoopReport.Link] = []
-        let exists = { (dir: URL) in FileManager.default.fileExists(atPath: dir.appendingPathComponent("run.sqlite").path) }
+        let exists = { (dir: URL) in
+            FileManager.default.fileExists(atPath: dir.appendingPathComponent("run.sqlite").path)
+        }
         let baseEval = LoopRunner.directory(root, StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate))
         let base = exists(baseEval) ? try ReportInputs.run(baseEval, label: "iteration 0") : nil
         func page(_ runs: [ReportedRun], name: String, title: String) throws -> String {
             var items: [String: PromptItem] = [:]
             for r in runs { for i in r.items where items[i.id] == nil { items[i.id] = i } }
-            let e = Evaluation.compute(runs: runs.map(\.run), items: items, bootstrap: Bootstrap(resamples: resamples, seed: 1))
-            try RunFiles.write(Data(try HTMLReport.render(e, title: title).utf8), to: pages.appendingPathComponent(name), what: "the report")
+            let e = Evaluation.compute(
+                runs: runs.map(\.run), items: items, bootstrap: Bootstrap(resamples: resamples, seed: 1))
+            try RunFiles.write(
+                Data(try HTMLReport.render(e, title: title).utf8), to: pages.appendingPathComponent(name),
+                what: "the report")
             return pagesName + "/" + name
         }
         if let base {
-            links.append(.init(chain: LoopPlan.baseChain, iteration: 0, label: "evaluation",
-                               href: try page([base], name: "iter-0-eval.html", title: "Starting policy: evaluation")))
+            links.append(
+                .init(
+                    chain: LoopPlan.baseChain, iteration: 0, label: "evaluation",
+                    href: try page([base], name: "iter-0-eval.html", title: "Starting policy: evaluation")))
         }
         for chain in summary.order {
             for e in summary.chains[chain] ?? [] where e.iteration > 0 {
@@ -119,16 +131,22 @@ public enum LoopReportPages {
                 let sample = LoopRunner.directory(root, StageKey(chain: chain, iteration: k, stage: .sample))
                 if exists(sample) {
                     let sampled = try ReportInputs.run(sample, label: "\(chain) \(k)")
-                    links.append(.init(chain: chain, iteration: k, label: "sampled trees",
-                                       href: try page([sampled], name: "\(chain)-iter-\(k)-sample.html",
-                                                      title: "\(chain) iteration \(k): sampled with iteration \(k - 1)'s policy")))
+                    links.append(
+                        .init(
+                            chain: chain, iteration: k, label: "sampled trees",
+                            href: try page(
+                                [sampled], name: "\(chain)-iter-\(k)-sample.html",
+                                title: "\(chain) iteration \(k): sampled with iteration \(k - 1)'s policy")))
                 }
                 let eval = LoopRunner.directory(root, StageKey(chain: chain, iteration: k, stage: .evaluate))
                 if exists(eval) {
                     let mine = try ReportInputs.run(eval, label: "\(chain) iteration \(k)")
-                    links.append(.init(chain: chain, iteration: k, label: "evaluation vs iteration 0",
-                                       href: try page((base.map { [$0] } ?? []) + [mine], name: "\(chain)-iter-\(k)-eval.html",
-                                                      title: "\(chain) iteration \(k): held-out samples beside the starting policy's")))
+                    links.append(
+                        .init(
+                            chain: chain, iteration: k, label: "evaluation vs iteration 0",
+                            href: try page(
+                                (base.map { [$0] } ?? []) + [mine], name: "\(chain)-iter-\(k)-eval.html",
+                                title: "\(chain) iteration \(k): held-out samples beside the starting policy's")))
                 }
             }
         }
@@ -139,11 +157,16 @@ public enum LoopReportPages {
     /// Gains over iteration 0 for evaluations stored before prs recorded them, from the runs themselves.
     static func addGains(_ summary: inout LoopSummary, root: URL) {
         let baseDir = LoopRunner.directory(root, StageKey(chain: LoopPlan.baseChain, iteration: 0, stage: .evaluate))
-        guard let base = try? RunStore.read(directory: baseDir).trees(strategy: StrategyKind.prand.rawValue) else { return }
+        guard let base = try? RunStore.read(directory: baseDir).trees(strategy: StrategyKind.prand.rawValue) else {
+            return
+        }
         for chain in summary.order {
-            for (i, e) in (summary.chains[chain] ?? []).enumerated() where e.iteration > 0 && e.eval != nil && e.eval?.gainVsBase == nil {
+            for (i, e) in (summary.chains[chain] ?? []).enumerated()
+            where e.iteration > 0 && e.eval != nil && e.eval?.gainVsBase == nil {
                 let dir = LoopRunner.directory(root, StageKey(chain: chain, iteration: e.iteration, stage: .evaluate))
-                guard let trees = try? RunStore.read(directory: dir).trees(strategy: StrategyKind.prand.rawValue), var score = e.eval else { continue }
+                guard let trees = try? RunStore.read(directory: dir).trees(strategy: StrategyKind.prand.rawValue),
+                    var score = e.eval
+                else { continue }
                 score.gainVsBase = PolicyScore.gain(trees, over: base)
                 summary.chains[chain]![i].apply(score)
             }

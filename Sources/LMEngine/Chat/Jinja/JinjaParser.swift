@@ -13,14 +13,18 @@ indirect enum JinjaNode: Sendable {
     case text(String)
     case output(JinjaExpr)
     case ifBlock([(JinjaExpr, [JinjaNode])], otherwise: [JinjaNode])
-    case forBlock(targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode], at: Pos)
+    case forBlock(
+        targets: [String], iterable: JinjaExpr, filter: JinjaExpr?, body: [JinjaNode], otherwise: [JinjaNode], at: Pos)
     case set(target: [String], attribute: String?, JinjaExpr, at: Pos)
     case setBlock(name: String, body: [JinjaNode])
     case macro(name: String, params: [(String, JinjaExpr?)], body: [JinjaNode])
     case loopBreak(Pos)
     case loopContinue(Pos)
 
-    struct Pos: Sendable { var line: Int; var column: Int }
+    struct Pos: Sendable {
+        var line: Int
+        var column: Int
+    }
 }
 
 indirect enum JinjaExpr: Sendable {
@@ -42,10 +46,19 @@ indirect enum JinjaExpr: Sendable {
 /// Splits a template into text and tags with Jinja2's whitespace rules as transformers sets them
 /// (`trim_blocks` and `lstrip_blocks` on; `-` and `+` at a tag's edges), then parses the tags.
 struct JinjaParser {
-    enum Piece { case text(String), output(String, JinjaNode.Pos), statement(String, JinjaNode.Pos) }
+    enum Piece {
+        case text(String)
+        case output(String, JinjaNode.Pos)
+        case statement(String, JinjaNode.Pos)
+    }
 
     enum Token: Equatable {
-        case name(String), string(String), int(Int), double(Double), op(String), end
+        case name(String)
+        case string(String)
+        case int(Int)
+        case double(Double)
+        case op(String)
+        case end
     }
 
     let source: String
@@ -59,9 +72,15 @@ struct JinjaParser {
 
     /// Line and column of a character offset.
     static func position(_ chars: [Character], _ offset: Int) -> JinjaNode.Pos {
-        var line = 1, col = 1
+        var line = 1
+        var col = 1
         for c in chars[..<min(offset, chars.count)] {
-            if c == "\n" { line += 1; col = 1 } else { col += 1 }
+            if c == "\n" {
+                line += 1
+                col = 1
+            } else {
+                col += 1
+            }
         }
         return .init(line: line, column: col)
     }
@@ -81,7 +100,10 @@ struct JinjaParser {
                 while let last = t.last, last.isWhitespace { t.removeLast() }
             } else {
                 var n = lstrip
-                while n > 0, let last = t.last, last == " " || last == "\t" { t.removeLast(); n -= 1 }
+                while n > 0, let last = t.last, last == " " || last == "\t" {
+                    t.removeLast()
+                    n -= 1
+                }
             }
             if !t.isEmpty { out.append(.text(t)) }
             text = ""
@@ -91,8 +113,15 @@ struct JinjaParser {
                 let kind = s[i + 1]
                 let start = i
                 var j = i + 2
-                var minusLeft = false, plusLeft = false
-                if j < s.count, s[j] == "-" { minusLeft = true; j += 1 } else if j < s.count, s[j] == "+" { plusLeft = true; j += 1 }
+                var minusLeft = false
+                var plusLeft = false
+                if j < s.count, s[j] == "-" {
+                    minusLeft = true
+                    j += 1
+                } else if j < s.count, s[j] == "+" {
+                    plusLeft = true
+                    j += 1
+                }
                 let closer: [Character] = kind == "{" ? ["}", "}"] : kind == "%" ? ["%", "}"] : ["#", "}"]
                 // Find the closing delimiter, skipping string literals inside expressions.
                 var k = j
@@ -101,7 +130,10 @@ struct JinjaParser {
                 while k < s.count {
                     let c = s[k]
                     if let q = quote {
-                        if c == "\\" { k += 2; continue }
+                        if c == "\\" {
+                            k += 2
+                            continue
+                        }
                         if c == q { quote = nil }
                     } else if kind != "#", c == "'" || c == "\"" {
                         quote = c
@@ -113,15 +145,28 @@ struct JinjaParser {
                 }
                 guard found >= 0 else {
                     let p = position(s, start)
-                    throw JinjaError(message: "the tag opened here is never closed (\(String(closer)))", line: p.line, column: p.column)
+                    throw JinjaError(
+                        message: "the tag opened here is never closed (\(String(closer)))", line: p.line,
+                        column: p.column)
                 }
                 var bodyEnd = found
-                var minusRight = false, plusRight = false
-                if bodyEnd > j, s[bodyEnd - 1] == "-" { minusRight = true; bodyEnd -= 1 } else if bodyEnd > j, s[bodyEnd - 1] == "+" { plusRight = true; bodyEnd -= 1 }
+                var minusRight = false
+                var plusRight = false
+                if bodyEnd > j, s[bodyEnd - 1] == "-" {
+                    minusRight = true
+                    bodyEnd -= 1
+                } else if bodyEnd > j, s[bodyEnd - 1] == "+" {
+                    plusRight = true
+                    bodyEnd -= 1
+                }
                 let isBlock = kind == "%" || kind == "#"
                 // Text before the tag: whitespace control of this tag's left edge.
                 if stripNextWhitespace { while let f = text.first, f.isWhitespace { text.removeFirst() } }
-                if trimNextNewline, text.hasPrefix("\n") { text.removeFirst() } else if trimNextNewline, text.hasPrefix("\r\n") { text.removeFirst(2) }
+                if trimNextNewline, text.hasPrefix("\n") {
+                    text.removeFirst()
+                } else if trimNextNewline, text.hasPrefix("\r\n") {
+                    text.removeFirst(2)
+                }
                 // lstrip_blocks: only spaces and tabs between the line's start and a block tag.
                 var lstrip = 0
                 if isBlock, !plusLeft, !minusLeft {
@@ -182,12 +227,16 @@ struct JinjaParser {
         }
         if !until.isEmpty {
             let p = JinjaParser.position(Array(source), source.count)
-            throw JinjaError(message: "the template ends inside a block; expected {% \(until.sorted().joined(separator: " or ")) %}", line: p.line, column: p.column)
+            throw JinjaError(
+                message: "the template ends inside a block; expected {% \(until.sorted().joined(separator: " or ")) %}",
+                line: p.line, column: p.column)
         }
         return (nodes, nil)
     }
 
-    mutating func statement(_ keyword: String, _ p: inout ExprParser, _ pos: JinjaNode.Pos) throws(JinjaError) -> JinjaNode {
+    mutating func statement(
+        _ keyword: String, _ p: inout ExprParser, _ pos: JinjaNode.Pos
+    ) throws(JinjaError) -> JinjaNode {
         switch keyword {
         case "if":
             var branches: [(JinjaExpr, [JinjaNode])] = []
@@ -236,7 +285,8 @@ struct JinjaParser {
                 otherwise = o
             }
             word = ""
-            return .forBlock(targets: targets, iterable: iterable, filter: filter, body: body, otherwise: otherwise, at: pos)
+            return .forBlock(
+                targets: targets, iterable: iterable, filter: filter, body: body, otherwise: otherwise, at: pos)
         case "set":
             var targets: [String] = []
             var attribute: String?
@@ -296,8 +346,11 @@ struct JinjaParser {
             try q.expectEnd()
             return .ifBlock([(.literal(.bool(true)), body)], otherwise: [])
         default:
-            throw JinjaError(message: "the statement {% \(keyword) %} is not in the Jinja subset prs renders (if, for, set, macro, break, continue, generation)",
-                             line: pos.line, column: pos.column)
+            throw JinjaError(
+                message:
+                    "the statement {% \(keyword) %} is not in the Jinja subset prs renders (if, for, set, macro, " +
+                    "break, continue, generation)",
+                line: pos.line, column: pos.column)
         }
     }
 }
@@ -313,14 +366,28 @@ struct ExprParser {
         let s = Array(text)
         var k = 0
         func here() -> JinjaNode.Pos {
-            var line = pos.line, col = pos.column + 2
-            for c in s[..<k] { if c == "\n" { line += 1; col = 1 } else { col += 1 } }
+            var line = pos.line
+            var col = pos.column + 2
+            for c in s[..<k] {
+                if c == "\n" {
+                    line += 1
+                    col = 1
+                } else {
+                    col += 1
+                }
+            }
             return .init(line: line, column: col)
         }
-        let ops = ["**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "|", ".", ",", ":", "(", ")", "[", "]", "{", "}", "=", "<", ">"]
+        let ops = [
+            "**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "|", ".", ",", ":", "(", ")", "[", "]",
+            "{", "}", "=", "<", ">",
+        ]
         while k < s.count {
             let c = s[k]
-            if c.isWhitespace { k += 1; continue }
+            if c.isWhitespace {
+                k += 1
+                continue
+            }
             let p = here()
             if c.isLetter || c == "_" {
                 var j = k
@@ -352,14 +419,18 @@ struct ExprParser {
                         case "\\": value.append("\\")
                         case "'": value.append("'")
                         case "\"": value.append("\"")
-                        default: value.append("\\"); value.append(s[j])
+                        default:
+                            value.append("\\")
+                            value.append(s[j])
                         }
                     } else {
                         value.append(s[j])
                     }
                     j += 1
                 }
-                guard j < s.count else { throw JinjaError(message: "a string literal is never closed", line: p.line, column: p.column) }
+                guard j < s.count else {
+                    throw JinjaError(message: "a string literal is never closed", line: p.line, column: p.column)
+                }
                 tokens.append((.string(value), p))
                 k = j + 1
             } else if let op = ops.first(where: { o in k + o.count <= s.count && String(s[k..<(k + o.count)]) == o }) {
@@ -379,12 +450,18 @@ struct ExprParser {
     func error(_ m: String) -> JinjaError { JinjaError(message: m, line: pos.line, column: pos.column) }
 
     mutating func accept(_ op: String) -> Bool {
-        if peek == .op(op) { advance(); return true }
+        if peek == .op(op) {
+            advance()
+            return true
+        }
         return false
     }
 
     mutating func acceptName(_ n: String) -> Bool {
-        if peek == .name(n) { advance(); return true }
+        if peek == .name(n) {
+            advance()
+            return true
+        }
         return false
     }
 
@@ -458,7 +535,8 @@ struct ExprParser {
                 advance()
                 e = .binary("in", e, try concat(), p)
             } else if peek == .name("not"), i + 1 < tokens.count, tokens[i + 1].0 == .name("in") {
-                advance(); advance()
+                advance()
+                advance()
                 e = .unary("not", .binary("in", e, try concat(), p))
             } else {
                 return e
@@ -516,7 +594,8 @@ struct ExprParser {
             if accept("|") {
                 guard case .name(let f) = peek else { throw error("expected a filter name after '|'") }
                 advance()
-                var args: [JinjaExpr] = [], kwargs: [(String, JinjaExpr)] = []
+                var args: [JinjaExpr] = []
+                var kwargs: [(String, JinjaExpr)] = []
                 if peek == .op("(") { (args, kwargs) = try arguments() }
                 e = try postfix(.filter(e, f, args, kwargs, p))
             } else if peek == .name("is") {
@@ -529,7 +608,11 @@ struct ExprParser {
                     args = try arguments().0
                 } else if case .name(let n) = peek, !["and", "or", "if", "else", "is", "in", "not"].contains(n) {
                     args = [try primary()]
-                } else if case .string = peek { args = [try primary()] } else if case .int = peek { args = [try primary()] }
+                } else if case .string = peek {
+                    args = [try primary()]
+                } else if case .int = peek {
+                    args = [try primary()]
+                }
                 e = .test(e, t, args, negated: negated, p)
             } else {
                 return e
@@ -539,11 +622,13 @@ struct ExprParser {
 
     mutating func arguments() throws(JinjaError) -> ([JinjaExpr], [(String, JinjaExpr)]) {
         guard accept("(") else { throw error("expected '('") }
-        var args: [JinjaExpr] = [], kwargs: [(String, JinjaExpr)] = []
+        var args: [JinjaExpr] = []
+        var kwargs: [(String, JinjaExpr)] = []
         if accept(")") { return (args, kwargs) }
         repeat {
             if case .name(let n) = peek, i + 1 < tokens.count, tokens[i + 1].0 == .op("=") {
-                advance(); advance()
+                advance()
+                advance()
                 kwargs.append((n, try expression()))
             } else {
                 args.append(try expression())
@@ -559,8 +644,12 @@ struct ExprParser {
             let p = pos
             if accept(".") {
                 switch peek {
-                case .name(let n): advance(); e = .attribute(e, n, p)
-                case .int(let v): advance(); e = .index(e, .literal(.int(v)), p)
+                case .name(let n):
+                    advance()
+                    e = .attribute(e, n, p)
+                case .int(let v):
+                    advance()
+                    e = .index(e, .literal(.int(v)), p)
                 default: throw error("expected an attribute name after '.'")
                 }
             } else if peek == .op("[") {
@@ -601,10 +690,17 @@ struct ExprParser {
         case .string(var s):
             advance()
             // Adjacent string literals join, as in Python.
-            while case .string(let t) = peek { s += t; advance() }
+            while case .string(let t) = peek {
+                s += t
+                advance()
+            }
             return .literal(.string(s))
-        case .int(let v): advance(); return .literal(.int(v))
-        case .double(let v): advance(); return .literal(.double(v))
+        case .int(let v):
+            advance()
+            return .literal(.int(v))
+        case .double(let v):
+            advance()
+            return .literal(.double(v))
         case .name(let n):
             advance()
             switch n {

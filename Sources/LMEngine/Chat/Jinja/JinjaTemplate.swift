@@ -19,12 +19,15 @@ public struct JinjaTemplate: Sendable, Hashable {
     }
 
     static let filters: Set<String> = [
-        "trim", "upper", "lower", "title", "capitalize", "replace", "string", "safe", "length", "count", "first", "last", "default", "d",
-        "join", "tojson", "list", "items", "int", "float", "abs", "reverse", "unique", "indent", "map", "select", "reject", "selectattr",
+        "trim", "upper", "lower", "title", "capitalize", "replace", "string", "safe", "length", "count", "first",
+        "last", "default", "d",
+        "join", "tojson", "list", "items", "int", "float", "abs", "reverse", "unique", "indent", "map", "select",
+        "reject", "selectattr",
         "rejectattr", "round", "wordcount",
     ]
     static let tests: Set<String> = [
-        "defined", "undefined", "none", "string", "number", "integer", "float", "boolean", "true", "false", "mapping", "sequence",
+        "defined", "undefined", "none", "string", "number", "integer", "float", "boolean", "true", "false", "mapping",
+        "sequence",
         "iterable", "callable", "odd", "even", "divisibleby", "eq", "equalto", "==", "ne", "!=", "in", "lower", "upper",
     ]
 
@@ -34,24 +37,47 @@ public struct JinjaTemplate: Sendable, Hashable {
             switch e {
             case .literal, .name: break
             case .attribute(let b, _, _): try expr(b)
-            case .index(let b, let i, _): try expr(b); try expr(i)
-            case .slice(let b, let x, let y, let z): try expr(b); for p in [x, y, z] { if let p { try expr(p) } }
-            case .call(let f, let a, let kw, _): try expr(f); for x in a { try expr(x) }; for (_, x) in kw { try expr(x) }
+            case .index(let b, let i, _):
+                try expr(b)
+                try expr(i)
+            case .slice(let b, let x, let y, let z):
+                try expr(b)
+                for p in [x, y, z] { if let p { try expr(p) } }
+            case .call(let f, let a, let kw, _):
+                try expr(f)
+                for x in a { try expr(x) }
+                for (_, x) in kw { try expr(x) }
             case .filter(let b, let name, let a, let kw, let pos):
                 guard filters.contains(name) else {
-                    throw JinjaError(message: "the filter |\(name) is not in the Jinja subset prs renders", line: pos.line, column: pos.column)
+                    throw JinjaError(
+                        message: "the filter |\(name) is not in the Jinja subset prs renders", line: pos.line,
+                        column: pos.column)
                 }
-                try expr(b); for x in a { try expr(x) }; for (_, x) in kw { try expr(x) }
+                try expr(b)
+                for x in a { try expr(x) }
+                for (_, x) in kw { try expr(x) }
             case .test(let b, let name, let a, _, let pos):
                 guard tests.contains(name) else {
-                    throw JinjaError(message: "the test 'is \(name)' is not in the Jinja subset prs renders", line: pos.line, column: pos.column)
+                    throw JinjaError(
+                        message: "the test 'is \(name)' is not in the Jinja subset prs renders", line: pos.line,
+                        column: pos.column)
                 }
-                try expr(b); for x in a { try expr(x) }
+                try expr(b)
+                for x in a { try expr(x) }
             case .unary(_, let x): try expr(x)
-            case .binary(_, let a, let b, _): try expr(a); try expr(b)
-            case .ternary(let c, let a, let b): try expr(c); try expr(a); if let b { try expr(b) }
+            case .binary(_, let a, let b, _):
+                try expr(a)
+                try expr(b)
+            case .ternary(let c, let a, let b):
+                try expr(c)
+                try expr(a)
+                if let b { try expr(b) }
             case .list(let items): for x in items { try expr(x) }
-            case .dict(let pairs): for (k, v) in pairs { try expr(k); try expr(v) }
+            case .dict(let pairs):
+                for (k, v) in pairs {
+                    try expr(k)
+                    try expr(v)
+                }
             }
         }
         for n in nodes {
@@ -59,7 +85,10 @@ public struct JinjaTemplate: Sendable, Hashable {
             case .text, .loopBreak, .loopContinue: break
             case .output(let e): try expr(e)
             case .ifBlock(let branches, let otherwise):
-                for (c, body) in branches { try expr(c); try check(body) }
+                for (c, body) in branches {
+                    try expr(c)
+                    try check(body)
+                }
                 try check(otherwise)
             case .forBlock(_, let iterable, let filter, let body, let otherwise, _):
                 try expr(iterable)
@@ -81,7 +110,9 @@ public struct JinjaTemplate: Sendable, Hashable {
     /// Renders with `context` (`messages`, `add_generation_prompt`, `bos_token`, …).
     public func render(_ context: [String: JinjaValue]) throws(JinjaError) -> String {
         let r = JinjaRenderer(globals: context)
-        do { try r.run(nodes) } catch let e as JinjaError { throw e } catch { throw JinjaError(message: "\(error)", line: 0, column: 0) }
+        do { try r.run(nodes) } catch let e as JinjaError { throw e } catch {
+            throw JinjaError(message: "\(error)", line: 0, column: 0)
+        }
         return r.out
     }
 }
@@ -105,7 +136,9 @@ final class JinjaRenderer {
         return .undefined(name)
     }
 
-    static let builtins: Set<String> = ["raise_exception", "strftime_now", "range", "namespace", "dict", "joiner", "cycler", "len"]
+    static let builtins: Set<String> = [
+        "raise_exception", "strftime_now", "range", "namespace", "dict", "joiner", "cycler", "len",
+    ]
 
     func run(_ nodes: [JinjaNode]) throws {
         for n in nodes { try run(n) }
@@ -130,11 +163,15 @@ final class JinjaRenderer {
                     return try eval(filter).truthy
                 }
             }
-            if items.isEmpty { try run(otherwise); return }
+            if items.isEmpty {
+                try run(otherwise)
+                return
+            }
             for (k, item) in items.enumerated() {
                 var scope = try bind(targets, item, pos)
                 scope["loop"] = .dict([
-                    ("index", .int(k + 1)), ("index0", .int(k)), ("revindex", .int(items.count - k)), ("revindex0", .int(items.count - k - 1)),
+                    ("index", .int(k + 1)), ("index0", .int(k)), ("revindex", .int(items.count - k)),
+                    ("revindex0", .int(items.count - k - 1)),
                     ("first", .bool(k == 0)), ("last", .bool(k == items.count - 1)), ("length", .int(items.count)),
                     ("previtem", k > 0 ? items[k - 1] : .undefined("previtem")),
                     ("nextitem", k + 1 < items.count ? items[k + 1] : .undefined("nextitem")),
@@ -149,14 +186,20 @@ final class JinjaRenderer {
                 guard case .namespace(let slot) = lookup(targets[0]) else {
                     throw fail("{% set \(targets[0]).\(attribute) %}: \(targets[0]) is not a namespace", pos)
                 }
-                if let i = namespaces[slot].firstIndex(where: { $0.0 == attribute }) { namespaces[slot][i].1 = value } else { namespaces[slot].append((attribute, value)) }
+                if let i = namespaces[slot].firstIndex(where: { $0.0 == attribute }) {
+                    namespaces[slot][i].1 = value
+                } else {
+                    namespaces[slot].append((attribute, value))
+                }
                 return
             }
             if targets.count == 1 {
                 scopes[scopes.count - 1][targets[0]] = value
             } else {
                 let items = try iterate(value, pos)
-                guard items.count == targets.count else { throw fail("cannot unpack \(items.count) values into \(targets.count) names", pos) }
+                guard items.count == targets.count else {
+                    throw fail("cannot unpack \(items.count) values into \(targets.count) names", pos)
+                }
                 for (t, v) in zip(targets, items) { scopes[scopes.count - 1][t] = v }
             }
         case .setBlock(let name, let body):
@@ -176,7 +219,9 @@ final class JinjaRenderer {
     func bind(_ targets: [String], _ item: JinjaValue, _ pos: JinjaNode.Pos) throws -> [String: JinjaValue] {
         if targets.count == 1 { return [targets[0]: item] }
         let parts = try iterate(item, pos)
-        guard parts.count == targets.count else { throw fail("cannot unpack \(parts.count) values into \(targets.count) loop variables", pos) }
+        guard parts.count == targets.count else {
+            throw fail("cannot unpack \(parts.count) values into \(targets.count) loop variables", pos)
+        }
         return Dictionary(uniqueKeysWithValues: zip(targets, parts).map { ($0, $1) })
     }
 
@@ -200,7 +245,8 @@ final class JinjaRenderer {
         case .dict(let pairs): return .dict(try pairs.map { (try eval($0.0).str, try eval($0.1)) })
         case .attribute(let base, let name, let pos): return try attribute(try eval(base), name, pos)
         case .index(let base, let index, let pos):
-            let b = try eval(base), k = try eval(index)
+            let b = try eval(base)
+            let k = try eval(index)
             if case .undefined(let n) = b { throw fail("\(n) is undefined", pos) }
             switch (b, k) {
             case (.list(let l), .int(let i)):
@@ -217,7 +263,10 @@ final class JinjaRenderer {
         case .slice(let base, let lo, let hi, let step):
             let b = try eval(base)
             let st = try step.map { try eval($0) }
-            guard let stepValue = st.map({ v -> Int in if case .int(let i) = v { return i } else { return 1 } }) ?? 1 as Int?, stepValue != 0 else {
+            guard
+                let stepValue = st.map({ v -> Int in if case .int(let i) = v { return i } else { return 1 } }) ?? 1
+                    as Int?, stepValue != 0
+            else {
                 return .undefined("slice")
             }
             func sliced<T>(_ a: [T]) throws -> [T] {
@@ -231,11 +280,17 @@ final class JinjaRenderer {
                 if stepValue > 0 {
                     var i = try bound(lo, 0)
                     let end = try bound(hi, n)
-                    while i < end { r.append(a[i]); i += stepValue }
+                    while i < end {
+                        r.append(a[i])
+                        i += stepValue
+                    }
                 } else {
                     var i = try bound(lo, n - 1)
                     let end = try bound(hi, -1)
-                    while i > end { r.append(a[i]); i += stepValue }
+                    while i > end {
+                        r.append(a[i])
+                        i += stepValue
+                    }
                 }
                 return r
             }
@@ -267,8 +322,14 @@ final class JinjaRenderer {
             default: return .undefined("-")
             }
         case .binary(let op, let l, let r, let pos):
-            if op == "and" { let a = try eval(l); return a.truthy ? try eval(r) : a }
-            if op == "or" { let a = try eval(l); return a.truthy ? a : try eval(r) }
+            if op == "and" {
+                let a = try eval(l)
+                return a.truthy ? try eval(r) : a
+            }
+            if op == "or" {
+                let a = try eval(l)
+                return a.truthy ? a : try eval(r)
+            }
             return try binary(op, try eval(l), try eval(r), pos)
         case .ternary(let cond, let a, let b):
             if try eval(cond).truthy { return try eval(a) }
@@ -326,9 +387,13 @@ final class JinjaRenderer {
                 throw fail("cannot add \(a.repr) and \(b.repr)", pos)
             }
         case "-", "*", "/", "//", "%", "**":
-            if op == "*", case .string(let s) = a, case .int(let n) = b { return .string(String(repeating: s, count: max(0, n))) }
+            if op == "*", case .string(let s) = a, case .int(let n) = b {
+                return .string(String(repeating: s, count: max(0, n)))
+            }
             if op == "%", case .string(let fmt) = a { return .string(pyFormat(fmt, b)) }
-            guard let x = a.number, let y = b.number else { throw fail("cannot apply \(op) to \(a.repr) and \(b.repr)", pos) }
+            guard let x = a.number, let y = b.number else {
+                throw fail("cannot apply \(op) to \(a.repr) and \(b.repr)", pos)
+            }
             let ints: Bool = { if case .int = a, case .int = b { return true } else { return false } }()
             switch op {
             case "-": return ints ? .int(Int(x) - Int(y)) : .double(x - y)
@@ -356,7 +421,10 @@ final class JinjaRenderer {
         var it = fmt.makeIterator()
         while let c = it.next() {
             if c == "%", let d = it.next() {
-                if d == "%" { out.append("%"); continue }
+                if d == "%" {
+                    out.append("%")
+                    continue
+                }
                 out += args.isEmpty ? "" : args.removeFirst().str
             } else {
                 out.append(c)
@@ -367,11 +435,19 @@ final class JinjaRenderer {
 
     // MARK: Calls, methods, filters, tests
 
-    func call(_ name: String, _ a: [JinjaValue], _ kw: [(String, JinjaValue)], _ pos: JinjaNode.Pos) throws -> JinjaValue {
+    func call(
+        _ name: String, _ a: [JinjaValue], _ kw: [(String, JinjaValue)], _ pos: JinjaNode.Pos
+    ) throws -> JinjaValue {
         if let m = macros[name] {
             var scope: [String: JinjaValue] = [:]
             for (i, (param, def)) in m.params.enumerated() {
-                if let v = kw.first(where: { $0.0 == param })?.1 { scope[param] = v } else if i < a.count { scope[param] = a[i] } else { scope[param] = try def.map(eval) ?? .undefined(param) }
+                if let v = kw.first(where: { $0.0 == param })?.1 {
+                    scope[param] = v
+                } else if i < a.count {
+                    scope[param] = a[i]
+                } else {
+                    scope[param] = try def.map(eval) ?? .undefined(param)
+                }
             }
             let saved = out
             out = ""
@@ -391,7 +467,10 @@ final class JinjaRenderer {
             return .string(f.string(from: Date()))
         case "range":
             let ints = a.compactMap { v -> Int? in if case .int(let i) = v { return i } else { return nil } }
-            let (lo, hi, st) = ints.count == 1 ? (0, ints[0], 1) : ints.count == 2 ? (ints[0], ints[1], 1) : ints.count >= 3 ? (ints[0], ints[1], ints[2]) : (0, 0, 1)
+            let (lo, hi, st) =
+                ints.count == 1
+                ? (0, ints[0], 1)
+                : ints.count == 2 ? (ints[0], ints[1], 1) : ints.count >= 3 ? (ints[0], ints[1], ints[2]) : (0, 0, 1)
             guard st != 0 else { throw fail("range() step must not be zero", pos) }
             return .list(Array(stride(from: lo, to: hi, by: st)).map { .int($0) })
         case "namespace":
@@ -408,12 +487,18 @@ final class JinjaRenderer {
 
     /// strftime's common directives in DateFormatter's terms.
     static func dateFormat(_ s: String) -> String {
-        let map: [Character: String] = ["d": "dd", "m": "MM", "Y": "yyyy", "y": "yy", "B": "MMMM", "b": "MMM", "H": "HH", "M": "mm", "S": "ss", "A": "EEEE", "a": "EEE", "p": "a"]
+        let map: [Character: String] = [
+            "d": "dd", "m": "MM", "Y": "yyyy", "y": "yy", "B": "MMMM", "b": "MMM", "H": "HH", "M": "mm", "S": "ss",
+            "A": "EEEE", "a": "EEE", "p": "a",
+        ]
         var out = ""
         var it = s.makeIterator()
         var literal = ""
         func flushLiteral() {
-            if !literal.isEmpty { out += "'" + literal.replacingOccurrences(of: "'", with: "''") + "'"; literal = "" }
+            if !literal.isEmpty {
+                out += "'" + literal.replacingOccurrences(of: "'", with: "''") + "'"
+                literal = ""
+            }
         }
         while let c = it.next() {
             if c == "%", let d = it.next() {
@@ -427,10 +512,14 @@ final class JinjaRenderer {
         return out
     }
 
-    func callMethod(_ v: JinjaValue, _ m: String, _ a: [JinjaValue], _ kw: [(String, JinjaValue)], _ pos: JinjaNode.Pos) throws -> JinjaValue {
+    func callMethod(
+        _ v: JinjaValue, _ m: String, _ a: [JinjaValue], _ kw: [(String, JinjaValue)], _ pos: JinjaNode.Pos
+    ) throws -> JinjaValue {
         if case .undefined(let n) = v { throw fail("'\(n)' is undefined (calling .\(m)())", pos) }
         if case .string(let s) = v {
-            func chars(_ x: JinjaValue?) -> Set<Character>? { x.flatMap { if case .string(let c) = $0 { Set(c) } else { nil } } }
+            func chars(_ x: JinjaValue?) -> Set<Character>? {
+                x.flatMap { if case .string(let c) = $0 { Set(c) } else { nil } }
+            }
             func strip(_ str: String, _ set: Set<Character>?, left: Bool, right: Bool) -> String {
                 var t = Substring(str)
                 let drop: (Character) -> Bool = { set?.contains($0) ?? $0.isWhitespace }
@@ -447,7 +536,9 @@ final class JinjaRenderer {
             case "title": return .string(s.capitalized)
             case "capitalize": return .string(s.prefix(1).uppercased() + s.dropFirst().lowercased())
             case "startswith", "endswith":
-                let options: [String] = { if case .list(let l)? = a.first { return l.map(\.str) } else { return [a.first?.str ?? ""] } }()
+                let options: [String] = {
+                    if case .list(let l)? = a.first { return l.map(\.str) } else { return [a.first?.str ?? ""] }
+                }()
                 return .bool(options.contains { m == "startswith" ? s.hasPrefix($0) : s.hasSuffix($0) })
             case "split":
                 if let sep = a.first, case .string(let d) = sep {
@@ -486,11 +577,15 @@ final class JinjaRenderer {
             default: break
             }
         }
-        if case .list = v, m == "index", let x = a.first, case .list(let l) = v, let i = l.firstIndex(of: x) { return .int(i) }
+        if case .list = v, m == "index", let x = a.first, case .list(let l) = v, let i = l.firstIndex(of: x) {
+            return .int(i)
+        }
         throw fail("the method .\(m)() of \(v.repr.prefix(40)) is not in the Jinja subset prs renders", pos)
     }
 
-    func filter(_ v: JinjaValue, _ name: String, _ a: [JinjaValue], _ kw: [(String, JinjaValue)], _ pos: JinjaNode.Pos) throws -> JinjaValue {
+    func filter(
+        _ v: JinjaValue, _ name: String, _ a: [JinjaValue], _ kw: [(String, JinjaValue)], _ pos: JinjaNode.Pos
+    ) throws -> JinjaValue {
         func arg(_ i: Int, _ key: String) -> JinjaValue? { kw.first { $0.0 == key }?.1 ?? (i < a.count ? a[i] : nil) }
         switch name {
         case "trim": return try callMethod(.string(v.str), "strip", a, [], pos)
@@ -521,7 +616,9 @@ final class JinjaRenderer {
         case "join":
             let sep = arg(0, "d")?.str ?? ""
             var items = try iterate(v, pos)
-            if let attr = kw.first(where: { $0.0 == "attribute" })?.1.str { items = items.map { $0[attr] ?? .undefined(attr) } }
+            if let attr = kw.first(where: { $0.0 == "attribute" })?.1.str {
+                items = items.map { $0[attr] ?? .undefined(attr) }
+            }
             return .string(items.map(\.str).joined(separator: sep))
         case "tojson":
             var indent: Int?
@@ -551,10 +648,14 @@ final class JinjaRenderer {
             let first = arg(1, "first")?.truthy ?? false
             let pad = String(repeating: " ", count: width)
             let lines = v.str.components(separatedBy: "\n")
-            return .string(lines.enumerated().map { i, l in (i == 0 && !first) || l.isEmpty ? l : pad + l }.joined(separator: "\n"))
+            return .string(
+                lines.enumerated().map { i, l in (i == 0 && !first) || l.isEmpty ? l : pad + l }.joined(separator: "\n")
+            )
         case "map":
             let items = try iterate(v, pos)
-            if let attr = kw.first(where: { $0.0 == "attribute" })?.1.str { return .list(items.map { $0[attr] ?? kw.first { $0.0 == "default" }?.1 ?? .undefined(attr) }) }
+            if let attr = kw.first(where: { $0.0 == "attribute" })?.1.str {
+                return .list(items.map { $0[attr] ?? kw.first { $0.0 == "default" }?.1 ?? .undefined(attr) })
+            }
             guard let f = a.first?.str else { throw fail("map needs a filter name or attribute=", pos) }
             return .list(try items.map { try filter($0, f, Array(a.dropFirst()), [], pos) })
         case "select", "reject":
@@ -564,11 +665,12 @@ final class JinjaRenderer {
         case "selectattr", "rejectattr":
             let items = try iterate(v, pos)
             guard let attr = a.first?.str else { throw fail("\(name) needs an attribute name", pos) }
-            return .list(try items.filter { item in
-                let x = item[attr] ?? .undefined(attr)
-                let r = a.count > 1 ? try test(x, a[1].str, Array(a.dropFirst(2)), pos) : x.truthy
-                return r == (name == "selectattr")
-            })
+            return .list(
+                try items.filter { item in
+                    let x = item[attr] ?? .undefined(attr)
+                    let r = a.count > 1 ? try test(x, a[1].str, Array(a.dropFirst(2)), pos) : x.truthy
+                    return r == (name == "selectattr")
+                })
         case "round":
             let digits: Int = { if case .int(let n)? = arg(0, "precision") { return n } else { return 0 } }()
             guard let x = v.number else { return v }

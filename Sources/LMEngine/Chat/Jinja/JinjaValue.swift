@@ -101,7 +101,11 @@ public indirect enum JinjaValue: Sendable, Hashable {
         let quote: Character = s.contains("'") && !s.contains("\"") ? "\"" : "'"
         var out = String(quote)
         for ch in s.unicodeScalars {
-            if let e = commonEscape(ch) { out += e } else if Character(ch) == quote { out += "\\" + String(quote) } else if ch.value < 0x20 || ch.value == 0x7F {
+            if let e = commonEscape(ch) {
+                out += e
+            } else if Character(ch) == quote {
+                out += "\\" + String(quote)
+            } else if ch.value < 0x20 || ch.value == 0x7F {
                 out += String(format: "\\x%02x", ch.value)
             } else {
                 out.unicodeScalars.append(ch)
@@ -119,7 +123,8 @@ public indirect enum JinjaValue: Sendable, Hashable {
         case .none, .undefined: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
-        case .double(let d): return d.isFinite ? Self.pythonFloat(d) : (d.isNaN ? "NaN" : (d > 0 ? "Infinity" : "-Infinity"))
+        case .double(let d):
+            return d.isFinite ? Self.pythonFloat(d) : (d.isNaN ? "NaN" : (d > 0 ? "Infinity" : "-Infinity"))
         case .string(let s): return Self.jsonString(s)
         case .list(let l):
             if l.isEmpty { return "[]" }
@@ -149,7 +154,10 @@ public indirect enum JinjaValue: Sendable, Hashable {
     static func jsonString(_ s: String) -> String {
         var out = "\""
         for ch in s.unicodeScalars {
-            if let e = commonEscape(ch) { out += e; continue }
+            if let e = commonEscape(ch) {
+                out += e
+                continue
+            }
             switch ch {
             case "\"": out += "\\\""
             case "\u{08}": out += "\\b"
