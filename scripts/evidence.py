@@ -241,11 +241,12 @@ def loop_claims(loop):
     after = [(c, e) for c, e in searched if e["iteration"] > 0]
     if base and after:
         b = base["eval"]["search"].get("refinement")
-        parts = [f"{c} iteration {e['iteration']}: {rate(e['eval']['search'].get('refinement'))}" for c, e in after
-                 if e["eval"]["search"].get("refinement")]
-        lines += [f"1. **Training on synthetic pairs raises refinement success on held-out prompts.** Share of PRS's "
-                  f"refinements beating their draft on the 120 held-out prompts at N={base['eval']['search']['budget']}: base "
-                  f"policy {rate(b) if b else '—'}; " + "; ".join(parts) + ".", ""]
+        def both(r):
+            return f"{rate(r)} beating their draft, mean reward change {change(r)}" if r else "—"
+        parts = [f"{c} iteration {e['iteration']}: {both(e['eval']['search'].get('refinement'))}" for c, e in after]
+        lines += [f"1. **Training on synthetic pairs raises refinement success on held-out prompts.** PRS's refinements "
+                  f"(self feedback) on the 120 held-out prompts at N={base['eval']['search']['budget']}, 95% intervals over "
+                  f"prompts: base policy {both(b)}; " + "; ".join(parts) + ".", ""]
         diffs = [f"{c} iteration {e['iteration']}: {signed(e['eval']['search']['difference'])} "
                  f"({verdict(e['eval']['search']['difference'])})" for c, e in after]
         lines += [f"2. **After that training, PRS is above PRand at N={base['eval']['search']['budget']}.** Paired PRS − "

@@ -77,9 +77,7 @@ enum CompletionWire {
             try c.encode(finishReason, forKey: .finishReason)
             try c.encodeIfPresent(message, forKey: .message)
             try c.encodeIfPresent(text, forKey: .text)
-            if let chatLogprobs { try c.encode(chatLogprobs, forKey: .logprobs) }
-            else if let textLogprobs { try c.encode(textLogprobs, forKey: .logprobs) }
-            else { try c.encodeNil(forKey: .logprobs) }
+            try CompletionWire.encodeLogprobs(chatLogprobs, textLogprobs, into: &c, forKey: .logprobs)
             try c.encodeIfPresent(promptLogprobs, forKey: .promptLogprobs)
         }
     }
@@ -123,9 +121,7 @@ enum CompletionWire {
             try c.encode(index, forKey: .index)
             try c.encodeIfPresent(delta, forKey: .delta)
             try c.encodeIfPresent(text, forKey: .text)
-            if let chatLogprobs { try c.encode(chatLogprobs, forKey: .logprobs) }
-            else if let textLogprobs { try c.encode(textLogprobs, forKey: .logprobs) }
-            else { try c.encodeNil(forKey: .logprobs) }
+            try CompletionWire.encodeLogprobs(chatLogprobs, textLogprobs, into: &c, forKey: .logprobs)
             try c.encode(OrNull(finishReason), forKey: .finishReason)
         }
     }
@@ -141,6 +137,18 @@ enum CompletionWire {
         var systemFingerprint = "prs"
         enum CodingKeys: String, CodingKey {
             case id, object, created, model, choices, usage, systemFingerprint = "system_fingerprint"
+        }
+    }
+
+    /// A choice's `logprobs`: the chat or the text shape, or `null`.
+    static func encodeLogprobs<K: CodingKey>(_ chat: ChatLogprobs?, _ text: TextLogprobs?,
+                                             into c: inout KeyedEncodingContainer<K>, forKey key: K) throws {
+        if let chat {
+            try c.encode(chat, forKey: key)
+        } else if let text {
+            try c.encode(text, forKey: key)
+        } else {
+            try c.encodeNil(forKey: key)
         }
     }
 
