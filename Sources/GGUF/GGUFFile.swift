@@ -107,14 +107,14 @@ public struct GGUFContent: Sendable {
             let rawType = try r.read(UInt32.self, "the type of \(name)")
             guard let type = TensorType(rawValue: rawType) else {
                 throw GGUFError(
-                    "tensor \(name) has ggml type \(rawType), which prs does not read (F32, F16, BF16, Q4_0, Q4_1, " +
-                    "Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)",
+                    "tensor \(name) has ggml type \(rawType), which prs does not read (F32, F16, BF16, Q4_0, Q4_1, "
+                        + "Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)",
                     offset: at)
             }
             guard dims[0] % type.blockSize == 0 else {
                 throw GGUFError(
-                    "tensor \(name): \(type) needs rows that are a multiple of \(type.blockSize) elements, found " +
-                    "\(dims[0])",
+                    "tensor \(name): \(type) needs rows that are a multiple of \(type.blockSize) elements, found "
+                        + "\(dims[0])",
                     offset: at)
             }
             guard let bytes = type.byteCount(elements: elements) else {
@@ -140,8 +140,8 @@ public struct GGUFContent: Sendable {
         for t in infos {
             guard t.offset <= dataSize, t.byteCount <= dataSize - t.offset else {
                 throw GGUFError(
-                    "tensor \(t.name) (\(t.byteCount) bytes at data offset \(t.offset)) runs past the end of the " +
-                    "file (data section: \(dataSize) bytes)"
+                    "tensor \(t.name) (\(t.byteCount) bytes at data offset \(t.offset)) runs past the end of the "
+                        + "file (data section: \(dataSize) bytes)"
                 )
             }
         }

@@ -81,8 +81,8 @@ public struct SafetensorsFile: Sendable {
             guard let d = entry["dtype"] as? String else { throw fail("tensor \(name): dtype is missing") }
             guard let dtype = DType(rawValue: d) else {
                 throw fail(
-                    "tensor \(name): dtype \(d) is not supported (supported: " +
-                    "\(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
+                    "tensor \(name): dtype \(d) is not supported (supported: "
+                        + "\(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
                 )
             }
             guard let shapeValues = entry["shape"] as? [Any] else { throw fail("tensor \(name): shape is missing") }
@@ -105,9 +105,9 @@ public struct SafetensorsFile: Sendable {
             let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
             guard count != Int.max, count * dtype.size == end - begin else {
                 throw fail(
-                    "tensor \(name): shape \(shape) of \(d) needs " +
-                    "\(count == Int.max ? "too many" : String(count * dtype.size)) bytes; data_offsets span " +
-                    "\(end - begin)"
+                    "tensor \(name): shape \(shape) of \(d) needs "
+                        + "\(count == Int.max ? "too many" : String(count * dtype.size)) bytes; data_offsets span "
+                        + "\(end - begin)"
                 )
             }
             tensors[name] = Tensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
@@ -117,8 +117,8 @@ public struct SafetensorsFile: Sendable {
         for t in tensors.values.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) where t.end > t.begin {
             guard t.begin >= at else {
                 throw fail(
-                    "tensor \(t.name): data_offsets [\(t.begin), \(t.end)] overlap the tensor before (which ends " +
-                    "at \(at))"
+                    "tensor \(t.name): data_offsets [\(t.begin), \(t.end)] overlap the tensor before (which ends "
+                        + "at \(at))"
                 )
             }
             guard t.begin == at else {

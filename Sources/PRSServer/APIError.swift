@@ -24,8 +24,8 @@ struct APIError: Error, Sendable, CustomStringConvertible {
         APIError(
             status: .notFound,
             message:
-                "The model `\(name)` does not exist; this server has " +
-                "\(known.map { "`\($0)`" }.joined(separator: ", "))",
+                "The model `\(name)` does not exist; this server has "
+                + "\(known.map { "`\($0)`" }.joined(separator: ", "))",
             type: "invalid_request_error", param: "model", code: "model_not_found")
     }
 
@@ -85,6 +85,7 @@ struct APIError: Error, Sendable, CustomStringConvertible {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         let body = Envelope(error: .init(message: message, type: type, param: OrNull(param), code: OrNull(code)))
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONOut.bytes(body))))
+        return Response(
+            status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: JSONOut.bytes(body))))
     }
 }

@@ -141,8 +141,10 @@ enum CompletionWire {
     }
 
     /// A choice's `logprobs`: the chat or the text shape, or `null`.
-    static func encodeLogprobs<K: CodingKey>(_ chat: ChatLogprobs?, _ text: TextLogprobs?,
-                                             into c: inout KeyedEncodingContainer<K>, forKey key: K) throws {
+    static func encodeLogprobs<K: CodingKey>(
+        _ chat: ChatLogprobs?, _ text: TextLogprobs?,
+        into c: inout KeyedEncodingContainer<K>, forKey key: K
+    ) throws {
         if let chat {
             try c.encode(chat, forKey: key)
         } else if let text {

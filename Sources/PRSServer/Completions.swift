@@ -128,7 +128,8 @@ extension ModelServer {
                             try await writer.write(
                                 ByteBuffer(
                                     bytes: Array("data: ".utf8)
-                                        + JSONOut.bytes(CompletionWire.StreamError(error: .init(message: e.message, type: e.type)))
+                                        + JSONOut.bytes(
+                                            CompletionWire.StreamError(error: .init(message: e.message, type: e.type)))
                                         + Array("\n\n".utf8)))
                         }
                     }

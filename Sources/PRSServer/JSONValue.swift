@@ -106,8 +106,8 @@ struct Fields {
         }
         guard range.contains(d) else {
             throw .invalid(
-                "\(prefix + name) must be between \(Self.show(range.lowerBound)) and \(Self.show(range.upperBound)); " +
-                "got \(Self.show(d))",
+                "\(prefix + name) must be between \(Self.show(range.lowerBound)) and \(Self.show(range.upperBound)); "
+                    + "got \(Self.show(d))",
                 param: prefix + name)
         }
         return d

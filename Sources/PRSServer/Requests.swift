@@ -103,8 +103,8 @@ struct RequestReader {
             for (j, p) in parts.enumerated() {
                 guard case .object(let o) = p, o["type"] == .string("text"), case .string(let t) = o["text"] else {
                     throw .invalid(
-                        "\(name).content[\(j)] must be a text part ({\"type\": \"text\", \"text\": …}); this server " +
-                        "reads text only",
+                        "\(name).content[\(j)] must be a text part ({\"type\": \"text\", \"text\": …}); this server "
+                            + "reads text only",
                         param: "messages")
                 }
                 text += t
@@ -125,8 +125,8 @@ struct RequestReader {
             for e in a {
                 guard case .int(let t) = e, t >= 0, t < Int64(model.config.vocabSize) else {
                     throw .invalid(
-                        "\(name) holds \(e == .null ? "null" : "\(e)"), not a token id of this model " +
-                        "(0..<\(model.config.vocabSize))",
+                        "\(name) holds \(e == .null ? "null" : "\(e)"), not a token id of this model "
+                            + "(0..<\(model.config.vocabSize))",
                         param: "prompt")
                 }
                 out.append(Int32(t))
@@ -208,8 +208,8 @@ struct RequestReader {
         }
         if let m = maxTokens, longest + m > contextTokens {
             throw .invalid(
-                "This model's context holds \(contextTokens) tokens; the prompt has \(longest) and \(maxField) asks " +
-                "for \(m) more (\(longest + m) in all)",
+                "This model's context holds \(contextTokens) tokens; the prompt has \(longest) and \(maxField) asks "
+                    + "for \(m) more (\(longest + m) in all)",
                 param: maxField, code: "context_length_exceeded")
         }
         if longest >= contextTokens {

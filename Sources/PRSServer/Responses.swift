@@ -26,15 +26,17 @@ struct ResponseWriter {
 
     /// Chat log-probabilities: `{"content": [{"token", "logprob", "bytes", "top_logprobs"}]}`.
     func chatLogprobs(_ tokens: [SampledToken]) -> W.ChatLogprobs {
-        W.ChatLogprobs(content: tokens.map { s in
-            let (text, bytes) = piece(s.token)
-            return W.ChatLogprobs.Token(
-                token: text, logprob: Double(s.logprob), bytes: bytes.map(Int.init),
-                topLogprobs: s.top.map { alt in
-                    let (t, b) = piece(alt.token)
-                    return W.ChatLogprobs.Alternative(token: t, logprob: Double(alt.logprob), bytes: b.map(Int.init))
-                })
-        })
+        W.ChatLogprobs(
+            content: tokens.map { s in
+                let (text, bytes) = piece(s.token)
+                return W.ChatLogprobs.Token(
+                    token: text, logprob: Double(s.logprob), bytes: bytes.map(Int.init),
+                    topLogprobs: s.top.map { alt in
+                        let (t, b) = piece(alt.token)
+                        return W.ChatLogprobs.Alternative(
+                            token: t, logprob: Double(alt.logprob), bytes: b.map(Int.init))
+                    })
+            })
     }
 
     /// A token's alternatives by text (two tokens with one text keep the larger log-probability),
@@ -137,7 +139,8 @@ struct ResponseWriter {
                 choices.append(choice)
             }
         }
-        var body = W.Body(id: id, object: object, created: created, model: job.model, choices: choices, usage: usage(results))
+        var body = W.Body(
+            id: id, object: object, created: created, model: job.model, choices: choices, usage: usage(results))
         if job.kind == .chat, job.promptLogprobsField, let first = results.first?.first {
             body.promptLogprobs = vllmPromptLogprobs(prompt: job.prompts[0], first.promptLogprobs)
         }
@@ -146,8 +149,9 @@ struct ResponseWriter {
 
     /// A stream chunk holding `choices` (and `"usage": null` when usage comes at the end).
     func chunk(_ choices: [W.ChunkChoice], usage: W.Usage? = nil) -> [UInt8] {
-        let c = W.Chunk(id: id, object: chunkObject, created: created, model: job.model, choices: choices,
-                        usage: job.includeUsage ? OrNull(usage) : nil)
+        let c = W.Chunk(
+            id: id, object: chunkObject, created: created, model: job.model, choices: choices,
+            usage: job.includeUsage ? OrNull(usage) : nil)
         return Array("data: ".utf8) + JSONOut.bytes(c) + Array("\n\n".utf8)
     }
 
@@ -176,11 +180,17 @@ struct ResponseWriter {
         if !piece.text.isEmpty || withLogprobs {
             switch job.kind {
             case .chat:
-                out += chunk([W.ChunkChoice(index: index, delta: W.Delta(content: piece.text),
-                                            chatLogprobs: withLogprobs ? chatLogprobs(piece.tokens) : nil)])
+                out += chunk([
+                    W.ChunkChoice(
+                        index: index, delta: W.Delta(content: piece.text),
+                        chatLogprobs: withLogprobs ? chatLogprobs(piece.tokens) : nil)
+                ])
             case .text:
-                out += chunk([W.ChunkChoice(index: index, text: piece.text,
-                                            textLogprobs: withLogprobs ? textLogprobs(piece.tokens, offset: offset) : nil)])
+                out += chunk([
+                    W.ChunkChoice(
+                        index: index, text: piece.text,
+                        textLogprobs: withLogprobs ? textLogprobs(piece.tokens, offset: offset) : nil)
+                ])
             }
         }
         if let finish = piece.finish {

@@ -15,8 +15,8 @@ extension ModelServer {
             throw APIError(
                 status: .notFound,
                 message:
-                    "Loading adapters at run time is off: start prs serve with --allow-runtime-lora (or " +
-                    "PRS_ALLOW_RUNTIME_LORA=1)",
+                    "Loading adapters at run time is off: start prs serve with --allow-runtime-lora (or "
+                    + "PRS_ALLOW_RUNTIME_LORA=1)",
                 type: "invalid_request_error", param: nil, code: "runtime_lora_disabled")
         }
     }
@@ -26,13 +26,8 @@ extension ModelServer {
     func loadAdapter(_ request: Request) async throws -> Response {
         try runtimeAdapters()
         let served = try state.ready()
-        let f = Fields(object: try await body(request.body))
-        guard let name = try f.string("lora_name"), !name.isEmpty else {
-            throw APIError.invalid("lora_name is required", param: "lora_name")
-        }
-        guard let spec = try f.string("lora_path"), !spec.isEmpty else {
-            throw APIError.invalid("lora_path is required", param: "lora_path")
-        }
+        let r = try AdapterRequest(Fields(object: try await body(request.body)), needsPath: true)
+        let (name, spec) = (r.name, r.path!)
         if served.adapters.contains(name) || name == served.baseName {
             throw APIError.invalid(
                 "The lora adapter `\(name)` has already been loaded; unload it first", param: "lora_name",
@@ -69,14 +64,31 @@ extension ModelServer {
     func unloadAdapter(_ request: Request) async throws -> Response {
         try runtimeAdapters()
         let served = try state.ready()
-        let f = Fields(object: try await body(request.body))
-        guard let name = try f.string("lora_name"), !name.isEmpty else {
-            throw APIError.invalid("lora_name is required", param: "lora_name")
-        }
+        let name = try AdapterRequest(Fields(object: try await body(request.body)), needsPath: false).name
         let waited = try await served.adapters.unload(name)
         logger.notice("adapter unloaded", metadata: ["name": "\(name)", "waited_for": "\(waited)"])
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' removed successfully.")))
+    }
+}
+
+/// The body of `/v1/load_lora_adapter` (`lora_name`, `lora_path`) and `/v1/unload_lora_adapter`
+/// (`lora_name`), read and checked once.
+struct AdapterRequest: Sendable {
+    var name: String
+    /// The adapter to load: a GGUF file or a PEFT directory, `@SCALE` allowed.
+    var path: String?
+
+    init(_ f: Fields, needsPath: Bool) throws(APIError) {
+        guard let name = try f.string("lora_name"), !name.isEmpty else {
+            throw APIError.invalid("lora_name is required", param: "lora_name")
+        }
+        self.name = name
+        guard needsPath else { return }
+        guard let path = try f.string("lora_path"), !path.isEmpty else {
+            throw APIError.invalid("lora_path is required", param: "lora_path")
+        }
+        self.path = path
     }
 }

@@ -59,10 +59,18 @@ final class ServedModel: Sendable {
         var modelMaxLength, vocabSize: Int
         var chatTemplate: OrNull<String>
         enum CodingKeys: String, CodingKey {
-            case tokenizerClass = "tokenizer_class", eosToken = "eos_token", bosToken = "bos_token", padToken = "pad_token"
-            case unkToken = "unk_token", eosTokenID = "eos_token_id", bosTokenID = "bos_token_id"
-            case addBOSToken = "add_bos_token", addEOSToken = "add_eos_token", modelMaxLength = "model_max_length"
-            case vocabSize = "vocab_size", chatTemplate = "chat_template"
+            case tokenizerClass = "tokenizer_class"
+            case eosToken = "eos_token"
+            case bosToken = "bos_token"
+            case padToken = "pad_token"
+            case unkToken = "unk_token"
+            case eosTokenID = "eos_token_id"
+            case bosTokenID = "bos_token_id"
+            case addBOSToken = "add_bos_token"
+            case addEOSToken = "add_eos_token"
+            case modelMaxLength = "model_max_length"
+            case vocabSize = "vocab_size"
+            case chatTemplate = "chat_template"
         }
     }
 
@@ -90,7 +98,10 @@ final class ServedModel: Sendable {
             var parent: OrNull<String>
             var maxModelLen: Int
             enum CodingKeys: String, CodingKey {
-                case id, object, created, ownedBy = "owned_by", root, parent, maxModelLen = "max_model_len"
+                case id, object, created
+                case ownedBy = "owned_by"
+                case root, parent
+                case maxModelLen = "max_model_len"
             }
         }
         var object = "list"
@@ -98,10 +109,14 @@ final class ServedModel: Sendable {
     }
 
     var listing: Listing {
-        var data = [Listing.Entry(id: baseName, created: created, root: path, parent: .null, maxModelLen: engine.contextTokens)]
+        var data = [
+            Listing.Entry(id: baseName, created: created, root: path, parent: .null, maxModelLen: engine.contextTokens)
+        ]
         for (name, spec) in adapters.listing {
-            data.append(Listing.Entry(id: name, created: created, root: spec, parent: OrNull(baseName),
-                                      maxModelLen: engine.contextTokens))
+            data.append(
+                Listing.Entry(
+                    id: name, created: created, root: spec, parent: OrNull(baseName),
+                    maxModelLen: engine.contextTokens))
         }
         return Listing(data: data)
     }

@@ -62,8 +62,8 @@ public struct LoopStore: Sendable {
             if !readOnly { try Self.migrator.migrate(writer) }
         } catch {
             throw StoreError(
-                "\(url.path): cannot use the loop store: \(RunStore.explain(error)). The file is left as it is; move " +
-                "the loop directory away to start over"
+                "\(url.path): cannot use the loop store: \(RunStore.explain(error)). The file is left as it is; move "
+                    + "the loop directory away to start over"
             )
         }
     }
@@ -127,8 +127,8 @@ public struct LoopStore: Sendable {
         try write("record the loop's settings") { db in
             try db.execute(
                 sql:
-                    "INSERT INTO loop (id, settings, created_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET " +
-                    "settings = excluded.settings",
+                    "INSERT INTO loop (id, settings, created_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    + "settings = excluded.settings",
                 arguments: [text, Date()])
         }
     }

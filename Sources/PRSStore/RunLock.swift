@@ -11,8 +11,8 @@ final class RunLock: @unchecked Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw StoreError(
-                "\(path): cannot open the lock file: \(String(cString: strerror(errno))) (is the run directory " +
-                "writable?)"
+                "\(path): cannot open the lock file: \(String(cString: strerror(errno))) (is the run directory "
+                    + "writable?)"
             )
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -21,8 +21,8 @@ final class RunLock: @unchecked Sendable {
                 ?? ""
             close(fd)
             throw StoreError(
-                "\(directory.path) is in use by another prs process (\(holder.isEmpty ? "unknown" : holder)); wait " +
-                "for it to finish or stop it first"
+                "\(directory.path) is in use by another prs process (\(holder.isEmpty ? "unknown" : holder)); wait "
+                    + "for it to finish or stop it first"
             )
         }
         let host = ProcessInfo.processInfo.hostName

@@ -63,8 +63,8 @@ extension RunStore {
             for n in tree.nodes { try Self.upsert(db, n, item: tree.id) }
             try db.execute(
                 sql:
-                    "UPDATE item SET state = 'done', best_node = ?, finished_at = ?, elapsed_ms = " +
-                    "COALESCE(elapsed_ms, 0) + ?, error = NULL WHERE id = ?",
+                    "UPDATE item SET state = 'done', best_node = ?, finished_at = ?, elapsed_ms = "
+                    + "COALESCE(elapsed_ms, 0) + ?, error = NULL WHERE id = ?",
                 arguments: [tree.bestID, Date(), elapsedMs, tree.id])
         }
     }
@@ -75,8 +75,8 @@ extension RunStore {
         try write("record the failure of item \(id)") { db in
             try db.execute(
                 sql:
-                    "UPDATE item SET state = 'failed', attempts = attempts + 1, error = ?, finished_at = ? " +
-                    "WHERE id = ?",
+                    "UPDATE item SET state = 'failed', attempts = attempts + 1, error = ?, finished_at = ? "
+                    + "WHERE id = ?",
                 arguments: [error, Date(), id])
             try Self.event(db, "item-failed", item: id, detail: error)
         }

@@ -57,8 +57,8 @@ public struct RunStore: Sendable {
             if !readOnly { try Schema.migrator.migrate(writer) }
         } catch {
             throw StoreError(
-                "\(url.path): cannot use the run store: \(Self.explain(error)). The file is left as it is; move it " +
-                "(and its -wal/-shm files) away to start the run over"
+                "\(url.path): cannot use the run store: \(Self.explain(error)). The file is left as it is; move it "
+                    + "(and its -wal/-shm files) away to start the run over"
             )
         }
     }

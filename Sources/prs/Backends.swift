@@ -75,8 +75,8 @@ struct Backends {
         case .embedded(let path, let adapters):
             guard FileManager.default.fileExists(atPath: path) else {
                 throw CLIFailure.badInput(
-                    "policy \(spec): \(path): no such file; `make demo` or `bash scripts/setup.sh` downloads the " +
-                    "default model (SmolLM2-135M-Instruct) into models/"
+                    "policy \(spec): \(path): no such file; `make demo` or `bash scripts/setup.sh` downloads the "
+                        + "default model (SmolLM2-135M-Instruct) into models/"
                 )
             }
             do {

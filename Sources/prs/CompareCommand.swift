@@ -33,8 +33,8 @@ struct Compare: AsyncParsableCommand {
             let parts = head.split(separator: ":", maxSplits: 1).map(String.init)
             guard let name = parts.first, StrategyKind(rawValue: name) != nil else {
                 throw CLIFailure.badInput(
-                    "--strategies: \"\(s)\": expected NAME[:SPLIT][@FEEDBACK] with NAME one of " +
-                    "\(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "--strategies: \"\(s)\": expected NAME[:SPLIT][@FEEDBACK] with NAME one of "
+                        + "\(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))"
                 )
             }
             return (s, name, parts.count > 1 ? parts[1].replacingOccurrences(of: "+", with: ",") : nil, feedback)

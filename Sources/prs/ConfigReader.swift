@@ -14,8 +14,8 @@ final class ConfigReader {
         self.prefix = prefix
         guard let mapping = node.mapping else {
             throw CLIFailure.badInput(
-                "\(file)\(Self.line(node.mark?.line)): \(prefix.isEmpty ? "the config" : String(prefix.dropLast())): " +
-                "must be a mapping of settings"
+                "\(file)\(Self.line(node.mark?.line)): \(prefix.isEmpty ? "the config" : String(prefix.dropLast())): "
+                    + "must be a mapping of settings"
             )
         }
         pairs = mapping.map { (key: $0.key.string ?? "?", value: $0.value, line: $0.key.mark?.line) }
@@ -103,8 +103,8 @@ final class ConfigReader {
         let known = used
         for p in pairs where !known.contains(p.key) {
             throw CLIFailure.badInput(
-                "\(file)\(Self.line(p.line)): \(prefix)\(p.key): unknown setting; known here: " +
-                "\(known.sorted().joined(separator: ", "))"
+                "\(file)\(Self.line(p.line)): \(prefix)\(p.key): unknown setting; known here: "
+                    + "\(known.sorted().joined(separator: ", "))"
             )
         }
     }

@@ -8,8 +8,8 @@ struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show runs: settings, item states and summaries side by side, or one item's tree.",
         discussion:
-            "With --item, prints that item's tree: one line per node, indented by layer, with its kind, reward and " +
-            "the start of its text.\n\nExample:\n  prs inspect runs/x --item p1"
+            "With --item, prints that item's tree: one line per node, indented by layer, with its kind, reward and "
+            + "the start of its text.\n\nExample:\n  prs inspect runs/x --item p1"
     )
 
     @Argument(help: "Run directories.") var runs: [String]
@@ -30,9 +30,9 @@ struct Inspect: AsyncParsableCommand {
             {
                 let (store, info) = try ReportInputs.open(run)
                 print(
-                    "\(run): \(info.settings["strategy"] ?? "?"), budget \(info.settings["budget"] ?? "?"), policy " +
-                    "\(info.policy), reward \(info.reward), feedback \(info.feedback), seed " +
-                    "\(info.settings["seed"] ?? "?")\(info.settings["shard"].map { $0.isEmpty ? "" : ", shard \($0)" } ?? "")"
+                    "\(run): \(info.settings["strategy"] ?? "?"), budget \(info.settings["budget"] ?? "?"), policy "
+                        + "\(info.policy), reward \(info.reward), feedback \(info.feedback), seed "
+                        + "\(info.settings["seed"] ?? "?")\(info.settings["shard"].map { $0.isEmpty ? "" : ", shard \($0)" } ?? "")"
                 )
                 let settings = info.settings.filter {
                     !["strategy", "budget", "policy", "reward", "feedback", "seed", "shard"].contains($0.key)
@@ -65,8 +65,8 @@ struct Inspect: AsyncParsableCommand {
         let nodes = try store.nodes(of: id)
         let tree = Tree(id: id, strategy: info.settings["strategy"] ?? "?", nodes: nodes)
         print(
-            "item \(id) (\(stored.state.rawValue), \(stored.attempts) failed " +
-            "attempt(s))\(stored.error.map { ": \($0)" } ?? "")"
+            "item \(id) (\(stored.state.rawValue), \(stored.attempts) failed "
+                + "attempt(s))\(stored.error.map { ": \($0)" } ?? "")"
         )
         print("prompt: \(Self.preview(stored.item.prompt, width * 2))")
         if let p = stored.item.preference { print("preference: \(Self.preview(p.text, width * 2))") }
@@ -79,8 +79,8 @@ struct Inspect: AsyncParsableCommand {
             ]
             .compactMap { $0 }.joined(separator: ", ")
             print(
-                "\(indent)#\(n.id) \(n.kind.rawValue) \(reward)\(marks.isEmpty ? "" : " [\(marks)]")  " +
-                "\(Self.preview(n.text, width))"
+                "\(indent)#\(n.id) \(n.kind.rawValue) \(reward)\(marks.isEmpty ? "" : " [\(marks)]")  "
+                    + "\(Self.preview(n.text, width))"
             )
             if let e = n.rewardError { print("\(indent)   reward error: \(e)") }
         }

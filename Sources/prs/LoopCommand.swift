@@ -9,8 +9,8 @@ import PRSStore
 struct Loop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "The iterative offline-RL loop: sample with the policy, select the best, train, evaluate, repeat; one " +
-            "chain per strategy.",
+            "The iterative offline-RL loop: sample with the policy, select the best, train, evaluate, repeat; one "
+            + "chain per strategy.",
         discussion: """
             For each strategy (a chain; same seeds and budget) and iteration k: sample the training prompts \
             with π(k−1), select the best responses (and, for PRS, the improving refinements), train π(k) \
@@ -34,8 +34,8 @@ struct Loop: AsyncParsableCommand {
         let heldOut = Set(evalSet.items.map(\.id))
         if let clash = trainSet.items.first(where: { heldOut.contains($0.id) }) {
             throw CLIFailure.badInput(
-                "\(config.evalPrompts): prompt \(clash.id) is also in \(config.trainPrompts); held-out prompts must " +
-                "not be trained on"
+                "\(config.evalPrompts): prompt \(clash.id) is also in \(config.trainPrompts); held-out prompts must "
+                    + "not be trained on"
             )
         }
         let root = URL(fileURLWithPath: config.out)
@@ -180,8 +180,8 @@ struct Loop: AsyncParsableCommand {
             return try store.saveSettings(now)
         }
         throw CLIFailure.badInput(
-            "\(config.out) was started with other settings (\(what)); run with the same settings to resume, choose " +
-            "another --out, or pass --force"
+            "\(config.out) was started with other settings (\(what)); run with the same settings to resume, choose "
+                + "another --out, or pass --force"
         )
     }
 }

@@ -79,8 +79,8 @@ struct LoopConfig {
         func need<T>(_ v: T?, _ key: String) throws -> T {
             guard let v else {
                 throw CLIFailure.badInput(
-                    "\(c.file): \(key): missing (set it in the config or with " +
-                    "--\(key.replacingOccurrences(of: "_", with: "-")))"
+                    "\(c.file): \(key): missing (set it in the config or with "
+                        + "--\(key.replacingOccurrences(of: "_", with: "-")))"
                 )
             }
             return v
@@ -112,8 +112,8 @@ struct LoopConfig {
             guard let kind = StrategyKind(rawValue: parts[0]), kind != .greedy else {
                 throw c.problem(
                     "strategies",
-                    "\"\(name)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2) and " +
-                    "refinement pairs (prs/synthetic)"
+                    "\"\(name)\": expected rand, prand, prs or prs-nofeedback, optionally with a split (prs:2+2) and "
+                        + "refinement pairs (prs/synthetic)"
                 )
             }
             var split: [Int]?
@@ -204,8 +204,8 @@ struct LoopConfig {
                         guard labels.contains(label) else {
                             throw e.problem(
                                 "search_chains",
-                                "\"\(name)\" is not one of the loop's strategies " +
-                                "(\(config.strategies.map(\.label).joined(separator: ", ")))"
+                                "\"\(name)\" is not one of the loop's strategies "
+                                    + "(\(config.strategies.map(\.label).joined(separator: ", ")))"
                             )
                         }
                         return label
@@ -237,8 +237,8 @@ struct LoopConfig {
             guard let url = try v.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 throw c.problem(
                     "serve",
-                    "needs url: http://HOST:PORT/v1, a running vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) or prs " +
-                    "serve --allow-runtime-lora"
+                    "needs url: http://HOST:PORT/v1, a running vLLM (VLLM_ALLOW_RUNTIME_LORA_UPDATING=True) or prs "
+                        + "serve --allow-runtime-lora"
                 )
             }
             var format = RuntimeAdapterServer.Format.peft

@@ -8,8 +8,8 @@ struct Merge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Join shard runs (prs sample --shard I/N) into one run.",
         discussion:
-            "Refuses runs of different settings (other than the shard) and runs that share a prompt.\n\nExample:\n  " +
-            "prs merge runs/shard0 runs/shard1 --out runs/all"
+            "Refuses runs of different settings (other than the shard) and runs that share a prompt.\n\nExample:\n  "
+            + "prs merge runs/shard0 runs/shard1 --out runs/all"
     )
 
     @Argument(help: "Shard run directories.") var runs: [String]
@@ -28,8 +28,8 @@ struct Merge: AsyncParsableCommand {
                 let what = keys.map { "\($0): \(first.settings[$0] ?? "(unset)") vs \(info.settings[$0] ?? "(unset)")" }
                     .joined(separator: "; ")
                 throw CLIFailure.badInput(
-                    "\(runs[i]) was run with other settings than \(runs[0]) (\(what)); only shards of one " +
-                    "configuration merge"
+                    "\(runs[i]) was run with other settings than \(runs[0]) (\(what)); only shards of one "
+                        + "configuration merge"
                 )
             }
         }

@@ -104,8 +104,8 @@ extension Model {
                     try PEFTAdapter.write(
                         loaded, model: llama, baseModelName: name, to: out, dtype: type == "f16" ? .f16 : .f32)
                     print(
-                        "wrote \(out): \(PEFTAdapter.weightsFile) (\(loaded.tensors.count) modules, r " +
-                        "\(loaded.rank), lora_alpha \(loaded.alpha)) and \(PEFTAdapter.configFile)"
+                        "wrote \(out): \(PEFTAdapter.weightsFile) (\(loaded.tensors.count) modules, r "
+                            + "\(loaded.rank), lora_alpha \(loaded.alpha)) and \(PEFTAdapter.configFile)"
                     )
                 default:
                     try ModelFiles.writeAdapter(loaded, type: type == "f16" ? .f16 : .f32, to: out)
@@ -118,8 +118,8 @@ extension Model {
     struct Eval: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "The mean negative log-likelihood of a data file's answers (and, for preference pairs, the " +
-                "chosen-over-rejected margin).",
+                "The mean negative log-likelihood of a data file's answers (and, for preference pairs, the "
+                + "chosen-over-rejected margin).",
             discussion: """
                 Data as prs train reads it. Answers are scored token by token after the prompt, rendered with the \
                 model's chat template.

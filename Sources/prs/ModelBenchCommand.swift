@@ -65,8 +65,8 @@ extension Model {
                 print(
                     String(
                         format:
-                            "read bandwidth %.1f GB/s on 1 thread, %.1f on %d; decode reads %.0f MB a token: " +
-                            "%.0f%% of it",
+                            "read bandwidth %.1f GB/s on 1 thread, %.1f on %d; decode reads %.0f MB a token: "
+                            + "%.0f%% of it",
                         bw1, bwT, threads, out.decodeReadMegabytes * 1_048_576 / 1e6, share * 100))
             }
         }

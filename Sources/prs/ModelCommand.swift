@@ -143,8 +143,8 @@ struct Model: AsyncParsableCommand {
                 }
                 if let t = file.tensor("rope_factors_long.weight") {
                     parts.append(
-                        "rope_factors_short/long (\(t.elementCount) factors each, Phi-3; long past " +
-                        "\(s.originalContext) positions)"
+                        "rope_factors_short/long (\(t.elementCount) factors each, Phi-3; long past "
+                            + "\(s.originalContext) positions)"
                     )
                 }
                 if s.kind != .none {
@@ -181,8 +181,8 @@ struct Model: AsyncParsableCommand {
             for k in types.keys.sorted() {
                 let u = types[k]!
                 print(
-                    "    \(k.padding(toLength: 6, withPad: " ", startingAt: 0)) \(u.tensors) tensors, " +
-                    "\(String(format: "%.1f", Double(u.bytes) / 1_048_576)) MiB"
+                    "    \(k.padding(toLength: 6, withPad: " ", startingAt: 0)) \(u.tensors) tensors, "
+                        + "\(String(format: "%.1f", Double(u.bytes) / 1_048_576)) MiB"
                 )
             }
             print("  chat template  \(template ?? "none")")
@@ -193,21 +193,21 @@ struct Model: AsyncParsableCommand {
                     ? "SentencePiece (llama)"
                     : t.model == "gpt2" ? "byte-level BPE (gpt2, pre \(t.pre ?? "default"))" : t.model ?? "?"
                 print(
-                    "  tokenizer      \(kind), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos " +
-                    "\(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)"
+                    "  tokenizer      \(kind), \(t.tokens) tokens, bos \(t.bos.map(String.init) ?? "-"), eos "
+                        + "\(t.eos.map(String.init) ?? "-"), add_bos \(t.add_bos)"
                 )
             }
             print(
-                "  kernels        \(report.isa) (this machine allows " +
-                "\(report.isa_available.joined(separator: ", ")); PRS_ISA forces one)"
+                "  kernels        \(report.isa) (this machine allows "
+                    + "\(report.isa_available.joined(separator: ", ")); PRS_ISA forces one)"
             )
             for a in report.adapters ?? [] {
                 let base =
                     a.matches_base.map { $0 ? "trained on this file" : "trained on another file" }
                     ?? "base not recorded"
                 print(
-                    "  adapter        \(a.path): LoRA rank \(a.rank), alpha \(a.alpha), scale \(a.scale), " +
-                    "\(a.tensors) tensors, \(base)"
+                    "  adapter        \(a.path): LoRA rank \(a.rank), alpha \(a.alpha), scale \(a.scale), "
+                        + "\(a.tensors) tensors, \(base)"
                 )
             }
         }

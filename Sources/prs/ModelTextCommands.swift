@@ -36,9 +36,9 @@ extension Model {
         static let configuration = CommandConfiguration(
             abstract: "Generate from a prompt, streaming text to the terminal.",
             discussion:
-                "The raw prompt is tokenized with BOS as the model asks and special tokens parsed; with --chat it is " +
-                "sent as a user message through the model's chat template.\n\nExample:\n  prs model generate " +
-                "\(defaultModel) --chat --prompt 'Name a colour.' --lora runs/x/adapter.gguf"
+                "The raw prompt is tokenized with BOS as the model asks and special tokens parsed; with --chat it is "
+                + "sent as a user message through the model's chat template.\n\nExample:\n  prs model generate "
+                + "\(defaultModel) --chat --prompt 'Name a colour.' --lora runs/x/adapter.gguf"
         )
         @Argument(help: "A GGUF model file.") var model: String
         @Option(help: "The prompt.") var prompt: String

@@ -38,8 +38,8 @@ struct PRS: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prs",
         abstract:
-            "Preference-guided reflective sampling: sample, refine and select answers under a user's preference, and " +
-            "train on them.",
+            "Preference-guided reflective sampling: sample, refine and select answers under a user's preference, and "
+            + "train on them.",
         discussion: """
             Commands, one example each (M is a GGUF model; `make demo` or scripts/setup.sh
             puts the default, SmolLM2-135M-Instruct, in models/):

@@ -15,8 +15,8 @@ enum PromptLoading {
                 let shown = set.problems.prefix(20).map(\.description).joined(separator: "\n")
                 let more = set.problems.count > 20 ? "\n… and \(set.problems.count - 20) more" : ""
                 throw CLIFailure.badInput(
-                    "\(set.problems.count) bad line(s) in the prompt file:\n\(shown)\(more)\nFix them, or pass " +
-                    "--skip-invalid to skip them."
+                    "\(set.problems.count) bad line(s) in the prompt file:\n\(shown)\(more)\nFix them, or pass "
+                        + "--skip-invalid to skip them."
                 )
             }
             if quiet { return try nonEmpty(set, path) }

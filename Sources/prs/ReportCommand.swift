@@ -9,8 +9,8 @@ import PRSStore
 struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Report a prs compare directory (curves, win rates, breakdowns, an item browser) or a prs loop directory " +
-            "(the policy by iteration).",
+            "Report a prs compare directory (curves, win rates, breakdowns, an item browser) or a prs loop directory "
+            + "(the policy by iteration).",
         discussion: """
             RUN is a prs compare directory (or a directory of run directories). --format html writes one \
             self-contained page (SVG charts, no network); md writes the same tables as Markdown. With \

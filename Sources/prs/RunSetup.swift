@@ -31,8 +31,8 @@ enum RunSetup {
             return try store.saveInfo(info, replace: true)
         }
         throw CLIFailure.badInput(
-            "\(settings.out) was started with other settings (\(what)); run with the same settings to resume, choose " +
-            "another --out, or pass --force"
+            "\(settings.out) was started with other settings (\(what)); run with the same settings to resume, choose "
+                + "another --out, or pass --force"
         )
     }
 

@@ -168,8 +168,9 @@ struct SampleJob {
         }
         if !outcome.failures.isEmpty {
             throw CLIFailure.failed(
-                "\(outcome.failures.count) of \(items) prompts failed; first: \(outcome.failures[0].id): " +
-                "\(outcome.failures[0].error). Run the same command again to retry them (up to --max-attempts in all)"
+                "\(outcome.failures.count) of \(items) prompts failed; first: \(outcome.failures[0].id): "
+                    + "\(outcome.failures[0].error). Run the same command again to retry them (up to " +
+                    "--max-attempts in all)"
             )
         }
     }

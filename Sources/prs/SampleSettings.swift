@@ -54,8 +54,8 @@ struct SampleSettings {
         let kindName = flags.strategy ?? file.strategy ?? "prs"
         guard let kind = StrategyKind(rawValue: kindName) else {
             throw CLIFailure.badInput(
-                "strategy \"\(kindName)\": expected one of " +
-                "\(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                "strategy \"\(kindName)\": expected one of "
+                    + "\(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
         var split: [Int]?
@@ -111,8 +111,8 @@ struct SampleSettings {
                 ?? DefaultModel.spec()
         else {
             throw CLIFailure.badInput(
-                "no --policy, and the default model is not at \(DefaultModel.relativePath): run scripts/setup.sh, or " +
-                "pass --policy embedded:PATH.gguf or openai:http://HOST:PORT/v1"
+                "no --policy, and the default model is not at \(DefaultModel.relativePath): run scripts/setup.sh, or "
+                    + "pass --policy embedded:PATH.gguf or openai:http://HOST:PORT/v1"
             )
         }
         let concurrency = flags.concurrency ?? file.concurrency ?? 4
@@ -123,8 +123,8 @@ struct SampleSettings {
             if flags.normalize || (file.normalize ?? false) {
                 guard case .mix(let parts) = reward else {
                     throw CLIFailure.badInput(
-                        "--normalize z-normalises the parts of a mixed reward within each tree; give a mix such as " +
-                        "0.5*rubric+0.5*judge (one reward's ranking would not change)"
+                        "--normalize z-normalises the parts of a mixed reward within each tree; give a mix such as "
+                            + "0.5*rubric+0.5*judge (one reward's ranking would not change)"
                     )
                 }
                 strategy.normalization = .zScore(
@@ -156,8 +156,8 @@ struct SampleSettings {
                     let d = flags.durability ?? file.durability ?? "full"
                     guard let v = RunStore.Durability(rawValue: d) else {
                         throw CLIFailure.badInput(
-                            "durability \"\(d)\": expected full (a committed node survives power loss) or normal " +
-                            "(faster; survives a crash of prs)"
+                            "durability \"\(d)\": expected full (a committed node survives power loss) or normal "
+                                + "(faster; survives a crash of prs)"
                         )
                     }
                     return v
@@ -277,8 +277,8 @@ struct ConfigFile: Decodable {
             guard let name = key.string, known.contains(name) else {
                 let line = key.mark.map { ":\($0.line)" } ?? ""
                 throw CLIFailure.badInput(
-                    "\(path)\(line): \(key.string ?? "?"): unknown setting; known: " +
-                    "\(known.sorted().joined(separator: ", "))"
+                    "\(path)\(line): \(key.string ?? "?"): unknown setting; known: "
+                        + "\(known.sorted().joined(separator: ", "))"
                 )
             }
         }

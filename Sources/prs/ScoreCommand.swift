@@ -85,8 +85,8 @@ struct Score: AsyncParsableCommand {
         if let out { print("wrote \(report.scored.count) scores to \(out)") }
         if report.failures > 0 {
             throw CLIFailure.failed(
-                "\(report.failures) of \(report.scored.count) responses could not be scored (see reward_error in " +
-                "the output)"
+                "\(report.failures) of \(report.scored.count) responses could not be scored (see reward_error in "
+                    + "the output)"
             )
         }
     }
@@ -144,8 +144,8 @@ struct Score: AsyncParsableCommand {
         if acc.scored < acc.pairs {
             let first = outcomes.first { $0.score == nil }
             throw CLIFailure.failed(
-                "\(acc.pairs - acc.scored) of \(acc.pairs) pairs could not be scored; first: \(first?.id ?? "?"): " +
-                "\(first?.error ?? "")"
+                "\(acc.pairs - acc.scored) of \(acc.pairs) pairs could not be scored; first: \(first?.id ?? "?"): "
+                    + "\(first?.error ?? "")"
             )
         }
     }
@@ -198,12 +198,12 @@ struct Score: AsyncParsableCommand {
             func pct(_ v: Double) -> String { String(format: "%5.1f%%", v * 100) }
             lines.append("accuracy             strict   loose")
             lines.append(
-                "  prompt-level       \(pct(r.strict.promptLevel))  \(pct(r.loose.promptLevel))   " +
-                "(\(r.strict.prompts) prompts)"
+                "  prompt-level       \(pct(r.strict.promptLevel))  \(pct(r.loose.promptLevel))   "
+                    + "(\(r.strict.prompts) prompts)"
             )
             lines.append(
-                "  instruction-level  \(pct(r.strict.instructionLevel))  \(pct(r.loose.instructionLevel))   " +
-                "(\(r.strict.instructions) instructions)"
+                "  instruction-level  \(pct(r.strict.instructionLevel))  \(pct(r.loose.instructionLevel))   "
+                    + "(\(r.strict.instructions) instructions)"
             )
             lines.append("by instruction (strict)")
             for (id, v) in r.strict.byInstruction.sorted(by: { $0.key < $1.key }) {

@@ -216,8 +216,8 @@ struct Train: AsyncParsableCommand {
                         memory_estimate: result.estimate)))
         } else {
             var line =
-                "wrote \(result.out): \(result.steps) steps over \(result.examples) examples in " +
-                "\(String(format: "%.1f", result.seconds)) s"
+                "wrote \(result.out): \(result.steps) steps over \(result.examples) examples in "
+                + "\(String(format: "%.1f", result.seconds)) s"
             if let l = result.finalLoss { line += ", last loss \(String(format: "%.4f", l))" }
             if let v = result.validationLoss { line += ", validation loss \(String(format: "%.4f", v))" }
             print(line)
@@ -234,8 +234,8 @@ final class TrainProgress: LineProgress, @unchecked Sendable {
         let remaining = Double(r.steps - r.step)
         let perStep = r.elapsedSeconds / Double(max(1, r.step))
         var line =
-            "step \(r.step)/\(r.steps) epoch \(r.epoch) loss \(String(format: "%.4f", r.loss)) lr " +
-            "\(String(format: "%.2e", r.lr)) "
+            "step \(r.step)/\(r.steps) epoch \(r.epoch) loss \(String(format: "%.4f", r.loss)) lr "
+            + "\(String(format: "%.2e", r.lr)) "
             + "\(Int(r.tokensPerSecond)) tok/s ETA \(RunProgress.duration(remaining * perStep))"
         if let v = r.valLoss { line += " val \(String(format: "%.4f", v))" }
         if let a = r.rewardAccuracy { line += " acc \(String(format: "%.2f", a))" }

@@ -28,8 +28,8 @@ import Testing
         let out = try String(contentsOfFile: tmp.path + ".out", encoding: .utf8)
         guard p.terminationStatus == 0 else {
             throw GGUFError(
-                "python \(args.first ?? "") failed: " +
-                "\(try String(contentsOfFile: tmp.path + ".err", encoding: .utf8).suffix(2000))"
+                "python \(args.first ?? "") failed: "
+                    + "\(try String(contentsOfFile: tmp.path + ".err", encoding: .utf8).suffix(2000))"
             )
         }
         return out

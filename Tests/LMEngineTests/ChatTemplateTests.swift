@@ -50,8 +50,8 @@ struct GoldenChat: Decodable, Sendable, CustomTestStringConvertible {
     @Test func aTemplateThatRaisesSaysWhy() throws {
         let t = ChatTemplate.jinja(
             try JinjaTemplate(
-                "{% for m in messages %}{% if m.role == 'tool' %}\n{{ raise_exception('no tools here') }}{% endif " +
-                "%}{{ m.content }}{% endfor %}"
+                "{% for m in messages %}{% if m.role == 'tool' %}\n{{ raise_exception('no tools here') }}{% endif "
+                    + "%}{{ m.content }}{% endfor %}"
             ),
             bos: "<s>", eos: "</s>")
         #expect(try t.render([TemplateMessage(role: "user", content: "hi")]) == "hi")
@@ -80,8 +80,8 @@ struct GoldenChat: Decodable, Sendable, CustomTestStringConvertible {
         let m = [TemplateMessage(role: "system", content: "Be brief."), TemplateMessage(role: "user", content: "Hi")]
         #expect(
             try ChatTemplate.llama3.render(m)
-                == "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe " +
-                    "brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+                == "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe "
+                + "brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
         )
         #expect(try ChatTemplate.mistral.render(m) == "[INST] Be brief.\n\nHi [/INST]")
         #expect(

@@ -74,8 +74,8 @@ import Testing
         for text in Self.others + Self.others.prefix(2) {
             let p = try prompt(
                 "Please answer the following carefully and in full sentences, thinking of a curious child: " + text
-                    + " Explain your answer step by step, and mention one fact that a child might not know yet " +
-                    "about it."
+                    + " Explain your answer step by step, and mention one fact that a child might not know yet "
+                    + "about it."
             )
             let a = try await small.complete(prompt: p, n: 2, options: o)
             let b = try await large.complete(prompt: p, n: 2, options: o)

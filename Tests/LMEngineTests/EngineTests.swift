@@ -34,8 +34,8 @@ import Testing
         let e = try Self.engine.get()
         let tok = try ReferenceEqualityTests.model.get().tokenizer
         let system =
-            "You are a careful assistant. Answer in plain English, keep every answer short, and never use lists or " +
-            "headings. "
+            "You are a careful assistant. Answer in plain English, keep every answer short, and never use lists or "
+            + "headings. "
             + "The user is a botanist who prefers Latin names where they exist."
         func chat(_ user: String) -> [Int32] {
             tok.encode(

@@ -84,8 +84,8 @@ import Testing
         }
         let rms = (squares / Double(n)).squareRoot()
         print(
-            "gemma3 prompt \(index) (\(ids.count) tokens): max |logit difference| = \(worst), mean shift \(shift), " +
-            "rms about it \(rms), top logit \(top)"
+            "gemma3 prompt \(index) (\(ids.count) tokens): max |logit difference| = \(worst), mean shift \(shift), "
+                + "rms about it \(rms), top logit \(top)"
         )
         #expect(worst <= Self.tolerance, "max |logit difference| \(worst)")
         #expect(rms <= Self.rmsTolerance, "root-mean-square logit difference about the mean shift \(rms)")
@@ -97,8 +97,8 @@ import Testing
         let model = try Gemma3.model.get()
         let nearTies = try ReferenceEqualityTests.compareGreedy(model, ref, maxTokens: 1024, tolerance: Self.tolerance)
         print(
-            "gemma3 prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) " +
-            "identical, near-ties at \(nearTies)"
+            "gemma3 prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) "
+                + "identical, near-ties at \(nearTies)"
         )
         #expect(ref.greedy.count == Self.steps || model.tokenizer.endOfGeneration.contains(ref.greedy.last!))
         #expect(nearTies.count <= ref.greedy.count / 8, "near-ties should be rare")

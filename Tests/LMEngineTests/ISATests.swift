@@ -195,8 +195,8 @@ import Testing
             } catch {
                 #expect(
                     "\(error)".contains(
-                        "PRS_ISA=\(isa.rawValue) asks for the \(isa.rawValue) kernels, but this machine does not " +
-                        "allow them"
+                        "PRS_ISA=\(isa.rawValue) asks for the \(isa.rawValue) kernels, but this machine does not "
+                            + "allow them"
                     ))
             }
         }

@@ -22,8 +22,8 @@ import Testing
         "<|im_start|>user\nWhy is the sky blue?<|im_end|>\n<|im_start|>assistant\n",
         "Once upon a time, in a small village,",
         "1, 2, 3, 4, 5,",
-        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging " +
-        "Face<|im_end|>\n<|im_start|>user\nWrite a haiku about autumn.<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            + "Face<|im_end|>\n<|im_start|>user\nWrite a haiku about autumn.<|im_end|>\n<|im_start|>assistant\n",
         "Les meilleurs fromages de France sont",
         "Q: What is 12 times 7?\nA:",
     ]
@@ -114,8 +114,8 @@ import Testing
             top = max(top, ref.logits[i])
         }
         print(
-            "prompt \(index): max |logit difference| = \(worst), mean shift \(meanDiff), max after removing the " +
-            "shift \(centred), top logit \(top)"
+            "prompt \(index): max |logit difference| = \(worst), mean shift \(meanDiff), max after removing the "
+                + "shift \(centred), top logit \(top)"
         )
         #expect(worst <= Self.logitTolerance, "max |logit difference| \(worst)")
     }
@@ -129,8 +129,8 @@ import Testing
         let model = try Self.model.get()
         let nearTies = try Self.compareGreedy(model, ref)
         print(
-            "prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) " +
-            "identical, near-ties at \(nearTies)"
+            "prompt \(index): \(ref.greedy.count) greedy steps compared, \(ref.greedy.count - nearTies.count) "
+                + "identical, near-ties at \(nearTies)"
         )
         #expect(ref.greedy.count == Self.steps || model.tokenizer.endOfGeneration.contains(ref.greedy.last!))
         #expect(nearTies.count <= ref.greedy.count / 8, "near-ties should be rare")

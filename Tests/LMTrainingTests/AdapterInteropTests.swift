@@ -177,8 +177,8 @@ import Testing
             #expect(dl <= 1.0, "prompt \(i): merged model in llama.cpp vs llama.cpp with adapter: max |Δlogit| \(dl)")
         }
         print(
-            "max |Δlogit| against llama.cpp with the adapter: engine + adapter \(worst), merged in prs " +
-            "\(worstMerged), merged in llama.cpp \(worstMergedLlama)"
+            "max |Δlogit| against llama.cpp with the adapter: engine + adapter \(worst), merged in prs "
+                + "\(worstMerged), merged in llama.cpp \(worstMergedLlama)"
         )
     }
 

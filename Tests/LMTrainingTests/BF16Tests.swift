@@ -83,8 +83,8 @@ import Testing
         let overall = (dAll / sAll).squareRoot()
         #expect(overall <= 5e-2, "all LoRA gradients: bfloat16 off by \(overall) relative")
         print(
-            "bfloat16 (\(BF16Matrix.isa ?? "-")) LoRA gradients against float32: \(overall) relative L2 overall, " +
-            "worst tensor \(worst); loss \(l16) vs \(l32)"
+            "bfloat16 (\(BF16Matrix.isa ?? "-")) LoRA gradients against float32: \(overall) relative L2 overall, "
+                + "worst tensor \(worst); loss \(l16) vs \(l32)"
         )
     }
 }

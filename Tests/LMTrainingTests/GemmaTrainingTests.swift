@@ -194,8 +194,8 @@ import Testing
         let a = after.reduce(0) { $0 + $1.nll } / tokens
         let mine = ours.reduce(0, +) / tokens
         print(
-            "Gemma 3 270M: llama.cpp mean NLL of the training answers: base \(b), with prs's adapter \(a); prs's " +
-            "own \(mine)"
+            "Gemma 3 270M: llama.cpp mean NLL of the training answers: base \(b), with prs's adapter \(a); prs's "
+                + "own \(mine)"
         )
         #expect(a < 0.5 * b, "the adapter lowers llama.cpp's NLL (base \(b), adapter \(a))")
         #expect(abs(mine - a) <= 0.1 * a + 0.05, "mean NLL with the adapter: prs \(mine), llama.cpp \(a)")

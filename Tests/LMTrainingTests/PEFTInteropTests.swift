@@ -194,10 +194,10 @@ import Testing
         #expect(
             Self.compare(viaGGUF, oursP).max <= 1e-5, "the PEFT directory and its GGUF give the same log-probabilities")
         print(
-            "PEFT interop: base max \(b.max) mean \(b.mean); exported max \(e.max) mean \(e.mean) (effect " +
-            "\(effect.mean)); "
-                + "made max \(m.max) mean \(m.mean) (effect \(madeEffect.mean)); patterns max \(p.max) mean " +
-                "\(p.mean) (effect \(patternEffect.mean))"
+            "PEFT interop: base max \(b.max) mean \(b.mean); exported max \(e.max) mean \(e.mean) (effect "
+                + "\(effect.mean)); "
+                + "made max \(m.max) mean \(m.mean) (effect \(madeEffect.mean)); patterns max \(p.max) mean "
+                + "\(p.mean) (effect \(patternEffect.mean))"
         )
     }
 }

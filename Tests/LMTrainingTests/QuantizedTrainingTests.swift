@@ -134,8 +134,8 @@ import Testing
         #expect(abs(q.loss - f.loss) <= 1e-5 * f.loss, "loss: quantized \(q.loss), float \(f.loss)")
         let worst = Self.compare(q.grads, f.grads, tolerance: 1e-3)
         print(
-            "SmolLM2-135M LoRA gradients from quantized blocks against float32: worst tensor \(worst) relative L2; " +
-            "loss \(q.loss) vs \(f.loss)"
+            "SmolLM2-135M LoRA gradients from quantized blocks against float32: worst tensor \(worst) relative L2; "
+                + "loss \(q.loss) vs \(f.loss)"
         )
     }
 

@@ -85,9 +85,9 @@ import Testing
         let db = directory.appendingPathComponent("run.sqlite").path
         guard FileManager.default.fileExists(atPath: db) else { return 0 }
         let script =
-            "import sqlite3,sys\ntry:\n  print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', " +
-            "uri=True).execute(\"select count(*) from item where state='done'\").fetchone()[0])\nexcept Exception:\n " +
-            " print(0)"
+            "import sqlite3,sys\ntry:\n  print(sqlite3.connect('file:'+sys.argv[1]+'?mode=ro', "
+            + "uri=True).execute(\"select count(*) from item where state='done'\").fetchone()[0])\nexcept Exception:\n "
+            + " print(0)"
         let r = try? run(Repo.python, ["-c", script, db])
         return Int(r?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
     }
@@ -204,8 +204,8 @@ import Testing
         let good = try Self.config(
             dir, strategies: "[rand]", iterations: 1,
             trainer:
-                "trainer:\n  command: \"sh \(Repo.root.path)/scripts/loop-trainers/prs-train.sh {data} {base} " +
-                "{init} {out}\""
+                "trainer:\n  command: \"sh \(Repo.root.path)/scripts/loop-trainers/prs-train.sh {data} {base} "
+                + "{init} {out}\""
         )
         let noForce = try run(Repo.prs, ["loop", "--config", good.path, "--out", loop.path])
         #expect(noForce.status == 2 && noForce.stderr.contains("trainer: command:"), "\(noForce.stderr)")
@@ -408,7 +408,8 @@ import Testing
             "\(other.stderr)")
         func loop(_ k: Int) throws -> Ran {
             let u = dir.appendingPathComponent("loop-\(k).yaml")
-            let text = "model: \(absent)\ntrain_prompts: \(train.path)\neval_prompts: \(eval.path)\n"
+            let text =
+                "model: \(absent)\ntrain_prompts: \(train.path)\neval_prompts: \(eval.path)\n"
                 + "strategies: [prs]\ntop_k: \(k)\n"
             try text.write(to: u, atomically: true, encoding: .utf8)
             return try run(Repo.prs, ["loop", "--config", u.path, "--out", dir.appendingPathComponent("loop").path])

@@ -108,8 +108,8 @@ public final class LoRAAdapter: Sendable {
                 }
                 guard w.dimensions == [inDim, outDim] else {
                     throw ModelError(
-                        "\(path): \(base) is \(inDim)→\(outDim) in the adapter but \(w.dimensions) in " +
-                        "\(model.file.path)"
+                        "\(path): \(base) is \(inDim)→\(outDim) in the adapter but \(w.dimensions) in "
+                            + "\(model.file.path)"
                     )
                 }
             }

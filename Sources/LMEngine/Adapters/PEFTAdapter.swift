@@ -49,8 +49,8 @@ public enum PEFTAdapter {
         } else {
             if key.contains("lora_embedding") || key.contains("lora_magnitude") {
                 throw ModelError(
-                    "\(file): tensor \(key): only LoRA A/B matrices of linear layers are supported (no embedding " +
-                    "LoRA or DoRA)"
+                    "\(file): tensor \(key): only LoRA A/B matrices of linear layers are supported (no embedding "
+                        + "LoRA or DoRA)"
                 )
             }
             return nil
@@ -58,8 +58,8 @@ public enum PEFTAdapter {
         let module = String(key[..<key.range(of: isA ? ".lora_A" : ".lora_B", options: .backwards)!.lowerBound])
         guard let layersAt = module.range(of: "layers.") else {
             throw ModelError(
-                "\(file): tensor \(key): \(module) is not a layer's projection (supported: " +
-                "\(modules.map(\.hf).joined(separator: ", ")))"
+                "\(file): tensor \(key): \(module) is not a layer's projection (supported: "
+                    + "\(modules.map(\.hf).joined(separator: ", ")))"
             )
         }
         let rest = module[layersAt.upperBound...]
@@ -69,8 +69,8 @@ public enum PEFTAdapter {
         let proj = String(rest[rest.index(after: dot)...])
         guard let m = modules.first(where: { $0.hf == proj }) else {
             throw ModelError(
-                "\(file): tensor \(key): module \(proj) is not supported (supported: " +
-                "\(modules.map(\.hf).joined(separator: ", ")))"
+                "\(file): tensor \(key): module \(proj) is not supported (supported: "
+                    + "\(modules.map(\.hf).joined(separator: ", ")))"
             )
         }
         return ("blk.\(layer).\(m.gguf).weight", isA)
@@ -115,8 +115,8 @@ public enum PEFTAdapter {
         }
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw ModelError(
-                "\(path): no \(weightsFile) in \(dir.path) (adapter_model.bin, PyTorch's pickle, is not read: save " +
-                "with safe_serialization)"
+                "\(path): no \(weightsFile) in \(dir.path) (adapter_model.bin, PyTorch's pickle, is not read: save "
+                    + "with safe_serialization)"
             )
         }
         let configData = try Data(contentsOf: configURL)
@@ -163,8 +163,8 @@ public enum PEFTAdapter {
             }
             guard ta.shape.count == 2, tb.shape.count == 2, ta.shape[0] == tb.shape[1] else {
                 throw ModelError(
-                    "\(weightsURL.path): tensor \(keyA) \(ta.shape) and \(keyB) \(tb.shape) are not [r, n_in] and " +
-                    "[n_out, r] of one rank"
+                    "\(weightsURL.path): tensor \(keyA) \(ta.shape) and \(keyB) \(tb.shape) are not [r, n_in] and "
+                        + "[n_out, r] of one rank"
                 )
             }
             let rank = ta.shape[0]
@@ -176,8 +176,8 @@ public enum PEFTAdapter {
             }
             guard w.dimensions == [inDim, outDim] else {
                 throw ModelError(
-                    "\(weightsURL.path): tensor \(keyA) is \(inDim)→\(outDim) but \(name) in \(model.file.path) is " +
-                    "\(w.dimensions[0])→\(w.dimensions[1])"
+                    "\(weightsURL.path): tensor \(keyA) is \(inDim)→\(outDim) but \(name) in \(model.file.path) is "
+                        + "\(w.dimensions[0])→\(w.dimensions[1])"
                 )
             }
             let module = String(keyA[..<keyA.range(of: ".lora_A", options: .backwards)!.lowerBound])
@@ -232,8 +232,8 @@ public enum PEFTAdapter {
                 let m = modules.first(where: { $0.gguf == parts[2] })
             else {
                 throw ModelError(
-                    "\(adapter.path): tensor \(name) has no Hugging Face module (supported: " +
-                    "\(modules.map(\.gguf).joined(separator: ", ")))"
+                    "\(adapter.path): tensor \(name) has no Hugging Face module (supported: "
+                        + "\(modules.map(\.gguf).joined(separator: ", ")))"
                 )
             }
             var b = p.b

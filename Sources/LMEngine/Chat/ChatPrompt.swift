@@ -11,8 +11,8 @@ extension ChatTemplate {
         guard let jinja = model.file.content["tokenizer.chat_template"]?.string else {
             if let byArchitecture = forArchitecture(model.config.architecture) { return byArchitecture }
             throw ChatTemplateError(
-                "\(model.file.path): no chat template in the file; choose one with --template " +
-                "\(names.joined(separator: "|"))"
+                "\(model.file.path): no chat template in the file; choose one with --template "
+                    + "\(names.joined(separator: "|"))"
             )
         }
         let t = model.tokenizer
@@ -23,8 +23,8 @@ extension ChatTemplate {
             return .jinja(try JinjaTemplate(jinja), bos: text(t.bos), eos: text(t.eos))
         } catch {
             throw ChatTemplateError(
-                "\(model.file.path): its chat template (tokenizer.chat_template) cannot be rendered: \(error); " +
-                "choose a format with --template \(names.joined(separator: "|"))"
+                "\(model.file.path): its chat template (tokenizer.chat_template) cannot be rendered: \(error); "
+                    + "choose a format with --template \(names.joined(separator: "|"))"
             )
         }
     }

@@ -55,8 +55,8 @@ public enum ChatTemplate: Sendable, Hashable {
         if jinja.contains("<start_of_turn>") { return .gemma }
         if jinja.contains("[INST]") { return .mistral }
         throw ChatTemplateError(
-            "the model's chat template (tokenizer.chat_template) is not one prs knows; choose one by name with " +
-            "--template \(names.joined(separator: "|"))"
+            "the model's chat template (tokenizer.chat_template) is not one prs knows; choose one by name with "
+                + "--template \(names.joined(separator: "|"))"
         )
     }
 

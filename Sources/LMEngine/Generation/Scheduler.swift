@@ -247,8 +247,8 @@ final class Scheduler: @unchecked Sendable {
                 fail(
                     r,
                     ModelError(
-                        "the prompt's \(r.prompt.count) tokens do not fit in the KV cache of " +
-                        "\(cache.blocks * KVCache.blockSize) tokens"
+                        "the prompt's \(r.prompt.count) tokens do not fit in the KV cache of "
+                            + "\(cache.blocks * KVCache.blockSize) tokens"
                     ))
                 continue
             }
@@ -281,8 +281,8 @@ final class Scheduler: @unchecked Sendable {
                     fail(
                         r,
                         ModelError(
-                            "a continuation of \(total) tokens does not fit in the KV cache of " +
-                            "\(cache.blocks * KVCache.blockSize) tokens"
+                            "a continuation of \(total) tokens does not fit in the KV cache of "
+                                + "\(cache.blocks * KVCache.blockSize) tokens"
                         ))
                     continue outer
                 }

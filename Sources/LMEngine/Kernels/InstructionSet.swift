@@ -19,11 +19,11 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
         switch self {
         case .avx2: "AVX2, FMA and F16C"
         case .avx512:
-            "AVX-512 F, DQ, BW and VL with VNNI (/proc/cpuinfo: avx512f avx512dq avx512bw avx512vl avx512_vnni) and " +
-            "the OS's ZMM state"
+            "AVX-512 F, DQ, BW and VL with VNNI (/proc/cpuinfo: avx512f avx512dq avx512bw avx512vl avx512_vnni) and "
+                + "the OS's ZMM state"
         case .amx:
-            "AMX-TILE, AMX-INT8 and AMX-BF16 with AVX-512 (/proc/cpuinfo: amx_tile amx_int8 amx_bf16), and Linux's " +
-            "permission for the tile data (arch_prctl ARCH_REQ_XCOMP_PERM)"
+            "AMX-TILE, AMX-INT8 and AMX-BF16 with AVX-512 (/proc/cpuinfo: amx_tile amx_int8 amx_bf16), and Linux's "
+                + "permission for the tile data (arch_prctl ARCH_REQ_XCOMP_PERM)"
         }
     }
 
@@ -53,8 +53,8 @@ public enum InstructionSet: String, Sendable, CaseIterable, Codable {
         }
         guard isa.isAvailable else {
             throw ModelError(
-                "PRS_ISA=\(raw) asks for the \(isa.rawValue) kernels, but this machine does not allow them: they " +
-                "need \(isa.requirement)"
+                "PRS_ISA=\(raw) asks for the \(isa.rawValue) kernels, but this machine does not allow them: they "
+                    + "need \(isa.requirement)"
             )
         }
         return isa

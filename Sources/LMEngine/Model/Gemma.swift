@@ -49,8 +49,8 @@ extension LlamaConfig {
         guard window > 0 else { throw ModelError("gemma2.attention.sliding_window is \(window); it must be positive") }
         guard attentionSoftcap >= 0, finalLogitSoftcap >= 0 else {
             throw ModelError(
-                "gemma2: attn_logit_softcapping \(attentionSoftcap) and final_logit_softcapping \(finalLogitSoftcap) " +
-                "must not be negative"
+                "gemma2: attn_logit_softcapping \(attentionSoftcap) and final_logit_softcapping \(finalLogitSoftcap) "
+                    + "must not be negative"
             )
         }
         localLayers(window: window, pattern: Self.gemma2Pattern)

@@ -59,8 +59,8 @@ public final class LlamaModel: @unchecked Sendable {
                 guard let t = file.tensor(name) else { return nil }
                 guard t.elementCount == c.ropeDim / 2, t.dimensions.count == 1 else {
                     throw ModelError(
-                        "tensor \(name) has shape \(t.dimensions), expected [\(c.ropeDim / 2)] " +
-                        "(rope.dimension_count / 2)"
+                        "tensor \(name) has shape \(t.dimensions), expected [\(c.ropeDim / 2)] "
+                            + "(rope.dimension_count / 2)"
                     )
                 }
                 return file.floats(t)
@@ -184,8 +184,8 @@ extension LlamaModel {
                 continue
             }
             throw ModelError(
-                "tensor \(t.name) is in the file, and prs's \(c.architecture) forward pass does not use it; refusing " +
-                "the file rather than ignoring it"
+                "tensor \(t.name) is in the file, and prs's \(c.architecture) forward pass does not use it; refusing "
+                    + "the file rather than ignoring it"
             )
         }
     }

@@ -91,8 +91,8 @@ public struct LlamaConfig: Sendable, Hashable {
             // Mixture-of-experts counts of zero say "dense" and change nothing.
             if key == "expert_count" || key == "expert_used_count", m.value.integer == 0 { continue }
             throw ModelError(
-                "\(m.key) is set, and prs does not implement what it changes in \(arch)'s forward pass; refusing the " +
-                "file rather than ignoring it"
+                "\(m.key) is set, and prs does not implement what it changes in \(arch)'s forward pass; refusing the "
+                    + "file rather than ignoring it"
             )
         }
         func int(_ key: String, default d: Int? = nil) throws -> Int {

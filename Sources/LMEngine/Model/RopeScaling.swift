@@ -89,8 +89,8 @@ public struct RopeScaling: Sendable, Hashable, Codable {
             guard let s = v.string else { throw ModelError("\(typeKey) must be a string, found \(v.typeDescription)") }
             guard let k = Kind(rawValue: s) else {
                 throw ModelError(
-                    "\(typeKey) is \"\(s)\", which prs does not implement (it runs none, linear and yarn); refusing " +
-                    "rather than running it unscaled"
+                    "\(typeKey) is \"\(s)\", which prs does not implement (it runs none, linear and yarn); refusing "
+                        + "rather than running it unscaled"
                 )
             }
             kind = k

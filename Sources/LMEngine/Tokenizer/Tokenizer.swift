@@ -60,14 +60,14 @@ public struct Tokenizer: Sendable {
         }
         guard let model = Model(rawValue: modelName) else {
             throw TokenizerError(
-                "tokenizer.ggml.model \"\(modelName)\" is not supported (prs reads byte-level BPE, \"gpt2\", and " +
-                "SentencePiece, \"llama\")"
+                "tokenizer.ggml.model \"\(modelName)\" is not supported (prs reads byte-level BPE, \"gpt2\", and "
+                    + "SentencePiece, \"llama\")"
             )
         }
         guard case .strings(let tokens)? = c["tokenizer.ggml.tokens"]?.array else {
             throw TokenizerError(
-                "tokenizer.ggml.tokens must be an array of strings, found " +
-                "\(c["tokenizer.ggml.tokens"]?.typeDescription ?? "nothing")"
+                "tokenizer.ggml.tokens must be an array of strings, found "
+                    + "\(c["tokenizer.ggml.tokens"]?.typeDescription ?? "nothing")"
             )
         }
         guard !tokens.isEmpty, tokens.count < Int(Int32.max) else {
@@ -100,8 +100,8 @@ public struct Tokenizer: Sendable {
         if model == .bpe {
             guard case .strings(let merges)? = c["tokenizer.ggml.merges"]?.array else {
                 throw TokenizerError(
-                    "tokenizer.ggml.merges must be an array of strings, found " +
-                    "\(c["tokenizer.ggml.merges"]?.typeDescription ?? "nothing")"
+                    "tokenizer.ggml.merges must be an array of strings, found "
+                        + "\(c["tokenizer.ggml.merges"]?.typeDescription ?? "nothing")"
                 )
             }
             ranks.reserveCapacity(merges.count)
@@ -148,8 +148,8 @@ public struct Tokenizer: Sendable {
         let preName = c["tokenizer.ggml.pre"]?.string ?? "default"
         guard let pre = PreTokenizer.named(preName) else {
             throw TokenizerError(
-                "tokenizer.ggml.pre \"\(preName)\" is not supported; supported: smollm, gpt2, llama3 (llama-bpe), " +
-                "qwen2 and their aliases"
+                "tokenizer.ggml.pre \"\(preName)\" is not supported; supported: smollm, gpt2, llama3 (llama-bpe), "
+                    + "qwen2 and their aliases"
             )
         }
         self.tokens = tokens

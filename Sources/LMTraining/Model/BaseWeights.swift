@@ -38,15 +38,15 @@ public enum BaseWeights {
     ) throws -> TrainingModel<Float> {
         guard ["llama", "qwen2", "qwen3", "gemma3"].contains(llama.config.architecture) else {
             throw TrainingError(
-                "\(llama.file.path): prs train runs llama, qwen2, qwen3 and gemma3 models; " +
-                "\(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet"
+                "\(llama.file.path): prs train runs llama, qwen2, qwen3 and gemma3 models; "
+                    + "\(llama.config.architecture) runs in the engine (sampling, serving) but not in training yet"
             )
         }
         // Soft-capping is not in the training forward pass: a file that sets it is refused.
         guard llama.config.attentionSoftcap == 0, llama.config.finalLogitSoftcap == 0 else {
             throw TrainingError(
-                "\(llama.file.path): \(llama.config.architecture).final_logit_softcapping is set; prs train does not " +
-                "implement logit soft-capping, so it refuses the file rather than train a different model"
+                "\(llama.file.path): \(llama.config.architecture).final_logit_softcapping is set; prs train does not "
+                    + "implement logit soft-capping, so it refuses the file rather than train a different model"
             )
         }
         guard !bf16 || lora != nil else {
@@ -54,8 +54,8 @@ public enum BaseWeights {
         }
         guard !bf16 || BF16Matrix.available else {
             throw TrainingError(
-                "bfloat16 training needs AVX512-BF16 or AMX-BF16, which this processor does not have (or PRS_ISA " +
-                "turned off); use --precision fp32"
+                "bfloat16 training needs AVX512-BF16 or AMX-BF16, which this processor does not have (or PRS_ISA "
+                    + "turned off); use --precision fp32"
             )
         }
         let s = shape(llama.config)

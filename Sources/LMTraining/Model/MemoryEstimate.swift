@@ -134,9 +134,9 @@ public struct MemoryEstimate: Sendable, Hashable, Codable {
     public var summary: String {
         func gb(_ b: Int) -> String { String(format: "%.2f", Double(b) / 1e9) }
         return
-            "\(gb(totalBytes)) GB (weights \(gb(weightsBytes)), trainable \(gb(trainableBytes)), optimizer " +
-            "\(gb(optimizerBytes)), "
-            + "activations \(gb(activationBytes))\(checkpointing ? " with checkpointing" : ""), other " +
-            "\(gb(otherBytes)))"
+            "\(gb(totalBytes)) GB (weights \(gb(weightsBytes)), trainable \(gb(trainableBytes)), optimizer "
+            + "\(gb(optimizerBytes)), "
+            + "activations \(gb(activationBytes))\(checkpointing ? " with checkpointing" : ""), other "
+            + "\(gb(otherBytes)))"
     }
 }

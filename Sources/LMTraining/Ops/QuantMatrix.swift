@@ -49,8 +49,8 @@ public final class QuantMatrix: FrozenMatrix, @unchecked Sendable {
         let bs = Int(lm_dequant_block_size(Int32(t.type.rawValue)))
         guard bs > 0, cols % bs == 0 else {
             throw TrainingError(
-                "\(file.path): tensor \(name) is \(t.type); training reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, " +
-                "Q4_K, Q5_K and Q6_K"
+                "\(file.path): tensor \(name) is \(t.type); training reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, "
+                    + "Q4_K, Q5_K and Q6_K"
             )
         }
         self.file = file

@@ -200,8 +200,8 @@ public final class Trainer: @unchecked Sendable {
         let norm = gradientNorm()
         guard norm.isFinite else {
             throw TrainingError(
-                "step \(k + 1): the gradient norm is \(norm) (examples " +
-                "\(examples.map { train[$0].source }.joined(separator: ", ")))"
+                "step \(k + 1): the gradient norm is \(norm) (examples "
+                    + "\(examples.map { train[$0].source }.joined(separator: ", ")))"
             )
         }
         if settings.maxGradNorm > 0, norm > settings.maxGradNorm {

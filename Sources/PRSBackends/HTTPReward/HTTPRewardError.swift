@@ -23,8 +23,8 @@ public struct HTTPRewardError: Error, Sendable, CustomStringConvertible {
         return failure.describe(
             expected: expected,
             notFoundHint:
-                "check the URL: its path ends in the endpoint the server serves (/pooling, /classify, /score or " +
-                "/get_reward)"
+                "check the URL: its path ends in the endpoint the server serves (/pooling, /classify, /score or "
+                + "/get_reward)"
         )
     }
 }

@@ -33,8 +33,8 @@ extension HTTPRewardSpec {
         }
         if endpoint == .pooling, spec.format == .chat, seen.contains("template") {
             throw bad(
-                "template does not apply to /pooling with format=chat: the server renders the messages with the " +
-                "model's own template"
+                "template does not apply to /pooling with format=chat: the server renders the messages with the "
+                    + "model's own template"
             )
         }
         return spec

@@ -33,8 +33,8 @@ public enum RewardReplies {
             values = try items.enumerated().map { (i, item) throws(BadReply) in
                 guard item.probs.count == 1 else {
                     throw BadReply(
-                        "data[\(i)].probs has \(item.probs.count) values; a reward model has one output (serve it " +
-                        "with --task classify and num_labels 1, or use /pooling)"
+                        "data[\(i)].probs has \(item.probs.count) values; a reward model has one output (serve it "
+                            + "with --task classify and num_labels 1, or use /pooling)"
                     )
                 }
                 return item.probs[0]

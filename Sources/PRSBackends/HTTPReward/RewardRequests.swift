@@ -44,8 +44,8 @@ public enum RewardRequests {
 
     /// A short account of a request for messages: `4 inputs, model m`.
     static func summary(count: Int, _ spec: HTTPRewardSpec) -> String {
-        "\(count) input\(count == 1 ? "" : "s"), model \(spec.model ?? "default"), format " +
-        "\(spec.endpoint == .score ? "pair" : spec.format.rawValue)"
+        "\(count) input\(count == 1 ? "" : "s"), model \(spec.model ?? "default"), format "
+            + "\(spec.endpoint == .score ? "pair" : spec.format.rawValue)"
     }
 
     static func encode(_ body: some Encodable) throws -> Data {

@@ -19,8 +19,8 @@ public struct RubricReward: RewardModel {
         guard !constraints.isEmpty else {
             return RewardResult(
                 failure:
-                    "the item has no constraints, so the rubric cannot score it; add \"constraints\" to the prompt " +
-                    "file or use another reward"
+                    "the item has no constraints, so the rubric cannot score it; add \"constraints\" to the prompt "
+                    + "file or use another reward"
             )
         }
         let outcomes = Rubric.check(input.response, against: constraints, mode: mode)

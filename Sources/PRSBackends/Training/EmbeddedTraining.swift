@@ -237,8 +237,8 @@ public enum EmbeddedTraining {
         let source = job.memoryLimitBytes != nil ? "the limit given (--max-memory)" : "this machine's available memory"
         throw TrainingInputError(
             description: "\(job.model): training would take about \(estimate.summary), more than \(source), "
-                + "\(String(format: "%.2f", Double(limit) / 1e9)) GB. Options that lower it: " +
-                "\(fits.joined(separator: "; "))"
+                + "\(String(format: "%.2f", Double(limit) / 1e9)) GB. Options that lower it: "
+                + "\(fits.joined(separator: "; "))"
                 + (job.settings.lora == nil ? "; LoRA instead of --full (frozen weights stay quantized)" : ""))
     }
 
@@ -268,8 +268,8 @@ public enum EmbeddedTraining {
         if adapter.tensors.count * 2 != store.entries.count {
             throw TrainingInputError(
                 description:
-                    "--init \(adapter.path): adapts \(adapter.tensors.count) tensors, the training " +
-                    "\(store.entries.count / 2); use the adapter's --lora-targets"
+                    "--init \(adapter.path): adapts \(adapter.tensors.count) tensors, the training "
+                    + "\(store.entries.count / 2); use the adapter's --lora-targets"
             )
         }
     }

@@ -37,8 +37,8 @@ public struct EmbeddedPolicyTrainer: PolicyTrainer {
         guard !data.isEmpty else {
             throw TrainingInputError(
                 description:
-                    "\(job.directory): no " +
-                    "\(s.objective == .dpo ? "preference pairs (select.dpo: best-worst)" : "SFT data") to train on"
+                    "\(job.directory): no "
+                    + "\(s.objective == .dpo ? "preference pairs (select.dpo: best-worst)" : "SFT data") to train on"
             )
         }
         let out = URL(fileURLWithPath: job.directory).appendingPathComponent("adapter.gguf").path
@@ -217,8 +217,8 @@ public struct CommandPolicyTrainer: PolicyTrainer {
         guard FileManager.default.fileExists(atPath: out.path) else {
             throw TrainingInputError(
                 description:
-                    "trainer command finished but left no \(out.path) and printed no 'policy: SPEC' line (log: " +
-                    "\(logURL.path))"
+                    "trainer command finished but left no \(out.path) and printed no 'policy: SPEC' line (log: "
+                    + "\(logURL.path))"
             )
         }
         let type: String?

@@ -82,8 +82,8 @@ enum Check: Sendable, Hashable {
                 throw ConstraintError(
                     field: "language",
                     message:
-                        "\"\(code)\" is not a language prs can check; supported: " +
-                        "\(LanguageCheck.supportedCodes.joined(separator: ", "))"
+                        "\"\(code)\" is not a language prs can check; supported: "
+                        + "\(LanguageCheck.supportedCodes.joined(separator: ", "))"
                 )
             }
             self = .language(lang)
@@ -100,8 +100,8 @@ enum Check: Sendable, Hashable {
         case .sentences(let n, let r): "Answer in \(r.rawValue) \(n) sentences."
         case .starParagraphs(let n): "Write exactly \(n) paragraphs, separated by the divider ***."
         case .nthParagraphFirstWord(let count, let nth, let word):
-            "Write exactly \(count) paragraphs separated by blank lines; paragraph \(nth) must start with the word " +
-            "\"\(word)\"."
+            "Write exactly \(count) paragraphs separated by blank lines; paragraph \(nth) must start with the word "
+                + "\"\(word)\"."
         case .paragraphs(let n, let r): "Write \(r.rawValue) \(n) paragraphs, separated by blank lines."
         case .bullets(let n): "Use exactly \(n) bullet points in Markdown (\"* \" or \"- \")."
         case .numberedSteps(let n, let r): "Give \(r.rawValue) \(n) numbered steps (1., 2., …)."

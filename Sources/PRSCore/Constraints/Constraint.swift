@@ -24,8 +24,8 @@ public struct Constraint: Sendable, Hashable, Codable {
             throw ConstraintError(
                 field: "id",
                 message:
-                    "unknown instruction id \"\(id)\"; known: " +
-                    "\(ConstraintKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "unknown instruction id \"\(id)\"; known: "
+                    + "\(ConstraintKind.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
         self.id = id

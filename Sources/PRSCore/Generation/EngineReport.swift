@@ -61,8 +61,8 @@ public struct EngineReport: Codable, Sendable, Hashable {
     public var line: String {
         String(
             format:
-                "engine: %d requests, decode batches up to %d sequences (mean %.1f, limit %d), prefix cache hit " +
-                "%.1f%% of %d prompt tokens, %d evictions",
+                "engine: %d requests, decode batches up to %d sequences (mean %.1f, limit %d), prefix cache hit "
+                + "%.1f%% of %d prompt tokens, %d evictions",
             requests, largestDecodeBatch, meanDecodeBatch, maxBatch, prefixHitRate * 100, promptTokens, evictions)
             + (isa.map { ", kernels \($0)" } ?? "")
     }

@@ -40,8 +40,8 @@ public indirect enum RewardSpec: Sendable, Hashable, CustomStringConvertible {
             return .http(url)
         }
         throw SpecError(
-            "reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric[:loose], judge[:POLICY], http:URL or a " +
-            "mix like 0.7*rubric+0.3*judge"
+            "reward \"\(whole)\": \"\(s)\" is not a reward; expected rubric[:loose], judge[:POLICY], http:URL or a "
+                + "mix like 0.7*rubric+0.3*judge"
         )
     }
 

@@ -18,16 +18,16 @@ public enum ComparisonReading {
         let prompts = top.values.count
         if top.label == base.label {
             return
-                "At budget \(budget) on \(prompts) prompts, the baseline \(base.label) had the highest mean best " +
-                "reward, \(fmt(mean(base.values))) (95% CI \(fmt(bi.low))–\(fmt(bi.high)))."
+                "At budget \(budget) on \(prompts) prompts, the baseline \(base.label) had the highest mean best "
+                + "reward, \(fmt(mean(base.values))) (95% CI \(fmt(bi.low))–\(fmt(bi.high)))."
         }
         let verdict =
             ti.low > bi.high
             ? "the intervals do not overlap, so \(top.label) wins at this budget"
             : "the intervals overlap, so this budget and prompt count do not separate them"
         return
-            "At budget \(budget) on \(prompts) prompts, \(top.label) had the highest mean best reward, " +
-            "\(fmt(mean(top.values))) (95% CI \(fmt(ti.low))–\(fmt(ti.high))), against \(base.label)'s " +
-            "\(fmt(mean(base.values))) (\(fmt(bi.low))–\(fmt(bi.high))); \(verdict)."
+            "At budget \(budget) on \(prompts) prompts, \(top.label) had the highest mean best reward, "
+            + "\(fmt(mean(top.values))) (95% CI \(fmt(ti.low))–\(fmt(ti.high))), against \(base.label)'s "
+            + "\(fmt(mean(base.values))) (\(fmt(bi.low))–\(fmt(bi.high))); \(verdict)."
     }
 }

@@ -49,14 +49,14 @@ public struct StrategyConfig: Sendable, Hashable {
             let s = split ?? Self.defaultSplit(budget)
             guard !s.isEmpty, s.allSatisfy({ $0 >= 1 }) else {
                 throw ConfigError(
-                    "split must be a list of positive layer sizes such as 4,4, got " +
-                    "\(s.map(String.init).joined(separator: ","))"
+                    "split must be a list of positive layer sizes such as 4,4, got "
+                        + "\(s.map(String.init).joined(separator: ","))"
                 )
             }
             guard s.reduce(0, +) == budget else {
                 throw ConfigError(
-                    "split \(s.map(String.init).joined(separator: ",")) sums to \(s.reduce(0, +)), but the budget is " +
-                    "\(budget)"
+                    "split \(s.map(String.init).joined(separator: ",")) sums to \(s.reduce(0, +)), but the budget is "
+                        + "\(budget)"
                 )
             }
             self.split = s

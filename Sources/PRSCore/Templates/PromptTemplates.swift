@@ -90,8 +90,8 @@ public struct PromptTemplates: Sendable, Hashable {
             let found = Self.placeholdersIn(self[keyPath: path])
             if let unknown = found.subtracting(Self.placeholders).sorted().first {
                 throw ConfigError(
-                    "template \(name): unknown placeholder {\(unknown)}; known: {prompt}, {preference}, {draft}, " +
-                    "{feedback}"
+                    "template \(name): unknown placeholder {\(unknown)}; known: {prompt}, {preference}, {draft}, "
+                        + "{feedback}"
                 )
             }
             if let missing = needs.subtracting(found).sorted().first {

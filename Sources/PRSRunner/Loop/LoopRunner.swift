@@ -32,8 +32,8 @@ public struct LoopProgress: Sendable {
 public struct LoopInterrupted: Error, Sendable, CustomStringConvertible {
     public var stage: StageKey
     public var description: String {
-        "interrupted in \(stage); every finished stage and the stage's own progress are kept: run the same command " +
-        "to resume"
+        "interrupted in \(stage); every finished stage and the stage's own progress are kept: run the same command "
+            + "to resume"
     }
 }
 
@@ -241,8 +241,8 @@ public struct LoopRunner: Sendable {
         }
         if !outcome.failures.isEmpty {
             throw RunError(
-                "\(outcome.failures.count) of \(items.count) prompts failed in \(directory.path); first: " +
-                "\(outcome.failures[0].id): \(outcome.failures[0].error). Run the loop again to retry them"
+                "\(outcome.failures.count) of \(items.count) prompts failed in \(directory.path); first: "
+                    + "\(outcome.failures[0].id): \(outcome.failures[0].error). Run the loop again to retry them"
             )
         }
         return outcome

@@ -20,8 +20,8 @@ public enum HTMLReport {
         }
         var body = "<h1>\(HTML.escape(title))</h1>"
         body +=
-            "<p class=\"lead\">Budget N = \(e.budget) scored responses per prompt; \(e.items.count) prompts finished " +
-            "by every strategy. Bands and brackets are 95% bootstrap intervals over prompts.</p>"
+            "<p class=\"lead\">Budget N = \(e.budget) scored responses per prompt; \(e.items.count) prompts finished "
+            + "by every strategy. Bands and brackets are 95% bootstrap intervals over prompts.</p>"
         body += "<section class=\"charts\">"
         body += SVGChart.lines(
             curve { $0.best }, title: "Expected best reward at budget n", xLabel: "budget n", yLabel: "best reward")

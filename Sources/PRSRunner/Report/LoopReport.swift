@@ -73,11 +73,11 @@ public enum LoopReport {
             ReportTable(
                 title: "Held-out reward of the policy by iteration",
                 note:
-                    "The policy's own answers, not best-of-N: the mean over held-out prompts of each prompt's mean " +
-                    "sample reward, its gain over iteration 0 (prompt by prompt, paired), the greedy answer's " +
-                    "reward, the expected best of the samples, and the share of prompts where the policy beats the " +
-                    "starting policy (iteration 0; by the greedy answers' rewards). Brackets: 95% bootstrap " +
-                    "intervals over prompts.",
+                    "The policy's own answers, not best-of-N: the mean over held-out prompts of each prompt's mean "
+                    + "sample reward, its gain over iteration 0 (prompt by prompt, paired), the greedy answer's "
+                    + "reward, the expected best of the samples, and the share of prompts where the policy beats the "
+                    + "starting policy (iteration 0; by the greedy answers' rewards). Brackets: 95% bootstrap "
+                    + "intervals over prompts.",
                 header: [
                     "chain", "iteration", "mean reward", "gain vs iteration 0", "greedy reward", "best of samples",
                     "win vs iteration 0", "judge win", "words",
@@ -85,11 +85,11 @@ public enum LoopReport {
             ReportTable(
                 title: "Training data by iteration",
                 note:
-                    "Sampled with the previous iteration's policy: the prompts, their trees' mean best reward, the " +
-                    "selected SFT examples and their mean reward, improving pairs (refinements that beat their " +
-                    "draft), refinement success (the share of refinements beating their draft and the mean reward " +
-                    "change, 95% intervals over prompts) and the refinement examples made of them, preference pairs, " +
-                    "and the loss over training (first → last step).",
+                    "Sampled with the previous iteration's policy: the prompts, their trees' mean best reward, the "
+                    + "selected SFT examples and their mean reward, improving pairs (refinements that beat their "
+                    + "draft), refinement success (the share of refinements beating their draft and the mean reward "
+                    + "change, 95% intervals over prompts) and the refinement examples made of them, preference pairs, "
+                    + "and the loss over training (first → last step).",
                 header: [
                     "chain", "iteration", "prompts", "best reward", "SFT examples", "selected reward",
                     "improving pairs", "refinement success", "refine examples", "DPO pairs", "trained on", "loss",
@@ -97,8 +97,8 @@ public enum LoopReport {
             ReportTable(
                 title: "Tokens and time per stage",
                 note:
-                    "Generated tokens while sampling and evaluating; seconds per stage, summed over every process " +
-                    "that worked on it.",
+                    "Generated tokens while sampling and evaluating; seconds per stage, summed over every process "
+                    + "that worked on it.",
                 header: [
                     "chain", "iteration", "sample tokens", "eval tokens", "sample s", "select s", "train s",
                     "evaluate s", "total s",
@@ -112,9 +112,9 @@ public enum LoopReport {
                 ReportTable(
                     title: "PRS against PRand at equal budget, held-out prompts",
                     note:
-                        "Each iteration's policy samples the held-out prompts with PRS (N/2 + N/2) and with PRand at " +
-                        "the same budget N: the mean best reward of each, PRS minus PRand prompt by prompt (paired), " +
-                        "and PRS's refinement success there. Brackets: 95% bootstrap intervals over prompts.",
+                        "Each iteration's policy samples the held-out prompts with PRS (N/2 + N/2) and with PRand at "
+                        + "the same budget N: the mean best reward of each, PRS minus PRand prompt by prompt (paired), "
+                        + "and PRS's refinement success there. Brackets: 95% bootstrap intervals over prompts.",
                     header: [
                         "chain", "iteration", "N", "PRS best", "PRand best", "PRS − PRand", "refinements beating draft",
                         "reward change",
@@ -158,8 +158,8 @@ public enum LoopReport {
                 ReportTable(
                     title: "Samples following each constraint kind",
                     note:
-                        "Share of the evaluation samples that follow the constraint, averaged over the prompts that " +
-                        "have it, with a 95% interval over those prompts, and the samples checked.",
+                        "Share of the evaluation samples that follow the constraint, averaged over the prompts that "
+                        + "have it, with a 95% interval over those prompts, and the samples checked.",
                     header: ["constraint"] + lasts.map(\.0),
                     rows: kinds.sorted().map { k in
                         [k]
@@ -178,8 +178,8 @@ public enum LoopReport {
 
     public static func markdown(_ s: LoopSummary, title: String) -> String {
         var out =
-            "# \(title)\n\n\(s.order.count) chains × \(s.iterations) iterations; \(s.stagesDone) of \(s.stages) " +
-            "stages done.\n"
+            "# \(title)\n\n\(s.order.count) chains × \(s.iterations) iterations; \(s.stagesDone) of \(s.stages) "
+            + "stages done.\n"
         for t in tables(s) { out += MarkdownReport.table(t) }
         return out
     }
@@ -202,9 +202,9 @@ public enum LoopReport {
         }
         var body = "<h1>\(HTML.escape(title))</h1>"
         body +=
-            "<p class=\"lead\">\(s.order.count) chains × \(s.iterations) iterations; \(s.stagesDone) of \(s.stages) " +
-            "stages done. Iteration 0 is the starting policy. Bands are 95% bootstrap intervals over held-out " +
-            "prompts.</p>"
+            "<p class=\"lead\">\(s.order.count) chains × \(s.iterations) iterations; \(s.stagesDone) of \(s.stages) "
+            + "stages done. Iteration 0 is the starting policy. Bands are 95% bootstrap intervals over held-out "
+            + "prompts.</p>"
         body += "<section class=\"charts\">"
         body += SVGChart.lines(
             series { triple($0.evalMeanReward, $0.evalMeanRewardCI) }, title: "Held-out mean reward of the policy",
@@ -232,8 +232,8 @@ public enum LoopReport {
         for t in tables(s) { body += HTMLReport.table(t) }
         if !links.isEmpty {
             body +=
-                "<h2>Runs</h2><p class=\"note\">Each iteration's sampled trees and its evaluation beside the " +
-                "starting policy's, in the item browser.</p><ul>"
+                "<h2>Runs</h2><p class=\"note\">Each iteration's sampled trees and its evaluation beside the "
+                + "starting policy's, in the item browser.</p><ul>"
             var groups: [String: [Link]] = [:]
             for l in links { groups["\(l.chain)|\(l.iteration)", default: []].append(l) }
             for key in groups.keys.sorted(by: { a, b in

@@ -51,9 +51,9 @@ extension Evaluation {
             ReportTable(
                 title: "Win rates of each strategy's best answer against the baseline",
                 note:
-                    "By reward: higher wins, equal ties (½); and the mean paired difference of the best rewards. By " +
-                    "judge: asked in both orders; disagreeing orders count as a tie. Length-controlled: the judge's " +
-                    "win rate at equal length (logistic regression on the length difference).",
+                    "By reward: higher wins, equal ties (½); and the mean paired difference of the best rewards. By "
+                    + "judge: asked in both orders; disagreeing orders count as a tie. Length-controlled: the judge's "
+                    + "win rate at equal length (logistic regression on the length difference).",
                 header: [
                     "A", "B", "prompts", "by reward", "best reward A − B", "by judge", "judge orders disagree",
                     "judge, length-controlled", "words A", "words B",
@@ -98,9 +98,9 @@ extension Evaluation {
                 ReportTable(
                     title: "Agreement of the reward with the constraints",
                     note:
-                        "Over pairs of responses to the same prompt whose graded rubric scores differ: how often " +
-                        "each part of the reward orders them the same way (a tie counts ½). The rubric part agrees " +
-                        "fully by construction; a judge near 50% orders them no better than chance.",
+                        "Over pairs of responses to the same prompt whose graded rubric scores differ: how often "
+                        + "each part of the reward orders them the same way (a tie counts ½). The rubric part agrees "
+                        + "fully by construction; a judge near 50% orders them no better than chance.",
                     header: ["part"] + strategies.map(\.label),
                     rows: parts.map { p in
                         [p]
@@ -117,9 +117,9 @@ extension Evaluation {
                 ReportTable(
                     title: "Refinement success",
                     note:
-                        "Refinements against the response they refine (their draft): the share scoring strictly " +
-                        "higher, and the mean reward change, overall and by layer, feedback source and preference " +
-                        "category, with 95% bootstrap intervals over prompts.",
+                        "Refinements against the response they refine (their draft): the share scoring strictly "
+                        + "higher, and the mean reward change, overall and by layer, feedback source and preference "
+                        + "category, with 95% bootstrap intervals over prompts.",
                     header: ["strategy", "refinements of", "count", "prompts", "beat their draft", "reward change"],
                     rows: refined.flatMap { s in
                         s.refinement!.rows.map { g in

@@ -348,8 +348,8 @@ struct JinjaParser {
         default:
             throw JinjaError(
                 message:
-                    "the statement {% \(keyword) %} is not in the Jinja subset prs renders (if, for, set, macro, " +
-                    "break, continue, generation)",
+                    "the statement {% \(keyword) %} is not in the Jinja subset prs renders (if, for, set, macro, "
+                    + "break, continue, generation)",
                 line: pos.line, column: pos.column)
         }
     }
