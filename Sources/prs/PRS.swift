@@ -84,11 +84,11 @@ struct PRS: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let error where CLIFailure.from(error) != nil {
-            let failure = CLIFailure.from(error)!
-            FileHandle.standardError.write(Data("prs: \(failure.description)\n".utf8))
-            Foundation.exit(failure.code)
         } catch {
+            if let failure = CLIFailure.from(error) {
+                FileHandle.standardError.write(Data("prs: \(failure.description)\n".utf8))
+                Foundation.exit(failure.code)
+            }
             let code = exitCode(for: error)
             if code == .success {
                 print(fullMessage(for: error))
