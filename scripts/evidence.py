@@ -3,7 +3,7 @@
 (OUT/nN/report.json, one per budget N) and, with --loop DIR, a prs loop directory's summary.json.
 Every figure is read from those files; nothing is typed in by hand.
 
-  python3 scripts/evidence.py runs/evidence [--loop runs/loop-refiner] > docs/evidence.md
+  python3 scripts/evidence.py runs/evidence [--loop runs/loop-refiner [runs/loop-refiner-peers]] > docs/evidence.md
 """
 import argparse, glob, json, os, re
 
@@ -196,10 +196,35 @@ def claims_section(runs, loop):
     return lines
 
 
-def loop_section(loop):
-    summary = json.load(open(os.path.join(loop, "summary.json")))
+def load_loops(dirs):
+    """One summary from one or more loop directories run with the same sizes, seed and prompts
+    (e.g. examples/loop-refiner.yaml and examples/loop-refiner-peers.yaml): their chains side by
+    side, the starting policy's evaluation from the first, and a sentence on whether each
+    directory's own starting-policy evaluation agrees with it."""
+    merged, notes = None, []
+    for d in dirs:
+        s = json.load(open(os.path.join(d, "summary.json")))
+        if merged is None:
+            merged = {"order": list(s["order"]), "chains": dict(s["chains"])}
+            base = next((e for c in s["order"] for e in s["chains"][c] if e["iteration"] == 0), None)
+            continue
+        other = next((e for c in s["order"] for e in s["chains"][c] if e["iteration"] == 0), None)
+        if base and other and base.get("eval_mean_reward") is not None and other.get("eval_mean_reward") is not None:
+            d0 = other["eval_mean_reward"] - base["eval_mean_reward"]
+            notes.append(f"`{d}` evaluated the same starting policy on its own: {other['eval_mean_reward']:.3f} "
+                         f"against {base['eval_mean_reward']:.3f} in `{dirs[0]}` (difference {d0:+.3f}).")
+        for c in s["order"]:
+            if c in merged["chains"]:
+                raise SystemExit(f"{d}: chain {c} is also in an earlier loop directory")
+            merged["order"].append(c)
+            merged["chains"][c] = s["chains"][c]
+    merged["dirs"], merged["notes"] = list(dirs), notes
+    return merged
+
+
+def loop_section(summary):
     lines = ["## The loop (claim 2: iterations keep improving with PRS)", "",
-             f"`{loop}`: per chain and iteration, the held-out mean reward of the policy's own samples with its 95% interval, "
+             f"{', '.join(f'`{d}`' for d in summary['dirs'])}: per chain and iteration, the held-out mean reward of the policy's own samples with its 95% interval, "
              "its gain over iteration 0 (paired), the refinement success of the iteration's sampled trees, and the "
              "refinement examples it trained on.", ""]
     rows = []
@@ -215,6 +240,7 @@ def loop_section(loop):
             r = e.get("refinement_success")
             rows.append([chain_name, str(e["iteration"]), held, gain, rate(r) if r else "—", str(e.get("refine_examples", "—"))])
     lines += [table(["chain", "iteration", "held-out reward", "gain vs iteration 0", "refinements beating draft", "refine examples"], rows), ""]
+    lines += list(summary["notes"]) + ([""] if summary["notes"] else [])
     rows = []
     for i, chain in enumerate(summary["order"]):
         for e in summary["chains"][chain]:
@@ -232,9 +258,8 @@ def loop_section(loop):
     return lines
 
 
-def loop_claims(loop):
+def loop_claims(summary):
     """The issue's three claims about the trained refiner, stated from a loop's summary."""
-    summary = json.load(open(os.path.join(loop, "summary.json")))
     searched = [(chain, e) for chain in summary["order"] for e in summary["chains"][chain] if (e.get("eval") or {}).get("search")]
     lines = ["## The trained refiner: the three claims, and what prs measured", ""]
     base = next((e for c, e in searched if e["iteration"] == 0), None)
@@ -272,17 +297,21 @@ def loop_claims(loop):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", nargs="?", help="scripts/evidence.sh's output directory")
-    ap.add_argument("--loop", help="a prs loop directory to include")
-    ap.add_argument("--loop-only", metavar="DIR", help="write the loop's write-up alone (docs/evidence-loop.md)")
+    ap.add_argument("--loop", nargs="+", metavar="DIR", help="prs loop directories to include (chains side by side)")
+    ap.add_argument("--loop-only", nargs="+", metavar="DIR",
+                    help="write the loops' write-up alone (docs/evidence-loop.md): one or more loop directories of "
+                         "the same sizes, seed and prompts, their chains side by side")
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--seconds", type=int, help="ignored (the runs' own wall times are stated)")
     args = ap.parse_args()
     if args.loop_only:
         lines = ["# Evidence: the loop with a trained refiner, measured", "",
-                 "Generated by `prs loop --config examples/loop-refiner.yaml --out DIR`, then "
-                 "`scripts/evidence.py --loop-only DIR > docs/evidence-loop.md`; do not edit by hand. "
+                 "Generated by `prs loop --config examples/loop-refiner.yaml --out DIR1` and "
+                 "`prs loop --config examples/loop-refiner-peers.yaml --out DIR2` (the same sizes, seed and prompts), then "
+                 "`scripts/evidence.py --loop-only DIR1 DIR2 > docs/evidence-loop.md`; do not edit by hand. "
                  "The budget comparisons are in `docs/evidence.md`.", ""]
-        print("\n".join(lines + loop_claims(args.loop_only) + loop_section(args.loop_only)))
+        summary = load_loops(args.loop_only)
+        print("\n".join(lines + loop_claims(summary) + loop_section(summary)))
         return
     if not args.out:
         ap.error("give scripts/evidence.sh's output directory, or --loop-only DIR")
@@ -297,7 +326,7 @@ def main():
     lines += ["", f"Sampling took {sampled / 60:.0f} minutes on this machine ({per_budget})."]
     lines += [""] + claims_section(runs, args.loop) + budget_section(runs, args)
     if args.loop:
-        lines += loop_section(args.loop)
+        lines += loop_section(load_loops(args.loop))
     print("\n".join(lines))
 
 

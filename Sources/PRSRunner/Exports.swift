@@ -34,6 +34,10 @@ public enum Exports {
         public var refinePairs = RefinePairs.improving
         /// Synthetic pairs: the least reward gap between the draft and the refinement.
         public var syntheticMargin = RefinePairs.defaultMargin
+        /// Synthetic pairs: the verifier's critique of the draft, or the policy's own feedback.
+        public var syntheticFeedback = SyntheticFeedback.verifier
+        /// Concurrent feedback generations (`syntheticFeedback == .policy`).
+        public var concurrency = 8
         public init() {}
     }
 
@@ -50,11 +54,20 @@ public enum Exports {
         var content: String
     }
 
+    /// The seed step of a draft's feedback generated for a synthetic pair (apart from the tree's own steps).
+    public static let syntheticFeedbackStep = 1 << 20
+
+    /// The records of `format` from `trees`. `feedback` writes the policy's own feedback on the
+    /// drafts of synthetic pairs whose tree never critiqued them (`options.syntheticFeedback ==
+    /// .policy`); it is required then, and unused otherwise.
     public static func export(
-        _ format: Format, trees: [Tree], items: [String: PromptItem], options: Options
-    ) throws -> Report {
+        _ format: Format, trees: [Tree], items: [String: PromptItem], options: Options,
+        feedback source: (any FeedbackSource)? = nil
+    ) async throws -> Report {
         var report = Report(data: Data())
         var records: [any Encodable] = []
+        // Synthetic pairs waiting for the policy's feedback on their draft: record index and prompt.
+        var pending: [(index: Int, item: PromptItem)] = []
         for tree in trees {
             guard let item = items[tree.id] else {
                 report.skip("no prompt stored for the tree")
@@ -155,16 +168,21 @@ public enum Exports {
                     }
                 }
                 if options.refinePairs != .improving {
-                    switch syntheticPair(tree, item: item, margin: options.syntheticMargin) {
+                    switch syntheticPair(
+                        tree, item: item, margin: options.syntheticMargin, feedback: options.syntheticFeedback)
+                    {
                     case .success(let pair):
                         // Both kinds asked for: a pair the tree already made by refining is not repeated.
                         if !made.contains(where: { $0.draft == pair.draft.text && $0.improved == pair.better.text }) {
+                            if options.syntheticFeedback == .policy && pair.feedback == nil {
+                                pending.append((records.count + made.count, item))
+                            }
                             made.append(
                                 Refine(
                                     id: tree.id, prompt: item.prompt, preference: item.preference?.text ?? "",
                                     draft: pair.draft.text, feedback: pair.feedback, improved: pair.better.text,
                                     draftReward: pair.draft.reward!, improvedReward: pair.better.reward!,
-                                    pairing: "synthetic"))
+                                    pairing: "synthetic", feedbackSource: pair.source))
                         }
                     case .failure(let why):
                         if made.isEmpty {
@@ -187,6 +205,19 @@ public enum Exports {
                     Alpaca(instruction: item.prompt, output: best.text, generator: options.generator, id: tree.id))
             }
         }
+        if !pending.isEmpty {
+            guard let source else {
+                throw RunError("synthetic pairs with the policy's feedback need the policy to write it")
+            }
+            let texts = try await generateFeedback(
+                pending.map { (records[$0.index] as! Refine, $0.item) }, source: source, options: options)
+            for (p, text) in zip(pending, texts) {
+                var r = records[p.index] as! Refine
+                r.feedback = text
+                r.feedbackSource = source.name
+                records[p.index] = r
+            }
+        }
         report.written = records.count
         if format == .alpacaEval {
             report.data = try RunFiles.prettyJSON(records.map(AnyEncodable.init))
@@ -194,6 +225,32 @@ public enum Exports {
             report.data = try RunFiles.jsonLines(records.map(AnyEncodable.init))
         }
         return report
+    }
+
+    /// The policy's feedback on each pair's draft, in order: generated concurrently, each seeded by
+    /// the export's seed and its prompt, so a rerun writes the same text.
+    static func generateFeedback(
+        _ pairs: [(Refine, PromptItem)], source: any FeedbackSource, options: Options
+    ) async throws -> [String] {
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            var out = [String](repeating: "", count: pairs.count)
+            var next = 0
+            func add() {
+                let i = next
+                let (pair, item) = pairs[i]
+                group.addTask {
+                    let seed = Seeds.base(run: options.seed, item: item.id, step: syntheticFeedbackStep)
+                    return (i, try await source.feedback(on: pair.draft, for: item, seed: seed).0.text)
+                }
+                next += 1
+            }
+            while next < min(max(options.concurrency, 1), pairs.count) { add() }
+            while let (i, text) = try await group.next() {
+                out[i] = text
+                if next < pairs.count { add() }
+            }
+            return out
+        }
     }
 
     /// Scored responses, best first, distinct texts only (ties: earlier first).
@@ -228,9 +285,11 @@ public enum Exports {
     /// constraints, the draft must fail one the refinement follows (so the pair teaches fixing
     /// something checkable), and the feedback is the verifier's critique of the draft; without
     /// constraints it is the policy's own feedback on that draft when the tree has one, else none.
+    /// With `.policy` feedback it is the tree's feedback on the draft when there is one, else nil
+    /// (for the caller to generate).
     static func syntheticPair(
-        _ tree: Tree, item: PromptItem, margin: Double
-    ) -> Result<(draft: Node, feedback: String?, better: Node), Skip> {
+        _ tree: Tree, item: PromptItem, margin: Double, feedback choice: SyntheticFeedback = .verifier
+    ) -> Result<(draft: Node, feedback: String?, source: String?, better: Node), Skip> {
         let ranked = ranked(tree)
         guard let better = ranked.first, ranked.count >= 2 else {
             return .failure(Skip(reason: "fewer than two scored distinct responses"))
@@ -250,11 +309,14 @@ public enum Exports {
         guard let draft = candidates.last else {
             return .failure(Skip(reason: "no response below the margin fails a constraint the best follows"))
         }
-        let feedback =
-            constraints.isEmpty
-            ? tree.nodes.first { $0.kind == .feedback && $0.parentID == draft.id }?.text
-            : VerifierFeedback.text(on: draft.text, for: item)
-        return .success((draft, feedback, better))
+        if choice == .verifier && !constraints.isEmpty {
+            return .success((draft, VerifierFeedback.text(on: draft.text, for: item), "verifier", better))
+        }
+        // The tree's critique of the draft; for `.policy`, only one the policy wrote itself.
+        let own = tree.nodes.first {
+            $0.kind == .feedback && $0.parentID == draft.id && (choice == .verifier || ($0.source ?? "self") == "self")
+        }
+        return .success((draft, own?.text, own.map { $0.source ?? "self" }, better))
     }
 
     struct SFT: Encodable {
@@ -291,9 +353,11 @@ public enum Exports {
         var improvedReward: Double
         /// `improving` (a refinement the tree made) or `synthetic` (two of its responses paired).
         var pairing: String
+        /// Who wrote the feedback: `verifier`, `self` or `model:…` (the tree's or generated for the pair).
+        var feedbackSource: String?
         enum CodingKeys: String, CodingKey {
             case id, prompt, preference, draft, feedback, improved, pairing
-            case draftReward = "draft_reward", improvedReward = "improved_reward"
+            case draftReward = "draft_reward", improvedReward = "improved_reward", feedbackSource = "feedback_source"
         }
     }
     struct Alpaca: Encodable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PRSCore
 import PRSRunner
 import PRSStore
@@ -13,7 +14,8 @@ struct Export: AsyncParsableCommand {
             lists, with score_chosen/score_rejected). refine: improving pairs (prompt, preference, draft, \
             feedback, improved answer); with --pairing synthetic, each prompt's best answer as the \
             refinement of its lowest answer at least --synthetic-margin below it (with constraints, one \
-            the draft fails and the best follows; feedback: the verifier's critique of the draft), or \
+            the draft fails and the best follows; feedback: the verifier's critique of the draft, or with \
+            --synthetic-feedback policy the policy's own, generated for drafts PRS never critiqued), or \
             improving+synthetic for both. alpaca-eval: a JSON array of {"instruction","output","generator"}. \
             trees: every node, one tree a line.
 
@@ -37,6 +39,17 @@ struct Export: AsyncParsableCommand {
         name: .customLong("synthetic-margin"),
         help: "refine --pairing synthetic: least reward gap between draft and refinement (default 0.1).")
     var syntheticMargin = RefinePairs.defaultMargin
+    @Option(
+        name: .customLong("synthetic-feedback"),
+        help: """
+            refine --pairing synthetic: the draft's feedback, verifier (the critiques of the constraints it \
+            fails; default) or policy (the policy's own, from the tree or generated with --policy).
+            """)
+    var syntheticFeedback = SyntheticFeedback.verifier.rawValue
+    @Option(
+        help: "--synthetic-feedback policy: the policy that writes it (default: the run's own policy, as it recorded it).")
+    var policy: String?
+    @Option(help: "--synthetic-feedback policy: concurrent feedback generations (default 8).") var concurrency = 8
     @Option(
         name: .customLong("min-margin"),
         help: "dpo: least reward gap between chosen and rejected (default 0, strictly better).") var minMargin = 0.0
@@ -63,6 +76,10 @@ struct Export: AsyncParsableCommand {
                 }
             }
         }
+        guard SyntheticFeedback(rawValue: syntheticFeedback) != nil else {
+            throw ValidationError("--synthetic-feedback \(syntheticFeedback): expected verifier or policy")
+        }
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard syntheticMargin > 0 else { throw ValidationError("--synthetic-margin must be above 0") }
         guard Exports.PromptForm(rawValue: prompt) != nil else {
             throw ValidationError("--prompt \(prompt): expected conditioned or plain")
@@ -89,9 +106,13 @@ struct Export: AsyncParsableCommand {
         options.seed = seed
         options.prompt = Exports.PromptForm(rawValue: prompt)!
         options.generator = generator ?? "prs-\(strategy)"
-        let report = try Exports.export(
+        options.syntheticFeedback = SyntheticFeedback(rawValue: syntheticFeedback)!
+        options.concurrency = concurrency
+        let writer = try feedbackWriter(options, info: info)
+        let report = try await Exports.export(
             Exports.Format(rawValue: format)!, trees: trees,
-            items: Dictionary(uniqueKeysWithValues: stored.map { ($0.item.id, $0.item) }), options: options)
+            items: Dictionary(uniqueKeysWithValues: stored.map { ($0.item.id, $0.item) }), options: options,
+            feedback: writer)
         do { try RunFiles.write(report.data, to: URL(fileURLWithPath: out), what: "the export") } catch let e
             as RunError
         {
@@ -104,6 +125,28 @@ struct Export: AsyncParsableCommand {
             lines.append("not exported: \(unfinished) prompts without a finished tree (see prs inspect \(run))")
         }
         print(lines.joined(separator: "\n"))
+    }
+
+    /// The policy writing synthetic drafts' feedback (`--synthetic-feedback policy`), with the
+    /// run's sampling parameters: `--policy`, else the policy the run recorded.
+    func feedbackWriter(_ options: Exports.Options, info: RunInfo) throws -> (any FeedbackSource)? {
+        guard format == "refine", options.refinePairs != .improving, options.syntheticFeedback == .policy else {
+            return nil
+        }
+        let settings = try info.run()
+        let text = policy ?? settings.policy
+        let spec: PolicySpec
+        do { spec = try PolicySpec.parse(text) } catch {
+            throw CLIFailure.badInput("\(policy == nil ? "the run's recorded policy" : "--policy"): \(error)")
+        }
+        var backend = BackendOptions()
+        backend.concurrency = concurrency
+        var parameters = settings.sampling
+        parameters.logprobs = nil
+        parameters.topLogprobs = nil
+        return GeneratorFeedback(
+            generator: try Backends.generator(spec, options: backend, logger: Logger(label: "prs.export")),
+            templates: PromptTemplates.standard, parameters: parameters)
     }
 }
 

@@ -49,6 +49,7 @@ struct LoopConfig {
             "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine))"
                 + (select.refinePairs == .improving
                     ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
+                + (select.syntheticFeedback == .verifier ? "" : " synthetic_feedback=\(select.syntheticFeedback.rawValue)")
                 + " dpo=\(select.dpo) min_margin=\(select.minMargin)",
             "train.init": initFrom.rawValue,
             "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))"
@@ -182,6 +183,12 @@ struct LoopConfig {
             if let m = try s.double("synthetic_margin") {
                 guard m > 0 else { throw s.problem("synthetic_margin", "\(m): it must be above 0") }
                 config.select.syntheticMargin = m
+            }
+            if let v = try s.string("synthetic_feedback") {
+                guard let f = SyntheticFeedback(rawValue: v) else {
+                    throw s.problem("synthetic_feedback", "\"\(v)\": expected verifier or policy")
+                }
+                config.select.syntheticFeedback = f
             }
             if let v = try s.string("dpo") {
                 guard v == "none" || v == "best-worst" else {

@@ -379,6 +379,9 @@ import Testing
             "4: select.refine: \"made-up\": expected improving, synthetic, improving+synthetic or none")
         try check("select:\n  synthetic_margin: 0\n", "4: select.synthetic_margin: 0.0: it must be above 0")
         try check(
+            "select:\n  synthetic_feedback: critic\n",
+            "4: select.synthetic_feedback: \"critic\": expected verifier or policy")
+        try check(
             "strategies: [prs/synthetic, prand]\nevaluate:\n  search: 8\n  search_chains: [rand]\n",
             "6: evaluate.search_chains: \"rand\" is not one of the loop's strategies (prs-synthetic, prand)")
         #expect(

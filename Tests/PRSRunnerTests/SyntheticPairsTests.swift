@@ -30,7 +30,7 @@ import Testing
         }
     }
 
-    @Test func pairsTheBestWithTheLowestAnswerTheMarginBelowIt() throws {
+    @Test func pairsTheBestWithTheLowestAnswerTheMarginBelowIt() async throws {
         let plain = PromptItem(id: "p", instruction: "Why rain?", preference: Preference(text: "short"))
         let tree = Tree(
             id: "p", strategy: "rand",
@@ -42,7 +42,7 @@ import Testing
         var options = Exports.Options()
         options.refinePairs = .synthetic
         options.syntheticMargin = 0.3
-        let report = try Exports.export(.refine, trees: [tree], items: ["p": plain], options: options)
+        let report = try await Exports.export(.refine, trees: [tree], items: ["p": plain], options: options)
         let row = try #require(try rows(report.data).first)
         #expect(report.written == 1)
         #expect(row["id"] as? String == "p" && row["pairing"] as? String == "synthetic")
@@ -52,11 +52,11 @@ import Testing
         #expect(row["feedback"] as? String == "Try saying why clouds form.")
         // No answer 0.45 below the best: skipped, with the reason.
         options.syntheticMargin = 0.75
-        let none = try Exports.export(.refine, trees: [tree], items: ["p": plain], options: options)
+        let none = try await Exports.export(.refine, trees: [tree], items: ["p": plain], options: options)
         #expect(none.written == 0 && none.skipped == ["no response below the best by the synthetic margin": 1])
     }
 
-    @Test func withConstraintsTheDraftFailsOneTheRefinementFollows() throws {
+    @Test func withConstraintsTheDraftFailsOneTheRefinementFollows() async throws {
         let item = PromptItem(
             id: "m", instruction: "Why tides?",
             preference: Preference(text: "name the moon", constraints: Self.constraints))
@@ -70,7 +70,7 @@ import Testing
         var options = Exports.Options()
         options.refinePairs = .synthetic
         let row = try #require(
-            try rows(try Exports.export(.refine, trees: [tree], items: ["m": item], options: options).data).first)
+            try rows(try await Exports.export(.refine, trees: [tree], items: ["m": item], options: options).data).first)
         #expect(
             row["draft"] as? String == "Gravity, mostly." && row["improved"] as? String == "The moon pulls the sea.")
         let draftFollows = Rubric.check(row["draft"] as! String, against: Self.constraints).map(\.follow)
@@ -83,13 +83,13 @@ import Testing
         let alike = Tree(
             id: "m", strategy: "prs",
             nodes: [node(0, "The moon pulls the sea.", reward: 0.9), node(1, "The moon.", reward: 0.1)])
-        let skipped = try Exports.export(.refine, trees: [alike], items: ["m": item], options: options)
+        let skipped = try await Exports.export(.refine, trees: [alike], items: ["m": item], options: options)
         #expect(
             skipped.written == 0
                 && skipped.skipped == ["no response below the margin fails a constraint the best follows": 1])
     }
 
-    @Test func bothKindsTogetherDoNotRepeatAPair() throws {
+    @Test func bothKindsTogetherDoNotRepeatAPair() async throws {
         let item = PromptItem(id: "r", instruction: "Why rain?", preference: Preference(text: "short"))
         // The tree's own improving refinement already pairs the lowest draft with the best answer.
         let tree = Tree(
@@ -105,11 +105,11 @@ import Testing
             ])
         var options = Exports.Options()
         options.refinePairs = .both
-        let made = try rows(try Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data)
+        let made = try rows(try await Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data)
         #expect(made.map { $0["pairing"] as? String } == ["improving"])
         options.refinePairs = .improving
         #expect(
-            try rows(try Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data).count == 1)
+            try rows(try await Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data).count == 1)
     }
 
     /// The loop's select stage with `refine: synthetic` on a Rand chain: refinement examples from
@@ -176,6 +176,101 @@ import Testing
         let file = LoopRunner.dataFiles(dir, chain: "prs", iteration: 1).refine
         if let data = try? Data(contentsOf: file) {
             #expect(try rows(data).allSatisfy { $0["pairing"] as? String == "improving" })
+        }
+    }
+
+    /// Records what it was asked and answers with the draft's text and the seed.
+    final class RecordingFeedback: FeedbackSource, @unchecked Sendable {
+        let name = "self"
+        private let lock = NSLock()
+        private(set) var asked: [(draft: String, item: String, seed: UInt64)] = []
+        func feedback(on draft: String, for item: PromptItem, seed: UInt64) async throws -> (
+            Generation, SamplingParameters
+        ) {
+            lock.withLock { asked.append((draft, item.id, seed)) }
+            return (
+                Generation(text: "Fix \"\(draft)\".", finishReason: .stop, usage: .zero, seed: seed, latencyMs: 0),
+                SamplingParameters()
+            )
+        }
+    }
+
+    /// `--synthetic-feedback policy`: the policy's own feedback on the draft. Generated (seeded by
+    /// the export's seed and the prompt) when the tree never critiqued that draft, taken from the
+    /// tree when it did; with constraints too, in place of the verifier's sentences.
+    @Test func policyFeedbackIsGeneratedForDraftsTheTreeNeverCritiqued() async throws {
+        let plain = PromptItem(id: "p", instruction: "Why rain?", preference: Preference(text: "short"))
+        let moon = PromptItem(
+            id: "m", instruction: "Why tides?",
+            preference: Preference(text: "name the moon", constraints: Self.constraints))
+        let critiqued = PromptItem(id: "c", instruction: "Why snow?", preference: Preference(text: "short"))
+        let trees = [
+            Tree(id: "p", strategy: "rand", nodes: [node(0, "Because.", reward: 0.1), node(1, "Clouds cool.", reward: 0.8)]),
+            Tree(
+                id: "m", strategy: "rand",
+                nodes: [node(0, "Gravity, mostly.", reward: 0.2), node(1, "The moon pulls the sea.", reward: 0.9)]),
+            Tree(
+                id: "c", strategy: "prs",
+                nodes: [
+                    node(0, "Cold.", reward: 0.1), node(1, "Frozen vapour falls.", reward: 0.9),
+                    node(2, "Say what freezes.", reward: nil, kind: .feedback, parent: 0, layer: 1),
+                ]),
+        ]
+        let items = ["p": plain, "m": moon, "c": critiqued]
+        var options = Exports.Options()
+        options.refinePairs = .synthetic
+        options.syntheticFeedback = .policy
+        options.seed = 7
+        let writer = RecordingFeedback()
+        let made = try rows(
+            try await Exports.export(.refine, trees: trees, items: items, options: options, feedback: writer).data)
+        let byID = Dictionary(uniqueKeysWithValues: made.map { ($0["id"] as! String, $0) })
+        #expect(made.count == 3)
+        #expect(byID["p"]?["feedback"] as? String == "Fix \"Because.\"." && byID["p"]?["feedback_source"] as? String == "self")
+        #expect(byID["m"]?["feedback"] as? String == "Fix \"Gravity, mostly.\".", "the policy's, not the verifier's")
+        #expect(byID["c"]?["feedback"] as? String == "Say what freezes.", "the tree's own critique of that draft")
+        // Only the two drafts without a critique were sent, each seeded by the export's seed and its prompt.
+        let asked = writer.asked.sorted { $0.item < $1.item }
+        #expect(asked.map(\.item) == ["m", "p"] && asked.map(\.draft) == ["Gravity, mostly.", "Because."])
+        #expect(asked.allSatisfy { $0.seed == Seeds.base(run: 7, item: $0.item, step: Exports.syntheticFeedbackStep) })
+        // The default stays the verifier's sentences (with constraints) and asks no policy.
+        options.syntheticFeedback = .verifier
+        let verifier = try rows(
+            try await Exports.export(.refine, trees: trees, items: items, options: options, feedback: writer).data)
+        #expect(verifier.first { $0["id"] as? String == "m" }?["feedback_source"] as? String == "verifier")
+        #expect(verifier.first { $0["id"] as? String == "p" }?["feedback"] == nil && writer.asked.count == 2)
+        // Asked for the policy's feedback without a policy: refused, nothing half-written.
+        options.syntheticFeedback = .policy
+        await #expect(throws: RunError.self) {
+            _ = try await Exports.export(.refine, trees: trees, items: items, options: options)
+        }
+    }
+
+    /// The loop's `select.synthetic_feedback: policy`: every synthetic pair of a Rand chain (whose
+    /// trees hold no critique) carries feedback written by π(k−1), the policy that sampled the trees.
+    @Test func theLoopsPolicyWritesTheFeedbackOfItsSyntheticPairs() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("prs-synthetic-fb-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var settings = LoopSettings(
+            chains: [.init(label: "rand", strategy: try StrategyConfig(kind: .rand, budget: 4))], iterations: 2)
+        settings.select.refine = true
+        settings.select.refinePairs = .synthetic
+        settings.select.syntheticMargin = 0.05
+        settings.select.syntheticFeedback = .policy
+        settings.evaluate.samples = 1
+        let runner = LoopRunner(
+            settings: settings, trainPrompts: LoopRunnerTests.items("t", 6), evalPrompts: LoopRunnerTests.items("e", 2),
+            basePolicy: LoopRunnerTests.base, makePolicy: { LoopRunnerTests.generator($0) },
+            reward: LoopRunnerTests.reward, feedback: nil, trainer: ScriptedTrainer(), concurrency: 2,
+            logger: Logger(label: "test"))
+        _ = try await runner.run(directory: dir, store: try LoopStore.open(directory: dir))
+        for (k, writer) in [(1, "base seed"), (2, "base+rand1 seed")] {
+            let made = try rows(try Data(contentsOf: LoopRunner.dataFiles(dir, chain: "rand", iteration: k).refine))
+            #expect(!made.isEmpty, "iteration \(k)")
+            for row in made {
+                let feedback = try #require(row["feedback"] as? String, "iteration \(k): \(row)")
+                #expect(feedback.hasPrefix(writer) && row["feedback_source"] as? String == "self", "\(k): \(feedback)")
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ import Testing
             usage: TokenUsage(), latencyMs: 0, finishReason: .stop)
     }
 
-    @Test func verifiedPairsGoByTheConstraintsNotTheReward() throws {
+    @Test func verifiedPairsGoByTheConstraintsNotTheReward() async throws {
         let item = PromptItem(
             id: "a", instruction: "Why tides?",
             preference: Preference(text: "short, name the moon", category: "concise", constraints: Self.constraints))
@@ -40,7 +40,7 @@ import Testing
             nodes: [node(0, "Clouds get heavy.", reward: 0.2), node(1, "Water falls down.", reward: 0.8)])
         var options = Exports.Options()
         options.pairing = .verified
-        let report = try Exports.export(.dpo, trees: [a, b], items: ["a": item, "b": same], options: options)
+        let report = try await Exports.export(.dpo, trees: [a, b], items: ["a": item, "b": same], options: options)
         #expect(report.written == 1)
         #expect(report.skipped == ["no response follows more constraints than another": 1])
         let row = try #require(

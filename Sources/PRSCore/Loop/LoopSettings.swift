@@ -31,6 +31,8 @@ public struct LoopSettings: Sendable, Hashable {
         public var refinePairs = RefinePairs.improving
         /// Synthetic pairs: the least reward gap between draft and refinement.
         public var syntheticMargin = RefinePairs.defaultMargin
+        /// Synthetic pairs: where the feedback on the draft comes from.
+        public var syntheticFeedback = SyntheticFeedback.verifier
         /// Best-vs-worst preference pairs at least `minMargin` apart.
         public var dpo = false
         public var minMargin = 0.0
@@ -130,4 +132,14 @@ public enum RefinePairs: String, Sendable, Hashable, CaseIterable {
     case both = "improving+synthetic"
     /// The least reward gap of a synthetic pair, on rewards in [0, 1].
     public static let defaultMargin = 0.1
+}
+
+/// Where a synthetic pair's feedback on its draft comes from.
+public enum SyntheticFeedback: String, Sendable, Hashable, CaseIterable {
+    /// With constraints, the verifier's critique of the draft (the sentences of the constraints it
+    /// fails); without, the policy's feedback on that draft if its tree holds one, else none.
+    case verifier
+    /// The policy's own feedback on the draft: the tree's when PRS critiqued that draft, else
+    /// generated for it with the feedback template by the policy that sampled the tree.
+    case policy
 }

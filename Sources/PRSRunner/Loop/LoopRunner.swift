@@ -188,7 +188,7 @@ public struct LoopRunner: Sendable {
         encoder.outputFormatting = .sortedKeys
         switch key.stage {
         case .sample: return try encoder.encode(try await sample(key, root: root, store: store, report: report))
-        case .select: return try encoder.encode(try select(key, root: root))
+        case .select: return try encoder.encode(try await select(key, root: root, store: store))
         case .train: return try encoder.encode(try await train(key, root: root, store: store, report: report))
         case .evaluate: return try encoder.encode(try await evaluate(key, root: root, store: store, report: report))
         }
@@ -273,7 +273,7 @@ public struct LoopRunner: Sendable {
         )
     }
 
-    func select(_ key: StageKey, root: URL) throws -> SelectResult {
+    func select(_ key: StageKey, root: URL, store loop: LoopStore) async throws -> SelectResult {
         let sampleDir = Self.directory(root, StageKey(chain: key.chain, iteration: key.iteration, stage: .sample))
         let store = try RunStore.read(directory: sampleDir)
         let kind = chain(key.chain).strategy.kind
@@ -288,10 +288,12 @@ public struct LoopRunner: Sendable {
         options.templates = chain(key.chain).strategy.templates
         options.refinePairs = chain(key.chain).refinePairs ?? s.refinePairs
         options.syntheticMargin = s.syntheticMargin
+        options.syntheticFeedback = s.syntheticFeedback
+        options.concurrency = concurrency
         let files = Self.dataFiles(root, chain: key.chain, iteration: key.iteration)
         try FileManager.default.createDirectory(
             at: files.sft.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let sft = try Exports.export(.sft, trees: trees, items: items, options: options)
+        let sft = try await Exports.export(.sft, trees: trees, items: items, options: options)
         try RunFiles.write(sft.data, to: files.sft, what: "the SFT data")
         var result = SelectResult(sft: sft.written, refine: 0, dpo: 0, meanReward: nil, skipped: sft.skipped)
         let rewards = trees.flatMap { t in
@@ -300,14 +302,22 @@ public struct LoopRunner: Sendable {
         }
         result.meanReward = rewards.isEmpty ? nil : rewards.reduce(0, +) / Double(rewards.count)
         if chain(key.chain).refinePairs != nil || s.refines(kind) {
-            let r = try Exports.export(.refine, trees: trees, items: items, options: options)
+            // The policy's own feedback on synthetic drafts its trees never critiqued: π(k−1), which sampled them.
+            var writer: (any FeedbackSource)?
+            if options.refinePairs != .improving && options.syntheticFeedback == .policy {
+                let sampled = try policy(chain: key.chain, iteration: key.iteration - 1, store: loop)
+                writer = GeneratorFeedback(
+                    generator: try makePolicy(sampled.policy), templates: options.templates,
+                    parameters: chain(key.chain).strategy.feedbackSampling)
+            }
+            let r = try await Exports.export(.refine, trees: trees, items: items, options: options, feedback: writer)
             try RunFiles.write(r.data, to: files.refine, what: "the refinement data")
             result.refine = r.written
         } else {
             try? FileManager.default.removeItem(at: files.refine)
         }
         if s.dpo {
-            let r = try Exports.export(.dpo, trees: trees, items: items, options: options)
+            let r = try await Exports.export(.dpo, trees: trees, items: items, options: options)
             try RunFiles.write(r.data, to: files.dpo, what: "the preference data")
             result.dpo = r.written
         } else {
