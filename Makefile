@@ -7,7 +7,7 @@
 SWIFT  ?= swift
 PRS    := .build/release/prs
 
-.PHONY: setup setup-tests setup-bench build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment evidence clean
+.PHONY: setup setup-tests setup-bench build test demo bench-engine bench-run bench-concurrency bench-train bench-serve loop-experiment evidence evidence-loop clean
 
 # What building and running prs need (Debian's SQLite and OpenBLAS headers, the default model).
 setup:
@@ -85,6 +85,15 @@ loop-experiment: build
 	.build/release/prs loop --config examples/loop-experiment.yaml --out runs/loop-experiment
 	.build/release/prs report runs/loop-experiment --out runs/loop-experiment/report.html
 	.build/release/prs report runs/loop-experiment --out runs/loop-experiment/report.md --format md
+
+# The loop with a trained refiner (issue 36): the PRS chain on synthetic pairs and PRand, searched at
+# N = 16 on the held-out prompts, then today's PRS and Rand chains with the same sizes, seed and
+# prompts; docs/evidence-loop.md from both. About three hours on 2 cores; resumable.
+evidence-loop: build
+	.build/release/prs loop --config examples/loop-refiner.yaml --out runs/loop-refiner
+	.build/release/prs loop --config examples/loop-refiner-peers.yaml --out runs/loop-refiner-peers
+	python3 scripts/evidence.py --loop-only runs/loop-refiner runs/loop-refiner-peers > runs/evidence-loop.md
+	cp runs/evidence-loop.md docs/evidence-loop.md
 
 clean:
 	rm -rf .build runs/demo

@@ -176,7 +176,8 @@ def claims_section(runs, loop):
                   "held-out prompts before and after training on synthetic pairs.", ""]
     elif os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "evidence-loop.md")):
         lines += ["2. **Iterations keep improving with PRS.** Measured in a run of its own: `docs/evidence-loop.md` "
-                  "(`prs loop --config examples/loop-refiner.yaml`, then `scripts/evidence.py --loop-only DIR`).", ""]
+                  "(`make evidence-loop`: the trained-refiner and PRand chains of `examples/loop-refiner.yaml` beside the PRS and "
+                  "Rand chains of `examples/loop-refiner-peers.yaml`, then `scripts/evidence.py --loop-only DIR1 DIR2`).", ""]
     else:
         lines += ["2. **Iterations keep improving with PRS.** Not measured in this write-up: the loop with a trained refiner "
                   "(`examples/loop-refiner.yaml`, then `scripts/evidence.py OUT --loop DIR`) has not been run yet.", ""]

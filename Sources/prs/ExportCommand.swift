@@ -47,7 +47,9 @@ struct Export: AsyncParsableCommand {
             """)
     var syntheticFeedback = SyntheticFeedback.verifier.rawValue
     @Option(
-        help: "--synthetic-feedback policy: the policy that writes it (default: the run's own policy, as it recorded it).")
+        help:
+            "--synthetic-feedback policy: the policy that writes it (default: the run's own policy, as it recorded it)."
+    )
     var policy: String?
     @Option(help: "--synthetic-feedback policy: concurrent feedback generations (default 8).") var concurrency = 8
     @Option(

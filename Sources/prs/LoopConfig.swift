@@ -49,7 +49,8 @@ struct LoopConfig {
             "select": "sft=\(select.sft) min_reward=\(s(select.minReward)) refine=\(s(select.refine))"
                 + (select.refinePairs == .improving
                     ? "" : " pairs=\(select.refinePairs.rawValue) margin=\(select.syntheticMargin)")
-                + (select.syntheticFeedback == .verifier ? "" : " synthetic_feedback=\(select.syntheticFeedback.rawValue)")
+                + (select.syntheticFeedback == .verifier
+                    ? "" : " synthetic_feedback=\(select.syntheticFeedback.rawValue)")
                 + " dpo=\(select.dpo) min_margin=\(select.minMargin)",
             "train.init": initFrom.rawValue,
             "evaluate": "samples=\(evaluate.samples) greedy=\(evaluate.greedy) judge=\(s(judge))"

@@ -109,7 +109,8 @@ import Testing
         #expect(made.map { $0["pairing"] as? String } == ["improving"])
         options.refinePairs = .improving
         #expect(
-            try rows(try await Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data).count == 1)
+            try rows(try await Exports.export(.refine, trees: [tree], items: ["r": item], options: options).data).count
+                == 1)
     }
 
     /// The loop's select stage with `refine: synthetic` on a Rand chain: refinement examples from
@@ -205,7 +206,9 @@ import Testing
             preference: Preference(text: "name the moon", constraints: Self.constraints))
         let critiqued = PromptItem(id: "c", instruction: "Why snow?", preference: Preference(text: "short"))
         let trees = [
-            Tree(id: "p", strategy: "rand", nodes: [node(0, "Because.", reward: 0.1), node(1, "Clouds cool.", reward: 0.8)]),
+            Tree(
+                id: "p", strategy: "rand",
+                nodes: [node(0, "Because.", reward: 0.1), node(1, "Clouds cool.", reward: 0.8)]),
             Tree(
                 id: "m", strategy: "rand",
                 nodes: [node(0, "Gravity, mostly.", reward: 0.2), node(1, "The moon pulls the sea.", reward: 0.9)]),
@@ -226,7 +229,9 @@ import Testing
             try await Exports.export(.refine, trees: trees, items: items, options: options, feedback: writer).data)
         let byID = Dictionary(uniqueKeysWithValues: made.map { ($0["id"] as! String, $0) })
         #expect(made.count == 3)
-        #expect(byID["p"]?["feedback"] as? String == "Fix \"Because.\"." && byID["p"]?["feedback_source"] as? String == "self")
+        #expect(
+            byID["p"]?["feedback"] as? String == "Fix \"Because.\"."
+                && byID["p"]?["feedback_source"] as? String == "self")
         #expect(byID["m"]?["feedback"] as? String == "Fix \"Gravity, mostly.\".", "the policy's, not the verifier's")
         #expect(byID["c"]?["feedback"] as? String == "Say what freezes.", "the tree's own critique of that draft")
         // Only the two drafts without a critique were sent, each seeded by the export's seed and its prompt.
