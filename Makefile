@@ -88,7 +88,7 @@ loop-experiment: build
 
 # The loop with a trained refiner (issue 36): the PRS chain on synthetic pairs and PRand, searched at
 # N = 16 on the held-out prompts, then today's PRS and Rand chains with the same sizes, seed and
-# prompts; docs/evidence-loop.md from both. About three hours on 2 cores; resumable.
+# prompts; docs/evidence-loop.md from both. About three and a half hours on 2 cores; resumable.
 evidence-loop: build
 	.build/release/prs loop --config examples/loop-refiner.yaml --out runs/loop-refiner
 	.build/release/prs loop --config examples/loop-refiner-peers.yaml --out runs/loop-refiner-peers
