@@ -296,9 +296,18 @@ def loop_claims(summary):
         def both(r):
             return f"{rate(r)} beating their draft, mean reward change {change(r)}" if r else "—"
         parts = [f"{c} iteration {e['iteration']}: {both(e['eval']['search'].get('refinement'))}" for c, e in after]
+        # The same measure on each iteration's own slice of training prompts, sampled by π(k−1) before any
+        # training on them: every PRS chain's trees, side by side.
+        fresh = []
+        for c in summary["order"]:
+            rs = [e.get("refinement_success") for e in summary["chains"][c] if e["iteration"] > 0]
+            if rs and all(rs):
+                fresh.append(f"{c} " + " → ".join(rate(r) for r in rs))
+        fresh_text = ("" if not fresh else " On each iteration's fresh training prompts (its own slice, sampled by the "
+                      "previous iteration's policy before any training on them, at the loop's budget), the share of refinements beating their draft, iteration 1 → last: " + "; ".join(fresh) + ".")
         lines += [f"1. **Training on synthetic pairs raises refinement success on held-out prompts.** PRS's refinements "
                   f"(self feedback) on the 120 held-out prompts at N={base['eval']['search']['budget']}, 95% intervals over "
-                  f"prompts: base policy {both(b)}; " + "; ".join(parts) + ".", ""]
+                  f"prompts: base policy {both(b)}; " + "; ".join(parts) + "." + fresh_text, ""]
         diffs = [f"{c} iteration {e['iteration']}: {signed(e['eval']['search']['difference'])} "
                  f"({verdict(e['eval']['search']['difference'])})" for c, e in after]
         lines += [f"2. **After that training, PRS is above PRand at N={base['eval']['search']['budget']}.** Paired PRS − "
