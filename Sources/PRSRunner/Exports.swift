@@ -215,6 +215,7 @@ public enum Exports {
                 var r = records[p.index] as! Refine
                 r.feedback = text
                 r.feedbackSource = source.name
+                r.feedbackGenerated = true
                 records[p.index] = r
             }
         }
@@ -355,8 +356,11 @@ public enum Exports {
         var pairing: String
         /// Who wrote the feedback: `verifier`, `self` or `model:…` (the tree's or generated for the pair).
         var feedbackSource: String?
+        /// True when the feedback was generated for this pair by the export, not taken from the tree.
+        var feedbackGenerated: Bool?
         enum CodingKeys: String, CodingKey {
             case id, prompt, preference, draft, feedback, improved, pairing
+            case feedbackGenerated = "feedback_generated"
             case draftReward = "draft_reward", improvedReward = "improved_reward", feedbackSource = "feedback_source"
         }
     }

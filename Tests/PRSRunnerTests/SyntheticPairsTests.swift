@@ -234,6 +234,7 @@ import Testing
                 && byID["p"]?["feedback_source"] as? String == "self")
         #expect(byID["m"]?["feedback"] as? String == "Fix \"Gravity, mostly.\".", "the policy's, not the verifier's")
         #expect(byID["c"]?["feedback"] as? String == "Say what freezes.", "the tree's own critique of that draft")
+        #expect(byID["p"]?["feedback_generated"] as? Bool == true && byID["c"]?["feedback_generated"] == nil)
         // Only the two drafts without a critique were sent, each seeded by the export's seed and its prompt.
         let asked = writer.asked.sorted { $0.item < $1.item }
         #expect(asked.map(\.item) == ["m", "p"] && asked.map(\.draft) == ["Gravity, mostly.", "Because."])
